@@ -1,0 +1,77 @@
+// Operating errors: typed, carrying etcd's gRPC status code and message verbatim. They cross
+// thread boundaries as {code, message} and never crash the server. Programmer errors use assert().
+
+/** gRPC status codes (grpc/codes). */
+export const enum GrpcCode {
+  OK = 0,
+  Canceled = 1,
+  Unknown = 2,
+  InvalidArgument = 3,
+  DeadlineExceeded = 4,
+  NotFound = 5,
+  AlreadyExists = 6,
+  PermissionDenied = 7,
+  ResourceExhausted = 8,
+  FailedPrecondition = 9,
+  Aborted = 10,
+  OutOfRange = 11,
+  Unimplemented = 12,
+  Internal = 13,
+  Unavailable = 14,
+  DataLoss = 15,
+  Unauthenticated = 16,
+}
+
+export class EtcdError extends Error {
+  readonly code: GrpcCode;
+  constructor(code: GrpcCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+  toWire(): { code: number; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+function def(code: GrpcCode, message: string): () => EtcdError {
+  return () => new EtcdError(code, message);
+}
+
+// Messages from etcd's api/v3rpc/rpctypes/error.go (v3.4), verbatim.
+export const Errors = {
+  emptyKey: def(GrpcCode.InvalidArgument, 'etcdserver: key is not provided'),
+  keyNotFound: def(GrpcCode.InvalidArgument, 'etcdserver: key not found'),
+  valueProvided: def(GrpcCode.InvalidArgument, 'etcdserver: value is provided'),
+  leaseProvided: def(GrpcCode.InvalidArgument, 'etcdserver: lease is provided'),
+  tooManyOps: def(GrpcCode.InvalidArgument, 'etcdserver: too many operations in txn request'),
+  duplicateKey: def(GrpcCode.InvalidArgument, 'etcdserver: duplicate key given in txn request'),
+  compacted: def(GrpcCode.OutOfRange, 'etcdserver: mvcc: required revision has been compacted'),
+  futureRev: def(GrpcCode.OutOfRange, 'etcdserver: mvcc: required revision is a future revision'),
+  noSpace: def(GrpcCode.ResourceExhausted, 'etcdserver: mvcc: database space exceeded'),
+  leaseNotFound: def(GrpcCode.NotFound, 'etcdserver: requested lease not found'),
+  leaseExist: def(GrpcCode.FailedPrecondition, 'etcdserver: lease already exists'),
+  leaseTTLTooLarge: def(GrpcCode.OutOfRange, 'etcdserver: too large lease TTL'),
+  memberNotFound: def(GrpcCode.NotFound, 'etcdserver: member not found'),
+  requestTooLarge: def(GrpcCode.InvalidArgument, 'etcdserver: request is too large'),
+  noLeader: def(GrpcCode.Unavailable, 'etcdserver: no leader'),
+  leaderChanged: def(GrpcCode.Unavailable, 'etcdserver: leader changed'),
+  notCapable: def(GrpcCode.Unavailable, 'etcdserver: not capable'),
+  stopped: def(GrpcCode.Unavailable, 'etcdserver: server stopped'),
+  timeout: def(GrpcCode.Unavailable, 'etcdserver: request timed out'),
+  tooManyRequests: def(GrpcCode.ResourceExhausted, 'etcdserver: too many requests'),
+  unhealthyCluster: def(GrpcCode.Unavailable, 'etcdserver: unhealthy cluster'),
+  corrupt: def(GrpcCode.DataLoss, 'etcdserver: corrupt cluster'),
+} as const;
+
+export function isEtcdError(e: unknown): e is EtcdError {
+  return e instanceof EtcdError;
+}
+
+/** Programmer error: a broken invariant. Fails loudly. */
+export function assert(cond: unknown, msg = 'assertion failed'): asserts cond {
+  if (!cond) throw new Error(`invariant: ${msg}`);
+}
+
+export function assertNever(x: never): never {
+  throw new Error(`invariant: unexpected value ${String(x)}`);
+}

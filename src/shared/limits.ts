@@ -1,0 +1,55 @@
+// Every size, count and timeout in one place, unit last. Relationships are asserted at load.
+// Flags (--max-request-bytes, --max-txn-ops, ...) override the etcd defaults below at start-up.
+import { assert } from './errors';
+
+export const limits = {
+  /** etcd --max-request-bytes default: 1.5 MiB. */
+  requestBytesMax: 1.5 * 1024 * 1024,
+  /** grpc-go in etcd accepts requestBytesMax plus this overhead before refusing the frame. */
+  grpcOverheadBytes: 512 * 1024,
+  /** etcd --max-txn-ops default. */
+  txnOpsMax: 128,
+  /** etcd --quota-backend-bytes default: 2 GiB. */
+  quotaBackendBytes: 2 * 1024 * 1024 * 1024,
+  /** etcd --snapshot-count default. */
+  snapshotCount: 100_000,
+  /** etcd --heartbeat-interval and --election-timeout defaults. */
+  heartbeatIntervalMs: 100,
+  electionTimeoutMs: 1000,
+  /** Bytes of one main->apply ring and of one apply->main ring. */
+  ringBytes: 64 * 1024 * 1024,
+  /** Proposals waiting for commit+apply; a full queue answers "too many requests". */
+  pendingProposalsMax: 100_000,
+  /** Entries in one apply batch (one LMDB write transaction). */
+  applyBatchEntriesMax: 4096,
+  /** Bytes of WAL records in one group-commit write. */
+  walBatchBytesMax: 16 * 1024 * 1024,
+  /** WAL segment size before cutting a new file (etcd: 64 MB). */
+  walSegmentBytes: 64 * 1024 * 1024,
+  /** Revisions removed per compaction transaction, so writes are not stalled. */
+  compactionBatchRevisions: 1000,
+  /** A range without limit over more keys than this is answered from the range pool. */
+  rangeInlineKeysMax: 256,
+  /** Range worker pool size. */
+  rangeWorkersMax: 2,
+  /** Range tasks queued for the pool before answering "too many requests". */
+  rangeQueueMax: 10_000,
+  /** HTTP/2 streams per client connection (grpc-go default is 100 on etcd's side: we allow more). */
+  grpcStreamsPerConnMax: 1000,
+  /** Time a request waits for commit+apply before "request timed out" (etcd: 5 s + 2*election). */
+  requestTimeoutMs: 7000,
+  /** Raft log entries kept in memory after apply, for followers catching up (etcd: 5000). */
+  raftLogRetainEntries: 5000,
+};
+
+export type Limits = typeof limits;
+
+export function checkLimits(l: Limits): void {
+  assert(l.ringBytes >= 2 * (l.requestBytesMax + l.grpcOverheadBytes), 'ringBytes must hold two max requests');
+  assert(l.walBatchBytesMax >= l.requestBytesMax + l.grpcOverheadBytes, 'a WAL batch must hold one max request');
+  assert(l.electionTimeoutMs >= 5 * l.heartbeatIntervalMs || l.electionTimeoutMs > l.heartbeatIntervalMs,
+    'election timeout must exceed the heartbeat interval');
+  assert(l.txnOpsMax > 0 && l.requestBytesMax > 0, 'positive sizes');
+}
+
+checkLimits(limits);
