@@ -20,6 +20,6 @@ if (mtime(js) > newestInput && mtime(dts) > newestInput) process.exit(0);
 
 fs.mkdirSync(outDir, { recursive: true });
 const bin = (name) => path.join(root, 'node_modules/.bin', name);
-execFileSync(bin('pbjs'), ['-t', 'static-module', '-w', 'commonjs', '--force-long', '--no-verify',
+execFileSync(bin('pbjs'), ['-t', 'static-module', '-w', 'commonjs', '--no-verify',
   '--no-delimited', '--no-beautify', '-p', path.join(root, 'proto'), '-o', js, ...inputs], { stdio: 'inherit' });
 execFileSync(bin('pbts'), ['-o', dts, js], { stdio: 'inherit' });

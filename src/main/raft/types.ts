@@ -144,3 +144,34 @@ export class ProposalDroppedError extends Error {
     super('raft proposal dropped');
   }
 }
+
+// ---- Additions (raft core): storage errors and optional tuning. Existing names above are frozen. ----
+
+/** Storage.entries/term: the requested index precedes firstIndex()-1 (compacted into a snapshot). */
+export class ErrCompacted extends Error {
+  constructor() {
+    super('requested index is unavailable due to compaction');
+  }
+}
+
+/** Storage.entries/term: the requested index is past lastIndex(). */
+export class ErrUnavailable extends Error {
+  constructor() {
+    super('requested entry at index is unavailable');
+  }
+}
+
+/** MemoryStorage.applySnapshot/createSnapshot: the snapshot is older than the one held. */
+export class ErrSnapOutOfDate extends Error {
+  constructor() {
+    super('requested index is older than the existing snapshot');
+  }
+}
+
+/** Optional knobs beyond Config; defaults in parentheses. */
+export interface ConfigExtras {
+  /** Bytes of committed entries handed out per Ready (maxSizePerMsg * maxInflightMsgs). */
+  maxCommittedSizePerReady?: number;
+  /** Followers forward proposals to the leader instead of throwing ProposalDroppedError (false). */
+  forwardProposals?: boolean;
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// etcd-ts: the server binary. Parses etcd's flags, recovers the WAL, starts the apply,
+// compaction and range workers, the Raft driver and the client listeners.
+import { ConfigError, parseConfig, usage } from './config';
+import { Logger } from './log';
+import { startMember } from './member';
+import { ETCD_SERVER_VERSION, ETCD_TS_VERSION } from '../shared/version';
+
+async function main(): Promise<void> {
+  let cfg;
+  try {
+    cfg = parseConfig(process.argv.slice(2), process.env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`etcd-ts: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  if (cfg === 'help') {
+    process.stdout.write(usage() + '\n');
+    return;
+  }
+  if (cfg === 'version') {
+    process.stdout.write(`etcd-ts Version: ${ETCD_TS_VERSION}\netcd API Version: ${ETCD_SERVER_VERSION}\nNode Version: ${process.version}\n`);
+    return;
+  }
+  const log = new Logger(cfg.logLevel);
+  const member = await startMember(cfg, log);
+  let stopping = false;
+  const stop = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info('received signal; shutting down', { signal: sig });
+    member.stop().then(() => process.exit(process.exitCode ?? 0), (err) => {
+      log.error('shutdown failed', { error: String(err) });
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((e) => {
+  process.stderr.write(JSON.stringify({ level: 'fatal', ts: new Date().toISOString(), msg: 'etcd-ts failed to start', error: String((e as Error)?.stack ?? e) }) + '\n');
+  process.exit(1);
+});

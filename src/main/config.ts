@@ -1,0 +1,222 @@
+// etcd's command-line flags and ETCD_* environment variables, with etcd 3.4's defaults.
+// A flag this version recognises but does not implement yet is refused with a clear message;
+// an unknown flag is refused the way Go's flag package does.
+import { limits } from '../shared/limits';
+
+export interface Config {
+  name: string;
+  dataDir: string;
+  listenClientUrls: URL[];
+  advertiseClientUrls: string[];
+  listenPeerUrls: URL[];
+  initialAdvertisePeerUrls: string[];
+  /** name -> peer URLs, from --initial-cluster. */
+  initialCluster: Map<string, string[]>;
+  initialClusterState: 'new' | 'existing';
+  initialClusterToken: string;
+  snapshotCount: number;
+  heartbeatIntervalMs: number;
+  electionTimeoutMs: number;
+  quotaBackendBytes: number;
+  maxRequestBytes: number;
+  maxTxnOps: number;
+  autoCompactionMode: 'periodic' | 'revision';
+  autoCompactionRetention: string;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
+  listenClientHttpUrls: URL[];
+}
+
+interface FlagDef {
+  def: string;
+  help: string;
+  /** Present for flags accepted by etcd that this version refuses unless left at the default. */
+  unsupported?: string;
+}
+
+const FLAGS: Record<string, FlagDef> = {
+  'name': { def: 'default', help: 'Human-readable name for this member.' },
+  'data-dir': { def: '${name}.etcd', help: 'Path to the data directory.' },
+  'listen-client-urls': { def: 'http://localhost:2379', help: 'List of URLs to listen on for client traffic.' },
+  'advertise-client-urls': { def: 'http://localhost:2379', help: 'List of this member\'s client URLs to advertise to the public.' },
+  'listen-peer-urls': { def: 'http://localhost:2380', help: 'List of URLs to listen on for peer traffic.' },
+  'initial-advertise-peer-urls': { def: 'http://localhost:2380', help: 'List of this member\'s peer URLs to advertise to the rest of the cluster.' },
+  'initial-cluster': { def: 'default=http://localhost:2380', help: 'Initial cluster configuration for bootstrapping.' },
+  'initial-cluster-state': { def: 'new', help: 'Initial cluster state (\'new\' or \'existing\').' },
+  'initial-cluster-token': { def: 'etcd-cluster', help: 'Initial cluster token for the etcd cluster during bootstrap.' },
+  'snapshot-count': { def: String(limits.snapshotCount), help: 'Number of committed transactions to trigger a snapshot to disk.' },
+  'heartbeat-interval': { def: String(limits.heartbeatIntervalMs), help: 'Time (in milliseconds) of a heartbeat interval.' },
+  'election-timeout': { def: String(limits.electionTimeoutMs), help: 'Time (in milliseconds) for an election to timeout.' },
+  'quota-backend-bytes': { def: '0', help: 'Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).' },
+  'max-request-bytes': { def: String(limits.requestBytesMax), help: 'Maximum client request size in bytes the server will accept.' },
+  'max-txn-ops': { def: String(limits.txnOpsMax), help: 'Maximum number of operations permitted in a transaction.' },
+  'auto-compaction-mode': { def: 'periodic', help: 'Interpret \'auto-compaction-retention\' one of: periodic|revision.' },
+  'auto-compaction-retention': { def: '0', help: 'Auto compaction retention length. 0 means disable auto compaction.' },
+  'log-level': { def: 'info', help: 'Configures log level. Only supports debug, info, warn, error, panic, or fatal.' },
+  'logger': { def: 'zap', help: 'Currently only supports \'zap\' for structured logging (JSON lines on stderr).' },
+  'log-outputs': { def: 'default', help: 'Only \'default\' / \'stderr\' is supported.' },
+  'listen-client-http-urls': { def: '', help: 'List of URLs to listen on for HTTP/JSON client traffic (uWebSockets.js).',
+    unsupported: 'the uWebSockets.js HTTP/JSON port is not implemented in this version' },
+  'listen-metrics-urls': { def: '', help: 'List of URLs to listen on for the metrics and health endpoints.',
+    unsupported: 'a separate metrics listener is not implemented in this version' },
+  'client-cert-auth': { def: 'false', help: 'Enable client cert authentication.', unsupported: 'TLS is not implemented in this version' },
+  'cert-file': { def: '', help: 'Path to the client server TLS cert file.', unsupported: 'TLS is not implemented in this version' },
+  'key-file': { def: '', help: 'Path to the client server TLS key file.', unsupported: 'TLS is not implemented in this version' },
+  'trusted-ca-file': { def: '', help: 'Path to the client server TLS trusted CA cert file.', unsupported: 'TLS is not implemented in this version' },
+  'auto-tls': { def: 'false', help: 'Client TLS using generated certificates.', unsupported: 'TLS is not implemented in this version' },
+  'peer-cert-file': { def: '', help: 'Path to the peer server TLS cert file.', unsupported: 'TLS is not implemented in this version' },
+  'peer-key-file': { def: '', help: 'Path to the peer server TLS key file.', unsupported: 'TLS is not implemented in this version' },
+  'peer-auto-tls': { def: 'false', help: 'Peer TLS using generated certificates.', unsupported: 'TLS is not implemented in this version' },
+  'enable-v2': { def: 'false', help: 'Accept etcd V2 client requests.', unsupported: 'the v2 API is not implemented' },
+  'enable-pprof': { def: 'false', help: 'Enable runtime profiling data via HTTP server.', unsupported: 'pprof is Go-specific' },
+  'experimental-enable-lease-checkpoint': { def: 'false', help: 'Enable lease checkpoints.',
+    unsupported: 'leases are not implemented in this version' },
+};
+
+export class ConfigError extends Error {}
+
+/** Parses argv (without node and script) and env the way etcd does: flags win over ETCD_* env. */
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' | 'version' {
+  const given = new Map<string, string>();
+  for (const [name] of Object.entries(FLAGS)) {
+    const v = env['ETCD_' + name.toUpperCase().replace(/-/g, '_')];
+    if (v !== undefined) given.set(name, v);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '-h' || arg === '--help' || arg === '-help') return 'help';
+    if (arg === '--version' || arg === '-version') return 'version';
+    const m = /^--?([a-z0-9-]+)(?:=(.*))?$/s.exec(arg);
+    if (!m) throw new ConfigError(`'${arg}' is not a valid flag`);
+    const name = m[1];
+    const def = FLAGS[name];
+    if (!def) throw new ConfigError(`flag provided but not defined: -${name}`);
+    let value = m[2];
+    if (value === undefined) {
+      const isBool = def.def === 'true' || def.def === 'false';
+      if (isBool) value = 'true';
+      else if (i + 1 < argv.length) value = argv[++i];
+      else throw new ConfigError(`flag needs an argument: -${name}`);
+    }
+    given.set(name, value);
+  }
+  for (const [name, value] of given) {
+    const def = FLAGS[name];
+    if (def.unsupported && value !== def.def && value !== '') {
+      throw new ConfigError(`--${name}: ${def.unsupported}`);
+    }
+  }
+  return build((name) => given.get(name) ?? FLAGS[name].def, given);
+}
+
+function build(get: (name: string) => string, given: Map<string, string>): Config {
+  const name = get('name');
+  const initialAdvertisePeerUrls = list(get('initial-advertise-peer-urls'));
+  // etcd: when --name is changed but --initial-cluster is not given, the cluster is this member alone.
+  const clusterSpec = given.has('initial-cluster') ? get('initial-cluster')
+    : `${name}=${initialAdvertisePeerUrls.join(`,${name}=`)}`;
+  const cfg: Config = {
+    name,
+    dataDir: given.has('data-dir') ? get('data-dir') : `${name}.etcd`,
+    listenClientUrls: urls('listen-client-urls', get('listen-client-urls')),
+    advertiseClientUrls: list(get('advertise-client-urls')),
+    listenPeerUrls: urls('listen-peer-urls', get('listen-peer-urls')),
+    initialAdvertisePeerUrls,
+    initialCluster: parseInitialCluster(clusterSpec),
+    initialClusterState: oneOf('initial-cluster-state', get('initial-cluster-state'), ['new', 'existing'] as const),
+    initialClusterToken: get('initial-cluster-token'),
+    snapshotCount: int('snapshot-count', get('snapshot-count'), 1),
+    heartbeatIntervalMs: int('heartbeat-interval', get('heartbeat-interval'), 1),
+    electionTimeoutMs: int('election-timeout', get('election-timeout'), 1),
+    quotaBackendBytes: int('quota-backend-bytes', get('quota-backend-bytes'), 0) || limits.quotaBackendBytes,
+    maxRequestBytes: int('max-request-bytes', get('max-request-bytes'), 1),
+    maxTxnOps: int('max-txn-ops', get('max-txn-ops'), 1),
+    autoCompactionMode: oneOf('auto-compaction-mode', get('auto-compaction-mode'), ['periodic', 'revision'] as const),
+    autoCompactionRetention: get('auto-compaction-retention'),
+    logLevel: oneOf('log-level', get('log-level'), ['debug', 'info', 'warn', 'error', 'panic', 'fatal'] as const),
+    listenClientHttpUrls: get('listen-client-http-urls') ? urls('listen-client-http-urls', get('listen-client-http-urls')) : [],
+  };
+  validate(cfg);
+  return cfg;
+}
+
+function validate(cfg: Config): void {
+  if (5 * cfg.heartbeatIntervalMs > cfg.electionTimeoutMs) {
+    throw new ConfigError(`--election-timeout[${cfg.electionTimeoutMs}ms] should be at least as 5 times as --heartbeat-interval[${cfg.heartbeatIntervalMs}ms]`);
+  }
+  if (cfg.electionTimeoutMs > 50000) throw new ConfigError(`--election-timeout[${cfg.electionTimeoutMs}ms] is too long, and should be set less than 50000ms`);
+  const mine = cfg.initialCluster.get(cfg.name);
+  if (!mine) throw new ConfigError(`couldn't find local name "${cfg.name}" in the initial cluster configuration`);
+  const sorted = (a: string[]) => [...a].sort().join(',');
+  if (sorted(mine) !== sorted(cfg.initialAdvertisePeerUrls)) {
+    throw new ConfigError(`--initial-cluster has ${cfg.name}=${mine.join(',')} but missing from --initial-advertise-peer-urls=${cfg.initialAdvertisePeerUrls.join(',')}`);
+  }
+  if (cfg.initialCluster.size !== 1) throw new ConfigError('--initial-cluster: multi-member clusters are not implemented in this version (one member only)');
+  if (cfg.initialClusterState !== 'new') throw new ConfigError('--initial-cluster-state existing: joining a cluster is not implemented in this version');
+  for (const u of [...cfg.listenClientUrls, ...cfg.listenPeerUrls]) {
+    if (u.protocol !== 'http:') throw new ConfigError(`${u.href}: only http:// URLs are supported in this version (no TLS yet)`);
+  }
+  const r = cfg.autoCompactionRetention;
+  if (cfg.autoCompactionMode === 'revision' ? !/^\d+$/.test(r) : parseRetentionMs(r) === null) {
+    throw new ConfigError(`invalid --auto-compaction-retention '${r}' for mode ${cfg.autoCompactionMode}`);
+  }
+}
+
+/** periodic retention: an integer is hours (etcd), or a Go duration like "30m", "1h30m", "90s". */
+export function parseRetentionMs(s: string): number | null {
+  if (/^\d+$/.test(s)) return Number(s) * 3_600_000;
+  const re = /(\d+(?:\.\d+)?)(h|m|s|ms)/gy;
+  let total = 0;
+  let consumed = 0;
+  for (let m = re.exec(s); m; m = re.exec(s)) {
+    total += Number(m[1]) * ({ h: 3_600_000, m: 60_000, s: 1000, ms: 1 } as Record<string, number>)[m[2]];
+    consumed = re.lastIndex;
+  }
+  return consumed === s.length && s.length > 0 ? total : null;
+}
+
+function list(s: string): string[] {
+  return s.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+}
+
+function urls(flag: string, s: string): URL[] {
+  return list(s).map((x) => {
+    try {
+      const u = new URL(x);
+      if (!u.port) throw new Error('no port');
+      return u;
+    } catch {
+      throw new ConfigError(`invalid URL "${x}" in --${flag}`);
+    }
+  });
+}
+
+function int(flag: string, s: string, min: number): number {
+  const n = Number(s);
+  if (!/^\d+$/.test(s.trim()) || !Number.isSafeInteger(n) || n < min) throw new ConfigError(`invalid value "${s}" for flag -${flag}`);
+  return n;
+}
+
+function oneOf<T extends string>(flag: string, s: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(s)) throw new ConfigError(`invalid value "${s}" for flag -${flag}: one of ${allowed.join('|')}`);
+  return s as T;
+}
+
+export function parseInitialCluster(s: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const part of list(s)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`--initial-cluster: invalid member "${part}" (want name=url)`);
+    const n = part.slice(0, eq);
+    const u = part.slice(eq + 1);
+    out.set(n, [...(out.get(n) ?? []), u]);
+  }
+  return out;
+}
+
+export function usage(): string {
+  const lines = ['Usage: etcd-ts [flags]', '', 'etcd-ts takes etcd\'s flags (and ETCD_* environment variables):', ''];
+  for (const [name, d] of Object.entries(FLAGS)) {
+    lines.push(`  --${name} '${d.def}'`, `      ${d.help}${d.unsupported ? ` (not supported yet: ${d.unsupported})` : ''}`);
+  }
+  return lines.join('\n');
+}

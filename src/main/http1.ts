@@ -1,0 +1,40 @@
+// HTTP/1.1 on the client port: /health and /version, as etcd 3.4 serves them next to gRPC.
+// (etcd's JSON gateway /v3/* is a later issue; until then those routes answer 404 like any
+// unknown path, with etcd's "404 page not found".)
+import * as http from 'node:http';
+import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from '../shared/version';
+
+export interface HealthSource {
+  /** Resolves true when there is a leader and a linearizable read barrier completes. */
+  healthy(): Promise<boolean>;
+}
+
+export function createHttp1Server(health: HealthSource): http.Server {
+  const server = http.createServer((req, res) => {
+    const url = (req.url ?? '/').split('?')[0];
+    if (url === '/version') {
+      return send(res, 200, JSON.stringify({ etcdserver: ETCD_SERVER_VERSION, etcdcluster: ETCD_CLUSTER_VERSION }));
+    }
+    if (url === '/health') {
+      if (req.method !== 'GET') {
+        res.setHeader('Allow', 'GET');
+        return send(res, 405, 'Method Not Allowed', 'text/plain; charset=utf-8');
+      }
+      health.healthy().then(
+        (ok) => send(res, ok ? 200 : 503, JSON.stringify({ health: ok ? 'true' : 'false' })),
+        () => send(res, 503, JSON.stringify({ health: 'false' })),
+      );
+      return;
+    }
+    send(res, 404, '404 page not found\n', 'text/plain; charset=utf-8');
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.maxHeadersCount = 100;
+  return server;
+}
+
+function send(res: http.ServerResponse, status: number, body: string, type = 'application/json'): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}

@@ -1,0 +1,156 @@
+// Start-up and shut-down of one member: data dir layout, identity, WAL recovery, workers,
+// Raft driver, listeners. Layout of --data-dir (like etcd's, our formats):
+//   member/identity.json  cluster and member IDs fixed at bootstrap
+//   member/wal/           the Raft WAL (segments)
+//   member/lmdb/          the MVCC state (LMDB), including the applied Raft index
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as net from 'node:net';
+import { Worker } from 'node:worker_threads';
+import { Config } from './config';
+import { Logger } from './log';
+import { Wal } from './wal/wal';
+import { MemoryStorage } from './raft/memory_storage';
+import { RawNode } from './raft/rawnode';
+import { RaftNode } from './node/node';
+import { EtcdServer, MemberInfo } from './server';
+import { createHttp1Server } from './http1';
+import { listenMultiplexed } from './net/listener';
+import { startAutoCompaction } from './autocompact';
+import { Ring } from '../shared/ring';
+import { WorkerInit } from '../shared/apply_protocol';
+import { computeClusterId, computeMemberId, idToHex } from '../shared/ids';
+import { limits } from '../shared/limits';
+import { MvccStore } from '../workers/mvcc/store';
+
+export interface RunningMember {
+  stop(): Promise<void>;
+}
+
+interface Identity {
+  clusterId: string;
+  memberId: string;
+  members: Array<{ id: string; name: string; peerUrls: string[] }>;
+}
+
+function loadIdentity(cfg: Config, dir: string): Identity {
+  const file = path.join(dir, 'identity.json');
+  if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as Identity;
+  const members = [...cfg.initialCluster].map(([name, urls]) => ({ id: computeMemberId(urls, cfg.initialClusterToken), name, peerUrls: urls }));
+  const self = members.find((m) => m.name === cfg.name);
+  if (!self) throw new Error(`member ${cfg.name} not in --initial-cluster`);
+  const id: Identity = {
+    clusterId: computeClusterId(members.map((m) => m.id)).toString(),
+    memberId: self.id.toString(),
+    members: members.map((m) => ({ id: m.id.toString(), name: m.name, peerUrls: m.peerUrls })),
+  };
+  const tmp = file + '.tmp';
+  fs.writeFileSync(tmp, JSON.stringify(id, null, 2));
+  fs.renameSync(tmp, file);
+  return id;
+}
+
+function startWorker(file: string, data: object): Promise<{ worker: Worker; ready: { appliedIndex: number } }> {
+  const worker = new Worker(path.join(__dirname, '../workers', file), { workerData: data });
+  return new Promise((resolve, reject) => {
+    worker.once('error', reject);
+    worker.once('message', (m: { ready?: boolean; appliedIndex?: number }) => {
+      worker.off('error', reject);
+      resolve({ worker, ready: { appliedIndex: m.appliedIndex ?? 0 } });
+    });
+  });
+}
+
+export async function startMember(cfg: Config, log: Logger): Promise<RunningMember> {
+  const memberDir = path.join(cfg.dataDir, 'member');
+  const lmdbDir = path.join(memberDir, 'lmdb');
+  fs.mkdirSync(lmdbDir, { recursive: true, mode: 0o700 });
+  const ident = loadIdentity(cfg, memberDir);
+  const memberId = BigInt(ident.memberId);
+  const clusterId = BigInt(ident.clusterId);
+  log.info('starting etcd-ts', { name: cfg.name, 'data-dir': cfg.dataDir, 'member-id': idToHex(memberId), 'cluster-id': idToHex(clusterId) });
+
+  const toApply = Ring.create(limits.ringBytes);
+  const fromApply = Ring.create(limits.ringBytes);
+  const init: WorkerInit = {
+    lmdbDir, clusterId: ident.clusterId, memberId: ident.memberId, toApply, fromApply, applyBatchEntriesMax: limits.applyBatchEntriesMax,
+  };
+  const apply = await startWorker('apply.js', init);
+  const compactor = await startWorker('compact.js', { ...init, toApply: undefined, fromApply: undefined, batchRevisions: limits.compactionBatchRevisions });
+  const store = MvccStore.open(lmdbDir, { readOnly: true });
+
+  const t0 = Date.now();
+  const recovered = await Wal.open(path.join(memberDir, 'wal'), { segmentBytes: limits.walSegmentBytes, batchBytesMax: limits.walBatchBytesMax });
+  if (recovered.truncatedTail) log.warn('WAL had a torn tail (crash during a write); truncated it');
+  const voters = ident.members.map((m) => BigInt(m.id));
+  const storage = new MemoryStorage(voters);
+  const applied = apply.ready.appliedIndex;
+  storage.append(recovered.entries);
+  const lastIndex = storage.lastIndex();
+  if (applied > lastIndex) throw new Error(`state machine applied index ${applied} is beyond the WAL's last index ${lastIndex}: WAL lost`);
+  if (recovered.hardState) {
+    // Entries are applied only once committed, so an applied index above the persisted commit
+    // (whose HardState update was not yet synced) is itself proof of commitment.
+    storage.setHardState({ ...recovered.hardState, commit: Math.max(recovered.hardState.commit, applied) });
+  }
+  log.info('recovered WAL', { entries: recovered.entries.length, applied, lastIndex, ms: Date.now() - t0 });
+
+  const raw = new RawNode({
+    id: memberId, peers: voters, electionTick: Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs), heartbeatTick: 1,
+    storage, applied, maxSizePerMsg: 1024 * 1024, maxInflightMsgs: 256, preVote: true, checkQuorum: true,
+    rand: seeded(Number(memberId & 0xffffffffn) ^ Date.now()),
+  });
+  const node = new RaftNode({
+    id: memberId, voters, heartbeatIntervalMs: cfg.heartbeatIntervalMs, electionTimeoutMs: cfg.electionTimeoutMs,
+    maxRequestBytes: cfg.maxRequestBytes, pendingProposalsMax: limits.pendingProposalsMax, requestTimeoutMs: limits.requestTimeoutMs,
+    raftLogRetainEntries: limits.raftLogRetainEntries, seed: 1,
+  }, log, raw, storage, recovered.wal, applied, new Ring(toApply), new Ring(fromApply));
+  node.start();
+
+  const members: MemberInfo[] = ident.members.map((m) => ({
+    id: BigInt(m.id), name: m.name, peerUrls: m.peerUrls, clientUrls: BigInt(m.id) === memberId ? cfg.advertiseClientUrls : [],
+  }));
+  const self = members.find((m) => m.id === memberId) as MemberInfo;
+  const server = new EtcdServer({ cfg, log, node, store, clusterId, self, members, lmdbDir, compactor: compactor.worker });
+  const h1 = createHttp1Server({
+    healthy: async () => {
+      if (node.status().lead === 0n) return false;
+      await node.readBarrier();
+      return true;
+    },
+  });
+  const listeners: net.Server[] = [];
+  for (const u of cfg.listenClientUrls) {
+    const host = u.hostname === 'localhost' ? '127.0.0.1' : u.hostname.replace(/^\[|\]$/g, '');
+    listeners.push(await listenMultiplexed(host, Number(u.port), server.transport.server, h1));
+    log.info('serving client traffic', { address: u.href });
+  }
+  const stopAuto = startAutoCompaction(cfg, log, node, server);
+  log.info('ready to serve client requests', { ms: Date.now() - t0 });
+
+  return {
+    async stop() {
+      stopAuto();
+      for (const l of listeners) l.close();
+      await node.stop();
+      await recovered.wal.close();
+      await server.close();
+      await apply.worker.terminate();
+      await compactor.worker.terminate();
+      store.close();
+      log.info('stopped');
+    },
+  };
+}
+
+/** mulberry32: a small seeded generator; raft's only randomness (election jitter). */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,255 @@
+// gRPC over HTTP/2 cleartext (prior knowledge), on node:http2. This is the transport seam: the
+// server registers handlers by method path and never touches HTTP/2 itself, so a purpose-built
+// framer can replace node:http2 later without changing any handler (see docs/ARCHITECTURE.md).
+//
+// Wire format of a gRPC message inside DATA frames:
+//   +--------+-----------------+------------------+
+//   | u8 cmp | u32 BE length n | n bytes protobuf |
+//   +--------+-----------------+------------------+
+// A unary call: request headers, one message, END_STREAM; response headers, one message,
+// trailers {grpc-status, grpc-message}. Errors are "trailers-only" responses.
+import * as http2 from 'node:http2';
+import { EtcdError, GrpcCode } from '../../shared/errors';
+
+export interface CallContext {
+  /** Absolute deadline in ms (Date.now() clock), or 0 when the client set none. */
+  deadlineMs: number;
+  metadata: http2.IncomingHttpHeaders;
+}
+
+export type UnaryHandler = (body: Uint8Array, ctx: CallContext) => Promise<Uint8Array> | Uint8Array;
+
+/** A bidirectional stream: the handler gets each decoded message and a sender. */
+export interface ServerStream {
+  send(msg: Uint8Array): boolean;
+  /** Ends the call with a status. */
+  end(code: GrpcCode, message?: string): void;
+  readonly closed: boolean;
+  onCancel(fn: () => void): void;
+}
+export type StreamHandler = (stream: ServerStream, ctx: CallContext) => {
+  onMessage(msg: Uint8Array): void;
+  onEnd(): void;
+};
+
+export interface GrpcTransportOptions {
+  /** Largest accepted message, in bytes (etcd: --max-request-bytes + 512 KiB of gRPC overhead). */
+  recvMessageBytesMax: number;
+  streamsPerConnMax: number;
+  onError?: (err: Error) => void;
+}
+
+/** grpc-message is percent-encoded (grpc spec: PROTOCOL-HTTP2.md, "Status-Message"). */
+export function encodeGrpcMessage(s: string): string {
+  let out = '';
+  for (const b of Buffer.from(s, 'utf8')) {
+    out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : '%' + b.toString(16).toUpperCase().padStart(2, '0');
+  }
+  return out;
+}
+
+/** grpc-timeout: "<digits><unit>", unit in H M S m u n. Returns ms, or 0 when absent/invalid. */
+export function parseGrpcTimeout(v: string | string[] | undefined): number {
+  if (typeof v !== 'string' || v.length < 2) return 0;
+  const n = Number(v.slice(0, -1));
+  if (!Number.isFinite(n) || n < 0) return 0;
+  const unitMs: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
+  const u = unitMs[v[v.length - 1]];
+  return u === undefined ? 0 : Math.max(1, n * u);
+}
+
+const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc' };
+
+export class GrpcTransport {
+  readonly server: http2.Http2Server;
+  #unary = new Map<string, UnaryHandler>();
+  #streams = new Map<string, StreamHandler>();
+  #opts: GrpcTransportOptions;
+
+  constructor(opts: GrpcTransportOptions) {
+    this.#opts = opts;
+    this.server = http2.createServer({
+      settings: { maxConcurrentStreams: opts.streamsPerConnMax, maxHeaderListSize: 64 * 1024 },
+      maxSessionMemory: 64,
+    });
+    this.server.on('stream', (stream, headers) => this.#onStream(stream, headers));
+    this.server.on('sessionError', (err) => opts.onError?.(err));
+  }
+
+  addUnary(path: string, h: UnaryHandler): void {
+    this.#unary.set(path, h);
+  }
+
+  addStream(path: string, h: StreamHandler): void {
+    this.#streams.set(path, h);
+  }
+
+  #onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    stream.on('error', () => { /* RST from the client: nothing to clean beyond the stream */ });
+    const path = headers[':path'] ?? '';
+    const ctype = headers['content-type'] ?? '';
+    if (headers[':method'] !== 'POST' || !ctype.startsWith('application/grpc')) {
+      stream.respond({ ':status': 415, 'content-type': 'text/plain' }, { endStream: true });
+      return;
+    }
+    const timeoutMs = parseGrpcTimeout(headers['grpc-timeout']);
+    const ctx: CallContext = { deadlineMs: timeoutMs > 0 ? Date.now() + timeoutMs : 0, metadata: headers };
+    const unary = this.#unary.get(path);
+    if (unary) return this.#serveUnary(stream, unary, ctx);
+    const bidi = this.#streams.get(path);
+    if (bidi) return this.#serveStream(stream, bidi, ctx);
+    sendStatus(stream, GrpcCode.Unimplemented, this.#unknownMethodMessage(path));
+  }
+
+  /** grpc-go's wording: "unknown service S" or "unknown method M for service S". */
+  #unknownMethodMessage(path: string): string {
+    const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
+    if (!m) return `malformed method name: "${path}"`;
+    const prefix = `/${m[1]}/`;
+    const known = [...this.#unary.keys(), ...this.#streams.keys()].some((p) => p.startsWith(prefix));
+    return known ? `unknown method ${m[2]} for service ${m[1]}` : `unknown service ${m[1]}`;
+  }
+
+  #serveUnary(stream: http2.ServerHttp2Stream, h: UnaryHandler, ctx: CallContext): void {
+    const reader = new MessageReader(this.#opts.recvMessageBytesMax);
+    let got: Uint8Array | null = null;
+    let failed = false;
+    stream.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      try {
+        reader.push(chunk, (m) => {
+          if (got !== null) throw new EtcdError(GrpcCode.Unimplemented, 'grpc: more than one message in a unary call');
+          got = m;
+        });
+      } catch (e) {
+        failed = true;
+        sendError(stream, e);
+      }
+    });
+    stream.on('end', () => {
+      if (failed) return;
+      if (got === null || reader.pending()) {
+        sendStatus(stream, GrpcCode.Internal, 'grpc: error while reading the request: unexpected EOF');
+        return;
+      }
+      this.#runUnary(stream, h, got, ctx);
+    });
+  }
+
+  #runUnary(stream: http2.ServerHttp2Stream, h: UnaryHandler, body: Uint8Array, ctx: CallContext): void {
+    let timer: NodeJS.Timeout | null = null;
+    if (ctx.deadlineMs > 0) {
+      timer = setTimeout(() => sendStatus(stream, GrpcCode.DeadlineExceeded, 'context deadline exceeded'),
+        Math.max(0, ctx.deadlineMs - Date.now()));
+    }
+    const done = (out: Uint8Array): void => {
+      if (timer) clearTimeout(timer);
+      sendMessage(stream, out);
+    };
+    const fail = (e: unknown): void => {
+      if (timer) clearTimeout(timer);
+      sendError(stream, e);
+    };
+    try {
+      const r = h(body, ctx);
+      if (r instanceof Uint8Array) done(r);
+      else r.then(done, fail);
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  #serveStream(stream: http2.ServerHttp2Stream, h: StreamHandler, ctx: CallContext): void {
+    stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+    let ended = false;
+    const cancelFns: Array<() => void> = [];
+    const ss: ServerStream = {
+      send: (msg) => (ended || stream.destroyed ? false : stream.write(frame(msg))),
+      end: (code, message) => {
+        if (ended) return;
+        ended = true;
+        if (stream.destroyed) return;
+        stream.once('wantTrailers', () => stream.sendTrailers(statusTrailers(code, message ?? '')));
+        stream.end();
+      },
+      get closed() { return ended || stream.destroyed; },
+      onCancel: (fn) => { cancelFns.push(fn); },
+    };
+    const handlers = h(ss, ctx);
+    const reader = new MessageReader(this.#opts.recvMessageBytesMax);
+    stream.on('data', (chunk: Buffer) => {
+      try {
+        reader.push(chunk, (m) => handlers.onMessage(m));
+      } catch (e) {
+        const err = e instanceof EtcdError ? e : new EtcdError(GrpcCode.Internal, String(e));
+        ss.end(err.code, err.message);
+      }
+    });
+    stream.on('end', () => handlers.onEnd());
+    stream.on('close', () => {
+      ended = true;
+      for (const fn of cancelFns) fn();
+    });
+  }
+}
+
+/** Reassembles length-prefixed gRPC messages from DATA chunks. */
+class MessageReader {
+  #buf: Buffer = Buffer.alloc(0);
+  #max: number;
+  constructor(max: number) {
+    this.#max = max;
+  }
+  pending(): boolean {
+    return this.#buf.length > 0;
+  }
+  push(chunk: Buffer, onMessage: (m: Uint8Array) => void): void {
+    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    while (this.#buf.length >= 5) {
+      const compressed = this.#buf[0];
+      const len = this.#buf.readUInt32BE(1);
+      if (compressed !== 0) {
+        throw new EtcdError(GrpcCode.Unimplemented, 'grpc: Decompressor is not installed for grpc-encoding');
+      }
+      if (len > this.#max) {
+        throw new EtcdError(GrpcCode.ResourceExhausted, `grpc: received message larger than max (${len} vs. ${this.#max})`);
+      }
+      if (this.#buf.length < 5 + len) return;
+      const msg = this.#buf.subarray(5, 5 + len);
+      this.#buf = this.#buf.subarray(5 + len);
+      onMessage(msg);
+    }
+  }
+}
+
+function frame(msg: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + msg.length);
+  out[0] = 0;
+  out.writeUInt32BE(msg.length, 1);
+  out.set(msg, 5);
+  return out;
+}
+
+function statusTrailers(code: number, message: string): http2.OutgoingHttpHeaders {
+  return message ? { 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message) } : { 'grpc-status': String(code) };
+}
+
+function sendMessage(stream: http2.ServerHttp2Stream, msg: Uint8Array): void {
+  if (stream.destroyed || stream.headersSent) return;
+  stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+  stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+  stream.end(frame(msg));
+}
+
+export function sendStatus(stream: http2.ServerHttp2Stream, code: GrpcCode, message: string): void {
+  if (stream.destroyed || stream.headersSent) return;
+  stream.respond({ ...RESPONSE_HEADERS, ...statusTrailers(code, message) }, { endStream: true });
+}
+
+function sendError(stream: http2.ServerHttp2Stream, e: unknown): void {
+  if (e instanceof EtcdError) sendStatus(stream, e.code, e.message);
+  else if (e && typeof e === 'object' && 'code' in e && 'message' in e && typeof (e as { code: unknown }).code === 'number') {
+    const w = e as { code: number; message: string };
+    sendStatus(stream, w.code, w.message);
+  } else sendStatus(stream, GrpcCode.Unknown, e instanceof Error ? e.message : String(e));
+}

@@ -1,0 +1,307 @@
+// The Raft driver on the main thread: ticks the pure core, runs its Ready loop (WAL append with
+// group commit, then apply), tracks proposals until their result comes back from the apply
+// worker, and serves ReadIndex barriers for linearizable reads.
+//
+// Write path:  propose() -> RawNode.propose -> Ready.entries -> Wal.save (one fdatasync per
+// Ready; everything proposed while the previous sync ran rides in the next one) -> committed
+// entries pushed on the apply ring -> apply worker (LMDB txn + applied index) -> RESULT on the
+// return ring -> the proposal's promise resolves with the encoded response.
+// A proposal is answered only after its entry is fsynced AND applied.
+import { RawNode } from '../raft/rawnode';
+import { MemoryStorage } from '../raft/memory_storage';
+import { Entry, NodeId, ProposalDroppedError, Ready, StateType } from '../raft/types';
+import { Wal } from '../wal/wal';
+import { Ring } from '../../shared/ring';
+import { encodeEntry, RequestKind } from '../../shared/entry';
+import {
+  ENTRY_MSG_HEADER, MSG_APPLIED, MSG_RESULT, readAppliedMsg, readResultMsg, RESULT_OK, writeEntryMsg,
+} from '../../shared/apply_protocol';
+import { EtcdError, Errors } from '../../shared/errors';
+import { Logger } from '../log';
+
+export interface NodeOptions {
+  id: NodeId;
+  voters: NodeId[];
+  heartbeatIntervalMs: number;
+  electionTimeoutMs: number;
+  maxRequestBytes: number;
+  pendingProposalsMax: number;
+  requestTimeoutMs: number;
+  raftLogRetainEntries: number;
+  /** Seed for the core's randomness (election jitter). */
+  seed: number;
+}
+
+interface Proposal {
+  resolve: (resp: Uint8Array) => void;
+  reject: (err: EtcdError) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface ReadBatch {
+  ctx: number;
+  waiters: Array<() => void>;
+  /** Set once the ReadState arrived: reads may proceed when applied >= index. */
+  index: number;
+}
+
+export class RaftNode {
+  readonly #opts: NodeOptions;
+  readonly #log: Logger;
+  readonly #raw: RawNode;
+  readonly #storage: MemoryStorage;
+  readonly #wal: Wal;
+  readonly #toApply: Ring;
+  readonly #fromApply: Ring;
+  readonly #proposals = new Map<number, Proposal>();
+  #nextRequestId: number;
+  #running = false;
+  #scheduled = false;
+  #stopped = false;
+  #ticker: NodeJS.Timeout | null = null;
+  #applied: number;
+  #revision = 1;
+  #compactRevision = 0;
+  #lead: NodeId = 0n;
+  #term = 0;
+  #commit = 0;
+  #lastIndex = 0;
+  #readSeq = 0;
+  #readQueue: Array<() => void> = [];
+  #readBatches: ReadBatch[] = [];
+  #leaderChanges = 0;
+  #appliedWaiters: Array<{ index: number; resolve: () => void }> = [];
+
+  constructor(opts: NodeOptions, log: Logger, raw: RawNode, storage: MemoryStorage, wal: Wal, applied: number,
+    toApply: Ring, fromApply: Ring) {
+    this.#opts = opts;
+    this.#log = log;
+    this.#raw = raw;
+    this.#storage = storage;
+    this.#wal = wal;
+    this.#applied = applied;
+    this.#toApply = toApply;
+    this.#fromApply = fromApply;
+    // Unique across restarts of this member: results of entries replayed after a restart must
+    // never match a live proposal.
+    this.#nextRequestId = Date.now() * 1000;
+  }
+
+  start(): void {
+    const st = this.#raw.status();
+    if (this.#opts.voters.length === 1 && this.#opts.voters[0] === this.#opts.id && st.raftState !== StateType.Leader) {
+      this.#raw.campaign();
+    }
+    this.#ticker = setInterval(() => {
+      this.#raw.tick();
+      this.#schedule();
+    }, this.#opts.heartbeatIntervalMs);
+    void this.#drainResultsLoop();
+    this.#schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#ticker) clearInterval(this.#ticker);
+    for (const [, p] of this.#proposals) {
+      clearTimeout(p.timer);
+      p.reject(Errors.stopped());
+    }
+    this.#proposals.clear();
+    for (const b of this.#readBatches) b.waiters.length = 0;
+    while (this.#running) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /** Proposes a write; resolves with the encoded response once the entry is durable and applied. */
+  propose(kind: RequestKind, body: Uint8Array): Promise<Uint8Array> {
+    if (this.#stopped) return Promise.reject(Errors.stopped());
+    if (this.#proposals.size >= this.#opts.pendingProposalsMax) return Promise.reject(Errors.tooManyRequests());
+    const requestId = this.#nextRequestId++;
+    const data = encodeEntry(kind, requestId, body);
+    if (body.length > this.#opts.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
+    try {
+      this.#raw.propose(data);
+    } catch (e) {
+      if (e instanceof ProposalDroppedError) return Promise.reject(this.#lead === 0n ? Errors.noLeader() : Errors.notCapable());
+      throw e;
+    }
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#proposals.delete(requestId);
+        reject(Errors.timeout());
+      }, this.#opts.requestTimeoutMs);
+      this.#proposals.set(requestId, { resolve, reject, timer });
+      this.#schedule();
+    });
+  }
+
+  /** Resolves when a read issued now may be served from local state linearizably (ReadIndex). */
+  readBarrier(): Promise<void> {
+    if (this.#stopped) return Promise.reject(Errors.stopped());
+    if (this.#lead === 0n) return Promise.reject(Errors.noLeader());
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(Errors.timeout()), this.#opts.requestTimeoutMs);
+      this.#readQueue.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.#schedule();
+    });
+  }
+
+  /** Resolves once everything up to `index` is applied. */
+  waitApplied(index: number): Promise<void> {
+    if (this.#applied >= index) return Promise.resolve();
+    return new Promise((resolve) => this.#appliedWaiters.push({ index, resolve }));
+  }
+
+  status(): { term: number; lead: NodeId; commit: number; applied: number; lastIndex: number; revision: number; compactRevision: number; leaderChanges: number } {
+    return {
+      term: this.#term, lead: this.#lead, commit: this.#commit, applied: this.#applied, lastIndex: this.#lastIndex,
+      revision: this.#revision, compactRevision: this.#compactRevision, leaderChanges: this.#leaderChanges,
+    };
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#running || this.#stopped) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#runReady();
+    });
+  }
+
+  #issueReadIndex(): void {
+    if (this.#readQueue.length === 0) return;
+    const ctx = ++this.#readSeq;
+    const ctxBytes = new Uint8Array(8);
+    new DataView(ctxBytes.buffer).setFloat64(0, ctx, true);
+    this.#readBatches.push({ ctx, waiters: this.#readQueue, index: -1 });
+    this.#readQueue = [];
+    this.#raw.readIndex(ctxBytes);
+  }
+
+  async #runReady(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      this.#issueReadIndex();
+      while (!this.#stopped && this.#raw.hasReady()) {
+        const rd = this.#raw.ready();
+        await this.#handleReady(rd);
+        this.#raw.advance(rd);
+        this.#issueReadIndex();
+      }
+    } catch (e) {
+      this.#log.error('raft ready loop failed; stopping', { error: String((e as Error).stack ?? e) });
+      process.exitCode = 1;
+      process.kill(process.pid, 'SIGTERM');
+    } finally {
+      this.#running = false;
+    }
+    if (!this.#stopped && this.#raw.hasReady()) this.#schedule();
+  }
+
+  async #handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.#onSoftState(rd.softState.lead);
+    if (rd.hardState || rd.entries.length > 0) {
+      await this.#wal.save(rd.hardState, rd.entries);
+    }
+    if (rd.entries.length > 0) this.#storage.append(rd.entries);
+    if (rd.hardState) {
+      this.#storage.setHardState(rd.hardState);
+      this.#term = rd.hardState.term;
+      this.#commit = rd.hardState.commit;
+    }
+    this.#lastIndex = this.#storage.lastIndex();
+    // Single member: no peers to send to. The peer transport is the multi-member issue.
+    for (const e of rd.committedEntries) await this.#pushApply(e);
+    if (rd.committedEntries.length > 0) {
+      this.#toApply.notify();
+      const last = rd.committedEntries[rd.committedEntries.length - 1].index;
+      if (last > this.#commit) this.#commit = last;
+      this.#maybeCompactLog(last);
+    }
+    for (const rs of rd.readStates) this.#onReadState(rs.index, rs.requestCtx);
+  }
+
+  #onSoftState(lead: NodeId): void {
+    if (lead !== this.#lead) {
+      if (lead !== 0n) this.#leaderChanges++;
+      this.#log.info(lead === 0n ? 'raft lost leader' : 'raft elected leader', { leader: lead, term: this.#raw.status().term });
+      this.#lead = lead;
+      this.#term = this.#raw.status().term;
+    }
+  }
+
+  async #pushApply(e: Entry): Promise<void> {
+    const len = ENTRY_MSG_HEADER + e.data.length;
+    for (;;) {
+      const slot = this.#toApply.reserve(len);
+      if (slot) {
+        writeEntryMsg(slot, e.type, e.index, e.term, e.data);
+        this.#toApply.commit();
+        return;
+      }
+      // Backpressure: the apply worker is behind; let it drain.
+      this.#toApply.notify();
+      await this.#toApply.waitForSpaceAsync(100);
+    }
+  }
+
+  /** Keeps raftLogRetainEntries applied entries in memory; older ones are released. */
+  #maybeCompactLog(applied: number): void {
+    const keep = this.#opts.raftLogRetainEntries;
+    const first = this.#storage.firstIndex();
+    if (applied - first > 2 * keep) this.#storage.compact(applied - keep);
+  }
+
+  #onReadState(index: number, ctxBytes: Uint8Array): void {
+    const ctx = new DataView(ctxBytes.buffer, ctxBytes.byteOffset, ctxBytes.byteLength).getFloat64(0, true);
+    for (const b of this.#readBatches) if (b.ctx === ctx) b.index = index;
+    this.#releaseReads();
+  }
+
+  #releaseReads(): void {
+    while (this.#readBatches.length > 0) {
+      const b = this.#readBatches[0];
+      if (b.index < 0 || b.index > this.#applied) return;
+      this.#readBatches.shift();
+      for (const w of b.waiters) w();
+    }
+  }
+
+  async #drainResultsLoop(): Promise<void> {
+    while (!this.#stopped) {
+      await this.#fromApply.waitAsync(1000);
+      while (this.#fromApply.drain((m) => this.#onApplyMessage(m)) > 0) { /* keep draining */ }
+      this.#releaseReads();
+      this.#releaseAppliedWaiters();
+    }
+  }
+
+  #onApplyMessage(m: Uint8Array): void {
+    if (m[0] === MSG_APPLIED) {
+      const a = readAppliedMsg(m);
+      if (a.appliedIndex > this.#applied) this.#applied = a.appliedIndex;
+      this.#revision = a.revision;
+      this.#compactRevision = a.compactRevision;
+      return;
+    }
+    if (m[0] !== MSG_RESULT) return;
+    const r = readResultMsg(m);
+    const p = this.#proposals.get(r.requestId);
+    if (!p) return; // replayed entry, or its client timed out
+    this.#proposals.delete(r.requestId);
+    clearTimeout(p.timer);
+    if (r.status === RESULT_OK) p.resolve(r.payload.slice());
+    else p.reject(new EtcdError(r.code, Buffer.from(r.payload).toString('utf8')));
+  }
+
+  #releaseAppliedWaiters(): void {
+    if (this.#appliedWaiters.length === 0) return;
+    const still: Array<{ index: number; resolve: () => void }> = [];
+    for (const w of this.#appliedWaiters) (w.index <= this.#applied ? w.resolve() : still.push(w));
+    this.#appliedWaiters = still;
+  }
+}

@@ -1,0 +1,185 @@
+// RawNode: the driver's handle on one Raft member, after etcd-io/raft rawnode.go (classic,
+// synchronous-storage Ready semantics).
+//
+// The driver loop:
+//   while (node.hasReady()) {
+//     const rd = node.ready();
+//     persist rd.hardState, rd.entries (append, overwriting any conflicting suffix), rd.snapshot;
+//     send rd.messages;                       // only after the above is durable
+//     apply rd.snapshot, then rd.committedEntries in order;
+//     serve rd.readStates once applied >= readState.index;
+//     node.advance(rd);
+//   }
+// Exactly one Ready may be outstanding: ready() must be followed by advance(rd) before the next
+// ready(). A single-voter leader commits its entries as they are appended, so one Ready may carry
+// the same entries in `entries` and `committedEntries` (persist first, then apply).
+
+import { assert } from '../../shared/errors';
+import { Raft, isEmptyHardState } from './raft';
+import { Config, ConfigExtras, EntryType, HardState, Message, MessageType, NodeId, ProposalDroppedError, Ready, SoftState, StateType } from './types';
+import { isLocalMsg, isResponseMsg, newMessage } from './util';
+
+export interface Status {
+  id: NodeId;
+  term: number;
+  vote: NodeId;
+  commit: number;
+  lead: NodeId;
+  raftState: StateType;
+  applied: number;
+  lastIndex: number;
+}
+
+export class RawNode {
+  readonly #raft: Raft;
+  #prevSoftState: SoftState;
+  #prevHardState: HardState;
+  /** True between ready() and advance(). */
+  #readyOutstanding: boolean;
+
+  constructor(config: Config & ConfigExtras) {
+    this.#raft = new Raft(config);
+    this.#prevSoftState = this.#raft.softState();
+    this.#prevHardState = this.#raft.hardState();
+    this.#readyOutstanding = false;
+  }
+
+  /** Advances logical time by one tick (election and heartbeat timeouts are counted in ticks). */
+  tick(): void {
+    this.#raft.tick();
+  }
+
+  /** Starts an election now (pre-vote first when enabled). A single voter becomes leader at once. */
+  campaign(): void {
+    this.#raft.step(newMessage({ type: MessageType.Hup, from: this.#raft.id }));
+  }
+
+  /** Appends data to the log; throws ProposalDroppedError unless we are a leader accepting it. */
+  propose(data: Uint8Array): void {
+    this.#raft.step(newMessage({
+      type: MessageType.Prop,
+      from: this.#raft.id,
+      entries: [{ term: 0, index: 0, type: EntryType.Normal, data }],
+    }));
+  }
+
+  /**
+   * Requests a linearizable read point; the answer arrives as a ReadState with requestCtx = ctx
+   * (ctx must be unique among pending reads). Dropped silently when no leader is known.
+   */
+  readIndex(ctx: Uint8Array): void {
+    try {
+      this.#raft.step(newMessage({ type: MessageType.ReadIndex, context: ctx }));
+    } catch (e) {
+      if (!(e instanceof ProposalDroppedError)) throw e;
+    }
+  }
+
+  /**
+   * Delivers a message from the network. Local message types are refused; a message from an
+   * unknown member that is a response is ignored; a dropped forwarded proposal is ignored.
+   */
+  step(m: Message): void {
+    if (isLocalMsg(m.type)) return;
+    if (isResponseMsg(m.type) && !this.#raft.trk.progress.has(m.from)) return;
+    try {
+      this.#raft.step(m);
+    } catch (e) {
+      if (!(e instanceof ProposalDroppedError)) throw e;
+    }
+  }
+
+  /** Asks the leader to hand leadership to `to` (etcd: MsgTransferLeader with From = transferee). */
+  transferLeader(to: NodeId): void {
+    this.#raft.step(newMessage({ type: MessageType.TransferLeader, from: to }));
+  }
+
+  /** Reports that a snapshot sent to `id` finished (failed = rejected/lost). */
+  reportSnapshot(id: NodeId, failed: boolean): void {
+    this.#raft.step(newMessage({ type: MessageType.SnapStatus, from: id, reject: failed }));
+  }
+
+  /** Reports that the last message to `id` could not be delivered. */
+  reportUnreachable(id: NodeId): void {
+    this.#raft.step(newMessage({ type: MessageType.Unreachable, from: id }));
+  }
+
+  hasReady(): boolean {
+    const r = this.#raft;
+    const ss = r.softState();
+    if (ss.lead !== this.#prevSoftState.lead || ss.raftState !== this.#prevSoftState.raftState) return true;
+    const hs = r.hardState();
+    if (!isEmptyHardState(hs) && !hardStateEqual(hs, this.#prevHardState)) return true;
+    if (r.raftLog.hasPendingSnapshot()) return true;
+    if (r.msgs.length > 0 || r.raftLog.unstableEntries().length > 0 || r.raftLog.hasNextEnts()) return true;
+    return r.readStates.length > 0;
+  }
+
+  /** What the driver must persist, send and apply now; follow with advance(rd). */
+  ready(): Ready {
+    assert(!this.#readyOutstanding, 'ready() called again before advance()');
+    const r = this.#raft;
+    const ss = r.softState();
+    const hs = r.hardState();
+    const softChanged = ss.lead !== this.#prevSoftState.lead || ss.raftState !== this.#prevSoftState.raftState;
+    const hardChanged = !isEmptyHardState(hs) && !hardStateEqual(hs, this.#prevHardState);
+    const entries = r.raftLog.unstableEntries().slice();
+    const rd: Ready = {
+      softState: softChanged ? ss : null,
+      hardState: hardChanged ? hs : null,
+      entries,
+      snapshot: r.raftLog.unstable.snapshot,
+      committedEntries: r.raftLog.nextEnts(),
+      messages: r.msgs,
+      readStates: r.readStates,
+      // Term, vote and log changes must be fsynced: they are promises made to other members.
+      mustSync: entries.length > 0 || hs.term !== this.#prevHardState.term || hs.vote !== this.#prevHardState.vote,
+    };
+    if (softChanged) this.#prevSoftState = ss;
+    r.msgs = [];
+    r.readStates = [];
+    this.#readyOutstanding = true;
+    return rd;
+  }
+
+  /** The driver has persisted, sent and applied everything in rd. */
+  advance(rd: Ready): void {
+    assert(this.#readyOutstanding, 'advance() without ready()');
+    this.#readyOutstanding = false;
+    const r = this.#raft;
+    if (rd.hardState !== null) this.#prevHardState = rd.hardState;
+    const n = rd.committedEntries.length;
+    if (n > 0) r.raftLog.appliedTo(rd.committedEntries[n - 1].index);
+    else if (rd.snapshot !== null) r.raftLog.appliedTo(rd.snapshot.metadata.index);
+    if (rd.entries.length > 0) {
+      const last = rd.entries[rd.entries.length - 1];
+      r.raftLog.stableTo(last.index, last.term);
+    }
+    if (rd.snapshot !== null) r.raftLog.stableSnapTo(rd.snapshot.metadata.index);
+  }
+
+  status(): Status {
+    const r = this.#raft;
+    return {
+      id: r.id,
+      term: r.term,
+      vote: r.vote,
+      commit: r.raftLog.committed,
+      lead: r.lead,
+      raftState: r.state,
+      applied: r.raftLog.applied,
+      lastIndex: r.raftLog.lastIndex(),
+    };
+  }
+
+  /** The state machine itself, for tests and debugging output (not for the driver). */
+  get raft(): Raft {
+    return this.#raft;
+  }
+}
+
+function hardStateEqual(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+

@@ -1,0 +1,202 @@
+// The etcd v3 services on the main thread: decode, validate (as etcd's v3rpc layer does, before
+// anything is proposed), route writes through Raft and reads to LMDB, encode. Handlers only see
+// bytes in and bytes out; the transport is GrpcTransport (src/main/net/grpc.ts).
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import Long from 'long';
+import Piscina from 'piscina';
+import { etcdserverpb } from '../shared/gen/etcd';
+import { GrpcTransport } from './net/grpc';
+import { RaftNode } from './node/node';
+import { MvccStore } from '../workers/mvcc/store';
+import { RequestKind } from '../shared/entry';
+import { EtcdError, GrpcCode } from '../shared/errors';
+import { toNum } from '../shared/long';
+import { limits } from '../shared/limits';
+import { validateDeleteRange, validatePut, validateRange, validateTxn } from '../shared/validate';
+import { ETCD_SERVER_VERSION } from '../shared/version';
+import type { RangeTask, RangeTaskResult } from '../workers/range';
+import { Config } from './config';
+import { Logger } from './log';
+
+export interface MemberInfo {
+  id: bigint;
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+}
+
+export interface ServerDeps {
+  cfg: Config;
+  log: Logger;
+  node: RaftNode;
+  store: MvccStore;
+  clusterId: bigint;
+  self: MemberInfo;
+  members: MemberInfo[];
+  lmdbDir: string;
+  compactor: Worker;
+}
+
+const SERVICE = 'etcdserverpb';
+
+export class EtcdServer {
+  readonly transport: GrpcTransport;
+  readonly #d: ServerDeps;
+  readonly #pool: Piscina;
+  readonly #clusterIdLong: Long;
+  readonly #memberIdLong: Long;
+  #physicalCompactRev = 0;
+  #physicalWaiters: Array<{ rev: number; resolve: () => void }> = [];
+
+  constructor(d: ServerDeps) {
+    this.#d = d;
+    this.#clusterIdLong = Long.fromString(d.clusterId.toString(), true);
+    this.#memberIdLong = Long.fromString(d.self.id.toString(), true);
+    this.#pool = new Piscina({
+      filename: path.join(__dirname, '../workers/range.js'),
+      minThreads: 1,
+      maxThreads: limits.rangeWorkersMax,
+      maxQueue: limits.rangeQueueMax,
+    });
+    this.transport = new GrpcTransport({
+      recvMessageBytesMax: d.cfg.maxRequestBytes + limits.grpcOverheadBytes,
+      streamsPerConnMax: limits.grpcStreamsPerConnMax,
+      onError: (err) => d.log.debug('grpc session error', { error: err.message }),
+    });
+    d.compactor.on('message', (m: { done?: number }) => {
+      if (typeof m.done === 'number') this.#onPhysicalCompactDone(m.done);
+    });
+    this.#register();
+    d.compactor.postMessage({ compact: true }); // finish any compaction a restart interrupted
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.destroy();
+  }
+
+  #register(): void {
+    const t = this.transport;
+    const kv = `/${SERVICE}.KV/`;
+    t.addUnary(kv + 'Range', (b) => this.#range(b));
+    t.addUnary(kv + 'Put', (b) => this.#put(b));
+    t.addUnary(kv + 'DeleteRange', (b) => this.#deleteRange(b));
+    t.addUnary(kv + 'Txn', (b) => this.#txn(b));
+    t.addUnary(kv + 'Compact', (b) => this.#compact(b));
+    t.addUnary(`/${SERVICE}.Maintenance/Status`, () => this.#status());
+    t.addUnary(`/${SERVICE}.Cluster/MemberList`, () => this.#memberList());
+  }
+
+  header(revision?: number): etcdserverpb.IResponseHeader {
+    const st = this.#d.node.status();
+    return { clusterId: this.#clusterIdLong, memberId: this.#memberIdLong, revision: revision ?? st.revision, raftTerm: st.term };
+  }
+
+  async #range(body: Uint8Array): Promise<Uint8Array> {
+    const req = decode(() => etcdserverpb.RangeRequest.decode(body));
+    validateRange(req);
+    if (!req.serializable) await this.#d.node.readBarrier();
+    if (rangeIsInline(req)) {
+      const resp = this.#d.store.range(req);
+      resp.header = this.header(toNum(resp.header?.revision));
+      return etcdserverpb.RangeResponse.encode(resp).finish();
+    }
+    const task: RangeTask = {
+      lmdbDir: this.#d.lmdbDir, clusterId: this.#d.clusterId.toString(), memberId: this.#d.self.id.toString(),
+      raftTerm: this.#d.node.status().term, request: body,
+    };
+    let r: RangeTaskResult;
+    try {
+      r = (await this.#pool.run(task)) as RangeTaskResult;
+    } catch (e) {
+      if ((e as Error).message?.includes('Task queue is at limit')) throw new EtcdError(GrpcCode.ResourceExhausted, 'etcdserver: too many requests');
+      throw e;
+    }
+    if ('err' in r) throw new EtcdError(r.err.code, r.err.message);
+    return r.ok;
+  }
+
+  #put(body: Uint8Array): Promise<Uint8Array> {
+    validatePut(decode(() => etcdserverpb.PutRequest.decode(body)));
+    return this.#d.node.propose(RequestKind.Put, body);
+  }
+
+  #deleteRange(body: Uint8Array): Promise<Uint8Array> {
+    validateDeleteRange(decode(() => etcdserverpb.DeleteRangeRequest.decode(body)));
+    return this.#d.node.propose(RequestKind.DeleteRange, body);
+  }
+
+  #txn(body: Uint8Array): Promise<Uint8Array> {
+    validateTxn(decode(() => etcdserverpb.TxnRequest.decode(body)), this.#d.cfg.maxTxnOps);
+    return this.#d.node.propose(RequestKind.Txn, body);
+  }
+
+  async #compact(body: Uint8Array): Promise<Uint8Array> {
+    const req = decode(() => etcdserverpb.CompactionRequest.decode(body));
+    const resp = await this.#d.node.propose(RequestKind.Compact, body);
+    this.#d.compactor.postMessage({ compact: true });
+    if (req.physical) await this.#waitPhysicalCompaction(toNum(req.revision));
+    return resp;
+  }
+
+  /** Starts a compaction at `revision` through Raft (auto-compaction uses this). */
+  compactTo(revision: number): Promise<Uint8Array> {
+    return this.#compact(etcdserverpb.CompactionRequest.encode({ revision }).finish());
+  }
+
+  #waitPhysicalCompaction(rev: number): Promise<void> {
+    if (this.#physicalCompactRev >= rev) return Promise.resolve();
+    return new Promise((resolve) => this.#physicalWaiters.push({ rev, resolve }));
+  }
+
+  #onPhysicalCompactDone(rev: number): void {
+    this.#physicalCompactRev = Math.max(this.#physicalCompactRev, rev);
+    const still: Array<{ rev: number; resolve: () => void }> = [];
+    for (const w of this.#physicalWaiters) (w.rev <= this.#physicalCompactRev ? w.resolve() : still.push(w));
+    this.#physicalWaiters = still;
+  }
+
+  #status(): Uint8Array {
+    const st = this.#d.node.status();
+    return etcdserverpb.StatusResponse.encode({
+      header: this.header(),
+      version: ETCD_SERVER_VERSION,
+      dbSize: this.#d.store.dbSizeBytes(),
+      leader: Long.fromString(st.lead.toString(), true),
+      raftIndex: st.commit,
+      raftTerm: st.term,
+      raftAppliedIndex: st.applied,
+      dbSizeInUse: this.#d.store.dbSizeInUseBytes(),
+      isLearner: false,
+    }).finish();
+  }
+
+  #memberList(): Uint8Array {
+    return etcdserverpb.MemberListResponse.encode({
+      header: this.header(),
+      members: this.#d.members.map((m) => ({
+        ID: Long.fromString(m.id.toString(), true), name: m.name, peerURLs: m.peerUrls, clientURLs: m.clientUrls,
+      })),
+    }).finish();
+  }
+}
+
+/** Point reads and small bounded scans run inline (an LMDB read costs about a microsecond);
+ * anything that may scan many keys goes to the range pool so the event loop never stalls. */
+function rangeIsInline(r: etcdserverpb.IRangeRequest): boolean {
+  if (!r.rangeEnd || r.rangeEnd.length === 0) return true;
+  const limit = toNum(r.limit);
+  if (r.countOnly || limit <= 0 || limit > limits.rangeInlineKeysMax) return false;
+  if ((r.sortOrder ?? 0) !== 0) return false;
+  return toNum(r.minModRevision) === 0 && toNum(r.maxModRevision) === 0 &&
+    toNum(r.minCreateRevision) === 0 && toNum(r.maxCreateRevision) === 0;
+}
+
+/** Malformed protobuf is the client's fault: INVALID_ARGUMENT, never a crash. */
+function decode<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw new EtcdError(GrpcCode.InvalidArgument, `grpc: error unmarshalling request: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,437 @@
+// Write-ahead log: Raft HardState and entries made durable with one fdatasync per batch (group
+// commit), in segment files named like etcd's (`%016x-%016x.wal`, seq-firstIndex).
+//
+//   record:  0          4          8      9                        9+len
+//            +----------+----------+------+--------------------------+
+//            | len u32LE| crc u32LE| type | payload                  |
+//            +----------+----------+------+--------------------------+
+//            crc = CRC-32C(type + payload). Payloads (record.ts):
+//            1 entry     term u64 | index u64 | entryType u8 | data
+//            2 hardState term u64 | vote u64 | commit u64
+//            3 snapshot  index u64 | term u64          (written by releaseTo)
+//
+//   segment: [hardState][snapshot]  header (when known), so replay works after older segments
+//            [entry][entry]...[hardState][entry]...   are released; appended until > segmentBytes
+//
+// Write path: save() only queues. One loop (#run) drains the queue: it encodes as many queued
+// records as fit in batchBytesMax into one reused buffer, issues one write and one fdatasync, then
+// resolves the covered calls in call order. Calls made while that is in flight form the next batch.
+// A save() bigger than a batch spans several rounds and resolves after its last one.
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Entry, HardState } from '../raft/types';
+import { limits } from '../../shared/limits';
+import { assert } from '../../shared/errors';
+import {
+  HARD_STATE_RECORD_BYTES, RecordType, SNAPSHOT_RECORD_BYTES, encodeEntry, encodeHardState,
+  encodeSnapshot, entryRecordBytes,
+} from './record';
+import { SegmentName, TMP_SUFFIX, listSegments, scanSegment, segmentName } from './segment';
+import { LogReplay } from './replay';
+import { WalCorruptError } from './errors';
+
+export { WalCorruptError };
+
+export interface WalOpenResult {
+  wal: Wal;
+  hardState: HardState | null;
+  entries: Entry[];
+  snapshotIndex: number;
+  snapshotTerm: number;
+  truncatedTail: boolean;
+}
+
+export interface WalOptions {
+  segmentBytes?: number;
+  batchBytesMax?: number;
+  /** false skips fdatasync: benchmarks only, acknowledged writes are then NOT durable. */
+  fsync?: boolean;
+}
+
+export interface WalStats {
+  fsyncs: number;
+  fsyncSeconds: number;
+  bytesWritten: number;
+  /** Records written since open. */
+  records: number;
+  /** Records in the most recent write round (the group-commit batch size). */
+  lastBatchRecords: number;
+}
+
+interface SaveOp {
+  kind: 'save';
+  hardState: HardState | null;
+  entries: Entry[];
+  /** Records already encoded: entries first, then the hardState (entries before the commit they name). */
+  cursor: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+interface ReleaseOp {
+  kind: 'release';
+  index: number;
+  term: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+type Op = SaveOp | ReleaseOp;
+
+function recordCount(op: SaveOp): number {
+  return op.entries.length + (op.hardState === null ? 0 : 1);
+}
+
+function recordBytesAt(op: SaveOp, i: number): number {
+  return i < op.entries.length ? entryRecordBytes(op.entries[i]) : HARD_STATE_RECORD_BYTES;
+}
+
+async function writeFully(fh: fsp.FileHandle, buf: Uint8Array, len: number, position: number): Promise<void> {
+  let done = 0;
+  while (done < len) {
+    const { bytesWritten } = await fh.write(buf, done, len - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** Makes creates, renames and unlinks in dir durable. */
+async function syncDir(dir: string): Promise<void> {
+  const dh = await fsp.open(dir, 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
+/**
+ * Creates a segment atomically: header written and synced under a .tmp name, then renamed, so a
+ * crash never leaves a segment without its header (which later replay may depend on).
+ */
+async function createSegment(dir: string, seg: SegmentName, header: Uint8Array, fsync: boolean): Promise<void> {
+  const final = path.join(dir, seg.name);
+  const tmp = final + TMP_SUFFIX;
+  const fh = await fsp.open(tmp, 'w');
+  try {
+    await writeFully(fh, header, header.length, 0);
+    if (fsync) await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  await fsp.rename(tmp, final);
+  if (fsync) await syncDir(dir);
+}
+
+async function removeTempFiles(dir: string): Promise<void> {
+  for (const name of await fsp.readdir(dir)) {
+    if (name.endsWith('.wal' + TMP_SUFFIX)) await fsp.unlink(path.join(dir, name));
+  }
+}
+
+/** Replays every segment into replay; truncates a torn tail of the last one. Returns truncatedTail. */
+async function replaySegments(dir: string, segs: SegmentName[], replay: LogReplay): Promise<boolean> {
+  let truncated = false;
+  for (let i = 0; i < segs.length; i++) {
+    const file = path.join(dir, segs[i].name);
+    const buf = await fsp.readFile(file);
+    const res = scanSegment(buf, file, i === segs.length - 1, (rec, offset) => {
+      if (rec.type === RecordType.Entry) replay.addEntry(rec.entry, file, offset);
+      else if (rec.type === RecordType.HardState) replay.hardState = rec.hardState;
+      else replay.addSnapshot(rec.index, rec.term);
+    });
+    if (res.torn) {
+      const fh = await fsp.open(file, 'r+');
+      try {
+        await fh.truncate(res.validBytes);
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      truncated = true;
+    }
+  }
+  return truncated;
+}
+
+export class Wal {
+  readonly #dir: string;
+  readonly #segmentBytes: number;
+  readonly #batchBytesMax: number;
+  readonly #fsync: boolean;
+  /** Live segments by seq; the last is the one appended to. */
+  readonly #segments: SegmentName[];
+  #fh: fsp.FileHandle;
+  /** Size of the active segment = the position of the next write. */
+  #fileBytes: number;
+  /** Reused batch buffer (batchBytesMax); only touched by #run, never while its write is in flight. */
+  readonly #buf: Buffer;
+  readonly #dv: DataView;
+  /** Pending calls in call order. Bounded by the driver (one save per Ready); asserted below. */
+  #queue: Op[];
+  #running: boolean;
+  #closing: Promise<void> | null;
+  /** Set on the first I/O error: after a failed fdatasync the file state is unknown, so stop. */
+  #failure: Error | null;
+  #idleWaiters: (() => void)[];
+  // Last written state, for segment headers and segment names.
+  #hardState: HardState | null;
+  #lastIndex: number;
+  #snapshotIndex: number;
+  #snapshotTerm: number;
+  // Stats.
+  #fsyncs: number;
+  #fsyncSeconds: number;
+  #bytesWritten: number;
+  #records: number;
+  #lastBatchRecords: number;
+
+  private constructor(dir: string, opts: Required<WalOptions>, segments: SegmentName[], fh: fsp.FileHandle,
+    fileBytes: number, replay: LogReplay, lastIndex: number) {
+    this.#dir = dir;
+    this.#segmentBytes = opts.segmentBytes;
+    this.#batchBytesMax = opts.batchBytesMax;
+    this.#fsync = opts.fsync;
+    this.#segments = segments;
+    this.#fh = fh;
+    this.#fileBytes = fileBytes;
+    this.#buf = Buffer.allocUnsafeSlow(opts.batchBytesMax);
+    this.#dv = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
+    this.#queue = [];
+    this.#running = false;
+    this.#closing = null;
+    this.#failure = null;
+    this.#idleWaiters = [];
+    this.#hardState = replay.hardState;
+    this.#lastIndex = lastIndex;
+    this.#snapshotIndex = replay.snapshotIndex;
+    this.#snapshotTerm = replay.snapshotTerm;
+    this.#fsyncs = 0;
+    this.#fsyncSeconds = 0;
+    this.#bytesWritten = 0;
+    this.#records = 0;
+    this.#lastBatchRecords = 0;
+  }
+
+  static async open(dir: string, opts: WalOptions = {}): Promise<WalOpenResult> {
+    const o: Required<WalOptions> = {
+      segmentBytes: opts.segmentBytes ?? limits.walSegmentBytes,
+      batchBytesMax: opts.batchBytesMax ?? limits.walBatchBytesMax,
+      fsync: opts.fsync ?? true,
+    };
+    // A batch must hold at least the fixed-size records; bigger entries go alone (oversized path).
+    assert(o.batchBytesMax >= HARD_STATE_RECORD_BYTES + SNAPSHOT_RECORD_BYTES, 'wal: batchBytesMax too small');
+    assert(o.segmentBytes > 0, 'wal: segmentBytes');
+    await fsp.mkdir(dir, { recursive: true });
+    await removeTempFiles(dir);
+    const segments = await listSegments(dir);
+    const replay = new LogReplay();
+    let truncatedTail = false;
+    if (segments.length === 0) {
+      const first = segmentName(0, 1);
+      await createSegment(dir, first, new Uint8Array(0), o.fsync);
+      segments.push(first);
+    } else {
+      truncatedTail = await replaySegments(dir, segments, replay);
+    }
+    const entries = replay.finish();
+    const lastIndex = entries.length > 0 ? entries[entries.length - 1].index : replay.snapshotIndex;
+    const fh = await fsp.open(path.join(dir, segments[segments.length - 1].name), 'r+');
+    const { size } = await fh.stat();
+    const wal = new Wal(dir, o, segments, fh, size, replay, lastIndex);
+    return {
+      wal, hardState: replay.hardState, entries, snapshotIndex: replay.snapshotIndex,
+      snapshotTerm: replay.snapshotTerm, truncatedTail,
+    };
+  }
+
+  /**
+   * Appends hardState (if non-null) and entries; resolves once the fdatasync covering them is done.
+   * Group commit: calls made while a write+fdatasync is in flight share the next one. Calls resolve
+   * in call order. The caller must not mutate `entries` or their data until the promise settles.
+   */
+  save(hardState: HardState | null, entries: Entry[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#enqueue({ kind: 'save', hardState, entries, cursor: 0, resolve, reject });
+    });
+  }
+
+  /**
+   * Records that state up to (index, term) is durable elsewhere (the state machine); segments whose
+   * entries are all <= index are deleted. To install a snapshot beyond the log, call this BEFORE
+   * saving the entries that follow the snapshot, or replay sees an unexplained index gap.
+   */
+  releaseTo(index: number, term: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#enqueue({ kind: 'release', index, term, resolve, reject });
+    });
+  }
+
+  stats(): WalStats {
+    return {
+      fsyncs: this.#fsyncs, fsyncSeconds: this.#fsyncSeconds, bytesWritten: this.#bytesWritten,
+      records: this.#records, lastBatchRecords: this.#lastBatchRecords,
+    };
+  }
+
+  /** Waits for queued calls to finish, then closes the active segment. Later calls reject. */
+  close(): Promise<void> {
+    if (this.#closing === null) this.#closing = this.#closeNow();
+    return this.#closing;
+  }
+
+  async #closeNow(): Promise<void> {
+    if (this.#running) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    await this.#fh.close();
+  }
+
+  #enqueue(op: Op): void {
+    if (this.#failure !== null) return op.reject(this.#failure);
+    if (this.#closing !== null) return op.reject(new Error('wal: closed'));
+    assert(this.#queue.length < limits.pendingProposalsMax, 'wal: too many pending save() calls');
+    this.#queue.push(op);
+    if (!this.#running) {
+      this.#running = true;
+      // Start after the current synchronous code so calls made in the same tick share a batch;
+      // a microtask adds no I/O latency.
+      queueMicrotask(() => void this.#run());
+    }
+  }
+
+  async #run(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const head = this.#queue[0];
+        if (head.kind === 'release') {
+          await this.#release(head);
+          this.#queue.shift();
+          head.resolve();
+        } else {
+          await this.#writeBatch();
+        }
+        if (this.#fileBytes > this.#segmentBytes) await this.#cut();
+      }
+    } catch (err) {
+      this.#fail(err instanceof Error ? err : new Error(String(err)));
+    }
+    this.#running = false;
+    for (const w of this.#idleWaiters.splice(0)) w();
+  }
+
+  #fail(err: Error): void {
+    this.#failure = err;
+    for (const op of this.#queue.splice(0)) op.reject(err);
+  }
+
+  /** One round: encode what fits, one write, one fdatasync, resolve the completed calls. */
+  async #writeBatch(): Promise<void> {
+    const { buf, bytes, opsDone, records } = this.#fillBatch();
+    if (bytes > 0) {
+      await writeFully(this.#fh, buf, bytes, this.#fileBytes);
+      this.#fileBytes += bytes;
+      await this.#sync();
+      this.#bytesWritten += bytes;
+      this.#records += records;
+      this.#lastBatchRecords = records;
+    }
+    for (const op of this.#queue.splice(0, opsDone)) op.resolve();
+  }
+
+  /**
+   * Encodes queued save records from the head into the batch buffer until the next record would
+   * exceed batchBytesMax or a release op is reached. A lone record larger than a batch gets its own
+   * buffer. opsDone counts head ops whose every record is now encoded.
+   */
+  #fillBatch(): { buf: Buffer; bytes: number; opsDone: number; records: number } {
+    const max = this.#batchBytesMax;
+    let off = 0;
+    let opsDone = 0;
+    let records = 0;
+    for (const op of this.#queue) {
+      if (op.kind !== 'save') break;
+      const n = recordCount(op);
+      while (op.cursor < n) {
+        const size = recordBytesAt(op, op.cursor);
+        if (off + size > max) {
+          if (off > 0) return { buf: this.#buf, bytes: off, opsDone, records };
+          const big = Buffer.allocUnsafe(size);
+          this.#encodeRecord(big, new DataView(big.buffer, big.byteOffset, size), 0, op);
+          return { buf: big, bytes: size, opsDone: opsDone + (op.cursor === n ? 1 : 0), records: 1 };
+        }
+        off = this.#encodeRecord(this.#buf, this.#dv, off, op);
+        records++;
+      }
+      opsDone++;
+    }
+    return { buf: this.#buf, bytes: off, opsDone, records };
+  }
+
+  /** Encodes op's record at op.cursor, advances the cursor, tracks the last written state. */
+  #encodeRecord(buf: Buffer, dv: DataView, off: number, op: SaveOp): number {
+    const i = op.cursor++;
+    if (i < op.entries.length) {
+      const e = op.entries[i];
+      // An entry at index i ends the log at i (Raft overwrite truncates what follows).
+      this.#lastIndex = e.index;
+      return encodeEntry(buf, dv, off, e);
+    }
+    const hs = op.hardState;
+    assert(hs !== null, 'wal: record cursor past the end');
+    this.#hardState = { term: hs.term, vote: hs.vote, commit: hs.commit };
+    return encodeHardState(buf, dv, off, hs);
+  }
+
+  async #sync(): Promise<void> {
+    if (!this.#fsync) return;
+    const t0 = performance.now();
+    await this.#fh.datasync();
+    this.#fsyncs++;
+    this.#fsyncSeconds += (performance.now() - t0) / 1000;
+  }
+
+  /** Durable snapshot marker first, then unlink: a crash in between leaves extra segments, not gaps. */
+  async #release(op: ReleaseOp): Promise<void> {
+    if (op.index <= this.#snapshotIndex) return;
+    const bytes = encodeSnapshot(this.#buf, this.#dv, 0, op.index, op.term);
+    await writeFully(this.#fh, this.#buf, bytes, this.#fileBytes);
+    this.#fileBytes += bytes;
+    await this.#sync();
+    this.#bytesWritten += bytes;
+    this.#records++;
+    this.#snapshotIndex = op.index;
+    this.#snapshotTerm = op.term;
+    if (op.index > this.#lastIndex) this.#lastIndex = op.index;
+    await this.#removeSegmentsThrough(op.index);
+  }
+
+  /**
+   * Segment k holds no live entry above segments[k+1].firstIndex - 1 (that was lastIndex when k+1
+   * was cut; later overwrites only lower it), so it can go once that is <= index. Never the last.
+   */
+  async #removeSegmentsThrough(index: number): Promise<void> {
+    const segs = this.#segments;
+    let k = 0;
+    while (k < segs.length - 1 && segs[k + 1].firstIndex - 1 <= index) k++;
+    if (k === 0) return;
+    for (const seg of segs.splice(0, k)) await fsp.unlink(path.join(this.#dir, seg.name));
+    if (this.#fsync) await syncDir(this.#dir);
+  }
+
+  /** Starts the next segment with the current hardState and snapshot marker as its header. */
+  async #cut(): Promise<void> {
+    const last = this.#segments[this.#segments.length - 1];
+    const seg = segmentName(last.seq + 1, this.#lastIndex + 1);
+    const header = Buffer.allocUnsafe(HARD_STATE_RECORD_BYTES + SNAPSHOT_RECORD_BYTES);
+    const dv = new DataView(header.buffer, header.byteOffset, header.byteLength);
+    let off = 0;
+    if (this.#hardState !== null) off = encodeHardState(header, dv, off, this.#hardState);
+    if (this.#snapshotIndex > 0) off = encodeSnapshot(header, dv, off, this.#snapshotIndex, this.#snapshotTerm);
+    await createSegment(this.#dir, seg, header.subarray(0, off), this.#fsync);
+    if (this.#fsync) this.#fsyncs += 2;
+    await this.#fh.close();
+    this.#fh = await fsp.open(path.join(this.#dir, seg.name), 'r+');
+    this.#fileBytes = off;
+    this.#bytesWritten += off;
+    this.#segments.push(seg);
+  }
+}

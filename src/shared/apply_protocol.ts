@@ -1,0 +1,103 @@
+// Messages on the two rings between the main thread and the apply worker. Fixed-size headers
+// written with one reused DataView; payloads follow. All numbers little endian; indexes,
+// revisions and request IDs are f64 (exact below 2^53).
+//
+// main -> apply (one message per committed entry):
+//   0      1          8        16       24
+//   | 1    | entryType | pad    | index  | term   | entry data ...
+//
+// apply -> main:
+//   RESULT  | 2 | status | pad | grpcCode u32 @4 | requestId @8 | index @16 | revision @24 | payload ...
+//           status 0: payload = encoded response; 1: payload = UTF-8 error message.
+//   APPLIED | 3 | pad ... | appliedIndex @8 | revision @16 | compactRevision @24 |
+//           sent after every batch: everything up to appliedIndex is applied.
+import { assert } from './errors';
+
+export const MSG_ENTRY = 1;
+export const MSG_RESULT = 2;
+export const MSG_APPLIED = 3;
+
+export const ENTRY_MSG_HEADER = 24;
+export const RESULT_MSG_HEADER = 32;
+export const APPLIED_MSG_BYTES = 32;
+
+export const RESULT_OK = 0;
+export const RESULT_ERR = 1;
+
+export function dv(u: Uint8Array): DataView {
+  return new DataView(u.buffer, u.byteOffset, u.byteLength);
+}
+
+export function writeEntryMsg(out: Uint8Array, entryType: number, index: number, term: number, data: Uint8Array): void {
+  assert(out.length === ENTRY_MSG_HEADER + data.length, 'entry message size');
+  const v = dv(out);
+  out[0] = MSG_ENTRY;
+  out[1] = entryType;
+  v.setFloat64(8, index, true);
+  v.setFloat64(16, term, true);
+  out.set(data, ENTRY_MSG_HEADER);
+}
+
+export interface EntryMsg {
+  entryType: number;
+  index: number;
+  term: number;
+  data: Uint8Array;
+}
+
+export function readEntryMsg(m: Uint8Array): EntryMsg {
+  assert(m[0] === MSG_ENTRY && m.length >= ENTRY_MSG_HEADER, 'not an entry message');
+  const v = dv(m);
+  return { entryType: m[1], index: v.getFloat64(8, true), term: v.getFloat64(16, true), data: m.subarray(ENTRY_MSG_HEADER) };
+}
+
+export function writeResultHeader(out: Uint8Array, status: number, code: number, requestId: number, index: number, revision: number): void {
+  const v = dv(out);
+  out[0] = MSG_RESULT;
+  out[1] = status;
+  v.setUint32(4, code, true);
+  v.setFloat64(8, requestId, true);
+  v.setFloat64(16, index, true);
+  v.setFloat64(24, revision, true);
+}
+
+export interface ResultMsg {
+  status: number;
+  code: number;
+  requestId: number;
+  index: number;
+  revision: number;
+  payload: Uint8Array;
+}
+
+export function readResultMsg(m: Uint8Array): ResultMsg {
+  const v = dv(m);
+  return {
+    status: m[1], code: v.getUint32(4, true), requestId: v.getFloat64(8, true), index: v.getFloat64(16, true),
+    revision: v.getFloat64(24, true), payload: m.subarray(RESULT_MSG_HEADER),
+  };
+}
+
+export function writeAppliedMsg(out: Uint8Array, appliedIndex: number, revision: number, compactRevision: number): void {
+  const v = dv(out);
+  out[0] = MSG_APPLIED;
+  v.setFloat64(8, appliedIndex, true);
+  v.setFloat64(16, revision, true);
+  v.setFloat64(24, compactRevision, true);
+}
+
+export function readAppliedMsg(m: Uint8Array): { appliedIndex: number; revision: number; compactRevision: number } {
+  const v = dv(m);
+  return { appliedIndex: v.getFloat64(8, true), revision: v.getFloat64(16, true), compactRevision: v.getFloat64(24, true) };
+}
+
+/** Data given to the apply, compaction and range workers at start. */
+export interface WorkerInit {
+  lmdbDir: string;
+  /** uint64 IDs as decimal strings (bigint does not cross structured clone in every path we use). */
+  clusterId: string;
+  memberId: string;
+  toApply?: SharedArrayBuffer;
+  fromApply?: SharedArrayBuffer;
+  applyBatchEntriesMax?: number;
+}

@@ -1,0 +1,43 @@
+// The payload of a Normal Raft entry: which request it is, the proposer's request ID (so the
+// proposing member can match the applied result to the waiting client), and the request's own
+// protobuf bytes exactly as the client sent them (no re-encoding on the write path).
+//
+//   0        1        8                16
+//   +--------+--------+----------------+---------------------------+
+//   | ver=1  | kind   | pad (6 bytes)  | requestId f64 | protobuf  |
+//   +--------+--------+----------------+---------------------------+
+//   (requestId at byte 8, protobuf from byte 16)
+import { assert } from './errors';
+
+export const ENTRY_VERSION = 1;
+export const ENTRY_HEADER_BYTES = 16;
+
+export const enum RequestKind {
+  Put = 1,
+  DeleteRange = 2,
+  Txn = 3,
+  Compact = 4,
+}
+
+export function encodeEntry(kind: RequestKind, requestId: number, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(ENTRY_HEADER_BYTES + body.length);
+  out[0] = ENTRY_VERSION;
+  out[1] = kind;
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setFloat64(8, requestId, true);
+  out.set(body, ENTRY_HEADER_BYTES);
+  return out;
+}
+
+export interface DecodedEntry {
+  kind: RequestKind;
+  requestId: number;
+  body: Uint8Array;
+}
+
+export function decodeEntry(data: Uint8Array): DecodedEntry {
+  assert(data.length >= ENTRY_HEADER_BYTES && data[0] === ENTRY_VERSION, `bad entry header (len ${data.length}, ver ${data[0]})`);
+  const kind = data[1] as RequestKind;
+  assert(kind >= RequestKind.Put && kind <= RequestKind.Compact, `unknown request kind ${kind}`);
+  const requestId = new DataView(data.buffer, data.byteOffset, data.byteLength).getFloat64(8, true);
+  return { kind, requestId, body: data.subarray(ENTRY_HEADER_BYTES) };
+}

@@ -1,0 +1,123 @@
+// Apply worker: the only writer of MVCC state. It drains committed entries from the main->apply
+// ring, applies up to applyBatchEntriesMax of them in ONE LMDB write transaction that also stores
+// the applied index (so WAL replay is idempotent), encodes each response (with the full response
+// header) and pushes results plus an APPLIED marker back on the apply->main ring.
+import { parentPort, workerData } from 'node:worker_threads';
+import Long from 'long';
+import { etcdserverpb } from '../shared/gen/etcd';
+import { Ring } from '../shared/ring';
+import { decodeEntry, RequestKind } from '../shared/entry';
+import {
+  APPLIED_MSG_BYTES, readEntryMsg, RESULT_ERR, RESULT_MSG_HEADER, RESULT_OK, writeAppliedMsg, writeResultHeader, WorkerInit,
+} from '../shared/apply_protocol';
+import { MvccStore, WriteRequest, WriteResult } from './mvcc/store';
+import { EntryType } from '../main/raft/types';
+import { toNum } from '../shared/long';
+
+const init = workerData as WorkerInit;
+const store = MvccStore.open(init.lmdbDir);
+const inRing = new Ring(init.toApply as SharedArrayBuffer);
+const outRing = new Ring(init.fromApply as SharedArrayBuffer);
+const clusterId = Long.fromString(init.clusterId, true);
+const memberId = Long.fromString(init.memberId, true);
+const batchMax = init.applyBatchEntriesMax ?? 4096;
+
+interface Pending {
+  requestId: number;
+  index: number;
+  term: number;
+  kind: RequestKind;
+}
+
+function decodeRequest(kind: RequestKind, body: Uint8Array): WriteRequest {
+  switch (kind) {
+    case RequestKind.Put: return { kind: 'put', req: etcdserverpb.PutRequest.decode(body) };
+    case RequestKind.DeleteRange: return { kind: 'deleteRange', req: etcdserverpb.DeleteRangeRequest.decode(body) };
+    case RequestKind.Txn: return { kind: 'txn', req: etcdserverpb.TxnRequest.decode(body) };
+    case RequestKind.Compact: return { kind: 'compact', req: etcdserverpb.CompactionRequest.decode(body) };
+  }
+}
+
+function encodeResponse(kind: RequestKind, resp: object, term: number): Uint8Array {
+  const r = resp as { header?: etcdserverpb.IResponseHeader | null };
+  r.header = { clusterId: clusterId, memberId: memberId, revision: r.header?.revision ?? 0, raftTerm: term };
+  switch (kind) {
+    case RequestKind.Put: return etcdserverpb.PutResponse.encode(resp as etcdserverpb.IPutResponse).finish();
+    case RequestKind.DeleteRange: return etcdserverpb.DeleteRangeResponse.encode(resp as etcdserverpb.IDeleteRangeResponse).finish();
+    case RequestKind.Txn: return etcdserverpb.TxnResponse.encode(resp as etcdserverpb.ITxnResponse).finish();
+    case RequestKind.Compact: return etcdserverpb.CompactionResponse.encode(resp as etcdserverpb.ICompactionResponse).finish();
+  }
+}
+
+const textEncoder = new TextEncoder();
+
+function pushResult(p: Pending, res: WriteResult): void {
+  let status: number;
+  let code = 0;
+  let payload: Uint8Array;
+  let revision = 0;
+  if ('ok' in res) {
+    status = RESULT_OK;
+    revision = toNum((res.ok as { header?: etcdserverpb.IResponseHeader | null }).header?.revision);
+    payload = encodeResponse(p.kind, res.ok, p.term);
+  } else {
+    status = RESULT_ERR;
+    code = res.err.code;
+    payload = textEncoder.encode(res.err.message);
+  }
+  const slot = reserveBlocking(RESULT_MSG_HEADER + payload.length);
+  writeResultHeader(slot, status, code, p.requestId, p.index, revision);
+  slot.set(payload, RESULT_MSG_HEADER);
+  outRing.commit();
+}
+
+/** The main thread drains continuously; if the ring is full we wake it and wait for space. */
+function reserveBlocking(len: number): Uint8Array {
+  for (;;) {
+    const slot = outRing.reserve(len);
+    if (slot) return slot;
+    outRing.notify();
+    outRing.waitForSpaceSync(100);
+  }
+}
+
+function applyBatch(msgs: Uint8Array[]): void {
+  const items: Array<{ index: number; req: WriteRequest }> = [];
+  const pendings: Pending[] = [];
+  let lastIndex = 0;
+  for (const m of msgs) {
+    const e = readEntryMsg(m);
+    lastIndex = e.index;
+    if (e.entryType !== EntryType.Normal || e.data.length === 0) continue; // no-op / conf change: index only
+    const d = decodeEntry(e.data);
+    items.push({ index: e.index, req: decodeRequest(d.kind, d.body) });
+    pendings.push({ requestId: d.requestId, index: e.index, term: e.term, kind: d.kind });
+  }
+  store.recordApplied(lastIndex);
+  const results = store.applyBatch(items);
+  results.forEach((r: WriteResult | null, i: number) => {
+    if (r !== null) pushResult(pendings[i], r);
+  });
+  const slot = reserveBlocking(APPLIED_MSG_BYTES);
+  writeAppliedMsg(slot, Math.max(lastIndex, store.appliedIndex), store.revision, store.compactRevision);
+  outRing.commit();
+  outRing.notify();
+}
+
+function loop(): void {
+  const batch: Uint8Array[] = [];
+  for (;;) {
+    inRing.waitSync(1000);
+    for (;;) {
+      batch.length = 0;
+      // Views are only valid inside drain: copy each message (entries are small; the copy is
+      // what lets the producer reuse the space while we run the LMDB transaction).
+      inRing.drain((m) => { batch.push(m.slice()); }, batchMax);
+      if (batch.length === 0) break;
+      applyBatch(batch);
+    }
+  }
+}
+
+parentPort?.postMessage({ ready: true, appliedIndex: store.appliedIndex });
+loop();

@@ -1,0 +1,36 @@
+// The LMDB environment of the MVCC store: one env, four named databases, binary keys and values.
+//
+//   latest   user key            -> latest record (records.ts)   live keys only: O(1) in the key's revision count
+//   history  key‖00 00‖rev‖sub   -> history record               every revision incl. tombstones (keys.ts)
+//   revlog   rev‖sub             -> user key                     global write order: watch replay, compaction
+//   meta     name                -> f64 fields                   state, compaction progress
+//
+// The apply worker is the only writer of latest/history/revlog/meta.state; the compaction worker removes
+// history+revlog records and writes meta.compact. LMDB serialises the two writers; readers never block.
+import { open, Database, RootDatabase } from 'lmdb';
+
+export interface Dbs {
+  root: RootDatabase;
+  latest: Database<Buffer, Buffer>;
+  history: Database<Buffer, Buffer>;
+  revlog: Database<Buffer, Buffer>;
+  meta: Database<Buffer, Buffer>;
+}
+
+/** Default map size reservation (address space, not disk): grows on demand in lmdb-js. */
+const defaultMapSizeBytes = 1024 * 1024 * 1024;
+
+export function openDbs(dir: string, opts: { readOnly?: boolean; mapSizeBytes?: number }): Dbs {
+  const root = open(dir, {
+    // Durability comes from the WAL, fdatasynced before apply; the applied index is stored in the same
+    // LMDB transaction, so a lost LMDB tail is replayed from the WAL. sync() forces a flush.
+    noSync: true,
+    overlappingSync: false,
+    maxDbs: 8,
+    readOnly: opts.readOnly ?? false,
+    mapSize: opts.mapSizeBytes ?? defaultMapSizeBytes,
+  });
+  const sub = (name: string): Database<Buffer, Buffer> =>
+    root.openDB<Buffer, Buffer>({ name, keyEncoding: 'binary', encoding: 'binary' });
+  return { root, latest: sub('latest'), history: sub('history'), revlog: sub('revlog'), meta: sub('meta') };
+}

@@ -1,0 +1,69 @@
+// etcd 3.4's HashKV (mvcc store.HashByRev): crc32c over "key" and then, in revision order, every mvcc record
+// (bolt key ‖ marshalled mvccpb.KeyValue) up to rev, where records at or below compactRev count only if
+// `keep` at rev holds them (the newest PUT <= rev of their key) — or, when keep is empty, if they survive
+// the compaction (etcd still has them in bolt).
+//   bolt key = main rev (8 BE) ‖ '_' ‖ sub (8 BE) [‖ 't' for a tombstone]
+import { mvccpb } from '../../shared/gen/etcd';
+import { Errors } from '../../shared/errors';
+import { Dbs } from './dbs';
+import { decodeRevKey, escapedBound, historyKey, revKey } from './keys';
+import { Kv, RecordKind, historyKind, toPb } from './records';
+import { State } from './meta';
+import { ReadView } from './view';
+
+const crcTable: Uint32Array = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  return t;
+})();
+
+/** Running crc32c (Castagnoli) state: start at 0, as Go's crc32.Update. */
+export function crc32c(crc: number, data: Uint8Array): number {
+  let c = ~crc >>> 0;
+  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+function boltKey(rev: number, sub: number, tombstone: boolean): Buffer {
+  const b = Buffer.alloc(tombstone ? 18 : 17);
+  b.writeUInt32BE(Math.floor(rev / 0x1_0000_0000), 0);
+  b.writeUInt32BE(rev >>> 0, 4);
+  b[8] = 0x5f;
+  b.writeUInt32BE(sub, 13);
+  if (tombstone) b[17] = 0x74;
+  return b;
+}
+
+export function hashKV(dbs: Dbs, st: State, reqRev: number): { hash: number; compactRevision: number; revision: number } {
+  if (reqRev > 0 && reqRev <= st.compactRev) throw Errors.compacted();
+  if (reqRev > 0 && reqRev > st.rev) throw Errors.futureRev();
+  const rev = reqRev === 0 ? st.rev : reqRev;
+  const view = new ReadView(dbs, st.rev, -1);
+  const keepEmpty = view.rangeKeys({ key: Buffer.from([0]), end: Buffer.alloc(0) }, { rev, limit: 1, countOnly: true }).count === 0;
+  let h = crc32c(0, Buffer.from('key'));
+  for (const e of dbs.revlog.getRange({ start: revKey(0, 0), end: revKey(rev + 1, 0) })) {
+    const { rev: r, sub } = decodeRevKey(e.key as Buffer);
+    const key = e.value;
+    if (r <= st.compactRev && !(keepEmpty ? isNewestPutAt(dbs, key, r, sub, st.compactRev) : isNewestPutAt(dbs, key, r, sub, rev))) continue;
+    const rec = dbs.history.getBinary(historyKey(key, r, sub));
+    if (rec === undefined) continue;
+    const tomb = historyKind(rec) === RecordKind.Tombstone;
+    const kv: mvccpb.IKeyValue = tomb ? { key } : toPb(view.decodeRecord(key, r, sub, rec) as Kv, false);
+    h = crc32c(h, boltKey(r, sub, tomb));
+    h = crc32c(h, mvccpb.KeyValue.encode(kv).finish());
+  }
+  return { hash: h, compactRevision: st.compactRev, revision: st.rev };
+}
+
+/** True when (r, sub) is key's newest record at or below at, and a PUT. */
+function isNewestPutAt(dbs: Dbs, key: Buffer, r: number, sub: number, at: number): boolean {
+  for (const e of dbs.history.getRange({ start: historyKey(key, at, 0xffff_ffff), end: escapedBound(key), reverse: true, limit: 1 })) {
+    const same = Buffer.compare(e.key as Buffer, historyKey(key, r, sub)) === 0;
+    return same && historyKind(e.value) !== RecordKind.Tombstone;
+  }
+  return false;
+}

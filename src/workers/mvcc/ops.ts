@@ -1,0 +1,45 @@
+// etcd's applierV3backend.Put and DeleteRange against a WriteTxn (standalone or inside a Txn).
+import { etcdserverpb } from '../../shared/gen/etcd';
+import { Errors } from '../../shared/errors';
+import { isStorableKey } from './keys';
+import { int64Words, toPb } from './records';
+import { asBuffer, toInterval } from './view';
+import { WriteTxn } from './write';
+
+/** Refusals that etcd would not make but LMDB's key size forces; deterministic on every member. */
+export function checkStorable(key: Uint8Array | null | undefined): void {
+  if (!isStorableKey(asBuffer(key))) throw Errors.requestTooLarge();
+}
+
+export function applyPut(wt: WriteTxn, p: etcdserverpb.IPutRequest): etcdserverpb.IPutResponse {
+  const key = asBuffer(p.key);
+  checkStorable(key);
+  let value = asBuffer(p.value);
+  let { hi, lo } = int64Words(p.lease);
+  const resp: etcdserverpb.IPutResponse = { header: {} };
+  if (p.ignoreValue || p.ignoreLease || p.prevKv) {
+    const prev = wt.view().latest(key);
+    if ((p.ignoreValue || p.ignoreLease) && prev === undefined) throw Errors.keyNotFound();
+    if (prev !== undefined) {
+      if (p.ignoreValue) value = prev.value;
+      if (p.ignoreLease) ({ leaseHi: hi, leaseLo: lo } = prev);
+      if (p.prevKv) resp.prevKv = toPb(prev, false);
+    }
+  }
+  wt.put(key, value, hi, lo);
+  resp.header = { revision: wt.beginRev + 1 };
+  return resp;
+}
+
+export function applyDeleteRange(wt: WriteTxn, dr: etcdserverpb.IDeleteRangeRequest): etcdserverpb.IDeleteRangeResponse {
+  const iv = toInterval(dr.key, dr.rangeEnd);
+  const resp: etcdserverpb.IDeleteRangeResponse = {};
+  if (dr.prevKv) {
+    const prev = wt.view().rangeKeys(iv, { rev: 0, limit: 0, countOnly: false }).kvs;
+    if (prev.length > 0) resp.prevKvs = prev.map((kv) => toPb(kv, false));
+  }
+  const n = wt.deleteRange(iv);
+  if (n !== 0) resp.deleted = n;
+  resp.header = { revision: n !== 0 || wt.changes > 0 ? wt.beginRev + 1 : wt.beginRev };
+  return resp;
+}

@@ -1,0 +1,210 @@
+// The MVCC key-value store: etcd v3.4's mvcc semantics over LMDB (layout in dbs.ts, keys.ts, records.ts).
+//
+// Threads: the apply worker calls applyBatch (the only writer of keys and state), the compaction worker calls
+// compactStep, range workers and the main thread call range. Each opens its own MvccStore on the same
+// directory; lmdb-js shares one environment per process. Nothing is cached in memory across calls, so open is
+// O(1) and every call sees the latest committed state.
+import { etcdserverpb } from '../../shared/gen/etcd';
+import { Errors, assert, assertNever, isEtcdError } from '../../shared/errors';
+import { Dbs, openDbs } from './dbs';
+import { compactStep } from './compact';
+import { State, readProgress, readState, writeState } from './meta';
+import { applyDeleteRange, applyPut } from './ops';
+import { applyRange } from './range';
+import { approxNum } from './records';
+import { applyTxn } from './txn';
+import { ReadView } from './view';
+import { WriteTxn } from './write';
+import { hashKV } from './hash';
+
+export type WriteRequest =
+  | { kind: 'put'; req: etcdserverpb.IPutRequest }
+  | { kind: 'deleteRange'; req: etcdserverpb.IDeleteRangeRequest }
+  | { kind: 'txn'; req: etcdserverpb.ITxnRequest }
+  | { kind: 'compact'; req: etcdserverpb.ICompactionRequest };
+
+export type WriteResult =
+  | { ok: etcdserverpb.IPutResponse | etcdserverpb.IDeleteRangeResponse | etcdserverpb.ITxnResponse | etcdserverpb.ICompactionResponse }
+  | { err: { code: number; message: string } };
+
+export interface OpenOptions {
+  readOnly?: boolean;
+  mapSizeBytes?: number;
+}
+
+export class MvccStore {
+  readonly #dbs: Dbs;
+  /** Applied index of no-op entries not yet written; folded into the next applyBatch or close. */
+  #pendingApplied = 0;
+
+  private constructor(dbs: Dbs) {
+    this.#dbs = dbs;
+  }
+
+  /**
+   * Opens the store in directory dir, creating it if needed. O(1): no index is rebuilt. readOnly is advisory:
+   * when the store does not exist yet (a reader started before the apply worker), it is created writable.
+   */
+  static open(dir: string, opts: OpenOptions = {}): MvccStore {
+    let dbs: Dbs;
+    let writable = !opts.readOnly;
+    try {
+      dbs = openDbs(dir, opts);
+    } catch (e) {
+      if (writable) throw e;
+      dbs = openDbs(dir, { ...opts, readOnly: false });
+      writable = true;
+    }
+    if (writable && dbs.meta.getBinary(Buffer.from('state')) === undefined) {
+      const d = dbs;
+      d.root.transactionSync(() => writeState(d, readState(d)));
+    }
+    return new MvccStore(dbs);
+  }
+
+  /**
+   * Applies a batch in one LMDB write transaction, storing the last applied index with it. Entries at or below
+   * the stored applied index are skipped (WAL replay) and get null. Operating errors become {err}.
+   * appliedIndex (optional) is the index of the batch's last entry when it ends in entries without a request
+   * (leader no-ops, conf changes): stored in the same transaction.
+   */
+  applyBatch(items: ReadonlyArray<{ index: number; req: WriteRequest }>, appliedIndex = 0): Array<WriteResult | null> {
+    const dbs = this.#dbs;
+    return dbs.root.transactionSync(() => {
+      const st = readState(dbs);
+      const results: Array<WriteResult | null> = [];
+      for (const it of items) {
+        if (it.index <= st.applied) {
+          results.push(null);
+          continue;
+        }
+        st.applied = it.index;
+        results.push(this.#applyOne(st, it.req));
+      }
+      st.applied = Math.max(st.applied, this.#pendingApplied, appliedIndex);
+      writeState(dbs, st);
+      return results;
+    });
+  }
+
+  /** Records an applied index with no state change (leader no-op entries); folded into the next applyBatch. */
+  recordApplied(index: number): void {
+    this.#pendingApplied = Math.max(this.#pendingApplied, index);
+  }
+
+  #applyOne(st: State, req: WriteRequest): WriteResult {
+    const wt = new WriteTxn(this.#dbs, st.rev, st.compactRev);
+    try {
+      let ok: WriteResult extends infer R ? (R extends { ok: infer O } ? O : never) : never;
+      switch (req.kind) {
+        case 'put': ok = applyPut(wt, req.req); break;
+        case 'deleteRange': ok = applyDeleteRange(wt, req.req); break;
+        case 'txn': ok = applyTxn(wt, req.req); break;
+        case 'compact': ok = applyCompaction(st, req.req); break;
+        default: return assertNever(req);
+      }
+      if (wt.changes > 0) st.rev = wt.beginRev + 1;
+      return { ok };
+    } catch (e) {
+      if (!isEtcdError(e)) throw e;
+      assert(wt.changes === 0, 'an operating error after a write would leave a partial request');
+      return { err: e.toWire() };
+    }
+  }
+
+  /** A serializable range at req.revision (0 = current). Throws EtcdError. Header carries revision only. */
+  range(req: etcdserverpb.IRangeRequest): etcdserverpb.IRangeResponse {
+    this.#dbs.root.resetReadTxn();
+    const st = readState(this.#dbs);
+    return applyRange(new ReadView(this.#dbs, st.rev, st.compactRev), req);
+  }
+
+  /** One bounded physical compaction step; true once everything up to compactRevision is removed. */
+  compactStep(maxRevisions: number): boolean {
+    return compactStep(this.#dbs, maxRevisions);
+  }
+
+  get revision(): number {
+    return this.#fresh().rev;
+  }
+
+  /** etcd's compactMainRev: the last scheduled compaction (-1 before any). */
+  get compactRevision(): number {
+    return this.#fresh().compactRev;
+  }
+
+  /** The revision up to which compaction has physically finished (-1 before any). */
+  get compactedRevision(): number {
+    this.#dbs.root.resetReadTxn();
+    return readProgress(this.#dbs).doneRev;
+  }
+
+  get appliedIndex(): number {
+    return Math.max(this.#fresh().applied, this.#pendingApplied);
+  }
+
+  #fresh(): State {
+    this.#dbs.root.resetReadTxn();
+    return readState(this.#dbs);
+  }
+
+  /** Entries per database (tests and metrics): live keys, history records, revlog records. */
+  recordCounts(): { latest: number; history: number; revlog: number } {
+    this.#dbs.root.resetReadTxn();
+    const { latest, history, revlog } = this.#dbs;
+    return { latest: latest.getCount(), history: history.getCount(), revlog: revlog.getCount() };
+  }
+
+  /** Bytes of the LMDB file in use up to its last page (etcd's db size). */
+  dbSizeBytes(): number {
+    const s = this.#dbs.root.getStats() as { pageSize: number; lastPageNumber: number };
+    return (s.lastPageNumber + 1) * s.pageSize;
+  }
+
+  /** Pages held by the store's B-trees (etcd's db size in use: size minus free pages). */
+  dbSizeInUseBytes(): number {
+    let pages = 2; // LMDB's two meta pages
+    for (const db of [this.#dbs.root, this.#dbs.latest, this.#dbs.history, this.#dbs.revlog, this.#dbs.meta]) {
+      const s = db.getStats() as { treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+      pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
+    }
+    const pageSize = (this.#dbs.root.getStats() as { pageSize: number }).pageSize;
+    return pages * pageSize;
+  }
+
+  /** etcd's HashKV: crc32c over the mvcc records in (compactRev, rev], plus the revisions it covered. */
+  hashKV(rev: number): { hash: number; compactRevision: number; revision: number } {
+    this.#dbs.root.resetReadTxn();
+    const st = readState(this.#dbs);
+    return hashKV(this.#dbs, st, rev);
+  }
+
+  /** Forces LMDB's dirty pages to disk (the store is opened noSync: the WAL is the durability). */
+  sync(): Promise<void> {
+    const root = this.#dbs.root as unknown as { sync(cb: (err?: Error) => void): void };
+    return new Promise((resolve, reject) => root.sync((err) => (err ? reject(err) : resolve())));
+  }
+
+  /** Persists a pending no-op applied index and closes this thread's handle (resolves once closed). */
+  close(): Promise<void> {
+    const dbs = this.#dbs;
+    if (this.#pendingApplied > 0 && this.#pendingApplied > readState(dbs).applied) {
+      dbs.root.transactionSync(() => {
+        const st = readState(dbs);
+        st.applied = Math.max(st.applied, this.#pendingApplied);
+        writeState(dbs, st);
+      });
+    }
+    return dbs.root.close();
+  }
+}
+
+/** etcd's store.updateCompactRev: schedules compaction; physical removal happens in compactStep. */
+function applyCompaction(st: State, c: etcdserverpb.ICompactionRequest): etcdserverpb.ICompactionResponse {
+  const rev = approxNum(c.revision);
+  if (rev <= st.compactRev) throw Errors.compacted();
+  if (rev > st.rev) throw Errors.futureRev();
+  st.compactRev = rev;
+  return { header: { revision: st.rev } };
+}
+

@@ -1,0 +1,71 @@
+// etcd's storeTxnWrite inside one LMDB write transaction: every change of one request shares the revision
+// beginRev+1 with increasing sub revisions; the revision advances only if something changed.
+import { assert } from '../../shared/errors';
+import { Dbs } from './dbs';
+import { historyKey, revKey, isStorableKey } from './keys';
+import { Kv, encodeHistoryPut, encodeLatest, tombstoneRecord } from './records';
+import { KeyInterval, ReadView } from './view';
+
+export class WriteTxn {
+  readonly #dbs: Dbs;
+  /** The store's revision when the request began; changes are written at beginRev + 1. */
+  readonly beginRev: number;
+  readonly compactRev: number;
+  /** Changes so far: the next sub revision. */
+  changes = 0;
+
+  constructor(dbs: Dbs, beginRev: number, compactRev: number) {
+    this.#dbs = dbs;
+    this.beginRev = beginRev;
+    this.compactRev = compactRev;
+  }
+
+  /** etcd's storeTxnWrite.Range revision: the txn's own writes are visible at beginRev + 1. */
+  get rev(): number {
+    return this.changes > 0 ? this.beginRev + 1 : this.beginRev;
+  }
+
+  view(): ReadView {
+    return new ReadView(this.#dbs, this.rev, this.compactRev);
+  }
+
+  put(key: Buffer, value: Buffer, leaseHi: number, leaseLo: number): void {
+    assert(isStorableKey(key), 'put of an unstorable key must be refused before apply');
+    const rev = this.beginRev + 1;
+    const sub = this.changes++;
+    const old = this.view().latest(key);
+    if (old !== undefined) this.#retire(old);
+    const kv: Kv = {
+      key, value, leaseHi, leaseLo, mod: rev, sub,
+      create: old ? old.create : rev,
+      version: old ? old.version + 1 : 1,
+    };
+    const { latest, history, revlog } = this.#dbs;
+    latest.putSync(key, encodeLatest(kv));
+    history.putSync(historyKey(key, rev, sub), encodeHistoryPut(kv, false));
+    revlog.putSync(revKey(rev, sub), key);
+  }
+
+  /** Deletes every live key in the interval; returns how many. */
+  deleteRange(iv: KeyInterval): number {
+    const doomed: Kv[] = this.view().rangeKeys(iv, { rev: 0, limit: 0, countOnly: false }).kvs;
+    for (const kv of doomed) this.#delete(kv);
+    return doomed.length;
+  }
+
+  #delete(old: Kv): void {
+    const rev = this.beginRev + 1;
+    const sub = this.changes++;
+    this.#retire(old);
+    const { latest, history, revlog } = this.#dbs;
+    history.putSync(historyKey(old.key, rev, sub), tombstoneRecord);
+    revlog.putSync(revKey(rev, sub), old.key);
+    latest.removeSync(old.key);
+  }
+
+  /** The key's current history record stops being a pointer into `latest`: store its value in full. */
+  #retire(old: Kv): void {
+    this.#dbs.history.putSync(historyKey(old.key, old.mod, old.sub), encodeHistoryPut(old, true));
+  }
+}
+

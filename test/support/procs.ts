@@ -1,0 +1,264 @@
+// Starts single-member servers as child processes for integration tests and benchmarks: real etcd
+// (`/usr/bin/etcd`, or $ETCD_TS_ETCD_BIN) and etcd-ts (`node dist/src/main/cli.js`), both with etcd's flags,
+// on free 127.0.0.1 ports and a fresh data dir. Readiness is a real request (`etcdctl endpoint
+// health`, which commits a quorum read through gRPC), polled until it succeeds; a process that exits
+// or is not ready in time fails with its stderr tail. Every started server is tracked so that
+// `stopAllServers()` (hooked by `cleanupServersAfter()` and on process exit) never leaks processes.
+import { spawn, ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { etcdctl } from './etcdctl';
+
+export type ServerKind = 'etcd' | 'etcd-ts';
+
+export interface StartOptions {
+  name?: string;            // member name, etcd's default "default"
+  dataDir?: string;         // created if missing; default: a fresh dir under os.tmpdir()
+  token?: string;           // --initial-cluster-token, etcd's default "etcd-cluster"
+  logLevel?: string;        // --log-level; "warn" keeps stderr small
+  readyTimeoutMs?: number;  // default 20 s
+  extraArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+  clientPort?: number;      // default: a free port
+  peerPort?: number;        // default: a free port
+}
+
+export interface Server {
+  readonly kind: ServerKind;
+  readonly endpoint: string;     // "127.0.0.1:PORT", the form etcdctl --endpoints and grpc take
+  readonly clientUrl: string;    // "http://127.0.0.1:PORT"
+  readonly peerUrl: string;
+  readonly dataDir: string;
+  readonly pid: number;
+  /** Sends `signal`, waits for exit (SIGKILL after 10 s) and returns the exit code (null if killed by a signal). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  kill9(): Promise<void>;
+  /** Stops (SIGTERM) if running, then starts again on the same ports and data dir and waits until ready. */
+  restart(): Promise<void>;
+  /** The last stderr bytes of the current process (bounded). */
+  stderr(): string;
+}
+
+const stderrBytesMax = 64 * 1024;
+const stopTimeoutMs = 10_000;
+const pollIntervalMs = 150;
+const repoRoot = path.resolve(__dirname, '..', '..', '..'); // dist/test/support -> repo root
+
+export const etcdBin = process.env.ETCD_TS_ETCD_BIN ?? '/usr/bin/etcd';
+export const etcdTsCli = path.join(repoRoot, 'dist', 'src', 'main', 'cli.js');
+
+const live = new Set<ServerImpl>();
+
+/** A port that was free a moment ago: listen on port 0, read the port, close. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(addr.port));
+    });
+  });
+}
+
+// etcd reads every ETCD_* environment variable as a flag (and warns about unknown ones), so the
+// test harness's own ETCD_TS_* settings must not reach it.
+function childEnv(kind: ServerKind): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (kind === 'etcd' && k.startsWith('ETCD_')) continue;
+    env[k] = v;
+  }
+  return env;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+class ServerImpl implements Server {
+  readonly endpoint: string;
+  readonly clientUrl: string;
+  readonly peerUrl: string;
+  pid = 0;
+  #child: ChildProcess | null = null;
+  #exited: Promise<number | null> = Promise.resolve(null);
+  #exitInfo: string | null = null;
+  #stderr = '';
+
+  constructor(readonly kind: ServerKind, readonly dataDir: string, readonly clientPort: number,
+    readonly peerPort: number, readonly opts: StartOptions) {
+    this.endpoint = `127.0.0.1:${clientPort}`;
+    this.clientUrl = `http://127.0.0.1:${clientPort}`;
+    this.peerUrl = `http://127.0.0.1:${peerPort}`;
+  }
+
+  #command(): { cmd: string; args: string[] } {
+    const name = this.opts.name ?? 'default';
+    const flags = [
+      '--name', name,
+      '--data-dir', this.dataDir,
+      '--listen-client-urls', this.clientUrl,
+      '--advertise-client-urls', this.clientUrl,
+      '--listen-peer-urls', this.peerUrl,
+      '--initial-advertise-peer-urls', this.peerUrl,
+      '--initial-cluster', `${name}=${this.peerUrl}`,
+      '--initial-cluster-token', this.opts.token ?? 'etcd-cluster',
+      '--log-level', this.opts.logLevel ?? 'warn',
+      ...(this.opts.extraArgs ?? []),
+    ];
+    if (this.kind === 'etcd') return { cmd: etcdBin, args: ['--logger', 'zap', ...flags] };
+    return { cmd: process.execPath, args: [etcdTsCli, ...flags] };
+  }
+
+  async start(): Promise<void> {
+    const { cmd, args } = this.#command();
+    if (this.kind === 'etcd-ts' && !fs.existsSync(etcdTsCli)) {
+      throw new Error(`etcd-ts is not built: ${etcdTsCli} does not exist (run npx tsc -p .)`);
+    }
+    this.#stderr = '';
+    this.#exitInfo = null;
+    const child = spawn(cmd, args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...childEnv(this.kind), ...(this.opts.env ?? {}) },
+    });
+    this.#child = child;
+    this.pid = child.pid ?? 0;
+    live.add(this);
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (s: string) => {
+      this.#stderr += s;
+      if (this.#stderr.length > stderrBytesMax) this.#stderr = this.#stderr.slice(-stderrBytesMax);
+    });
+    this.#exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.#exitInfo = `exited with code ${code} signal ${signal}`;
+        this.#child = null;
+        live.delete(this);
+        resolve(code);
+      });
+      child.once('error', (err) => {
+        this.#exitInfo = `failed to spawn: ${err.message}`;
+        this.#child = null;
+        live.delete(this);
+        resolve(null);
+      });
+    });
+    await this.#waitReady(this.opts.readyTimeoutMs ?? 20_000, `${cmd} ${args.join(' ')}`);
+  }
+
+  async #waitReady(timeoutMs: number, commandLine: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      if (this.#exitInfo !== null) break;
+      const r = await etcdctl(this.endpoint, ['endpoint', 'health', '--dial-timeout=1s', '--command-timeout=2s']);
+      // etcdctl 3.4 prints the health line on stderr.
+      if (r.code === 0 && (r.stdout + r.stderr).includes('is healthy')) return;
+      last = (r.stdout + r.stderr).trim().split('\n').slice(-2).join('\n');
+      await sleep(pollIntervalMs);
+    }
+    const why = this.#exitInfo ?? `not ready after ${timeoutMs} ms (last health check: ${last})`;
+    await this.kill9();
+    throw new Error(`${this.kind} ${why}\ncommand: ${commandLine}\n--- stderr tail ---\n${this.stderrTail(40)}`);
+  }
+
+  stderr(): string {
+    return this.#stderr;
+  }
+
+  stderrTail(lines: number): string {
+    return this.#stderr.trimEnd().split('\n').slice(-lines).join('\n');
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    const child = this.#child;
+    if (!child) return this.#exited;
+    child.kill(signal);
+    const timer = setTimeout(() => { if (this.#child === child) child.kill('SIGKILL'); }, stopTimeoutMs);
+    try {
+      return await this.#exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async kill9(): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    child.kill('SIGKILL');
+    await this.#exited;
+  }
+
+  async restart(): Promise<void> {
+    await this.stop('SIGTERM');
+    await this.start();
+  }
+
+  killSync(): void {
+    try { this.#child?.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+}
+
+async function startServer(kind: ServerKind, opts: StartOptions = {}): Promise<Server> {
+  const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `${kind}-test-`));
+  fs.mkdirSync(dataDir, { recursive: true });
+  const clientPort = opts.clientPort ?? await freePort();
+  let peerPort = opts.peerPort ?? await freePort();
+  while (peerPort === clientPort) peerPort = await freePort();
+  const s = new ServerImpl(kind, dataDir, clientPort, peerPort, opts);
+  try {
+    await s.start();
+  } catch (e) {
+    if (opts.dataDir === undefined) removeDataDir(s); // ours, and the caller never gets to clean it
+    throw e;
+  }
+  return s;
+}
+
+/** Real etcd (Debian 3.4.23), one member. */
+export function startEtcd(opts?: StartOptions): Promise<Server> {
+  return startServer('etcd', opts);
+}
+
+/** etcd-ts (`node dist/src/main/cli.js`), one member. */
+export function startEtcdTs(opts?: StartOptions): Promise<Server> {
+  return startServer('etcd-ts', opts);
+}
+
+export function startKind(kind: ServerKind, opts?: StartOptions): Promise<Server> {
+  return startServer(kind, opts);
+}
+
+/** The server kind a test should target: `ETCD_TS_TARGET=etcd` validates a test against real etcd. */
+export function targetKind(envName = 'ETCD_TS_TARGET'): ServerKind {
+  const v = process.env[envName] ?? process.env.ETCD_TS_TARGET ?? 'etcd-ts';
+  if (v !== 'etcd' && v !== 'etcd-ts') throw new Error(`${envName} must be "etcd" or "etcd-ts", got "${v}"`);
+  return v;
+}
+
+/** Stops every server still running (SIGTERM, then SIGKILL after 10 s). */
+export async function stopAllServers(): Promise<void> {
+  await Promise.all([...live].map((s) => s.stop('SIGTERM')));
+}
+
+/** Removes a data dir created under os.tmpdir(); refuses anything else. */
+export function removeDataDir(s: Server): void {
+  if (s.dataDir.startsWith(os.tmpdir() + path.sep)) fs.rmSync(s.dataDir, { recursive: true, force: true });
+}
+
+/** Registers a mocha `after` hook that stops the given servers (or all live ones) and removes their data dirs. */
+export function cleanupServersAfter(servers?: () => Array<Server | undefined>): void {
+  after(async function () {
+    this.timeout(30_000);
+    const list = servers ? servers().filter((s): s is Server => s !== undefined) : [...live];
+    await Promise.all(list.map((s) => s.stop('SIGTERM')));
+    for (const s of list) removeDataDir(s);
+  });
+}
+
+// Last line of defence: never leave a server behind when the test process exits.
+process.on('exit', () => { for (const s of live) s.killSync(); });

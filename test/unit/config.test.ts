@@ -1,0 +1,69 @@
+// Checks etcd's flag handling (defaults, --flag value / --flag=value / -flag, ETCD_* env, refusal
+// of unknown and unsupported flags) and etcd's member/cluster ID derivation, against values
+// printed by Debian's etcd 3.4 for its default single-member configuration.
+import { strict as assert } from 'node:assert';
+import { ConfigError, parseConfig, parseRetentionMs, Config } from '../../src/main/config';
+import { computeClusterId, computeMemberId, idToHex } from '../../src/shared/ids';
+
+function cfg(argv: string[], env: NodeJS.ProcessEnv = {}): Config {
+  const c = parseConfig(argv, env);
+  if (typeof c === 'string') throw new Error('unexpected ' + c);
+  return c;
+}
+
+describe('config: etcd flags', () => {
+  it('has etcd defaults', () => {
+    const c = cfg([]);
+    assert.equal(c.name, 'default');
+    assert.equal(c.dataDir, 'default.etcd');
+    assert.equal(c.listenClientUrls[0].href, 'http://localhost:2379/');
+    assert.equal(c.initialClusterToken, 'etcd-cluster');
+    assert.equal(c.snapshotCount, 100000);
+    assert.equal(c.heartbeatIntervalMs, 100);
+    assert.equal(c.electionTimeoutMs, 1000);
+    assert.equal(c.maxRequestBytes, 1572864);
+    assert.equal(c.maxTxnOps, 128);
+    assert.deepEqual([...c.initialCluster], [['default', ['http://localhost:2380']]]);
+  });
+  it('accepts --flag value, --flag=value, -flag and ETCD_* env, flags winning', () => {
+    const c = cfg(['--name', 'm1', '-max-txn-ops=7', '--initial-advertise-peer-urls=http://127.0.0.1:2380'],
+      { ETCD_NAME: 'envname', ETCD_SNAPSHOT_COUNT: '42' });
+    assert.equal(c.name, 'm1');
+    assert.equal(c.dataDir, 'm1.etcd');
+    assert.equal(c.maxTxnOps, 7);
+    assert.equal(c.snapshotCount, 42);
+    assert.deepEqual([...c.initialCluster], [['m1', ['http://127.0.0.1:2380']]]);
+  });
+  it('refuses unknown flags like Go flag does', () => {
+    assert.throws(() => cfg(['--no-such-flag', 'x']), (e: Error) => e instanceof ConfigError && /flag provided but not defined: -no-such-flag/.test(e.message));
+  });
+  it('refuses flags it does not implement yet instead of ignoring them', () => {
+    assert.throws(() => cfg(['--cert-file', '/x.pem']), /TLS is not implemented/);
+    assert.throws(() => cfg(['--listen-client-http-urls', 'http://127.0.0.1:8080']), /not implemented/);
+  });
+  it('validates values and the election/heartbeat relation', () => {
+    assert.throws(() => cfg(['--max-txn-ops', 'abc']), /invalid value "abc" for flag -max-txn-ops/);
+    assert.throws(() => cfg(['--election-timeout', '300']), /at least as 5 times/);
+    assert.throws(() => cfg(['--log-level', 'chatty']), /invalid value/);
+  });
+  it('parses auto-compaction retention', () => {
+    assert.equal(parseRetentionMs('1'), 3_600_000);
+    assert.equal(parseRetentionMs('1h30m'), 5_400_000);
+    assert.equal(parseRetentionMs('90s'), 90_000);
+    assert.equal(parseRetentionMs('bogus'), null);
+    assert.throws(() => cfg(['--auto-compaction-mode', 'revision', '--auto-compaction-retention', '1h']), /invalid --auto-compaction-retention/);
+  });
+});
+
+describe('ids: etcd member and cluster ID derivation', () => {
+  it('matches etcd 3.4 for the default single member', () => {
+    const m = computeMemberId(['http://localhost:2380'], 'etcd-cluster');
+    assert.equal(idToHex(m), '8e9e05c52164694d');
+    assert.equal(idToHex(computeClusterId([m])), 'cdf818194e3a8c32');
+  });
+  it('depends on the token and sorts peer URLs', () => {
+    const a = computeMemberId(['http://b:2380', 'http://a:2380'], 't');
+    assert.equal(a, computeMemberId(['http://a:2380', 'http://b:2380'], 't'));
+    assert.notEqual(a, computeMemberId(['http://a:2380', 'http://b:2380'], 'u'));
+  });
+});
