@@ -22,6 +22,7 @@ import { WorkerInit } from '../shared/apply_protocol';
 import { computeClusterId, computeMemberId, idToHex } from '../shared/ids';
 import { limits } from '../shared/limits';
 import { MvccStore } from '../workers/mvcc/store';
+import { lockDataDir } from './datadir_lock';
 
 export interface RunningMember {
   stop(): Promise<void>;
@@ -65,6 +66,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   const memberDir = path.join(cfg.dataDir, 'member');
   const lmdbDir = path.join(memberDir, 'lmdb');
   fs.mkdirSync(lmdbDir, { recursive: true, mode: 0o700 });
+  const unlock = lockDataDir(memberDir);
   const ident = loadIdentity(cfg, memberDir);
   const memberId = BigInt(ident.memberId);
   const clusterId = BigInt(ident.clusterId);
@@ -137,7 +139,8 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
       await server.close();
       await apply.worker.terminate();
       await compactor.worker.terminate();
-      store.close();
+      await store.close();
+      unlock();
       log.info('stopped');
     },
   };

@@ -8,7 +8,7 @@ import Piscina from 'piscina';
 import { etcdserverpb } from '../shared/gen/etcd';
 import { GrpcTransport } from './net/grpc';
 import { RaftNode } from './node/node';
-import { MvccStore } from '../workers/mvcc/store';
+import { isTxnReadonly, MvccStore } from '../workers/mvcc/store';
 import { RequestKind } from '../shared/entry';
 import { EtcdError, GrpcCode } from '../shared/errors';
 import { toNum } from '../shared/long';
@@ -126,9 +126,16 @@ export class EtcdServer {
     return this.#d.node.propose(RequestKind.DeleteRange, body);
   }
 
-  #txn(body: Uint8Array): Promise<Uint8Array> {
-    validateTxn(decode(() => etcdserverpb.TxnRequest.decode(body)), this.#d.cfg.maxTxnOps);
-    return this.#d.node.propose(RequestKind.Txn, body);
+  async #txn(body: Uint8Array): Promise<Uint8Array> {
+    const req = decode(() => etcdserverpb.TxnRequest.decode(body));
+    validateTxn(req, this.#d.cfg.maxTxnOps);
+    if (!isTxnReadonly(req)) return this.#d.node.propose(RequestKind.Txn, body);
+    // As etcd: a txn that only reads is served from local state, after a ReadIndex barrier
+    // unless every range in it is serializable.
+    if (!isTxnSerializable(req)) await this.#d.node.readBarrier();
+    const resp = this.#d.store.txnReadOnly(req);
+    resp.header = this.header(toNum(resp.header?.revision));
+    return etcdserverpb.TxnResponse.encode(resp).finish();
   }
 
   async #compact(body: Uint8Array): Promise<Uint8Array> {
@@ -190,6 +197,11 @@ function rangeIsInline(r: etcdserverpb.IRangeRequest): boolean {
   if ((r.sortOrder ?? 0) !== 0) return false;
   return toNum(r.minModRevision) === 0 && toNum(r.maxModRevision) === 0 &&
     toNum(r.minCreateRevision) === 0 && toNum(r.maxCreateRevision) === 0;
+}
+
+function isTxnSerializable(r: etcdserverpb.ITxnRequest): boolean {
+  const ops = [...(r.success ?? []), ...(r.failure ?? [])];
+  return ops.every((op) => op.requestRange?.serializable === true);
 }
 
 /** Malformed protobuf is the client's fault: INVALID_ARGUMENT, never a crash. */

@@ -17,7 +17,7 @@ function step(): void {
     setImmediate(step);
     return;
   }
-  parentPort?.postMessage({ done: store.compactRevision });
+  parentPort?.postMessage({ done: store.compactedRevision });
   if (again) {
     again = false;
     setImmediate(step);

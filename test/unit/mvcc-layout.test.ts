@@ -4,7 +4,8 @@
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import { openDbs, Dbs } from '../../src/workers/mvcc/dbs';
-import { decodeHistoryKey, escapedBound, historyKey, historyKeyEnd } from '../../src/workers/mvcc/keys';
+import { decodeHistoryKey, escapedBound, escapedKeyBytesMax, historyKey, historyKeyEnd } from '../../src/workers/mvcc/keys';
+import { keyEscapedBytesMax } from '../../src/shared/validate';
 import { applyRange } from '../../src/workers/mvcc/range';
 import { ReadView } from '../../src/workers/mvcc/view';
 import { readState } from '../../src/workers/mvcc/meta';
@@ -24,6 +25,10 @@ describe('mvcc layout: key encoding', () => {
       assert.equal(Math.sign(Buffer.compare(h1, h2)), want);
       assert.deepEqual(decodeHistoryKey(h1), { key: k1, rev: r1, sub: s1 });
     }), { numRuns: 2000 });
+  });
+
+  it('validate.ts refuses exactly the keys the store cannot hold', () => {
+    assert.equal(keyEscapedBytesMax, escapedKeyBytesMax);
   });
 
   it('bounds enclose exactly one user key\'s records', () => {

@@ -269,3 +269,28 @@ describe('mvcc store: durability and replay', () => {
     await d.close();
   });
 });
+
+describe('mvcc store: watch replay events', () => {
+  it('lists puts and deletes in revision order with prev_kv, never splitting a revision', async () => {
+    const d = new Driver();
+    d.put('a', '1'); // 2
+    d.put('a', '2'); // 3
+    d.txn({ success: [{ requestDeleteRange: { key: b('a') } }, { requestPut: { key: b('b'), value: b('x') } }] }); // 4
+    d.put('c', '3'); // 5
+    const fmt = (evs: etcdserverpb.IResponseOp[] | unknown[]) => (evs as Array<{ type?: number; kv?: { key?: Uint8Array; value?: Uint8Array; modRevision?: unknown }; prevKv?: { value?: Uint8Array } }>)
+      .map((e) => `${e.type === 1 ? 'DEL' : 'PUT'} ${str(e.kv?.key)}=${str(e.kv?.value)}@${toNum(e.kv?.modRevision as number)} prev=${str(e.prevKv?.value)}`);
+    const all = d.store.events(0, { prevKv: true });
+    assert.deepEqual(fmt(all.events), ['PUT a=1@2 prev=', 'PUT a=2@3 prev=1', 'DEL a=@4 prev=2', 'PUT b=x@4 prev=', 'PUT c=3@5 prev=']);
+    assert.equal(all.nextRev, 6);
+    const page = d.store.events(3, { limit: 2 });
+    assert.deepEqual(fmt(page.events), ['PUT a=2@3 prev=', 'DEL a=@4 prev=', 'PUT b=x@4 prev=']);
+    assert.equal(page.nextRev, 5);
+    assert.deepEqual(fmt(d.store.events(4, { filter: (k) => str(k) === 'b' }).events), ['PUT b=x@4 prev=']);
+    d.compact(4);
+    assert.throws(() => d.store.events(3), { message: 'etcdserver: mvcc: required revision has been compacted' });
+    while (!d.store.compactStep(10));
+    assert.deepEqual(fmt(d.store.events(4).events), ['PUT b=x@4 prev=', 'PUT c=3@5 prev=']);
+    await d.store.sync();
+    await d.close();
+  });
+});

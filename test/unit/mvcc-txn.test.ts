@@ -171,4 +171,14 @@ describe('mvcc txn: ops', () => {
     assert.equal(str(kv?.value), 'keep');
     assert.equal(toNum(kv?.lease as number), 2);
   });
+
+  it('read-only txns are served from a read transaction, with the same answers', () => {
+    d.put('a', '1');
+    const req = { compare: [{ target: T.VALUE, result: R.EQUAL, key: b('a'), value: b('1') }], success: [get('a')], failure: [get('b')] };
+    const r = d.store.txnReadOnly(req);
+    assert.deepEqual(r, d.txn(req));
+    assert.equal(d.store.appliedIndex, 2);
+    assert.throws(() => d.store.txnReadOnly({ success: [get('a', { revision: 9 })] }), { message: 'etcdserver: mvcc: required revision is a future revision' });
+    assert.throws(() => d.store.txnReadOnly({ success: [put('a', 'x')] }), /invariant/);
+  });
 });

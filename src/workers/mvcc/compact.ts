@@ -41,8 +41,10 @@ function compactRecord(dbs: Dbs, key: Buffer, rev: number, sub: number): void {
   const hk = historyKey(key, rev, sub);
   const rec = dbs.history.getBinary(hk);
   assert(rec !== undefined, 'revlog entry without its history record');
-  for (const e of dbs.history.getRange({ start: hk, end: escapedBound(key), reverse: true, limit: 2 })) {
-    if (Buffer.compare(e.key as Buffer, hk) === 0) continue;
+  // Materialised before deleting: no cursor stays open across the removal.
+  const older = [...dbs.history.getRange({ start: hk, end: escapedBound(key), reverse: true, limit: 2 })]
+    .filter((e) => Buffer.compare(e.key as Buffer, hk) !== 0);
+  for (const e of older) {
     assert(historyKind(e.value) !== RecordKind.PutPointer, 'superseded record is still a pointer');
     const prev = decodeHistoryKey(e.key as Buffer);
     dbs.history.removeSync(e.key as Buffer);

@@ -12,10 +12,11 @@ import { State, readProgress, readState, writeState } from './meta';
 import { applyDeleteRange, applyPut } from './ops';
 import { applyRange } from './range';
 import { approxNum } from './records';
-import { applyTxn } from './txn';
+import { applyTxn, isTxnReadonly } from './txn';
 import { ReadView } from './view';
 import { WriteTxn } from './write';
 import { hashKV } from './hash';
+import { EventsOptions, EventsResult, readEvents } from './events';
 
 export type WriteRequest =
   | { kind: 'put'; req: etcdserverpb.IPutRequest }
@@ -26,6 +27,8 @@ export type WriteRequest =
 export type WriteResult =
   | { ok: etcdserverpb.IPutResponse | etcdserverpb.IDeleteRangeResponse | etcdserverpb.ITxnResponse | etcdserverpb.ICompactionResponse }
   | { err: { code: number; message: string } };
+
+export { isTxnReadonly };
 
 export interface OpenOptions {
   readOnly?: boolean;
@@ -117,6 +120,27 @@ export class MvccStore {
     this.#dbs.root.resetReadTxn();
     const st = readState(this.#dbs);
     return applyRange(new ReadView(this.#dbs, st.rev, st.compactRev), req);
+  }
+
+  /**
+   * Watch replay: events of revisions >= fromRev in revision order (etcd's kvsToEvents, optional prev_kv).
+   * Throws "compacted" when fromRev is below the compact revision.
+   */
+  events(fromRev: number, opts: EventsOptions = {}): EventsResult {
+    this.#dbs.root.resetReadTxn();
+    const st = readState(this.#dbs);
+    return readEvents(new ReadView(this.#dbs, st.rev, st.compactRev), this.#dbs, fromRev, opts);
+  }
+
+  /**
+   * A txn whose branches only range (etcd's isTxnReadonly), served from a read transaction without the Raft
+   * log, as etcd does. Throws EtcdError (compacted / future revision in a range).
+   */
+  txnReadOnly(req: etcdserverpb.ITxnRequest): etcdserverpb.ITxnResponse {
+    assert(isTxnReadonly(req), 'txnReadOnly needs a txn without puts, deletes or nested txns');
+    this.#dbs.root.resetReadTxn();
+    const st = readState(this.#dbs);
+    return applyTxn(new WriteTxn(this.#dbs, st.rev, st.compactRev), req);
   }
 
   /** One bounded physical compaction step; true once everything up to compactRevision is removed. */
