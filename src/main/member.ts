@@ -135,6 +135,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
       stopAuto();
       for (const l of listeners) l.close();
       await node.stop();
+      log.info('wal stats', { ...recovered.wal.stats() });
       await recovered.wal.close();
       await server.close();
       await apply.worker.terminate();

@@ -10,7 +10,7 @@ import { GrpcTransport } from './net/grpc';
 import { RaftNode } from './node/node';
 import { isTxnReadonly, MvccStore } from '../workers/mvcc/store';
 import { RequestKind } from '../shared/entry';
-import { EtcdError, GrpcCode } from '../shared/errors';
+import { Errors, EtcdError, GrpcCode } from '../shared/errors';
 import { toNum } from '../shared/long';
 import { limits } from '../shared/limits';
 import { validateDeleteRange, validatePut, validateRange, validateTxn } from '../shared/validate';
@@ -84,6 +84,7 @@ export class EtcdServer {
     t.addUnary(kv + 'Txn', (b) => this.#txn(b));
     t.addUnary(kv + 'Compact', (b) => this.#compact(b));
     t.addUnary(`/${SERVICE}.Maintenance/Status`, () => this.#status());
+    t.addUnary(`/${SERVICE}.Maintenance/HashKV`, (b) => this.#hashKV(b));
     t.addUnary(`/${SERVICE}.Cluster/MemberList`, () => this.#memberList());
   }
 
@@ -101,19 +102,29 @@ export class EtcdServer {
       resp.header = this.header(toNum(resp.header?.revision));
       return etcdserverpb.RangeResponse.encode(resp).finish();
     }
+    return this.#runPool('range', body);
+  }
+
+  async #runPool(kind: 'range' | 'hashKV', body: Uint8Array): Promise<Uint8Array> {
     const task: RangeTask = {
-      lmdbDir: this.#d.lmdbDir, clusterId: this.#d.clusterId.toString(), memberId: this.#d.self.id.toString(),
+      kind, lmdbDir: this.#d.lmdbDir, clusterId: this.#d.clusterId.toString(), memberId: this.#d.self.id.toString(),
       raftTerm: this.#d.node.status().term, request: body,
     };
     let r: RangeTaskResult;
     try {
       r = (await this.#pool.run(task)) as RangeTaskResult;
     } catch (e) {
-      if ((e as Error).message?.includes('Task queue is at limit')) throw new EtcdError(GrpcCode.ResourceExhausted, 'etcdserver: too many requests');
+      if ((e as Error).message?.includes('Task queue is at limit')) throw Errors.tooManyRequests();
       throw e;
     }
     if ('err' in r) throw new EtcdError(r.err.code, r.err.message);
     return r.ok;
+  }
+
+  /** HashKV is computed over the local state; as etcd, it reflects what this member has applied. */
+  #hashKV(body: Uint8Array): Promise<Uint8Array> {
+    decode(() => etcdserverpb.HashKVRequest.decode(body));
+    return this.#runPool('hashKV', body);
   }
 
   #put(body: Uint8Array): Promise<Uint8Array> {
@@ -179,8 +190,9 @@ export class EtcdServer {
   }
 
   #memberList(): Uint8Array {
+    // etcd's cluster server header carries no revision (cluster_id, member_id, raft_term only).
     return etcdserverpb.MemberListResponse.encode({
-      header: this.header(),
+      header: { ...this.header(), revision: 0 },
       members: this.#d.members.map((m) => ({
         ID: Long.fromString(m.id.toString(), true), name: m.name, peerURLs: m.peerUrls, clientURLs: m.clientUrls,
       })),

@@ -7,6 +7,8 @@ import { MvccStore } from './mvcc/store';
 import { EtcdError } from '../shared/errors';
 
 export interface RangeTask {
+  /** 'range' (default): request is a RangeRequest. 'hashKV': request is a HashKVRequest. */
+  kind?: 'range' | 'hashKV';
   lmdbDir: string;
   clusterId: string;
   memberId: string;
@@ -21,6 +23,7 @@ let store: MvccStore | null = null;
 export default function rangeTask(task: RangeTask): RangeTaskResult {
   store ??= MvccStore.open(task.lmdbDir, { readOnly: true });
   try {
+    if (task.kind === 'hashKV') return { ok: hashKVTask(store, task) };
     const req = etcdserverpb.RangeRequest.decode(task.request);
     const resp = store.range(req);
     resp.header = {
@@ -32,4 +35,18 @@ export default function rangeTask(task: RangeTask): RangeTaskResult {
     if (e instanceof EtcdError) return { err: { code: e.code, message: e.message } };
     throw e;
   }
+}
+
+/** Maintenance.HashKV: a full scan of the history up to the revision, so it runs in the pool. */
+function hashKVTask(s: MvccStore, task: RangeTask): Uint8Array {
+  const req = etcdserverpb.HashKVRequest.decode(task.request);
+  const h = s.hashKV(Number(req.revision ?? 0));
+  return etcdserverpb.HashKVResponse.encode({
+    header: {
+      clusterId: Long.fromString(task.clusterId, true), memberId: Long.fromString(task.memberId, true),
+      revision: h.revision, raftTerm: task.raftTerm,
+    },
+    hash: h.hash >>> 0,
+    compactRevision: h.compactRevision,
+  }).finish();
 }

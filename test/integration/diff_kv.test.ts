@@ -115,11 +115,15 @@ const cases: Case[] = [
   c('compact', '3'),
   c('compact', '1000'),                                                                       // future
   c('compact', '8', '--physical'),
+  c('endpoint', 'hashkv', ...J),                                                              // same hash as etcd
+  c('endpoint', 'hashkv', '--rev=12', ...J),
+  c('endpoint', 'hashkv', '--rev=3', ...J),                                                   // compacted
   c('get', 'foo', '--rev=7', ...J),
   c('del', 'f', '--prefix', '--prev-kv', ...J),
   c('get', '', '--from-key', ...J),
   c('del', '', '--from-key', ...J),
   c('get', '', '--from-key', ...J),
+  c('endpoint', 'hashkv', ...J),
 ];
 
 /** Keeps KV semantics; removes what legitimately differs between two clusters or two runs. */

@@ -61,6 +61,8 @@ describe('mvcc store: writes and revisions', () => {
 
   it('stores leases (int64, incl. beyond 2^53) and ignore_value / ignore_lease keep the old ones', () => {
     const big = etcdserverpb.PutRequest.decode(etcdserverpb.PutRequest.encode({ key: b('x'), lease: '7587869347375349520' as unknown as number }).finish()).lease;
+    d.grantLease('7587869347375349520');
+    d.grantLease(5);
     d.put('a', 'v1', { lease: big });
     assert.equal(String(d.range('a').kvs?.[0].lease), '7587869347375349520');
     d.put('a', '', { ignoreValue: true, lease: 5 });
@@ -72,6 +74,16 @@ describe('mvcc store: writes and revisions', () => {
     assert.equal(str(kv?.value), 'v2');
     assert.equal(toNum(kv?.lease as number), 5);
     assert.deepEqual(revs(kv), [2, 4, 3]);
+  });
+
+  it('a put naming a lease that does not exist is "requested lease not found" and changes nothing', () => {
+    const before = d.store.revision;
+    const r = d.apply({ kind: 'put', req: { key: b('leased'), value: b('v'), lease: 424242 } });
+    assert.deepEqual(r, { err: { code: GrpcCode.NotFound, message: 'etcdserver: requested lease not found' } });
+    const t = d.apply({ kind: 'txn', req: { success: [{ requestPut: { key: b('t1'), value: b('v') } }, { requestPut: { key: b('t2'), lease: 424242 } }] } });
+    assert.deepEqual(t, { err: { code: GrpcCode.NotFound, message: 'etcdserver: requested lease not found' } });
+    assert.equal(d.store.revision, before);
+    assert.equal(d.range('t1').count ?? 0, 0);
   });
 
   it('ignore_value / ignore_lease on a missing key is "key not found" and changes nothing', () => {

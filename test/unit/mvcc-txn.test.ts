@@ -19,6 +19,7 @@ describe('mvcc txn: compares', () => {
   let d: Driver;
   before(() => {
     d = new Driver();
+    d.grantLease(7);
     d.put('a', 'm', { lease: 7 }); // 2
     d.put('a', 'n', { lease: 7 }); // 3 -> a: create 2, mod 3, version 2, lease 7, value n
     d.put('b', 'x'); // 4
@@ -165,6 +166,8 @@ describe('mvcc txn: ops', () => {
   });
 
   it('ignore_value inside a txn keeps the value and takes the new lease', () => {
+    d.grantLease(1);
+    d.grantLease(2);
     d.put('a', 'keep', { lease: 1 });
     d.txn({ success: [put('a', '', { ignoreValue: true, lease: 2 })] });
     const kv = d.range('a').kvs?.[0];

@@ -15,6 +15,8 @@ export interface Dbs {
   history: Database<Buffer, Buffer>;
   revlog: Database<Buffer, Buffer>;
   meta: Database<Buffer, Buffer>;
+  /** Lease ID -> lease record (see leases.ts). */
+  leases: Database<Buffer, Buffer>;
 }
 
 /** Default map size reservation (address space, not disk): grows on demand in lmdb-js. */
@@ -32,5 +34,5 @@ export function openDbs(dir: string, opts: { readOnly?: boolean; mapSizeBytes?: 
   });
   const sub = (name: string): Database<Buffer, Buffer> =>
     root.openDB<Buffer, Buffer>({ name, keyEncoding: 'binary', encoding: 'binary' });
-  return { root, latest: sub('latest'), history: sub('history'), revlog: sub('revlog'), meta: sub('meta') };
+  return { root, latest: sub('latest'), history: sub('history'), revlog: sub('revlog'), meta: sub('meta'), leases: sub('leases') };
 }

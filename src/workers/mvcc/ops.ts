@@ -16,6 +16,7 @@ export function applyPut(wt: WriteTxn, p: etcdserverpb.IPutRequest): etcdserverp
   checkStorable(key);
   let value = asBuffer(p.value);
   let { hi, lo } = int64Words(p.lease);
+  if ((hi !== 0 || lo !== 0) && !wt.hasLease(hi, lo)) throw Errors.leaseNotFound();
   const resp: etcdserverpb.IPutResponse = { header: {} };
   if (p.ignoreValue || p.ignoreLease || p.prevKv) {
     const prev = wt.view().latest(key);

@@ -4,6 +4,9 @@
 // compactStep, range workers and the main thread call range. Each opens its own MvccStore on the same
 // directory; lmdb-js shares one environment per process. Nothing is cached in memory across calls, so open is
 // O(1) and every call sees the latest committed state.
+import { encodeLeaseRecord, leaseKey } from './leases';
+import { int64Words } from './records';
+import { Int64 } from '../../shared/long';
 import { etcdserverpb } from '../../shared/gen/etcd';
 import { Errors, assert, assertNever, isEtcdError } from '../../shared/errors';
 import { Dbs, openDbs } from './dbs';
@@ -88,6 +91,13 @@ export class MvccStore {
       writeState(dbs, st);
       return results;
     });
+  }
+
+  /** Inserts a lease record (the apply step of a lease grant; the Lease service is the leases issue). */
+  insertLease(id: Int64, ttlSeconds: number): void {
+    const { hi, lo } = int64Words(id);
+    const dbs = this.#dbs;
+    dbs.root.transactionSync(() => { dbs.leases.putSync(leaseKey(hi, lo), encodeLeaseRecord(ttlSeconds)); });
   }
 
   /** Records an applied index with no state change (leader no-op entries); folded into the next applyBatch. */

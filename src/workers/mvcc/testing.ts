@@ -1,5 +1,6 @@
 // Support for the MVCC store's tests and benchmark: a store in a temp directory and a terse request driver
 // that numbers entries like the apply worker does. Not used by the server.
+import Long from 'long';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -22,6 +23,11 @@ export class Driver {
   constructor(dir = tempDir()) {
     this.dir = dir;
     this.store = MvccStore.open(dir);
+  }
+
+  /** Makes lease `id` exist, as a granted lease would. */
+  grantLease(id: number | string): void {
+    this.store.insertLease(typeof id === 'string' ? Long.fromString(id) : id, 60);
   }
 
   apply(req: WriteRequest): WriteResult {

@@ -73,6 +73,8 @@ function checkPut(rv: ReadView, op: Op): void {
   if (p == null) return;
   checkStorable(p.key);
   if ((p.ignoreValue || p.ignoreLease) && rv.latest(asBuffer(p.key)) === undefined) throw Errors.keyNotFound();
+  const { hi, lo } = int64Words(p.lease);
+  if ((hi !== 0 || lo !== 0) && !rv.hasLease(hi, lo)) throw Errors.leaseNotFound();
 }
 
 function checkRange(rv: ReadView, op: Op): void {

@@ -1,6 +1,7 @@
 // A read view of the store at one LMDB snapshot (a read transaction, or the apply worker's write transaction):
 // etcd's mvcc rangeKeys. `rev` is the view's current revision; reads at rev use `latest`, older reads use
 // `history`, and nothing here depends on how many revisions a key has.
+import { leaseExists } from './leases';
 import { Errors, assert } from '../../shared/errors';
 import { Dbs } from './dbs';
 import {
@@ -68,6 +69,10 @@ export class ReadView {
     this.#dbs = dbs;
     this.rev = rev;
     this.compactRev = compactRev;
+  }
+
+  hasLease(hi: number, lo: number): boolean {
+    return leaseExists(this.#dbs, hi, lo);
   }
 
   /** The live record of key (one B-tree lookup in `latest`, independent of the key's history). */

@@ -1,5 +1,6 @@
 // etcd's storeTxnWrite inside one LMDB write transaction: every change of one request shares the revision
 // beginRev+1 with increasing sub revisions; the revision advances only if something changed.
+import { leaseExists } from './leases';
 import { assert } from '../../shared/errors';
 import { Dbs } from './dbs';
 import { historyKey, revKey, isStorableKey } from './keys';
@@ -27,6 +28,10 @@ export class WriteTxn {
 
   view(): ReadView {
     return new ReadView(this.#dbs, this.rev, this.compactRev);
+  }
+
+  hasLease(hi: number, lo: number): boolean {
+    return leaseExists(this.#dbs, hi, lo);
   }
 
   put(key: Buffer, value: Buffer, leaseHi: number, leaseLo: number): void {
