@@ -87,6 +87,14 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   const voters = ident.members.map((m) => BigInt(m.id));
   const storage = new MemoryStorage(voters);
   const applied = apply.ready.appliedIndex;
+  if (recovered.snapshotIndex > 0) {
+    // The state machine (LMDB) is the snapshot: it was synced up to at least this index before the
+    // WAL released the entries below it.
+    if (applied < recovered.snapshotIndex) throw new Error(`state machine applied index ${applied} is below the WAL snapshot ${recovered.snapshotIndex}: state lost`);
+    storage.applySnapshot({
+      metadata: { index: recovered.snapshotIndex, term: recovered.snapshotTerm, voters, learners: [] }, data: new Uint8Array(0),
+    });
+  }
   storage.append(recovered.entries);
   const lastIndex = storage.lastIndex();
   if (applied > lastIndex) throw new Error(`state machine applied index ${applied} is beyond the WAL's last index ${lastIndex}: WAL lost`);
@@ -105,7 +113,8 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   const node = new RaftNode({
     id: memberId, voters, heartbeatIntervalMs: cfg.heartbeatIntervalMs, electionTimeoutMs: cfg.electionTimeoutMs,
     maxRequestBytes: cfg.maxRequestBytes, pendingProposalsMax: limits.pendingProposalsMax, requestTimeoutMs: limits.requestTimeoutMs,
-    raftLogRetainEntries: limits.raftLogRetainEntries, seed: 1,
+    raftLogRetainEntries: limits.raftLogRetainEntries, snapshotCount: cfg.snapshotCount,
+    syncStateMachine: () => syncVia(compactor.worker),
   }, log, raw, storage, recovered.wal, applied, new Ring(toApply), new Ring(fromApply));
   node.start();
 
@@ -145,6 +154,23 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
       log.info('stopped');
     },
   };
+}
+
+let syncSeq = 0;
+
+/** Asks the compaction worker (an event-loop thread with a writable handle) to flush the LMDB env. */
+function syncVia(worker: Worker): Promise<void> {
+  const id = ++syncSeq;
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: { synced?: number; syncError?: string }): void => {
+      if (m.synced !== id) return;
+      worker.off('message', onMessage);
+      if (m.syncError) reject(new Error(m.syncError));
+      else resolve();
+    };
+    worker.on('message', onMessage);
+    worker.postMessage({ sync: id });
+  });
 }
 
 /** mulberry32: a small seeded generator; raft's only randomness (election jitter). */

@@ -2,6 +2,7 @@
 // transactions (limits.compactionBatchRevisions each), yielding between batches so the apply
 // worker's write transactions interleave and writes are never stalled for long.
 // Protocol (parentPort, rare messages): in {compact: true}; out {done: compactRevision}.
+// Also in {sync: id} -> out {synced: id}: flushes the LMDB env for a state-machine snapshot.
 import { parentPort, workerData } from 'node:worker_threads';
 import { MvccStore } from './mvcc/store';
 import { WorkerInit } from '../shared/apply_protocol';
@@ -24,7 +25,14 @@ function step(): void {
   } else running = false;
 }
 
-parentPort?.on('message', (m: { compact?: boolean }) => {
+parentPort?.on('message', (m: { compact?: boolean; sync?: number }) => {
+  if (m.sync !== undefined) {
+    // mdb_env_sync is environment-wide: it flushes every transaction committed so far, including
+    // the apply worker's, so the applied index read before this call is durable after it.
+    store.sync().then(() => parentPort?.postMessage({ synced: m.sync }),
+      (e: Error) => parentPort?.postMessage({ synced: m.sync, syncError: e.message }));
+    return;
+  }
   if (!m.compact) return;
   if (running) {
     again = true;

@@ -28,8 +28,10 @@ export interface NodeOptions {
   pendingProposalsMax: number;
   requestTimeoutMs: number;
   raftLogRetainEntries: number;
-  /** Seed for the core's randomness (election jitter). */
-  seed: number;
+  /** Applied entries between state-machine snapshots (etcd --snapshot-count). */
+  snapshotCount: number;
+  /** Makes everything applied so far durable in the state machine (an LMDB env sync). */
+  syncStateMachine: () => Promise<void>;
 }
 
 interface Proposal {
@@ -71,6 +73,9 @@ export class RaftNode {
   #readBatches: ReadBatch[] = [];
   #leaderChanges = 0;
   #appliedWaiters: Array<{ index: number; resolve: () => void }> = [];
+  /** Index of the last state-machine snapshot: the WAL holds nothing needed below it. */
+  #snapshotIndex: number;
+  #snapshotting = false;
 
   constructor(opts: NodeOptions, log: Logger, raw: RawNode, storage: MemoryStorage, wal: Wal, applied: number,
     toApply: Ring, fromApply: Ring) {
@@ -82,6 +87,7 @@ export class RaftNode {
     this.#applied = applied;
     this.#toApply = toApply;
     this.#fromApply = fromApply;
+    this.#snapshotIndex = storage.firstIndex() - 1;
     // Unique across restarts of this member: results of entries replayed after a restart must
     // never match a live proposal.
     this.#nextRequestId = Date.now() * 1000;
@@ -253,7 +259,9 @@ export class RaftNode {
   #maybeCompactLog(applied: number): void {
     const keep = this.#opts.raftLogRetainEntries;
     const first = this.#storage.firstIndex();
-    if (applied - first > 2 * keep) this.#storage.compact(applied - keep);
+    // Never drop entries the snapshot does not cover: the term lookup for the next snapshot needs them.
+    const to = Math.min(applied - keep, this.#snapshotIndex);
+    if (to - first > keep) this.#storage.compact(to);
   }
 
   #onReadState(index: number, ctxBytes: Uint8Array): void {
@@ -277,7 +285,29 @@ export class RaftNode {
       while (this.#fromApply.drain((m) => this.#onApplyMessage(m)) > 0) { /* keep draining */ }
       this.#releaseReads();
       this.#releaseAppliedWaiters();
+      this.#maybeSnapshot();
     }
+  }
+
+  /**
+   * Every snapshotCount applied entries: make the state machine durable up to the applied index,
+   * then let the WAL drop what precedes it. LMDB is the snapshot (it stores its applied index), so
+   * a restart replays only the WAL tail after it, never the whole history.
+   */
+  #maybeSnapshot(): void {
+    if (this.#snapshotting || this.#stopped) return;
+    const index = this.#applied;
+    if (index - this.#snapshotIndex < this.#opts.snapshotCount) return;
+    this.#snapshotting = true;
+    const term = this.#storage.term(index);
+    this.#opts.syncStateMachine()
+      .then(() => this.#wal.releaseTo(index, term))
+      .then(() => {
+        if (index > this.#storage.snapshot().metadata.index) this.#storage.createSnapshot(index, new Uint8Array(0));
+        this.#snapshotIndex = index;
+        this.#log.info('saved snapshot', { index, term });
+      }, (e: Error) => this.#log.error('snapshot failed', { index, error: e.message }))
+      .finally(() => { this.#snapshotting = false; });
   }
 
   #onApplyMessage(m: Uint8Array): void {
