@@ -22,6 +22,11 @@ import { WorkerInit } from '../shared/apply_protocol';
 import { computeClusterId, computeMemberId, idToHex } from '../shared/ids';
 import { limits } from '../shared/limits';
 import { MvccStore } from '../workers/mvcc/store';
+import { EntryType } from './raft/types';
+import { RequestKind } from '../shared/entry';
+import { EtcdError } from '../shared/errors';
+import { ETCD_CLUSTER_VERSION } from '../shared/version';
+import { encodeConfChange } from '../shared/confchange';
 import { lockDataDir } from './datadir_lock';
 
 export interface RunningMember {
@@ -96,6 +101,9 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
     });
   }
   storage.append(recovered.entries);
+  if (recovered.hardState === null && recovered.entries.length === 0 && recovered.snapshotIndex === 0 && applied === 0) {
+    await bootstrapLog(recovered.wal, storage, ident);
+  }
   const lastIndex = storage.lastIndex();
   if (applied > lastIndex) throw new Error(`state machine applied index ${applied} is beyond the WAL's last index ${lastIndex}: WAL lost`);
   if (recovered.hardState) {
@@ -119,10 +127,11 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   node.start();
 
   const members: MemberInfo[] = ident.members.map((m) => ({
-    id: BigInt(m.id), name: m.name, peerUrls: m.peerUrls, clientUrls: BigInt(m.id) === memberId ? cfg.advertiseClientUrls : [],
+    id: BigInt(m.id), name: m.name, peerUrls: m.peerUrls,
   }));
   const self = members.find((m) => m.id === memberId) as MemberInfo;
   const server = new EtcdServer({ cfg, log, node, store, clusterId, self, members, lmdbDir, compactor: compactor.worker });
+  await publish(node, store, cfg, ident, log);
   const h1 = createHttp1Server({
     healthy: async () => {
       if (node.status().lead === 0n) return false;
@@ -154,6 +163,46 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
       log.info('stopped');
     },
   };
+}
+
+/**
+ * A new cluster's log starts as etcd's does (etcd-io/raft Bootstrap): one ConfChange AddNode entry
+ * per initial member at term 1, all committed. Applying them is the membership this member already
+ * holds in identity.json (runtime reconfiguration is the multi-member issue).
+ */
+async function bootstrapLog(wal: Wal, storage: MemoryStorage, ident: Identity): Promise<void> {
+  const entries = ident.members.map((m, i) => ({
+    term: 1, index: i + 1, type: EntryType.ConfChange,
+    data: encodeConfChange({ type: 'AddNode', nodeId: m.id, member: { name: m.name, peerURLs: m.peerUrls } }),
+  }));
+  const hardState = { term: 1, vote: 0n, commit: entries.length };
+  await wal.save(hardState, entries);
+  storage.append(entries);
+  storage.setHardState(hardState);
+}
+
+/**
+ * As etcd at every start: publish this member's attributes (name, client URLs) through the log,
+ * and, as the leader of a cluster without one, set the cluster version. Client traffic is served
+ * only after this, like etcd's ReadyNotify.
+ */
+async function publish(node: RaftNode, store: MvccStore, cfg: Config, ident: Identity, log: Logger): Promise<void> {
+  const attrs = { memberIdHex: BigInt(ident.memberId).toString(16), name: cfg.name, clientURLs: cfg.advertiseClientUrls };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await node.propose(RequestKind.MemberAttributes, Buffer.from(JSON.stringify(attrs)));
+      if (store.clusterVersion() === null) {
+        await node.propose(RequestKind.ClusterVersion, Buffer.from(ETCD_CLUSTER_VERSION));
+        log.info('set initial cluster version', { 'cluster-version': ETCD_CLUSTER_VERSION });
+      }
+      log.info('published local member to cluster through raft', { 'local-member-attributes': attrs });
+      return;
+    } catch (e) {
+      // No leader yet (the election is still running): retry; anything else is fatal.
+      if (!(e instanceof EtcdError) || attempt > 200) throw e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }
 
 let syncSeq = 0;

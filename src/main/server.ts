@@ -23,7 +23,6 @@ export interface MemberInfo {
   id: bigint;
   name: string;
   peerUrls: string[];
-  clientUrls: string[];
 }
 
 export interface ServerDeps {
@@ -193,9 +192,12 @@ export class EtcdServer {
     // etcd's cluster server header carries no revision (cluster_id, member_id, raft_term only).
     return etcdserverpb.MemberListResponse.encode({
       header: { ...this.header(), revision: 0 },
-      members: this.#d.members.map((m) => ({
-        ID: Long.fromString(m.id.toString(), true), name: m.name, peerURLs: m.peerUrls, clientURLs: m.clientUrls,
-      })),
+      members: this.#d.members.map((m) => {
+        // Name and client URLs are what the member published through the log; a member that
+        // has not started yet has none, as in etcd.
+        const a = this.#d.store.memberAttributes(m.id.toString(16));
+        return { ID: Long.fromString(m.id.toString(), true), name: a?.name ?? '', peerURLs: m.peerUrls, clientURLs: a?.clientURLs ?? [] };
+      }),
     }).finish();
   }
 }

@@ -17,6 +17,10 @@ export const enum RequestKind {
   DeleteRange = 2,
   Txn = 3,
   Compact = 4,
+  /** A member publishes its name and client URLs (etcd's publish at every start). JSON body. */
+  MemberAttributes = 5,
+  /** The leader sets the cluster version (once, at bootstrap). UTF-8 body. */
+  ClusterVersion = 6,
 }
 
 export function encodeEntry(kind: RequestKind, requestId: number, body: Uint8Array): Uint8Array {
@@ -37,7 +41,7 @@ export interface DecodedEntry {
 export function decodeEntry(data: Uint8Array): DecodedEntry {
   assert(data.length >= ENTRY_HEADER_BYTES && data[0] === ENTRY_VERSION, `bad entry header (len ${data.length}, ver ${data[0]})`);
   const kind = data[1] as RequestKind;
-  assert(kind >= RequestKind.Put && kind <= RequestKind.Compact, `unknown request kind ${kind}`);
+  assert(kind >= RequestKind.Put && kind <= RequestKind.ClusterVersion, `unknown request kind ${kind}`);
   const requestId = new DataView(data.buffer, data.byteOffset, data.byteLength).getFloat64(8, true);
   return { kind, requestId, body: data.subarray(ENTRY_HEADER_BYTES) };
 }

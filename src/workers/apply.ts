@@ -21,6 +21,7 @@ const outRing = new Ring(init.fromApply as SharedArrayBuffer);
 const clusterId = Long.fromString(init.clusterId, true);
 const memberId = Long.fromString(init.memberId, true);
 const batchMax = init.applyBatchEntriesMax ?? 4096;
+const textDecoder = new TextDecoder();
 
 interface Pending {
   requestId: number;
@@ -35,6 +36,11 @@ function decodeRequest(kind: RequestKind, body: Uint8Array): WriteRequest {
     case RequestKind.DeleteRange: return { kind: 'deleteRange', req: etcdserverpb.DeleteRangeRequest.decode(body) };
     case RequestKind.Txn: return { kind: 'txn', req: etcdserverpb.TxnRequest.decode(body) };
     case RequestKind.Compact: return { kind: 'compact', req: etcdserverpb.CompactionRequest.decode(body) };
+    case RequestKind.MemberAttributes: {
+      const a = JSON.parse(textDecoder.decode(body)) as { memberIdHex: string; name: string; clientURLs: string[] };
+      return { kind: 'memberAttributes', memberIdHex: a.memberIdHex, attributes: { name: a.name, clientURLs: a.clientURLs } };
+    }
+    case RequestKind.ClusterVersion: return { kind: 'clusterVersion', version: textDecoder.decode(body) };
   }
 }
 
@@ -46,6 +52,9 @@ function encodeResponse(kind: RequestKind, resp: object, term: number): Uint8Arr
     case RequestKind.DeleteRange: return etcdserverpb.DeleteRangeResponse.encode(resp as etcdserverpb.IDeleteRangeResponse).finish();
     case RequestKind.Txn: return etcdserverpb.TxnResponse.encode(resp as etcdserverpb.ITxnResponse).finish();
     case RequestKind.Compact: return etcdserverpb.CompactionResponse.encode(resp as etcdserverpb.ICompactionResponse).finish();
+    case RequestKind.MemberAttributes:
+    case RequestKind.ClusterVersion:
+      return new Uint8Array(0); // internal requests: the proposer only needs to know they applied
   }
 }
 

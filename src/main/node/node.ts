@@ -76,6 +76,7 @@ export class RaftNode {
   /** Index of the last state-machine snapshot: the WAL holds nothing needed below it. */
   #snapshotIndex: number;
   #snapshotting = false;
+  #campaignWhenApplied = false;
 
   constructor(opts: NodeOptions, log: Logger, raw: RawNode, storage: MemoryStorage, wal: Wal, applied: number,
     toApply: Ring, fromApply: Ring) {
@@ -95,9 +96,12 @@ export class RaftNode {
 
   start(): void {
     const st = this.#raw.status();
-    if (this.#opts.voters.length === 1 && this.#opts.voters[0] === this.#opts.id && st.raftState !== StateType.Leader) {
-      this.#raw.campaign();
-    }
+    // A lone voter need not wait an election timeout (etcd fast-forwards its ticks for the same
+    // reason). Raft refuses to campaign while committed conf changes are unapplied, so campaign
+    // once the apply worker has caught up with the commit index.
+    this.#campaignWhenApplied = this.#opts.voters.length === 1 && this.#opts.voters[0] === this.#opts.id &&
+      st.raftState !== StateType.Leader;
+    this.#maybeCampaign();
     this.#ticker = setInterval(() => {
       this.#raw.tick();
       this.#schedule();
@@ -166,6 +170,19 @@ export class RaftNode {
       term: this.#term, lead: this.#lead, commit: this.#commit, applied: this.#applied, lastIndex: this.#lastIndex,
       revision: this.#revision, compactRevision: this.#compactRevision, leaderChanges: this.#leaderChanges,
     };
+  }
+
+  #maybeCampaign(): void {
+    if (!this.#campaignWhenApplied) return;
+    const st = this.#raw.status();
+    if (st.raftState === StateType.Leader) {
+      this.#campaignWhenApplied = false;
+      return;
+    }
+    if (this.#applied < st.commit) return;
+    this.#campaignWhenApplied = false;
+    this.#raw.campaign();
+    this.#schedule();
   }
 
   #schedule(): void {
@@ -286,6 +303,7 @@ export class RaftNode {
       this.#releaseReads();
       this.#releaseAppliedWaiters();
       this.#maybeSnapshot();
+      this.#maybeCampaign();
     }
   }
 

@@ -17,6 +17,8 @@ export interface Dbs {
   meta: Database<Buffer, Buffer>;
   /** Lease ID -> lease record (see leases.ts). */
   leases: Database<Buffer, Buffer>;
+  /** Member attributes and cluster version (see cluster.ts). */
+  cluster: Database<Buffer, Buffer>;
 }
 
 /** Default map size reservation (address space, not disk): grows on demand in lmdb-js. */
@@ -34,5 +36,5 @@ export function openDbs(dir: string, opts: { readOnly?: boolean; mapSizeBytes?: 
   });
   const sub = (name: string): Database<Buffer, Buffer> =>
     root.openDB<Buffer, Buffer>({ name, keyEncoding: 'binary', encoding: 'binary' });
-  return { root, latest: sub('latest'), history: sub('history'), revlog: sub('revlog'), meta: sub('meta'), leases: sub('leases') };
+  return { root, latest: sub('latest'), history: sub('history'), revlog: sub('revlog'), meta: sub('meta'), leases: sub('leases'), cluster: sub('cluster') };
 }

@@ -4,6 +4,7 @@
 // compactStep, range workers and the main thread call range. Each opens its own MvccStore on the same
 // directory; lmdb-js shares one environment per process. Nothing is cached in memory across calls, so open is
 // O(1) and every call sees the latest committed state.
+import { getClusterVersion, getMemberAttributes, MemberAttributes, putClusterVersion, putMemberAttributes } from './cluster';
 import { encodeLeaseRecord, leaseKey } from './leases';
 import { int64Words } from './records';
 import { Int64 } from '../../shared/long';
@@ -25,7 +26,9 @@ export type WriteRequest =
   | { kind: 'put'; req: etcdserverpb.IPutRequest }
   | { kind: 'deleteRange'; req: etcdserverpb.IDeleteRangeRequest }
   | { kind: 'txn'; req: etcdserverpb.ITxnRequest }
-  | { kind: 'compact'; req: etcdserverpb.ICompactionRequest };
+  | { kind: 'compact'; req: etcdserverpb.ICompactionRequest }
+  | { kind: 'memberAttributes'; memberIdHex: string; attributes: MemberAttributes }
+  | { kind: 'clusterVersion'; version: string };
 
 export type WriteResult =
   | { ok: etcdserverpb.IPutResponse | etcdserverpb.IDeleteRangeResponse | etcdserverpb.ITxnResponse | etcdserverpb.ICompactionResponse }
@@ -93,6 +96,18 @@ export class MvccStore {
     });
   }
 
+  /** The attributes a member published through the log, or null if it has not started yet. */
+  memberAttributes(memberIdHex: string): MemberAttributes | null {
+    this.#dbs.root.resetReadTxn();
+    return getMemberAttributes(this.#dbs, memberIdHex);
+  }
+
+  /** The cluster version the leader set through the log, or null before the first one. */
+  clusterVersion(): string | null {
+    this.#dbs.root.resetReadTxn();
+    return getClusterVersion(this.#dbs);
+  }
+
   /** Inserts a lease record (the apply step of a lease grant; the Lease service is the leases issue). */
   insertLease(id: Int64, ttlSeconds: number): void {
     const { hi, lo } = int64Words(id);
@@ -114,6 +129,8 @@ export class MvccStore {
         case 'deleteRange': ok = applyDeleteRange(wt, req.req); break;
         case 'txn': ok = applyTxn(wt, req.req); break;
         case 'compact': ok = applyCompaction(st, req.req); break;
+        case 'memberAttributes': putMemberAttributes(this.#dbs, req.memberIdHex, req.attributes); ok = {}; break;
+        case 'clusterVersion': putClusterVersion(this.#dbs, req.version); ok = {}; break;
         default: return assertNever(req);
       }
       if (wt.changes > 0) st.rev = wt.beginRev + 1;
