@@ -5,7 +5,7 @@ import * as http from 'node:http';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from '../shared/version';
 
 export interface HealthSource {
-  /** Resolves true when there is a leader and a linearizable read barrier completes. */
+  /** Resolves true when there is a leader and a no-op commits through the log. */
   healthy(): Promise<boolean>;
 }
 

@@ -21,6 +21,8 @@ export const enum RequestKind {
   MemberAttributes = 5,
   /** The leader sets the cluster version (once, at bootstrap). UTF-8 body. */
   ClusterVersion = 6,
+  /** etcd 3.4's /health commits a quorum GET through the log; so does ours. No state change. */
+  HealthCheck = 7,
 }
 
 export function encodeEntry(kind: RequestKind, requestId: number, body: Uint8Array): Uint8Array {
@@ -41,7 +43,7 @@ export interface DecodedEntry {
 export function decodeEntry(data: Uint8Array): DecodedEntry {
   assert(data.length >= ENTRY_HEADER_BYTES && data[0] === ENTRY_VERSION, `bad entry header (len ${data.length}, ver ${data[0]})`);
   const kind = data[1] as RequestKind;
-  assert(kind >= RequestKind.Put && kind <= RequestKind.ClusterVersion, `unknown request kind ${kind}`);
+  assert(kind >= RequestKind.Put && kind <= RequestKind.HealthCheck, `unknown request kind ${kind}`);
   const requestId = new DataView(data.buffer, data.byteOffset, data.byteLength).getFloat64(8, true);
   return { kind, requestId, body: data.subarray(ENTRY_HEADER_BYTES) };
 }

@@ -41,6 +41,7 @@ function decodeRequest(kind: RequestKind, body: Uint8Array): WriteRequest {
       return { kind: 'memberAttributes', memberIdHex: a.memberIdHex, attributes: { name: a.name, clientURLs: a.clientURLs } };
     }
     case RequestKind.ClusterVersion: return { kind: 'clusterVersion', version: textDecoder.decode(body) };
+    case RequestKind.HealthCheck: return { kind: 'noop' };
   }
 }
 
@@ -54,6 +55,7 @@ function encodeResponse(kind: RequestKind, resp: object, term: number): Uint8Arr
     case RequestKind.Compact: return etcdserverpb.CompactionResponse.encode(resp as etcdserverpb.ICompactionResponse).finish();
     case RequestKind.MemberAttributes:
     case RequestKind.ClusterVersion:
+    case RequestKind.HealthCheck:
       return new Uint8Array(0); // internal requests: the proposer only needs to know they applied
   }
 }

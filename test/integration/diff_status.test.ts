@@ -31,7 +31,7 @@ describe('endpoint status and member list over a member\'s life, vs etcd 3.4', f
   cleanupServersAfter(() => [ours, ref]);
 
   before(async () => {
-    [ours, ref] = await Promise.all([startEtcdTs(), startEtcd()]);
+    [ours, ref] = await Promise.all([startEtcdTs({ readyProbe: 'etcdctl' }), startEtcd({ readyProbe: 'etcdctl' })]);
   });
 
   const compare = async (what: string): Promise<void> => {
@@ -48,6 +48,14 @@ describe('endpoint status and member list over a member\'s life, vs etcd 3.4', f
       for (const [k, v] of [['a', '1'], ['b', '2'], ['a', '3']]) assert.equal((await etcdctl(s.endpoint, ['put', k, v])).code, 0);
     }
     await compare('after 3 puts');
+  });
+
+  it('after curl /health (etcd 3.4 commits a quorum GET through the log)', async () => {
+    for (const s of [ours, ref] as Server[]) {
+      const r = await fetch(`${s.clientUrl}/health`);
+      assert.deepEqual(await r.json(), { health: 'true' });
+    }
+    await compare('after /health');
   });
 
   it('after a restart', async () => {

@@ -6,6 +6,7 @@
 // `stopAllServers()` (hooked by `cleanupServersAfter()` and on process exit) never leaks processes.
 import { spawn, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -22,6 +23,10 @@ export interface StartOptions {
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
   clientPort?: number;      // default: a free port
+  /** 'http' (default): poll GET /health, then one etcdctl check. 'etcdctl': poll only with etcdctl
+   * endpoint health (a linearizable read: unlike etcd 3.4's /health, it adds no Raft entry, so
+   * raft indexes stay comparable between servers). */
+  readyProbe?: 'http' | 'etcdctl';
   peerPort?: number;        // default: a free port
 }
 
@@ -39,6 +44,8 @@ export interface Server {
   restart(): Promise<void>;
   /** The last stderr bytes of the current process (bounded). */
   stderr(): string;
+  /** Milliseconds from the last (re)start's spawn until /health first answered healthy. */
+  readonly readyMs: number;
 }
 
 const stderrBytesMax = 64 * 1024;
@@ -50,6 +57,19 @@ export const etcdBin = process.env.ETCD_TS_ETCD_BIN ?? '/usr/bin/etcd';
 export const etcdTsCli = path.join(repoRoot, 'dist', 'src', 'main', 'cli.js');
 
 const live = new Set<ServerImpl>();
+
+/** GET /health: true when it answers 200 with {"health":"true"}; false on any error. */
+function httpHealthy(clientUrl: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get(`${clientUrl}/health`, { timeout: 1000 }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('end', () => resolve(res.statusCode === 200 && body.includes('"true"')));
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => { req.destroy(); resolve(false); });
+  });
+}
 
 /** A port that was free a moment ago: listen on port 0, read the port, close. */
 export async function freePort(): Promise<number> {
@@ -151,8 +171,14 @@ class ServerImpl implements Server {
   }
 
   async #waitReady(timeoutMs: number, commandLine: string): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    const started = Date.now();
+    const deadline = started + timeoutMs;
     let last = '';
+    // Cheap first: GET /health every few ms (both servers answer {"health":"true"} once they have
+    // a leader and serve); then one real gRPC request through etcdctl confirms.
+    const probeHttp = (this.opts.readyProbe ?? 'http') === 'http';
+    while (probeHttp && Date.now() < deadline && this.#exitInfo === null && !(await httpHealthy(this.clientUrl))) await sleep(5);
+    this.readyMs = Date.now() - started;
     while (Date.now() < deadline) {
       if (this.#exitInfo !== null) break;
       const r = await etcdctl(this.endpoint, ['endpoint', 'health', '--dial-timeout=1s', '--command-timeout=2s']);
@@ -169,6 +195,9 @@ class ServerImpl implements Server {
   stderr(): string {
     return this.#stderr;
   }
+
+  /** Milliseconds from the last (re)start's spawn until /health first answered healthy. */
+  readyMs = -1;
 
   stderrTail(lines: number): string {
     return this.#stderr.trimEnd().split('\n').slice(-lines).join('\n');

@@ -30,6 +30,8 @@ export interface NodeOptions {
   raftLogRetainEntries: number;
   /** Applied entries between state-machine snapshots (etcd --snapshot-count). */
   snapshotCount: number;
+  /** ...or this many bytes of entry data, whichever comes first. */
+  snapshotEntryBytes: number;
   /** Makes everything applied so far durable in the state machine (an LMDB env sync). */
   syncStateMachine: () => Promise<void>;
 }
@@ -77,6 +79,8 @@ export class RaftNode {
   #snapshotIndex: number;
   #snapshotting = false;
   #campaignWhenApplied = false;
+  /** Entry bytes persisted since the last snapshot started, and the index they reach. */
+  #bytesSinceSnapshot = 0;
 
   constructor(opts: NodeOptions, log: Logger, raw: RawNode, storage: MemoryStorage, wal: Wal, applied: number,
     toApply: Ring, fromApply: Ring) {
@@ -230,7 +234,10 @@ export class RaftNode {
     if (rd.hardState || rd.entries.length > 0) {
       await this.#wal.save(rd.hardState, rd.entries);
     }
-    if (rd.entries.length > 0) this.#storage.append(rd.entries);
+    if (rd.entries.length > 0) {
+      this.#storage.append(rd.entries);
+      for (const e of rd.entries) this.#bytesSinceSnapshot += e.data.length;
+    }
     if (rd.hardState) {
       this.#storage.setHardState(rd.hardState);
       this.#term = rd.hardState.term;
@@ -315,8 +322,10 @@ export class RaftNode {
   #maybeSnapshot(): void {
     if (this.#snapshotting || this.#stopped) return;
     const index = this.#applied;
-    if (index - this.#snapshotIndex < this.#opts.snapshotCount) return;
+    if (index <= this.#snapshotIndex) return;
+    if (index - this.#snapshotIndex < this.#opts.snapshotCount && this.#bytesSinceSnapshot < this.#opts.snapshotEntryBytes) return;
     this.#snapshotting = true;
+    this.#bytesSinceSnapshot = 0;
     const term = this.#storage.term(index);
     this.#opts.syncStateMachine()
       .then(() => this.#wal.releaseTo(index, term))

@@ -28,7 +28,9 @@ export type WriteRequest =
   | { kind: 'txn'; req: etcdserverpb.ITxnRequest }
   | { kind: 'compact'; req: etcdserverpb.ICompactionRequest }
   | { kind: 'memberAttributes'; memberIdHex: string; attributes: MemberAttributes }
-  | { kind: 'clusterVersion'; version: string };
+  | { kind: 'clusterVersion'; version: string }
+  /** Committed through the log for its own sake (etcd's /health quorum GET): changes nothing. */
+  | { kind: 'noop' };
 
 export type WriteResult =
   | { ok: etcdserverpb.IPutResponse | etcdserverpb.IDeleteRangeResponse | etcdserverpb.ITxnResponse | etcdserverpb.ICompactionResponse }
@@ -131,6 +133,7 @@ export class MvccStore {
         case 'compact': ok = applyCompaction(st, req.req); break;
         case 'memberAttributes': putMemberAttributes(this.#dbs, req.memberIdHex, req.attributes); ok = {}; break;
         case 'clusterVersion': putClusterVersion(this.#dbs, req.version); ok = {}; break;
+        case 'noop': ok = {}; break;
         default: return assertNever(req);
       }
       if (wt.changes > 0) st.rev = wt.beginRev + 1;
