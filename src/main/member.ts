@@ -107,8 +107,8 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   if (recovered.hardState === null && recovered.entries.length === 0 && recovered.snapshotIndex === 0 && applied === 0) {
     await bootstrapLog(recovered.wal, storage, ident);
   }
+  if (applied > storage.lastIndex()) await adoptStateMachine(recovered.wal, storage, applied, recovered.hardState?.term ?? 1, voters, memberId, log);
   const lastIndex = storage.lastIndex();
-  if (applied > lastIndex) throw new Error(`state machine applied index ${applied} is beyond the WAL's last index ${lastIndex}: WAL lost`);
   if (recovered.hardState) {
     // Entries are applied only once committed, so an applied index above the persisted commit
     // (whose HardState update was not yet synced) is itself proof of commitment.
@@ -167,6 +167,24 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
       log.info('stopped');
     },
   };
+}
+
+/**
+ * The state machine is ahead of the WAL: a lone voter applies entries while their WAL write is in
+ * flight (answering only after both), so a crash in between leaves LMDB with entries the WAL never
+ * synced. Those writes were never acknowledged, and no other member holds a conflicting log, so
+ * the state machine is adopted as a snapshot at its applied index. With peers this cannot happen
+ * (apply follows persistence) and would mean a lost WAL: refuse to start.
+ */
+async function adoptStateMachine(wal: Wal, storage: MemoryStorage, applied: number, term: number, voters: bigint[],
+  memberId: bigint, log: Logger): Promise<void> {
+  const lastIndex = storage.lastIndex();
+  if (voters.length !== 1 || voters[0] !== memberId) {
+    throw new Error(`state machine applied index ${applied} is beyond the WAL's last index ${lastIndex}: WAL lost`);
+  }
+  log.warn('state machine is ahead of the WAL (crash during an fsync); adopting it as a snapshot', { applied, lastIndex });
+  storage.applySnapshot({ metadata: { index: applied, term, voters, learners: [] }, data: new Uint8Array(0) });
+  await wal.releaseTo(applied, term);
 }
 
 /**

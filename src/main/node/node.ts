@@ -79,6 +79,11 @@ export class RaftNode {
   #snapshotIndex: number;
   #snapshotting = false;
   #campaignWhenApplied = false;
+  readonly #loneVoter: boolean;
+  /** Highest index whose entry the WAL has fsynced. */
+  #durableIndex: number;
+  /** Results applied ahead of their fsync, in index order, waiting for #durableIndex. */
+  #held: Array<{ index: number; proposal: Proposal; ok: boolean; code: number; payload: Uint8Array }> = [];
   /** Entry bytes persisted since the last snapshot started, and the index they reach. */
   #bytesSinceSnapshot = 0;
 
@@ -93,6 +98,8 @@ export class RaftNode {
     this.#toApply = toApply;
     this.#fromApply = fromApply;
     this.#snapshotIndex = storage.firstIndex() - 1;
+    this.#loneVoter = opts.voters.length === 1 && opts.voters[0] === opts.id;
+    this.#durableIndex = storage.lastIndex();
     // Unique across restarts of this member: results of entries replayed after a restart must
     // never match a live proposal.
     this.#nextRequestId = Date.now() * 1000;
@@ -122,6 +129,10 @@ export class RaftNode {
       p.reject(Errors.stopped());
     }
     this.#proposals.clear();
+    for (const h of this.#held.splice(0)) {
+      clearTimeout(h.proposal.timer);
+      h.proposal.reject(Errors.stopped());
+    }
     for (const b of this.#readBatches) b.waiters.length = 0;
     while (this.#running) await new Promise((r) => setTimeout(r, 5));
   }
@@ -231,6 +242,11 @@ export class RaftNode {
 
   async #handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.#onSoftState(rd.softState.lead);
+    // A lone voter's committed entries may be applied while their WAL write is in flight (etcd
+    // does the same for its leader): apply and fsync overlap, and the answer still waits for both
+    // (results above the durable index are held). With peers, apply strictly after persisting.
+    const overlap = this.#loneVoter;
+    if (overlap) await this.#applyCommitted(rd);
     if (rd.hardState || rd.entries.length > 0) {
       await this.#wal.save(rd.hardState, rd.entries);
     }
@@ -244,15 +260,29 @@ export class RaftNode {
       this.#commit = rd.hardState.commit;
     }
     this.#lastIndex = this.#storage.lastIndex();
+    this.#durableIndex = this.#lastIndex; // storage holds only what the WAL has synced
+    this.#releaseHeld();
     // Single member: no peers to send to. The peer transport is the multi-member issue.
-    for (const e of rd.committedEntries) await this.#pushApply(e);
-    if (rd.committedEntries.length > 0) {
-      this.#toApply.notify();
-      const last = rd.committedEntries[rd.committedEntries.length - 1].index;
-      if (last > this.#commit) this.#commit = last;
-      this.#maybeCompactLog(last);
-    }
+    if (!overlap) await this.#applyCommitted(rd);
     for (const rs of rd.readStates) this.#onReadState(rs.index, rs.requestCtx);
+  }
+
+  async #applyCommitted(rd: Ready): Promise<void> {
+    if (rd.committedEntries.length === 0) return;
+    for (const e of rd.committedEntries) await this.#pushApply(e);
+    this.#toApply.notify();
+    const last = rd.committedEntries[rd.committedEntries.length - 1].index;
+    if (last > this.#commit) this.#commit = last;
+    this.#maybeCompactLog(Math.min(last, this.#durableIndex));
+  }
+
+  /** Answers proposals whose entries are now both applied and durable. */
+  #releaseHeld(): void {
+    if (this.#held.length === 0) return;
+    let n = 0;
+    while (n < this.#held.length && this.#held[n].index <= this.#durableIndex) n++;
+    for (const h of this.#held.splice(0, n)) this.#settle(h.proposal, h.ok, h.code, h.payload);
+    this.#releaseReads();
   }
 
   #onSoftState(lead: NodeId): void {
@@ -297,7 +327,8 @@ export class RaftNode {
   #releaseReads(): void {
     while (this.#readBatches.length > 0) {
       const b = this.#readBatches[0];
-      if (b.index < 0 || b.index > this.#applied) return;
+      // Linearizable reads never observe an entry that is applied but not yet durable.
+      if (b.index < 0 || b.index > Math.min(this.#applied, this.#durableIndex)) return;
       this.#readBatches.shift();
       for (const w of b.waiters) w();
     }
@@ -321,7 +352,7 @@ export class RaftNode {
    */
   #maybeSnapshot(): void {
     if (this.#snapshotting || this.#stopped) return;
-    const index = this.#applied;
+    const index = Math.min(this.#applied, this.#durableIndex);
     if (index <= this.#snapshotIndex) return;
     if (index - this.#snapshotIndex < this.#opts.snapshotCount && this.#bytesSinceSnapshot < this.#opts.snapshotEntryBytes) return;
     this.#snapshotting = true;
@@ -350,9 +381,18 @@ export class RaftNode {
     const p = this.#proposals.get(r.requestId);
     if (!p) return; // replayed entry, or its client timed out
     this.#proposals.delete(r.requestId);
+    const ok = r.status === RESULT_OK;
+    if (r.index > this.#durableIndex) {
+      this.#held.push({ index: r.index, proposal: p, ok, code: r.code, payload: r.payload.slice() });
+      return;
+    }
+    this.#settle(p, ok, r.code, r.payload);
+  }
+
+  #settle(p: Proposal, ok: boolean, code: number, payload: Uint8Array): void {
     clearTimeout(p.timer);
-    if (r.status === RESULT_OK) p.resolve(r.payload.slice());
-    else p.reject(new EtcdError(r.code, Buffer.from(r.payload).toString('utf8')));
+    if (ok) p.resolve(payload.slice());
+    else p.reject(new EtcdError(code, Buffer.from(payload).toString('utf8')));
   }
 
   #releaseAppliedWaiters(): void {
