@@ -28,6 +28,7 @@ import { EtcdError } from '../shared/errors';
 import { ETCD_CLUSTER_VERSION } from '../shared/version';
 import { encodeConfChange } from '../shared/confchange';
 import { lockDataDir } from './datadir_lock';
+import { mulberry32 } from '../shared/random';
 
 export interface RunningMember {
   stop(): Promise<void>;
@@ -119,7 +120,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   const raw = new RawNode({
     id: memberId, peers: voters, electionTick: Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs), heartbeatTick: 1,
     storage, applied, maxSizePerMsg: 1024 * 1024, maxInflightMsgs: 256, preVote: true, checkQuorum: true,
-    rand: seeded(Number(memberId & 0xffffffffn) ^ Date.now()),
+    rand: mulberry32(Number(memberId & 0xffffffffn) ^ Date.now()),
   });
   const node = new RaftNode({
     id: memberId, voters, heartbeatIntervalMs: cfg.heartbeatIntervalMs, electionTimeoutMs: cfg.electionTimeoutMs,
@@ -242,16 +243,4 @@ function syncVia(worker: Worker): Promise<void> {
     worker.on('message', onMessage);
     worker.postMessage({ sync: id });
   });
-}
-
-/** mulberry32: a small seeded generator; raft's only randomness (election jitter). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -7,18 +7,9 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Ring, RING_HEADER_BYTES, RING_VERSION } from '../../src/shared/ring';
+import { mulberry32 } from '../../src/shared/random';
 
-/** mulberry32: small seeded PRNG, so a failing seed replays exactly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 function pair(bytes: number): { producer: Ring; consumer: Ring; sab: SharedArrayBuffer } {
   const sab = Ring.create(bytes);
