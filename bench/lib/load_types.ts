@@ -2,9 +2,13 @@
 // Kept apart from the worker entry point, which starts running as soon as it is imported.
 import { Workload } from './kv_client';
 
+/** The load workers' gRPC transport: raw node:http2 (lean, the default) or @grpc/grpc-js (cross-check). */
+export type ClientKind = 'h2' | 'grpc-js';
+
 export interface WorkerTask {
   endpoint: string;
   mode: Workload | 'preload';
+  client: ClientKind;
   clients: number;
   connections: number;
   keySpace: number;
@@ -20,6 +24,7 @@ export interface WorkerTask {
 export interface WorkerResult {
   ops: number;          // successful requests inside the measured window
   errors: number;       // failed requests over the whole run
+  errorsByCode: Record<string, number>; // gRPC code name -> count, over the whole run
   firstError: string | null;
   histogram: string;    // hdr compressed base64, microseconds
 }
