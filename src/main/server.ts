@@ -7,6 +7,7 @@ import Long from 'long';
 import Piscina from 'piscina';
 import { etcdserverpb } from '../shared/gen/etcd';
 import { GrpcTransport } from './net/grpc';
+import { GrpcH2Transport } from './net/grpc_h2';
 import { RaftNode } from './node/node';
 import { isTxnReadonly, MvccStore } from '../workers/mvcc/store';
 import { RequestKind } from '../shared/entry';
@@ -17,6 +18,7 @@ import { validateDeleteRange, validatePut, validateRange, validateTxn } from '..
 import { ETCD_SERVER_VERSION } from '../shared/version';
 import type { RangeTask, RangeTaskResult } from '../workers/range';
 import { Config } from './config';
+import type { StreamHandler } from './net/grpc';
 import { Logger } from './log';
 
 export interface MemberInfo {
@@ -35,12 +37,15 @@ export interface ServerDeps {
   members: MemberInfo[];
   lmdbDir: string;
   compactor: Worker;
+  /** The Watch stream handler (src/main/watch/watch_service.ts); absent in servers built without one. */
+  watch?: { handler: StreamHandler };
 }
 
 const SERVICE = 'etcdserverpb';
 
 export class EtcdServer {
-  readonly transport: GrpcTransport;
+  /** Our own HTTP/2 framer by default; ETCD_TS_TRANSPORT=node selects node:http2 (see grpc.ts). */
+  readonly transport: GrpcTransport | GrpcH2Transport;
   readonly #d: ServerDeps;
   readonly #pool: Piscina;
   readonly #clusterIdLong: Long;
@@ -58,11 +63,12 @@ export class EtcdServer {
       maxThreads: limits.rangeWorkersMax,
       maxQueue: limits.rangeQueueMax,
     });
-    this.transport = new GrpcTransport({
+    const transportOpts = {
       recvMessageBytesMax: d.cfg.maxRequestBytes + limits.grpcOverheadBytes,
       streamsPerConnMax: limits.grpcStreamsPerConnMax,
-      onError: (err) => d.log.debug('grpc session error', { error: err.message }),
-    });
+      onError: (err: Error) => d.log.debug('grpc session error', { error: err.message }),
+    };
+    this.transport = process.env.ETCD_TS_TRANSPORT === 'node' ? new GrpcTransport(transportOpts) : new GrpcH2Transport(transportOpts);
     d.compactor.on('message', (m: { done?: number }) => {
       if (typeof m.done === 'number') this.#onPhysicalCompactDone(m.done);
     });
@@ -85,6 +91,7 @@ export class EtcdServer {
     t.addUnary(`/${SERVICE}.Maintenance/Status`, () => this.#status());
     t.addUnary(`/${SERVICE}.Maintenance/HashKV`, (b) => this.#hashKV(b));
     t.addUnary(`/${SERVICE}.Cluster/MemberList`, () => this.#memberList());
+    if (this.#d.watch) t.addStream(`/${SERVICE}.Watch/Watch`, this.#d.watch.handler);
   }
 
   header(revision?: number): etcdserverpb.IResponseHeader {

@@ -21,6 +21,8 @@ export interface StartOptions {
   logLevel?: string;        // --log-level; "warn" keeps stderr small
   readyTimeoutMs?: number;  // default 20 s
   extraArgs?: string[];
+  /** etcd-ts only: node options before the script (e.g. --cpu-prof, not allowed in NODE_OPTIONS). */
+  nodeArgs?: string[];
   env?: NodeJS.ProcessEnv;
   clientPort?: number;      // default: a free port
   /** 'http' (default): poll GET /health, then one etcdctl check. 'etcdctl': poll only with etcdctl
@@ -131,7 +133,7 @@ class ServerImpl implements Server {
       ...(this.opts.extraArgs ?? []),
     ];
     if (this.kind === 'etcd') return { cmd: etcdBin, args: ['--logger', 'zap', ...flags] };
-    return { cmd: process.execPath, args: [etcdTsCli, ...flags] };
+    return { cmd: process.execPath, args: [...(this.opts.nodeArgs ?? []), etcdTsCli, ...flags] };
   }
 
   async start(): Promise<void> {

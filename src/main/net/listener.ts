@@ -2,11 +2,15 @@
 // preface ("PRI * HTTP/2.0") goes to gRPC, anything else to the HTTP/1.1 server.
 import * as net from 'node:net';
 import * as http from 'node:http';
-import * as http2 from 'node:http2';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
-export function listenMultiplexed(host: string, port: number, h2: http2.Http2Server, h1: http.Server): Promise<net.Server> {
+/** Anything that takes over a connection the way an http.Server or http2 server does. */
+export interface ConnectionSink {
+  emit(event: 'connection', socket: net.Socket): boolean;
+}
+
+export function listenMultiplexed(host: string, port: number, h2: ConnectionSink, h1: http.Server): Promise<net.Server> {
   const server = net.createServer((socket) => {
     socket.setNoDelay(true);
     const onData = (chunk: Buffer): void => {

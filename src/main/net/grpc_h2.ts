@@ -1,0 +1,268 @@
+// gRPC over our own HTTP/2 server (src/main/net/h2/), a drop-in for GrpcTransport (grpc.ts): the
+// same options, the same addUnary/addStream and handler types, the same status codes and messages
+// (unknown service/method, oversized and compressed messages, deadlines, unexpected EOF). Only
+// `server` differs: an H2Server that takes sockets through emit('connection', socket).
+//
+// Per call there is one object (UnaryCall or BidiCall) that is the stream's listener; response
+// header blocks are encoded once at load (RESPONSE_HEADERS, OK_TRAILERS), so a successful unary
+// call writes HEADERS + DATA + HEADERS(trailers) from cached bytes plus the message.
+import type * as http2 from 'node:http2';
+import { EtcdError, GrpcCode } from '../../shared/errors';
+import {
+  CallContext, encodeGrpcMessage, GrpcTransportOptions, parseGrpcTimeout, ServerStream, StreamHandler, UnaryHandler,
+} from './grpc';
+import { h2Limits } from './h2/constants';
+import { GrpcMessageReader, MessageSink, writeGrpcMessage } from './h2/grpc_message';
+import { encodeHeaderBlock } from './h2/hpack';
+import { H2Server } from './h2/server';
+import type { RequestHeaders } from './h2/session';
+import type { H2Stream, StreamListener } from './h2/stream';
+
+type Fields = Array<[string, string]>;
+const RESPONSE_FIELDS: Fields = [[':status', '200'], ['content-type', 'application/grpc']];
+const RESPONSE_HEADERS = encodeHeaderBlock(RESPONSE_FIELDS);
+const OK_TRAILERS = encodeHeaderBlock([['grpc-status', '0']]);
+const UNSUPPORTED_MEDIA = encodeHeaderBlock([[':status', '415'], ['content-type', 'text/plain']]);
+
+function statusFields(code: number, message: string): Fields {
+  return message ? [['grpc-status', String(code)], ['grpc-message', encodeGrpcMessage(message)]] : [['grpc-status', String(code)]];
+}
+
+function trailersBlock(code: number, message: string): Buffer {
+  return code === GrpcCode.OK && !message ? OK_TRAILERS : encodeHeaderBlock(statusFields(code, message));
+}
+
+function sendMessage(stream: H2Stream, msg: Uint8Array): void {
+  if (stream.closed || stream.headersSent) return;
+  stream.respond(RESPONSE_HEADERS, false);
+  writeGrpcMessage(stream, msg);
+  stream.end(OK_TRAILERS);
+}
+
+/** A trailers-only response (grpc spec: PROTOCOL-HTTP2.md), as grpc.ts's sendStatus. */
+function sendStatus(stream: H2Stream, code: GrpcCode, message: string): void {
+  if (stream.closed || stream.headersSent) return;
+  stream.respond(encodeHeaderBlock([...RESPONSE_FIELDS, ...statusFields(code, message)]), true);
+}
+
+function sendError(stream: H2Stream, e: unknown): void {
+  if (e instanceof EtcdError) sendStatus(stream, e.code, e.message);
+  else if (e && typeof e === 'object' && 'code' in e && 'message' in e && typeof (e as { code: unknown }).code === 'number') {
+    const w = e as { code: number; message: string };
+    sendStatus(stream, w.code, w.message);
+  } else sendStatus(stream, GrpcCode.Unknown, e instanceof Error ? e.message : String(e));
+}
+
+export class GrpcH2Transport {
+  readonly server: H2Server;
+  #unary = new Map<string, UnaryHandler>();
+  #streams = new Map<string, StreamHandler>();
+  #opts: GrpcTransportOptions;
+
+  constructor(opts: GrpcTransportOptions) {
+    this.#opts = opts;
+    this.server = new H2Server({ maxConcurrentStreams: opts.streamsPerConnMax }, {
+      onStream: (stream, headers) => this.#onStream(stream, headers),
+      onSessionError: (err) => opts.onError?.(err),
+    });
+  }
+
+  addUnary(path: string, h: UnaryHandler): void {
+    this.#unary.set(path, h);
+  }
+
+  addStream(path: string, h: StreamHandler): void {
+    this.#streams.set(path, h);
+  }
+
+  #onStream(stream: H2Stream, headers: RequestHeaders): void {
+    const path = headers[':path'] ?? '';
+    const ctype = headers['content-type'] ?? '';
+    if (headers[':method'] !== 'POST' || !ctype.startsWith('application/grpc')) {
+      stream.respond(UNSUPPORTED_MEDIA, true);
+      return;
+    }
+    const timeoutMs = parseGrpcTimeout(headers['grpc-timeout']);
+    const ctx: CallContext = { deadlineMs: timeoutMs > 0 ? Date.now() + timeoutMs : 0, metadata: headers as http2.IncomingHttpHeaders };
+    const unary = this.#unary.get(path);
+    if (unary) {
+      stream.listener = new UnaryCall(stream, unary, ctx, this.#opts.recvMessageBytesMax);
+      return;
+    }
+    const bidi = this.#streams.get(path);
+    if (bidi) {
+      try {
+        stream.listener = new BidiCall(stream, bidi, ctx, this.#opts.recvMessageBytesMax);
+      } catch (e) {
+        sendError(stream, e);
+      }
+      return;
+    }
+    sendStatus(stream, GrpcCode.Unimplemented, this.#unknownMethodMessage(path));
+  }
+
+  /** grpc-go's wording: "unknown service S" or "unknown method M for service S". */
+  #unknownMethodMessage(path: string): string {
+    const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
+    if (!m) return `malformed method name: "${path}"`;
+    const prefix = `/${m[1]}/`;
+    const known = [...this.#unary.keys(), ...this.#streams.keys()].some((p) => p.startsWith(prefix));
+    return known ? `unknown method ${m[2]} for service ${m[1]}` : `unknown service ${m[1]}`;
+  }
+}
+
+function onDeadline(call: UnaryCall): void {
+  call.deadline();
+}
+
+/** One unary call: collects exactly one message until END_STREAM, runs the handler, answers. */
+class UnaryCall implements StreamListener, MessageSink {
+  readonly #stream: H2Stream;
+  readonly #handler: UnaryHandler;
+  readonly #ctx: CallContext;
+  readonly #reader: GrpcMessageReader;
+  #got: Uint8Array | null = null;
+  #failed = false;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(stream: H2Stream, handler: UnaryHandler, ctx: CallContext, max: number) {
+    this.#stream = stream;
+    this.#handler = handler;
+    this.#ctx = ctx;
+    this.#reader = new GrpcMessageReader(max);
+  }
+
+  onData(stream: H2Stream, buf: Buffer, start: number, end: number): void {
+    if (this.#failed) return;
+    try {
+      this.#reader.push(buf, start, end, this);
+    } catch (e) {
+      this.#failed = true;
+      sendError(stream, e);
+    }
+  }
+
+  onMessage(msg: Uint8Array): void {
+    if (this.#got !== null) throw new EtcdError(GrpcCode.Unimplemented, 'grpc: more than one message in a unary call');
+    this.#got = msg;
+  }
+
+  onEnd(stream: H2Stream): void {
+    if (this.#failed) return;
+    if (this.#got === null || this.#reader.pending()) {
+      sendStatus(stream, GrpcCode.Internal, 'grpc: error while reading the request: unexpected EOF');
+      return;
+    }
+    this.#run(this.#got);
+  }
+
+  onClose(): void {
+    this.#clearTimer();
+  }
+
+  #run(body: Uint8Array): void {
+    if (this.#ctx.deadlineMs > 0) this.#timer = setTimeout(onDeadline, Math.max(0, this.#ctx.deadlineMs - Date.now()), this);
+    try {
+      const r = this.#handler(body, this.#ctx);
+      if (r instanceof Uint8Array) this.done(r);
+      else r.then((out) => this.done(out), (e: unknown) => this.fail(e));
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  done(out: Uint8Array): void {
+    this.#clearTimer();
+    sendMessage(this.#stream, out);
+  }
+
+  fail(e: unknown): void {
+    this.#clearTimer();
+    sendError(this.#stream, e);
+  }
+
+  deadline(): void {
+    this.#timer = null;
+    sendStatus(this.#stream, GrpcCode.DeadlineExceeded, 'context deadline exceeded');
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+}
+
+/** One bidirectional call; it is also the ServerStream its handler sends through. onCancel
+ *  functions run once when the stream closes for any reason, as in grpc.ts. */
+class BidiCall implements StreamListener, MessageSink, ServerStream {
+  readonly #stream: H2Stream;
+  readonly #reader: GrpcMessageReader;
+  readonly #handlers: { onMessage(msg: Uint8Array): void; onEnd(): void };
+  #ended = false;
+  #failed = false;
+  #cancelFns: Array<() => void> = [];
+  #drainFns: Array<() => void> = [];
+
+  constructor(stream: H2Stream, h: StreamHandler, ctx: CallContext, max: number) {
+    this.#stream = stream;
+    this.#reader = new GrpcMessageReader(max);
+    stream.respond(RESPONSE_HEADERS, false);
+    this.#handlers = h(this, ctx);
+  }
+
+  send(msg: Uint8Array): boolean {
+    if (this.#ended || this.#stream.closed) return false;
+    writeGrpcMessage(this.#stream, msg);
+    const ok = this.#stream.queuedBytes < h2Limits.streamSendQueueBytesHigh;
+    if (!ok) this.#stream.drainWanted = true;
+    return ok;
+  }
+
+  onDrain(fn: () => void): void;
+  onDrain(stream: H2Stream): void;
+  /** As a ServerStream: registers fn. As the H2Stream's listener: runs them. */
+  onDrain(arg: (() => void) | H2Stream): void {
+    if (typeof arg === 'function') this.#drainFns.push(arg);
+    else for (const fn of this.#drainFns) fn();
+  }
+
+  end(code: GrpcCode, message?: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (!this.#stream.closed) this.#stream.end(trailersBlock(code, message ?? ''));
+  }
+
+  get closed(): boolean {
+    return this.#ended || this.#stream.closed;
+  }
+
+  onCancel(fn: () => void): void {
+    this.#cancelFns.push(fn);
+  }
+
+  onData(_stream: H2Stream, buf: Buffer, start: number, end: number): void {
+    if (this.#failed) return;
+    try {
+      this.#reader.push(buf, start, end, this);
+    } catch (e) {
+      this.#failed = true;
+      const err = e instanceof EtcdError ? e : new EtcdError(GrpcCode.Internal, String(e));
+      this.end(err.code, err.message);
+    }
+  }
+
+  onMessage(msg: Uint8Array): void {
+    this.#handlers.onMessage(msg);
+  }
+
+  onEnd(): void {
+    this.#handlers.onEnd();
+  }
+
+  onClose(): void {
+    this.#ended = true;
+    const fns = this.#cancelFns;
+    this.#cancelFns = [];
+    for (const fn of fns) fn();
+  }
+}
