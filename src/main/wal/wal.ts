@@ -17,6 +17,7 @@
 // records as fit in batchBytesMax into one reused buffer, issues one write and one fdatasync, then
 // resolves the covered calls in call order. Calls made while that is in flight form the next batch.
 // A save() bigger than a batch spans several rounds and resolves after its last one.
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -93,6 +94,15 @@ async function writeFully(fh: fsp.FileHandle, buf: Uint8Array, len: number, posi
     const { bytesWritten } = await fh.write(buf, done, len - done, position + done);
     done += bytesWritten;
   }
+}
+
+/**
+ * The segment being appended to is opened O_DSYNC when durability is on: each write returns only
+ * once its data (and the metadata needed to read it back) is on disk, as write + fdatasync would,
+ * in ONE thread-pool round trip instead of two.
+ */
+function openActive(file: string, fsync: boolean): Promise<fsp.FileHandle> {
+  return fsp.open(file, fsync ? fs.constants.O_RDWR | fs.constants.O_DSYNC : 'r+');
 }
 
 /** Makes creates, renames and unlinks in dir durable. */
@@ -236,7 +246,7 @@ export class Wal {
     }
     const entries = replay.finish();
     const lastIndex = entries.length > 0 ? entries[entries.length - 1].index : replay.snapshotIndex;
-    const fh = await fsp.open(path.join(dir, segments[segments.length - 1].name), 'r+');
+    const fh = await openActive(path.join(dir, segments[segments.length - 1].name), o.fsync);
     const { size } = await fh.stat();
     const wal = new Wal(dir, o, segments, fh, size, replay, lastIndex);
     return {
@@ -327,9 +337,7 @@ export class Wal {
   async #writeBatch(): Promise<void> {
     const { buf, bytes, opsDone, records } = this.#fillBatch();
     if (bytes > 0) {
-      await writeFully(this.#fh, buf, bytes, this.#fileBytes);
-      this.#fileBytes += bytes;
-      await this.#sync();
+      await this.#durableWrite(buf, bytes);
       this.#bytesWritten += bytes;
       this.#records += records;
       this.#lastBatchRecords = records;
@@ -381,10 +389,12 @@ export class Wal {
     return encodeHardState(buf, dv, off, hs);
   }
 
-  async #sync(): Promise<void> {
-    if (!this.#fsync) return;
+  /** Appends at the end of the active segment; durable on return when fsync is on (O_DSYNC). */
+  async #durableWrite(buf: Buffer, bytes: number): Promise<void> {
     const t0 = performance.now();
-    await this.#fh.datasync();
+    await writeFully(this.#fh, buf, bytes, this.#fileBytes);
+    this.#fileBytes += bytes;
+    if (!this.#fsync) return;
     this.#fsyncs++;
     this.#fsyncSeconds += (performance.now() - t0) / 1000;
   }
@@ -393,9 +403,7 @@ export class Wal {
   async #release(op: ReleaseOp): Promise<void> {
     if (op.index <= this.#snapshotIndex) return;
     const bytes = encodeSnapshot(this.#buf, this.#dv, 0, op.index, op.term);
-    await writeFully(this.#fh, this.#buf, bytes, this.#fileBytes);
-    this.#fileBytes += bytes;
-    await this.#sync();
+    await this.#durableWrite(this.#buf, bytes);
     this.#bytesWritten += bytes;
     this.#records++;
     this.#snapshotIndex = op.index;
@@ -429,7 +437,7 @@ export class Wal {
     await createSegment(this.#dir, seg, header.subarray(0, off), this.#fsync);
     if (this.#fsync) this.#fsyncs += 2;
     await this.#fh.close();
-    this.#fh = await fsp.open(path.join(this.#dir, seg.name), 'r+');
+    this.#fh = await openActive(path.join(this.#dir, seg.name), this.#fsync);
     this.#fileBytes = off;
     this.#bytesWritten += off;
     this.#segments.push(seg);
