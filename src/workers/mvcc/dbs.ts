@@ -30,6 +30,9 @@ export function openDbs(dir: string, opts: { readOnly?: boolean; mapSizeBytes?: 
     // LMDB transaction, so a lost LMDB tail is replayed from the WAL. sync() forces a flush.
     noSync: true,
     overlappingSync: false,
+    // Commits change the memory map only (no pwrite per dirty page): measured 76k vs 44k single-put
+    // commits/s (bench/mvcc.bench.ts) and less contention with the WAL's O_DSYNC writes.
+    useWritemap: true,
     maxDbs: 8,
     readOnly: opts.readOnly ?? false,
     mapSize: opts.mapSizeBytes ?? defaultMapSizeBytes,
