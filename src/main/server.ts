@@ -51,6 +51,8 @@ export class EtcdServer {
   readonly #clusterIdLong: Long;
   readonly #memberIdLong: Long;
   #physicalCompactRev = 0;
+  #dbSize = 0;
+  #dbSizeAt = 0;
   #physicalWaiters: Array<{ rev: number; resolve: () => void }> = [];
 
   constructor(d: ServerDeps) {
@@ -135,6 +137,7 @@ export class EtcdServer {
 
   #put(body: Uint8Array): Promise<Uint8Array> {
     validatePut(decode(() => etcdserverpb.PutRequest.decode(body)));
+    this.#checkQuota(body.length);
     return this.#d.node.propose(RequestKind.Put, body);
   }
 
@@ -146,7 +149,10 @@ export class EtcdServer {
   async #txn(body: Uint8Array): Promise<Uint8Array> {
     const req = decode(() => etcdserverpb.TxnRequest.decode(body));
     validateTxn(req, this.#d.cfg.maxTxnOps);
-    if (!isTxnReadonly(req)) return this.#d.node.propose(RequestKind.Txn, body);
+    if (!isTxnReadonly(req)) {
+      this.#checkQuota(body.length);
+      return this.#d.node.propose(RequestKind.Txn, body);
+    }
     // As etcd: a txn that only reads is served from local state, after a ReadIndex barrier
     // unless every range in it is serializable.
     if (!isTxnSerializable(req)) await this.#d.node.readBarrier();
@@ -161,6 +167,22 @@ export class EtcdServer {
     this.#d.compactor.postMessage({ compact: true });
     if (req.physical) await this.#waitPhysicalCompaction(toNum(req.revision));
     return resp;
+  }
+
+  /**
+   * --quota-backend-bytes, checked as etcd's quota KV server does before a write is proposed:
+   * database size plus the request's cost over the quota is "database space exceeded". Deletes and
+   * compactions stay allowed so space can be reclaimed. (etcd also latches a NOSPACE alarm that
+   * blocks writes until disarmed; the Alarm API is not implemented yet, so here the check is per
+   * request.) The size is sampled at most every quotaSampleMs.
+   */
+  #checkQuota(cost: number): void {
+    const now = Date.now();
+    if (now - this.#dbSizeAt > limits.quotaSampleMs) {
+      this.#dbSize = this.#d.store.dbSizeBytes();
+      this.#dbSizeAt = now;
+    }
+    if (this.#dbSize + cost > this.#d.cfg.quotaBackendBytes) throw Errors.noSpace();
   }
 
   /** Starts a compaction at `revision` through Raft (auto-compaction uses this). */

@@ -11,6 +11,8 @@ export const limits = {
   txnOpsMax: 128,
   /** etcd --quota-backend-bytes default: 2 GiB. */
   quotaBackendBytes: 2 * 1024 * 1024 * 1024,
+  /** How stale the database size used for the quota check may be. */
+  quotaSampleMs: 100,
   /** etcd --snapshot-count default. */
   snapshotCount: 100_000,
   /** etcd --heartbeat-interval and --election-timeout defaults. */
@@ -44,6 +46,24 @@ export const limits = {
   requestTimeoutMs: 7000,
   /** Raft log entries kept in memory after apply, for followers catching up (etcd: 5000). */
   raftLogRetainEntries: 5000,
+  /** Watchers on one Watch stream (etcd has no bound; we refuse more with a canceled create). */
+  watchersPerStreamMax: 100_000,
+  /** Response bytes one Watch stream may have in flight (pushed by the watch worker, not yet accepted by
+   * HTTP/2) before its watchers stop getting live events and catch up from history when it drains. */
+  watchBufferedBytesMax: 4 * 1024 * 1024,
+  /** A watch response is cut at the next revision boundary past this many event bytes. */
+  watchResponseBytesSoftMax: 1024 * 1024,
+  /** Events read per fan-out step (a revision is never split, so a step may exceed it by one txn). */
+  watchFanoutEventsMax: 10_000,
+  /** Events read per catch-up step for unsynced watchers (etcd: watchBatchMaxRevs = 1000 revisions). */
+  watchCatchUpEventsMax: 1000,
+  /** etcd's progressReportInterval for watchers created with progress_notify: 10 minutes. */
+  watchProgressNotifyIntervalMs: 10 * 60 * 1000,
+  /** Bytes of the main->watch (control) ring and of the watch->main (responses) ring. */
+  watchControlRingBytes: 8 * 1024 * 1024,
+  watchResponseRingBytes: 32 * 1024 * 1024,
+  /** Control messages queued on the main thread while the main->watch ring is full. */
+  watchControlQueueMax: 100_000,
 };
 
 export type Limits = typeof limits;
@@ -53,6 +73,9 @@ export function checkLimits(l: Limits): void {
   assert(l.walBatchBytesMax >= l.requestBytesMax + l.grpcOverheadBytes, 'a WAL batch must hold one max request');
   assert(l.electionTimeoutMs >= 5 * l.heartbeatIntervalMs || l.electionTimeoutMs > l.heartbeatIntervalMs,
     'election timeout must exceed the heartbeat interval');
+  assert(l.watchResponseRingBytes >= 4 * (l.requestBytesMax + l.grpcOverheadBytes), 'a watch response ring holds two max responses with prev_kv');
+  assert(l.watchControlRingBytes >= 2 * (l.requestBytesMax + l.grpcOverheadBytes), 'a control ring holds a create with the largest key');
+  assert(l.watchBufferedBytesMax >= l.watchResponseBytesSoftMax, 'a stream buffers at least one response');
   assert(l.txnOpsMax > 0 && l.requestBytesMax > 0, 'positive sizes');
 }
 
