@@ -105,6 +105,14 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
       throw new ConfigError(`--${name}: ${def.unsupported}`);
     }
   }
+  // Accepted only with what they mean here: JSON lines from one logger, on stderr.
+  if (given.has('logger') && given.get('logger') !== 'zap') {
+    throw new ConfigError(`--logger ${given.get('logger')}: only 'zap' (structured JSON lines) is supported`);
+  }
+  const outputs = given.get('log-outputs');
+  if (outputs !== undefined && outputs.split(',').some((o) => o !== 'default' && o !== 'stderr')) {
+    throw new ConfigError(`--log-outputs ${outputs}: only 'default' or 'stderr' is supported in this version`);
+  }
   return build((name) => given.get(name) ?? FLAGS[name].def, given);
 }
 

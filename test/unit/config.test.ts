@@ -40,6 +40,9 @@ describe('config: etcd flags', () => {
   it('refuses flags it does not implement yet instead of ignoring them', () => {
     assert.throws(() => cfg(['--cert-file', '/x.pem']), /TLS is not implemented/);
     assert.throws(() => cfg(['--listen-client-http-urls', 'http://127.0.0.1:8080']), /not implemented/);
+    assert.throws(() => cfg(['--log-outputs', '/var/log/etcd.log']), /only 'default' or 'stderr'/);
+    assert.throws(() => cfg(['--logger', 'capnslog']), /only 'zap'/);
+    assert.doesNotThrow(() => cfg(['--logger', 'zap', '--log-outputs', 'stderr']));
   });
   it('validates values and the election/heartbeat relation', () => {
     assert.throws(() => cfg(['--max-txn-ops', 'abc']), /invalid value "abc" for flag -max-txn-ops/);
