@@ -145,6 +145,16 @@ describe('GrpcH2Transport in process', function () {
     });
   });
 
+  it('node:http2: 3000 streams at once (answers for one tick overflow the 64 KiB output buffer)', async () => {
+    // Regression: frames written while the output buffer was being swapped went into the old one.
+    // 1000 concurrent streams (the limit) whose answers all leave in the same tick, three times over.
+    const rs = await Promise.all(Array.from({ length: 3000 }, (_, i) => call(session, '/t.S/Echo', Buffer.from(`n${i}-${'x'.repeat(40)}`))));
+    rs.forEach((r, i) => {
+      assert.equal(r.status, 0);
+      assert.equal(r.body.subarray(5).toString(), `n${i}-${'x'.repeat(40)}`);
+    });
+  });
+
   it('node:http2: 1 MiB responses on several streams at once', async () => {
     const rs = await Promise.all([0, 1, 2, 3].map(() => call(session, '/t.S/Big', Buffer.alloc(0))));
     for (const r of rs) assert.equal(r.body.length, MIB + 5);

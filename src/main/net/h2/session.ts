@@ -541,11 +541,13 @@ export class H2Session implements FrameSink, HeaderSink {
   }
 
   #writeWindowUpdate(sid: number, inc: number): void {
-    this.#out.writeUInt32BE(inc, this.#frameAt(4, FrameType.WINDOW_UPDATE, 0, sid));
+    const at = this.#frameAt(4, FrameType.WINDOW_UPDATE, 0, sid); // before reading #out
+    this.#out.writeUInt32BE(inc, at);
   }
 
   #writeRstStream(sid: number, code: ErrorCode): void {
-    this.#out.writeUInt32BE(code, this.#frameAt(4, FrameType.RST_STREAM, 0, sid));
+    const at = this.#frameAt(4, FrameType.RST_STREAM, 0, sid); // before reading #out
+    this.#out.writeUInt32BE(code, at);
   }
 
   #writeGoaway(code: ErrorCode, debug: string): void {
@@ -565,7 +567,10 @@ export class H2Session implements FrameSink, HeaderSink {
     }
     const es = endStream ? Flag.END_STREAM : 0;
     if (block.length <= this.#peerMaxFrame) {
-      block.copy(this.#out, this.#frameAt(block.length, FrameType.HEADERS, Flag.END_HEADERS | es, sid));
+      // Reserve first, then read #out: reserving may seal the current buffer and start a new one,
+      // and `block.copy(this.#out, this.#frameAt(...))` would evaluate the OLD buffer first.
+      const at = this.#frameAt(block.length, FrameType.HEADERS, Flag.END_HEADERS | es, sid);
+      block.copy(this.#out, at);
       return;
     }
     let type: number = FrameType.HEADERS;
@@ -573,7 +578,8 @@ export class H2Session implements FrameSink, HeaderSink {
       const n = Math.min(this.#peerMaxFrame, block.length - p);
       const last = p + n === block.length;
       const flags = (last ? Flag.END_HEADERS : 0) | (type === FrameType.HEADERS ? es : 0);
-      block.copy(this.#out, this.#frameAt(n, type, flags, sid), p, p + n);
+      const at = this.#frameAt(n, type, flags, sid);
+      block.copy(this.#out, at, p, p + n);
       type = FrameType.CONTINUATION;
     }
   }
@@ -588,7 +594,8 @@ export class H2Session implements FrameSink, HeaderSink {
       const piece = stream.queue[stream.queueHead];
       const take = Math.min(piece.length - stream.headOffset, left);
       if (take < h2Limits.copyPayloadBytesMax) {
-        piece.copy(this.#out, this.#reserve(take), stream.headOffset, stream.headOffset + take);
+        const at = this.#reserve(take); // before reading #out (see #writeHeaderBlock)
+        piece.copy(this.#out, at, stream.headOffset, stream.headOffset + take);
       } else {
         this.#sealOut();
         this.#outChunks.push(piece.subarray(stream.headOffset, stream.headOffset + take));
