@@ -28,6 +28,8 @@ import { EtcdError } from '../shared/errors';
 import { ETCD_CLUSTER_VERSION } from '../shared/version';
 import { encodeConfChange } from '../shared/confchange';
 import { lockDataDir } from './datadir_lock';
+import { WatchSignal, WatchWorkerInit } from '../shared/watch_protocol';
+import { WatchService } from './watch/watch_service';
 import { mulberry32 } from '../shared/random';
 
 export interface RunningMember {
@@ -83,13 +85,19 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   const init: WorkerInit = {
     lmdbDir, clusterId: ident.clusterId, memberId: ident.memberId, toApply, fromApply, applyBatchEntriesMax: limits.applyBatchEntriesMax,
   };
+  // Watch worker: control ring in, response ring out, and the signal block the apply worker rings.
+  const watchInit: WatchWorkerInit = {
+    lmdbDir, clusterId: ident.clusterId, memberId: ident.memberId, toWatch: Ring.create(limits.watchControlRingBytes),
+    fromWatch: Ring.create(limits.watchResponseRingBytes), signal: WatchSignal.create(), maxRequestBytes: cfg.maxRequestBytes + limits.grpcOverheadBytes,
+  };
   // Workers load their modules and open LMDB while this thread reads the WAL: start-up time is
   // the slowest of the three, not their sum.
   const t0 = Date.now();
-  const [apply, compactor, recovered] = await Promise.all([
-    startWorker('apply.js', init),
+  const [apply, compactor, recovered, watchWorker] = await Promise.all([
+    startWorker('apply.js', { ...init, watchSignal: watchInit.signal }),
     startWorker('compact.js', { ...init, toApply: undefined, fromApply: undefined, batchRevisions: limits.compactionBatchRevisions }),
     Wal.open(path.join(memberDir, 'wal'), { segmentBytes: limits.walSegmentBytes, batchBytesMax: limits.walBatchBytesMax }),
+    startWorker('watch.js', watchInit),
   ]);
   const store = MvccStore.open(lmdbDir, { readOnly: true });
   if (recovered.truncatedTail) log.warn('WAL had a torn tail (crash during a write); truncated it');
@@ -134,7 +142,11 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
     id: BigInt(m.id), name: m.name, peerUrls: m.peerUrls,
   }));
   const self = members.find((m) => m.id === memberId) as MemberInfo;
-  const server = new EtcdServer({ cfg, log, node, store, clusterId, self, members, lmdbDir, compactor: compactor.worker });
+  const watch = new WatchService({
+    worker: watchWorker.worker, toWatch: new Ring(watchInit.toWatch), fromWatch: new Ring(watchInit.fromWatch),
+    signal: new WatchSignal(watchInit.signal), term: () => node.status().term, log,
+  });
+  const server = new EtcdServer({ cfg, log, node, store, clusterId, self, members, lmdbDir, compactor: compactor.worker, watch });
   await publish(node, store, cfg, ident, log);
   const h1 = createHttp1Server({
     healthy: async () => {
@@ -163,6 +175,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
       await server.close();
       await apply.worker.terminate();
       await compactor.worker.terminate();
+      await watch.stop();
       await store.close();
       unlock();
       log.info('stopped');

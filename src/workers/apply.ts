@@ -13,6 +13,7 @@ import {
 import { MvccStore, WriteRequest, WriteResult } from './mvcc/store';
 import { EntryType } from '../main/raft/types';
 import { toNum } from '../shared/long';
+import { WatchSignal } from '../shared/watch_protocol';
 
 const init = workerData as WorkerInit;
 const store = MvccStore.open(init.lmdbDir);
@@ -21,6 +22,9 @@ const outRing = new Ring(init.fromApply as SharedArrayBuffer);
 const clusterId = Long.fromString(init.clusterId, true);
 const memberId = Long.fromString(init.memberId, true);
 const batchMax = init.applyBatchEntriesMax ?? 4096;
+/** Tells the watch worker the newest revision after each batch (a word store + wake, never blocks). */
+const watchSignalSab = (workerData as { watchSignal?: SharedArrayBuffer }).watchSignal;
+const watchSignal = watchSignalSab ? new WatchSignal(watchSignalSab) : null;
 const textDecoder = new TextDecoder();
 
 interface Pending {
@@ -110,9 +114,11 @@ function applyBatch(msgs: Uint8Array[]): void {
     if (r !== null) pushResult(pendings[i], r);
   });
   const slot = reserveBlocking(APPLIED_MSG_BYTES);
-  writeAppliedMsg(slot, Math.max(lastIndex, store.appliedIndex), store.revision, store.compactRevision);
+  const revision = store.revision;
+  writeAppliedMsg(slot, Math.max(lastIndex, store.appliedIndex), revision, store.compactRevision);
   outRing.commit();
   outRing.notify();
+  watchSignal?.publishRevision(revision);
 }
 
 function loop(): void {

@@ -21,11 +21,16 @@ export type UnaryHandler = (body: Uint8Array, ctx: CallContext) => Promise<Uint8
 
 /** A bidirectional stream: the handler gets each decoded message and a sender. */
 export interface ServerStream {
+  /** Queues one message. The transport may keep a reference to `msg` until it is written (the h2
+   * transport does for messages of 4 KiB and more): do not reuse its memory after the call. */
   send(msg: Uint8Array): boolean;
   /** Ends the call with a status. */
   end(code: GrpcCode, message?: string): void;
   readonly closed: boolean;
   onCancel(fn: () => void): void;
+  /** Called each time the transport can take more after send() returned false (optional: a transport
+   * without it is treated as never applying backpressure). */
+  onDrain?(fn: () => void): void;
 }
 export type StreamHandler = (stream: ServerStream, ctx: CallContext) => {
   onMessage(msg: Uint8Array): void;
@@ -174,6 +179,7 @@ export class GrpcTransport {
       },
       get closed() { return ended || stream.destroyed; },
       onCancel: (fn) => { cancelFns.push(fn); },
+      onDrain: (fn) => { stream.on('drain', fn); },
     };
     const handlers = h(ss, ctx);
     const reader = new MessageReader(this.#opts.recvMessageBytesMax);

@@ -1,0 +1,221 @@
+// The gRPC Watch service on the main thread: one handler per etcdserverpb.Watch/Watch stream turns
+// requests into control messages for the watch worker; one loop drains the worker's ready-to-send
+// responses and writes them to their streams. The main thread never decodes a response and keeps no
+// watcher state: only stream IDs and flow-control credit.
+//
+// Flow control: the worker counts bytes it pushed per stream; this side reports (DRAINED) the bytes each
+// stream accepted without backpressure, after each drain pass, or on 'drain' when ServerStream.send
+// returned false. Unreported bytes past limits.watchBufferedBytesMax make the worker stop live delivery to
+// that stream (its watchers then catch up from history), so a client that stops reading costs bounded memory.
+import { Worker } from 'node:worker_threads';
+import { Ring } from '../../shared/ring';
+import { Errors, GrpcCode } from '../../shared/errors';
+import { limits } from '../../shared/limits';
+import {
+  CONTROL_MSG_BYTES, createMsgBytes, CreateMsg, RESPONSE_HEADER_BYTES, readResponseStreamId, W_CANCEL, W_CLOSED, W_DRAINED,
+  W_PROGRESS, WatchSignal, writeControlMsg, writeCreateMsg,
+} from '../../shared/watch_protocol';
+import type { ServerStream, StreamHandler } from '../net/grpc';
+import { parseWatchRequest } from './watch_request';
+import type { Logger } from '../log';
+import { h2Limits } from '../net/h2/constants';
+
+interface StreamEntry {
+  ss: ServerStream;
+  /** Bytes written since the last DRAINED report. */
+  unreported: number;
+  /** send() returned false: report only after 'drain'. */
+  congested: boolean;
+}
+
+const WORKER_FAILED = 'etcd-ts: watch worker failed';
+
+type Pending = { create: CreateMsg } | { type: number; streamId: number; value: number };
+
+export interface WatchServiceDeps {
+  worker: Worker;
+  toWatch: Ring;
+  fromWatch: Ring;
+  signal: WatchSignal;
+  term: () => number;
+  log: Logger;
+}
+
+export class WatchService {
+  readonly #d: WatchServiceDeps;
+  readonly #streams = new Map<number, StreamEntry>();
+  readonly #queue: Pending[] = [];
+  #nextStreamId = 1;
+  #ringScheduled = false;
+  #waitingForSpace = false;
+  #stopped = false;
+  readonly handler: StreamHandler;
+
+  constructor(d: WatchServiceDeps) {
+    this.#d = d;
+    this.handler = (ss) => this.#open(ss);
+    d.worker.on('error', (e) => this.#onWorkerFailed(e));
+    void this.#drainLoop();
+  }
+
+  /** A broken invariant in the watch worker: said loudly, and every watch stream ends (clients
+   * reconnect and resume) instead of hanging; new streams are refused the same way. */
+  #onWorkerFailed(e: Error): void {
+    this.#d.log.error('watch worker failed', { error: e.stack ?? e.message });
+    this.#stopped = true;
+    for (const entry of this.#streams.values()) entry.ss.end(GrpcCode.Unavailable, WORKER_FAILED);
+    this.#streams.clear();
+  }
+
+  get streamCount(): number {
+    return this.#streams.size;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#d.worker.terminate();
+  }
+
+  #open(ss: ServerStream): { onMessage(m: Uint8Array): void; onEnd(): void } {
+    if (this.#stopped) {
+      ss.end(GrpcCode.Unavailable, WORKER_FAILED);
+      return { onMessage: () => undefined, onEnd: () => undefined };
+    }
+    const id = this.#allocStreamId();
+    const entry: StreamEntry = { ss, unreported: 0, congested: false };
+    this.#streams.set(id, entry);
+    ss.onCancel(() => this.#close(id));
+    ss.onDrain?.(() => {
+      entry.congested = false;
+      this.#report(id, entry);
+    });
+    return {
+      onMessage: (m) => this.#onRequest(id, m),
+      // etcd keeps sending after the client half-closes (recvLoop returns nil on EOF): nothing to do.
+      onEnd: () => undefined,
+    };
+  }
+
+  #allocStreamId(): number {
+    while (this.#streams.has(this.#nextStreamId) || this.#nextStreamId === 0) this.#nextStreamId = (this.#nextStreamId + 1) >>> 0;
+    const id = this.#nextStreamId;
+    this.#nextStreamId = (id + 1) >>> 0;
+    return id;
+  }
+
+  #close(id: number): void {
+    if (!this.#streams.delete(id)) return;
+    // Queued even past watchControlQueueMax: dropping it would leak the stream's watchers in the worker.
+    if (this.#queue.length > 0 || !this.#tryPush({ type: W_CLOSED, streamId: id, value: 0 })) {
+      this.#queue.push({ type: W_CLOSED, streamId: id, value: 0 });
+      void this.#waitForSpace();
+    }
+    this.#scheduleRing();
+  }
+
+  #onRequest(streamId: number, body: Uint8Array): void {
+    if (!this.#streams.has(streamId)) return;
+    const r = parseWatchRequest(body); // throws EtcdError: the transport ends the stream with it
+    switch (r.kind) {
+      case 'create': return this.#send({ create: { ...r.msg, key: r.msg.key.slice(), end: r.msg.end.slice(), streamId } });
+      case 'cancel': return this.#send({ type: W_CANCEL, streamId, value: r.watchId });
+      case 'progress': return this.#send({ type: W_PROGRESS, streamId, value: 0 });
+      case 'ignore': return;
+    }
+  }
+
+  // ---- main -> watch ------------------------------------------------------------------------------
+
+  #send(p: Pending): void {
+    if (this.#queue.length > 0 || !this.#tryPush(p)) {
+      if (this.#queue.length >= limits.watchControlQueueMax) throw Errors.tooManyRequests();
+      this.#queue.push(p);
+      void this.#waitForSpace();
+    }
+    this.#scheduleRing();
+  }
+
+  #tryPush(p: Pending): boolean {
+    const ring = this.#d.toWatch;
+    if ('create' in p) {
+      const slot = ring.reserve(createMsgBytes(p.create.key, p.create.end));
+      if (!slot) return false;
+      writeCreateMsg(slot, p.create);
+      ring.commit();
+      return true;
+    }
+    const slot = ring.reserve(CONTROL_MSG_BYTES);
+    if (!slot) return false;
+    writeControlMsg(slot, p.type, p.streamId, p.value);
+    ring.commit();
+    return true;
+  }
+
+  async #waitForSpace(): Promise<void> {
+    if (this.#waitingForSpace) return;
+    this.#waitingForSpace = true;
+    try {
+      while (this.#queue.length > 0 && !this.#stopped) {
+        this.#ringNow();
+        await this.#d.toWatch.waitForSpaceAsync(100);
+        while (this.#queue.length > 0 && this.#tryPush(this.#queue[0])) this.#queue.shift();
+      }
+    } finally {
+      this.#waitingForSpace = false;
+    }
+    this.#ringNow();
+  }
+
+  /** One doorbell per event-loop turn, however many messages were pushed in it. */
+  #scheduleRing(): void {
+    if (this.#ringScheduled) return;
+    this.#ringScheduled = true;
+    queueMicrotask(() => {
+      this.#ringScheduled = false;
+      this.#ringNow();
+    });
+  }
+
+  #ringNow(): void {
+    this.#d.signal.setTerm(this.#d.term());
+    this.#d.signal.ring();
+  }
+
+  // ---- watch -> main ------------------------------------------------------------------------------
+
+  async #drainLoop(): Promise<void> {
+    const touched = new Set<number>();
+    const onResponse = (m: Uint8Array): void => {
+      const id = readResponseStreamId(m);
+      const e = this.#streams.get(id);
+      if (!e || e.ss.closed) return; // the stream ended; its CLOSED is on the way to the worker
+      let body = m.subarray(RESPONSE_HEADER_BYTES);
+      // The ring slot is reused as soon as this callback returns, but a transport may keep a large
+      // message by reference until the socket takes it (src/main/net/h2: copyPayloadBytesMax): copy those.
+      if (body.length >= h2Limits.copyPayloadBytesMax) body = Buffer.from(body);
+      if (!e.ss.send(body)) e.congested = true;
+      e.unreported += body.length;
+      touched.add(id);
+    };
+    while (!this.#stopped) {
+      const r = this.#d.fromWatch.waitAsync(1000);
+      await r;
+      if (this.#stopped) return;
+      while (this.#d.fromWatch.drain(onResponse, 4096) > 0) { /* keep draining */ }
+      for (const id of touched) {
+        const e = this.#streams.get(id);
+        if (e) this.#report(id, e);
+      }
+      touched.clear();
+      this.#d.signal.setTerm(this.#d.term());
+    }
+  }
+
+  /** Returns credit to the worker unless the stream is congested (then 'drain' does it). */
+  #report(id: number, e: StreamEntry): void {
+    if (e.congested || e.unreported === 0) return;
+    const bytes = e.unreported;
+    e.unreported = 0;
+    this.#send({ type: W_DRAINED, streamId: id, value: bytes });
+  }
+}

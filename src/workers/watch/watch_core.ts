@@ -1,0 +1,427 @@
+// The watch worker's state machine, without threads (tests drive it directly): streams and their watchers,
+// the synced group (fed once per committed revision range by fan-out) and the unsynced set (fed from
+// history in bounded chunks), etcd's watchable_store.go synced/unsynced/victims, in one thread.
+//
+// Invariants (the worker is single-threaded, so they hold between calls):
+//   * lastRev: every event <= lastRev was delivered to every synced watcher that matches it.
+//   * a synced watcher has received every matching event in [its start, lastRev]; an unsynced one every
+//     matching event below its nextRev (nextRev <= lastRev). Catch-up reads [nextRev, lastRev] from history;
+//     a watcher joins the synced group only once nextRev > lastRev, so no event is missed or repeated.
+//   * a response never splits a revision (atomic txns), except etcd-style fragments when asked for.
+import { etcdserverpb, mvccpb } from '../../shared/gen/etcd';
+import { EtcdError, isEtcdError } from '../../shared/errors';
+import { limits } from '../../shared/limits';
+import { toNum } from '../../shared/long';
+import type { EventsOptions, EventsResult } from '../mvcc/events';
+import { encodeControlResponse, encodeEventField, eventResponseBytes, HeaderCache, writeEventResponse } from './encode';
+import { IntervalIndex, KEY_INF, KeyEnd } from './interval_index';
+import { Batch, StreamState, Watcher, WatcherGroup, WatcherOptions } from './watcher';
+import { sendEvents } from './send';
+
+/** What the core needs from the MVCC store (MvccStore satisfies it). */
+export interface WatchStore {
+  events(fromRev: number, opts?: EventsOptions): EventsResult;
+  range(req: etcdserverpb.IRangeRequest): etcdserverpb.IRangeResponse;
+  readonly revision: number;
+  readonly compactRevision: number;
+}
+
+/** Where encoded responses go: reserve a slot for streamId, write it, commit. */
+export interface ResponseSink {
+  reserve(streamId: number, len: number): Uint8Array;
+  commit(): void;
+  /** Largest response the sink can carry. */
+  readonly maxResponseBytes: number;
+}
+
+export interface CreateRequest {
+  streamId: number;
+  watchId: number;
+  key: Buffer;
+  /** null: single key; KEY_INF: from key; else range end (exclusive). */
+  end: KeyEnd | null;
+  startRevision: number;
+  opts: WatcherOptions;
+}
+
+export interface CoreOptions {
+  clusterId: string;
+  memberId: string;
+  maxRequestBytes: number;
+}
+
+const EMPTY_RANGE = 'mvcc: watcher range is empty';
+const DUPLICATE_ID = 'mvcc: duplicate watch ID provided on the WatchStream';
+const TOO_MANY = 'etcd-ts: too many watchers on this stream';
+
+export class WatchCore {
+  readonly #store: WatchStore;
+  readonly #sink: ResponseSink;
+  readonly #headers: HeaderCache;
+  readonly #maxRequestBytes: number;
+  readonly #streams = new Map<number, StreamState>();
+  readonly #groups = new Map<string, WatcherGroup>();
+  readonly #syncedIndex = new IntervalIndex<WatcherGroup>();
+  readonly #unsynced = new Set<Watcher>();
+  readonly #progressWatchers = new Set<Watcher>();
+  readonly #progressRequests: StreamState[] = [];
+  #lastRev: number;
+  term = 0;
+  /** Counters for tests and metrics. */
+  readonly stats = { eventsRead: 0, responses: 0, demoted: 0, compactedCancels: 0 };
+
+  constructor(store: WatchStore, sink: ResponseSink, o: CoreOptions) {
+    this.#store = store;
+    this.#sink = sink;
+    this.#headers = new HeaderCache(o.clusterId, o.memberId);
+    this.#maxRequestBytes = o.maxRequestBytes;
+    this.#lastRev = store.revision;
+  }
+
+  get lastRev(): number {
+    return this.#lastRev;
+  }
+
+  get watcherCount(): number {
+    let n = 0;
+    for (const s of this.#streams.values()) n += s.watchers.size;
+    return n;
+  }
+
+  get unsyncedCount(): number {
+    return this.#unsynced.size;
+  }
+
+  #stream(id: number): StreamState {
+    let s = this.#streams.get(id);
+    if (!s) {
+      s = new StreamState(id);
+      this.#streams.set(id, s);
+    }
+    return s;
+  }
+
+  // ---- control ------------------------------------------------------------------------------
+
+  /** etcd's recvLoop create + watchStream.Watch: answers created (or created+canceled on error). */
+  create(r: CreateRequest): void {
+    const s = this.#stream(r.streamId);
+    const wsrev = this.#store.revision; // fresh: at least what any client was answered for its writes
+    const fail = (reason: string): void => this.#control(s, { header: this.#header(wsrev), watchId: -1, created: true, canceled: true, cancelReason: reason });
+    if (r.end !== null && r.end !== KEY_INF && Buffer.compare(r.key, r.end) >= 0) return fail(EMPTY_RANGE);
+    let id = r.watchId;
+    if (id === 0) {
+      while (s.watchers.has(s.nextId)) s.nextId++;
+      id = s.nextId++;
+    } else if (s.watchers.has(id)) {
+      return fail(DUPLICATE_ID);
+    }
+    if (s.watchers.size >= limits.watchersPerStreamMax) return fail(TOO_MANY);
+    const start = r.startRevision > 0 ? r.startRevision : wsrev + 1;
+    const w = new Watcher(s, id, r.key, r.end, start, r.opts);
+    s.watchers.set(id, w);
+    if (r.opts.progressNotify) this.#progressWatchers.add(w);
+    this.#control(s, { header: this.#header(wsrev), watchId: id, created: true });
+    if (start > this.#lastRev) this.#joinSynced(w);
+    else this.#unsynced.add(w);
+  }
+
+  /** Cancels a watcher; unknown IDs are ignored, as etcd. */
+  cancel(streamId: number, watchId: number): void {
+    const s = this.#streams.get(streamId);
+    const w = s?.watchers.get(watchId);
+    if (!s || !w) return;
+    this.#remove(w);
+    this.#control(s, { header: this.#header(this.#lastRev), watchId, canceled: true });
+  }
+
+  /** A progress_request: answered after the next fan-out, with a revision no later event can be at or below. */
+  requestProgress(streamId: number): void {
+    this.#progressRequests.push(this.#stream(streamId));
+  }
+
+  closeStream(streamId: number): void {
+    const s = this.#streams.get(streamId);
+    if (!s) return;
+    for (const w of s.watchers.values()) this.#remove(w);
+    this.#streams.delete(streamId);
+  }
+
+  /** The main thread wrote `bytes` more of this stream's responses to HTTP/2 without backpressure. */
+  drained(streamId: number, bytes: number): void {
+    const s = this.#streams.get(streamId);
+    if (!s) return;
+    s.unackedBytes = Math.max(0, s.unackedBytes - bytes);
+    if (s.blocked && s.unackedBytes <= limits.watchBufferedBytesMax / 2) s.blocked = false;
+  }
+
+  #remove(w: Watcher): void {
+    w.stream.watchers.delete(w.id);
+    this.#progressWatchers.delete(w);
+    if (!this.#unsynced.delete(w)) this.#leaveSynced(w);
+  }
+
+  #joinSynced(w: Watcher): void {
+    const key = WatcherGroup.keyOf(w);
+    let g = this.#groups.get(key);
+    if (!g) {
+      g = new WatcherGroup(key, w);
+      this.#groups.set(key, g);
+      this.#syncedIndex.add(g.start, g.end, g);
+    }
+    g.watchers.add(w);
+    w.group = g;
+  }
+
+  #leaveSynced(w: Watcher): void {
+    const g = w.group;
+    if (!g) return;
+    g.watchers.delete(w);
+    w.group = null;
+    if (g.watchers.size === 0) {
+      this.#groups.delete(g.key);
+      this.#syncedIndex.remove(g.start, g.end, g);
+    }
+  }
+
+  // ---- responses ------------------------------------------------------------------------------
+
+  #header(rev: number): etcdserverpb.IResponseHeader {
+    return this.#headers.header(rev, this.term);
+  }
+
+  #control(s: StreamState, r: etcdserverpb.IWatchResponse): void {
+    this.#emit(s, encodeControlResponse(r));
+  }
+
+  #emit(s: StreamState, bytes: Uint8Array): void {
+    this.#sink.reserve(s.id, bytes.length).set(bytes);
+    this.#commit(s, bytes.length);
+  }
+
+  #commit(s: StreamState, len: number): void {
+    this.#sink.commit();
+    this.stats.responses++;
+    s.unackedBytes += len;
+    if (s.unackedBytes > limits.watchBufferedBytesMax) s.blocked = true;
+  }
+
+  /** Sends one watcher its events (already matched and encoded), split at revision boundaries. */
+  #sendEvents(w: Watcher, parts: readonly Uint8Array[], revs: readonly number[], rev: number): void {
+    w.progressIdle = false;
+    const headerField = this.#headers.field(rev, this.term);
+    const ok = sendEvents(parts, revs, w.opts.fragment, this.#maxRequestBytes, this.#sink.maxResponseBytes - headerField.length - 16,
+      (chunk, fragment) => {
+        const len = eventResponseBytes(headerField, w.id, fragment, chunkBytes(chunk));
+        writeEventResponse(this.#sink.reserve(w.stream.id, len), headerField, w.id, fragment, chunk);
+        this.#commit(w.stream, len);
+      });
+    if (!ok) {
+      // One revision larger than the ring can carry (prev_kv of many large values without fragment).
+      this.#remove(w);
+      this.#control(w.stream, { header: this.#header(rev), watchId: w.id, canceled: true, cancelReason: 'etcd-ts: watch response too large; use fragment' });
+    }
+  }
+
+  // ---- fan-out (synced) -------------------------------------------------------------------------
+
+  /** The apply worker committed up to rev: read the new events once and fan them out to synced watchers. */
+  advance(rev: number): void {
+    while (this.#lastRev < rev) {
+      let res: EventsResult;
+      try {
+        res = this.#store.events(this.#lastRev + 1, { toRev: rev, limit: limits.watchFanoutEventsMax });
+      } catch (e) {
+        if (!isEtcdError(e)) throw e;
+        this.#demoteAllSynced(); // compacted past lastRev (the worker fell far behind): catch-up cancels them
+        this.#lastRev = rev;
+        return;
+      }
+      const toRev = res.nextRev - 1;
+      this.stats.eventsRead += res.events.length;
+      this.#fanOut(res.events, toRev);
+      this.#lastRev = toRev;
+    }
+  }
+
+  #fanOut(events: mvccpb.IEvent[], toRev: number): void {
+    const touched = new Map<WatcherGroup, Batch>();
+    const matched: WatcherGroup[] = [];
+    for (const ev of events) {
+      const key = ev.kv!.key as Buffer;
+      const rev = toNum(ev.kv!.modRevision);
+      const isDelete = ev.type === mvccpb.Event.EventType.DELETE;
+      matched.length = 0;
+      this.#syncedIndex.stab(key, matched);
+      let plain: Uint8Array | null = null;
+      let withPrev: Uint8Array | null = null;
+      for (const g of matched) {
+        if (isDelete ? g.noDelete : g.noPut) continue;
+        let bytes: Uint8Array;
+        if (g.prevKv) bytes = withPrev ??= encodeEventField(this.#withPrevKv(ev));
+        else bytes = plain ??= encodeEventField(ev);
+        let batch = touched.get(g);
+        if (!batch) touched.set(g, (batch = { parts: [], revs: [] }));
+        batch.parts.push(bytes);
+        batch.revs.push(rev);
+      }
+    }
+    for (const [g, batch] of touched) {
+      for (const w of [...g.watchers]) this.#deliverSynced(w, batch, toRev);
+    }
+  }
+
+  #deliverSynced(w: Watcher, batch: Batch, toRev: number): void {
+    if (w.stream.blocked) {
+      // etcd's victim: stop feeding it live events; it catches up from history once its stream drains.
+      this.#leaveSynced(w);
+      w.nextRev = Math.max(w.nextRev, this.#lastRev + 1);
+      this.#unsynced.add(w);
+      this.stats.demoted++;
+      return;
+    }
+    if (w.nextRev > batch.revs[0]) {
+      // A start revision inside this chunk (created with a future start_revision): only its part.
+      const from = batch.revs.findIndex((r) => r >= w.nextRev);
+      if (from < 0) return;
+      this.#sendEvents(w, batch.parts.slice(from), batch.revs.slice(from), toRev);
+      return;
+    }
+    this.#sendEvents(w, batch.parts, batch.revs, toRev);
+  }
+
+  #demoteAllSynced(): void {
+    for (const g of [...this.#groups.values()]) {
+      for (const w of [...g.watchers]) {
+        this.#leaveSynced(w);
+        w.nextRev = Math.max(w.nextRev, this.#lastRev + 1);
+        this.#unsynced.add(w);
+      }
+    }
+  }
+
+  /** etcd's sendLoop reads prev_kv at mod_revision - 1, only for watchers that asked for it. */
+  #withPrevKv(ev: mvccpb.IEvent): mvccpb.IEvent {
+    const rev = toNum(ev.kv!.modRevision) - 1;
+    if (rev < 1) return ev;
+    try {
+      const r = this.#store.range({ key: ev.kv!.key, revision: rev });
+      return r.kvs && r.kvs.length > 0 ? { ...ev, prevKv: r.kvs[0] } : ev;
+    } catch (e) {
+      if (e instanceof EtcdError) return ev; // compacted meanwhile: no prev_kv, as etcd
+      throw e;
+    }
+  }
+
+  // ---- catch-up (unsynced) ------------------------------------------------------------------------
+
+  /**
+   * One bounded catch-up chunk for the unsynced watchers whose streams are not blocked (etcd's
+   * syncWatchers): one history read from the smallest nextRev, matched through a temporary interval index.
+   * Returns true when more catch-up work is ready to run now.
+   */
+  catchUp(): boolean {
+    const ready = [...this.#unsynced].filter((w) => !w.stream.blocked);
+    if (ready.length === 0) return false;
+    const live = this.#cancelCompacted(ready);
+    if (live.length === 0) return this.#unsynced.size > 0 && [...this.#unsynced].some((w) => !w.stream.blocked);
+    let minRev = Infinity;
+    const index = new IntervalIndex<Watcher>();
+    for (const w of live) {
+      minRev = Math.min(minRev, w.nextRev);
+      index.add(w.start, w.end, w);
+    }
+    let res: EventsResult;
+    try {
+      res = this.#store.events(minRev, { toRev: this.#lastRev, limit: limits.watchCatchUpEventsMax });
+    } catch (e) {
+      if (isEtcdError(e)) return true; // compacted between our check and the read: cancel next round
+      throw e;
+    }
+    this.stats.eventsRead += res.events.length;
+    const batches = this.#collect(res.events, index);
+    for (const w of live) {
+      const batch = batches.get(w);
+      if (batch) this.#sendEvents(w, batch.parts, batch.revs, this.#lastRev);
+      if (!w.stream.watchers.has(w.id)) continue; // removed while sending (response too large)
+      w.nextRev = Math.max(w.nextRev, res.nextRev);
+      if (w.nextRev > this.#lastRev) {
+        this.#unsynced.delete(w);
+        this.#joinSynced(w);
+      }
+    }
+    return [...this.#unsynced].some((w) => !w.stream.blocked);
+  }
+
+  #collect(events: mvccpb.IEvent[], index: IntervalIndex<Watcher>): Map<Watcher, Batch> {
+    const batches = new Map<Watcher, Batch>();
+    const matched: Watcher[] = [];
+    for (const ev of events) {
+      const key = ev.kv!.key as Buffer;
+      const rev = toNum(ev.kv!.modRevision);
+      const isDelete = ev.type === mvccpb.Event.EventType.DELETE;
+      matched.length = 0;
+      index.stab(key, matched);
+      let plain: Uint8Array | null = null;
+      let withPrev: Uint8Array | null = null;
+      for (const w of matched) {
+        if (rev < w.nextRev || w.filters(isDelete)) continue;
+        const bytes = w.opts.prevKv ? (withPrev ??= encodeEventField(this.#withPrevKv(ev))) : (plain ??= encodeEventField(ev));
+        let batch = batches.get(w);
+        if (!batch) batches.set(w, (batch = { parts: [], revs: [] }));
+        batch.parts.push(bytes);
+        batch.revs.push(rev);
+      }
+    }
+    return batches;
+  }
+
+  /** etcd's chooseAll: a watcher whose next revision was compacted is canceled with compact_revision. */
+  #cancelCompacted(ready: Watcher[]): Watcher[] {
+    const compactRev = this.#store.compactRevision;
+    if (compactRev <= 0) return ready;
+    const live: Watcher[] = [];
+    for (const w of ready) {
+      if (w.nextRev >= compactRev) {
+        live.push(w);
+        continue;
+      }
+      this.#remove(w);
+      this.stats.compactedCancels++;
+      // etcd sends this from the mvcc layer with revision 0 in the header.
+      this.#control(w.stream, { header: this.#header(0), watchId: w.id, canceled: true, compactRevision: compactRev });
+    }
+    return live;
+  }
+
+  // ---- progress -----------------------------------------------------------------------------------
+
+  /**
+   * Answers progress requests: header revision = the highest revision below every event this stream
+   * may still receive (lastRev, or below the first revision an unsynced watcher still waits for).
+   */
+  answerProgress(): void {
+    for (const s of this.#progressRequests.splice(0)) {
+      if (!this.#streams.has(s.id)) continue;
+      let rev = this.#lastRev;
+      for (const w of s.watchers.values()) if (w.group === null) rev = Math.min(rev, w.nextRev - 1);
+      this.#control(s, { header: this.#header(rev), watchId: -1 });
+    }
+  }
+
+  /** etcd's progress ticker: synced watchers that asked and got no event since the last tick get one. */
+  progressTick(): void {
+    for (const w of this.#progressWatchers) {
+      if (w.progressIdle && w.group !== null && !w.stream.blocked) {
+        this.#control(w.stream, { header: this.#header(this.#lastRev), watchId: w.id });
+      }
+      w.progressIdle = true;
+    }
+  }
+}
+
+function chunkBytes(parts: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  return n;
+}
