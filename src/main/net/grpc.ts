@@ -53,6 +53,15 @@ export function encodeGrpcMessage(s: string): string {
   return out;
 }
 
+/** grpc-go's wording for a path no handler serves: "unknown service S" or "unknown method M for service S". */
+export function unknownMethodMessage(path: string, knownPaths: Iterable<string>): string {
+  const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
+  if (!m) return `malformed method name: "${path}"`;
+  const prefix = `/${m[1]}/`;
+  const known = [...knownPaths].some((p) => p.startsWith(prefix));
+  return known ? `unknown method ${m[2]} for service ${m[1]}` : `unknown service ${m[1]}`;
+}
+
 /** grpc-timeout: "<digits><unit>", unit in H M S m u n. Returns ms, or 0 when absent/invalid. */
 export function parseGrpcTimeout(v: string | string[] | undefined): number {
   if (typeof v !== 'string' || v.length < 2) return 0;
@@ -103,17 +112,9 @@ export class GrpcTransport {
     if (unary) return this.#serveUnary(stream, unary, ctx);
     const bidi = this.#streams.get(path);
     if (bidi) return this.#serveStream(stream, bidi, ctx);
-    sendStatus(stream, GrpcCode.Unimplemented, this.#unknownMethodMessage(path));
+    sendStatus(stream, GrpcCode.Unimplemented, unknownMethodMessage(path, [...this.#unary.keys(), ...this.#streams.keys()]));
   }
 
-  /** grpc-go's wording: "unknown service S" or "unknown method M for service S". */
-  #unknownMethodMessage(path: string): string {
-    const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
-    if (!m) return `malformed method name: "${path}"`;
-    const prefix = `/${m[1]}/`;
-    const known = [...this.#unary.keys(), ...this.#streams.keys()].some((p) => p.startsWith(prefix));
-    return known ? `unknown method ${m[2]} for service ${m[1]}` : `unknown service ${m[1]}`;
-  }
 
   #serveUnary(stream: http2.ServerHttp2Stream, h: UnaryHandler, ctx: CallContext): void {
     const reader = new MessageReader(this.#opts.recvMessageBytesMax);

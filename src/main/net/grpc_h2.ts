@@ -9,7 +9,7 @@
 import type * as http2 from 'node:http2';
 import { EtcdError, GrpcCode } from '../../shared/errors';
 import {
-  CallContext, encodeGrpcMessage, GrpcTransportOptions, parseGrpcTimeout, ServerStream, StreamHandler, UnaryHandler,
+  CallContext, encodeGrpcMessage, GrpcTransportOptions, parseGrpcTimeout, ServerStream, StreamHandler, UnaryHandler, unknownMethodMessage,
 } from './grpc';
 import { h2Limits } from './h2/constants';
 import { GrpcMessageReader, MessageSink, writeGrpcMessage } from './h2/grpc_message';
@@ -98,17 +98,9 @@ export class GrpcH2Transport {
       }
       return;
     }
-    sendStatus(stream, GrpcCode.Unimplemented, this.#unknownMethodMessage(path));
+    sendStatus(stream, GrpcCode.Unimplemented, unknownMethodMessage(path, [...this.#unary.keys(), ...this.#streams.keys()]));
   }
 
-  /** grpc-go's wording: "unknown service S" or "unknown method M for service S". */
-  #unknownMethodMessage(path: string): string {
-    const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
-    if (!m) return `malformed method name: "${path}"`;
-    const prefix = `/${m[1]}/`;
-    const known = [...this.#unary.keys(), ...this.#streams.keys()].some((p) => p.startsWith(prefix));
-    return known ? `unknown method ${m[2]} for service ${m[1]}` : `unknown service ${m[1]}`;
-  }
 }
 
 function onDeadline(call: UnaryCall): void {
