@@ -9,6 +9,13 @@
 //      0  BigInt64[0]  REVISION   apply worker, per batch    newest committed MVCC revision
 //      8  Int32[2]     DOORBELL   apply worker, main thread  +1 whenever the watch worker has new work
 //     12  Int32[3]     TERM       main thread                raft term for response headers
+//     16  Int32[4]     WATCHING   watch worker               1 while it has watchers, else 0
+//
+// The apply worker rings only while WATCHING is 1: with no watchers, a put does not wake another
+// thread. No wake-up is lost (a Dekker pair over sequentially consistent Atomics): the worker stores
+// WATCHING before it loads REVISION, the apply worker stores REVISION before it loads WATCHING, so
+// either the worker sees the new revision or the apply worker sees WATCHING and rings. With no
+// watchers the worker just moves its last revision up to REVISION without reading any event.
 //
 // Why a doorbell and not a third ring: the apply worker only ever has one thing to say (the newest
 // revision), so a word it overwrites is enough and can never fill up or block the write path. The watch
@@ -36,6 +43,7 @@ export const WATCH_SIGNAL_BYTES = 64;
 export const SIG_REVISION_I64 = 0;
 export const SIG_DOORBELL_I32 = 2;
 export const SIG_TERM_I32 = 3;
+export const SIG_WATCHING_I32 = 4;
 
 export const W_CREATE = 1;
 export const W_CANCEL = 2;
@@ -81,10 +89,14 @@ export class WatchSignal {
   static create(): SharedArrayBuffer {
     return new SharedArrayBuffer(WATCH_SIGNAL_BYTES);
   }
-  /** Apply worker: publish the newest revision, then ring. */
+  /** Apply worker: publish the newest revision, then ring if the watch worker has watchers. */
   publishRevision(rev: number): void {
     Atomics.store(this.#i64, SIG_REVISION_I64, BigInt(rev));
-    this.ring();
+    if (Atomics.load(this.#i32, SIG_WATCHING_I32) !== 0) this.ring();
+  }
+  /** Watch worker: whether the apply worker should ring on new revisions. Store BEFORE reading REVISION. */
+  setWatching(on: boolean): void {
+    Atomics.store(this.#i32, SIG_WATCHING_I32, on ? 1 : 0);
   }
   revision(): number {
     return Number(Atomics.load(this.#i64, SIG_REVISION_I64));

@@ -76,10 +76,16 @@ function loop(): void {
   for (;;) {
     const seen = signal.doorbell();
     core.term = signal.term();
+    // Idle (no watchers): jump to the newest revision first, so that a watcher created now does not
+    // make the next fan-out read every event written while nobody watched.
+    if (core.watcherCount === 0) core.skipTo(signal.revision());
     inRing.drain(onControl);
+    const watching = core.watcherCount > 0;
+    signal.setWatching(watching); // before reading REVISION: see the signal block's comment
     // The signal word may lag our own start-up read; the store is the truth, the word only wakes us.
     const rev = Math.max(signal.revision(), core.lastRev);
-    if (rev > core.lastRev) core.advance(rev);
+    if (!watching) core.skipTo(rev);
+    else if (rev > core.lastRev) core.advance(rev);
     const more = core.catchUp();
     core.answerProgress();
     const now = Date.now();
