@@ -306,6 +306,17 @@ describe('h2 session: frames on the wire', function () {
     });
   }
 
+  it('a PING flood (or rapid resets) ends with GOAWAY(ENHANCE_YOUR_CALM); other connections keep working', async () => {
+    const c = await connect();
+    const ping = encodeFrame(T.PING, 0, 0, Buffer.alloc(8));
+    c.socket.write(Buffer.concat(Array.from({ length: 12_000 }, () => ping)));
+    assert.equal(await c.goaway(), 0xb);
+    const ok = await connect();
+    ok.send(T.HEADERS, F.END_HEADERS, 1, reqBlock('/t.S/Echo'));
+    ok.send(T.DATA, F.END_STREAM, 1, grpcMsg(Buffer.from('calm')));
+    assert.equal((await ok.response(1)).status, '0');
+  });
+
   it('a bad preface ends the connection', async () => {
     const c = await connect([], false);
     c.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');

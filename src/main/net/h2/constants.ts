@@ -83,4 +83,7 @@ export const h2Limits = {
   outBufferBytes: 64 * 1024,
   /** Payloads at least this large are handed to the socket by reference instead of being copied. */
   copyPayloadBytesMax: 4096,
+  /** PING + SETTINGS + RST_STREAM frames a client may send per second on one connection before it is
+   *  cut off with GOAWAY(ENHANCE_YOUR_CALM) (ping and settings floods, HTTP/2 "rapid reset"). */
+  controlFramesPerSecondMax: 10_000,
 };

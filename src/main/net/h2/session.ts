@@ -70,6 +70,9 @@ export class H2Session implements FrameSink, HeaderSink {
   #connSendWindow = DEFAULT_WINDOW_BYTES;
   #connRecvWindow = DEFAULT_WINDOW_BYTES;
   #connRecvUnacked = 0;
+  /** PING/SETTINGS/RST_STREAM frames received in the current one-second window (flood control). */
+  #controlFrames = 0;
+  #controlWindowStart = 0;
   // A header block being continued by CONTINUATION frames (#contStreamId 0: none).
   #contStreamId = 0;
   #contEndStream = false;
@@ -152,6 +155,7 @@ export class H2Session implements FrameSink, HeaderSink {
     if (!this.#gotSettings && (type !== FrameType.SETTINGS || (flags & Flag.ACK) !== 0)) {
       throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'first frame is not SETTINGS');
     }
+    if (type === FrameType.PING || type === FrameType.SETTINGS || type === FrameType.RST_STREAM) this.#countControlFrame();
     switch (type) {
       case FrameType.DATA: return this.#onData(flags, sid, buf, start, end);
       case FrameType.HEADERS: return this.#onHeaders(flags, sid, buf, start, end);
@@ -164,6 +168,23 @@ export class H2Session implements FrameSink, HeaderSink {
       case FrameType.WINDOW_UPDATE: return this.#onWindowUpdate(sid, buf, start, end);
       case FrameType.CONTINUATION: return this.#onContinuation(flags, sid, buf, start, end);
       default: return; // RFC 9113 4.1: unknown frame types are ignored
+    }
+  }
+
+  /**
+   * Frames that make us work without carrying a request (PING and SETTINGS we must answer, client
+   * RST_STREAMs: the "rapid reset" pattern) are capped per connection per second; past the cap the
+   * connection ends with GOAWAY(ENHANCE_YOUR_CALM). The cap is far above what grpc-go's BDP pings
+   * or any honest client send.
+   */
+  #countControlFrame(): void {
+    const now = Date.now();
+    if (now - this.#controlWindowStart >= 1000) {
+      this.#controlWindowStart = now;
+      this.#controlFrames = 0;
+    }
+    if (++this.#controlFrames > h2Limits.controlFramesPerSecondMax) {
+      throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many control frames');
     }
   }
 
