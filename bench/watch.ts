@@ -1,0 +1,417 @@
+// Watch fan-out: N watchers on one prefix, spread over C HTTP/2 connections (one bidi Watch stream per
+// connection, raw node:http2 + the generated codecs), while a few writers put to K keys under that prefix
+// for S seconds. Reports, for Debian's etcd and etcd-ts run one after the other on fresh data dirs:
+// events delivered per second (summed over all watchers), writes per second, p50/p99 event latency, and
+// the CPU of the load generator and of the server. Then, on a fresh server, the resident memory per idle
+// watcher (10,000 single-key watchers; VmRSS of the server from /proc/<pid>/status before and after).
+// Not a test: it asserts nothing on speed.
+//
+//   node dist/bench/watch.js [--watchers 1000] [--connections 10] [--keys 200] [--seconds 5]
+//                            [--writers 4] [--value-bytes 100] [--idle-watchers 10000] [--only etcd|etcd-ts]
+//
+// Event latency = arrival of the event at a watcher minus the time its Put request was written by the
+// writer (so it includes the Put's commit and fsync as well as the fan-out). The Put's response gives the
+// revision, and an event is matched to its Put by kv.mod_revision. Latency is sampled on every 10th
+// watcher to keep the generator's bookkeeping small; it also includes the generator's own event-loop
+// delay, which grows when the generator is near one core busy.
+//
+// The generator does not decode WatchResponses with protobufjs (that alone would cap it well below the
+// servers): a small wire-format scanner counts events (field 11) and, for sampled watchers, reads the
+// mod_revision of each event's kv.
+import * as fs from 'node:fs';
+import * as http2 from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import { etcdserverpb } from '../src/shared/gen/etcd';
+import { removeDataDir, Server, ServerKind, startKind } from '../test/support/procs';
+import { machineInfo } from './lib/machine';
+
+interface Args {
+  watchers: number; connections: number; keys: number; seconds: number; writers: number;
+  valueBytes: number; idleWatchers: number; only: ServerKind | null;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { watchers: 1000, connections: 10, keys: 200, seconds: 5, writers: 4, valueBytes: 100, idleWatchers: 10_000, only: null };
+  const flags: Record<string, keyof Args> = {
+    '--watchers': 'watchers', '--connections': 'connections', '--keys': 'keys', '--seconds': 'seconds',
+    '--writers': 'writers', '--value-bytes': 'valueBytes', '--idle-watchers': 'idleWatchers',
+  };
+  for (let i = 0; i < argv.length; i += 2) {
+    if (argv[i] === '--only') { a.only = argv[i + 1] as ServerKind; continue; }
+    const k = flags[argv[i]];
+    if (!k || !(Number(argv[i + 1]) >= 0)) throw new Error(`bad argument ${argv[i]} ${argv[i + 1] ?? ''} (flags: ${Object.keys(flags).join(' ')} --only KIND)`);
+    (a as unknown as Record<string, number>)[k] = Number(argv[i + 1]);
+  }
+  return a;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const watchPath = '/etcdserverpb.Watch/Watch';
+const grpcHeaders = (path: string): http2.OutgoingHttpHeaders => ({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+
+function grpcFrame(body: Uint8Array): Buffer {
+  const f = Buffer.alloc(5 + body.length);
+  f.writeUInt32BE(body.length, 1);
+  f.set(body, 5);
+  return f;
+}
+
+// ---- minimal protobuf wire scanner (WatchResponse -> event count, created/canceled, mod revisions) ----
+
+let pos = 0;
+function varint(b: Buffer): number {
+  let v = 0;
+  let mul = 1;
+  for (;;) {
+    const x = b[pos++];
+    v += (x & 0x7f) * mul;
+    if (x < 0x80) return v;
+    mul *= 128;
+  }
+}
+function skip(b: Buffer, wire: number): void {
+  if (wire === 0) varint(b);
+  else if (wire === 2) { const n = varint(b); pos += n; }
+  else if (wire === 1) pos += 8;
+  else if (wire === 5) pos += 4;
+  else throw new Error(`unexpected wire type ${wire}`);
+}
+/** mod_revision (KeyValue field 3) of the Event in b[start, end), or 0. */
+function eventModRevision(b: Buffer, start: number, end: number): number {
+  pos = start;
+  while (pos < end) {
+    const tag = varint(b);
+    if (tag === ((2 << 3) | 2)) { // Event.kv
+      const kvEnd = varint(b) + pos;
+      while (pos < kvEnd) {
+        const t = varint(b);
+        if (t === ((3 << 3) | 0)) return varint(b);
+        skip(b, t & 7);
+      }
+      return 0;
+    }
+    skip(b, tag & 7);
+  }
+  return 0;
+}
+
+interface Scan { events: number; created: boolean; canceled: boolean }
+const scanOut: Scan = { events: 0, created: false, canceled: false };
+/** Scans one WatchResponse in b[start, end); calls onRev(mod_revision) per event when given. */
+function scanResponse(b: Buffer, start: number, end: number, onRev: ((rev: number) => void) | null): Scan {
+  scanOut.events = 0; scanOut.created = false; scanOut.canceled = false;
+  pos = start;
+  while (pos < end) {
+    const tag = varint(b);
+    const field = tag >>> 3;
+    if (field === 11 && (tag & 7) === 2) {
+      const len = varint(b);
+      const evEnd = pos + len;
+      scanOut.events++;
+      if (onRev) { const rev = eventModRevision(b, pos, evEnd); onRev(rev); }
+      pos = evEnd;
+    } else if (field === 3 && (tag & 7) === 0) scanOut.created = varint(b) !== 0;
+    else if (field === 4 && (tag & 7) === 0) scanOut.canceled = varint(b) !== 0;
+    else skip(b, tag & 7);
+  }
+  return scanOut;
+}
+
+// ---- watch streams ----
+
+/** One connection with one Watch stream; calls onResponse per gRPC message (body in buf[start,end)). */
+class WatchStream {
+  readonly session: http2.ClientHttp2Session;
+  readonly stream: http2.ClientHttp2Stream;
+  #buf: Buffer = Buffer.alloc(0);
+
+  constructor(endpoint: string, onResponse: (buf: Buffer, start: number, end: number) => void) {
+    this.session = http2.connect(`http://${endpoint}`);
+    this.session.on('error', (e) => console.error(`watch session error: ${e.message}`));
+    this.stream = this.session.request(grpcHeaders(watchPath));
+    this.stream.on('error', (e) => console.error(`watch stream error: ${e.message}`));
+    this.stream.on('data', (chunk: Buffer) => {
+      const buf = this.#buf.length ? Buffer.concat([this.#buf, chunk]) : chunk;
+      let off = 0;
+      while (buf.length - off >= 5) {
+        const len = buf.readUInt32BE(off + 1);
+        if (buf.length - off < 5 + len) break;
+        onResponse(buf, off + 5, off + 5 + len);
+        off += 5 + len;
+      }
+      this.#buf = off === buf.length ? Buffer.alloc(0) : buf.subarray(off);
+      if (this.#buf.length && off > 0) this.#buf = Buffer.from(this.#buf); // do not pin big chunks
+    });
+  }
+
+  create(key: Buffer, rangeEnd?: Buffer): void {
+    this.stream.write(grpcFrame(etcdserverpb.WatchRequest.encode({ createRequest: { key, rangeEnd } }).finish()));
+  }
+
+  close(): void {
+    this.stream.close(http2.constants.NGHTTP2_CANCEL);
+    this.session.close();
+  }
+}
+
+function putOnce(session: http2.ClientHttp2Session, frame: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = session.request(grpcHeaders('/etcdserverpb.KV/Put'));
+    let status = '';
+    const chunks: Buffer[] = [];
+    const take = (h: http2.IncomingHttpHeaders): void => { if (h['grpc-status'] !== undefined) status = String(h['grpc-status']); };
+    req.on('response', take);
+    req.on('trailers', take);
+    req.on('data', (d: Buffer) => chunks.push(d));
+    req.on('end', () => {
+      if (status !== '0') { reject(new Error(`Put: grpc-status ${status}`)); return; }
+      const b = Buffer.concat(chunks);
+      resolve(Number(etcdserverpb.PutResponse.decode(b.subarray(5)).header?.revision ?? 0));
+    });
+    req.on('error', reject);
+    req.end(frame);
+  });
+}
+
+// ---- process stats ----
+
+function rssKiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+}
+/** utime+stime of a process in seconds (clock ticks assumed 100/s, the Linux default). */
+function procCpuSec(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+function selfCpuSec(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+function quantile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+// ---- fan-out run ----
+
+interface FanoutResult {
+  kind: ServerKind; writes: number; writeSec: number; writesPerSec: number;
+  events: number; expected: number; deliverSec: number; eventsPerSec: number;
+  p50Ms: number; p99Ms: number; samples: number;
+  genCores: number; serverCores: number; complete: boolean;
+}
+
+async function fanout(s: Server, a: Args): Promise<FanoutResult> {
+  const sampleEvery = 10;
+  const prefix = Buffer.from('/wbench/');
+  const prefixEnd = Buffer.from('/wbench0');
+  let created = 0;
+  let canceled = 0;
+  let events = 0;
+  let lastEventAt = 0;
+  // Sampled (revision, arrival) pairs; sized generously, grown if needed.
+  let sRev = new Float64Array(1 << 20);
+  let sAt = new Float64Array(1 << 20);
+  let nSamples = 0;
+  const record = (rev: number): void => {
+    if (nSamples === sRev.length) {
+      const r = new Float64Array(sRev.length * 2); r.set(sRev); sRev = r;
+      const t = new Float64Array(sAt.length * 2); t.set(sAt); sAt = t;
+    }
+    sRev[nSamples] = rev; sAt[nSamples] = performance.now(); nSamples++;
+  };
+
+  const streams: WatchStream[] = [];
+  // Sampling: on each stream, every sampleEvery-th "created" response marks its watch_id (field 2) as
+  // sampled; event responses of sampled watch_ids are scanned again for their mod revisions.
+  for (let c = 0; c < a.connections; c++) {
+    const sampled = new Set<number>();
+    let createdHere = 0;
+    const ws = new WatchStream(s.endpoint, (buf, start, end) => {
+      // watch_id (field 2) is needed to decide sampling; read it first cheaply.
+      pos = start;
+      let watchId = 0;
+      while (pos < end) {
+        const tag = varint(buf);
+        if (tag === ((2 << 3) | 0)) { watchId = varint(buf); break; }
+        if ((tag >>> 3) === 11) break; // events come after watch_id in both servers' encodings
+        skip(buf, tag & 7);
+      }
+      const sc = scanResponse(buf, start, end, null);
+      if (sc.created) {
+        if (createdHere++ % sampleEvery === 0) sampled.add(watchId);
+        created++;
+        return;
+      }
+      if (sc.canceled) { canceled++; return; }
+      if (sc.events === 0) return;
+      events += sc.events;
+      lastEventAt = performance.now();
+      if (sampled.has(watchId)) scanResponse(buf, start, end, record);
+    });
+    streams.push(ws);
+  }
+  const per = Math.floor(a.watchers / a.connections);
+  for (let c = 0; c < a.connections; c++) {
+    const n = c < a.watchers % a.connections ? per + 1 : per;
+    for (let i = 0; i < n; i++) streams[c].create(prefix, prefixEnd);
+  }
+  const createDeadline = Date.now() + 60_000;
+  while (created < a.watchers) {
+    if (Date.now() > createDeadline) throw new Error(`${s.kind}: only ${created}/${a.watchers} watchers created`);
+    await sleep(20);
+  }
+
+  // Writers: each loops Put(key i), i round-robin over K keys, one request outstanding per writer.
+  const session = http2.connect(s.clientUrl);
+  session.on('error', (e) => console.error(`writer session error: ${e.message}`));
+  const value = Buffer.alloc(a.valueBytes, 0x76);
+  const frames = Array.from({ length: a.keys }, (_, i) =>
+    grpcFrame(etcdserverpb.PutRequest.encode({ key: Buffer.concat([prefix, Buffer.from(`key/${String(i).padStart(6, '0')}`)]), value }).finish()));
+  await putOnce(session, grpcFrame(etcdserverpb.PutRequest.encode({ key: Buffer.from('/wbench-warmup'), value }).finish())); // outside the prefix
+  const sentAt = new Map<number, number>(); // revision -> time the Put was written
+  let writes = 0;
+  let next = 0;
+  const gen0 = selfCpuSec();
+  const srv0 = procCpuSec(s.pid);
+  const t0 = performance.now();
+  const stopAt = t0 + a.seconds * 1000;
+  const writer = async (): Promise<void> => {
+    while (performance.now() < stopAt) {
+      const frame = frames[next++ % a.keys];
+      const at = performance.now();
+      const rev = await putOnce(session, frame);
+      sentAt.set(rev, at);
+      writes++;
+    }
+  };
+  await Promise.all(Array.from({ length: a.writers }, writer));
+  const tw = performance.now();
+  const expected = writes * a.watchers;
+  const drainDeadline = tw + 30_000;
+  while (events < expected && performance.now() < drainDeadline) await sleep(10);
+  const genCpu = selfCpuSec() - gen0;
+  const srvCpu = procCpuSec(s.pid) - srv0;
+  const tEnd = events >= expected ? lastEventAt : performance.now();
+  if (canceled) console.error(`${s.kind}: ${canceled} watchers canceled`);
+
+  const lat: number[] = [];
+  for (let i = 0; i < nSamples; i++) {
+    const at = sentAt.get(sRev[i]);
+    if (at !== undefined) lat.push(sAt[i] - at);
+  }
+  const sorted = Float64Array.from(lat).sort();
+  for (const w of streams) w.close();
+  session.close();
+  const deliverSec = (tEnd - t0) / 1000;
+  return {
+    kind: s.kind, writes, writeSec: (tw - t0) / 1000, writesPerSec: writes / ((tw - t0) / 1000),
+    events, expected, deliverSec, eventsPerSec: events / deliverSec,
+    p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99), samples: sorted.length,
+    genCores: genCpu / deliverSec, serverCores: srvCpu / deliverSec, complete: events >= expected,
+  };
+}
+
+// ---- idle memory run ----
+
+interface IdleResult { kind: ServerKind; watchers: number; rssBeforeKiB: number; rssAfterKiB: number; bytesPerWatcher: number }
+
+async function idle(s: Server, a: Args): Promise<IdleResult> {
+  let created = 0;
+  const conns = a.connections;
+  const streams = Array.from({ length: conns }, () => new WatchStream(s.endpoint, (buf, start, end) => {
+    if (scanResponse(buf, start, end, null).created) created++;
+  }));
+  // One warm-up watcher per stream so that the connections and streams are in the "before" figure.
+  for (const w of streams) w.create(Buffer.from('/idle-warm'));
+  while (created < conns) await sleep(20);
+  await sleep(1000);
+  const before = rssKiB(s.pid);
+  created = 0;
+  for (let i = 0; i < a.idleWatchers; i++) streams[i % conns].create(Buffer.from(`/idle/${String(i).padStart(6, '0')}`));
+  const deadline = Date.now() + 60_000;
+  while (created < a.idleWatchers) {
+    if (Date.now() > deadline) throw new Error(`${s.kind}: only ${created}/${a.idleWatchers} idle watchers created`);
+    await sleep(20);
+  }
+  await sleep(1500);
+  const after = rssKiB(s.pid);
+  for (const w of streams) w.close();
+  return { kind: s.kind, watchers: a.idleWatchers, rssBeforeKiB: before, rssAfterKiB: after, bytesPerWatcher: Math.round(((after - before) * 1024) / a.idleWatchers) };
+}
+
+async function withServer<T>(kind: ServerKind, f: (s: Server) => Promise<T>): Promise<T> {
+  const s = await startKind(kind, { logLevel: 'error' });
+  try {
+    return await f(s);
+  } finally {
+    await s.stop();
+    removeDataDir(s);
+  }
+}
+
+const fmt = (x: number, d = 0): string => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
+const ratio = (x: number, y: number, d = 2): string => (Number.isFinite(x) && Number.isFinite(y) && y !== 0 ? (x / y).toFixed(d) : 'n/a');
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const kinds: ServerKind[] = a.only ? [a.only] : ['etcd', 'etcd-ts'];
+  const m = machineInfo(process.env.ETCD_TS_ETCD_BIN ?? '/usr/bin/etcd');
+  const fan: FanoutResult[] = [];
+  const idl: IdleResult[] = [];
+  for (const kind of kinds) {
+    const r = await withServer(kind, (s) => fanout(s, a));
+    console.error(JSON.stringify(r));
+    fan.push(r);
+  }
+  if (a.idleWatchers > 0) {
+    for (const kind of kinds) {
+      const r = await withServer(kind, (s) => idle(s, a));
+      console.error(JSON.stringify(r));
+      idl.push(r);
+    }
+  }
+
+  const cmd = `node dist/bench/watch.js ${process.argv.slice(2).join(' ')}`.trim();
+  const out: string[] = [];
+  out.push(`Command: \`${cmd}\` (watchers ${a.watchers}, connections ${a.connections}, keys ${a.keys}, seconds ${a.seconds}, writers ${a.writers}, value ${a.valueBytes} B)`);
+  out.push(`Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}, etcd ${m.etcd}, commit ${m.commit}, data dirs on ${m.tmpFs}; ${new Date().toISOString().slice(0, 10)}`);
+  out.push('');
+  const byKind = (k: ServerKind): FanoutResult | undefined => fan.find((r) => r.kind === k);
+  const e = byKind('etcd');
+  const t = byKind('etcd-ts');
+  const cols = fan.map((r) => r.kind);
+  const both = e && t;
+  out.push(`| metric | ${cols.join(' | ')}${both ? ' | etcd-ts/etcd' : ''} |`);
+  out.push(`|---|${cols.map(() => '---:').join('|')}|${both ? '---:|' : ''}`);
+  const row = (name: string, get: (r: FanoutResult) => number, d: number): void => {
+    out.push(`| ${name} | ${fan.map((r) => fmt(get(r), d)).join(' | ')}${both ? ` | ${ratio(get(t!), get(e!))}` : ''} |`);
+  };
+  row('events delivered/s (all watchers)', (r) => r.eventsPerSec, 0);
+  row('writes/s (Put acks)', (r) => r.writesPerSec, 0);
+  row('event latency p50 (ms, Put sent → event)', (r) => r.p50Ms, 1);
+  row('event latency p99 (ms)', (r) => r.p99Ms, 1);
+  row('events delivered / expected (%)', (r) => (100 * r.events) / r.expected, 1);
+  row('generator CPU (cores)', (r) => r.genCores, 2);
+  row('server CPU (cores)', (r) => r.serverCores, 2);
+  const byIdle = (k: ServerKind): IdleResult | undefined => idl.find((r) => r.kind === k);
+  const ie = byIdle('etcd');
+  const it = byIdle('etcd-ts');
+  if (idl.length) {
+    const ib = ie && it;
+    out.push(`| RSS per idle watcher (bytes, ${fmt(a.idleWatchers)} single-key) | ${idl.map((r) => fmt(r.bytesPerWatcher)).join(' | ')}${ib ? ` | ${ratio(it!.bytesPerWatcher, ie!.bytesPerWatcher)}` : ''} |`);
+    out.push(`| server RSS before → after idle watchers (MiB) | ${idl.map((r) => `${fmt(r.rssBeforeKiB / 1024, 1)} → ${fmt(r.rssAfterKiB / 1024, 1)}`).join(' | ')}${ib ? ' | |' : ' |'}`);
+  }
+  out.push('');
+  for (const r of fan) {
+    const notes: string[] = [];
+    if (!r.complete) notes.push(`only ${r.events} of ${r.expected} events arrived within 30 s of the last write`);
+    if (r.genCores > 0.85) notes.push(`the generator used ${r.genCores.toFixed(2)} cores: it is (near) the limit, so this is a lower bound for the server`);
+    if (notes.length) out.push(`Note (${r.kind}): ${notes.join('; ')}.`);
+  }
+  console.log(out.join('\n'));
+}
+
+main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
