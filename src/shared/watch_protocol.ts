@@ -37,6 +37,7 @@
 // watch -> main (ring):
 //   RESPONSE | 1 | pad3 | streamId u32 @4 | encoded etcdserverpb.WatchResponse ...
 //            ready to frame and send; the main thread never decodes it.
+import { dv } from './apply_protocol';
 import { assert } from './errors';
 
 export const WATCH_SIGNAL_BYTES = 64;
@@ -127,10 +128,6 @@ export interface CreateMsg {
   flags: number;
   key: Uint8Array;
   end: Uint8Array;
-}
-
-function dv(u: Uint8Array): DataView {
-  return new DataView(u.buffer, u.byteOffset, u.byteLength);
 }
 
 export function createMsgBytes(key: Uint8Array, end: Uint8Array): number {

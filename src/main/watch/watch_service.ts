@@ -45,6 +45,8 @@ export class WatchService {
   readonly #d: WatchServiceDeps;
   readonly #streams = new Map<number, StreamEntry>();
   readonly #queue: Pending[] = [];
+  /** A DRAINED still in #queue, per stream: later credit is added to it, so the queue holds one per stream. */
+  readonly #queuedDrained = new Map<number, { type: number; streamId: number; value: number }>();
   #nextStreamId = 1;
   #ringScheduled = false;
   #waitingForSpace = false;
@@ -105,6 +107,7 @@ export class WatchService {
 
   #close(id: number): void {
     if (!this.#streams.delete(id)) return;
+    this.#queuedDrained.delete(id);
     // Queued even past watchControlQueueMax: dropping it would leak the stream's watchers in the worker.
     if (this.#queue.length > 0 || !this.#tryPush({ type: W_CLOSED, streamId: id, value: 0 })) {
       this.#queue.push({ type: W_CLOSED, streamId: id, value: 0 });
@@ -117,7 +120,7 @@ export class WatchService {
     if (!this.#streams.has(streamId)) return;
     const r = parseWatchRequest(body); // throws EtcdError: the transport ends the stream with it
     switch (r.kind) {
-      case 'create': return this.#send({ create: { ...r.msg, key: r.msg.key.slice(), end: r.msg.end.slice(), streamId } });
+      case 'create': return this.#send({ create: { ...r.msg, streamId } });
       case 'cancel': return this.#send({ type: W_CANCEL, streamId, value: r.watchId });
       case 'progress': return this.#send({ type: W_PROGRESS, streamId, value: 0 });
       case 'ignore': return;
@@ -129,6 +132,8 @@ export class WatchService {
   #send(p: Pending): void {
     if (this.#queue.length > 0 || !this.#tryPush(p)) {
       if (this.#queue.length >= limits.watchControlQueueMax) throw Errors.tooManyRequests();
+      // key and end may view the request's bytes, which the transport reuses: copy only what waits.
+      if ('create' in p) p = { create: { ...p.create, key: p.create.key.slice(), end: p.create.end.slice() } };
       this.#queue.push(p);
       void this.#waitForSpace();
     }
@@ -158,7 +163,10 @@ export class WatchService {
       while (this.#queue.length > 0 && !this.#stopped) {
         this.#ringNow();
         await this.#d.toWatch.waitForSpaceAsync(100);
-        while (this.#queue.length > 0 && this.#tryPush(this.#queue[0])) this.#queue.shift();
+        while (this.#queue.length > 0 && this.#tryPush(this.#queue[0])) {
+          const p = this.#queue.shift()!;
+          if (!('create' in p) && p.type === W_DRAINED && this.#queuedDrained.get(p.streamId) === p) this.#queuedDrained.delete(p.streamId);
+        }
       }
     } finally {
       this.#waitingForSpace = false;
@@ -211,11 +219,26 @@ export class WatchService {
     }
   }
 
-  /** Returns credit to the worker unless the stream is congested (then 'drain' does it). */
+  /**
+   * Returns credit to the worker unless the stream is congested (then 'drain' does it). Never throws
+   * (it runs in the drain loop and in 'drain' handlers) and never drops credit (the worker would keep
+   * the stream blocked): past watchControlQueueMax it is still queued, at most once per stream.
+   */
   #report(id: number, e: StreamEntry): void {
     if (e.congested || e.unreported === 0) return;
     const bytes = e.unreported;
     e.unreported = 0;
-    this.#send({ type: W_DRAINED, streamId: id, value: bytes });
+    const queued = this.#queuedDrained.get(id);
+    if (queued) {
+      queued.value += bytes;
+      return;
+    }
+    const p = { type: W_DRAINED, streamId: id, value: bytes };
+    if (this.#queue.length > 0 || !this.#tryPush(p)) {
+      this.#queue.push(p);
+      this.#queuedDrained.set(id, p);
+      void this.#waitForSpace();
+    }
+    this.#scheduleRing();
   }
 }

@@ -49,18 +49,6 @@ export function encodeEventField(ev: mvccpb.IEvent): Uint8Array {
   return out;
 }
 
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** Response headers, cached per (revision, term): every watcher answered in one pass shares one. */
 export class HeaderCache {
   readonly #clusterId: Long;

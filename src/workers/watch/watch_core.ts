@@ -66,6 +66,8 @@ export class WatchCore {
   readonly #progressWatchers = new Set<Watcher>();
   readonly #progressRequests: StreamState[] = [];
   #lastRev: number;
+  /** Watchers over all streams (kept, not recounted: the worker loop asks every iteration). */
+  #watcherCount = 0;
   term = 0;
   /** Counters for tests and metrics. */
   readonly stats = { eventsRead: 0, responses: 0, demoted: 0, compactedCancels: 0 };
@@ -89,9 +91,7 @@ export class WatchCore {
   }
 
   get watcherCount(): number {
-    let n = 0;
-    for (const s of this.#streams.values()) n += s.watchers.size;
-    return n;
+    return this.#watcherCount;
   }
 
   get unsyncedCount(): number {
@@ -126,6 +126,7 @@ export class WatchCore {
     const start = r.startRevision > 0 ? r.startRevision : wsrev + 1;
     const w = new Watcher(s, id, r.key, r.end, start, r.opts);
     s.watchers.set(id, w);
+    this.#watcherCount++;
     if (r.opts.progressNotify) this.#progressWatchers.add(w);
     this.#control(s, { header: this.#header(wsrev), watchId: id, created: true });
     if (start > this.#lastRev) this.#joinSynced(w);
@@ -162,7 +163,7 @@ export class WatchCore {
   }
 
   #remove(w: Watcher): void {
-    w.stream.watchers.delete(w.id);
+    if (w.stream.watchers.delete(w.id)) this.#watcherCount--;
     this.#progressWatchers.delete(w);
     if (!this.#unsynced.delete(w)) this.#leaveSynced(w);
   }
@@ -273,7 +274,8 @@ export class WatchCore {
       }
     }
     for (const [g, batch] of touched) {
-      for (const w of [...g.watchers]) this.#deliverSynced(w, batch, toRev);
+      // Deleting the current element while iterating a Set is safe; #deliverSynced removes only w.
+      for (const w of g.watchers) this.#deliverSynced(w, batch, toRev);
     }
   }
 
@@ -327,10 +329,12 @@ export class WatchCore {
    * Returns true when more catch-up work is ready to run now.
    */
   catchUp(): boolean {
-    const ready = [...this.#unsynced].filter((w) => !w.stream.blocked);
+    if (this.#unsynced.size === 0) return false; // the common case, every loop iteration: no allocation
+    const ready: Watcher[] = [];
+    for (const w of this.#unsynced) if (!w.stream.blocked) ready.push(w);
     if (ready.length === 0) return false;
     const live = this.#cancelCompacted(ready);
-    if (live.length === 0) return this.#unsynced.size > 0 && [...this.#unsynced].some((w) => !w.stream.blocked);
+    if (live.length === 0) return this.#anyUnsyncedReady();
     let minRev = Infinity;
     const index = new IntervalIndex<Watcher>();
     for (const w of live) {
@@ -356,7 +360,12 @@ export class WatchCore {
         this.#joinSynced(w);
       }
     }
-    return [...this.#unsynced].some((w) => !w.stream.blocked);
+    return this.#anyUnsyncedReady();
+  }
+
+  #anyUnsyncedReady(): boolean {
+    for (const w of this.#unsynced) if (!w.stream.blocked) return true;
+    return false;
   }
 
   #collect(events: mvccpb.IEvent[], index: IntervalIndex<Watcher>): Map<Watcher, Batch> {

@@ -56,12 +56,6 @@ export class Watcher {
   filters(isDelete: boolean): boolean {
     return isDelete ? this.opts.noDelete : this.opts.noPut;
   }
-
-  contains(key: Buffer): boolean {
-    if (this.end === null) return key.equals(this.start);
-    if (Buffer.compare(key, this.start) < 0) return false;
-    return this.end === KEY_INF || Buffer.compare(key, this.end) < 0;
-  }
 }
 
 /** Synced watchers sharing interval and options. */
