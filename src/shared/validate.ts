@@ -4,17 +4,12 @@
 import { etcdserverpb } from './gen/etcd';
 import { EtcdError, Errors, GrpcCode } from './errors';
 import { Int64 } from './long';
+import { isStorableKey } from '../workers/mvcc/keys';
 
 type Bytes = Uint8Array | null | undefined;
 
 /** etcd 3.4 has no check here and crashes (nil sorter) on a sort target outside the enum; 3.5 answers this. */
 export const invalidSortOption = (): EtcdError => new EtcdError(GrpcCode.InvalidArgument, 'etcdserver: invalid sort option');
-
-/**
- * LMDB keys are at most 1978 bytes; a stored user key also carries its escaping (0x00 -> 0x00 0xFF) and a
- * 14-byte revision suffix. etcd has no such limit; a larger key is refused as "request is too large".
- */
-export const keyEscapedBytesMax = 1978 - 14;
 
 function len(b: Bytes): number {
   return b ? b.length : 0;
@@ -25,11 +20,13 @@ function isZero(v: Int64): boolean {
   return typeof v === 'number' ? v === 0 : v.isZero();
 }
 
+/**
+ * LMDB keys are at most 1978 bytes; a stored user key also carries its escaping (0x00 -> 0x00 0xFF) and a
+ * 14-byte revision suffix (workers/mvcc/keys.ts). etcd has no such limit; a larger key is refused as
+ * "request is too large".
+ */
 function checkKeyStorable(key: Bytes): void {
-  if (!key) return;
-  let n = key.length;
-  for (let i = 0; i < key.length && n <= keyEscapedBytesMax; i++) if (key[i] === 0) n++;
-  if (n > keyEscapedBytesMax) throw Errors.requestTooLarge();
+  if (key && key.length > 0 && !isStorableKey(key)) throw Errors.requestTooLarge();
 }
 
 export function validateRange(r: etcdserverpb.IRangeRequest): void {

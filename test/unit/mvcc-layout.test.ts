@@ -5,11 +5,11 @@ import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import { openDbs, Dbs } from '../../src/workers/mvcc/dbs';
 import { decodeHistoryKey, escapedBound, escapedKeyBytesMax, historyKey, historyKeyEnd } from '../../src/workers/mvcc/keys';
-import { keyEscapedBytesMax } from '../../src/shared/validate';
+import { validatePut } from '../../src/shared/validate';
 import { applyRange } from '../../src/workers/mvcc/range';
 import { ReadView } from '../../src/workers/mvcc/view';
 import { readState } from '../../src/workers/mvcc/meta';
-import { crc32c } from '../../src/workers/mvcc/hash';
+import { crc32c } from '../../src/shared/crc32c';
 import { Driver, b, str } from '../../src/workers/mvcc/testing';
 
 const keyArb = fc.uint8Array({ minLength: 1, maxLength: 6 }).map((u) => Buffer.from(u.map((x) => [0, 1, 0xff, 0x61][x % 4])));
@@ -27,8 +27,20 @@ describe('mvcc layout: key encoding', () => {
     }), { numRuns: 2000 });
   });
 
-  it('validate.ts refuses exactly the keys the store cannot hold', () => {
-    assert.equal(keyEscapedBytesMax, escapedKeyBytesMax);
+  it('validate.ts refuses exactly the keys the store cannot hold', async () => {
+    assert.equal(escapedKeyBytesMax, 1978 - 14);
+    const d = new Driver();
+    try {
+      for (const key of [Buffer.alloc(escapedKeyBytesMax, 1), Buffer.alloc(escapedKeyBytesMax + 1, 1),
+        Buffer.alloc(escapedKeyBytesMax / 2, 0), Buffer.alloc(escapedKeyBytesMax / 2 + 1, 0)]) {
+        let refused = false;
+        try { validatePut({ key }); } catch { refused = true; }
+        const r = d.apply({ kind: 'put', req: { key, value: b('v') } });
+        assert.equal('err' in r, refused, `key of ${key.length} bytes`);
+      }
+    } finally {
+      await d.close();
+    }
   });
 
   it('bounds enclose exactly one user key\'s records', () => {
@@ -104,7 +116,7 @@ describe('mvcc layout: latest reads are O(1) in the number of revisions', () => 
 
 describe('mvcc HashKV', () => {
   it('crc32c matches the standard check value', () => {
-    assert.equal(crc32c(0, b('123456789')), 0xe3069283);
+    assert.equal(crc32c(b('123456789')), 0xe3069283);
   });
 
   it('equals etcd 3.4.23 for the same history, before and after compaction', async () => {

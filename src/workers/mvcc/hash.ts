@@ -4,29 +4,13 @@
 // the compaction (etcd still has them in bolt).
 //   bolt key = main rev (8 BE) ‖ '_' ‖ sub (8 BE) [‖ 't' for a tombstone]
 import { mvccpb } from '../../shared/gen/etcd';
+import { crc32c } from '../../shared/crc32c';
 import { Errors } from '../../shared/errors';
 import { Dbs } from './dbs';
 import { decodeRevKey, escapedBound, historyKey, revKey } from './keys';
 import { Kv, RecordKind, historyKind, toPb } from './records';
 import { State } from './meta';
 import { ReadView } from './view';
-
-const crcTable: Uint32Array = (() => {
-  const t = new Uint32Array(256);
-  for (let i = 0; i < 256; i++) {
-    let c = i;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-    t[i] = c >>> 0;
-  }
-  return t;
-})();
-
-/** Running crc32c (Castagnoli) state: start at 0, as Go's crc32.Update. */
-export function crc32c(crc: number, data: Uint8Array): number {
-  let c = ~crc >>> 0;
-  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
 
 function boltKey(rev: number, sub: number, tombstone: boolean): Buffer {
   const b = Buffer.alloc(tombstone ? 18 : 17);
@@ -44,17 +28,20 @@ export function hashKV(dbs: Dbs, st: State, reqRev: number): { hash: number; com
   const rev = reqRev === 0 ? st.rev : reqRev;
   const view = new ReadView(dbs, st.rev, -1);
   const keepEmpty = view.rangeKeys({ key: Buffer.from([0]), end: Buffer.alloc(0) }, { rev, limit: 1, countOnly: true }).count === 0;
-  let h = crc32c(0, Buffer.from('key'));
+  const keepAt = keepEmpty ? st.compactRev : rev;
+  let h = crc32c(Buffer.from('key'));
   for (const e of dbs.revlog.getRange({ start: revKey(0, 0), end: revKey(rev + 1, 0) })) {
     const { rev: r, sub } = decodeRevKey(e.key as Buffer);
     const key = e.value;
-    if (r <= st.compactRev && !(keepEmpty ? isNewestPutAt(dbs, key, r, sub, st.compactRev) : isNewestPutAt(dbs, key, r, sub, rev))) continue;
+    if (r <= st.compactRev && !isNewestPutAt(dbs, key, r, sub, keepAt)) continue;
     const rec = dbs.history.getBinary(historyKey(key, r, sub));
     if (rec === undefined) continue;
     const tomb = historyKind(rec) === RecordKind.Tombstone;
     const kv: mvccpb.IKeyValue = tomb ? { key } : toPb(view.decodeRecord(key, r, sub, rec) as Kv, false);
-    h = crc32c(h, boltKey(r, sub, tomb));
-    h = crc32c(h, mvccpb.KeyValue.encode(kv).finish());
+    const bk = boltKey(r, sub, tomb);
+    h = crc32c(bk, 0, bk.length, h);
+    const rb = mvccpb.KeyValue.encode(kv).finish();
+    h = crc32c(rb, 0, rb.length, h);
   }
   return { hash: h, compactRevision: st.compactRev, revision: st.rev };
 }

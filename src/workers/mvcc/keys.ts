@@ -16,12 +16,12 @@
 import { assert } from '../../shared/errors';
 
 /** LMDB's maximum key size with the default 4 KiB page (lmdb-js DEFAULT_MAX_KEY_SIZE). */
-export const lmdbKeyBytesMax = 1978;
+const lmdbKeyBytesMax = 1978;
 /** Bytes after esc(key) in a history key: terminator, revision, sub revision. */
-export const historySuffixBytes = 2 + 8 + 4;
+const historySuffixBytes = 2 + 8 + 4;
 /** Largest escaped user key that fits in a history key. */
 export const escapedKeyBytesMax = lmdbKeyBytesMax - historySuffixBytes;
-export const revKeyBytes = 12;
+const revKeyBytes = 12;
 const two32 = 0x1_0000_0000;
 
 /** Bytes of esc(key). */
@@ -46,18 +46,18 @@ function writeEscaped(key: Uint8Array, out: Buffer, pos: number): number {
   return pos;
 }
 
-export function writeRev(out: Buffer, pos: number, rev: number, sub: number): void {
+function writeRev(out: Buffer, pos: number, rev: number, sub: number): void {
   assert(rev >= 0 && Number.isSafeInteger(rev) && sub >= 0 && sub < two32, 'revision out of range');
   out.writeUInt32BE(Math.floor(rev / two32), pos);
   out.writeUInt32BE(rev >>> 0, pos + 4);
   out.writeUInt32BE(sub, pos + 8);
 }
 
-export function readRevMain(buf: Uint8Array, pos: number): number {
+function readRevMain(buf: Uint8Array, pos: number): number {
   return readSub(buf, pos) * two32 + readSub(buf, pos + 4);
 }
 
-export function readSub(buf: Uint8Array, pos: number): number {
+function readSub(buf: Uint8Array, pos: number): number {
   return ((buf[pos] << 24) >>> 0) + ((buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]);
 }
 

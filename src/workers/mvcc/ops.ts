@@ -18,16 +18,15 @@ export function applyPut(wt: WriteTxn, p: etcdserverpb.IPutRequest): etcdserverp
   let { hi, lo } = int64Words(p.lease);
   if ((hi !== 0 || lo !== 0) && !wt.hasLease(hi, lo)) throw Errors.leaseNotFound();
   const resp: etcdserverpb.IPutResponse = { header: {} };
-  if (p.ignoreValue || p.ignoreLease || p.prevKv) {
-    const prev = wt.view().latest(key);
-    if ((p.ignoreValue || p.ignoreLease) && prev === undefined) throw Errors.keyNotFound();
-    if (prev !== undefined) {
-      if (p.ignoreValue) value = prev.value;
-      if (p.ignoreLease) ({ leaseHi: hi, leaseLo: lo } = prev);
-      if (p.prevKv) resp.prevKv = toPb(prev, false);
-    }
+  // Read once: the same record is the put's predecessor in WriteTxn.put.
+  const prev = wt.view().latest(key);
+  if ((p.ignoreValue || p.ignoreLease) && prev === undefined) throw Errors.keyNotFound();
+  if (prev !== undefined) {
+    if (p.ignoreValue) value = prev.value;
+    if (p.ignoreLease) ({ leaseHi: hi, leaseLo: lo } = prev);
+    if (p.prevKv) resp.prevKv = toPb(prev, false);
   }
-  wt.put(key, value, hi, lo);
+  wt.put(key, value, hi, lo, prev);
   resp.header = { revision: wt.beginRev + 1 };
   return resp;
 }
@@ -35,11 +34,9 @@ export function applyPut(wt: WriteTxn, p: etcdserverpb.IPutRequest): etcdserverp
 export function applyDeleteRange(wt: WriteTxn, dr: etcdserverpb.IDeleteRangeRequest): etcdserverpb.IDeleteRangeResponse {
   const iv = toInterval(dr.key, dr.rangeEnd);
   const resp: etcdserverpb.IDeleteRangeResponse = {};
-  if (dr.prevKv) {
-    const prev = wt.view().rangeKeys(iv, { rev: 0, limit: 0, countOnly: false }).kvs;
-    if (prev.length > 0) resp.prevKvs = prev.map((kv) => toPb(kv, false));
-  }
-  const n = wt.deleteRange(iv);
+  const deleted = wt.deleteRange(iv);
+  const n = deleted.length;
+  if (dr.prevKv && n > 0) resp.prevKvs = deleted.map((kv) => toPb(kv, false));
   if (n !== 0) resp.deleted = n;
   resp.header = { revision: n !== 0 || wt.changes > 0 ? wt.beginRev + 1 : wt.beginRev };
   return resp;

@@ -27,10 +27,11 @@ export function applyRange(view: ReadView, r: etcdserverpb.IRangeRequest): etcds
     countOnly: r.countOnly === true,
   });
   let kvs = rr.kvs;
-  if (maxMod !== 0) kvs = kvs.filter((kv) => !(kv.mod > maxMod));
-  if (minMod !== 0) kvs = kvs.filter((kv) => !(kv.mod < minMod));
-  if (maxCreate !== 0) kvs = kvs.filter((kv) => !(kv.create > maxCreate));
-  if (minCreate !== 0) kvs = kvs.filter((kv) => !(kv.create < minCreate));
+  if (maxMod !== 0 || minMod !== 0 || maxCreate !== 0 || minCreate !== 0) {
+    // One pass; a bound of 0 is unset (etcd's filters).
+    kvs = kvs.filter((kv) => (maxMod === 0 || kv.mod <= maxMod) && (minMod === 0 || kv.mod >= minMod) &&
+      (maxCreate === 0 || kv.create <= maxCreate) && (minCreate === 0 || kv.create >= minCreate));
+  }
 
   let order = sortOrder;
   if (sortTarget !== SortTarget.KEY && order === SortOrder.NONE) order = SortOrder.ASCEND;

@@ -6,7 +6,7 @@
 // O(1) and every call sees the latest committed state.
 import { getClusterVersion, getMemberAttributes, MemberAttributes, putClusterVersion, putMemberAttributes } from './cluster';
 import { encodeLeaseRecord, leaseKey } from './leases';
-import { int64Words } from './records';
+import { approxNum, int64Words } from './records';
 import { Int64 } from '../../shared/long';
 import { etcdserverpb } from '../../shared/gen/etcd';
 import { Errors, assert, assertNever, isEtcdError } from '../../shared/errors';
@@ -15,7 +15,6 @@ import { compactStep } from './compact';
 import { State, readProgress, readState, writeState } from './meta';
 import { applyDeleteRange, applyPut } from './ops';
 import { applyRange } from './range';
-import { approxNum } from './records';
 import { applyTxn, isTxnReadonly } from './txn';
 import { ReadView } from './view';
 import { WriteTxn } from './write';
@@ -217,13 +216,15 @@ export class MvccStore {
 
   /** Pages held by the store's B-trees (etcd's db size in use: size minus free pages). */
   dbSizeInUseBytes(): number {
+    const { root, latest, history, revlog, meta, leases, cluster } = this.#dbs;
+    type Stats = { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+    const rootStats = root.getStats() as Stats;
     let pages = 2; // LMDB's two meta pages
-    for (const db of [this.#dbs.root, this.#dbs.latest, this.#dbs.history, this.#dbs.revlog, this.#dbs.meta]) {
-      const s = db.getStats() as { treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+    for (const db of [root, latest, history, revlog, meta, leases, cluster]) {
+      const s = db === root ? rootStats : (db.getStats() as Stats);
       pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
     }
-    const pageSize = (this.#dbs.root.getStats() as { pageSize: number }).pageSize;
-    return pages * pageSize;
+    return pages * rootStats.pageSize;
   }
 
   /** etcd's HashKV: crc32c over the mvcc records in (compactRev, rev], plus the revisions it covered. */

@@ -16,7 +16,7 @@ const CompareTarget = etcdserverpb.Compare.CompareTarget;
 const CompareResult = etcdserverpb.Compare.CompareResult;
 
 /** The branch a RequestOp holds (protobufjs oneof), or null for an empty op. */
-export function opKind(op: Op): 'range' | 'put' | 'deleteRange' | 'txn' | null {
+function opKind(op: Op): 'range' | 'put' | 'deleteRange' | 'txn' | null {
   if (op.requestRange != null) return 'range';
   if (op.requestPut != null) return 'put';
   if (op.requestDeleteRange != null) return 'deleteRange';
@@ -29,8 +29,7 @@ function branch(rt: etcdserverpb.ITxnRequest, succeeded: boolean): Op[] {
 }
 
 export function isTxnReadonly(rt: etcdserverpb.ITxnRequest): boolean {
-  for (const op of [...(rt.success ?? []), ...(rt.failure ?? [])]) if (opKind(op) !== 'range') return false;
-  return true;
+  return (rt.success ?? []).every((op) => opKind(op) === 'range') && (rt.failure ?? []).every((op) => opKind(op) === 'range');
 }
 
 export function applyTxn(wt: WriteTxn, rt: etcdserverpb.ITxnRequest): etcdserverpb.ITxnResponse {
@@ -114,7 +113,7 @@ function runTxn(wt: WriteTxn, rt: etcdserverpb.ITxnRequest, path: boolean[], res
 }
 
 /** etcd's applyCompare: every key in the range must satisfy it; no key compares as a zero KeyValue. */
-export function applyCompare(rv: ReadView, c: etcdserverpb.ICompare): boolean {
+function applyCompare(rv: ReadView, c: etcdserverpb.ICompare): boolean {
   const rr = rv.rangeKeys(toInterval(c.key, c.rangeEnd), { rev: 0, limit: 0, countOnly: false });
   const target = c.target ?? CompareTarget.VERSION;
   if (rr.kvs.length === 0) {

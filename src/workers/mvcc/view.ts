@@ -48,12 +48,12 @@ function storablePrefix(k: Buffer): Buffer {
  * LMDB bounds for [start, end) in `latest` and `history`. A bound longer than any storable key is replaced
  * by its storable prefix p: for every storable key K, K >= S <=> K > p and K < E <=> K <= p (see keys.ts).
  */
-export function latestBounds(iv: KeyInterval): { start: Buffer; end?: Buffer } {
+function latestBounds(iv: KeyInterval): { start: Buffer; end?: Buffer } {
   const fix = (b: Buffer): Buffer => (escapedLength(b) <= escapedKeyBytesMax ? b : Buffer.concat([storablePrefix(b), Buffer.from([0])]));
   return { start: fix(iv.key), end: iv.end && iv.end.length > 0 ? fix(iv.end) : undefined };
 }
 
-export function historyBounds(iv: KeyInterval): { start: Buffer; end?: Buffer } {
+function historyBounds(iv: KeyInterval): { start: Buffer; end?: Buffer } {
   const fix = (b: Buffer): Buffer => (escapedLength(b) <= escapedKeyBytesMax ? escapedBound(b) : historyKeyEnd(storablePrefix(b)));
   return { start: fix(iv.key), end: iv.end && iv.end.length > 0 ? fix(iv.end) : undefined };
 }

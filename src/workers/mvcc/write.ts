@@ -34,11 +34,11 @@ export class WriteTxn {
     return leaseExists(this.#dbs, hi, lo);
   }
 
-  put(key: Buffer, value: Buffer, leaseHi: number, leaseLo: number): void {
+  /** `old` is the key's live record in this txn (view().latest(key)), which the caller has already read. */
+  put(key: Buffer, value: Buffer, leaseHi: number, leaseLo: number, old: Kv | undefined): void {
     assert(isStorableKey(key), 'put of an unstorable key must be refused before apply');
     const rev = this.beginRev + 1;
     const sub = this.changes++;
-    const old = this.view().latest(key);
     if (old !== undefined) this.#retire(old);
     const kv: Kv = {
       key, value, leaseHi, leaseLo, mod: rev, sub,
@@ -51,11 +51,11 @@ export class WriteTxn {
     revlog.putSync(revKey(rev, sub), key);
   }
 
-  /** Deletes every live key in the interval; returns how many. */
-  deleteRange(iv: KeyInterval): number {
+  /** Deletes every live key in the interval; returns them as they were (etcd's prev_kvs). */
+  deleteRange(iv: KeyInterval): Kv[] {
     const doomed: Kv[] = this.view().rangeKeys(iv, { rev: 0, limit: 0, countOnly: false }).kvs;
     for (const kv of doomed) this.#delete(kv);
-    return doomed.length;
+    return doomed;
   }
 
   #delete(old: Kv): void {
