@@ -4,6 +4,7 @@
 // A declared length over the maximum is reported before its payload arrives.
 import { strict as assert } from 'node:assert';
 import { encodeFrame, FrameReader, FrameSink, writeFrameHeader } from '../../src/main/net/h2/frame';
+import { GrpcMessageReader } from '../../src/main/net/h2/grpc_message';
 
 interface Got { type: number; flags: number; sid: number; payload: string }
 
@@ -81,5 +82,26 @@ describe('h2 frame codec', () => {
     const b = Buffer.alloc(9);
     writeFrameHeader(b, 0, 0x123456, 7, 0xff, 0xffffffff);
     assert.equal(b.toString('hex'), '12345607ff7fffffff');
+  });
+});
+
+describe('h2 GrpcMessageReader', () => {
+  it('reassembles a large message split into pieces, exactly sized, and reports a partial one as pending', () => {
+    const body = Buffer.alloc(300_000);
+    for (let i = 0; i < body.length; i++) body[i] = i * 7;
+    const head = Buffer.from([0, 0, 0, 0, 0]);
+    head.writeUInt32BE(body.length, 1);
+    const wire = Buffer.concat([head, body, Buffer.from([0, 0, 0, 0, 1, 42])]);
+    const reader = new GrpcMessageReader(1 << 20);
+    const got: Uint8Array[] = [];
+    const sink = { onMessage: (m: Uint8Array): void => { got.push(m); } };
+    for (let off = 0; off < wire.length - 3; off += 16_384) reader.push(wire, off, Math.min(off + 16_384, wire.length - 3), sink);
+    assert.equal(got.length, 1);
+    assert.ok(Buffer.from(got[0]).equals(body));
+    assert.equal(got[0].length, body.length);
+    assert.equal(reader.pending(), true);
+    reader.push(wire, wire.length - 3, wire.length, sink);
+    assert.equal(reader.pending(), false);
+    assert.deepEqual([...got[1]], [42]);
   });
 });

@@ -9,7 +9,7 @@
 import type * as http2 from 'node:http2';
 import { EtcdError, GrpcCode } from '../../shared/errors';
 import {
-  CallContext, encodeGrpcMessage, GrpcTransportOptions, parseGrpcTimeout, ServerStream, StreamHandler, UnaryHandler, unknownMethodMessage,
+  CallContext, encodeGrpcMessage, GrpcTransportOptions, parseGrpcTimeout, ServerStream, StreamHandler, UnaryHandler, unknownMethodMessage, errorStatus,
 } from './grpc';
 import { h2Limits } from './h2/constants';
 import { GrpcMessageReader, MessageSink, writeGrpcMessage } from './h2/grpc_message';
@@ -46,11 +46,8 @@ function sendStatus(stream: H2Stream, code: GrpcCode, message: string): void {
 }
 
 function sendError(stream: H2Stream, e: unknown): void {
-  if (e instanceof EtcdError) sendStatus(stream, e.code, e.message);
-  else if (e && typeof e === 'object' && 'code' in e && 'message' in e && typeof (e as { code: unknown }).code === 'number') {
-    const w = e as { code: number; message: string };
-    sendStatus(stream, w.code, w.message);
-  } else sendStatus(stream, GrpcCode.Unknown, e instanceof Error ? e.message : String(e));
+  const st = errorStatus(e);
+  sendStatus(stream, st.code, st.message);
 }
 
 export class GrpcH2Transport {
@@ -100,7 +97,6 @@ export class GrpcH2Transport {
     }
     sendStatus(stream, GrpcCode.Unimplemented, unknownMethodMessage(path, [...this.#unary.keys(), ...this.#streams.keys()]));
   }
-
 }
 
 function onDeadline(call: UnaryCall): void {
@@ -238,9 +234,13 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
       this.#reader.push(buf, start, end, this);
     } catch (e) {
       this.#failed = true;
-      const err = e instanceof EtcdError ? e : new EtcdError(GrpcCode.Internal, String(e));
-      this.end(err.code, err.message);
+      this.#fail(e);
     }
+  }
+
+  #fail(e: unknown): void {
+    const err = e instanceof EtcdError ? e : new EtcdError(GrpcCode.Internal, String(e));
+    this.end(err.code, err.message);
   }
 
   onMessage(msg: Uint8Array): void {
@@ -248,7 +248,12 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
   }
 
   onEnd(): void {
-    this.#handlers.onEnd();
+    // A throwing handler fails its own call, not the connection (the session would answer GOAWAY).
+    try {
+      this.#handlers.onEnd();
+    } catch (e) {
+      this.#fail(e);
+    }
   }
 
   onClose(): void {

@@ -9,6 +9,9 @@ import { EtcdError, GrpcCode } from '../../../shared/errors';
 import { h2Limits } from './constants';
 import type { H2Stream } from './stream';
 
+/** First allocation for a message spanning payloads (four 16 KiB DATA frames). */
+const MSG_FIRST_BYTES = 64 * 1024;
+
 export interface MessageSink {
   onMessage(msg: Uint8Array): void;
 }
@@ -18,9 +21,11 @@ export class GrpcMessageReader {
   /** The 5-byte prefix when it spans payloads (#prefixLen bytes so far). */
   #prefix: Buffer | null = null;
   #prefixLen = 0;
-  /** The message being assembled across payloads. */
+  /** The message being assembled across payloads: #msgLen of #msgWant bytes so far, in a buffer
+   *  grown as bytes arrive (a 5-byte prefix claiming a huge length must not allocate it up front). */
   #msg: Buffer | null = null;
   #msgLen = 0;
+  #msgWant = 0;
 
   constructor(max: number) {
     this.#max = max;
@@ -57,8 +62,9 @@ export class GrpcMessageReader {
         sink.onMessage(buf.subarray(off, off + len));
         off += len;
       } else {
-        this.#msg = Buffer.allocUnsafe(len);
+        this.#msg = Buffer.allocUnsafe(Math.min(len, MSG_FIRST_BYTES));
         this.#msgLen = 0;
+        this.#msgWant = len;
       }
     }
   }
@@ -71,11 +77,17 @@ export class GrpcMessageReader {
   }
 
   #fill(buf: Buffer, off: number, end: number, sink: MessageSink): number {
-    const m = this.#msg as Buffer;
-    const take = Math.min(m.length - this.#msgLen, end - off);
+    let m = this.#msg as Buffer;
+    const take = Math.min(this.#msgWant - this.#msgLen, end - off);
+    if (this.#msgLen + take > m.length) {
+      // Doubling, capped at the exact size, so the delivered buffer is always exactly the message.
+      const grown = Buffer.allocUnsafe(Math.min(this.#msgWant, Math.max(2 * m.length, this.#msgLen + take)));
+      m.copy(grown, 0, 0, this.#msgLen);
+      this.#msg = m = grown;
+    }
     buf.copy(m, this.#msgLen, off, off + take);
     this.#msgLen += take;
-    if (this.#msgLen === m.length) {
+    if (this.#msgLen === this.#msgWant) {
       this.#msg = null;
       sink.onMessage(m);
     }
@@ -90,8 +102,7 @@ export function writeGrpcMessage(stream: H2Stream, msg: Uint8Array): void {
     const head = Buffer.allocUnsafe(5);
     head[0] = 0;
     head.writeUInt32BE(msg.length, 1);
-    stream.write(head);
-    stream.write(Buffer.isBuffer(msg) ? msg : Buffer.from(msg.buffer, msg.byteOffset, msg.length));
+    stream.write(head, Buffer.isBuffer(msg) ? msg : Buffer.from(msg.buffer, msg.byteOffset, msg.length));
     return;
   }
   const out = Buffer.allocUnsafe(5 + msg.length);

@@ -7,7 +7,7 @@
 import { huffmanDecode, HuffmanError } from './huffman';
 
 /** RFC 7541 Appendix A; index i+1 is STATIC_TABLE[i]. */
-export const STATIC_TABLE: ReadonlyArray<readonly [string, string]> = [
+const STATIC_TABLE: ReadonlyArray<readonly [string, string]> = [
   [':authority', ''], [':method', 'GET'], [':method', 'POST'], [':path', '/'], [':path', '/index.html'],
   [':scheme', 'http'], [':scheme', 'https'], [':status', '200'], [':status', '204'], [':status', '206'],
   [':status', '304'], [':status', '400'], [':status', '404'], [':status', '500'], ['accept-charset', ''],

@@ -43,8 +43,8 @@ function buildCodes(): Uint32Array {
   return codes;
 }
 
-export const HUFFMAN_CODES = buildCodes();
-export const HUFFMAN_BITS = Uint8Array.from(CODE_BITS);
+const HUFFMAN_CODES = buildCodes();
+const HUFFMAN_BITS = Uint8Array.from(CODE_BITS);
 // The RFC's first and last rows, to catch a mistyped length above.
 assert(HUFFMAN_CODES[0] === 0x1ff8 && HUFFMAN_CODES[EOS] === 0x3fffffff && HUFFMAN_CODES[48] === 0);
 

@@ -22,10 +22,6 @@ export class H2Server {
     return true;
   }
 
-  get sessionCount(): number {
-    return this.#sessions.size;
-  }
-
   /** Graceful: GOAWAY(NO_ERROR) on every connection; each ends when its streams have finished. */
   close(): void {
     for (const s of this.#sessions) s.close();

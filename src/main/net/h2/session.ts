@@ -13,7 +13,7 @@
 // in the stream's queue and is resumed by the peer's WINDOW_UPDATE or SETTINGS.
 import type * as net from 'node:net';
 import {
-  DEFAULT_FRAME_BYTES, DEFAULT_HEADER_TABLE_BYTES, DEFAULT_WINDOW_BYTES, ErrorCode, Flag, FRAME_BYTES_LIMIT,
+  DEFAULT_FRAME_BYTES, DEFAULT_WINDOW_BYTES, ErrorCode, Flag, FRAME_BYTES_LIMIT,
   FRAME_HEADER_BYTES, FrameType, h2Limits, PREFACE, SettingId, WINDOW_BYTES_LIMIT,
 } from './constants';
 import { FrameReader, FrameSink, writeFrameHeader } from './frame';
@@ -33,7 +33,7 @@ export interface H2SessionOptions {
   maxConcurrentStreams: number;
 }
 
-export class ConnectionError extends Error {
+class ConnectionError extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string) {
     super(message);
@@ -42,6 +42,7 @@ export class ConnectionError extends Error {
 }
 
 const EMPTY = Buffer.alloc(0);
+const CONT_BUF_BYTES = 1024;
 const PSEUDO_REQUEST = new Set([':method', ':scheme', ':path', ':authority']);
 // RFC 9113 8.2.2: connection-specific fields make a request malformed.
 const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
@@ -65,7 +66,6 @@ export class H2Session implements FrameSink, HeaderSink {
   // Peer settings (RFC 9113 6.5.2 defaults until its SETTINGS arrive).
   #peerInitialWindow = DEFAULT_WINDOW_BYTES;
   #peerMaxFrame = DEFAULT_FRAME_BYTES;
-  #peerHeaderTableBytes = DEFAULT_HEADER_TABLE_BYTES;
   // Connection-level windows.
   #connSendWindow = DEFAULT_WINDOW_BYTES;
   #connRecvWindow = DEFAULT_WINDOW_BYTES;
@@ -77,7 +77,7 @@ export class H2Session implements FrameSink, HeaderSink {
   #contStreamId = 0;
   #contEndStream = false;
   #contSelfDep = false;
-  #contBuf = Buffer.allocUnsafe(1024);
+  #contBuf = Buffer.allocUnsafe(CONT_BUF_BYTES);
   #contLen = 0;
   // Request header collection (this session is the HPACK sink).
   #req: RequestHeaders = Object.create(null) as RequestHeaders;
@@ -105,10 +105,6 @@ export class H2Session implements FrameSink, HeaderSink {
     socket.on('error', this.#onSocketError);
     socket.on('end', this.#onSocketEnd);
     this.#writeInitialSettings();
-  }
-
-  get streamCount(): number {
-    return this.#streams.size;
   }
 
   // ---- socket events (arrow fields: one closure per connection, none per frame) ----
@@ -276,6 +272,8 @@ export class H2Session implements FrameSink, HeaderSink {
     if ((flags & Flag.END_HEADERS) === 0) return;
     this.#contStreamId = 0;
     this.#onHeaderBlock(sid, this.#contEndStream, this.#contSelfDep, this.#contBuf, 0, this.#contLen);
+    // Decoded fields are strings: a buffer grown by one large block need not stay with the connection.
+    if (this.#contBuf.length > CONT_BUF_BYTES) this.#contBuf = Buffer.allocUnsafe(CONT_BUF_BYTES);
   }
 
   #appendContinuation(buf: Buffer, start: number, end: number): void {
@@ -308,10 +306,7 @@ export class H2Session implements FrameSink, HeaderSink {
     stream.remoteClosed = endStream;
     this.#streams.set(sid, stream);
     this.#handler.onStream(stream, this.#req);
-    if (endStream && !stream.closed) {
-      stream.listener?.onEnd(stream);
-      if (!stream.closed && stream.localClosed) this.#closeStream(stream, false);
-    }
+    if (endStream) this.#remoteEnded(stream);
   }
 
   /** HEADERS on a known stream id. The block is decoded regardless: the HPACK table must follow. */
@@ -374,8 +369,7 @@ export class H2Session implements FrameSink, HeaderSink {
   #applySetting(id: number, value: number): void {
     switch (id) {
       case SettingId.HEADER_TABLE_SIZE:
-        this.#peerHeaderTableBytes = value; // honoured trivially: our encoder never indexes
-        return;
+        return; // honoured trivially: our encoder never indexes
       case SettingId.ENABLE_PUSH:
         if (value > 1) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'ENABLE_PUSH is not 0 or 1');
         return;
@@ -396,10 +390,6 @@ export class H2Session implements FrameSink, HeaderSink {
       default:
         return; // MAX_CONCURRENT_STREAMS (we open none), MAX_HEADER_LIST_SIZE (advisory), unknown ids
     }
-  }
-
-  get peerHeaderTableBytes(): number {
-    return this.#peerHeaderTableBytes;
   }
 
   #onPing(flags: number, sid: number, buf: Buffer, start: number, end: number): void {
@@ -629,6 +619,11 @@ export class H2Session implements FrameSink, HeaderSink {
       }
     }
     if (stream.queueHead === stream.queue.length) stream.queue.length = stream.queueHead = 0;
+    // A stream that never fully drains (window-bound watch) must not grow a prefix of sent slots.
+    else if (stream.queueHead >= 64 && stream.queueHead * 2 >= stream.queue.length) {
+      stream.queue.splice(0, stream.queueHead);
+      stream.queueHead = 0;
+    }
     stream.queuedBytes -= n;
     stream.sendWindow -= n;
     this.#connSendWindow -= n;

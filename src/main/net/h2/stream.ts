@@ -55,11 +55,16 @@ export class H2Stream {
     this.session.writeResponseHeaders(this, block, endStream);
   }
 
-  /** Queues DATA bytes (kept by reference until sent: the caller must not modify them). */
-  write(data: Buffer): void {
+  /** Queues DATA bytes (kept by reference until sent: the caller must not modify them). A second
+   *  buffer is queued before pumping, so a gRPC prefix and its message share DATA frames. */
+  write(data: Buffer, more?: Buffer): void {
     if (this.closed || this.localClosed || this.trailers !== null) return;
     this.queue.push(data);
     this.queuedBytes += data.length;
+    if (more !== undefined) {
+      this.queue.push(more);
+      this.queuedBytes += more.length;
+    }
     this.session.pump(this);
   }
 
