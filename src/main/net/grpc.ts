@@ -10,6 +10,7 @@
 // trailers {grpc-status, grpc-message}. Errors are "trailers-only" responses.
 import * as http2 from 'node:http2';
 import { EtcdError, GrpcCode } from '../../shared/errors';
+import { GrpcMessageReader } from './h2/grpc_message';
 
 export interface CallContext {
   /** Absolute deadline in ms (Date.now() clock), or 0 when the client set none. */
@@ -117,16 +118,19 @@ export class GrpcTransport {
 
 
   #serveUnary(stream: http2.ServerHttp2Stream, h: UnaryHandler, ctx: CallContext): void {
-    const reader = new MessageReader(this.#opts.recvMessageBytesMax);
+    const reader = new GrpcMessageReader(this.#opts.recvMessageBytesMax);
     let got: Uint8Array | null = null;
     let failed = false;
+    const sink = {
+      onMessage: (m: Uint8Array): void => {
+        if (got !== null) throw new EtcdError(GrpcCode.Unimplemented, 'grpc: more than one message in a unary call');
+        got = m;
+      },
+    };
     stream.on('data', (chunk: Buffer) => {
       if (failed) return;
       try {
-        reader.push(chunk, (m) => {
-          if (got !== null) throw new EtcdError(GrpcCode.Unimplemented, 'grpc: more than one message in a unary call');
-          got = m;
-        });
+        reader.push(chunk, 0, chunk.length, sink);
       } catch (e) {
         failed = true;
         sendError(stream, e);
@@ -183,10 +187,10 @@ export class GrpcTransport {
       onDrain: (fn) => { stream.on('drain', fn); },
     };
     const handlers = h(ss, ctx);
-    const reader = new MessageReader(this.#opts.recvMessageBytesMax);
+    const reader = new GrpcMessageReader(this.#opts.recvMessageBytesMax);
     stream.on('data', (chunk: Buffer) => {
       try {
-        reader.push(chunk, (m) => handlers.onMessage(m));
+        reader.push(chunk, 0, chunk.length, handlers);
       } catch (e) {
         const err = e instanceof EtcdError ? e : new EtcdError(GrpcCode.Internal, String(e));
         ss.end(err.code, err.message);
@@ -197,35 +201,6 @@ export class GrpcTransport {
       ended = true;
       for (const fn of cancelFns) fn();
     });
-  }
-}
-
-/** Reassembles length-prefixed gRPC messages from DATA chunks. */
-class MessageReader {
-  #buf: Buffer = Buffer.alloc(0);
-  #max: number;
-  constructor(max: number) {
-    this.#max = max;
-  }
-  pending(): boolean {
-    return this.#buf.length > 0;
-  }
-  push(chunk: Buffer, onMessage: (m: Uint8Array) => void): void {
-    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
-    while (this.#buf.length >= 5) {
-      const compressed = this.#buf[0];
-      const len = this.#buf.readUInt32BE(1);
-      if (compressed !== 0) {
-        throw new EtcdError(GrpcCode.Unimplemented, 'grpc: Decompressor is not installed for grpc-encoding');
-      }
-      if (len > this.#max) {
-        throw new EtcdError(GrpcCode.ResourceExhausted, `grpc: received message larger than max (${len} vs. ${this.#max})`);
-      }
-      if (this.#buf.length < 5 + len) return;
-      const msg = this.#buf.subarray(5, 5 + len);
-      this.#buf = this.#buf.subarray(5 + len);
-      onMessage(msg);
-    }
   }
 }
 
@@ -253,10 +228,17 @@ export function sendStatus(stream: http2.ServerHttp2Stream, code: GrpcCode, mess
   stream.respond({ ...RESPONSE_HEADERS, ...statusTrailers(code, message) }, { endStream: true });
 }
 
+/** The gRPC status of a handler's failure: an EtcdError or a {code, message} from a worker keeps
+ *  its code and message; anything else is UNKNOWN. Shared by both transports. */
+export function errorStatus(e: unknown): { code: number; message: string } {
+  if (e instanceof EtcdError) return { code: e.code, message: e.message };
+  if (e && typeof e === 'object' && 'code' in e && 'message' in e && typeof (e as { code: unknown }).code === 'number') {
+    return e as { code: number; message: string };
+  }
+  return { code: GrpcCode.Unknown, message: e instanceof Error ? e.message : String(e) };
+}
+
 function sendError(stream: http2.ServerHttp2Stream, e: unknown): void {
-  if (e instanceof EtcdError) sendStatus(stream, e.code, e.message);
-  else if (e && typeof e === 'object' && 'code' in e && 'message' in e && typeof (e as { code: unknown }).code === 'number') {
-    const w = e as { code: number; message: string };
-    sendStatus(stream, w.code, w.message);
-  } else sendStatus(stream, GrpcCode.Unknown, e instanceof Error ? e.message : String(e));
+  const st = errorStatus(e);
+  sendStatus(stream, st.code, st.message);
 }
