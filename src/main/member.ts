@@ -132,7 +132,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   });
   const node = new RaftNode({
     id: memberId, voters, heartbeatIntervalMs: cfg.heartbeatIntervalMs, electionTimeoutMs: cfg.electionTimeoutMs,
-    maxRequestBytes: cfg.maxRequestBytes, pendingProposalsMax: limits.pendingProposalsMax, requestTimeoutMs: limits.requestTimeoutMs,
+    maxRequestBytes: cfg.maxRequestBytes, pendingProposalsMax: limits.pendingProposalsMax, pendingReadsMax: limits.pendingReadsMax, requestTimeoutMs: limits.requestTimeoutMs,
     raftLogRetainEntries: limits.raftLogRetainEntries, snapshotCount: cfg.snapshotCount, snapshotEntryBytes: limits.snapshotEntryBytes,
     syncStateMachine: () => syncVia(compactor.worker),
   }, log, raw, storage, recovered.wal, applied, new Ring(toApply), new Ring(fromApply));
@@ -144,14 +144,14 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   const self = members.find((m) => m.id === memberId) as MemberInfo;
   const watch = new WatchService({
     worker: watchWorker.worker, toWatch: new Ring(watchInit.toWatch), fromWatch: new Ring(watchInit.fromWatch),
-    signal: new WatchSignal(watchInit.signal), term: () => node.status().term, log,
+    signal: new WatchSignal(watchInit.signal), term: () => node.term, log,
   });
   const server = new EtcdServer({ cfg, log, node, store, clusterId, self, members, lmdbDir, compactor: compactor.worker, watch });
   await publish(node, store, cfg, ident, log);
   const h1 = createHttp1Server({
     healthy: async () => {
       // As etcd 3.4's /health: a leader must exist and a request must commit through the log.
-      if (node.status().lead === 0n) return false;
+      if (!node.hasLeader) return false;
       await node.propose(RequestKind.HealthCheck, new Uint8Array(0));
       return true;
     },

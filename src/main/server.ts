@@ -16,6 +16,7 @@ import { toNum } from '../shared/long';
 import { limits } from '../shared/limits';
 import { validateDeleteRange, validatePut, validateRange, validateTxn } from '../shared/validate';
 import { ETCD_SERVER_VERSION } from '../shared/version';
+import { HeaderMaker } from '../shared/header';
 import type { RangeTask, RangeTaskResult } from '../workers/range';
 import { Config } from './config';
 import type { StreamHandler } from './net/grpc';
@@ -48,8 +49,10 @@ export class EtcdServer {
   readonly transport: GrpcTransport | GrpcH2Transport;
   readonly #d: ServerDeps;
   readonly #pool: Piscina;
-  readonly #clusterIdLong: Long;
-  readonly #memberIdLong: Long;
+  readonly #headers: HeaderMaker;
+  /** IDs as decimal strings, as range tasks carry them to the pool. */
+  readonly #clusterIdStr: string;
+  readonly #memberIdStr: string;
   #physicalCompactRev = 0;
   #dbSize = 0;
   #dbSizeAt = 0;
@@ -57,8 +60,9 @@ export class EtcdServer {
 
   constructor(d: ServerDeps) {
     this.#d = d;
-    this.#clusterIdLong = Long.fromString(d.clusterId.toString(), true);
-    this.#memberIdLong = Long.fromString(d.self.id.toString(), true);
+    this.#clusterIdStr = d.clusterId.toString();
+    this.#memberIdStr = d.self.id.toString();
+    this.#headers = new HeaderMaker(this.#clusterIdStr, this.#memberIdStr);
     this.#pool = new Piscina({
       filename: path.join(__dirname, '../workers/range.js'),
       minThreads: 1,
@@ -97,8 +101,8 @@ export class EtcdServer {
   }
 
   header(revision?: number): etcdserverpb.IResponseHeader {
-    const st = this.#d.node.status();
-    return { clusterId: this.#clusterIdLong, memberId: this.#memberIdLong, revision: revision ?? st.revision, raftTerm: st.term };
+    const node = this.#d.node;
+    return this.#headers.make(revision ?? node.revision, node.term);
   }
 
   async #range(body: Uint8Array): Promise<Uint8Array> {
@@ -115,8 +119,8 @@ export class EtcdServer {
 
   async #runPool(kind: 'range' | 'hashKV', body: Uint8Array): Promise<Uint8Array> {
     const task: RangeTask = {
-      kind, lmdbDir: this.#d.lmdbDir, clusterId: this.#d.clusterId.toString(), memberId: this.#d.self.id.toString(),
-      raftTerm: this.#d.node.status().term, request: body,
+      kind, lmdbDir: this.#d.lmdbDir, clusterId: this.#clusterIdStr, memberId: this.#memberIdStr,
+      raftTerm: this.#d.node.term, request: body,
     };
     let r: RangeTaskResult;
     try {

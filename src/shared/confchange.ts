@@ -11,7 +11,3 @@ export interface ConfChange {
 export function encodeConfChange(c: ConfChange): Uint8Array {
   return Buffer.from(JSON.stringify(c), 'utf8');
 }
-
-export function decodeConfChange(data: Uint8Array): ConfChange {
-  return JSON.parse(Buffer.from(data).toString('utf8')) as ConfChange;
-}

@@ -22,6 +22,8 @@ export const limits = {
   ringBytes: 64 * 1024 * 1024,
   /** Proposals waiting for commit+apply; a full queue answers "too many requests". */
   pendingProposalsMax: 100_000,
+  /** Linearizable reads waiting for a ReadIndex; a full queue answers "too many requests". */
+  pendingReadsMax: 100_000,
   /** Entries in one apply batch (one LMDB write transaction). */
   applyBatchEntriesMax: 4096,
   /** Bytes of WAL records in one group-commit write. */

@@ -1,4 +1,5 @@
-// int64 fields decode as Long (protobufjs --force-long) so that 64-bit IDs keep full precision.
+// int64 fields decode as Long (protobufjs uses the long package when present) so that 64-bit IDs keep
+// full precision.
 // Revisions, counts and limits stay far below 2^53 and are handled as numbers.
 import Long from 'long';
 
@@ -11,15 +12,4 @@ export function toNum(v: Int64): number {
   const n = v.toNumber();
   if (!Number.isSafeInteger(n)) throw new RangeError(`int64 ${v.toString()} out of the safe integer range`);
   return n;
-}
-
-/** A 64-bit ID (member, cluster, lease) as a bigint, signed or unsigned as the field is. */
-export function toBig(v: Int64, unsigned = false): bigint {
-  if (v === null || v === undefined) return 0n;
-  if (typeof v === 'number') return BigInt(v);
-  return BigInt(unsigned ? v.toUnsigned().toString() : v.toString());
-}
-
-export function longFromBig(v: bigint, unsigned = false): Long {
-  return Long.fromString(BigInt.asIntN(64, v).toString(), false).toUnsigned().toSigned()[unsigned ? 'toUnsigned' : 'toSigned']();
 }

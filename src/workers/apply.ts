@@ -3,7 +3,6 @@
 // the applied index (so WAL replay is idempotent), encodes each response (with the full response
 // header) and pushes results plus an APPLIED marker back on the apply->main ring.
 import { parentPort, workerData } from 'node:worker_threads';
-import Long from 'long';
 import { etcdserverpb } from '../shared/gen/etcd';
 import { Ring } from '../shared/ring';
 import { decodeEntry, RequestKind } from '../shared/entry';
@@ -14,13 +13,13 @@ import { MvccStore, WriteRequest, WriteResult } from './mvcc/store';
 import { EntryType } from '../main/raft/types';
 import { toNum } from '../shared/long';
 import { WatchSignal } from '../shared/watch_protocol';
+import { HeaderMaker } from '../shared/header';
 
 const init = workerData as WorkerInit;
 const store = MvccStore.open(init.lmdbDir);
 const inRing = new Ring(init.toApply as SharedArrayBuffer);
 const outRing = new Ring(init.fromApply as SharedArrayBuffer);
-const clusterId = Long.fromString(init.clusterId, true);
-const memberId = Long.fromString(init.memberId, true);
+const headers = new HeaderMaker(init.clusterId, init.memberId);
 const batchMax = init.applyBatchEntriesMax ?? 4096;
 /** Tells the watch worker the newest revision after each batch (a word store + wake, never blocks). */
 const watchSignalSab = (workerData as { watchSignal?: SharedArrayBuffer }).watchSignal;
@@ -51,7 +50,7 @@ function decodeRequest(kind: RequestKind, body: Uint8Array): WriteRequest {
 
 function encodeResponse(kind: RequestKind, resp: object, term: number): Uint8Array {
   const r = resp as { header?: etcdserverpb.IResponseHeader | null };
-  r.header = { clusterId: clusterId, memberId: memberId, revision: r.header?.revision ?? 0, raftTerm: term };
+  r.header = headers.make(r.header?.revision ?? 0, term);
   switch (kind) {
     case RequestKind.Put: return etcdserverpb.PutResponse.encode(resp as etcdserverpb.IPutResponse).finish();
     case RequestKind.DeleteRange: return etcdserverpb.DeleteRangeResponse.encode(resp as etcdserverpb.IDeleteRangeResponse).finish();
@@ -108,17 +107,16 @@ function applyBatch(msgs: Uint8Array[]): void {
     items.push({ index: e.index, req: decodeRequest(d.kind, d.body) });
     pendings.push({ requestId: d.requestId, index: e.index, term: e.term, kind: d.kind });
   }
-  store.recordApplied(lastIndex);
-  const results = store.applyBatch(items);
+  const results = store.applyBatch(items, lastIndex); // lastIndex covers trailing no-op entries
   results.forEach((r: WriteResult | null, i: number) => {
     if (r !== null) pushResult(pendings[i], r);
   });
   const slot = reserveBlocking(APPLIED_MSG_BYTES);
-  const revision = store.revision;
-  writeAppliedMsg(slot, Math.max(lastIndex, store.appliedIndex), revision, store.compactRevision);
+  const st = store.snapshotState(); // one meta read, not three
+  writeAppliedMsg(slot, Math.max(lastIndex, st.appliedIndex), st.revision, st.compactRevision);
   outRing.commit();
   outRing.notify();
-  watchSignal?.publishRevision(revision);
+  watchSignal?.publishRevision(st.revision);
 }
 
 function loop(): void {

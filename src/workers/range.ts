@@ -1,10 +1,10 @@
 // Range pool task (piscina): a serializable range over an LMDB read transaction, for scans too
 // large to run inline on the main thread. Returns the encoded RangeResponse with its header.
 // The store is opened once per worker thread; LMDB shares one environment across threads.
-import Long from 'long';
 import { etcdserverpb } from '../shared/gen/etcd';
 import { MvccStore } from './mvcc/store';
 import { EtcdError } from '../shared/errors';
+import { HeaderMaker } from '../shared/header';
 
 export interface RangeTask {
   /** 'range' (default): request is a RangeRequest. 'hashKV': request is a HashKVRequest. */
@@ -18,18 +18,18 @@ export interface RangeTask {
 
 export type RangeTaskResult = { ok: Uint8Array } | { err: { code: number; message: string } };
 
+// Per worker thread, made on the first task: the member's store and IDs never change.
 let store: MvccStore | null = null;
+let headers: HeaderMaker | null = null;
 
 export default function rangeTask(task: RangeTask): RangeTaskResult {
   store ??= MvccStore.open(task.lmdbDir, { readOnly: true });
+  headers ??= new HeaderMaker(task.clusterId, task.memberId);
   try {
-    if (task.kind === 'hashKV') return { ok: hashKVTask(store, task) };
+    if (task.kind === 'hashKV') return { ok: hashKVTask(store, headers, task) };
     const req = etcdserverpb.RangeRequest.decode(task.request);
     const resp = store.range(req);
-    resp.header = {
-      clusterId: Long.fromString(task.clusterId, true), memberId: Long.fromString(task.memberId, true),
-      revision: resp.header?.revision ?? 0, raftTerm: task.raftTerm,
-    };
+    resp.header = headers.make(resp.header?.revision ?? 0, task.raftTerm);
     return { ok: etcdserverpb.RangeResponse.encode(resp).finish() };
   } catch (e) {
     if (e instanceof EtcdError) return { err: { code: e.code, message: e.message } };
@@ -38,14 +38,11 @@ export default function rangeTask(task: RangeTask): RangeTaskResult {
 }
 
 /** Maintenance.HashKV: a full scan of the history up to the revision, so it runs in the pool. */
-function hashKVTask(s: MvccStore, task: RangeTask): Uint8Array {
+function hashKVTask(s: MvccStore, headers: HeaderMaker, task: RangeTask): Uint8Array {
   const req = etcdserverpb.HashKVRequest.decode(task.request);
   const h = s.hashKV(Number(req.revision ?? 0));
   return etcdserverpb.HashKVResponse.encode({
-    header: {
-      clusterId: Long.fromString(task.clusterId, true), memberId: Long.fromString(task.memberId, true),
-      revision: h.revision, raftTerm: task.raftTerm,
-    },
+    header: headers.make(h.revision, task.raftTerm),
     hash: h.hash >>> 0,
     compactRevision: h.compactRevision,
   }).finish();

@@ -26,6 +26,8 @@ export interface NodeOptions {
   electionTimeoutMs: number;
   maxRequestBytes: number;
   pendingProposalsMax: number;
+  /** Linearizable reads waiting for a ReadIndex; more get "too many requests". */
+  pendingReadsMax: number;
   requestTimeoutMs: number;
   raftLogRetainEntries: number;
   /** Applied entries between state-machine snapshots (etcd --snapshot-count). */
@@ -69,12 +71,11 @@ export class RaftNode {
   #lead: NodeId = 0n;
   #term = 0;
   #commit = 0;
-  #lastIndex = 0;
   #readSeq = 0;
   #readQueue: Array<() => void> = [];
   #readBatches: ReadBatch[] = [];
-  #leaderChanges = 0;
-  #appliedWaiters: Array<{ index: number; resolve: () => void }> = [];
+  /** Linearizable reads waiting for their ReadIndex (bounded by pendingReadsMax). */
+  #readsWaiting = 0;
   /** Index of the last state-machine snapshot: the WAL holds nothing needed below it. */
   #snapshotIndex: number;
   #snapshotting = false;
@@ -110,8 +111,7 @@ export class RaftNode {
     // A lone voter need not wait an election timeout (etcd fast-forwards its ticks for the same
     // reason). Raft refuses to campaign while committed conf changes are unapplied, so campaign
     // once the apply worker has caught up with the commit index.
-    this.#campaignWhenApplied = this.#opts.voters.length === 1 && this.#opts.voters[0] === this.#opts.id &&
-      st.raftState !== StateType.Leader;
+    this.#campaignWhenApplied = this.#loneVoter && st.raftState !== StateType.Leader;
     this.#maybeCampaign();
     this.#ticker = setInterval(() => {
       this.#raw.tick();
@@ -141,9 +141,9 @@ export class RaftNode {
   propose(kind: RequestKind, body: Uint8Array): Promise<Uint8Array> {
     if (this.#stopped) return Promise.reject(Errors.stopped());
     if (this.#proposals.size >= this.#opts.pendingProposalsMax) return Promise.reject(Errors.tooManyRequests());
+    if (body.length > this.#opts.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     const requestId = this.#nextRequestId++;
     const data = encodeEntry(kind, requestId, body);
-    if (body.length > this.#opts.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     try {
       this.#raw.propose(data);
     } catch (e) {
@@ -164,9 +164,18 @@ export class RaftNode {
   readBarrier(): Promise<void> {
     if (this.#stopped) return Promise.reject(Errors.stopped());
     if (this.#lead === 0n) return Promise.reject(Errors.noLeader());
+    if (this.#readsWaiting >= this.#opts.pendingReadsMax) return Promise.reject(Errors.tooManyRequests());
+    this.#readsWaiting++;
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(Errors.timeout()), this.#opts.requestTimeoutMs);
+      let done = false;
+      const timer = setTimeout(() => {
+        done = true;
+        this.#readsWaiting--;
+        reject(Errors.timeout());
+      }, this.#opts.requestTimeoutMs);
       this.#readQueue.push(() => {
+        if (done) return;
+        this.#readsWaiting--;
         clearTimeout(timer);
         resolve();
       });
@@ -174,17 +183,26 @@ export class RaftNode {
     });
   }
 
-  /** Resolves once everything up to `index` is applied. */
-  waitApplied(index: number): Promise<void> {
-    if (this.#applied >= index) return Promise.resolve();
-    return new Promise((resolve) => this.#appliedWaiters.push({ index, resolve }));
+  /** For Maintenance.Status and auto-compaction (allocates; per-request paths use the getters). */
+  status(): { term: number; lead: NodeId; commit: number; applied: number; revision: number; compactRevision: number } {
+    return {
+      term: this.#term, lead: this.#lead, commit: this.#commit, applied: this.#applied,
+      revision: this.#revision, compactRevision: this.#compactRevision,
+    };
   }
 
-  status(): { term: number; lead: NodeId; commit: number; applied: number; lastIndex: number; revision: number; compactRevision: number; leaderChanges: number } {
-    return {
-      term: this.#term, lead: this.#lead, commit: this.#commit, applied: this.#applied, lastIndex: this.#lastIndex,
-      revision: this.#revision, compactRevision: this.#compactRevision, leaderChanges: this.#leaderChanges,
-    };
+  /** Current Raft term, for response headers. */
+  get term(): number {
+    return this.#term;
+  }
+
+  /** Newest applied MVCC revision, for response headers. */
+  get revision(): number {
+    return this.#revision;
+  }
+
+  get hasLeader(): boolean {
+    return this.#lead !== 0n;
   }
 
   #maybeCampaign(): void {
@@ -259,8 +277,7 @@ export class RaftNode {
       this.#term = rd.hardState.term;
       this.#commit = rd.hardState.commit;
     }
-    this.#lastIndex = this.#storage.lastIndex();
-    this.#durableIndex = this.#lastIndex; // storage holds only what the WAL has synced
+    this.#durableIndex = this.#storage.lastIndex(); // storage holds only what the WAL has synced
     this.#releaseHeld();
     // Single member: no peers to send to. The peer transport is the multi-member issue.
     if (!overlap) await this.#applyCommitted(rd);
@@ -287,7 +304,6 @@ export class RaftNode {
 
   #onSoftState(lead: NodeId): void {
     if (lead !== this.#lead) {
-      if (lead !== 0n) this.#leaderChanges++;
       this.#log.info(lead === 0n ? 'raft lost leader' : 'raft elected leader', { leader: lead, term: this.#raw.status().term });
       this.#lead = lead;
       this.#term = this.#raw.status().term;
@@ -339,7 +355,6 @@ export class RaftNode {
       await this.#fromApply.waitAsync(1000);
       while (this.#fromApply.drain((m) => this.#onApplyMessage(m)) > 0) { /* keep draining */ }
       this.#releaseReads();
-      this.#releaseAppliedWaiters();
       this.#maybeSnapshot();
       this.#maybeCampaign();
     }
@@ -386,19 +401,14 @@ export class RaftNode {
       this.#held.push({ index: r.index, proposal: p, ok, code: r.code, payload: r.payload.slice() });
       return;
     }
-    this.#settle(p, ok, r.code, r.payload);
+    this.#settle(p, ok, r.code, r.payload.slice());
   }
 
+  /** payload must be the caller's own copy (ring views die with the drain). */
   #settle(p: Proposal, ok: boolean, code: number, payload: Uint8Array): void {
     clearTimeout(p.timer);
-    if (ok) p.resolve(payload.slice());
+    if (ok) p.resolve(payload);
     else p.reject(new EtcdError(code, Buffer.from(payload).toString('utf8')));
   }
 
-  #releaseAppliedWaiters(): void {
-    if (this.#appliedWaiters.length === 0) return;
-    const still: Array<{ index: number; resolve: () => void }> = [];
-    for (const w of this.#appliedWaiters) (w.index <= this.#applied ? w.resolve() : still.push(w));
-    this.#appliedWaiters = still;
-  }
 }

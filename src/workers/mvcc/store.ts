@@ -177,6 +177,13 @@ export class MvccStore {
     return compactStep(this.#dbs, maxRevisions);
   }
 
+  /** Revision, compact revision and applied index from ONE read of the meta state (the apply
+   *  worker reports all three after every batch). */
+  snapshotState(): { revision: number; compactRevision: number; appliedIndex: number } {
+    const st = this.#fresh();
+    return { revision: st.rev, compactRevision: st.compactRev, appliedIndex: Math.max(st.applied, this.#pendingApplied) };
+  }
+
   get revision(): number {
     return this.#fresh().rev;
   }
