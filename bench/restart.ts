@@ -5,9 +5,10 @@
 // and etcd-ts one after the other on fresh data dirs. Not a test: it asserts nothing on speed.
 //
 //   node dist/bench/restart.js [--keys 632000] [--value-bytes 100]
-import * as fs from 'node:fs';
 import * as http2 from 'node:http2';
 import { etcdserverpb } from '../src/shared/gen/etcd';
+import { frameGrpc } from './lib/h2_client';
+import { rssKiB } from './lib/proc';
 import { removeDataDir, Server, ServerKind, startKind } from '../test/support/procs';
 
 interface Args { keys: number; valueBytes: number }
@@ -32,9 +33,7 @@ function unary(session: http2.ClientHttp2Session, path: string, msg: Uint8Array)
     req.on('data', () => { /* response body not needed */ });
     req.on('end', () => (status === '0' ? resolve() : reject(new Error(`grpc-status ${status}`))));
     req.on('error', reject);
-    const head = Buffer.alloc(5);
-    head.writeUInt32BE(msg.length, 1);
-    req.end(Buffer.concat([head, msg]));
+    req.end(frameGrpc(msg));
   });
 }
 
@@ -57,8 +56,7 @@ async function load(s: Server, a: Args): Promise<void> {
 }
 
 function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Math.round(Number(m[1]) / 1024) : NaN;
+  return Math.round(rssKiB(pid) / 1024);
 }
 
 async function measure(kind: ServerKind, a: Args): Promise<{ loadS: number; restartMs: number; rssMiB: number }> {

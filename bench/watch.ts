@@ -18,7 +18,8 @@
 // The generator does not decode WatchResponses with protobufjs (that alone would cap it well below the
 // servers): a small wire-format scanner counts events (field 11) and, for sampled watchers, reads the
 // mod_revision of each event's kv.
-import * as fs from 'node:fs';
+import { frameGrpc } from './lib/h2_client';
+import { procCpuUs, rssKiB } from './lib/proc';
 import * as http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { etcdserverpb } from '../src/shared/gen/etcd';
@@ -49,12 +50,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const watchPath = '/etcdserverpb.Watch/Watch';
 const grpcHeaders = (path: string): http2.OutgoingHttpHeaders => ({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
 
-function grpcFrame(body: Uint8Array): Buffer {
-  const f = Buffer.alloc(5 + body.length);
-  f.writeUInt32BE(body.length, 1);
-  f.set(body, 5);
-  return f;
-}
 
 // ---- minimal protobuf wire scanner (WatchResponse -> event count, created/canceled, mod revisions) ----
 
@@ -145,7 +140,7 @@ class WatchStream {
   }
 
   create(key: Buffer, rangeEnd?: Buffer): void {
-    this.stream.write(grpcFrame(etcdserverpb.WatchRequest.encode({ createRequest: { key, rangeEnd } }).finish()));
+    this.stream.write(frameGrpc(etcdserverpb.WatchRequest.encode({ createRequest: { key, rangeEnd } }).finish()));
   }
 
   close(): void {
@@ -175,14 +170,9 @@ function putOnce(session: http2.ClientHttp2Session, frame: Buffer): Promise<numb
 
 // ---- process stats ----
 
-function rssKiB(pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
-}
-/** utime+stime of a process in seconds (clock ticks assumed 100/s, the Linux default). */
+/** utime+stime of a process in seconds. */
 function procCpuSec(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
+  return (procCpuUs(pid) ?? NaN) / 1e6;
 }
 function selfCpuSec(): number {
   const u = process.cpuUsage();
@@ -269,8 +259,8 @@ async function fanout(s: Server, a: Args): Promise<FanoutResult> {
   session.on('error', (e) => console.error(`writer session error: ${e.message}`));
   const value = Buffer.alloc(a.valueBytes, 0x76);
   const frames = Array.from({ length: a.keys }, (_, i) =>
-    grpcFrame(etcdserverpb.PutRequest.encode({ key: Buffer.concat([prefix, Buffer.from(`key/${String(i).padStart(6, '0')}`)]), value }).finish()));
-  await putOnce(session, grpcFrame(etcdserverpb.PutRequest.encode({ key: Buffer.from('/wbench-warmup'), value }).finish())); // outside the prefix
+    frameGrpc(etcdserverpb.PutRequest.encode({ key: Buffer.concat([prefix, Buffer.from(`key/${String(i).padStart(6, '0')}`)]), value }).finish()));
+  await putOnce(session, frameGrpc(etcdserverpb.PutRequest.encode({ key: Buffer.from('/wbench-warmup'), value }).finish())); // outside the prefix
   const sentAt = new Map<number, number>(); // revision -> time the Put was written
   let writes = 0;
   let next = 0;

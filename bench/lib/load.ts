@@ -1,5 +1,6 @@
 // Runs one load (workload x clients) against one endpoint, spread over worker threads, and merges
 // the workers' histograms into throughput and latency percentiles.
+import { clockTicks, procCpuUs } from './proc';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -73,16 +74,6 @@ function sampleCpuWindow(fromEpochMs: number, durationMs: number, serverPid?: nu
   });
 }
 
-/** utime + stime of a process (all its threads) from /proc, in microseconds; null where unavailable. */
-function procCpuUs(pid: number): number | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
-    return ((Number(f[11]) + Number(f[12])) / clockTicks) * 1e6;
-  } catch {
-    return null;
-  }
-}
 /** Busy CPU time of the whole machine (all but idle and iowait) from /proc/stat, in microseconds. */
 function machineBusyUs(): number | null {
   try {
@@ -94,7 +85,6 @@ function machineBusyUs(): number | null {
     return null;
   }
 }
-const clockTicks = 100; // USER_HZ; 100 on every Linux architecture Node supports
 
 /**
  * Waits until the machine is quiet: busy CPU (all processes, the idle server included) below
