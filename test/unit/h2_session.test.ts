@@ -115,6 +115,7 @@ describe('h2 session: frames on the wire', function () {
   let port = 0;
   let transport: GrpcH2Transport;
   const cancelled: number[] = [];
+  const floodSent: number[] = [];
   const clients: RawClient[] = [];
   const connect = async (settings: Array<[number, number]> = [], preface = true): Promise<RawClient> => {
     const c = await RawClient.connect(port, settings, preface);
@@ -132,6 +133,21 @@ describe('h2 session: frames on the wire', function () {
       const id = ++n;
       ss.onCancel(() => cancelled.push(id));
       return { onMessage: (m) => ss.send(m), onEnd: () => ss.end(0) };
+    });
+    // Sends 64 KiB messages until send() reports backpressure, then records how much it queued.
+    transport.addStream('/t.S/Flood', (ss: ServerStream) => {
+      const chunk = Buffer.alloc(64 * 1024, 0x66);
+      return {
+        onMessage: () => {
+          let sent = 0;
+          while (ss.send(chunk)) {
+            sent += chunk.length;
+            if (sent > 512 * 1024 * 1024) break; // never stopped: the test fails below
+          }
+          floodSent.push(sent);
+        },
+        onEnd: () => ss.end(0),
+      };
     });
     server = net.createServer((s) => transport.server.emit('connection', s));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -315,6 +331,17 @@ describe('h2 session: frames on the wire', function () {
     ok.send(T.HEADERS, F.END_HEADERS, 1, reqBlock('/t.S/Echo'));
     ok.send(T.DATA, F.END_STREAM, 1, grpcMsg(Buffer.from('calm')));
     assert.equal((await ok.response(1)).status, '0');
+  });
+
+  it('a client with huge windows that stops reading: send() reports backpressure, memory stays bounded', async () => {
+    const c = await connect([[4, 0x7fffffff]]);
+    c.windowUpdate(0, 0x7fffffff - 65535);
+    c.socket.pause(); // never reads again
+    c.send(T.HEADERS, F.END_HEADERS, 1, reqBlock('/t.S/Flood'));
+    c.send(T.DATA, 0, 1, grpcMsg(Buffer.from('go')));
+    for (let i = 0; i < 100 && floodSent.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(floodSent.length, 1, 'the flood handler never ran');
+    assert.ok(floodSent[0] < 64 * 1024 * 1024, `send() kept accepting: ${floodSent[0]} bytes queued`);
   });
 
   it('a bad preface ends the connection', async () => {

@@ -74,8 +74,9 @@ export const h2Limits = {
   headerBlockBytesMax: 128 * 1024,
   /** Our HPACK decoder's dynamic table (SETTINGS_HEADER_TABLE_SIZE, left at the default). */
   decoderTableBytes: DEFAULT_HEADER_TABLE_BYTES,
-  /** Socket bytes queued for writing past which we stop reading the peer's frames until 'drain':
-   *  a client that sends requests but never reads answers cannot grow our memory. */
+  /** Output bytes waiting for the socket past which we stop reading the peer's frames (until 'drain')
+   *  and stop moving DATA out of stream queues (whose send() then reports backpressure): a client that
+   *  never reads can grow neither our read side nor our write side. */
   socketWriteQueueBytesMax: 4 * 1024 * 1024,
   /** A stream's ServerStream.send() reports backpressure (returns false) past this many queued bytes. */
   streamSendQueueBytesHigh: 1024 * 1024,

@@ -87,6 +87,8 @@ export class H2Session implements FrameSink, HeaderSink {
   #out = Buffer.allocUnsafe(h2Limits.outBufferBytes);
   #outLen = 0;
   #outChunks: Buffer[] = [];
+  /** Bytes in #outChunks (output gathered this tick, not yet handed to the socket). */
+  #outChunkBytes = 0;
   #flushScheduled = false;
   #firstHeaderBlock = true;
   #goawaySent = false;
@@ -130,7 +132,9 @@ export class H2Session implements FrameSink, HeaderSink {
   #onSocketEnd = (): void => { if (!this.#socket.destroyed) this.#socket.end(); };
   #onDrain = (): void => {
     this.#readPaused = false;
-    if (!this.#dead) this.#socket.resume();
+    if (this.#dead) return;
+    this.#socket.resume();
+    this.#resumeBlocked();
   };
   #flushBound = (): void => this.#flush();
 
@@ -429,7 +433,7 @@ export class H2Session implements FrameSink, HeaderSink {
 
   #resumeBlocked(): void {
     for (const s of this.#blocked) {
-      if (this.#connSendWindow <= 0) return;
+      if (this.#connSendWindow <= 0 || this.#outputFull()) return;
       this.#blocked.delete(s);
       this.pump(s);
     }
@@ -446,6 +450,12 @@ export class H2Session implements FrameSink, HeaderSink {
   pump(stream: H2Stream): void {
     if (stream.closed || this.#dead) return;
     while (stream.queuedBytes > 0) {
+      // The socket already holds socketWriteQueueBytesMax unsent: keep the data in the stream's
+      // queue (its ServerStream.send reports backpressure) until the socket drains.
+      if (this.#outputFull()) {
+        this.#blocked.add(stream);
+        return;
+      }
       const n = Math.min(stream.queuedBytes, stream.sendWindow, this.#connSendWindow, this.#peerMaxFrame);
       if (n <= 0) {
         if (this.#connSendWindow <= 0) this.#blocked.add(stream);
@@ -610,6 +620,7 @@ export class H2Session implements FrameSink, HeaderSink {
       } else {
         this.#sealOut();
         this.#outChunks.push(piece.subarray(stream.headOffset, stream.headOffset + take));
+        this.#outChunkBytes += take;
       }
       stream.headOffset += take;
       left -= take;
@@ -655,6 +666,7 @@ export class H2Session implements FrameSink, HeaderSink {
   #sealOut(): void {
     if (this.#outLen === 0) return;
     this.#outChunks.push(this.#out.subarray(0, this.#outLen));
+    this.#outChunkBytes += this.#outLen;
     this.#out = Buffer.allocUnsafe(h2Limits.outBufferBytes);
     this.#outLen = 0;
   }
@@ -664,6 +676,7 @@ export class H2Session implements FrameSink, HeaderSink {
     if (this.#socket.destroyed || !this.#socket.writable) {
       this.#outLen = 0;
       this.#outChunks.length = 0;
+      this.#outChunkBytes = 0;
       return;
     }
     let ok = true;
@@ -676,6 +689,7 @@ export class H2Session implements FrameSink, HeaderSink {
       for (const c of this.#outChunks) ok = this.#socket.write(c);
       this.#socket.uncork();
       this.#outChunks.length = 0;
+      this.#outChunkBytes = 0;
     }
     this.#outLen = 0;
     if (!ok && !this.#readPaused && this.#socket.writableLength > h2Limits.socketWriteQueueBytesMax) {
@@ -683,6 +697,13 @@ export class H2Session implements FrameSink, HeaderSink {
       this.#socket.pause();
       this.#socket.once('drain', this.#onDrain);
     }
+    if (!this.#readPaused && this.#blocked.size > 0) this.#resumeBlocked();
+  }
+
+  /** Output waiting for the socket (gathered this tick, or queued in the socket past its limit) is
+   *  at socketWriteQueueBytesMax: DATA stays in the streams' queues, which report backpressure. */
+  #outputFull(): boolean {
+    return this.#readPaused || this.#outChunkBytes + this.#outLen > h2Limits.socketWriteQueueBytesMax;
   }
 }
 
