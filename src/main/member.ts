@@ -13,6 +13,7 @@ import { Wal } from './wal/wal';
 import { MemoryStorage } from './raft/memory_storage';
 import { RawNode } from './raft/rawnode';
 import { RaftNode } from './node/node';
+import { Lessor } from './lease/lessor';
 import { EtcdServer, MemberInfo } from './server';
 import { createHttp1Server } from './http1';
 import { listenMultiplexed } from './net/listener';
@@ -136,7 +137,13 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
     raftLogRetainEntries: limits.raftLogRetainEntries, snapshotCount: cfg.snapshotCount, snapshotEntryBytes: limits.snapshotEntryBytes,
     syncStateMachine: () => syncVia(compactor.worker),
   }, log, raw, storage, recovered.wal, applied, new Ring(toApply), new Ring(fromApply));
+  // Before the node starts: the lessor loads the stored leases, then follows every applied change.
+  const electionTicks = Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs);
+  const lessor = new Lessor(node, store, log, {
+    memberId, minTtlSeconds: Math.ceil((Math.floor((3 * electionTicks) / 2) * cfg.heartbeatIntervalMs) / 1000),
+  });
   node.start();
+  lessor.start();
 
   const members: MemberInfo[] = ident.members.map((m) => ({
     id: BigInt(m.id), name: m.name, peerUrls: m.peerUrls,
@@ -146,7 +153,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
     worker: watchWorker.worker, toWatch: new Ring(watchInit.toWatch), fromWatch: new Ring(watchInit.fromWatch),
     signal: new WatchSignal(watchInit.signal), term: () => node.term, log,
   });
-  const server = new EtcdServer({ cfg, log, node, store, clusterId, self, members, lmdbDir, compactor: compactor.worker, watch });
+  const server = new EtcdServer({ cfg, log, node, store, clusterId, self, members, lmdbDir, compactor: compactor.worker, watch, lessor });
   await publish(node, store, cfg, ident, log);
   const h1 = createHttp1Server({
     healthy: async () => {
@@ -168,6 +175,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   return {
     async stop() {
       stopAuto();
+      lessor.stop();
       for (const l of listeners) l.close();
       await node.stop();
       log.info('wal stats', { ...recovered.wal.stats() });

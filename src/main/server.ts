@@ -21,6 +21,9 @@ import type { RangeTask, RangeTaskResult } from '../workers/range';
 import { Config } from './config';
 import type { StreamHandler } from './net/grpc';
 import { Logger } from './log';
+import { Lessor } from './lease/lessor';
+import { registerLeaseService } from './lease/lease_service';
+import { LocalKv, registerElectionService, registerLockService } from './lease/recipes';
 
 export interface MemberInfo {
   id: bigint;
@@ -40,6 +43,8 @@ export interface ServerDeps {
   compactor: Worker;
   /** The Watch stream handler (src/main/watch/watch_service.ts); absent in servers built without one. */
   watch?: { handler: StreamHandler };
+  /** Lease bookkeeping (src/main/lease/); with it come the Lease, Lock and Election services. */
+  lessor?: Lessor;
 }
 
 const SERVICE = 'etcdserverpb';
@@ -98,6 +103,14 @@ export class EtcdServer {
     t.addUnary(`/${SERVICE}.Maintenance/HashKV`, (b) => this.#hashKV(b));
     t.addUnary(`/${SERVICE}.Cluster/MemberList`, () => this.#memberList());
     if (this.#d.watch) t.addStream(`/${SERVICE}.Watch/Watch`, this.#d.watch.handler);
+    const lessor = this.#d.lessor;
+    if (lessor) {
+      const header = (rev?: number): etcdserverpb.IResponseHeader => this.header(rev);
+      registerLeaseService(t, lessor, header);
+      const kv = new LocalKv(this.#d.node, this.#d.store, header);
+      registerLockService(t, kv, lessor);
+      registerElectionService(t, kv, lessor);
+    }
   }
 
   header(revision?: number): etcdserverpb.IResponseHeader {

@@ -11,15 +11,47 @@
 //           status 0: payload = encoded response; 1: payload = UTF-8 error message.
 //   APPLIED | 3 | pad ... | appliedIndex @8 | revision @16 | compactRevision @24 |
 //           sent after every batch: everything up to appliedIndex is applied.
+//   LEASE   | 4 | op | pad | id i64 @8 | ttl f64 @16 | remaining f64 @24 |
+//           one per lease granted, revoked or checkpointed, whoever proposed it, before the
+//           batch's APPLIED: the main thread's lessor follows the applied lease state from these.
 import { assert } from './errors';
 
 export const MSG_ENTRY = 1;
 export const MSG_RESULT = 2;
 export const MSG_APPLIED = 3;
+export const MSG_LEASE = 4;
 
 export const ENTRY_MSG_HEADER = 24;
 export const RESULT_MSG_HEADER = 32;
 export const APPLIED_MSG_BYTES = 32;
+export const LEASE_MSG_BYTES = 32;
+
+export const enum LeaseOp {
+  Grant = 1,
+  Revoke = 2,
+  Checkpoint = 3,
+}
+
+export interface LeaseMsg {
+  op: LeaseOp;
+  id: bigint;
+  ttl: number;
+  remaining: number;
+}
+
+export function writeLeaseMsg(out: Uint8Array, m: LeaseMsg): void {
+  const v = dv(out);
+  out[0] = MSG_LEASE;
+  out[1] = m.op;
+  v.setBigInt64(8, m.id, true);
+  v.setFloat64(16, m.ttl, true);
+  v.setFloat64(24, m.remaining, true);
+}
+
+export function readLeaseMsg(m: Uint8Array): LeaseMsg {
+  const v = dv(m);
+  return { op: m[1] as LeaseOp, id: v.getBigInt64(8, true), ttl: v.getFloat64(16, true), remaining: v.getFloat64(24, true) };
+}
 
 export const RESULT_OK = 0;
 export const RESULT_ERR = 1;

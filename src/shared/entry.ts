@@ -23,6 +23,10 @@ export const enum RequestKind {
   ClusterVersion = 6,
   /** etcd 3.4's /health commits a quorum GET through the log; so does ours. No state change. */
   HealthCheck = 7,
+  /** Lease requests, body = the etcdserverpb request (a grant's ID and TTL already chosen by the proposer). */
+  LeaseGrant = 8,
+  LeaseRevoke = 9,
+  LeaseCheckpoint = 10,
 }
 
 export function encodeEntry(kind: RequestKind, requestId: number, body: Uint8Array): Uint8Array {
@@ -43,7 +47,7 @@ export interface DecodedEntry {
 export function decodeEntry(data: Uint8Array): DecodedEntry {
   assert(data.length >= ENTRY_HEADER_BYTES && data[0] === ENTRY_VERSION, `bad entry header (len ${data.length}, ver ${data[0]})`);
   const kind = data[1] as RequestKind;
-  assert(kind >= RequestKind.Put && kind <= RequestKind.HealthCheck, `unknown request kind ${kind}`);
+  assert(kind >= RequestKind.Put && kind <= RequestKind.LeaseCheckpoint, `unknown request kind ${kind}`);
   const requestId = new DataView(data.buffer, data.byteOffset, data.byteLength).getFloat64(8, true);
   return { kind, requestId, body: data.subarray(ENTRY_HEADER_BYTES) };
 }

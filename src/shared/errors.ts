@@ -54,6 +54,7 @@ export const Errors = {
   memberNotFound: def(GrpcCode.NotFound, 'etcdserver: member not found'),
   requestTooLarge: def(GrpcCode.InvalidArgument, 'etcdserver: request is too large'),
   noLeader: def(GrpcCode.Unavailable, 'etcdserver: no leader'),
+  notLeader: def(GrpcCode.Unavailable, 'etcdserver: not leader'),
   leaderChanged: def(GrpcCode.Unavailable, 'etcdserver: leader changed'),
   notCapable: def(GrpcCode.Unavailable, 'etcdserver: not capable'),
   stopped: def(GrpcCode.Unavailable, 'etcdserver: server stopped'),

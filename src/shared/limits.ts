@@ -66,6 +66,25 @@ export const limits = {
   watchResponseRingBytes: 32 * 1024 * 1024,
   /** Control messages queued on the main thread while the main->watch ring is full. */
   watchControlQueueMax: 100_000,
+
+  // Leases (src/main/lease/).
+  /** How often the leader looks for expired leases (etcd: 500 ms). */
+  leaseExpiryCheckMs: 500,
+  /** Expired-lease revokes proposed per second at most (etcd's leaseRevokeRate). */
+  leaseRevokesPerSecond: 1000,
+  /** An expired lease whose revoke failed is tried again after this long (etcd: 3 s). */
+  leaseRevokeRetryMs: 3000,
+  /** How often the leader checkpoints the remaining TTL of leases nobody renewed since the last pass. */
+  leaseCheckpointIntervalMs: 5000,
+  /** Checkpoints in one LeaseCheckpoint entry (etcd: 1000), and entries per pass. */
+  leaseCheckpointBatchMax: 1000,
+  leaseCheckpointEntriesPerPass: 10,
+  /** Keep-alive requests queued on one LeaseKeepAlive stream before it is ended. */
+  leaseKeepAliveQueueMax: 1000,
+  /** Lock and Election calls waiting for a key to go away (each checks on every applied batch). */
+  recipeWaitersMax: 10_000,
+  /** etcd's concurrency.Session default TTL: a Lock request without a lease gets one this long. */
+  recipeSessionTtlSeconds: 60,
 };
 
 export type Limits = typeof limits;

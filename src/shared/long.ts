@@ -13,3 +13,17 @@ export function toNum(v: Int64): number {
   if (!Number.isSafeInteger(n)) throw new RangeError(`int64 ${v.toString()} out of the safe integer range`);
   return n;
 }
+
+/** A signed int64 (lease IDs) as a bigint, exact over the whole range. */
+export function toBigInt(v: Int64): bigint {
+  if (v === null || v === undefined) return 0n;
+  if (typeof v === 'number') return BigInt(v);
+  const u = (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
+  return v.unsigned ? u : BigInt.asIntN(64, u);
+}
+
+/** A bigint as a signed int64 Long for protobufjs. */
+export function bigIntToLong(v: bigint): Long {
+  const u = BigInt.asUintN(64, v);
+  return Long.fromBits(Number(u & 0xffffffffn) | 0, Number(u >> 32n) | 0, false);
+}

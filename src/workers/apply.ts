@@ -7,11 +7,12 @@ import { etcdserverpb } from '../shared/gen/etcd';
 import { Ring } from '../shared/ring';
 import { decodeEntry, RequestKind } from '../shared/entry';
 import {
-  APPLIED_MSG_BYTES, readEntryMsg, RESULT_ERR, RESULT_MSG_HEADER, RESULT_OK, writeAppliedMsg, writeResultHeader, WorkerInit,
+  APPLIED_MSG_BYTES, LEASE_MSG_BYTES, LeaseMsg, LeaseOp, readEntryMsg, RESULT_ERR, RESULT_MSG_HEADER, RESULT_OK, writeAppliedMsg,
+  writeLeaseMsg, writeResultHeader, WorkerInit,
 } from '../shared/apply_protocol';
 import { MvccStore, WriteRequest, WriteResult } from './mvcc/store';
 import { EntryType } from '../main/raft/types';
-import { toNum } from '../shared/long';
+import { toBigInt, toNum } from '../shared/long';
 import { WatchSignal } from '../shared/watch_protocol';
 import { HeaderMaker } from '../shared/header';
 
@@ -45,6 +46,9 @@ function decodeRequest(kind: RequestKind, body: Uint8Array): WriteRequest {
     }
     case RequestKind.ClusterVersion: return { kind: 'clusterVersion', version: textDecoder.decode(body) };
     case RequestKind.HealthCheck: return { kind: 'noop' };
+    case RequestKind.LeaseGrant: return { kind: 'leaseGrant', req: etcdserverpb.LeaseGrantRequest.decode(body) };
+    case RequestKind.LeaseRevoke: return { kind: 'leaseRevoke', req: etcdserverpb.LeaseRevokeRequest.decode(body) };
+    case RequestKind.LeaseCheckpoint: return { kind: 'leaseCheckpoint', req: etcdserverpb.LeaseCheckpointRequest.decode(body) };
   }
 }
 
@@ -56,6 +60,9 @@ function encodeResponse(kind: RequestKind, resp: object, term: number): Uint8Arr
     case RequestKind.DeleteRange: return etcdserverpb.DeleteRangeResponse.encode(resp as etcdserverpb.IDeleteRangeResponse).finish();
     case RequestKind.Txn: return etcdserverpb.TxnResponse.encode(resp as etcdserverpb.ITxnResponse).finish();
     case RequestKind.Compact: return etcdserverpb.CompactionResponse.encode(resp as etcdserverpb.ICompactionResponse).finish();
+    case RequestKind.LeaseGrant: return etcdserverpb.LeaseGrantResponse.encode(resp as etcdserverpb.ILeaseGrantResponse).finish();
+    case RequestKind.LeaseRevoke: return etcdserverpb.LeaseRevokeResponse.encode(resp as etcdserverpb.ILeaseRevokeResponse).finish();
+    case RequestKind.LeaseCheckpoint: return etcdserverpb.LeaseCheckpointResponse.encode(resp as etcdserverpb.ILeaseCheckpointResponse).finish();
     case RequestKind.MemberAttributes:
     case RequestKind.ClusterVersion:
     case RequestKind.HealthCheck:
@@ -95,6 +102,25 @@ function reserveBlocking(len: number): Uint8Array {
   }
 }
 
+/** What the main thread's lessor must learn from one applied request (nothing for a refused one). */
+function leaseEvents(req: WriteRequest, res: WriteResult, out: LeaseMsg[]): void {
+  if (!('ok' in res)) return;
+  switch (req.kind) {
+    case 'leaseGrant':
+      out.push({ op: LeaseOp.Grant, id: toBigInt(req.req.ID), ttl: toNum(req.req.TTL), remaining: 0 });
+      break;
+    case 'leaseRevoke':
+      out.push({ op: LeaseOp.Revoke, id: toBigInt(req.req.ID), ttl: 0, remaining: 0 });
+      break;
+    case 'leaseCheckpoint':
+      for (const c of req.req.checkpoints ?? []) {
+        out.push({ op: LeaseOp.Checkpoint, id: toBigInt(c.ID), ttl: 0, remaining: Math.max(0, toNum(c.remaining_TTL)) });
+      }
+      break;
+    default:
+  }
+}
+
 function applyBatch(msgs: Uint8Array[]): void {
   const items: Array<{ index: number; req: WriteRequest }> = [];
   const pendings: Pending[] = [];
@@ -108,6 +134,15 @@ function applyBatch(msgs: Uint8Array[]): void {
     pendings.push({ requestId: d.requestId, index: e.index, term: e.term, kind: d.kind });
   }
   const results = store.applyBatch(items, lastIndex); // lastIndex covers trailing no-op entries
+  // Lease changes first: the lessor knows a lease before its grant is answered.
+  const leaseMsgs: LeaseMsg[] = [];
+  results.forEach((r: WriteResult | null, i: number) => {
+    if (r !== null && pendings[i].kind >= RequestKind.LeaseGrant) leaseEvents(items[i].req, r, leaseMsgs);
+  });
+  for (const lm of leaseMsgs) {
+    writeLeaseMsg(reserveBlocking(LEASE_MSG_BYTES), lm);
+    outRing.commit();
+  }
   results.forEach((r: WriteResult | null, i: number) => {
     if (r !== null) pushResult(pendings[i], r);
   });

@@ -16,6 +16,9 @@ export interface CallContext {
   /** Absolute deadline in ms (Date.now() clock), or 0 when the client set none. */
   deadlineMs: number;
   metadata: http2.IncomingHttpHeaders;
+  /** Unary calls: registers fn to run if the call ends before it is answered (client cancel, reset
+   * or deadline), so a handler that waits (Lock, Campaign) can stop and clean up. */
+  onCancel?: (fn: () => void) => void;
 }
 
 export type UnaryHandler = (body: Uint8Array, ctx: CallContext) => Promise<Uint8Array> | Uint8Array;
@@ -148,15 +151,28 @@ export class GrpcTransport {
 
   #runUnary(stream: http2.ServerHttp2Stream, h: UnaryHandler, body: Uint8Array, ctx: CallContext): void {
     let timer: NodeJS.Timeout | null = null;
+    let answered = false;
+    const cancelFns: Array<() => void> = [];
+    const cancel = (): void => {
+      if (answered) return;
+      answered = true;
+      for (const fn of cancelFns.splice(0)) fn();
+    };
+    ctx.onCancel = (fn) => { cancelFns.push(fn); };
+    stream.once('close', cancel);
     if (ctx.deadlineMs > 0) {
-      timer = setTimeout(() => sendStatus(stream, GrpcCode.DeadlineExceeded, 'context deadline exceeded'),
-        Math.max(0, ctx.deadlineMs - Date.now()));
+      timer = setTimeout(() => {
+        sendStatus(stream, GrpcCode.DeadlineExceeded, 'context deadline exceeded');
+        cancel();
+      }, Math.max(0, ctx.deadlineMs - Date.now()));
     }
     const done = (out: Uint8Array): void => {
+      answered = true;
       if (timer) clearTimeout(timer);
       sendMessage(stream, out);
     };
     const fail = (e: unknown): void => {
+      answered = true;
       if (timer) clearTimeout(timer);
       sendError(stream, e);
     };

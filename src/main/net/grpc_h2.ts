@@ -112,6 +112,9 @@ class UnaryCall implements StreamListener, MessageSink {
   #got: Uint8Array | null = null;
   #failed = false;
   #timer: NodeJS.Timeout | null = null;
+  /** Set once answered; cancel hooks run only for a call that ends unanswered. */
+  #answered = false;
+  #cancelFns: Array<() => void> | null = null;
 
   constructor(stream: H2Stream, handler: UnaryHandler, ctx: CallContext, max: number) {
     this.#stream = stream;
@@ -146,10 +149,20 @@ class UnaryCall implements StreamListener, MessageSink {
 
   onClose(): void {
     this.#clearTimer();
+    this.#cancel();
+  }
+
+  #cancel(): void {
+    if (this.#answered) return;
+    this.#answered = true;
+    const fns = this.#cancelFns;
+    this.#cancelFns = null;
+    if (fns) for (const fn of fns) fn();
   }
 
   #run(body: Uint8Array): void {
     if (this.#ctx.deadlineMs > 0) this.#timer = setTimeout(onDeadline, Math.max(0, this.#ctx.deadlineMs - Date.now()), this);
+    this.#ctx.onCancel = (fn) => { (this.#cancelFns ??= []).push(fn); };
     try {
       const r = this.#handler(body, this.#ctx);
       if (r instanceof Uint8Array) this.done(r);
@@ -160,11 +173,13 @@ class UnaryCall implements StreamListener, MessageSink {
   }
 
   done(out: Uint8Array): void {
+    this.#answered = true;
     this.#clearTimer();
     sendMessage(this.#stream, out);
   }
 
   fail(e: unknown): void {
+    this.#answered = true;
     this.#clearTimer();
     sendError(this.#stream, e);
   }
@@ -172,6 +187,7 @@ class UnaryCall implements StreamListener, MessageSink {
   deadline(): void {
     this.#timer = null;
     sendStatus(this.#stream, GrpcCode.DeadlineExceeded, 'context deadline exceeded');
+    this.#cancel();
   }
 
   #clearTimer(): void {

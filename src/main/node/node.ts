@@ -14,7 +14,8 @@ import { Wal } from '../wal/wal';
 import { Ring } from '../../shared/ring';
 import { encodeEntry, RequestKind } from '../../shared/entry';
 import {
-  ENTRY_MSG_HEADER, MSG_APPLIED, MSG_RESULT, readAppliedMsg, readResultMsg, RESULT_OK, writeEntryMsg,
+  ENTRY_MSG_HEADER, LeaseMsg, MSG_APPLIED, MSG_LEASE, MSG_RESULT, readAppliedMsg, readLeaseMsg, readResultMsg, RESULT_OK,
+  writeEntryMsg,
 } from '../../shared/apply_protocol';
 import { EtcdError, Errors } from '../../shared/errors';
 import { Logger } from '../log';
@@ -87,6 +88,12 @@ export class RaftNode {
   #held: Array<{ index: number; proposal: Proposal; ok: boolean; code: number; payload: Uint8Array }> = [];
   /** Entry bytes persisted since the last snapshot started, and the index they reach. */
   #bytesSinceSnapshot = 0;
+  /** Applied lease changes, in apply order (the lessor; src/main/lease/lessor.ts). */
+  onLease: ((m: LeaseMsg) => void) | null = null;
+  /** Called with true when this member becomes leader and false when it stops being leader. */
+  readonly #leadershipListeners: Array<(isLeader: boolean) => void> = [];
+  /** Called after each applied batch with the newest revision (lock and election waiters). */
+  readonly #appliedListeners = new Set<(revision: number) => void>();
 
   constructor(opts: NodeOptions, log: Logger, raw: RawNode, storage: MemoryStorage, wal: Wal, applied: number,
     toApply: Ring, fromApply: Ring) {
@@ -205,6 +212,25 @@ export class RaftNode {
     return this.#lead !== 0n;
   }
 
+  get isLeader(): boolean {
+    return this.#lead === this.#opts.id;
+  }
+
+  /** The current election timeout (etcd extends lease deadlines by it when a leader takes over). */
+  get electionTimeoutMs(): number {
+    return this.#opts.electionTimeoutMs;
+  }
+
+  onLeadership(fn: (isLeader: boolean) => void): void {
+    this.#leadershipListeners.push(fn);
+  }
+
+  /** Registers fn to run after every applied batch; returns the function that unregisters it. */
+  onApplied(fn: (revision: number) => void): () => void {
+    this.#appliedListeners.add(fn);
+    return () => this.#appliedListeners.delete(fn);
+  }
+
   #maybeCampaign(): void {
     if (!this.#campaignWhenApplied) return;
     const st = this.#raw.status();
@@ -305,8 +331,10 @@ export class RaftNode {
   #onSoftState(lead: NodeId): void {
     if (lead !== this.#lead) {
       this.#log.info(lead === 0n ? 'raft lost leader' : 'raft elected leader', { leader: lead, term: this.#raw.status().term });
+      const was = this.isLeader;
       this.#lead = lead;
       this.#term = this.#raw.status().term;
+      if (was !== this.isLeader) for (const fn of this.#leadershipListeners) fn(!was);
     }
   }
 
@@ -389,6 +417,11 @@ export class RaftNode {
       if (a.appliedIndex > this.#applied) this.#applied = a.appliedIndex;
       this.#revision = a.revision;
       this.#compactRevision = a.compactRevision;
+      for (const fn of this.#appliedListeners) fn(a.revision);
+      return;
+    }
+    if (m[0] === MSG_LEASE) {
+      this.onLease?.(readLeaseMsg(m));
       return;
     }
     if (m[0] !== MSG_RESULT) return;

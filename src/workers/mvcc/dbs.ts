@@ -17,6 +17,8 @@ export interface Dbs {
   meta: Database<Buffer, Buffer>;
   /** Lease ID -> lease record (see leases.ts). */
   leases: Database<Buffer, Buffer>;
+  /** Lease ID ‖ user key -> empty: the keys attached to each lease (see leases.ts). */
+  leasekeys: Database<Buffer, Buffer>;
   /** Member attributes and cluster version (see cluster.ts). */
   cluster: Database<Buffer, Buffer>;
 }
@@ -39,5 +41,5 @@ export function openDbs(dir: string, opts: { readOnly?: boolean; mapSizeBytes?: 
   });
   const sub = (name: string): Database<Buffer, Buffer> =>
     root.openDB<Buffer, Buffer>({ name, keyEncoding: 'binary', encoding: 'binary' });
-  return { root, latest: sub('latest'), history: sub('history'), revlog: sub('revlog'), meta: sub('meta'), leases: sub('leases'), cluster: sub('cluster') };
+  return { root, latest: sub('latest'), history: sub('history'), revlog: sub('revlog'), meta: sub('meta'), leases: sub('leases'), leasekeys: sub('leasekeys'), cluster: sub('cluster') };
 }

@@ -5,9 +5,8 @@
 // directory; lmdb-js shares one environment per process. Nothing is cached in memory across calls, so open is
 // O(1) and every call sees the latest committed state.
 import { getClusterVersion, getMemberAttributes, MemberAttributes, putClusterVersion, putMemberAttributes } from './cluster';
-import { encodeLeaseRecord, leaseKey } from './leases';
-import { approxNum, int64Words } from './records';
-import { Int64 } from '../../shared/long';
+import { applyLeaseCheckpoint, applyLeaseGrant, applyLeaseRevoke, leaseKeys, listLeases, StoredLease } from './leases';
+import { approxNum } from './records';
 import { etcdserverpb } from '../../shared/gen/etcd';
 import { Errors, assert, assertNever, isEtcdError } from '../../shared/errors';
 import { Dbs, openDbs } from './dbs';
@@ -28,11 +27,15 @@ export type WriteRequest =
   | { kind: 'compact'; req: etcdserverpb.ICompactionRequest }
   | { kind: 'memberAttributes'; memberIdHex: string; attributes: MemberAttributes }
   | { kind: 'clusterVersion'; version: string }
+  | { kind: 'leaseGrant'; req: etcdserverpb.ILeaseGrantRequest }
+  | { kind: 'leaseRevoke'; req: etcdserverpb.ILeaseRevokeRequest }
+  | { kind: 'leaseCheckpoint'; req: etcdserverpb.ILeaseCheckpointRequest }
   /** Committed through the log for its own sake (etcd's /health quorum GET): changes nothing. */
   | { kind: 'noop' };
 
 export type WriteResult =
-  | { ok: etcdserverpb.IPutResponse | etcdserverpb.IDeleteRangeResponse | etcdserverpb.ITxnResponse | etcdserverpb.ICompactionResponse }
+  | { ok: etcdserverpb.IPutResponse | etcdserverpb.IDeleteRangeResponse | etcdserverpb.ITxnResponse | etcdserverpb.ICompactionResponse
+      | etcdserverpb.ILeaseGrantResponse | etcdserverpb.ILeaseRevokeResponse | etcdserverpb.ILeaseCheckpointResponse }
   | { err: { code: number; message: string } };
 
 export { isTxnReadonly };
@@ -109,11 +112,16 @@ export class MvccStore {
     return getClusterVersion(this.#dbs);
   }
 
-  /** Inserts a lease record (the apply step of a lease grant; the Lease service is the leases issue). */
-  insertLease(id: Int64, ttlSeconds: number): void {
-    const { hi, lo } = int64Words(id);
-    const dbs = this.#dbs;
-    dbs.root.transactionSync(() => { dbs.leases.putSync(leaseKey(hi, lo), encodeLeaseRecord(ttlSeconds)); });
+  /** Every stored lease with its TTL and last checkpointed remaining TTL (the lessor loads these at start). */
+  leases(): StoredLease[] {
+    this.#dbs.root.resetReadTxn();
+    return listLeases(this.#dbs);
+  }
+
+  /** The keys attached to a lease, in key order. */
+  leaseKeys(id: bigint): Buffer[] {
+    this.#dbs.root.resetReadTxn();
+    return leaseKeys(this.#dbs, Number(BigInt.asIntN(32, id >> 32n)), Number(BigInt.asUintN(32, id)));
   }
 
   /** Records an applied index with no state change (leader no-op entries); folded into the next applyBatch. */
@@ -133,6 +141,9 @@ export class MvccStore {
         case 'memberAttributes': putMemberAttributes(this.#dbs, req.memberIdHex, req.attributes); ok = {}; break;
         case 'clusterVersion': putClusterVersion(this.#dbs, req.version); ok = {}; break;
         case 'noop': ok = {}; break;
+        case 'leaseGrant': ok = applyLeaseGrant(this.#dbs, st.rev, req.req); break;
+        case 'leaseRevoke': ok = applyLeaseRevoke(wt, this.#dbs, req.req); break;
+        case 'leaseCheckpoint': ok = applyLeaseCheckpoint(this.#dbs, st.rev, req.req); break;
         default: return assertNever(req);
       }
       if (wt.changes > 0) st.rev = wt.beginRev + 1;
@@ -223,11 +234,11 @@ export class MvccStore {
 
   /** Pages held by the store's B-trees (etcd's db size in use: size minus free pages). */
   dbSizeInUseBytes(): number {
-    const { root, latest, history, revlog, meta, leases, cluster } = this.#dbs;
+    const { root, latest, history, revlog, meta, leases, leasekeys, cluster } = this.#dbs;
     type Stats = { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
     const rootStats = root.getStats() as Stats;
     let pages = 2; // LMDB's two meta pages
-    for (const db of [root, latest, history, revlog, meta, leases, cluster]) {
+    for (const db of [root, latest, history, revlog, meta, leases, leasekeys, cluster]) {
       const s = db === root ? rootStats : (db.getStats() as Stats);
       pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
     }

@@ -25,9 +25,13 @@ export class Driver {
     this.store = MvccStore.open(dir);
   }
 
-  /** Makes lease `id` exist, as a granted lease would. */
-  grantLease(id: number | string): void {
-    this.store.insertLease(typeof id === 'string' ? Long.fromString(id) : id, 60);
+  /** Grants lease `id` through the apply path, as a committed LeaseGrant would. */
+  grantLease(id: number | string, ttl = 60): etcdserverpb.ILeaseGrantResponse {
+    return this.ok({ kind: 'leaseGrant', req: { ID: typeof id === 'string' ? Long.fromString(id) : id, TTL: ttl } });
+  }
+
+  revokeLease(id: number | string): etcdserverpb.ILeaseRevokeResponse {
+    return this.ok({ kind: 'leaseRevoke', req: { ID: typeof id === 'string' ? Long.fromString(id) : id } });
   }
 
   apply(req: WriteRequest): WriteResult {

@@ -1,6 +1,6 @@
 // etcd's storeTxnWrite inside one LMDB write transaction: every change of one request shares the revision
 // beginRev+1 with increasing sub revisions; the revision advances only if something changed.
-import { leaseExists } from './leases';
+import { attachKey, detachKey, leaseExists } from './leases';
 import { assert } from '../../shared/errors';
 import { Dbs } from './dbs';
 import { historyKey, revKey, isStorableKey } from './keys';
@@ -40,6 +40,11 @@ export class WriteTxn {
     const rev = this.beginRev + 1;
     const sub = this.changes++;
     if (old !== undefined) this.#retire(old);
+    const sameLease = old !== undefined && old.leaseHi === leaseHi && old.leaseLo === leaseLo;
+    if (!sameLease) {
+      if (old !== undefined && (old.leaseHi !== 0 || old.leaseLo !== 0)) detachKey(this.#dbs, old.leaseHi, old.leaseLo, key);
+      if (leaseHi !== 0 || leaseLo !== 0) attachKey(this.#dbs, leaseHi, leaseLo, key);
+    }
     const kv: Kv = {
       key, value, leaseHi, leaseLo, mod: rev, sub,
       create: old ? old.create : rev,
@@ -58,10 +63,23 @@ export class WriteTxn {
     return doomed;
   }
 
+  /** Deletes each of these keys that is live (a lease revoke); returns how many were. */
+  deleteKeys(keys: Buffer[]): number {
+    let n = 0;
+    for (const k of keys) {
+      const kv = this.view().latest(k);
+      if (kv === undefined) continue;
+      this.#delete(kv);
+      n++;
+    }
+    return n;
+  }
+
   #delete(old: Kv): void {
     const rev = this.beginRev + 1;
     const sub = this.changes++;
     this.#retire(old);
+    if (old.leaseHi !== 0 || old.leaseLo !== 0) detachKey(this.#dbs, old.leaseHi, old.leaseLo, old.key);
     const { latest, history, revlog } = this.#dbs;
     history.putSync(historyKey(old.key, rev, sub), tombstoneRecord);
     revlog.putSync(revKey(rev, sub), old.key);

@@ -1,0 +1,97 @@
+// etcd's Lease gRPC service (api/v3rpc/lease.go) over the lessor: grant and revoke go through the
+// log; keep-alive, time-to-live and the lease list are answered by the leader's lessor.
+import { etcdserverpb } from '../../shared/gen/etcd';
+import { EtcdError, GrpcCode } from '../../shared/errors';
+import { limits } from '../../shared/limits';
+import { bigIntToLong, toBigInt } from '../../shared/long';
+import type { StreamHandler, UnaryHandler } from '../net/grpc';
+import { Lessor } from './lessor';
+
+export interface Registrar {
+  addUnary(path: string, h: UnaryHandler): void;
+  addStream(path: string, h: StreamHandler): void;
+}
+
+/** Response headers with the member's IDs, the current revision and term. */
+export type HeaderFn = () => etcdserverpb.IResponseHeader;
+
+/** Malformed protobuf is the client's fault: INVALID_ARGUMENT, never a crash. */
+export function decodeOrThrow<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw new EtcdError(GrpcCode.InvalidArgument, `grpc: error unmarshalling request: ${(e as Error).message}`);
+  }
+}
+
+export function registerLeaseService(t: Registrar, lessor: Lessor, header: HeaderFn): void {
+  const svc = '/etcdserverpb.Lease/';
+  t.addUnary(svc + 'LeaseGrant', (b) => lessor.grant(decodeOrThrow(() => etcdserverpb.LeaseGrantRequest.decode(b))));
+  t.addUnary(svc + 'LeaseRevoke', (b) => {
+    const r = decodeOrThrow(() => etcdserverpb.LeaseRevokeRequest.decode(b));
+    return lessor.revoke(toBigInt(r.ID));
+  });
+  t.addUnary(svc + 'LeaseTimeToLive', (b) => {
+    const r = decodeOrThrow(() => etcdserverpb.LeaseTimeToLiveRequest.decode(b));
+    const id = toBigInt(r.ID);
+    const st = lessor.timeToLive(id);
+    const resp: etcdserverpb.ILeaseTimeToLiveResponse = st === null
+      ? { header: header(), ID: r.ID, TTL: -1 }
+      : { header: header(), ID: r.ID, TTL: st.ttl, grantedTTL: st.grantedTtl };
+    if (st !== null && r.keys) resp.keys = lessor.attachedKeys(id);
+    return etcdserverpb.LeaseTimeToLiveResponse.encode(resp).finish();
+  });
+  t.addUnary(svc + 'LeaseLeases', (b) => {
+    decodeOrThrow(() => etcdserverpb.LeaseLeasesRequest.decode(b));
+    const ids = lessor.list();
+    return etcdserverpb.LeaseLeasesResponse.encode({ header: header(), leases: ids.map((id) => ({ ID: bigIntToLong(id) })) }).finish();
+  });
+  t.addStream(svc + 'LeaseKeepAlive', (stream) => {
+    // Requests are answered in order, one at a time, as etcd's keep-alive loop does.
+    const queue: bigint[] = [];
+    let running = false;
+    let ended = false;
+    const finish = (code: GrpcCode, message = ''): void => {
+      if (!stream.closed) stream.end(code, message);
+    };
+    const pump = async (): Promise<void> => {
+      if (running) return;
+      running = true;
+      try {
+        while (queue.length > 0 && !stream.closed) {
+          const id = queue.shift() as bigint;
+          const ttl = await lessor.renew(id);
+          if (stream.closed) return;
+          stream.send(etcdserverpb.LeaseKeepAliveResponse.encode({ header: header(), ID: bigIntToLong(id), TTL: ttl }).finish());
+        }
+        if (ended) finish(GrpcCode.OK);
+      } catch (e) {
+        const err = e instanceof EtcdError ? e : new EtcdError(GrpcCode.Unknown, (e as Error).message);
+        finish(err.code, err.message);
+      } finally {
+        running = false;
+      }
+    };
+    return {
+      onMessage(msg: Uint8Array): void {
+        let req: etcdserverpb.LeaseKeepAliveRequest;
+        try {
+          req = etcdserverpb.LeaseKeepAliveRequest.decode(msg);
+        } catch (e) {
+          finish(GrpcCode.InvalidArgument, `grpc: error unmarshalling request: ${(e as Error).message}`);
+          return;
+        }
+        if (queue.length >= limits.leaseKeepAliveQueueMax) {
+          finish(GrpcCode.ResourceExhausted, 'etcdserver: too many requests');
+          return;
+        }
+        queue.push(toBigInt(req.ID));
+        void pump();
+      },
+      onEnd(): void {
+        ended = true;
+        if (!running) finish(GrpcCode.OK);
+      },
+    };
+  });
+}
