@@ -87,7 +87,7 @@ function checkRange(rv: ReadView, op: Op): void {
 
 /** Applies the chosen branch into resp; returns how many nested txns of path it consumed. */
 function runTxn(wt: WriteTxn, rt: etcdserverpb.ITxnRequest, path: boolean[], resp: etcdserverpb.ITxnResponse): number {
-  resp.succeeded = path[0];
+  if (path[0]) resp.succeeded = true; // proto3 default false is left off the wire, as etcd does
   const responses: etcdserverpb.IResponseOp[] = [];
   let txns = 0;
   let rest = path;
