@@ -34,6 +34,20 @@ const errNoLeader = (): EtcdError => recipeError('election: no leader');
 const errMissingLeaderKey = (): EtcdError => recipeError('"leader" field must be provided');
 const errCanceled = (): EtcdError => new EtcdError(GrpcCode.Canceled, 'context canceled');
 
+/**
+ * etcd's recipe servers call the server through a Go client, which turns every status it gets back
+ * into a plain error; grpc-go then answers the recipe call with code Unknown and the same text
+ * (for example "etcdserver: requested lease not found" comes back as Unknown, not NotFound).
+ */
+async function asClientErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof EtcdError && e.code !== GrpcCode.Canceled) throw recipeError(e.message);
+    throw e;
+  }
+}
+
 /** Reads and writes against this member, shaped like the client calls the recipes make. */
 export class LocalKv {
   readonly #node: RaftNode;
@@ -203,11 +217,11 @@ async function lock(kv: LocalKv, lessor: Lessor, ctx: CallContext, req: v3lockpb
 export function registerLockService(t: Registrar, kv: LocalKv, lessor: Lessor): void {
   t.addUnary('/v3lockpb.Lock/Lock', async (b, ctx) => {
     const req = decodeOrThrow(() => v3lockpb.LockRequest.decode(b));
-    return v3lockpb.LockResponse.encode(await lock(kv, lessor, ctx, req)).finish();
+    return v3lockpb.LockResponse.encode(await asClientErrors(() => lock(kv, lessor, ctx, req))).finish();
   });
   t.addUnary('/v3lockpb.Lock/Unlock', async (b) => {
     const req = decodeOrThrow(() => v3lockpb.UnlockRequest.decode(b));
-    const r = await kv.del(req.key);
+    const r = await asClientErrors(() => kv.del(req.key));
     return v3lockpb.UnlockResponse.encode({ header: r.header }).finish();
   });
 }
@@ -371,22 +385,22 @@ export function registerElectionService(t: Registrar, kv: LocalKv, lessor: Lesso
   const svc = '/v3electionpb.Election/';
   t.addUnary(svc + 'Campaign', async (b, ctx) => {
     const req = decodeOrThrow(() => v3electionpb.CampaignRequest.decode(b));
-    return v3electionpb.CampaignResponse.encode(await campaign(kv, lessor, ctx, req)).finish();
+    return v3electionpb.CampaignResponse.encode(await asClientErrors(() => campaign(kv, lessor, ctx, req))).finish();
   });
   t.addUnary(svc + 'Proclaim', async (b) => {
     const req = decodeOrThrow(() => v3electionpb.ProclaimRequest.decode(b));
-    const header = await proclaim(kv, leadershipOf(req), Buffer.from(req.value));
+    const header = await asClientErrors(() => proclaim(kv, leadershipOf(req), Buffer.from(req.value)));
     return v3electionpb.ProclaimResponse.encode({ header }).finish();
   });
   t.addUnary(svc + 'Resign', async (b) => {
     const req = decodeOrThrow(() => v3electionpb.ResignRequest.decode(b));
-    const header = await resign(kv, leadershipOf(req));
+    const header = await asClientErrors(() => resign(kv, leadershipOf(req)));
     return v3electionpb.ResignResponse.encode({ header }).finish();
   });
   t.addUnary(svc + 'Leader', async (b) => {
     const req = decodeOrThrow(() => v3electionpb.LeaderRequest.decode(b));
     const pfx = Buffer.concat([Buffer.from(req.name), Buffer.from('/')]);
-    const r = await kv.getByCreate(pfx, 'first');
+    const r = await asClientErrors(() => kv.getByCreate(pfx, 'first'));
     if (r.kvs.length === 0) throw errNoLeader();
     return v3electionpb.LeaderResponse.encode({ header: r.header, kv: r.kvs[0] }).finish();
   });
