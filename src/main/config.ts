@@ -20,6 +20,8 @@ export interface Config {
   quotaBackendBytes: number;
   maxRequestBytes: number;
   maxTxnOps: number;
+  /** HTTP/2 streams one client connection may have open (etcd 3.4: math.MaxUint32). */
+  maxConcurrentStreams: number;
   autoCompactionMode: 'periodic' | 'revision';
   autoCompactionRetention: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
@@ -68,8 +70,8 @@ const FLAGS: Record<string, FlagDef> = {
   'peer-auto-tls': { def: 'false', help: 'Peer TLS using generated certificates.', unsupported: 'TLS is not implemented in this version' },
   'enable-v2': { def: 'false', help: 'Accept etcd V2 client requests.', unsupported: 'the v2 API is not implemented' },
   'enable-pprof': { def: 'false', help: 'Enable runtime profiling data via HTTP server.', unsupported: 'pprof is Go-specific' },
-  'experimental-enable-lease-checkpoint': { def: 'false', help: 'Enable lease checkpoints.',
-    unsupported: 'leases are not implemented in this version' },
+  'experimental-enable-lease-checkpoint': { def: 'false', help: 'Accepted for compatibility: etcd-ts always checkpoints the remaining TTL of leases nobody renews (see docs/LEASES.md).' },
+  'max-concurrent-streams': { def: '4294967295', help: 'Maximum concurrent streams that each client can open at a time.' },
 };
 
 export class ConfigError extends Error {}
@@ -138,6 +140,7 @@ function build(get: (name: string) => string, given: Map<string, string>): Confi
     quotaBackendBytes: int('quota-backend-bytes', get('quota-backend-bytes'), 0) || limits.quotaBackendBytes,
     maxRequestBytes: int('max-request-bytes', get('max-request-bytes'), 1),
     maxTxnOps: int('max-txn-ops', get('max-txn-ops'), 1),
+    maxConcurrentStreams: Math.min(int('max-concurrent-streams', get('max-concurrent-streams'), 1), 0xffffffff),
     autoCompactionMode: oneOf('auto-compaction-mode', get('auto-compaction-mode'), ['periodic', 'revision'] as const),
     autoCompactionRetention: get('auto-compaction-retention'),
     logLevel: oneOf('log-level', get('log-level'), ['debug', 'info', 'warn', 'error', 'panic', 'fatal'] as const),

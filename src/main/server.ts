@@ -76,7 +76,7 @@ export class EtcdServer {
     });
     const transportOpts = {
       recvMessageBytesMax: d.cfg.maxRequestBytes + limits.grpcOverheadBytes,
-      streamsPerConnMax: limits.grpcStreamsPerConnMax,
+      streamsPerConnMax: d.cfg.maxConcurrentStreams,
       onError: (err: Error) => d.log.debug('grpc session error', { error: err.message }),
     };
     this.transport = process.env.ETCD_TS_TRANSPORT === 'node' ? new GrpcTransport(transportOpts) : new GrpcH2Transport(transportOpts);

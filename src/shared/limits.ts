@@ -42,8 +42,6 @@ export const limits = {
   rangeWorkersMax: 2,
   /** Range tasks queued for the pool before answering "too many requests". */
   rangeQueueMax: 10_000,
-  /** HTTP/2 streams per client connection (grpc-go default is 100 on etcd's side: we allow more). */
-  grpcStreamsPerConnMax: 1000,
   /** Time a request waits for commit+apply before "request timed out" (etcd: 5 s + 2*election). */
   requestTimeoutMs: 7000,
   /** Raft log entries kept in memory after apply, for followers catching up (etcd: 5000). */

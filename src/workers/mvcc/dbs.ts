@@ -32,9 +32,12 @@ export function openDbs(dir: string, opts: { readOnly?: boolean; mapSizeBytes?: 
     // LMDB transaction, so a lost LMDB tail is replayed from the WAL. sync() forces a flush.
     noSync: true,
     overlappingSync: false,
-    // Commits change the memory map only (no pwrite per dirty page): measured 76k vs 44k single-put
-    // commits/s (bench/mvcc.bench.ts) and less contention with the WAL's O_DSYNC writes.
-    useWritemap: true,
+    // No MDB_WRITEMAP, although it was faster (76k vs 44k single-put commits/s in bench/mvcc.bench.ts):
+    // with it, LMDB's mdb_freelist_save asserts ("x <= dl[0].mid") and aborts the process when a
+    // transaction frees pages it dirtied itself (loose pages) while no free list is loaded, which
+    // lease revokes mixed with puts hit within seconds (the same bug ModSecurity and lmdb-js #212
+    // report; the assertion is still in LMDB's tip). Correctness first.
+    useWritemap: false,
     maxDbs: 8,
     readOnly: opts.readOnly ?? false,
     mapSize: opts.mapSizeBytes ?? defaultMapSizeBytes,
