@@ -1,19 +1,31 @@
-// HTTP/1.1 on the client port: /health and /version, as etcd 3.4 serves them next to gRPC.
-// (etcd's JSON gateway /v3/* is a later issue; until then those routes answer 404 like any
-// unknown path, with etcd's "404 page not found".)
+// HTTP/1.1 on the client port, as etcd 3.4 serves it next to gRPC: /health, /version, /metrics, and
+// the JSON gateway under /v3/ and /v3beta/ (src/main/gateway/http_node.ts). Anything else answers
+// 404 like Go's ServeMux ("404 page not found").
 import * as http from 'node:http';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from '../shared/version';
+import { handleGatewayRequest, NodeGatewayOptions } from './gateway/http_node';
+import { PROMETHEUS_CONTENT_TYPE } from './metrics';
 
 export interface HealthSource {
   /** Resolves true when there is a leader and a no-op commits through the log. */
   healthy(): Promise<boolean>;
 }
 
-export function createHttp1Server(health: HealthSource): http.Server {
+export interface Http1Extras {
+  gateway?: NodeGatewayOptions;
+  /** The Prometheus exposition text of /metrics. */
+  metrics?: () => string;
+}
+
+export function createHttp1Server(health: HealthSource, extras: Http1Extras = {}): http.Server {
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
+    if (extras.gateway && handleGatewayRequest(extras.gateway, req, res, url)) return;
     if (url === '/version') {
       return send(res, 200, JSON.stringify({ etcdserver: ETCD_SERVER_VERSION, etcdcluster: ETCD_CLUSTER_VERSION }));
+    }
+    if (url === '/metrics' && extras.metrics) {
+      return send(res, 200, extras.metrics(), PROMETHEUS_CONTENT_TYPE);
     }
     if (url === '/health') {
       if (req.method !== 'GET') {
