@@ -51,7 +51,7 @@ export function registerMemberMetrics(m: EarlyMetrics, s: MemberMetricSources, w
   r.gauge('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', () => s.store.dbSizeBytes());
   r.gauge('etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', () => s.store.dbSizeInUseBytes());
   r.gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => s.node.revision);
-  r.gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => s.node.status().compactRevision);
+  r.gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => Math.max(0, s.node.status().compactRevision));
   r.gauge('etcd_debugging_mvcc_watch_stream_total', 'Total number of watch streams.', s.watchStreams);
   r.counter('etcd_network_client_grpc_received_bytes_total', 'The total number of bytes received from grpc clients.', () => grpcTraffic.receivedBytes);
   r.counter('etcd_network_client_grpc_sent_bytes_total', 'The total number of bytes sent to grpc clients.', () => grpcTraffic.sentBytes);
