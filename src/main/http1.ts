@@ -21,6 +21,12 @@ export function createHttp1Server(health: HealthSource, extras: Http1Extras = {}
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     if (extras.gateway && handleGatewayRequest(extras.gateway, req, res, url)) return;
+    // As etcd's etcdhttp handlers: GET only, else Go's http.Error 405 with Allow: GET.
+    if ((url === '/version' || url === '/health') && req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET');
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      return send(res, 405, 'Method Not Allowed\n', 'text/plain; charset=utf-8');
+    }
     if (url === '/version') {
       return send(res, 200, JSON.stringify({ etcdserver: ETCD_SERVER_VERSION, etcdcluster: ETCD_CLUSTER_VERSION }));
     }
@@ -28,13 +34,11 @@ export function createHttp1Server(health: HealthSource, extras: Http1Extras = {}
       return send(res, 200, extras.metrics(), PROMETHEUS_CONTENT_TYPE);
     }
     if (url === '/health') {
-      if (req.method !== 'GET') {
-        res.setHeader('Allow', 'GET');
-        return send(res, 405, 'Method Not Allowed', 'text/plain; charset=utf-8');
-      }
+      // etcd writes the JSON without a Content-Type, so Go's sniffing makes it text/plain.
+      const type = 'text/plain; charset=utf-8';
       health.healthy().then(
-        (ok) => send(res, ok ? 200 : 503, JSON.stringify({ health: ok ? 'true' : 'false' })),
-        () => send(res, 503, JSON.stringify({ health: 'false' })),
+        (ok) => send(res, ok ? 200 : 503, JSON.stringify({ health: ok ? 'true' : 'false' }), type),
+        () => send(res, 503, JSON.stringify({ health: 'false' }), type),
       );
       return;
     }

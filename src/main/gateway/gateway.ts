@@ -133,7 +133,8 @@ export class Gateway {
 
   /** JSON value -> request bytes, with the gRPC server's size limit. */
   #encode(b: Bound, value: unknown): Uint8Array {
-    const bytes = b.req.encodeJson(value === undefined ? {} : value);
+    // An empty body (undefined) or a JSON null leaves the request empty, as jsonpb does.
+    const bytes = b.req.encodeJson(value === undefined || value === null ? {} : value);
     if (bytes.length > this.#opts.recvMessageBytesMax) {
       throw new EtcdError(GrpcCode.ResourceExhausted, `grpc: received message larger than max (${bytes.length} vs. ${this.#opts.recvMessageBytesMax})`);
     }

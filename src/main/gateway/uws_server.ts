@@ -155,14 +155,15 @@ export class FastPort {
     if (url.startsWith('/v3/') || url.startsWith('/v3beta/')) return this.#gateway(res, req, url, method);
     switch (url) {
       case '/version':
+        if (method !== 'GET' && method !== 'HEAD') return sendText(res, 405, 'Method Not Allowed\n', 'text/plain; charset=utf-8');
         return sendText(res, 200, JSON.stringify({ etcdserver: ETCD_SERVER_VERSION, etcdcluster: ETCD_CLUSTER_VERSION }), 'application/json');
       case '/metrics':
         return sendText(res, 200, this.#d.metrics(), PROMETHEUS_CONTENT_TYPE);
       case '/livez':
         return sendText(res, 200, 'ok', 'text/plain; charset=utf-8');
       case '/health':
-        if (method !== 'GET') return sendText(res, 405, 'Method Not Allowed', 'text/plain; charset=utf-8');
-        return this.#async(res, this.#d.healthy(), (ok) => [ok ? 200 : 503, JSON.stringify({ health: ok ? 'true' : 'false' }), 'application/json']);
+        if (method !== 'GET' && method !== 'HEAD') return sendText(res, 405, 'Method Not Allowed\n', 'text/plain; charset=utf-8');
+        return this.#async(res, this.#d.healthy(), (ok) => [ok ? 200 : 503, JSON.stringify({ health: ok ? 'true' : 'false' }), 'text/plain; charset=utf-8']);
       case '/readyz':
         return this.#async(res, this.#d.ready(), (ok) => [ok ? 200 : 503, ok ? 'ok' : 'not ready', 'text/plain; charset=utf-8']);
       default:
