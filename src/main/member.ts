@@ -203,6 +203,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
       },
       onHttpRequest: () => counters.fastPortRequests.inc(),
       onWsMessage: () => counters.wsMessages.inc(),
+      onError: (e) => log.error('HTTP/JSON port: request failed', { error: e instanceof Error ? e.stack ?? e.message : String(e) }),
     });
     await fast.listen(hostOf(u), Number(u.port));
     fastPorts.push(fast);

@@ -184,10 +184,16 @@ export class WsClient {
   }
 
   /** The parsed messages received so far, once at least n arrived. */
-  async waitMessages(n: number, timeoutMs = 10_000): Promise<Array<Record<string, unknown>>> {
+  waitMessages(n: number, timeoutMs = 10_000): Promise<Array<Record<string, unknown>>> {
+    return this.waitUntil((m) => m.length >= n, timeoutMs);
+  }
+
+  /** The parsed messages received so far, once done(messages) holds. */
+  async waitUntil(done: (msgs: Array<Record<string, unknown>>) => boolean, timeoutMs = 10_000): Promise<Array<Record<string, unknown>>> {
     const deadline = Date.now() + timeoutMs;
-    while (this.messages.length < n && !this.closed) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} WebSocket messages, got ${JSON.stringify(this.messages)}`);
+    const parsed = (): Array<Record<string, unknown>> => this.messages.map((m) => JSON.parse(m) as Record<string, unknown>);
+    while (!done(parsed()) && !this.closed) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for WebSocket messages, got ${JSON.stringify(this.messages)}`);
       await new Promise<void>((r) => {
         const t = setTimeout(r, 200);
         this.#waiters.push(() => { clearTimeout(t); r(); });

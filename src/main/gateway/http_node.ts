@@ -83,7 +83,7 @@ function readUnary(o: NodeGatewayOptions, route: Route, req: http.IncomingMessag
     if (failed) return;
     const body = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
     const r = o.gateway.unary(route, body);
-    if ('then' in r) r.then((x) => { o.onRequest?.(x.status); sendReply(res, x); });
+    if ('then' in r) r.then((x) => { o.onRequest?.(x.status); sendReply(res, x); }).catch(() => res.destroy());
     else {
       o.onRequest?.(r.status);
       sendReply(res, r);

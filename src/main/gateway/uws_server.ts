@@ -38,7 +38,7 @@ interface UwsRequest {
 interface UwsWebSocket<T> {
   send(msg: string | Uint8Array, isBinary?: boolean): number;
   getBufferedAmount(): number;
-  getUserData(): T;
+  getUserData(): { state: T };
   cork(fn: () => void): void;
   end(code?: number, msg?: string): void;
 }
@@ -66,6 +66,16 @@ export interface FastPortDeps {
     wsStreamsPerConnMax: number; wsUnaryInFlightMax: number };
   onHttpRequest?: () => void;
   onWsMessage?: () => void;
+  /** A programmer error caught at the uWS boundary (logged; the connection is closed). */
+  onError?: (e: unknown) => void;
+}
+
+function guard(fn: () => void, onError?: (e: unknown) => void): void {
+  try {
+    fn();
+  } catch (e) {
+    onError?.(e);
+  }
 }
 
 const STATUS_LINE: Record<number, string> = {};
@@ -105,24 +115,33 @@ export class FastPort {
       closeOnBackpressureLimit: true,
       sendPingsAutomatically: true,
       upgrade: (res: UwsResponse & { upgrade: (...a: unknown[]) => void }, req: UwsRequest, ctx: unknown) => {
-        res.upgrade(new WsState(this), req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
+        // uWS copies the user data's own properties: the state object rides in one of them.
+        res.upgrade({ state: new WsState(this) }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
           req.getHeader('sec-websocket-extensions'), ctx);
       },
       open: (ws: UwsWebSocket<WsState>) => {
         this.#wsOpen++;
-        ws.getUserData().ws = ws;
+        ws.getUserData().state.ws = ws;
       },
       message: (ws: UwsWebSocket<WsState>, msg: ArrayBuffer, isBinary: boolean) => {
         d.onWsMessage?.();
-        ws.getUserData().onMessage(Buffer.from(msg).toString('utf8'), isBinary);
+        // An exception escaping a uWS callback ends the process: a bug in one request must not.
+        guard(() => ws.getUserData().state.onMessage(Buffer.from(msg).toString('utf8'), isBinary), d.onError);
       },
-      drain: (ws: UwsWebSocket<WsState>) => ws.getUserData().onDrain(),
+      drain: (ws: UwsWebSocket<WsState>) => ws.getUserData().state.onDrain(),
       close: (ws: UwsWebSocket<WsState>) => {
         this.#wsOpen--;
-        ws.getUserData().onClose();
+        ws.getUserData().state.onClose();
       },
     });
-    this.#app.any('/*', (res, req) => this.#onRequest(res, req));
+    this.#app.any('/*', (res, req) => {
+      try {
+        this.#onRequest(res, req);
+      } catch (e) {
+        d.onError?.(e);
+        res.close();
+      }
+    });
   }
 
   get webSocketsOpen(): number {
@@ -179,7 +198,7 @@ export class FastPort {
       const [status, body, type] = f(ok);
       res.cork(() => sendText(res, status, body, type));
     };
-    p.then(done, () => done(false));
+    p.then(done, () => done(false)).catch((e: unknown) => this.#d.onError?.(e));
   }
 
   #gateway(res: UwsResponse, req: UwsRequest, url: string, method: string): void {
@@ -220,7 +239,7 @@ export class FastPort {
     if (!('then' in r)) return void res.cork(() => sendReply(res, r));
     r.then((x) => {
       if (!state.aborted) res.cork(() => sendReply(res, x));
-    });
+    }).catch((e: unknown) => this.#d.onError?.(e));
   }
 }
 
@@ -399,7 +418,7 @@ export class WsState {
     r.then((x) => {
       this.#inFlight--;
       reply(x);
-    });
+    }).catch((e: unknown) => this.#port.deps.onError?.(e));
   }
 
   #openStream(route: Route, idJson: string, key: string, m: WsRequest): void {
