@@ -5,7 +5,7 @@
 // whole answers against a running etcd.
 import * as assert from 'node:assert/strict';
 import Long from 'long';
-import { defaultProtoDir, goBase64ErrorAt, JsonCodec, JsonInputError, lowerCamel } from '../../src/main/gateway/jsonpb';
+import { defaultProtoDir, goBase64ErrorAt, JsonCodec, JsonInputError, longToString, lowerCamel } from '../../src/main/gateway/jsonpb';
 import { parseFirstValue, scanFirstValue } from '../../src/main/gateway/json_scan';
 import { JsonValueSplitter, httpStatusFromCode, errorBody, streamErrorLine } from '../../src/main/gateway/gateway';
 import { ROUTES, routeMap } from '../../src/main/gateway/routes';
@@ -22,6 +22,14 @@ const inputError = (fn: () => unknown, message: string) =>
   assert.throws(fn, (e: Error) => e instanceof JsonInputError && e.message === message);
 
 describe('gateway JSON mapping (jsonpb)', () => {
+  it('writes 64-bit integers exactly (Long without its division loop)', () => {
+    for (const t of ['0', '1', '4294967295', '4294967296', '9007199254740993', '18446744073709551615', '324952591200643719']) {
+      assert.equal(longToString(Long.fromString(t, true)), t);
+      assert.equal(longToString(Long.fromString(t, true)), t); // cached
+    }
+    for (const t of ['-1', '-4294967296', '-9223372036854775808', '9223372036854775807', '-9007199254740993']) assert.equal(longToString(Long.fromString(t, false)), t);
+  });
+
   it('writes original field names in declaration order, int64 as strings, bytes as base64, zero values omitted', () => {
     const bytes = etcdserverpb.RangeResponse.encode({
       header: { clusterId: Long.fromString('324952591200643719', true), memberId: 7, revision: 3, raftTerm: 2 },
@@ -93,6 +101,8 @@ describe('gateway JSON mapping (jsonpb)', () => {
     assert.equal(goBase64ErrorAt('YQ='), 3);
     assert.equal(goBase64ErrorAt('Y==='), 1);
     assert.equal(goBase64ErrorAt('YQ==YQ=='), 4);
+    assert.equal(goBase64ErrorAt('YQ==\n'), -1);
+    assert.equal(goBase64ErrorAt('Y Q=='), 1);
     assert.equal(lowerCamel('prev_kv'), 'prevKv');
     assert.equal(lowerCamel('ID'), 'ID');
   });

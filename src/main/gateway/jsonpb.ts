@@ -88,8 +88,12 @@ export function goJsonString(s: string): string {
 const B64_VALUE = new Int16Array(256).fill(-1);
 for (const [i, c] of [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'].entries()) B64_VALUE[c.charCodeAt(0)] = i;
 
+/** Padded standard base64 without line breaks: the common case, checked by one regex. */
+const B64_CANONICAL = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
 /** Index of the first error Go's base64.StdEncoding.Decode reports for s, or -1 when it is valid. */
 export function goBase64ErrorAt(s: string): number {
+  if (B64_CANONICAL.test(s)) return -1;
   const n = s.length;
   let si = 0;
   for (;;) {
@@ -142,7 +146,19 @@ const INT64_MIN = -(1n << 63n);
 const INT64_MAX = (1n << 63n) - 1n;
 const UINT64_MAX = (1n << 64n) - 1n;
 
+/** Integers any 64- or 32-bit field takes without a range check beyond the kind's sign and width. */
+const SMALL_INT_TEXT = /^-?[1-9]\d{0,14}$|^0$/;
+
 function intFromJson(f: FieldInfo, v: unknown): number | Long {
+  // Fast path: a safe integer (JSON number or short decimal string); protobufjs encodes numbers for
+  // 64-bit fields as they are.
+  let small: number | null = null;
+  if (typeof v === 'number' && Number.isSafeInteger(v)) small = v;
+  else if (typeof v === 'string' && SMALL_INT_TEXT.test(v)) small = Number(v);
+  if (small !== null && (f.kind === 'int64' || (f.kind === 'uint64' && small >= 0) ||
+    (f.kind === 'int32' && small >= -(2 ** 31) && small < 2 ** 31) || (f.kind === 'uint32' && small >= 0 && small < 2 ** 32))) {
+    return small;
+  }
   let text: string;
   if (typeof v === 'number') text = Number.isInteger(v) && Math.abs(v) < 2 ** 53 ? v.toFixed(0) : String(v);
   else if (typeof v === 'string') {
@@ -215,7 +231,7 @@ function isZero(f: FieldInfo, v: unknown): boolean {
   if (v === null || v === undefined) return true;
   switch (f.kind) {
     case 'int64': case 'uint64':
-      return typeof v === 'number' ? v === 0 : (v as Long).isZero();
+      return typeof v === 'number' ? v === 0 : ((v as Long).low | (v as Long).high) === 0;
     case 'bytes': case 'string':
       return (v as { length: number }).length === 0;
     case 'bool':
@@ -227,10 +243,38 @@ function isZero(f: FieldInfo, v: unknown): boolean {
   }
 }
 
+// The last few 64-bit values that needed BigInt (cluster and member IDs repeat in every header).
+const LONG_CACHE_SIZE = 4;
+const longCacheHi = new Int32Array(LONG_CACHE_SIZE);
+const longCacheLo = new Int32Array(LONG_CACHE_SIZE);
+const longCacheUnsigned = new Uint8Array(LONG_CACHE_SIZE);
+const longCacheText: string[] = new Array<string>(LONG_CACHE_SIZE).fill('');
+let longCacheNext = 0;
+
+/** Decimal text of a protobufjs Long, without Long's slow division loop. */
+export function longToString(v: Long): string {
+  const hi = v.high | 0;
+  const lo = v.low >>> 0;
+  const n = v.unsigned ? (hi >>> 0) * 4294967296 + lo : hi * 4294967296 + lo;
+  if (Number.isSafeInteger(n)) return String(n);
+  for (let i = 0; i < LONG_CACHE_SIZE; i++) {
+    if (longCacheHi[i] === hi && longCacheLo[i] === (lo | 0) && longCacheUnsigned[i] === (v.unsigned ? 1 : 0) && longCacheText[i] !== '') return longCacheText[i];
+  }
+  const big = (BigInt(hi >>> 0) << 32n) | BigInt(lo);
+  const text = (v.unsigned ? big : BigInt.asIntN(64, big)).toString();
+  const k = longCacheNext;
+  longCacheNext = (k + 1) % LONG_CACHE_SIZE;
+  longCacheHi[k] = hi;
+  longCacheLo[k] = lo | 0;
+  longCacheUnsigned[k] = v.unsigned ? 1 : 0;
+  longCacheText[k] = text;
+  return text;
+}
+
 function scalarToJson(f: FieldInfo, v: unknown): string {
   switch (f.kind) {
     case 'int64': case 'uint64':
-      return '"' + (typeof v === 'number' ? v.toFixed(0) : (v as Long).toString()) + '"';
+      return '"' + (typeof v === 'number' ? v.toFixed(0) : longToString(v as Long)) + '"';
     case 'bytes': {
       const u = v as Uint8Array;
       return '"' + Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('base64') + '"';
