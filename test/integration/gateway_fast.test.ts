@@ -9,6 +9,7 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { cleanupServersAfter, freePort, Server, startEtcdTs } from '../support/procs';
 import { LineStream, post, request, WsClient } from '../support/http_client';
+import { etcdserverpb } from '../../src/shared/gen/etcd';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
@@ -171,6 +172,44 @@ describe('HTTP/JSON fast port (uWebSockets.js), WebSocket API, /metrics, bad inp
       const created = msgs.filter((m) => m.id === 'a' && (m.result as { created?: boolean })?.created);
       assert.equal(created.length, 2);
       assert.equal((created[1].result as { watch_id: string }).watch_id, '1');
+    } finally {
+      ws.close();
+    }
+  });
+
+  it('WebSocket binary framing: protobuf requests by gRPC method, unary and a watch stream, errors by id', async function () {
+    const ws = await WsClient.connect('127.0.0.1', fastPort);
+    const frame = (op: number, id: number, method: string, msg: Uint8Array): Buffer => {
+      const h = Buffer.alloc(6);
+      h[0] = op;
+      h.writeUInt32LE(id, 1);
+      h[5] = method.length;
+      return Buffer.concat([h, Buffer.from(method, 'latin1'), msg]);
+    };
+    try {
+      ws.sendBinary(frame(0, 7, '/etcdserverpb.Watch/Watch', etcdserverpb.WatchRequest.encode({ createRequest: { key: Buffer.from('bin') } }).finish()));
+      await ws.waitBinaries(1);
+      ws.sendBinary(frame(0, 1, '/etcdserverpb.KV/Put', etcdserverpb.PutRequest.encode({ key: Buffer.from('bin'), value: Buffer.from('v1') }).finish()));
+      ws.sendBinary(frame(0, 2, '/etcdserverpb.KV/Range', etcdserverpb.RangeRequest.encode({ key: Buffer.from('') }).finish()));
+      ws.sendBinary(frame(0, 3, '/etcdserverpb.Nope/X', new Uint8Array(0)));
+      const got = await ws.waitBinaries(5);
+      const by = (id: number) => got.filter((b) => b.readUInt32LE(1) === id);
+      const created = etcdserverpb.WatchResponse.decode(by(7)[0].subarray(5));
+      assert.equal(created.created, true);
+      assert.equal(by(1)[0][0], 0);
+      const put = etcdserverpb.PutResponse.decode(by(1)[0].subarray(5));
+      assert.ok(Number(put.header!.revision) > 1);
+      assert.equal(by(2)[0][0], 1);
+      assert.equal(by(2)[0].readUInt32LE(5), 3);
+      assert.equal(by(2)[0].subarray(9).toString(), 'etcdserver: key is not provided');
+      assert.equal(by(3)[0].readUInt32LE(5), 12);
+      assert.equal(by(3)[0].subarray(9).toString(), 'unknown service etcdserverpb.Nope');
+      const ev = await ws.waitBinaries(5).then(() => etcdserverpb.WatchResponse.decode(by(7)[by(7).length - 1].subarray(5)));
+      assert.equal(Buffer.from(ev.events[0].kv!.value!).toString(), 'v1');
+      ws.sendBinary(frame(3, 7, '', new Uint8Array(0)));
+      const end = (await ws.waitBinaries(6)).find((b) => b[0] === 2 && b.readUInt32LE(1) === 7);
+      assert.ok(end, 'stream 7 ended');
+      assert.equal(end.readUInt32LE(5), 1);
     } finally {
       ws.close();
     }

@@ -93,6 +93,7 @@ export class LineStream {
 /** A minimal WebSocket client (text messages). */
 export class WsClient {
   readonly messages: string[] = [];
+  readonly binaries: Buffer[] = [];
   closed = false;
   #sock: net.Socket;
   #buf = Buffer.alloc(0);
@@ -157,7 +158,8 @@ export class WsClient {
       if (this.#buf.length < off + len) return;
       const payload = this.#buf.subarray(off, off + len);
       this.#buf = this.#buf.subarray(off + len);
-      if (op === 0x1 || op === 0x2) this.messages.push(payload.toString('utf8'));
+      if (op === 0x1) this.messages.push(payload.toString('utf8'));
+      else if (op === 0x2) this.binaries.push(Buffer.from(payload));
       else if (op === 0x9) this.#frame(0xa, payload);
       else if (op === 0x8) this.#sock.end();
       this.#wake();
@@ -173,6 +175,23 @@ export class WsClient {
     const body = Buffer.from(payload);
     for (let i = 0; i < n; i++) body[i] ^= mask[i & 3];
     this.#sock.write(Buffer.concat([head, mask, body]));
+  }
+
+  sendBinary(b: Buffer): void {
+    this.#frame(0x2, b);
+  }
+
+  /** The binary messages received so far, once at least n arrived. */
+  async waitBinaries(n: number, timeoutMs = 10_000): Promise<Buffer[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.binaries.length < n && !this.closed) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} binary WebSocket messages, got ${this.binaries.length}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 200);
+        this.#waiters.push(() => { clearTimeout(t); r(); });
+      });
+    }
+    return this.binaries.slice();
   }
 
   sendText(s: string): void {

@@ -111,6 +111,15 @@ export class Gateway {
     this.#routes = routeMap();
   }
 
+  /** The transport's handlers, for callers that speak protobuf themselves (binary WebSocket frames). */
+  get handlers(): HandlerSource {
+    return this.#src;
+  }
+
+  get recvMessageBytesMax(): number {
+    return this.#opts.recvMessageBytesMax;
+  }
+
   route(path: string): Route | undefined {
     return this.#routes.get(path);
   }
@@ -187,7 +196,8 @@ export class Gateway {
     const h = this.#src.streamHandler(route.method);
     if (!b || !h) return this.#unimplemented(route);
     let firstBytes: Uint8Array | null = null;
-    if (hasFirst) {
+    // A server-streaming call has exactly one request: an empty body is an empty request.
+    if (hasFirst || route.kind === 'server-stream') {
       try {
         firstBytes = this.#encode(b, first);
       } catch (e) {

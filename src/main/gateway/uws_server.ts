@@ -7,6 +7,7 @@
 // needed is read there); a response needs onAborted before any asynchronous work and must not be
 // touched after it fired; body chunks are views valid only during onData (copied or decoded there);
 // writes from outside a uWS callback are corked. A WebSocket must not be used after its close event.
+import { StringDecoder } from 'node:string_decoder';
 import { GrpcCode } from '../../shared/errors';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from '../../shared/version';
 import { errorBody, Gateway, GatewayReply, GatewayStream, HTTP_STATUS_TEXT, httpStatusFromCode, JsonValueSplitter, streamErrorLine, StreamSink } from './gateway';
@@ -14,6 +15,7 @@ import { Route } from './routes';
 import { goJsonString } from './jsonpb';
 import { PROMETHEUS_CONTENT_TYPE } from '../metrics';
 import { CORS_HEADERS } from './http_node';
+import { BinaryConnection, BinarySender } from './ws_binary';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const uws = require('@trufflesuite/uws-js-unofficial') as UwsModule;
@@ -126,7 +128,9 @@ export class FastPort {
       message: (ws: UwsWebSocket<WsState>, msg: ArrayBuffer, isBinary: boolean) => {
         d.onWsMessage?.();
         // An exception escaping a uWS callback ends the process: a bug in one request must not.
-        guard(() => ws.getUserData().state.onMessage(Buffer.from(msg).toString('utf8'), isBinary), d.onError);
+        const state = ws.getUserData().state;
+        // The ArrayBuffer is valid only during this callback: decoded (text) or copied (binary) here.
+        guard(() => (isBinary ? state.onBinary(Buffer.from(msg.slice(0))) : state.onMessage(Buffer.from(msg).toString('utf8'))), d.onError);
       },
       drain: (ws: UwsWebSocket<WsState>) => ws.getUserData().state.onDrain(),
       close: (ws: UwsWebSocket<WsState>) => {
@@ -249,6 +253,8 @@ class HttpStreamCall implements StreamSink {
   readonly #res: UwsResponse;
   readonly #route: Route;
   readonly #split: JsonValueSplitter;
+  /** A UTF-8 character may be cut between two body chunks. */
+  readonly #utf8 = new StringDecoder('utf8');
   #call: GatewayStream | null = null;
   #aborted = false;
   #done = false;
@@ -267,7 +273,8 @@ class HttpStreamCall implements StreamSink {
     });
     res.onData((ab, isLast) => {
       if (this.#done) return;
-      const r = this.#split.push(Buffer.from(ab).toString('utf8'), isLast);
+      const chunk = Buffer.from(ab);
+      const r = this.#split.push(isLast ? this.#utf8.write(chunk) + this.#utf8.end() : this.#utf8.write(chunk), isLast);
       this.#take(r.values, isLast, r.error);
     });
   }
@@ -356,8 +363,9 @@ interface WsRequest {
   cancel?: unknown;
 }
 
-export class WsState {
+export class WsState implements BinarySender {
   ws: UwsWebSocket<WsState> | null = null;
+  #binary: BinaryConnection | null = null;
   readonly streams = new Map<string, WsStreamSink>();
   #inFlight = 0;
   #closed = false;
@@ -383,8 +391,36 @@ export class WsState {
     this.send(`{"id":${idJson},"error":${wsError(code, message)}}`);
   }
 
-  onMessage(text: string, isBinary: boolean): void {
-    if (isBinary) return this.#sendError('null', GrpcCode.InvalidArgument, 'etcd-ts: binary WebSocket messages are not supported; send JSON text');
+  /** A binary message: protobuf framing (ws_binary.ts), created on first use. */
+  onBinary(buf: Buffer): void {
+    this.#binary ??= new BinaryConnection(this.#port.deps.gateway.handlers, this);
+    this.#binary.onMessage(buf);
+  }
+
+  sendBinary(frame: Uint8Array): boolean {
+    const ws = this.ws;
+    if (this.#closed || ws === null) return false;
+    let buffered = 0;
+    ws.cork(() => {
+      ws.send(frame, true);
+      buffered = ws.getBufferedAmount();
+    });
+    return buffered < this.#port.deps.limits.wsSendHighBytes;
+  }
+
+  get streamsMax(): number {
+    return this.#port.deps.limits.wsStreamsPerConnMax;
+  }
+
+  get unaryInFlightMax(): number {
+    return this.#port.deps.limits.wsUnaryInFlightMax;
+  }
+
+  get recvMessageBytesMax(): number {
+    return this.#port.deps.gateway.recvMessageBytesMax;
+  }
+
+  onMessage(text: string): void {
     let m: WsRequest;
     try {
       m = JSON.parse(text) as WsRequest;
@@ -454,6 +490,7 @@ export class WsState {
     const ws = this.ws;
     if (!ws || ws.getBufferedAmount() >= this.#port.deps.limits.wsSendHighBytes) return;
     for (const s of this.streams.values()) s.call?.drained();
+    this.#binary?.drained();
   }
 
   onClose(): void {
@@ -462,6 +499,7 @@ export class WsState {
     const all = [...this.streams.values()];
     this.streams.clear();
     for (const s of all) s.call?.cancel();
+    this.#binary?.closed();
   }
 }
 
