@@ -17,8 +17,13 @@ import { PROMETHEUS_CONTENT_TYPE } from '../metrics';
 import { CORS_HEADERS } from './http_node';
 import { BinaryConnection, BinarySender } from './ws_binary';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const uws = require('@trufflesuite/uws-js-unofficial') as UwsModule;
+/** Loaded on first use: a server without --listen-client-http-urls never loads the native module. */
+let uwsModule: UwsModule | null = null;
+function uws(): UwsModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  uwsModule ??= require('@trufflesuite/uws-js-unofficial') as UwsModule;
+  return uwsModule;
+}
 
 // --- the parts of uWebSockets.js' API used here ---
 interface UwsResponse {
@@ -108,9 +113,9 @@ export class FastPort {
 
   constructor(d: FastPortDeps) {
     this.#d = d;
-    this.#app = uws.App();
+    this.#app = uws().App();
     this.#app.ws<WsState>('/ws', {
-      compression: uws.DISABLED,
+      compression: uws().DISABLED,
       maxPayloadLength: d.bodyBytesMax,
       idleTimeout: d.limits.wsIdleTimeoutSeconds,
       maxBackpressure: d.limits.wsSendBytesMax,
@@ -161,13 +166,13 @@ export class FastPort {
       this.#app.listen(host, port, (token) => {
         if (!token) return reject(new Error(`uWebSockets.js: cannot listen on ${host}:${port}`));
         this.#token = token;
-        resolve(uws.us_socket_local_port(token));
+        resolve(uws().us_socket_local_port(token));
       });
     });
   }
 
   close(): void {
-    if (this.#token) uws.us_listen_socket_close(this.#token);
+    if (this.#token) uws().us_listen_socket_close(this.#token);
     this.#token = null;
   }
 
