@@ -63,6 +63,8 @@ const cases: Case[] = [
   P('/v3/kv/range', { key: b64('foo'), sort_order: 'FOO' }),
   P('/v3/kv/range', { key: b64('foo'), serializable: 'yes' }),
   P('/v3/kv/range', { key: b64('foo'), revision: '99999999999999999999' }),
+  P('/v3/kv/range', `{"key":"${b64('foo')}","revision":9223372036854775807}`, 'a bare int64 above 2^53, read exactly'),
+  P('/v3/kv/range', `{"key":"${b64('foo')}","revision":9223372036854775808}`, 'a bare number past int64'),
   P('/v3/kv/put', { key: b64('foo'), value: b64('v'), lease: '5' }),                              // lease not found: 404
   P('/v3/kv/put', { key: b64('foo'), ignore_value: true }),                                      // rev 6
   P('/v3/kv/put', { key: b64('nokey'), ignore_value: true }),                                    // key not found

@@ -6,7 +6,7 @@
 import * as assert from 'node:assert/strict';
 import Long from 'long';
 import { defaultProtoDir, goBase64ErrorAt, JsonCodec, JsonInputError, longToString, lowerCamel } from '../../src/main/gateway/jsonpb';
-import { parseFirstValue, scanFirstValue } from '../../src/main/gateway/json_scan';
+import { parseFirstValue, quoteLongNumbers, scanFirstValue } from '../../src/main/gateway/json_scan';
 import { JsonValueSplitter, httpStatusFromCode, errorBody, streamErrorLine } from '../../src/main/gateway/gateway';
 import { ROUTES, routeMap } from '../../src/main/gateway/routes';
 import { etcdserverpb } from '../../src/shared/gen/etcd';
@@ -120,6 +120,16 @@ describe('gateway JSON value scanning', () => {
     assert.deepEqual(parseFirstValue('[1 2]'), { error: "invalid character '2' after array element" });
     assert.deepEqual(parseFirstValue('{"a":tru}'), { error: "invalid character '}' in literal true (expecting 'e')" });
     assert.equal(scanFirstValue('  {"a":"}"} {').kind, 'value');
+  });
+
+  it('keeps integers above 2^53 exact (lease and member IDs sent as bare JSON numbers)', () => {
+    assert.equal(quoteLongNumbers('{"ID":2324035631685989908,"TTL":30}'), '{"ID":"2324035631685989908","TTL":30}');
+    assert.equal(quoteLongNumbers('{"a":"x 12345678901234567890 y","b":[-9223372036854775808, 1.5e300]}'),
+      '{"a":"x 12345678901234567890 y","b":["-9223372036854775808", 1.5e300]}');
+    assert.equal(quoteLongNumbers('{"a":"\\"}'), '{"a":"\\"}');
+    const v = parseFirstValue('{"revision":9007199254740993}') as { value: unknown };
+    const r = etcdserverpb.RangeRequest.decode(msg('etcdserverpb.RangeRequest').encodeJson(v.value));
+    assert.equal(r.revision.toString(), '9007199254740993');
   });
 
   it('splits a streamed body into values across chunk boundaries', () => {

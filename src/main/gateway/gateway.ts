@@ -15,7 +15,7 @@ import { EtcdError, GrpcCode } from '../../shared/errors';
 import { CallContext, errorStatus, ServerStream, StreamHandler, UnaryHandler, unknownMethodMessage } from '../net/grpc';
 import { JsonCodec, JsonInputError, MessageCodec, goJsonString } from './jsonpb';
 import { Route, routeMap } from './routes';
-import { scanFirstValue, parseFirstValue } from './json_scan';
+import { scanFirstValue, parseFirstValue, quoteLongNumbers } from './json_scan';
 
 /** What the gRPC transports expose to the gateway (both implement it). */
 export interface HandlerSource {
@@ -343,7 +343,7 @@ export class JsonValueSplitter {
         return { values };
       }
       if (r.kind === 'error') return { values, error: r.message };
-      values.push(JSON.parse(this.#pending.slice(0, r.end)));
+      values.push(JSON.parse(quoteLongNumbers(this.#pending.slice(0, r.end))));
       this.#pending = this.#pending.slice(r.end);
     }
   }

@@ -131,9 +131,45 @@ function scanLiteral(s: string, start: number): number | ScanResult {
   return start + word.length;
 }
 
+/** A number token of 16 or more digits may not survive JSON.parse (doubles hold 2^53 exactly). */
+const LONG_DIGITS = /\d{16}/;
+
+/**
+ * Puts quotes around number tokens (outside strings) with 16 or more digits, so that JSON.parse keeps
+ * them as exact text: jsonpb reads a 64-bit field from a bare number exactly (lease IDs, member IDs
+ * and cluster IDs are above 2^53), and the mapping takes quoted numbers for every numeric field.
+ * Runs only when the text holds such a digit run at all.
+ */
+export function quoteLongNumbers(text: string): string {
+  if (!LONG_DIGITS.test(text)) return text;
+  let out = '';
+  let last = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x22) { inString = true; continue; }
+    if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      let j = i + 1;
+      while (j < text.length && /[0-9.eE+-]/.test(text[j])) j++;
+      if (j - i >= 16 && /^-?\d+$/.test(text.slice(i, j))) {
+        out += text.slice(last, i) + '"' + text.slice(i, j) + '"';
+        last = j;
+      }
+      i = j - 1;
+    }
+  }
+  return last === 0 ? text : out + text.slice(last);
+}
+
 /** The first JSON value of a complete body, as grpc-gateway's unary handlers read it:
  * undefined for an empty body (an empty request), or an error message. */
-export function parseFirstValue(text: string): { value: unknown } | { error: string } {
+export function parseFirstValue(body: string): { value: unknown } | { error: string } {
+  const text = quoteLongNumbers(body);
   try {
     return { value: text.length === 0 ? undefined : JSON.parse(text) };
   } catch {

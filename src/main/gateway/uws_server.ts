@@ -13,6 +13,7 @@ import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from '../../shared/version'
 import { errorBody, Gateway, GatewayReply, GatewayStream, HTTP_STATUS_TEXT, httpStatusFromCode, JsonValueSplitter, streamErrorLine, StreamSink } from './gateway';
 import { Route } from './routes';
 import { goJsonString } from './jsonpb';
+import { quoteLongNumbers } from './json_scan';
 import { PROMETHEUS_CONTENT_TYPE } from '../metrics';
 import { CORS_HEADERS } from './http_node';
 import { BinaryConnection, BinarySender } from './ws_binary';
@@ -428,7 +429,7 @@ export class WsState implements BinarySender {
   onMessage(text: string): void {
     let m: WsRequest;
     try {
-      m = JSON.parse(text) as WsRequest;
+      m = JSON.parse(quoteLongNumbers(text)) as WsRequest;
     } catch (e) {
       return this.#sendError('null', GrpcCode.InvalidArgument, `etcd-ts: malformed JSON message: ${(e as Error).message}`);
     }
