@@ -100,7 +100,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   const t0 = Date.now();
   const metrics = createEarlyMetrics();
   const [apply, compactor, recovered, watchWorker] = await Promise.all([
-    startWorker('apply.js', { ...init, watchSignal: watchInit.signal }),
+    startWorker('apply.js', { ...init, watchSignal: watchInit.signal, backendCommitHistogram: metrics.backendCommitSab }),
     startWorker('compact.js', { ...init, toApply: undefined, fromApply: undefined, batchRevisions: limits.compactionBatchRevisions }),
     Wal.open(path.join(memberDir, 'wal'), {
       segmentBytes: limits.walSegmentBytes, batchBytesMax: limits.walBatchBytesMax, onFsync: (sec) => metrics.walFsync.observe(sec),

@@ -109,6 +109,24 @@ export class Histogram implements Metric {
   }
 }
 
+/** A histogram another thread writes (src/shared/shared_histogram.ts), rendered like Histogram. */
+export class SharedHistogramMetric implements Metric {
+  readonly type = 'histogram';
+  constructor(readonly name: string, readonly help: string, readonly source: { bounds: readonly number[]; read(): { counts: number[]; sum: number } }) {}
+  render(): string {
+    const { counts, sum } = this.source.read();
+    const b = this.source.bounds;
+    let s = '';
+    let acc = 0;
+    for (let i = 0; i < b.length; i++) {
+      acc += counts[i];
+      s += `${this.name}_bucket${labelText(undefined, ['le', num(b[i])])} ${acc}\n`;
+    }
+    acc += counts[b.length];
+    return s + `${this.name}_bucket{le="+Inf"} ${acc}\n${this.name}_sum ${num(sum)}\n${this.name}_count ${acc}\n`;
+  }
+}
+
 /** prometheus.ExponentialBuckets(start, factor, count). */
 export function exponentialBuckets(start: number, factor: number, count: number): number[] {
   const out: number[] = [];

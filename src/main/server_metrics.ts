@@ -1,7 +1,9 @@
 // The metrics one member exposes at /metrics (client port and fast port). etcd 3.4's names and help
 // texts where we measure the same quantity; etcd_ts_* for our own (rings, workers, gateway).
 // Gauges are read when scraped; nothing here runs on a request's path except counter increments.
-import { Counter, exponentialBuckets, Histogram, LabeledGauge, Registry } from './metrics';
+import { Counter, exponentialBuckets, Histogram, LabeledGauge, Registry, SharedHistogramMetric } from './metrics';
+import { SharedHistogram } from '../shared/shared_histogram';
+import { BACKEND_COMMIT_BOUNDS_S } from '../shared/apply_protocol';
 import { grpcTraffic } from './net/grpc';
 import { ETCD_SERVER_VERSION } from '../shared/version';
 
@@ -9,6 +11,8 @@ import { ETCD_SERVER_VERSION } from '../shared/version';
 export interface EarlyMetrics {
   registry: Registry;
   walFsync: Histogram;
+  /** Handed to the apply worker (WorkerInit.backendCommitHistogram), which times its LMDB write transactions. */
+  backendCommitSab: SharedArrayBuffer;
 }
 
 export function createEarlyMetrics(): EarlyMetrics {
@@ -16,7 +20,12 @@ export function createEarlyMetrics(): EarlyMetrics {
   // etcd: prometheus.ExponentialBuckets(0.001, 2, 14).
   const walFsync = registry.histogram('etcd_disk_wal_fsync_duration_seconds', 'The latency distributions of fsync called by WAL.',
     exponentialBuckets(0.001, 2, 14));
-  return { registry, walFsync };
+  // etcd times its bolt commit; ours is the apply worker's LMDB write transaction per batch (noSync:
+  // the WAL is the durability, so this is the in-memory B-tree work, not a disk flush).
+  const backendCommitSab = SharedHistogram.create(BACKEND_COMMIT_BOUNDS_S.length);
+  registry.register(new SharedHistogramMetric('etcd_disk_backend_commit_duration_seconds',
+    'The latency distributions of commit called by backend.', new SharedHistogram(backendCommitSab, BACKEND_COMMIT_BOUNDS_S)));
+  return { registry, walFsync, backendCommitSab };
 }
 
 export interface MemberMetricSources {

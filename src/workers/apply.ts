@@ -7,13 +7,15 @@ import { etcdserverpb } from '../shared/gen/etcd';
 import { Ring } from '../shared/ring';
 import { decodeEntry, RequestKind } from '../shared/entry';
 import {
-  APPLIED_MSG_BYTES, readEntryMsg, RESULT_ERR, RESULT_MSG_HEADER, RESULT_OK, writeAppliedMsg, writeResultHeader, WorkerInit,
+  APPLIED_MSG_BYTES, BACKEND_COMMIT_BOUNDS_S, readEntryMsg, RESULT_ERR, RESULT_MSG_HEADER, RESULT_OK, writeAppliedMsg, writeResultHeader, WorkerInit,
 } from '../shared/apply_protocol';
 import { MvccStore, WriteRequest, WriteResult } from './mvcc/store';
 import { EntryType } from '../main/raft/types';
 import { toNum } from '../shared/long';
 import { WatchSignal } from '../shared/watch_protocol';
 import { HeaderMaker } from '../shared/header';
+
+import { SharedHistogram } from '../shared/shared_histogram';
 
 const init = workerData as WorkerInit;
 const store = MvccStore.open(init.lmdbDir);
@@ -25,6 +27,7 @@ const batchMax = init.applyBatchEntriesMax ?? 4096;
 const watchSignalSab = (workerData as { watchSignal?: SharedArrayBuffer }).watchSignal;
 const watchSignal = watchSignalSab ? new WatchSignal(watchSignalSab) : null;
 const textDecoder = new TextDecoder();
+const commitHistogram = init.backendCommitHistogram ? new SharedHistogram(init.backendCommitHistogram, BACKEND_COMMIT_BOUNDS_S) : null;
 
 interface Pending {
   requestId: number;
@@ -107,7 +110,9 @@ function applyBatch(msgs: Uint8Array[]): void {
     items.push({ index: e.index, req: decodeRequest(d.kind, d.body) });
     pendings.push({ requestId: d.requestId, index: e.index, term: e.term, kind: d.kind });
   }
+  const t0 = performance.now();
   const results = store.applyBatch(items, lastIndex); // lastIndex covers trailing no-op entries
+  commitHistogram?.observe((performance.now() - t0) / 1000);
   results.forEach((r: WriteResult | null, i: number) => {
     if (r !== null) pushResult(pendings[i], r);
   });

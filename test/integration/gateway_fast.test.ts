@@ -95,6 +95,10 @@ describe('HTTP/JSON fast port (uWebSockets.js), WebSocket API, /metrics, bad inp
       assert.equal(buckets[buckets.length - 1].labels, '{le="+Inf"}');
       assert.equal(buckets[buckets.length - 1].value, metric(samples, 'etcd_disk_wal_fsync_duration_seconds_count'));
       assert.ok(metric(samples, 'etcd_disk_wal_fsync_duration_seconds_count') > 0);
+      assert.equal(types.get('etcd_disk_backend_commit_duration_seconds'), 'histogram');
+      assert.ok(metric(samples, 'etcd_disk_backend_commit_duration_seconds_count') > 0, 'the apply worker timed its transactions');
+      assert.equal(metric(samples, 'etcd_disk_backend_commit_duration_seconds_bucket', '{le="+Inf"}'),
+        metric(samples, 'etcd_disk_backend_commit_duration_seconds_count'));
       assert.ok(metric(samples, 'etcd_ts_ring_capacity_bytes', '{ring="to_apply"}') > 0);
       for (const [name, type] of types) assert.ok(samples.some((s) => s.name === name || s.name.startsWith(name + '_')), `${type} ${name} has samples`);
     }
