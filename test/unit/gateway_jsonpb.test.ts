@@ -10,7 +10,8 @@ import { parseFirstValue, quoteLongNumbers, scanFirstValue } from '../../src/mai
 import { JsonValueSplitter, httpStatusFromCode, errorBody, streamErrorLine } from '../../src/main/gateway/gateway';
 import { ROUTES, routeMap } from '../../src/main/gateway/routes';
 import { etcdserverpb } from '../../src/shared/gen/etcd';
-import { exponentialBuckets, Registry } from '../../src/main/metrics';
+import { exponentialBuckets, Registry, SharedHistogramMetric } from '../../src/main/metrics';
+import { SharedHistogram } from '../../src/shared/shared_histogram';
 
 const codec = JsonCodec.load(defaultProtoDir());
 const msg = (t: string) => {
@@ -177,5 +178,13 @@ describe('metrics registry (Prometheus text format 0.0.4)', () => {
       '# HELP c A gauge.', '# TYPE c gauge', 'c 1.5', '',
     ].join('\n'));
     assert.throws(() => r.counter('a_total', 'again'), /registered twice/);
+    const sab = SharedHistogram.create(2);
+    const writer = new SharedHistogram(sab, [0.1, 1]);
+    writer.observe(0.05);
+    writer.observe(5);
+    const r2 = new Registry();
+    r2.register(new SharedHistogramMetric('w_seconds', 'From another thread.', new SharedHistogram(sab, [0.1, 1])));
+    assert.equal(r2.render(), '# HELP w_seconds From another thread.\n# TYPE w_seconds histogram\n' +
+      'w_seconds_bucket{le="0.1"} 1\nw_seconds_bucket{le="1"} 1\nw_seconds_bucket{le="+Inf"} 2\nw_seconds_sum 5.05\nw_seconds_count 2\n');
   });
 });
