@@ -102,6 +102,13 @@ function sendReply(res: UwsResponse, r: GatewayReply): void {
   res.end(r.body);
 }
 
+/** The gateway mux's own plain-text answers (unknown route, wrong method), with its headers. */
+function gatewayText(res: UwsResponse, status: number, body: string): void {
+  res.writeStatus(statusLine(status));
+  writeCors(res);
+  res.writeHeader('Content-Type', 'text/plain; charset=utf-8').writeHeader('X-Content-Type-Options', 'nosniff').end(body);
+}
+
 function sendText(res: UwsResponse, status: number, body: string, type: string): void {
   res.writeStatus(statusLine(status)).writeHeader('Content-Type', type).end(body);
 }
@@ -213,9 +220,9 @@ export class FastPort {
 
   #gateway(res: UwsResponse, req: UwsRequest, url: string, method: string): void {
     const route = this.#d.gateway.route(url);
-    if (!route) return sendText(res, 404, 'Not Found\n', 'text/plain; charset=utf-8');
-    if (method === 'OPTIONS') return sendText(res, 200, '', 'text/plain; charset=utf-8');
-    if (method !== 'POST') return sendText(res, 405, 'Method Not Allowed\n', 'text/plain; charset=utf-8');
+    if (!route) return gatewayText(res, 404, 'Not Found\n');
+    if (method === 'OPTIONS') return gatewayText(res, 200, '');
+    if (method !== 'POST') return gatewayText(res, 405, 'Method Not Allowed\n');
     const declared = Number(req.getHeader('content-length') || 0);
     if (declared > this.#d.bodyBytesMax) {
       res.writeStatus(statusLine(413)).writeHeader('Content-Type', 'application/json')
@@ -232,13 +239,15 @@ export class FastPort {
     let chunks: Buffer[] | null = null;
     let bytes = 0;
     res.onData((ab, isLast) => {
-      if (isLast && chunks === null) return this.#runUnary(res, route, Buffer.from(ab).toString('utf8'), state);
+      if (state.aborted) return;
       bytes += ab.byteLength;
       if (bytes > this.#d.bodyBytesMax) {
-        // Closing drops the rest of the body; onAborted fires and nothing more is written.
+        // A chunked body past the limit (a declared one was refused with 413 before reading):
+        // closing drops the rest; onAborted fires and nothing more is written.
         res.close();
         return;
       }
+      if (isLast && chunks === null) return this.#runUnary(res, route, Buffer.from(ab).toString('utf8'), state);
       (chunks ??= []).push(Buffer.from(new Uint8Array(ab))); // a copy: the view dies with this callback
       if (isLast) this.#runUnary(res, route, Buffer.concat(chunks).toString('utf8'), state);
     });
