@@ -4,6 +4,8 @@
 import * as http from 'node:http';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from '../shared/version';
 import { handleGatewayRequest, NodeGatewayOptions } from './gateway/http_node';
+import { acceptWebSocket } from './gateway/ws_node';
+import { WsProxyCall } from './gateway/ws_proxy';
 import { PROMETHEUS_CONTENT_TYPE } from './metrics';
 
 export interface HealthSource {
@@ -44,6 +46,22 @@ export function createHttp1Server(health: HealthSource, extras: Http1Extras = {}
     }
     send(res, 404, '404 page not found\n', 'text/plain; charset=utf-8');
   });
+  const gw = extras.gateway;
+  if (gw) {
+    // etcd's gateway is wrapped in grpc-websocket-proxy: a WebSocket on a /v3/ route (ws_proxy.ts).
+    server.on('upgrade', (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => {
+      socket.on('error', () => socket.destroy());
+      const route = gw.gateway.route((req.url ?? '/').split('?')[0]);
+      if (!route) {
+        socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nNot Found\n');
+        return;
+      }
+      acceptWebSocket(req, socket, head, gw.bodyBytesMax, gw.streamSendHighBytes, (ws) => {
+        const call = new WsProxyCall(gw.gateway, route, ws, gw.bodyBytesMax);
+        return { onText: (t) => call.onText(t), onClose: () => call.onClose(), onDrain: () => call.drained() };
+      });
+    });
+  }
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.maxHeadersCount = 100;

@@ -16,7 +16,7 @@
 //   ETCD_TS_DIFF_SHOW=1 ...   also print the reference answer of every case
 import * as assert from 'node:assert/strict';
 import { cleanupServersAfter, freePort, Server, startEtcd, startEtcdTs } from '../support/procs';
-import { HttpResult, LineStream, request } from '../support/http_client';
+import { HttpResult, LineStream, request, WsClient } from '../support/http_client';
 
 interface Case {
   path: string;
@@ -252,6 +252,30 @@ describe('differential HTTP/JSON gateway: etcd 3.4 vs etcd-ts client port vs etc
       for (const u of [etcd!.clientUrl, ts!.clientUrl, fastUrl]) out.push(summary(await request('POST', u + '/v3/watch', body)));
       assert.equal(out[1], out[0], body);
       assert.equal(out[2], out[0], body);
+    }
+  });
+
+  it('watch over a WebSocket on /v3/watch (etcd\'s grpc-websocket-proxy): one message per response', async function () {
+    const urls = [etcd!.clientUrl, ts!.clientUrl, fastUrl];
+    const socks = await Promise.all(urls.map((u) => WsClient.connect('127.0.0.1', Number(new URL(u).port), '/v3/watch')));
+    try {
+      for (const ws of socks) ws.sendText(JSON.stringify({ create_request: { key: b64('ws1'), prev_kv: true } }));
+      await Promise.all(socks.map((ws) => ws.waitMessages(1)));
+      for (const ws of socks) ws.sendText(JSON.stringify({ create_request: { key: b64('ws2') } }));
+      await Promise.all(socks.map((ws) => ws.waitMessages(2)));
+      for (const u of urls) {
+        await request('POST', u + '/v3/kv/put', JSON.stringify({ key: b64('ws1'), value: b64('a') }));
+        await request('POST', u + '/v3/kv/put', JSON.stringify({ key: b64('ws1'), value: b64('b') }));
+      }
+      const count = (ms: Array<Record<string, unknown>>): number =>
+        ms.reduce((n, m) => n + (((m.result as { events?: unknown[] }).events ?? []).length), 0);
+      const got = await Promise.all(socks.map((ws) => ws.waitUntil((ms) => count(ms) >= 2)));
+      const [ref, ...rest] = got.map((ms) => perWatcher(ms.map((m) => JSON.stringify(m))));
+      for (const r of rest) assert.deepEqual(r, ref);
+      assert.equal(ref.created.length, 2);
+      assert.equal(ref.events['0'].length, 2);
+    } finally {
+      for (const ws of socks) ws.close();
     }
   });
 

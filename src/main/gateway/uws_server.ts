@@ -17,6 +17,7 @@ import { quoteLongNumbers } from './json_scan';
 import { PROMETHEUS_CONTENT_TYPE } from '../metrics';
 import { CORS_HEADERS } from './http_node';
 import { BinaryConnection, BinarySender } from './ws_binary';
+import { WsProxyCall, WsTextSocket } from './ws_proxy';
 
 /** Loaded on first use: a server without --listen-client-http-urls never loads the native module. */
 let uwsModule: UwsModule | null = null;
@@ -150,6 +151,28 @@ export class FastPort {
         this.#wsOpen--;
         ws.getUserData().state.onClose();
       },
+    });
+    // etcd 3.4's grpc-websocket-proxy: a WebSocket on a /v3/ route (ws_proxy.ts).
+    this.#app.ws<ProxyState>('/v3/*', {
+      compression: uws().DISABLED,
+      maxPayloadLength: d.bodyBytesMax,
+      idleTimeout: d.limits.wsIdleTimeoutSeconds,
+      maxBackpressure: d.limits.wsSendBytesMax,
+      closeOnBackpressureLimit: true,
+      sendPingsAutomatically: true,
+      upgrade: (res: UwsResponse & { upgrade: (...a: unknown[]) => void }, req: UwsRequest, ctx: unknown) => {
+        const route = d.gateway.route(req.getUrl());
+        if (!route) return gatewayText(res, 404, 'Not Found\n');
+        res.upgrade({ state: new ProxyState(this, route) }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
+          req.getHeader('sec-websocket-extensions'), ctx);
+      },
+      open: (ws: UwsWebSocket<ProxyState>) => ws.getUserData().state.open(ws),
+      message: (ws: UwsWebSocket<ProxyState>, msg: ArrayBuffer, isBinary: boolean) => {
+        const state = ws.getUserData().state;
+        guard(() => (isBinary ? state.close() : state.call?.onText(Buffer.from(msg).toString('utf8'))), d.onError);
+      },
+      drain: (ws: UwsWebSocket<ProxyState>) => ws.getUserData().state.call?.drained(),
+      close: (ws: UwsWebSocket<ProxyState>) => ws.getUserData().state.closed(),
     });
     this.#app.any('/*', (res, req) => {
       try {
@@ -522,4 +545,40 @@ export class WsState implements BinarySender {
 function wsErrorFromBody(r: GatewayReply): string {
   const e = JSON.parse(r.body) as { code: number; message: string };
   return wsError(e.code, e.message);
+}
+
+/** One grpc-websocket-proxy connection on the fast port. */
+class ProxyState implements WsTextSocket {
+  call: WsProxyCall | null = null;
+  #ws: UwsWebSocket<ProxyState> | null = null;
+  #closed = false;
+  constructor(readonly port: FastPort, readonly route: Route) {}
+
+  open(ws: UwsWebSocket<ProxyState>): void {
+    this.#ws = ws;
+    this.call = new WsProxyCall(this.port.deps.gateway, this.route, this, this.port.deps.bodyBytesMax);
+  }
+
+  sendText(text: string): boolean {
+    const ws = this.#ws;
+    if (this.#closed || ws === null) return false;
+    let buffered = 0;
+    ws.cork(() => {
+      ws.send(text, false);
+      buffered = ws.getBufferedAmount();
+    });
+    return buffered < this.port.deps.limits.wsSendHighBytes;
+  }
+
+  close(): void {
+    const ws = this.#ws;
+    if (this.#closed || ws === null) return;
+    ws.end(1000);
+  }
+
+  closed(): void {
+    this.#closed = true;
+    this.#ws = null;
+    this.call?.onClose();
+  }
 }
