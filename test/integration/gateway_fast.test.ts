@@ -219,6 +219,25 @@ describe('HTTP/JSON fast port (uWebSockets.js), WebSocket API, /metrics, bad inp
     }
   });
 
+  it('client port: an Upgrade other than websocket (curl --http2 sends "Upgrade: h2c") is served as a plain request', async function () {
+    const port = Number(new URL(srv!.clientUrl).port);
+    const ask = async (text: string): Promise<string> => {
+      const s = await rawConnect(port);
+      return new Promise((resolve) => {
+        let got = '';
+        s.on('data', (d) => { got += d.toString(); });
+        s.on('close', () => resolve(got));
+        s.write(text);
+      });
+    };
+    const up = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n';
+    const health = await ask(`GET /health HTTP/1.1\r\nHost: x\r\n${up}\r\n`);
+    assert.match(health, /^HTTP\/1\.1 200 [^]*\{"health":"true"\}$/);
+    const body = JSON.stringify({ key: b64('m') });
+    const range = await ask(`POST /v3/kv/range HTTP/1.1\r\nHost: x\r\n${up}Content-Length: ${body.length}\r\n\r\n${body}`);
+    assert.match(range, /^HTTP\/1\.1 200 [^]*"kvs":\[\{"key":"bQ=="/);
+  });
+
   for (const port of ['client', 'fast'] as const) {
     const base = (): string => (port === 'fast' ? fast : srv!.clientUrl);
     const portNo = (): number => Number(new URL(base()).port);
