@@ -56,8 +56,7 @@ const FLAGS: Record<string, FlagDef> = {
   'log-level': { def: 'info', help: 'Configures log level. Only supports debug, info, warn, error, panic, or fatal.' },
   'logger': { def: 'zap', help: 'Currently only supports \'zap\' for structured logging (JSON lines on stderr).' },
   'log-outputs': { def: 'default', help: 'Only \'default\' / \'stderr\' is supported.' },
-  'listen-client-http-urls': { def: '', help: 'List of URLs to listen on for HTTP/JSON client traffic (uWebSockets.js).',
-    unsupported: 'the uWebSockets.js HTTP/JSON port is not implemented in this version' },
+  'listen-client-http-urls': { def: '', help: 'List of URLs to listen on for HTTP/JSON client traffic (uWebSockets.js): the JSON API, WebSocket API, /health, /livez, /readyz, /version, /metrics.' },
   'listen-metrics-urls': { def: '', help: 'List of URLs to listen on for the metrics and health endpoints.',
     unsupported: 'a separate metrics listener is not implemented in this version' },
   'client-cert-auth': { def: 'false', help: 'Enable client cert authentication.', unsupported: 'TLS is not implemented in this version' },
@@ -163,7 +162,7 @@ function validate(cfg: Config): void {
   }
   if (cfg.initialCluster.size !== 1) throw new ConfigError('--initial-cluster: multi-member clusters are not implemented in this version (one member only)');
   if (cfg.initialClusterState !== 'new') throw new ConfigError('--initial-cluster-state existing: joining a cluster is not implemented in this version');
-  for (const u of [...cfg.listenClientUrls, ...cfg.listenPeerUrls]) {
+  for (const u of [...cfg.listenClientUrls, ...cfg.listenPeerUrls, ...cfg.listenClientHttpUrls]) {
     if (u.protocol !== 'http:') throw new ConfigError(`${u.href}: only http:// URLs are supported in this version (no TLS yet)`);
   }
   const r = cfg.autoCompactionRetention;

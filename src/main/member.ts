@@ -32,6 +32,11 @@ import { lockDataDir } from './datadir_lock';
 import { WatchSignal, WatchWorkerInit } from '../shared/watch_protocol';
 import { WatchService } from './watch/watch_service';
 import { mulberry32 } from '../shared/random';
+import { Gateway } from './gateway/gateway';
+import { defaultProtoDir, JsonCodec } from './gateway/jsonpb';
+import { FastPort } from './gateway/uws_server';
+import { createEarlyMetrics, registerMemberMetrics } from './server_metrics';
+import { gatewayBodyBytesMax } from '../shared/limits';
 
 export interface RunningMember {
   stop(): Promise<void>;
@@ -94,10 +99,13 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   // Workers load their modules and open LMDB while this thread reads the WAL: start-up time is
   // the slowest of the three, not their sum.
   const t0 = Date.now();
+  const metrics = createEarlyMetrics();
   const [apply, compactor, recovered, watchWorker] = await Promise.all([
-    startWorker('apply.js', { ...init, watchSignal: watchInit.signal }),
+    startWorker('apply.js', { ...init, watchSignal: watchInit.signal, backendCommitHistogram: metrics.backendCommitSab }),
     startWorker('compact.js', { ...init, toApply: undefined, fromApply: undefined, batchRevisions: limits.compactionBatchRevisions }),
-    Wal.open(path.join(memberDir, 'wal'), { segmentBytes: limits.walSegmentBytes, batchBytesMax: limits.walBatchBytesMax }),
+    Wal.open(path.join(memberDir, 'wal'), {
+      segmentBytes: limits.walSegmentBytes, batchBytesMax: limits.walBatchBytesMax, onFsync: (sec) => metrics.walFsync.observe(sec),
+    }),
     startWorker('watch.js', watchInit),
   ]);
   const store = MvccStore.open(lmdbDir, { readOnly: true });
@@ -155,19 +163,58 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   });
   const server = new EtcdServer({ cfg, log, node, store, clusterId, self, members, lmdbDir, compactor: compactor.worker, watch, lessor });
   await publish(node, store, cfg, ident, log);
-  const h1 = createHttp1Server({
-    healthy: async () => {
-      // As etcd 3.4's /health: a leader must exist and a request must commit through the log.
-      if (!node.hasLeader) return false;
-      await node.propose(RequestKind.HealthCheck, new Uint8Array(0));
-      return true;
+  const healthy = async (): Promise<boolean> => {
+    // As etcd 3.4's /health: a leader must exist and a request must commit through the log.
+    if (!node.hasLeader) return false;
+    await node.propose(RequestKind.HealthCheck, new Uint8Array(0));
+    return true;
+  };
+  // The HTTP/JSON gateway calls the transport's handlers in process (src/main/gateway/).
+  const recvMessageBytesMax = cfg.maxRequestBytes + limits.grpcOverheadBytes;
+  const gateway = new Gateway(server.transport, JsonCodec.load(defaultProtoDir()), { recvMessageBytesMax });
+  const bodyBytesMax = gatewayBodyBytesMax(cfg.maxRequestBytes);
+  const fastPorts: FastPort[] = [];
+  const counters = registerMemberMetrics(metrics, {
+    node, memberId, store, quotaBackendBytes: cfg.quotaBackendBytes, watchStreams: () => watch.streamCount,
+    rings: [
+      { name: 'to_apply', ring: new Ring(toApply) }, { name: 'from_apply', ring: new Ring(fromApply) },
+      { name: 'to_watch', ring: new Ring(watchInit.toWatch) }, { name: 'from_watch', ring: new Ring(watchInit.fromWatch) },
+    ],
+    rangePool: { threads: () => server.rangePoolStats().threads, queueSize: () => server.rangePoolStats().queueSize },
+  }, () => fastPorts.reduce((n, f) => n + f.webSocketsOpen, 0));
+  const renderMetrics = (): string => metrics.registry.render();
+  const h1 = createHttp1Server({ healthy }, {
+    gateway: {
+      gateway, bodyBytesMax, streamSendHighBytes: limits.gatewayStreamSendHighBytes, onRequest: () => counters.clientPortRequests.inc(),
     },
+    metrics: renderMetrics,
   });
   const listeners: net.Server[] = [];
+  const hostOf = (u: URL): string => (u.hostname === 'localhost' ? '127.0.0.1' : u.hostname.replace(/^\[|\]$/g, ''));
   for (const u of cfg.listenClientUrls) {
-    const host = u.hostname === 'localhost' ? '127.0.0.1' : u.hostname.replace(/^\[|\]$/g, '');
-    listeners.push(await listenMultiplexed(host, Number(u.port), server.transport.server, h1));
+    listeners.push(await listenMultiplexed(hostOf(u), Number(u.port), server.transport.server, h1));
     log.info('serving client traffic', { address: u.href });
+  }
+  for (const u of cfg.listenClientHttpUrls) {
+    const fast = new FastPort({
+      gateway, bodyBytesMax, healthy, metrics: renderMetrics,
+      ready: async () => {
+        if (!node.hasLeader) return false;
+        await node.readBarrier();
+        return true;
+      },
+      limits: {
+        streamSendHighBytes: limits.gatewayStreamSendHighBytes, wsIdleTimeoutSeconds: limits.wsIdleTimeoutSeconds,
+        wsSendHighBytes: limits.wsSendHighBytes, wsSendBytesMax: limits.wsSendBytesMax,
+        wsStreamsPerConnMax: limits.wsStreamsPerConnMax, wsUnaryInFlightMax: limits.wsUnaryInFlightMax,
+      },
+      onHttpRequest: () => counters.fastPortRequests.inc(),
+      onWsMessage: () => counters.wsMessages.inc(),
+      onError: (e) => log.error('HTTP/JSON port: request failed', { error: e instanceof Error ? e.stack ?? e.message : String(e) }),
+    });
+    await fast.listen(hostOf(u), Number(u.port));
+    fastPorts.push(fast);
+    log.info('serving client HTTP/JSON traffic (uWebSockets.js)', { address: u.href });
   }
   const stopAuto = startAutoCompaction(cfg, log, node, server);
   log.info('ready to serve client requests', { ms: Date.now() - t0 });
@@ -177,6 +224,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
       stopAuto();
       lessor.stop();
       for (const l of listeners) l.close();
+      for (const f of fastPorts) f.close();
       await node.stop();
       log.info('wal stats', { ...recovered.wal.stats() });
       await recovered.wal.close();

@@ -91,6 +91,11 @@ export class EtcdServer {
     await this.#pool.destroy();
   }
 
+  /** Range pool size and backlog, for /metrics. */
+  rangePoolStats(): { threads: number; queueSize: number } {
+    return { threads: this.#pool.threads.length, queueSize: this.#pool.queueSize };
+  }
+
   #register(): void {
     const t = this.transport;
     const kv = `/${SERVICE}.KV/`;

@@ -132,4 +132,10 @@ export interface WorkerInit {
   toApply?: SharedArrayBuffer;
   fromApply?: SharedArrayBuffer;
   applyBatchEntriesMax?: number;
+  /** SharedHistogram (src/shared/shared_histogram.ts) the apply worker times its LMDB write
+   * transactions into, for etcd_disk_backend_commit_duration_seconds; absent: not measured. */
+  backendCommitHistogram?: SharedArrayBuffer;
 }
+
+/** etcd's buckets for etcd_disk_backend_commit_duration_seconds: ExponentialBuckets(0.001, 2, 14). */
+export const BACKEND_COMMIT_BOUNDS_S: readonly number[] = Array.from({ length: 14 }, (_, i) => 0.001 * 2 ** i);

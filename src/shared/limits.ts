@@ -83,7 +83,30 @@ export const limits = {
   recipeWaitersMax: 10_000,
   /** etcd's concurrency.Session default TTL: a Lock request without a lease gets one this long. */
   recipeSessionTtlSeconds: 60,
+
+  /** HTTP/JSON gateway: JSON bytes allowed beyond base64 of the largest gRPC message (field names,
+   * quotes, whitespace). The body limit is gatewayBodyBytesMax(--max-request-bytes). */
+  gatewayJsonOverheadBytes: 64 * 1024,
+  /** A streaming HTTP response (watch, keepalive) past this many unsent bytes reports backpressure to
+   * its handler (the watch worker then stops live delivery to it, as for a slow gRPC stream). */
+  gatewayStreamSendHighBytes: 1024 * 1024,
+  /** uWebSockets.js port: seconds a WebSocket may stay silent before it is closed (uWS sends pings). */
+  wsIdleTimeoutSeconds: 120,
+  /** Bytes a WebSocket may have waiting to be sent before its streams see backpressure. */
+  wsSendHighBytes: 1024 * 1024,
+  /** Hard cap: a client that stops reading and lets this much pile up is disconnected. */
+  wsSendBytesMax: 64 * 1024 * 1024,
+  /** Streams (watch, keepalive, ...) open on one WebSocket. */
+  wsStreamsPerConnMax: 10_000,
+  /** Unary requests in flight on one WebSocket (pipelined); more are answered "too many requests". */
+  wsUnaryInFlightMax: 10_000,
 };
+
+/** Largest HTTP/JSON request body: base64 of the largest accepted gRPC message plus JSON overhead.
+ * A body the gRPC size check would refuse anyway is cut off early instead of being buffered. */
+export function gatewayBodyBytesMax(maxRequestBytes: number): number {
+  return Math.ceil((maxRequestBytes + limits.grpcOverheadBytes) / 3) * 4 + limits.gatewayJsonOverheadBytes;
+}
 
 export type Limits = typeof limits;
 
@@ -96,6 +119,8 @@ export function checkLimits(l: Limits): void {
   assert(l.watchControlRingBytes >= 2 * (l.requestBytesMax + l.grpcOverheadBytes), 'a control ring holds a create with the largest key');
   assert(l.watchBufferedBytesMax >= l.watchResponseBytesSoftMax, 'a stream buffers at least one response');
   assert(l.txnOpsMax > 0 && l.requestBytesMax > 0, 'positive sizes');
+  assert(l.wsSendBytesMax >= 4 * (l.requestBytesMax + l.grpcOverheadBytes), 'a WebSocket holds a few max responses in base64');
+  assert(l.wsSendHighBytes < l.wsSendBytesMax, 'WebSocket backpressure starts below the disconnect cap');
 }
 
 checkLimits(limits);

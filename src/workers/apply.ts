@@ -7,14 +7,16 @@ import { etcdserverpb } from '../shared/gen/etcd';
 import { Ring } from '../shared/ring';
 import { decodeEntry, RequestKind } from '../shared/entry';
 import {
-  APPLIED_MSG_BYTES, LEASE_MSG_BYTES, LeaseMsg, LeaseOp, readEntryMsg, RESULT_ERR, RESULT_MSG_HEADER, RESULT_OK, writeAppliedMsg,
-  writeLeaseMsg, writeResultHeader, WorkerInit,
+  APPLIED_MSG_BYTES, BACKEND_COMMIT_BOUNDS_S, LEASE_MSG_BYTES, LeaseMsg, LeaseOp, readEntryMsg, RESULT_ERR, RESULT_MSG_HEADER, RESULT_OK,
+  writeAppliedMsg, writeLeaseMsg, writeResultHeader, WorkerInit,
 } from '../shared/apply_protocol';
 import { MvccStore, WriteRequest, WriteResult } from './mvcc/store';
 import { EntryType } from '../main/raft/types';
 import { toBigInt, toNum } from '../shared/long';
 import { WatchSignal } from '../shared/watch_protocol';
 import { HeaderMaker } from '../shared/header';
+
+import { SharedHistogram } from '../shared/shared_histogram';
 
 const init = workerData as WorkerInit;
 const store = MvccStore.open(init.lmdbDir);
@@ -26,6 +28,7 @@ const batchMax = init.applyBatchEntriesMax ?? 4096;
 const watchSignalSab = (workerData as { watchSignal?: SharedArrayBuffer }).watchSignal;
 const watchSignal = watchSignalSab ? new WatchSignal(watchSignalSab) : null;
 const textDecoder = new TextDecoder();
+const commitHistogram = init.backendCommitHistogram ? new SharedHistogram(init.backendCommitHistogram, BACKEND_COMMIT_BOUNDS_S) : null;
 
 interface Pending {
   requestId: number;
@@ -133,7 +136,9 @@ function applyBatch(msgs: Uint8Array[]): void {
     items.push({ index: e.index, req: decodeRequest(d.kind, d.body) });
     pendings.push({ requestId: d.requestId, index: e.index, term: e.term, kind: d.kind });
   }
+  const t0 = performance.now();
   const results = store.applyBatch(items, lastIndex); // lastIndex covers trailing no-op entries
+  commitHistogram?.observe((performance.now() - t0) / 1000);
   // Lease changes first: the lessor knows a lease before its grant is answered.
   const leaseMsgs: LeaseMsg[] = [];
   results.forEach((r: WriteResult | null, i: number) => {

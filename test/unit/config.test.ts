@@ -39,10 +39,16 @@ describe('config: etcd flags', () => {
   });
   it('refuses flags it does not implement yet instead of ignoring them', () => {
     assert.throws(() => cfg(['--cert-file', '/x.pem']), /TLS is not implemented/);
-    assert.throws(() => cfg(['--listen-client-http-urls', 'http://127.0.0.1:8080']), /not implemented/);
+    assert.throws(() => cfg(['--listen-metrics-urls', 'http://127.0.0.1:8080']), /not implemented/);
     assert.throws(() => cfg(['--log-outputs', '/var/log/etcd.log']), /only 'default' or 'stderr'/);
     assert.throws(() => cfg(['--logger', 'capnslog']), /only 'zap'/);
     assert.doesNotThrow(() => cfg(['--logger', 'zap', '--log-outputs', 'stderr']));
+  });
+  it('takes --listen-client-http-urls (the uWebSockets.js HTTP/JSON port), http:// only', () => {
+    const c = cfg(['--listen-client-http-urls', 'http://127.0.0.1:8080,http://localhost:8081']);
+    assert.deepEqual(c.listenClientHttpUrls.map((u) => u.href), ['http://127.0.0.1:8080/', 'http://localhost:8081/']);
+    assert.deepEqual(cfg([]).listenClientHttpUrls, []);
+    assert.throws(() => cfg(['--listen-client-http-urls', 'https://127.0.0.1:8080']), /only http:\/\//);
   });
   it('validates values and the election/heartbeat relation', () => {
     assert.throws(() => cfg(['--max-txn-ops', 'abc']), /invalid value "abc" for flag -max-txn-ops/);

@@ -78,6 +78,10 @@ export function parseGrpcTimeout(v: string | string[] | undefined): number {
 
 const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc' };
 
+/** gRPC message bytes received from and sent to clients by either transport, for /metrics
+ * (etcd_network_client_grpc_received_bytes_total / _sent_bytes_total). */
+export const grpcTraffic = { receivedBytes: 0, sentBytes: 0 };
+
 export class GrpcTransport {
   readonly server: http2.Http2Server;
   #unary = new Map<string, UnaryHandler>();
@@ -100,6 +104,19 @@ export class GrpcTransport {
 
   addStream(path: string, h: StreamHandler): void {
     this.#streams.set(path, h);
+  }
+
+  /** The handler registered for a method path (the HTTP/JSON gateway calls it in process). */
+  unaryHandler(path: string): UnaryHandler | undefined {
+    return this.#unary.get(path);
+  }
+
+  streamHandler(path: string): StreamHandler | undefined {
+    return this.#streams.get(path);
+  }
+
+  methodPaths(): string[] {
+    return [...this.#unary.keys(), ...this.#streams.keys()];
   }
 
   #onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
@@ -127,6 +144,7 @@ export class GrpcTransport {
     const sink = {
       onMessage: (m: Uint8Array): void => {
         if (got !== null) throw new EtcdError(GrpcCode.Unimplemented, 'grpc: more than one message in a unary call');
+        grpcTraffic.receivedBytes += m.length;
         got = m;
       },
     };
@@ -202,7 +220,8 @@ export class GrpcTransport {
       onCancel: (fn) => { cancelFns.push(fn); },
       onDrain: (fn) => { stream.on('drain', fn); },
     };
-    const handlers = h(ss, ctx);
+    const h2 = h(ss, ctx);
+    const handlers = { onMessage: (m: Uint8Array) => { grpcTraffic.receivedBytes += m.length; h2.onMessage(m); }, onEnd: () => h2.onEnd() };
     const reader = new GrpcMessageReader(this.#opts.recvMessageBytesMax);
     stream.on('data', (chunk: Buffer) => {
       try {
@@ -221,6 +240,7 @@ export class GrpcTransport {
 }
 
 function frame(msg: Uint8Array): Buffer {
+  grpcTraffic.sentBytes += msg.length;
   const out = Buffer.allocUnsafe(5 + msg.length);
   out[0] = 0;
   out.writeUInt32BE(msg.length, 1);

@@ -9,7 +9,7 @@
 import type * as http2 from 'node:http2';
 import { EtcdError, GrpcCode } from '../../shared/errors';
 import {
-  CallContext, encodeGrpcMessage, GrpcTransportOptions, parseGrpcTimeout, ServerStream, StreamHandler, UnaryHandler, unknownMethodMessage, errorStatus,
+  CallContext, encodeGrpcMessage, grpcTraffic, GrpcTransportOptions, parseGrpcTimeout, ServerStream, StreamHandler, UnaryHandler, unknownMethodMessage, errorStatus,
 } from './grpc';
 import { h2Limits } from './h2/constants';
 import { GrpcMessageReader, MessageSink, writeGrpcMessage } from './h2/grpc_message';
@@ -35,6 +35,7 @@ function trailersBlock(code: number, message: string): Buffer {
 function sendMessage(stream: H2Stream, msg: Uint8Array): void {
   if (stream.closed || stream.headersSent) return;
   stream.respond(RESPONSE_HEADERS, false);
+  grpcTraffic.sentBytes += msg.length;
   writeGrpcMessage(stream, msg);
   stream.end(OK_TRAILERS);
 }
@@ -70,6 +71,19 @@ export class GrpcH2Transport {
 
   addStream(path: string, h: StreamHandler): void {
     this.#streams.set(path, h);
+  }
+
+  /** The handler registered for a method path (the HTTP/JSON gateway calls it in process). */
+  unaryHandler(path: string): UnaryHandler | undefined {
+    return this.#unary.get(path);
+  }
+
+  streamHandler(path: string): StreamHandler | undefined {
+    return this.#streams.get(path);
+  }
+
+  methodPaths(): string[] {
+    return [...this.#unary.keys(), ...this.#streams.keys()];
   }
 
   #onStream(stream: H2Stream, headers: RequestHeaders): void {
@@ -135,6 +149,7 @@ class UnaryCall implements StreamListener, MessageSink {
 
   onMessage(msg: Uint8Array): void {
     if (this.#got !== null) throw new EtcdError(GrpcCode.Unimplemented, 'grpc: more than one message in a unary call');
+    grpcTraffic.receivedBytes += msg.length;
     this.#got = msg;
   }
 
@@ -216,6 +231,7 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
 
   send(msg: Uint8Array): boolean {
     if (this.#ended || this.#stream.closed) return false;
+    grpcTraffic.sentBytes += msg.length;
     writeGrpcMessage(this.#stream, msg);
     const ok = this.#stream.queuedBytes < h2Limits.streamSendQueueBytesHigh;
     if (!ok) this.#stream.drainWanted = true;
@@ -260,6 +276,7 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
   }
 
   onMessage(msg: Uint8Array): void {
+    grpcTraffic.receivedBytes += msg.length;
     this.#handlers.onMessage(msg);
   }
 

@@ -70,6 +70,8 @@ export class RaftNode {
   #revision = 1;
   #compactRevision = 0;
   #lead: NodeId = 0n;
+  /** Leader changes seen (to a leader or to none), for etcd_server_leader_changes_seen_total. */
+  #leaderChanges = 0;
   #term = 0;
   #commit = 0;
   #readSeq = 0;
@@ -208,6 +210,10 @@ export class RaftNode {
     return this.#revision;
   }
 
+  get leaderChanges(): number {
+    return this.#leaderChanges;
+  }
+
   get hasLeader(): boolean {
     return this.#lead !== 0n;
   }
@@ -333,6 +339,7 @@ export class RaftNode {
       this.#log.info(lead === 0n ? 'raft lost leader' : 'raft elected leader', { leader: lead, term: this.#raw.status().term });
       const was = this.isLeader;
       this.#lead = lead;
+      if (lead !== 0n) this.#leaderChanges++;
       this.#term = this.#raw.status().term;
       if (was !== this.isLeader) for (const fn of this.#leadershipListeners) fn(!was);
     }

@@ -48,6 +48,8 @@ export interface WalOptions {
   batchBytesMax?: number;
   /** false skips fdatasync: benchmarks only, acknowledged writes are then NOT durable. */
   fsync?: boolean;
+  /** Called with the seconds each durable (O_DSYNC) write took: the fsync latency /metrics reports. */
+  onFsync?: (seconds: number) => void;
 }
 
 export interface WalStats {
@@ -164,11 +166,14 @@ async function replaySegments(dir: string, segs: SegmentName[], replay: LogRepla
   return truncated;
 }
 
+function noFsyncObserver(): void { /* no metrics */ }
+
 export class Wal {
   readonly #dir: string;
   readonly #segmentBytes: number;
   readonly #batchBytesMax: number;
   readonly #fsync: boolean;
+  readonly #onFsync: (seconds: number) => void;
   /** Live segments by seq; the last is the one appended to. */
   readonly #segments: SegmentName[];
   #fh: fsp.FileHandle;
@@ -202,6 +207,7 @@ export class Wal {
     this.#segmentBytes = opts.segmentBytes;
     this.#batchBytesMax = opts.batchBytesMax;
     this.#fsync = opts.fsync;
+    this.#onFsync = opts.onFsync;
     this.#segments = segments;
     this.#fh = fh;
     this.#fileBytes = fileBytes;
@@ -228,6 +234,7 @@ export class Wal {
       segmentBytes: opts.segmentBytes ?? limits.walSegmentBytes,
       batchBytesMax: opts.batchBytesMax ?? limits.walBatchBytesMax,
       fsync: opts.fsync ?? true,
+      onFsync: opts.onFsync ?? noFsyncObserver,
     };
     // A batch must hold at least the fixed-size records; bigger entries go alone (oversized path).
     assert(o.batchBytesMax >= HARD_STATE_RECORD_BYTES + SNAPSHOT_RECORD_BYTES, 'wal: batchBytesMax too small');
@@ -395,8 +402,10 @@ export class Wal {
     await writeFully(this.#fh, buf, bytes, this.#fileBytes);
     this.#fileBytes += bytes;
     if (!this.#fsync) return;
+    const seconds = (performance.now() - t0) / 1000;
     this.#fsyncs++;
-    this.#fsyncSeconds += (performance.now() - t0) / 1000;
+    this.#fsyncSeconds += seconds;
+    this.#onFsync(seconds);
   }
 
   /** Durable snapshot marker first, then unlink: a crash in between leaves extra segments, not gaps. */

@@ -1,0 +1,165 @@
+// The JSON gateway on the client port's HTTP/1.1 side (node:http; the listener hands it every
+// connection that does not start with the HTTP/2 preface). Same routes and answers as etcd 3.4's
+// gateway, including its plain-text 404/405 for unknown routes and wrong methods.
+import type * as http from 'node:http';
+import { GrpcCode } from '../../shared/errors';
+import { errorBody, Gateway, GatewayReply, GatewayStream, JsonValueSplitter, streamErrorLine } from './gateway';
+import { Route } from './routes';
+
+/** Headers etcd's gateway mux sends on every response. */
+export const CORS_HEADERS: Record<string, string> = {
+  'Access-Control-Allow-Headers': 'accept, content-type, authorization',
+  'Access-Control-Allow-Methods': 'POST, GET, OPTIONS, PUT, DELETE',
+  'Access-Control-Allow-Origin': '*',
+};
+
+export interface NodeGatewayOptions {
+  gateway: Gateway;
+  bodyBytesMax: number;
+  streamSendHighBytes: number;
+  /** Counts requests per outcome for /metrics. */
+  onRequest?: (status: number) => void;
+}
+
+function sendText(res: http.ServerResponse, status: number, body: string, type: string): void {
+  res.writeHead(status, { ...CORS_HEADERS, 'Content-Type': type, 'X-Content-Type-Options': 'nosniff', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function sendReply(res: http.ServerResponse, r: GatewayReply): void {
+  if (res.destroyed) return;
+  const headers: Record<string, string | number> = { ...CORS_HEADERS, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(r.body) };
+  if (r.status === 200) headers['Grpc-Metadata-Content-Type'] = 'application/grpc';
+  res.writeHead(r.status, headers);
+  res.end(r.body);
+}
+
+/** Handles /v3/... and /v3beta/...; returns false for any other path. */
+export function handleGatewayRequest(o: NodeGatewayOptions, req: http.IncomingMessage, res: http.ServerResponse, url: string): boolean {
+  if (!url.startsWith('/v3/') && !url.startsWith('/v3beta/')) return false;
+  const route = o.gateway.route(url);
+  if (!route) {
+    sendText(res, 404, 'Not Found\n', 'text/plain; charset=utf-8');
+    return true;
+  }
+  if (req.method === 'OPTIONS') {
+    sendText(res, 200, '', 'text/plain; charset=utf-8');
+    return true;
+  }
+  if (req.method !== 'POST') {
+    sendText(res, 405, 'Method Not Allowed\n', 'text/plain; charset=utf-8');
+    return true;
+  }
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > o.bodyBytesMax) return tooLarge(res, o), true;
+  if (route.kind === 'unary') readUnary(o, route, req, res);
+  else serveStream(o, route, req, res);
+  return true;
+}
+
+function tooLarge(res: http.ServerResponse, o: NodeGatewayOptions): void {
+  const body = errorBody(GrpcCode.ResourceExhausted, 'http: request body too large');
+  res.writeHead(413, { ...CORS_HEADERS, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
+  res.end(body);
+  o.onRequest?.(413);
+}
+
+function readUnary(o: NodeGatewayOptions, route: Route, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  let failed = false;
+  req.on('data', (c: Buffer) => {
+    if (failed) return;
+    bytes += c.length;
+    if (bytes > o.bodyBytesMax) {
+      failed = true;
+      tooLarge(res, o);
+      req.resume();
+      return;
+    }
+    chunks.push(c);
+  });
+  req.on('end', () => {
+    if (failed) return;
+    const body = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
+    const r = o.gateway.unary(route, body);
+    if ('then' in r) r.then((x) => { o.onRequest?.(x.status); sendReply(res, x); }).catch(() => res.destroy());
+    else {
+      o.onRequest?.(r.status);
+      sendReply(res, r);
+    }
+  });
+}
+
+/** A streaming route: each JSON value of the body is a request; each response is a line. */
+function serveStream(o: NodeGatewayOptions, route: Route, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const split = new JsonValueSplitter(o.bodyBytesMax);
+  let call: GatewayStream | null = null;
+  let done = false;
+  let headersSent = false;
+  const writeHead = (status: number): void => {
+    if (headersSent) return;
+    headersSent = true;
+    res.writeHead(status, { ...CORS_HEADERS, 'Content-Type': 'application/json', 'Grpc-Metadata-Content-Type': 'application/grpc', 'Transfer-Encoding': 'chunked' });
+  };
+  const sink = {
+    result: (json: string): boolean => {
+      if (res.destroyed) return false;
+      writeHead(200);
+      res.write('{"result":' + json + '}\n');
+      return res.writableLength < o.streamSendHighBytes;
+    },
+    end: (code: number, message: string): void => {
+      done = true;
+      if (res.destroyed) return;
+      if (code !== GrpcCode.OK) {
+        writeHead(200);
+        res.write(streamErrorLine(code, message));
+      }
+      writeHead(200);
+      res.end();
+    },
+  };
+  res.on('drain', () => call?.drained());
+  res.on('close', () => {
+    if (!done) call?.cancel();
+    done = true;
+  });
+  const take = (values: unknown[], last: boolean, error?: string): void => {
+    let i = 0;
+    if (call === null) {
+      if (values.length === 0 && !last && error === undefined) return; // wait for the first request
+      if (values.length === 0 && error !== undefined) {
+        // The first request does not parse: answered as grpc-gateway does, before any stream.
+        done = true;
+        o.onRequest?.(500);
+        sendReply(res, { status: 500, body: errorBody(GrpcCode.Unknown, error) });
+        return;
+      }
+      const opened = o.gateway.openStream(route, values[0], values.length > 0, sink);
+      if (!(opened instanceof GatewayStream)) {
+        done = true;
+        o.onRequest?.(opened.status);
+        sendReply(res, opened);
+        return;
+      }
+      o.onRequest?.(200);
+      call = opened;
+      i = 1;
+    }
+    for (; i < values.length; i++) call.sendJson(values[i]);
+    if (error !== undefined || last) call.close();
+  };
+  req.setEncoding('utf8');
+  req.on('data', (text: string) => {
+    if (done) return;
+    const r = split.push(text, false);
+    take(r.values, false, r.error);
+    if (r.error !== undefined) req.removeAllListeners('data');
+  });
+  req.on('end', () => {
+    if (done) return;
+    const r = split.push('', true);
+    take(r.values, true, r.error);
+  });
+}

@@ -1,0 +1,584 @@
+// The fast HTTP/JSON port (--listen-client-http-urls) on uWebSockets.js: the same JSON API as the
+// client port's gateway (same Gateway core, same answers), /health, /livez, /readyz, /version,
+// /metrics, and the WebSocket API at /ws (docs/WEBSOCKET.md). uWS runs its sockets inside Node's
+// event loop on this thread; handlers are called in process, never through a gRPC connection.
+//
+// uWS rules this code keeps: a request object is valid only during the route callback (everything
+// needed is read there); a response needs onAborted before any asynchronous work and must not be
+// touched after it fired; body chunks are views valid only during onData (copied or decoded there);
+// writes from outside a uWS callback are corked. A WebSocket must not be used after its close event.
+import { StringDecoder } from 'node:string_decoder';
+import { GrpcCode } from '../../shared/errors';
+import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from '../../shared/version';
+import { errorBody, Gateway, GatewayReply, GatewayStream, HTTP_STATUS_TEXT, httpStatusFromCode, JsonValueSplitter, streamErrorLine, StreamSink } from './gateway';
+import { Route } from './routes';
+import { goJsonString } from './jsonpb';
+import { quoteLongNumbers } from './json_scan';
+import { PROMETHEUS_CONTENT_TYPE } from '../metrics';
+import { CORS_HEADERS } from './http_node';
+import { BinaryConnection, BinarySender } from './ws_binary';
+import { WsProxyCall, WsTextSocket } from './ws_proxy';
+
+/** Loaded on first use: a server without --listen-client-http-urls never loads the native module. */
+let uwsModule: UwsModule | null = null;
+function uws(): UwsModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  uwsModule ??= require('@trufflesuite/uws-js-unofficial') as UwsModule;
+  return uwsModule;
+}
+
+// --- the parts of uWebSockets.js' API used here ---
+interface UwsResponse {
+  writeStatus(s: string): UwsResponse;
+  writeHeader(k: string, v: string): UwsResponse;
+  write(chunk: string | Uint8Array): boolean;
+  end(body?: string | Uint8Array, closeConnection?: boolean): UwsResponse;
+  onAborted(fn: () => void): UwsResponse;
+  onData(fn: (chunk: ArrayBuffer, isLast: boolean) => void): UwsResponse;
+  onWritable(fn: (offset: number) => boolean): UwsResponse;
+  cork(fn: () => void): UwsResponse;
+  close(): UwsResponse;
+}
+interface UwsRequest {
+  getUrl(): string;
+  getMethod(): string;
+  getHeader(k: string): string;
+}
+interface UwsWebSocket<T> {
+  send(msg: string | Uint8Array, isBinary?: boolean): number;
+  getBufferedAmount(): number;
+  getUserData(): { state: T };
+  cork(fn: () => void): void;
+  end(code?: number, msg?: string): void;
+}
+interface UwsApp {
+  any(pattern: string, h: (res: UwsResponse, req: UwsRequest) => void): UwsApp;
+  ws<T>(pattern: string, behavior: Record<string, unknown>): UwsApp;
+  listen(host: string, port: number, cb: (token: unknown) => void): UwsApp;
+}
+interface UwsModule {
+  App(): UwsApp;
+  us_listen_socket_close(token: unknown): void;
+  us_socket_local_port(token: unknown): number;
+  DISABLED: number;
+}
+
+export interface FastPortDeps {
+  gateway: Gateway;
+  bodyBytesMax: number;
+  /** As /health on the client port: a leader, and a no-op committed through the log. */
+  healthy(): Promise<boolean>;
+  /** /readyz: a leader and a linearizable read barrier. */
+  ready(): Promise<boolean>;
+  metrics(): string;
+  limits: { streamSendHighBytes: number; wsIdleTimeoutSeconds: number; wsSendHighBytes: number; wsSendBytesMax: number;
+    wsStreamsPerConnMax: number; wsUnaryInFlightMax: number };
+  onHttpRequest?: () => void;
+  onWsMessage?: () => void;
+  /** A programmer error caught at the uWS boundary (logged; the connection is closed). */
+  onError?: (e: unknown) => void;
+}
+
+function guard(fn: () => void, onError?: (e: unknown) => void): void {
+  try {
+    fn();
+  } catch (e) {
+    onError?.(e);
+  }
+}
+
+const STATUS_LINE: Record<number, string> = {};
+for (const [code, text] of Object.entries(HTTP_STATUS_TEXT)) STATUS_LINE[Number(code)] = `${code} ${text}`;
+const statusLine = (s: number): string => STATUS_LINE[s] ?? `${s} Unknown`;
+
+function writeCors(res: UwsResponse): void {
+  for (const k in CORS_HEADERS) res.writeHeader(k, CORS_HEADERS[k]);
+}
+
+function sendReply(res: UwsResponse, r: GatewayReply): void {
+  res.writeStatus(statusLine(r.status));
+  writeCors(res);
+  res.writeHeader('Content-Type', 'application/json');
+  if (r.status === 200) res.writeHeader('Grpc-Metadata-Content-Type', 'application/grpc');
+  res.end(r.body);
+}
+
+/** The gateway mux's own plain-text answers (unknown route, wrong method), with its headers. */
+function gatewayText(res: UwsResponse, status: number, body: string): void {
+  res.writeStatus(statusLine(status));
+  writeCors(res);
+  res.writeHeader('Content-Type', 'text/plain; charset=utf-8').writeHeader('X-Content-Type-Options', 'nosniff').end(body);
+}
+
+function sendText(res: UwsResponse, status: number, body: string, type: string): void {
+  res.writeStatus(statusLine(status)).writeHeader('Content-Type', type).end(body);
+}
+
+export class FastPort {
+  readonly #d: FastPortDeps;
+  readonly #app: UwsApp;
+  #token: unknown = null;
+  #wsOpen = 0;
+
+  constructor(d: FastPortDeps) {
+    this.#d = d;
+    this.#app = uws().App();
+    this.#app.ws<WsState>('/ws', {
+      compression: uws().DISABLED,
+      maxPayloadLength: d.bodyBytesMax,
+      idleTimeout: d.limits.wsIdleTimeoutSeconds,
+      maxBackpressure: d.limits.wsSendBytesMax,
+      closeOnBackpressureLimit: true,
+      sendPingsAutomatically: true,
+      upgrade: (res: UwsResponse & { upgrade: (...a: unknown[]) => void }, req: UwsRequest, ctx: unknown) => {
+        // uWS copies the user data's own properties: the state object rides in one of them.
+        res.upgrade({ state: new WsState(this) }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
+          req.getHeader('sec-websocket-extensions'), ctx);
+      },
+      open: (ws: UwsWebSocket<WsState>) => {
+        this.#wsOpen++;
+        ws.getUserData().state.ws = ws;
+      },
+      message: (ws: UwsWebSocket<WsState>, msg: ArrayBuffer, isBinary: boolean) => {
+        d.onWsMessage?.();
+        // An exception escaping a uWS callback ends the process: a bug in one request must not.
+        const state = ws.getUserData().state;
+        // The ArrayBuffer is valid only during this callback: decoded (text) or copied (binary) here.
+        guard(() => (isBinary ? state.onBinary(Buffer.from(msg.slice(0))) : state.onMessage(Buffer.from(msg).toString('utf8'))), d.onError);
+      },
+      drain: (ws: UwsWebSocket<WsState>) => ws.getUserData().state.onDrain(),
+      close: (ws: UwsWebSocket<WsState>) => {
+        this.#wsOpen--;
+        ws.getUserData().state.onClose();
+      },
+    });
+    // etcd 3.4's grpc-websocket-proxy: a WebSocket on a /v3/ route (ws_proxy.ts).
+    this.#app.ws<ProxyState>('/v3/*', {
+      compression: uws().DISABLED,
+      maxPayloadLength: d.bodyBytesMax,
+      idleTimeout: d.limits.wsIdleTimeoutSeconds,
+      maxBackpressure: d.limits.wsSendBytesMax,
+      closeOnBackpressureLimit: true,
+      sendPingsAutomatically: true,
+      upgrade: (res: UwsResponse & { upgrade: (...a: unknown[]) => void }, req: UwsRequest, ctx: unknown) => {
+        const route = d.gateway.route(req.getUrl());
+        if (!route) return gatewayText(res, 404, 'Not Found\n');
+        res.upgrade({ state: new ProxyState(this, route) }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
+          req.getHeader('sec-websocket-extensions'), ctx);
+      },
+      open: (ws: UwsWebSocket<ProxyState>) => ws.getUserData().state.open(ws),
+      message: (ws: UwsWebSocket<ProxyState>, msg: ArrayBuffer, isBinary: boolean) => {
+        const state = ws.getUserData().state;
+        guard(() => (isBinary ? state.close() : state.call?.onText(Buffer.from(msg).toString('utf8'))), d.onError);
+      },
+      drain: (ws: UwsWebSocket<ProxyState>) => ws.getUserData().state.call?.drained(),
+      close: (ws: UwsWebSocket<ProxyState>) => ws.getUserData().state.closed(),
+    });
+    this.#app.any('/*', (res, req) => {
+      try {
+        this.#onRequest(res, req);
+      } catch (e) {
+        d.onError?.(e);
+        res.close();
+      }
+    });
+  }
+
+  get webSocketsOpen(): number {
+    return this.#wsOpen;
+  }
+
+  get deps(): FastPortDeps {
+    return this.#d;
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#app.listen(host, port, (token) => {
+        if (!token) return reject(new Error(`uWebSockets.js: cannot listen on ${host}:${port}`));
+        this.#token = token;
+        resolve(uws().us_socket_local_port(token));
+      });
+    });
+  }
+
+  close(): void {
+    if (this.#token) uws().us_listen_socket_close(this.#token);
+    this.#token = null;
+  }
+
+  #onRequest(res: UwsResponse, req: UwsRequest): void {
+    this.#d.onHttpRequest?.();
+    const url = req.getUrl();
+    const method = req.getMethod().toUpperCase();
+    if (url.startsWith('/v3/') || url.startsWith('/v3beta/')) return this.#gateway(res, req, url, method);
+    switch (url) {
+      case '/version':
+        if (method !== 'GET' && method !== 'HEAD') return sendText(res, 405, 'Method Not Allowed\n', 'text/plain; charset=utf-8');
+        return sendText(res, 200, JSON.stringify({ etcdserver: ETCD_SERVER_VERSION, etcdcluster: ETCD_CLUSTER_VERSION }), 'application/json');
+      case '/metrics':
+        return sendText(res, 200, this.#d.metrics(), PROMETHEUS_CONTENT_TYPE);
+      case '/livez':
+        return sendText(res, 200, 'ok', 'text/plain; charset=utf-8');
+      case '/health':
+        if (method !== 'GET' && method !== 'HEAD') return sendText(res, 405, 'Method Not Allowed\n', 'text/plain; charset=utf-8');
+        return this.#async(res, this.#d.healthy(), (ok) => [ok ? 200 : 503, JSON.stringify({ health: ok ? 'true' : 'false' }), 'text/plain; charset=utf-8']);
+      case '/readyz':
+        return this.#async(res, this.#d.ready(), (ok) => [ok ? 200 : 503, ok ? 'ok' : 'not ready', 'text/plain; charset=utf-8']);
+      default:
+        return sendText(res, 404, '404 page not found\n', 'text/plain; charset=utf-8');
+    }
+  }
+
+  #async(res: UwsResponse, p: Promise<boolean>, f: (ok: boolean) => [number, string, string]): void {
+    let aborted = false;
+    res.onAborted(() => { aborted = true; });
+    const done = (ok: boolean): void => {
+      if (aborted) return;
+      const [status, body, type] = f(ok);
+      res.cork(() => sendText(res, status, body, type));
+    };
+    p.then(done, () => done(false)).catch((e: unknown) => this.#d.onError?.(e));
+  }
+
+  #gateway(res: UwsResponse, req: UwsRequest, url: string, method: string): void {
+    const route = this.#d.gateway.route(url);
+    if (!route) return gatewayText(res, 404, 'Not Found\n');
+    if (method === 'OPTIONS') return gatewayText(res, 200, '');
+    if (method !== 'POST') return gatewayText(res, 405, 'Method Not Allowed\n');
+    const declared = Number(req.getHeader('content-length') || 0);
+    if (declared > this.#d.bodyBytesMax) {
+      res.writeStatus(statusLine(413)).writeHeader('Content-Type', 'application/json')
+        .end(errorBody(GrpcCode.ResourceExhausted, 'http: request body too large'), true);
+      return;
+    }
+    if (route.kind === 'unary') this.#unary(res, route);
+    else new HttpStreamCall(this, res, route);
+  }
+
+  #unary(res: UwsResponse, route: Route): void {
+    const state = { aborted: false };
+    res.onAborted(() => { state.aborted = true; });
+    let chunks: Buffer[] | null = null;
+    let bytes = 0;
+    res.onData((ab, isLast) => {
+      if (state.aborted) return;
+      bytes += ab.byteLength;
+      if (bytes > this.#d.bodyBytesMax) {
+        // A chunked body past the limit (a declared one was refused with 413 before reading):
+        // closing drops the rest; onAborted fires and nothing more is written.
+        res.close();
+        return;
+      }
+      if (isLast && chunks === null) return this.#runUnary(res, route, Buffer.from(ab).toString('utf8'), state);
+      (chunks ??= []).push(Buffer.from(new Uint8Array(ab))); // a copy: the view dies with this callback
+      if (isLast) this.#runUnary(res, route, Buffer.concat(chunks).toString('utf8'), state);
+    });
+  }
+
+  #runUnary(res: UwsResponse, route: Route, body: string, state: { aborted: boolean }): void {
+    const r = this.#d.gateway.unary(route, body);
+    if (!('then' in r)) return void res.cork(() => sendReply(res, r));
+    r.then((x) => {
+      if (!state.aborted) res.cork(() => sendReply(res, x));
+    }).catch((e: unknown) => this.#d.onError?.(e));
+  }
+}
+
+/** A streaming route over HTTP on the fast port (watch, keepalive, ...): newline-delimited results. */
+class HttpStreamCall implements StreamSink {
+  readonly #port: FastPort;
+  readonly #res: UwsResponse;
+  readonly #route: Route;
+  readonly #split: JsonValueSplitter;
+  /** A UTF-8 character may be cut between two body chunks. */
+  readonly #utf8 = new StringDecoder('utf8');
+  #call: GatewayStream | null = null;
+  #aborted = false;
+  #done = false;
+  #headersSent = false;
+  #waitingWritable = false;
+
+  constructor(port: FastPort, res: UwsResponse, route: Route) {
+    this.#port = port;
+    this.#res = res;
+    this.#route = route;
+    this.#split = new JsonValueSplitter(port.deps.bodyBytesMax);
+    res.onAborted(() => {
+      this.#aborted = true;
+      if (!this.#done) this.#call?.cancel();
+      this.#done = true;
+    });
+    res.onData((ab, isLast) => {
+      if (this.#done) return;
+      const chunk = Buffer.from(ab);
+      const r = this.#split.push(isLast ? this.#utf8.write(chunk) + this.#utf8.end() : this.#utf8.write(chunk), isLast);
+      this.#take(r.values, isLast, r.error);
+    });
+  }
+
+  #take(values: unknown[], last: boolean, error?: string): void {
+    let i = 0;
+    if (this.#call === null) {
+      if (values.length === 0 && !last && error === undefined) return;
+      if (values.length === 0 && error !== undefined) return this.#reply({ status: 500, body: errorBody(GrpcCode.Unknown, error) });
+      const opened = this.#port.deps.gateway.openStream(this.#route, values[0], values.length > 0, this);
+      if (!(opened instanceof GatewayStream)) return this.#reply(opened);
+      this.#call = opened;
+      i = 1;
+    }
+    for (; i < values.length; i++) this.#call.sendJson(values[i]);
+    if (error !== undefined || last) this.#call.close();
+  }
+
+  #reply(r: GatewayReply): void {
+    this.#done = true;
+    if (!this.#aborted) this.#res.cork(() => sendReply(this.#res, r));
+  }
+
+  #writeHead(): void {
+    if (this.#headersSent) return;
+    this.#headersSent = true;
+    this.#res.writeStatus('200 OK');
+    writeCors(this.#res);
+    this.#res.writeHeader('Content-Type', 'application/json').writeHeader('Grpc-Metadata-Content-Type', 'application/grpc');
+  }
+
+  result(json: string): boolean {
+    if (this.#aborted || this.#done) return false;
+    let ok = true;
+    this.#res.cork(() => {
+      this.#writeHead();
+      ok = this.#res.write('{"result":' + json + '}\n');
+    });
+    if (!ok && !this.#waitingWritable) {
+      this.#waitingWritable = true;
+      this.#res.onWritable(() => {
+        this.#waitingWritable = false;
+        this.#call?.drained();
+        return true;
+      });
+    }
+    return ok;
+  }
+
+  end(code: number, message: string): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.#aborted) return;
+    this.#res.cork(() => {
+      this.#writeHead();
+      this.#res.end(code === GrpcCode.OK ? '' : streamErrorLine(code, message));
+    });
+  }
+}
+
+// --- WebSocket API (docs/WEBSOCKET.md) ---
+
+/** One open stream on a WebSocket: forwards its results as {"id":..,"result":..} messages. */
+class WsStreamSink implements StreamSink {
+  call: GatewayStream | null = null;
+  constructor(readonly state: WsState, readonly idJson: string, readonly key: string) {}
+  result(json: string): boolean {
+    return this.state.send('{"id":' + this.idJson + ',"result":' + json + '}');
+  }
+  end(code: number, message: string): void {
+    this.state.streams.delete(this.key);
+    this.state.send(code === GrpcCode.OK ? `{"id":${this.idJson},"end":true}`
+      : `{"id":${this.idJson},"end":true,"error":${wsError(code, message)}}`);
+  }
+}
+
+function wsError(code: number, message: string): string {
+  return `{"code":${code},"message":${goJsonString(message)},"http_status":${httpStatusFromCode(code)}}`;
+}
+
+interface WsRequest {
+  id?: unknown;
+  path?: unknown;
+  body?: unknown;
+  close?: unknown;
+  cancel?: unknown;
+}
+
+export class WsState implements BinarySender {
+  ws: UwsWebSocket<WsState> | null = null;
+  #binary: BinaryConnection | null = null;
+  readonly streams = new Map<string, WsStreamSink>();
+  #inFlight = 0;
+  #closed = false;
+  readonly #port: FastPort;
+
+  constructor(port: FastPort) {
+    this.#port = port;
+  }
+
+  /** Sends one text message; false when the socket is past its backpressure mark (or gone). */
+  send(text: string): boolean {
+    const ws = this.ws;
+    if (this.#closed || ws === null) return false;
+    let buffered = 0;
+    ws.cork(() => {
+      ws.send(text, false);
+      buffered = ws.getBufferedAmount();
+    });
+    return buffered < this.#port.deps.limits.wsSendHighBytes;
+  }
+
+  #sendError(idJson: string, code: number, message: string): void {
+    this.send(`{"id":${idJson},"error":${wsError(code, message)}}`);
+  }
+
+  /** A binary message: protobuf framing (ws_binary.ts), created on first use. */
+  onBinary(buf: Buffer): void {
+    this.#binary ??= new BinaryConnection(this.#port.deps.gateway.handlers, this);
+    this.#binary.onMessage(buf);
+  }
+
+  sendBinary(frame: Uint8Array): boolean {
+    const ws = this.ws;
+    if (this.#closed || ws === null) return false;
+    let buffered = 0;
+    ws.cork(() => {
+      ws.send(frame, true);
+      buffered = ws.getBufferedAmount();
+    });
+    return buffered < this.#port.deps.limits.wsSendHighBytes;
+  }
+
+  get streamsMax(): number {
+    return this.#port.deps.limits.wsStreamsPerConnMax;
+  }
+
+  get unaryInFlightMax(): number {
+    return this.#port.deps.limits.wsUnaryInFlightMax;
+  }
+
+  get recvMessageBytesMax(): number {
+    return this.#port.deps.gateway.recvMessageBytesMax;
+  }
+
+  onMessage(text: string): void {
+    let m: WsRequest;
+    try {
+      m = JSON.parse(quoteLongNumbers(text)) as WsRequest;
+    } catch (e) {
+      return this.#sendError('null', GrpcCode.InvalidArgument, `etcd-ts: malformed JSON message: ${(e as Error).message}`);
+    }
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) return this.#sendError('null', GrpcCode.InvalidArgument, 'etcd-ts: a message must be a JSON object');
+    if (typeof m.id !== 'number' && typeof m.id !== 'string') return this.#sendError('null', GrpcCode.InvalidArgument, 'etcd-ts: "id" (a number or a string) is required');
+    const idJson = JSON.stringify(m.id);
+    const key = typeof m.id + ':' + String(m.id);
+    const open = this.streams.get(key);
+    if (open) return this.#onStreamMessage(open, m);
+    if (typeof m.path !== 'string') return this.#sendError(idJson, GrpcCode.InvalidArgument, 'etcd-ts: "path" is required (no stream is open with this id)');
+    const route = this.#port.deps.gateway.route(m.path);
+    if (!route) return this.#sendError(idJson, GrpcCode.NotFound, `etcd-ts: unknown path ${m.path}`);
+    if (route.kind === 'unary') return this.#unary(route, idJson, m.body);
+    this.#openStream(route, idJson, key, m);
+  }
+
+  #unary(route: Route, idJson: string, body: unknown): void {
+    if (this.#inFlight >= this.#port.deps.limits.wsUnaryInFlightMax) {
+      return this.#sendError(idJson, GrpcCode.ResourceExhausted, 'etcdserver: too many requests');
+    }
+    const r = this.#port.deps.gateway.unaryValue(route, body);
+    const reply = (x: GatewayReply): void => {
+      if (x.status === 200) this.send('{"id":' + idJson + ',"result":' + x.body + '}');
+      else this.send('{"id":' + idJson + ',"error":' + wsErrorFromBody(x) + '}');
+    };
+    if (!('then' in r)) return reply(r);
+    this.#inFlight++;
+    r.then((x) => {
+      this.#inFlight--;
+      reply(x);
+    }).catch((e: unknown) => this.#port.deps.onError?.(e));
+  }
+
+  #openStream(route: Route, idJson: string, key: string, m: WsRequest): void {
+    if (this.streams.size >= this.#port.deps.limits.wsStreamsPerConnMax) {
+      return this.#sendError(idJson, GrpcCode.ResourceExhausted, 'etcd-ts: too many streams on this WebSocket');
+    }
+    const sink = new WsStreamSink(this, idJson, key);
+    this.streams.set(key, sink);
+    const opened = this.#port.deps.gateway.openStream(route, m.body, m.body !== undefined, sink);
+    if (!(opened instanceof GatewayStream)) {
+      this.streams.delete(key);
+      this.send('{"id":' + idJson + ',"end":true,"error":' + wsErrorFromBody(opened) + '}');
+      return;
+    }
+    sink.call = opened;
+    if (m.close === true) opened.close();
+  }
+
+  #onStreamMessage(s: WsStreamSink, m: WsRequest): void {
+    const call = s.call;
+    if (!call) return;
+    if (m.cancel === true) {
+      this.streams.delete(s.key);
+      call.cancel();
+      this.send(`{"id":${s.idJson},"end":true,"error":${wsError(GrpcCode.Canceled, 'context canceled')}}`);
+      return;
+    }
+    if (m.body !== undefined) call.sendJson(m.body);
+    if (m.close === true) call.close();
+  }
+
+  onDrain(): void {
+    const ws = this.ws;
+    if (!ws || ws.getBufferedAmount() >= this.#port.deps.limits.wsSendHighBytes) return;
+    for (const s of this.streams.values()) s.call?.drained();
+    this.#binary?.drained();
+  }
+
+  onClose(): void {
+    this.#closed = true;
+    this.ws = null;
+    const all = [...this.streams.values()];
+    this.streams.clear();
+    for (const s of all) s.call?.cancel();
+    this.#binary?.closed();
+  }
+}
+
+/** A gateway error reply's body {"error","message","code"} as the WebSocket error object. */
+function wsErrorFromBody(r: GatewayReply): string {
+  const e = JSON.parse(r.body) as { code: number; message: string };
+  return wsError(e.code, e.message);
+}
+
+/** One grpc-websocket-proxy connection on the fast port. */
+class ProxyState implements WsTextSocket {
+  call: WsProxyCall | null = null;
+  #ws: UwsWebSocket<ProxyState> | null = null;
+  #closed = false;
+  constructor(readonly port: FastPort, readonly route: Route) {}
+
+  open(ws: UwsWebSocket<ProxyState>): void {
+    this.#ws = ws;
+    this.call = new WsProxyCall(this.port.deps.gateway, this.route, this, this.port.deps.bodyBytesMax);
+  }
+
+  sendText(text: string): boolean {
+    const ws = this.#ws;
+    if (this.#closed || ws === null) return false;
+    let buffered = 0;
+    ws.cork(() => {
+      ws.send(text, false);
+      buffered = ws.getBufferedAmount();
+    });
+    return buffered < this.port.deps.limits.wsSendHighBytes;
+  }
+
+  close(): void {
+    const ws = this.#ws;
+    if (this.#closed || ws === null) return;
+    ws.end(1000);
+  }
+
+  closed(): void {
+    this.#closed = true;
+    this.#ws = null;
+    this.call?.onClose();
+  }
+}
