@@ -102,26 +102,30 @@ export class MvccStore {
 
   /** The attributes a member published through the log, or null if it has not started yet. */
   memberAttributes(memberIdHex: string): MemberAttributes | null {
-    this.#dbs.root.resetReadTxn();
-    return getMemberAttributes(this.#dbs, memberIdHex);
+    return this.#read(() => {
+      return getMemberAttributes(this.#dbs, memberIdHex);
+    });
   }
 
   /** The cluster version the leader set through the log, or null before the first one. */
   clusterVersion(): string | null {
-    this.#dbs.root.resetReadTxn();
-    return getClusterVersion(this.#dbs);
+    return this.#read(() => {
+      return getClusterVersion(this.#dbs);
+    });
   }
 
   /** Every stored lease with its TTL and last checkpointed remaining TTL (the lessor loads these at start). */
   leases(): StoredLease[] {
-    this.#dbs.root.resetReadTxn();
-    return listLeases(this.#dbs);
+    return this.#read(() => {
+      return listLeases(this.#dbs);
+    });
   }
 
   /** The keys attached to a lease, in key order. */
   leaseKeys(id: bigint): Buffer[] {
-    this.#dbs.root.resetReadTxn();
-    return leaseKeys(this.#dbs, Number(BigInt.asIntN(32, id >> 32n)), Number(BigInt.asUintN(32, id)));
+    return this.#read(() => {
+      return leaseKeys(this.#dbs, Number(BigInt.asIntN(32, id >> 32n)), Number(BigInt.asUintN(32, id)));
+    });
   }
 
   /** Records an applied index with no state change (leader no-op entries); folded into the next applyBatch. */
@@ -157,9 +161,10 @@ export class MvccStore {
 
   /** A serializable range at req.revision (0 = current). Throws EtcdError. Header carries revision only. */
   range(req: etcdserverpb.IRangeRequest): etcdserverpb.IRangeResponse {
-    this.#dbs.root.resetReadTxn();
-    const st = readState(this.#dbs);
-    return applyRange(new ReadView(this.#dbs, st.rev, st.compactRev), req);
+    return this.#read(() => {
+      const st = readState(this.#dbs);
+      return applyRange(new ReadView(this.#dbs, st.rev, st.compactRev), req);
+    });
   }
 
   /**
@@ -167,9 +172,10 @@ export class MvccStore {
    * Throws "compacted" when fromRev is below the compact revision.
    */
   events(fromRev: number, opts: EventsOptions = {}): EventsResult {
-    this.#dbs.root.resetReadTxn();
-    const st = readState(this.#dbs);
-    return readEvents(new ReadView(this.#dbs, st.rev, st.compactRev), this.#dbs, fromRev, opts);
+    return this.#read(() => {
+      const st = readState(this.#dbs);
+      return readEvents(new ReadView(this.#dbs, st.rev, st.compactRev), this.#dbs, fromRev, opts);
+    });
   }
 
   /**
@@ -178,9 +184,10 @@ export class MvccStore {
    */
   txnReadOnly(req: etcdserverpb.ITxnRequest): etcdserverpb.ITxnResponse {
     assert(isTxnReadonly(req), 'txnReadOnly needs a txn without puts, deletes or nested txns');
-    this.#dbs.root.resetReadTxn();
-    const st = readState(this.#dbs);
-    return applyTxn(new WriteTxn(this.#dbs, st.rev, st.compactRev), req);
+    return this.#read(() => {
+      const st = readState(this.#dbs);
+      return applyTxn(new WriteTxn(this.#dbs, st.rev, st.compactRev), req);
+    });
   }
 
   /** One bounded physical compaction step; true once everything up to compactRevision is removed. */
@@ -206,8 +213,9 @@ export class MvccStore {
 
   /** The revision up to which compaction has physically finished (-1 before any). */
   get compactedRevision(): number {
-    this.#dbs.root.resetReadTxn();
-    return readProgress(this.#dbs).doneRev;
+    return this.#read(() => {
+      return readProgress(this.#dbs).doneRev;
+    });
   }
 
   get appliedIndex(): number {
@@ -215,15 +223,17 @@ export class MvccStore {
   }
 
   #fresh(): State {
-    this.#dbs.root.resetReadTxn();
-    return readState(this.#dbs);
+    return this.#read(() => {
+      return readState(this.#dbs);
+    });
   }
 
   /** Entries per database (tests and metrics): live keys, history records, revlog records. */
   recordCounts(): { latest: number; history: number; revlog: number } {
-    this.#dbs.root.resetReadTxn();
-    const { latest, history, revlog } = this.#dbs;
-    return { latest: latest.getCount(), history: history.getCount(), revlog: revlog.getCount() };
+    return this.#read(() => {
+      const { latest, history, revlog } = this.#dbs;
+      return { latest: latest.getCount(), history: history.getCount(), revlog: revlog.getCount() };
+    });
   }
 
   /** Bytes of the LMDB file in use up to its last page (etcd's db size). */
@@ -234,6 +244,10 @@ export class MvccStore {
 
   /** Pages held by the store's B-trees (etcd's db size in use: size minus free pages). */
   dbSizeInUseBytes(): number {
+    return this.#read(() => this.#pagesInUse());
+  }
+
+  #pagesInUse(): number {
     const { root, latest, history, revlog, meta, leases, leasekeys, cluster } = this.#dbs;
     type Stats = { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
     const rootStats = root.getStats() as Stats;
@@ -247,15 +261,28 @@ export class MvccStore {
 
   /** etcd's HashKV: crc32c over the mvcc records in (compactRev, rev], plus the revisions it covered. */
   hashKV(rev: number): { hash: number; compactRevision: number; revision: number } {
-    this.#dbs.root.resetReadTxn();
-    const st = readState(this.#dbs);
-    return hashKV(this.#dbs, st, rev);
+    return this.#read(() => hashKV(this.#dbs, readState(this.#dbs), rev));
   }
 
   /** Forces LMDB's dirty pages to disk (the store is opened noSync: the WAL is the durability). */
   sync(): Promise<void> {
     const root = this.#dbs.root as unknown as { sync(cb: (err?: Error) => void): void };
     return new Promise((resolve, reject) => root.sync((err) => (err ? reject(err) : resolve())));
+  }
+
+  /**
+   * Every read runs in a fresh read transaction that is released when it returns: a thread that
+   * reads and then goes idle (the compaction worker, a range-pool worker) must not pin an old
+   * snapshot, or LMDB can never reuse the pages freed since and the file grows with every write.
+   */
+  #read<T>(fn: () => T): T {
+    const root = this.#dbs.root;
+    root.resetReadTxn();
+    try {
+      return fn();
+    } finally {
+      root.resetReadTxn();
+    }
   }
 
   /** Persists a pending no-op applied index and closes this thread's handle (resolves once closed). */
