@@ -17,13 +17,16 @@ import { Logger } from '../../src/main/log';
 import { Message, MessageType } from '../../src/main/raft/types';
 import { PeerRequestError, PeerTransport, PeerTransportOptions } from '../../src/main/peer/transport';
 import { EtcdError, Errors } from '../../src/shared/errors';
-import { FrameReader, decodeHello, encodeHelloAck, HelloStatus } from '../../src/main/peer/frame';
+import {
+  FrameReader, FrameType, HelloStatus, PEER_PROTOCOL_VERSION, Purpose, decodeHello, encodeFrame, encodeHello, encodeHelloAck,
+} from '../../src/main/peer/frame';
+import { encodeSnapMeta } from '../../src/main/peer/snapshot';
 
 const CLUSTER = 0xcafe_f00d_dead_beefn;
 
 class CaptureLogger extends Logger {
   readonly lines: Array<{ level: string; msg: string; fields?: Record<string, unknown> }> = [];
-  constructor() { super('error'); }
+  constructor() { super("error"); }
   override child(): Logger { return this; }
   override debug(): void {}
   override info(msg: string, fields?: Record<string, unknown>): void { this.lines.push({ level: 'info', msg, fields }); }
@@ -161,6 +164,26 @@ describe('peer transport', function () {
     assert.deepEqual(a.t.connected(), [2n]);
   });
 
+  it('follows a peer to its new URL (updatePeer)', async () => {
+    const a = await member(1n);
+    const b1 = await member(2n);
+    a.t.addPeer(2n, [b1.url]);
+    a.t.send([heartbeat(1n, 2n, 1)]);
+    await waitFor(() => seqs(b1, 1n).length === 1, 'first message');
+    await b1.t.stop();
+    const b2 = await member(2n);
+    a.t.updatePeer(2n, ['http://127.0.0.1:1', b2.url]);
+    for (let seq = 2; seq <= 20; seq++) a.t.send([heartbeat(1n, 2n, seq)]);
+    await waitFor(() => a.t.connected().includes(2n), 'connected to the new URL');
+    a.t.send([heartbeat(1n, 2n, 21)]);
+    await waitFor(() => seqs(b2, 1n).includes(21), 'message at the new URL');
+    const got = seqs(b2, 1n);
+    assert.deepEqual(got, [...got].sort((x, y) => x - y), 'in order');
+    a.t.removePeer(2n);
+    assert.deepEqual(a.t.connected(), []);
+    assert.equal(a.t.queued(2n), undefined);
+  });
+
   it('a peer that stops reading does not hold up the others, and its queue stays bounded', async () => {
     // A fake member 2 that accepts the handshake and then never reads.
     const stalled: net.Socket[] = [];
@@ -190,6 +213,8 @@ describe('peer transport', function () {
         if (seq % 50 === 0) await new Promise((r) => setTimeout(r, 1));
       }
       await waitFor(() => a.unreachable.includes(2n), 'overflow of the stalled peer');
+      const q = a.t.queued(2n)!;
+      assert.ok(q.bytes <= 1024 * 1024 && q.messages > 0, `queue bounded: ${JSON.stringify(q)}`);
       await waitFor(() => seqs(c, 1n).length >= 1500, 'messages to the healthy peer');
       assert.deepEqual(seqs(c, 1n), range(1, 1500));
       assert.ok(!a.unreachable.includes(3n));
@@ -264,6 +289,48 @@ describe('peer transport', function () {
       await assert.rejects(a.t.sendSnapshot(msg, src), (e: unknown) => e instanceof PeerRequestError && e.code === 15 && e.message === 'etcdserver: corrupt cluster');
       await waitFor(() => fs.readdirSync(recvParent).length === 0, 'failed snapshot dir removed');
       await assert.rejects(a.t.sendSnapshot({ ...msg, to: 9n }, src), PeerRequestError);
+    } finally {
+      fs.rmSync(src, { recursive: true, force: true });
+      fs.rmSync(recvParent, { recursive: true, force: true });
+    }
+  });
+
+  it('receives one snapshot per sender at a time, and drops a stalled transfer with its partial dir', async () => {
+    const src = fs.mkdtempSync(path.join(os.tmpdir(), 'peer-snap-src-'));
+    const recvParent = fs.mkdtempSync(path.join(os.tmpdir(), 'peer-snap-recv-'));
+    try {
+      fs.writeFileSync(path.join(src, 'data.mdb'), crypto.randomBytes(100_000));
+      let release: () => void = () => {};
+      const held = new Promise<void>((r) => { release = r; });
+      let calls = 0;
+      const b = await member(2n, {
+        snapshotDir: recvParent,
+        onSnapshot: async (_msg, dir) => { calls++; await held; fs.rmSync(dir, { recursive: true }); },
+      });
+      const a = await member(1n);
+      a.t.addPeer(2n, [b.url]);
+      const msg: Message = { ...heartbeat(1n, 2n, 0), type: MessageType.Snap, snapshot: { metadata: { index: 5, term: 1, voters: [1n], learners: [] }, data: new Uint8Array(0) } };
+      const first = a.t.sendSnapshot(msg, src);
+      await waitFor(() => calls === 1, 'first snapshot delivered');
+      await assert.rejects(a.t.sendSnapshot(msg, src), (e: unknown) => e instanceof PeerRequestError && /already being received/.test(e.message));
+      release();
+      await first;
+
+      // A sender that handshakes and sends metadata, then goes silent: closed after the idle timeout.
+      const c = await member(2n, { snapshotDir: recvParent, limits: { peerSnapshotIdleTimeoutMs: 300 } });
+      const port = c.t.addresses()[0].port;
+      const sock = net.connect(port, '127.0.0.1');
+      sock.on('error', () => {});
+      sock.resume();
+      sock.write(encodeHello({ version: PEER_PROTOCOL_VERSION, purpose: Purpose.Snapshot, clusterId: CLUSTER, from: 3n, to: 2n }));
+      sock.write(encodeSnapMeta({ ...msg, from: 3n }, [{ name: 'data.mdb', size: 1000 }]));
+      sock.write(encodeFrame(FrameType.SnapChunk, Buffer.concat([Buffer.alloc(12), Buffer.alloc(10)])));
+      await waitFor(() => fs.readdirSync(recvParent).length === 1, 'partial dir created');
+      await new Promise<void>((r) => sock.on('close', () => r()));
+      await waitFor(() => fs.readdirSync(recvParent).length === 0, 'partial dir removed');
+      assert.equal(calls, 1);
+      assert.ok(c.log.lines.some((l) => l.msg === 'snapshot transfer from peer idle, closing'));
+      assert.equal(c.snapshots.length, 0);
     } finally {
       fs.rmSync(src, { recursive: true, force: true });
       fs.rmSync(recvParent, { recursive: true, force: true });

@@ -50,6 +50,7 @@ export class MessageLink {
 
   get live(): boolean { return this.#sock !== null; }
   get queuedMessages(): number { return this.#queueMessages; }
+  get queuedBytes(): number { return this.#queueBytes; }
 
   /** New URLs: the current connection (maybe to an old address) is dropped and redialed. */
   setUrls(urls: string[]): void {

@@ -129,10 +129,12 @@ export class PeerTransport {
 
   /** The bound listen addresses (port resolved when 0 was asked). */
   addresses(): HostPort[] {
-    return this.#servers.map((s) => {
-      const a = s.address() as net.AddressInfo;
-      return { host: a.address, port: a.port };
-    });
+    const out: HostPort[] = [];
+    for (const s of this.#servers) {
+      const a = s.address();
+      if (a !== null && typeof a === 'object') out.push({ host: a.address, port: a.port });
+    }
+    return out;
   }
 
   addPeer(id: bigint, urls: string[]): void {
@@ -229,18 +231,16 @@ export class PeerTransport {
     if (total > this.#l.peerSnapshotBytesMax || files.length > this.#l.peerSnapshotFilesMax) {
       throw new PeerRequestError(`snapshot of ${total} bytes in ${files.length} files exceeds the peer limits`, GrpcCode.ResourceExhausted);
     }
-    const addr = parsePeerUrl(p.urls[0]);
     const l = this.#l;
     const started = Date.now();
     let lastError: Error | null = null;
     // Try each URL once for the connection; the transfer itself is not retried (raft re-sends).
     for (const url of p.urls) {
-      const a = url === p.urls[0] ? addr : parsePeerUrl(url);
       if (this.#stopped) break;
       let dialed: Dialed;
       try {
         dialed = await dial({
-          addr: a, purpose: Purpose.Snapshot, clusterId: this.#o.clusterId, from: this.#o.selfId, to,
+          addr: parsePeerUrl(url), purpose: Purpose.Snapshot, clusterId: this.#o.clusterId, from: this.#o.selfId, to,
           timeoutMs: l.peerDialTimeoutMs + l.peerHandshakeTimeoutMs, frameBytesMax: l.peerFrameBytesMax, track: this.#track,
         });
       } catch (e) {
@@ -260,6 +260,12 @@ export class PeerTransport {
     const p = this.#peers.get(to);
     if (p === undefined) return Promise.reject(new PeerRequestError(`peer ${idToHex(to)} is not known`, GrpcCode.Unavailable));
     return p.req.request(kind, body, timeoutMs);
+  }
+
+  /** Raft messages and frame bytes waiting for a peer (disconnected or backpressured); undefined if unknown. */
+  queued(id: bigint): { messages: number; bytes: number } | undefined {
+    const p = this.#peers.get(id);
+    return p === undefined ? undefined : { messages: p.link.queuedMessages, bytes: p.link.queuedBytes };
   }
 
   connected(): bigint[] {
