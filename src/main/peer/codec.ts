@@ -56,8 +56,14 @@ export function batchEncodedBytes(msgs: readonly Message[]): number {
 }
 
 export function encodeMessages(msgs: readonly Message[]): Buffer {
-  const buf = Buffer.allocUnsafe(batchEncodedBytes(msgs));
+  return encodeMessagesAfter(msgs, 0);
+}
+
+/** Like encodeMessages, with `prefixBytes` left unwritten in front (a frame header: one copy less). */
+export function encodeMessagesAfter(msgs: readonly Message[], prefixBytes: number): Buffer {
+  const buf = Buffer.allocUnsafe(prefixBytes + batchEncodedBytes(msgs));
   const w = new Writer(buf);
+  w.off = prefixBytes;
   w.u8(CODEC_VERSION);
   w.u32(msgs.length);
   for (const m of msgs) writeMessage(w, m);

@@ -189,6 +189,9 @@ export class SnapshotReceiver {
   #fileOff = 0;
   #fh: fsp.FileHandle | null = null;
   #handedOff = false;
+  /** The frame being handled; discard() waits for it so a late mkdtemp/open cannot leak a dir. */
+  #busy: Promise<unknown> | null = null;
+  #discarded = false;
 
   constructor(l: PeerLimits, parentDir: string | undefined) {
     this.#l = l;
@@ -196,7 +199,14 @@ export class SnapshotReceiver {
   }
 
   /** Handles one frame; returns the complete snapshot once SNAP_END has been verified. */
-  async handle(f: Frame): Promise<{ msg: Message; dir: string } | null> {
+  handle(f: Frame): Promise<{ msg: Message; dir: string } | null> {
+    if (this.#discarded) return Promise.reject(new Error('snapshot receiver discarded'));
+    const p = this.#handle(f);
+    this.#busy = p;
+    return p;
+  }
+
+  async #handle(f: Frame): Promise<{ msg: Message; dir: string } | null> {
     switch (f.type) {
       case FrameType.SnapMeta: return this.#meta(f.payload);
       case FrameType.SnapChunk: return this.#chunk(f.payload);
@@ -264,6 +274,8 @@ export class SnapshotReceiver {
 
   /** Removes the temp dir unless it was handed to onSnapshot. Safe to call more than once. */
   async discard(): Promise<void> {
+    this.#discarded = true;
+    await this.#busy?.catch(() => {});
     const fh = this.#fh;
     this.#fh = null;
     await fh?.close().catch(() => {});

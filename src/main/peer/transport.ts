@@ -19,10 +19,10 @@ import { Message } from '../raft/types';
 import { limits, Limits } from '../../shared/limits';
 import { idToHex } from '../../shared/ids';
 import { GrpcCode } from '../../shared/errors';
-import { PeerProtocolError, batchEncodedBytes, decodeMessages, messageEncodedBytes, encodeMessages } from './codec';
+import { PeerProtocolError, batchEncodedBytes, decodeMessages, encodeMessagesAfter, messageEncodedBytes } from './codec';
 import {
-  Frame, FrameReader, FrameType, HELLO_FRAME_BYTES_MAX, HELLO_STATUS_TEXT, HelloStatus, PEER_PROTOCOL_VERSION,
-  Purpose, decodeHello, encodeFrame, encodeHelloAck, looksLikeHttp,
+  FRAME_HEADER_BYTES, Frame, FrameReader, FrameType, HELLO_FRAME_BYTES_MAX, HELLO_STATUS_TEXT, HelloStatus, PEER_PROTOCOL_VERSION,
+  Purpose, decodeHello, encodeHelloAck, looksLikeHttp, sealFrame,
 } from './frame';
 import { dial, Dialed, HostPort, parsePeerUrl } from './dial';
 import { MessageLink } from './link';
@@ -202,7 +202,10 @@ export class PeerTransport {
     let bytes = batchEncodedBytes([]);
     const flush = (): void => {
       if (batch.length === 0) return;
-      p.link.sendFrame(encodeFrame(FrameType.Messages, encodeMessages(batch)), batch.length);
+      const frame = encodeMessagesAfter(batch, FRAME_HEADER_BYTES);
+      frame[8] = FrameType.Messages;
+      sealFrame(frame);
+      p.link.sendFrame(frame, batch.length);
       batch = [];
       bytes = batchEncodedBytes([]);
     };
