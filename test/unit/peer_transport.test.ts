@@ -143,6 +143,19 @@ describe('peer transport', function () {
     for (const a of ms) assert.deepEqual(a.unreachable, []);
   });
 
+  it('splits a batch larger than a frame, in order, and drops (and reports) a message larger than a frame', async () => {
+    const a = await member(1n, { limits: { peerFrameBytesMax: 10_000 } });
+    const b = await member(2n);
+    a.t.addPeer(2n, [b.url]);
+    const batch = range(1, 60).map((seq) => heartbeat(1n, 2n, seq, new Uint8Array(1000).fill(seq)));
+    batch.splice(30, 0, heartbeat(1n, 2n, 1000, new Uint8Array(20_000)));
+    a.t.send(batch);
+    assert.deepEqual(a.unreachable, [2n]);
+    await waitFor(() => seqs(b, 1n).length >= 60, 'split batch');
+    assert.deepEqual(seqs(b, 1n), range(1, 60));
+    for (const m of b.got.get(1n)!) assert.ok(m.entries[0].data.every((x) => x === m.index));
+  });
+
   it('queues for a peer that is down, reports overflow, delivers the queued prefix when it comes up', async () => {
     const port = await freePort();
     const a = await member(1n, { limits: { peerQueueMessagesMax: 10, peerBackoffMaxMs: 200 } });

@@ -56,7 +56,14 @@ export class MessageLink {
   setUrls(urls: string[]): void {
     this.#addrs = urls.map(parsePeerUrl);
     this.#addrNext = 0;
-    if (this.#sock !== null) this.#sock.destroy();
+    this.#backoffMs = this.#env.limits.peerBackoffMinMs;
+    if (this.#sock !== null) this.#sock.destroy(); // 'close' schedules the redial
+    else if (this.#retryTimer !== null) {
+      // Waiting out a backoff against the old address: try the new one now.
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+      this.#ensureDialing();
+    }
   }
 
   /** Queues or writes one encoded frame holding `messages` raft messages. */
