@@ -1,11 +1,14 @@
 // The peer transport (src/main/peer/transport.ts) over real TCP on 127.0.0.1 (ports picked by the OS):
-// three members exchange raft messages and each receiver sees every sender's messages in order; a peer
+// three members exchange raft messages and each receiver sees every sender's messages in order; a batch
+// larger than a frame is split in order and a message larger than a frame is dropped and reported; a peer
 // that is down gets its bounded queue once it comes up (overflow reported via onUnreachable, the
 // queued prefix delivered in order); a peer that stops reading does not hold up the others; a member of
 // another cluster and a dialer meaning another member are refused with a log line; a multi-MB snapshot
-// directory arrives byte-identical (and a failing onSnapshot reaches the sender with its code); requests
+// directory arrives byte-identical (and a failing onSnapshot reaches the sender with its code), one
+// snapshot per sender at a time, a stalled or oversized transfer leaves no temp dir behind; requests
 // return bodies, propagate {code, message} errors, time out and fail fast for unknown or down peers;
-// garbage, HTTP and silent connections to the port are closed without harm; stop() closes everything
+// garbage, HTTP and silent connections to the port are closed without harm; updatePeer redials the new
+// URL; stop() closes everything
 // (this file finishes without mocha --exit). Waits poll for conditions, never for fixed durations.
 import { strict as assert } from 'node:assert';
 import * as crypto from 'node:crypto';
