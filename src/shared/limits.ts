@@ -100,6 +100,33 @@ export const limits = {
   wsStreamsPerConnMax: 10_000,
   /** Unary requests in flight on one WebSocket (pipelined); more are answered "too many requests". */
   wsUnaryInFlightMax: 10_000,
+  // Peer transport (src/main/peer/).
+  /** Payload bytes of one peer frame (one batch of raft messages, one snapshot chunk, one request). A batch
+   * that does not fit is split; a single message larger than this is dropped and reported unreachable. */
+  peerFrameBytesMax: 64 * 1024 * 1024,
+  /** Raft messages and their encoded bytes queued for one peer while it is disconnected or its socket is
+   * backpressured; beyond either bound new messages are dropped and raft is told the peer is unreachable. */
+  peerQueueMessagesMax: 4096,
+  peerQueueBytesMax: 64 * 1024 * 1024,
+  /** TCP connect timeout and the time a new connection has to complete the handshake. */
+  peerDialTimeoutMs: 1000,
+  peerHandshakeTimeoutMs: 5000,
+  /** Reconnect backoff: doubles from min to max after each failed attempt, plus up to 50% jitter. */
+  peerBackoffMinMs: 50,
+  peerBackoffMaxMs: 2000,
+  /** Inbound peer connections held at once (every member opens at most three to us, plus snapshots). */
+  peerInboundConnectionsMax: 1024,
+  /** Member-to-member requests waiting for an answer, per peer and direction. */
+  peerRequestsInflightMax: 1024,
+  /** A streamed snapshot (all its files) may not exceed this, nor have more files than this. */
+  peerSnapshotBytesMax: 16 * 1024 * 1024 * 1024,
+  peerSnapshotFilesMax: 1024,
+  /** File bytes per snapshot chunk frame (each chunk carries its own CRC-32C in the frame header). */
+  peerSnapshotChunkBytes: 1024 * 1024,
+  /** A snapshot transfer fails when no bytes move for this long. */
+  peerSnapshotIdleTimeoutMs: 30_000,
+  /** The sender waits this long after the last chunk for the receiver's onSnapshot to finish. */
+  peerSnapshotApplyTimeoutMs: 10 * 60 * 1000,
 };
 
 /** Largest HTTP/JSON request body: base64 of the largest accepted gRPC message plus JSON overhead.
@@ -121,6 +148,11 @@ export function checkLimits(l: Limits): void {
   assert(l.txnOpsMax > 0 && l.requestBytesMax > 0, 'positive sizes');
   assert(l.wsSendBytesMax >= 4 * (l.requestBytesMax + l.grpcOverheadBytes), 'a WebSocket holds a few max responses in base64');
   assert(l.wsSendHighBytes < l.wsSendBytesMax, 'WebSocket backpressure starts below the disconnect cap');
+  assert(l.peerFrameBytesMax >= 2 * (l.requestBytesMax + l.grpcOverheadBytes), 'a peer frame holds a MsgApp with a max request');
+  assert(l.peerQueueBytesMax >= l.peerFrameBytesMax, 'a peer queue holds one max frame');
+  assert(l.peerSnapshotChunkBytes + 64 <= l.peerFrameBytesMax, 'a snapshot chunk fits a frame');
+  assert(l.peerBackoffMinMs > 0 && l.peerBackoffMinMs <= l.peerBackoffMaxMs, 'peer backoff bounds');
+  assert(l.peerQueueMessagesMax > 0 && l.peerRequestsInflightMax > 0, 'positive peer bounds');
 }
 
 checkLimits(limits);

@@ -1,0 +1,112 @@
+// Outbound connection set-up shared by the three connection purposes: TCP connect to one of a peer's
+// URLs, HELLO, wait for HELLO_ACK. Resolves with the socket and its frame reader (which may already
+// hold bytes past the ACK); rejects on connect failure, refusal, timeout or garbage.
+import * as net from 'node:net';
+import { PeerProtocolError } from './codec';
+import {
+  FrameReader, HELLO_FRAME_BYTES_MAX, HELLO_STATUS_TEXT, HelloStatus, PEER_PROTOCOL_VERSION, Purpose,
+  decodeHelloAck, encodeHello,
+} from './frame';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** "http://10.0.0.1:2380", "https://[::1]:2380", "tcp://host:2380" or "host:2380" to host and port.
+ * The scheme is ignored: the peer port is plain TCP (no TLS). */
+export function parsePeerUrl(url: string): HostPort {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `tcp://${url}`;
+  let u: URL;
+  try {
+    u = new URL(withScheme);
+  } catch {
+    throw new Error(`invalid peer URL ${JSON.stringify(url)}`);
+  }
+  const port = Number(u.port || (u.protocol === 'https:' ? 443 : u.protocol === 'http:' ? 80 : NaN));
+  if (!u.hostname || !Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`invalid peer URL ${JSON.stringify(url)}`);
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  return { host, port };
+}
+
+/** The dialed peer answered HELLO with a refusal (other cluster, other member, busy, ...). */
+export class PeerRefusedError extends Error {
+  constructor(readonly status: HelloStatus, detail: string) {
+    super(`peer refused connection: ${HELLO_STATUS_TEXT[status] ?? `status ${status}`}${detail ? ` (${detail})` : ''}`);
+    this.name = 'PeerRefusedError';
+  }
+}
+
+export interface DialParams {
+  addr: HostPort;
+  purpose: Purpose;
+  clusterId: bigint;
+  from: bigint;
+  to: bigint;
+  /** Connect plus handshake must finish within this. */
+  timeoutMs: number;
+  frameBytesMax: number;
+  /** Called with the socket as soon as it exists, so the owner can destroy it on stop(). */
+  track(sock: net.Socket): void;
+}
+
+/** A handshaken connection, paused: attach 'data' and call sock.resume(); the reader may hold bytes. */
+export interface Dialed {
+  sock: net.Socket;
+  reader: FrameReader;
+}
+
+export function dial(p: DialParams): Promise<Dialed> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: p.addr.host, port: p.addr.port });
+    p.track(sock);
+    // Errors always end in 'close', which is what owners watch; this keeps a late error from being
+    // an unhandled 'error' event between resolve() and the owner attaching its listeners.
+    sock.on('error', () => {});
+    sock.setNoDelay(true);
+    const reader = new FrameReader(HELLO_FRAME_BYTES_MAX);
+    let settled = false;
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      sock.removeListener('connect', onConnect);
+      sock.removeListener('data', onData);
+      sock.removeListener('error', fail);
+      sock.removeListener('close', onClose);
+    };
+    const fail = (e: Error): void => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      sock.destroy();
+      reject(e);
+    };
+    const onClose = (): void => fail(new Error('connection closed during peer handshake'));
+    const onConnect = (): void => {
+      sock.setKeepAlive(true, 5000);
+      sock.write(encodeHello({ version: PEER_PROTOCOL_VERSION, purpose: p.purpose, clusterId: p.clusterId, from: p.from, to: p.to }));
+    };
+    const onData = (chunk: Buffer): void => {
+      reader.push(chunk);
+      try {
+        const f = reader.next();
+        if (f === null) return;
+        const ack = decodeHelloAck(f);
+        if (ack.status !== HelloStatus.Ok) return fail(new PeerRefusedError(ack.status, ack.detail));
+        if (ack.version !== PEER_PROTOCOL_VERSION) return fail(new PeerProtocolError(`peer speaks protocol version ${ack.version}`));
+      } catch (e) {
+        return fail(e as Error);
+      }
+      settled = true;
+      cleanup();
+      // Paused until the owner attaches its 'data' listener and resumes: no byte is lost in between.
+      sock.pause();
+      reader.setMaxPayload(p.frameBytesMax);
+      resolve({ sock, reader });
+    };
+    const timer = setTimeout(() => fail(new Error(`peer dial/handshake timed out after ${p.timeoutMs} ms`)), p.timeoutMs);
+    sock.on('connect', onConnect);
+    sock.on('data', onData);
+    sock.on('error', fail);
+    sock.on('close', onClose);
+  });
+}
