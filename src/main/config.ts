@@ -160,7 +160,6 @@ function validate(cfg: Config): void {
   if (sorted(mine) !== sorted(cfg.initialAdvertisePeerUrls)) {
     throw new ConfigError(`--initial-cluster has ${cfg.name}=${mine.join(',')} but missing from --initial-advertise-peer-urls=${cfg.initialAdvertisePeerUrls.join(',')}`);
   }
-  if (cfg.initialCluster.size !== 1) throw new ConfigError('--initial-cluster: multi-member clusters are not implemented in this version (one member only)');
   if (cfg.initialClusterState !== 'new') throw new ConfigError('--initial-cluster-state existing: joining a cluster is not implemented in this version');
   for (const u of [...cfg.listenClientUrls, ...cfg.listenPeerUrls, ...cfg.listenClientHttpUrls]) {
     if (u.protocol !== 'http:') throw new ConfigError(`${u.href}: only http:// URLs are supported in this version (no TLS yet)`);

@@ -23,9 +23,10 @@ import { WorkerInit } from '../shared/apply_protocol';
 import { computeClusterId, computeMemberId, idToHex } from '../shared/ids';
 import { limits } from '../shared/limits';
 import { MvccStore } from '../workers/mvcc/store';
-import { EntryType } from './raft/types';
+import { EntryType, Message, MessageType } from './raft/types';
 import { RequestKind } from '../shared/entry';
-import { EtcdError } from '../shared/errors';
+import { Errors, EtcdError, GrpcCode } from '../shared/errors';
+import { PeerTransport } from './peer/transport';
 import { ETCD_CLUSTER_VERSION } from '../shared/version';
 import { encodeConfChange } from '../shared/confchange';
 import { lockDataDir } from './datadir_lock';
@@ -51,7 +52,8 @@ interface Identity {
 function loadIdentity(cfg: Config, dir: string): Identity {
   const file = path.join(dir, 'identity.json');
   if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as Identity;
-  const members = [...cfg.initialCluster].map(([name, urls]) => ({ id: computeMemberId(urls, cfg.initialClusterToken), name, peerUrls: urls }));
+  const members = [...cfg.initialCluster].map(([name, urls]) => ({ id: computeMemberId(urls, cfg.initialClusterToken), name, peerUrls: urls }))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)); // etcd bootstraps members in ID order
   const self = members.find((m) => m.name === cfg.name);
   if (!self) throw new Error(`member ${cfg.name} not in --initial-cluster`);
   const id: Identity = {
@@ -81,6 +83,8 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   const lmdbDir = path.join(memberDir, 'lmdb');
   fs.mkdirSync(lmdbDir, { recursive: true, mode: 0o700 });
   const unlock = lockDataDir(memberDir);
+  // Snapshot copies being sent when the process died.
+  for (const f of fs.readdirSync(memberDir)) if (f.startsWith('snap-out-')) fs.rmSync(path.join(memberDir, f), { recursive: true, force: true });
   const ident = loadIdentity(cfg, memberDir);
   const memberId = BigInt(ident.memberId);
   const clusterId = BigInt(ident.clusterId);
@@ -138,18 +142,78 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
     id: memberId, peers: voters, electionTick: Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs), heartbeatTick: 1,
     storage, applied, maxSizePerMsg: 1024 * 1024, maxInflightMsgs: 256, preVote: true, checkQuorum: true,
     rand: mulberry32(Number(memberId & 0xffffffffn) ^ Date.now()),
+    forwardProposals: true,
   });
+  const peers = ident.members.filter((m) => BigInt(m.id) !== memberId);
+  // Peers: our own framed protocol on --listen-peer-urls (it does not speak etcd's peer protocol).
+  let nodeRef: RaftNode | null = null;
+  let lessorRef: Lessor | null = null;
+  const transport = peers.length === 0 ? null : new PeerTransport({
+    selfId: memberId, clusterId, log,
+    listen: cfg.listenPeerUrls.map((u) => ({ host: u.hostname === 'localhost' ? '127.0.0.1' : u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) })),
+    onMessages: (msgs) => nodeRef?.step(msgs),
+    onUnreachable: (id) => nodeRef?.reportUnreachable(id),
+    onSnapshot: async (msg, dir) => {
+      try {
+        if (nodeRef) await nodeRef.installSnapshot(msg, dir);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    onRequest: (from, kind, body) => {
+      if (lessorRef === null) return Promise.reject(Errors.notCapable());
+      return lessorRef.serveForwarded(kind, body);
+    },
+  });
+  if (transport) {
+    await transport.start();
+    for (const p of peers) transport.addPeer(BigInt(p.id), p.peerUrls);
+    log.info('listening for peers', { urls: cfg.listenPeerUrls.map((u) => u.href), peers: peers.map((p) => p.name) });
+  }
   const node = new RaftNode({
     id: memberId, voters, heartbeatIntervalMs: cfg.heartbeatIntervalMs, electionTimeoutMs: cfg.electionTimeoutMs,
     maxRequestBytes: cfg.maxRequestBytes, pendingProposalsMax: limits.pendingProposalsMax, pendingReadsMax: limits.pendingReadsMax, requestTimeoutMs: limits.requestTimeoutMs,
     raftLogRetainEntries: limits.raftLogRetainEntries, snapshotCount: cfg.snapshotCount, snapshotEntryBytes: limits.snapshotEntryBytes,
     syncStateMachine: () => syncVia(compactor.worker),
+    send: transport ? (msgs) => sendToPeers(msgs) : undefined,
+    requestIdTag: ident.members.findIndex((m) => BigInt(m.id) === memberId),
   }, log, raw, storage, recovered.wal, applied, new Ring(toApply), new Ring(fromApply));
+  nodeRef = node;
+  // Raft messages go out as they are, except a snapshot: the follower gets a copy of the LMDB
+  // environment (at least as new as the snapshot's index) on its own connection.
+  const snapshotsInFlight = new Set<bigint>();
+  function sendToPeers(msgs: Message[]): void {
+    const plain = msgs.filter((m) => m.type !== MessageType.Snap);
+    if (plain.length > 0) transport?.send(plain);
+    for (const m of msgs) {
+      if (m.type !== MessageType.Snap || transport === null) continue;
+      if (snapshotsInFlight.has(m.to)) continue;
+      snapshotsInFlight.add(m.to);
+      const dir = fs.mkdtempSync(path.join(memberDir, 'snap-out-'));
+      log.info('sending snapshot', { to: idToHex(m.to), index: m.snapshot?.metadata.index });
+      store.backup(dir)
+        .then(() => transport.sendSnapshot(m, dir))
+        .then(() => node.reportSnapshot(m.to, false), (e: Error) => {
+          log.warn('sending snapshot failed', { to: idToHex(m.to), error: e.message });
+          node.reportSnapshot(m.to, true);
+        })
+        .finally(() => {
+          snapshotsInFlight.delete(m.to);
+          fs.rmSync(dir, { recursive: true, force: true });
+        });
+    }
+  }
   // Before the node starts: the lessor loads the stored leases, then follows every applied change.
   const electionTicks = Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs);
   const lessor = new Lessor(node, store, log, {
     memberId, minTtlSeconds: Math.ceil((Math.floor((3 * electionTicks) / 2) * cfg.heartbeatIntervalMs) / 1000),
+    forward: transport
+      ? (to, kind, body) => transport.request(to, kind, body, limits.requestTimeoutMs).catch((e: Error & { code?: number }) => {
+        throw new EtcdError(typeof e.code === 'number' ? e.code : GrpcCode.Unavailable, e.message);
+      })
+      : undefined,
   });
+  lessorRef = lessor;
   node.start();
   lessor.start();
 
@@ -226,6 +290,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
       for (const l of listeners) l.close();
       for (const f of fastPorts) f.close();
       await node.stop();
+      await transport?.stop();
       log.info('wal stats', { ...recovered.wal.stats() });
       await recovered.wal.close();
       await server.close();
@@ -283,7 +348,7 @@ async function publish(node: RaftNode, store: MvccStore, cfg: Config, ident: Ide
   for (let attempt = 0; ; attempt++) {
     try {
       await node.propose(RequestKind.MemberAttributes, Buffer.from(JSON.stringify(attrs)));
-      if (store.clusterVersion() === null) {
+      if (store.clusterVersion() === null && node.isLeader) {
         await node.propose(RequestKind.ClusterVersion, Buffer.from(ETCD_CLUSTER_VERSION));
         log.info('set initial cluster version', { 'cluster-version': ETCD_CLUSTER_VERSION });
       }

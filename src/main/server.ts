@@ -106,6 +106,7 @@ export class EtcdServer {
     t.addUnary(kv + 'Compact', (b) => this.#compact(b));
     t.addUnary(`/${SERVICE}.Maintenance/Status`, () => this.#status());
     t.addUnary(`/${SERVICE}.Maintenance/HashKV`, (b) => this.#hashKV(b));
+    t.addUnary(`/${SERVICE}.Maintenance/MoveLeader`, (b, ctx) => this.#moveLeader(b, ctx.deadlineMs));
     t.addUnary(`/${SERVICE}.Cluster/MemberList`, () => this.#memberList());
     if (this.#d.watch) t.addStream(`/${SERVICE}.Watch/Watch`, this.#d.watch.handler);
     const lessor = this.#d.lessor;
@@ -237,6 +238,22 @@ export class EtcdServer {
       dbSizeInUse: this.#d.store.dbSizeInUseBytes(),
       isLearner: false,
     }).finish();
+  }
+
+  /** etcd's MoveLeader: only the leader may hand over, to a voting member; waits until it has. */
+  async #moveLeader(body: Uint8Array, deadlineMs: number): Promise<Uint8Array> {
+    const req = decode(() => etcdserverpb.MoveLeaderRequest.decode(body));
+    const node = this.#d.node;
+    if (!node.isLeader) throw Errors.notLeader();
+    const target = BigInt(Long.fromValue(req.targetID ?? 0).toUnsigned().toString());
+    if (!this.#d.members.some((m) => m.id === target)) throw Errors.badLeaderTransferee();
+    node.transferLeader(target);
+    const until = deadlineMs > 0 ? deadlineMs : Date.now() + limits.requestTimeoutMs;
+    while (node.leader !== target) {
+      if (Date.now() >= until) throw Errors.timeoutLeaderTransfer();
+      await new Promise((r) => setTimeout(r, this.#d.cfg.heartbeatIntervalMs));
+    }
+    return etcdserverpb.MoveLeaderResponse.encode({}).finish();
   }
 
   #memberList(): Uint8Array {

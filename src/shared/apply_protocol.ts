@@ -20,6 +20,12 @@ export const MSG_ENTRY = 1;
 export const MSG_RESULT = 2;
 export const MSG_APPLIED = 3;
 export const MSG_LEASE = 4;
+/** main -> apply: | 5 | pad (7) | UTF-8 path of a directory holding a leader's LMDB copy |.
+ * The apply worker replaces its state with the copy in one transaction (a follower installing a
+ * Raft snapshot), then sends APPLIED; entries queued after it apply on top (or are skipped when
+ * the copy already covers them: the copy carries its applied index). */
+export const MSG_INSTALL = 5;
+export const INSTALL_MSG_HEADER = 8;
 
 export const ENTRY_MSG_HEADER = 24;
 export const RESULT_MSG_HEADER = 32;

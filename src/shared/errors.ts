@@ -55,6 +55,8 @@ export const Errors = {
   requestTooLarge: def(GrpcCode.InvalidArgument, 'etcdserver: request is too large'),
   noLeader: def(GrpcCode.Unavailable, 'etcdserver: no leader'),
   notLeader: def(GrpcCode.Unavailable, 'etcdserver: not leader'),
+  badLeaderTransferee: def(GrpcCode.FailedPrecondition, 'etcdserver: bad leader transferee'),
+  timeoutLeaderTransfer: def(GrpcCode.DeadlineExceeded, 'etcdserver: request timed out, leader transfer took too long'),
   leaderChanged: def(GrpcCode.Unavailable, 'etcdserver: leader changed'),
   notCapable: def(GrpcCode.Unavailable, 'etcdserver: not capable'),
   stopped: def(GrpcCode.Unavailable, 'etcdserver: server stopped'),

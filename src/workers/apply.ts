@@ -7,8 +7,8 @@ import { etcdserverpb } from '../shared/gen/etcd';
 import { Ring } from '../shared/ring';
 import { decodeEntry, RequestKind } from '../shared/entry';
 import {
-  APPLIED_MSG_BYTES, BACKEND_COMMIT_BOUNDS_S, LEASE_MSG_BYTES, LeaseMsg, LeaseOp, readEntryMsg, RESULT_ERR, RESULT_MSG_HEADER, RESULT_OK,
-  writeAppliedMsg, writeLeaseMsg, writeResultHeader, WorkerInit,
+  APPLIED_MSG_BYTES, BACKEND_COMMIT_BOUNDS_S, INSTALL_MSG_HEADER, LEASE_MSG_BYTES, LeaseMsg, LeaseOp, MSG_INSTALL, readEntryMsg, RESULT_ERR,
+  RESULT_MSG_HEADER, RESULT_OK, writeAppliedMsg, writeLeaseMsg, writeResultHeader, WorkerInit,
 } from '../shared/apply_protocol';
 import { MvccStore, WriteRequest, WriteResult } from './mvcc/store';
 import { EntryType } from '../main/raft/types';
@@ -159,6 +159,18 @@ function applyBatch(msgs: Uint8Array[]): void {
   watchSignal?.publishRevision(st.revision);
 }
 
+/** A follower installs the leader's LMDB copy (a Raft snapshot), then reports the new state. */
+function install(m: Uint8Array): void {
+  const dir = textDecoder.decode(m.subarray(INSTALL_MSG_HEADER));
+  store.installFrom(dir);
+  const slot = reserveBlocking(APPLIED_MSG_BYTES);
+  const st = store.snapshotState();
+  writeAppliedMsg(slot, st.appliedIndex, st.revision, st.compactRevision);
+  outRing.commit();
+  outRing.notify();
+  watchSignal?.publishRevision(st.revision);
+}
+
 function loop(): void {
   const batch: Uint8Array[] = [];
   for (;;) {
@@ -169,7 +181,15 @@ function loop(): void {
       // what lets the producer reuse the space while we run the LMDB transaction).
       inRing.drain((m) => { batch.push(m.slice()); }, batchMax);
       if (batch.length === 0) break;
-      applyBatch(batch);
+      // Entries before an install apply first, the install, then the entries after it.
+      let from = 0;
+      for (let i = 0; i < batch.length; i++) {
+        if (batch[i][0] !== MSG_INSTALL) continue;
+        if (i > from) applyBatch(batch.slice(from, i));
+        install(batch[i]);
+        from = i + 1;
+      }
+      if (from < batch.length) applyBatch(from === 0 ? batch : batch.slice(from));
     }
   }
 }

@@ -30,6 +30,8 @@ export interface StartOptions {
    * raft indexes stay comparable between servers). */
   readyProbe?: 'http' | 'etcdctl';
   peerPort?: number;        // default: a free port
+  /** --initial-cluster (default: this member alone, name=peerUrl). */
+  initialCluster?: string;
 }
 
 export interface Server {
@@ -127,7 +129,7 @@ class ServerImpl implements Server {
       '--advertise-client-urls', this.clientUrl,
       '--listen-peer-urls', this.peerUrl,
       '--initial-advertise-peer-urls', this.peerUrl,
-      '--initial-cluster', `${name}=${this.peerUrl}`,
+      '--initial-cluster', this.opts.initialCluster ?? `${name}=${this.peerUrl}`,
       '--initial-cluster-token', this.opts.token ?? 'etcd-cluster',
       '--log-level', this.opts.logLevel ?? 'warn',
       ...(this.opts.extraArgs ?? []),

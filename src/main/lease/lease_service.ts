@@ -31,19 +31,19 @@ export function registerLeaseService(t: Registrar, lessor: Lessor, header: Heade
     const r = decodeOrThrow(() => etcdserverpb.LeaseRevokeRequest.decode(b));
     return lessor.revoke(toBigInt(r.ID));
   });
-  t.addUnary(svc + 'LeaseTimeToLive', (b) => {
+  t.addUnary(svc + 'LeaseTimeToLive', async (b) => {
     const r = decodeOrThrow(() => etcdserverpb.LeaseTimeToLiveRequest.decode(b));
     const id = toBigInt(r.ID);
-    const st = lessor.timeToLive(id);
+    const st = await lessor.timeToLive(id);
     const resp: etcdserverpb.ILeaseTimeToLiveResponse = st === null
       ? { header: header(), ID: r.ID, TTL: -1 }
       : { header: header(), ID: r.ID, TTL: st.ttl, grantedTTL: st.grantedTtl };
     if (st !== null && r.keys) resp.keys = lessor.attachedKeys(id);
     return etcdserverpb.LeaseTimeToLiveResponse.encode(resp).finish();
   });
-  t.addUnary(svc + 'LeaseLeases', (b) => {
+  t.addUnary(svc + 'LeaseLeases', async (b) => {
     decodeOrThrow(() => etcdserverpb.LeaseLeasesRequest.decode(b));
-    const ids = lessor.list();
+    const ids = await lessor.list();
     return etcdserverpb.LeaseLeasesResponse.encode({ header: header(), leases: ids.map((id) => ({ ID: bigIntToLong(id) })) }).finish();
   });
   t.addStream(svc + 'LeaseKeepAlive', (stream) => {

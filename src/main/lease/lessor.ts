@@ -45,7 +45,16 @@ export interface LessorOptions {
   memberId: bigint;
   /** etcd's minimum TTL: ceil(1.5 * election timeout) seconds; shorter grants are raised to it. */
   minTtlSeconds: number;
+  /** Sends a lessor call to another member (the leader) over the peer transport; absent alone. */
+  forward?: (to: bigint, kind: string, body: Uint8Array) => Promise<Uint8Array>;
 }
+
+const idBytes = (id: bigint): Uint8Array => {
+  const b = Buffer.alloc(8);
+  b.writeBigInt64BE(id);
+  return b;
+};
+const idOf = (b: Uint8Array): bigint => Buffer.from(b).readBigInt64BE(0);
 
 export class Lessor {
   readonly #node: RaftNode;
@@ -69,8 +78,16 @@ export class Lessor {
     // load may follow it; applying them again is harmless (grant sets, revoke deletes, checkpoint sets).
     for (const l of store.leases()) this.#leases.set(l.id, this.#fresh(l.id, l.ttl, l.remaining));
     node.onLease = (m) => this.#onApplied(m);
+    node.onSnapshotInstalled(() => this.#reload());
     node.onLeadership((isLeader) => (isLeader ? this.#promote() : this.#demote()));
     if (node.isLeader) this.#promote();
+  }
+
+  /** The state machine was replaced by a snapshot: the stored leases are the truth again. */
+  #reload(): void {
+    for (const l of this.#leases.values()) this.#wake(l);
+    this.#leases.clear();
+    for (const l of this.#store.leases()) this.#leases.set(l.id, this.#fresh(l.id, l.ttl, l.remaining));
   }
 
   start(): void {
@@ -103,6 +120,8 @@ export class Lessor {
 
   /** etcd's lessor.Renew: the granted TTL, or 0 for a lease that does not exist (or expired). */
   async renew(id: bigint): Promise<number> {
+    const fwd = this.#forwardTarget();
+    if (fwd !== null) return Number(Buffer.from(await fwd('lease-renew', idBytes(id))).toString());
     this.#checkPrimary();
     const l = this.#leases.get(id);
     if (l === undefined) return 0;
@@ -124,7 +143,9 @@ export class Lessor {
   }
 
   /** etcd's LeaseTimeToLive fields, or null for an unknown lease. */
-  timeToLive(id: bigint): { ttl: number; grantedTtl: number } | null {
+  async timeToLive(id: bigint): Promise<{ ttl: number; grantedTtl: number } | null> {
+    const fwd = this.#forwardTarget();
+    if (fwd !== null) return JSON.parse(Buffer.from(await fwd('lease-ttl', idBytes(id))).toString()) as { ttl: number; grantedTtl: number } | null;
     this.#checkPrimary();
     const l = this.#leases.get(id);
     if (l === undefined) return null;
@@ -136,9 +157,31 @@ export class Lessor {
     return this.#store.leaseKeys(id);
   }
 
-  /** LeaseLeases: every lease, soonest deadline first (etcd sorts by expiry). */
-  list(): bigint[] {
+  /** LeaseLeases: every lease, soonest deadline first (etcd sorts by expiry; the leader's view). */
+  async list(): Promise<bigint[]> {
+    const fwd = this.#forwardTarget();
+    if (fwd !== null) return (JSON.parse(Buffer.from(await fwd('lease-list', new Uint8Array(0))).toString()) as string[]).map((x) => BigInt(x));
     return [...this.#leases.values()].sort((a, b) => a.expiryMs - b.expiryMs).map((l) => l.id);
+  }
+
+  /** A follower's calls go to the leader's lessor (etcd forwards them to the leader too). */
+  #forwardTarget(): ((kind: string, body: Uint8Array) => Promise<Uint8Array>) | null {
+    if (this.#primary) return null;
+    const lead = this.#node.leader;
+    const f = this.#opts.forward;
+    if (lead === 0n || f === undefined) return null; // #checkPrimary answers "no leader"
+    return (kind, body) => f(lead, kind, body);
+  }
+
+  /** Serves a call a follower forwarded (see #forwardTarget); only the leader answers. */
+  async serveForwarded(kind: string, body: Uint8Array): Promise<Uint8Array> {
+    this.#checkPrimary();
+    switch (kind) {
+      case 'lease-renew': return Buffer.from(String(await this.renew(idOf(body))));
+      case 'lease-ttl': return Buffer.from(JSON.stringify(await this.timeToLive(idOf(body))));
+      case 'lease-list': return Buffer.from(JSON.stringify((await this.list()).map((x) => x.toString())));
+      default: throw Errors.notCapable();
+    }
   }
 
   #checkPrimary(): void {

@@ -9,12 +9,12 @@
 // A proposal is answered only after its entry is fsynced AND applied.
 import { RawNode } from '../raft/rawnode';
 import { MemoryStorage } from '../raft/memory_storage';
-import { Entry, NodeId, ProposalDroppedError, Ready, StateType } from '../raft/types';
+import { Entry, Message, MessageType, NodeId, ProposalDroppedError, Ready, StateType } from '../raft/types';
 import { Wal } from '../wal/wal';
 import { Ring } from '../../shared/ring';
 import { encodeEntry, RequestKind } from '../../shared/entry';
 import {
-  ENTRY_MSG_HEADER, LeaseMsg, MSG_APPLIED, MSG_LEASE, MSG_RESULT, readAppliedMsg, readLeaseMsg, readResultMsg, RESULT_OK,
+  ENTRY_MSG_HEADER, INSTALL_MSG_HEADER, LeaseMsg, MSG_INSTALL, MSG_APPLIED, MSG_LEASE, MSG_RESULT, readAppliedMsg, readLeaseMsg, readResultMsg, RESULT_OK,
   writeEntryMsg,
 } from '../../shared/apply_protocol';
 import { EtcdError, Errors } from '../../shared/errors';
@@ -37,6 +37,11 @@ export interface NodeOptions {
   snapshotEntryBytes: number;
   /** Makes everything applied so far durable in the state machine (an LMDB env sync). */
   syncStateMachine: () => Promise<void>;
+  /** Sends Raft messages to peers (the peer transport); absent for a lone member. */
+  send?: (msgs: Message[]) => void;
+  /** This member's tag in request IDs (unique per member of the cluster, 0..8191): a result of an
+   * entry another member proposed must never match one of our proposals. */
+  requestIdTag?: number;
 }
 
 interface Proposal {
@@ -90,10 +95,13 @@ export class RaftNode {
   #held: Array<{ index: number; proposal: Proposal; ok: boolean; code: number; payload: Uint8Array }> = [];
   /** Entry bytes persisted since the last snapshot started, and the index they reach. */
   #bytesSinceSnapshot = 0;
+  /** The log's last index when this process started: results of entries up to it are not ours. */
+  readonly #startLastIndex: number;
   /** Applied lease changes, in apply order (the lessor; src/main/lease/lessor.ts). */
   onLease: ((m: LeaseMsg) => void) | null = null;
   /** Called with true when this member becomes leader and false when it stops being leader. */
   readonly #leadershipListeners: Array<(isLeader: boolean) => void> = [];
+  readonly #installListeners: Array<() => void> = [];
   /** Called after each applied batch with the newest revision (lock and election waiters). */
   readonly #appliedListeners = new Set<(revision: number) => void>();
 
@@ -110,9 +118,90 @@ export class RaftNode {
     this.#snapshotIndex = storage.firstIndex() - 1;
     this.#loneVoter = opts.voters.length === 1 && opts.voters[0] === opts.id;
     this.#durableIndex = storage.lastIndex();
-    // Unique across restarts of this member: results of entries replayed after a restart must
-    // never match a live proposal.
-    this.#nextRequestId = Date.now() * 1000;
+    // Request IDs: the member's tag in the high bits, a counter below (2^40 proposals per process).
+    // Unique across members; entries from before this start (at or below the log's last index now)
+    // are never matched (#startLastIndex), so a restarted counter cannot collide with them.
+    this.#nextRequestId = (opts.requestIdTag ?? 0) * 2 ** 40 + 1;
+    this.#startLastIndex = storage.lastIndex();
+  }
+
+  /** Raft messages from peers (the peer transport calls this). */
+  step(msgs: Message[]): void {
+    if (this.#stopped) return;
+    for (const m of msgs) {
+      // Local-only message types never come from the network.
+      if (m.type === MessageType.Hup || m.type === MessageType.Beat || m.type === MessageType.Unreachable ||
+        m.type === MessageType.SnapStatus || m.type === MessageType.CheckQuorum) continue;
+      try {
+        this.#raw.step(m);
+      } catch (e) {
+        this.#log.debug('raft step refused a message', { type: m.type, from: m.from, error: (e as Error).message });
+      }
+    }
+    this.#schedule();
+  }
+
+  reportSnapshot(id: NodeId, failed: boolean): void {
+    if (this.#stopped) return;
+    this.#raw.reportSnapshot(id, failed);
+    this.#schedule();
+  }
+
+  /** Called after a snapshot from the leader replaced the state machine (the lessor reloads). */
+  onSnapshotInstalled(fn: () => void): void {
+    this.#installListeners.push(fn);
+  }
+
+  /**
+   * A follower received the leader's state (msg is the MsgSnap, dir its LMDB copy): the apply
+   * worker replaces its state with the copy (one transaction), then Raft takes the snapshot and
+   * the log continues after it. Entries the copy already covers are skipped by the apply worker.
+   */
+  async installSnapshot(msg: Message, dir: string): Promise<void> {
+    if (this.#stopped || msg.snapshot === null) return;
+    const index = msg.snapshot.metadata.index;
+    if (index <= this.#applied) {
+      this.step([msg]); // nothing to install; Raft answers the leader
+      return;
+    }
+    const path = Buffer.from(dir, 'utf8');
+    for (;;) {
+      const slot = this.#toApply.reserve(INSTALL_MSG_HEADER + path.length);
+      if (slot) {
+        slot.fill(0, 0, INSTALL_MSG_HEADER);
+        slot[0] = MSG_INSTALL;
+        slot.set(path, INSTALL_MSG_HEADER);
+        this.#toApply.commit();
+        break;
+      }
+      this.#toApply.notify();
+      await this.#toApply.waitForSpaceAsync(100);
+    }
+    this.#toApply.notify();
+    const deadline = Date.now() + this.#opts.requestTimeoutMs * 4;
+    while (this.#applied < index) {
+      if (this.#stopped) return;
+      if (Date.now() > deadline) throw new Error(`snapshot at ${index} was not installed in time (applied ${this.#applied})`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    for (const fn of this.#installListeners) fn();
+    this.#log.info('installed snapshot from the leader', { index, term: msg.snapshot.metadata.term, from: msg.from });
+    this.step([msg]);
+  }
+
+  reportUnreachable(id: NodeId): void {
+    if (this.#stopped) return;
+    this.#raw.reportUnreachable(id);
+  }
+
+  /** Asks the leader to hand leadership to `to` (etcd's MoveLeader). */
+  transferLeader(to: NodeId): void {
+    this.#raw.transferLeader(to);
+    this.#schedule();
+  }
+
+  get leader(): NodeId {
+    return this.#lead;
   }
 
   start(): void {
@@ -296,6 +385,16 @@ export class RaftNode {
     // does the same for its leader): apply and fsync overlap, and the answer still waits for both
     // (results above the durable index are held). With peers, apply strictly after persisting.
     const overlap = this.#loneVoter;
+    if (rd.snapshot) {
+      // The state machine already holds the snapshot (installSnapshot): make it durable, then
+      // record the snapshot in the WAL so a restart replays only what follows it.
+      const meta = rd.snapshot.metadata;
+      await this.#opts.syncStateMachine();
+      await this.#wal.releaseTo(meta.index, meta.term);
+      this.#storage.applySnapshot(rd.snapshot);
+      this.#snapshotIndex = Math.max(this.#snapshotIndex, meta.index);
+      if (meta.index > this.#commit) this.#commit = meta.index;
+    }
     if (overlap) await this.#applyCommitted(rd);
     if (rd.hardState || rd.entries.length > 0) {
       await this.#wal.save(rd.hardState, rd.entries);
@@ -311,7 +410,8 @@ export class RaftNode {
     }
     this.#durableIndex = this.#storage.lastIndex(); // storage holds only what the WAL has synced
     this.#releaseHeld();
-    // Single member: no peers to send to. The peer transport is the multi-member issue.
+    // Term, vote and entries are durable: now the messages that depend on them may go out.
+    if (rd.messages.length > 0) this.#opts.send?.(rd.messages);
     if (!overlap) await this.#applyCommitted(rd);
     for (const rs of rd.readStates) this.#onReadState(rs.index, rs.requestCtx);
   }
@@ -433,6 +533,7 @@ export class RaftNode {
     }
     if (m[0] !== MSG_RESULT) return;
     const r = readResultMsg(m);
+    if (r.index <= this.#startLastIndex) return; // proposed before this process started
     const p = this.#proposals.get(r.requestId);
     if (!p) return; // replayed entry, or its client timed out
     this.#proposals.delete(r.requestId);

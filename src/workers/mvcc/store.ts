@@ -264,6 +264,35 @@ export class MvccStore {
     return this.#read(() => hashKV(this.#dbs, readState(this.#dbs), rev));
   }
 
+  /**
+   * Replaces this store's whole state with the LMDB environment in dir (a leader's copy: a Raft
+   * snapshot) in ONE write transaction, unless the copy is not newer than what is applied here.
+   * Returns the applied index after the call.
+   */
+  installFrom(dir: string): number {
+    const src = openDbs(dir, { readOnly: true });
+    try {
+      const dbs = this.#dbs;
+      const theirs = readState(src).applied;
+      if (theirs <= readState(dbs).applied) return readState(dbs).applied;
+      dbs.root.transactionSync(() => {
+        for (const name of ['latest', 'history', 'revlog', 'meta', 'leases', 'leasekeys', 'cluster'] as const) {
+          dbs[name].clearSync();
+          for (const { key, value } of src[name].getRange({}) as Iterable<{ key: Buffer; value: Buffer }>) dbs[name].putSync(key, value);
+        }
+      });
+      this.#pendingApplied = 0;
+      return readState(dbs).applied;
+    } finally {
+      void src.root.close();
+    }
+  }
+
+  /** Writes a consistent copy of the environment into dir (data.mdb), for a follower's snapshot. */
+  backup(dir: string): Promise<void> {
+    return (this.#dbs.root as unknown as { backup(p: string, compact: boolean): Promise<void> }).backup(dir, false);
+  }
+
   /** Forces LMDB's dirty pages to disk (the store is opened noSync: the WAL is the durability). */
   sync(): Promise<void> {
     const root = this.#dbs.root as unknown as { sync(cb: (err?: Error) => void): void };
