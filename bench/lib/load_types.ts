@@ -1,22 +1,27 @@
 // Messages between the benchmark's main thread (load.ts) and its load workers (load_worker.ts).
 // Kept apart from the worker entry point, which starts running as soon as it is imported.
-import { Workload } from './kv_client';
+import { KvWorkloadName, RequestOptions } from './workloads';
 
 /** The load workers' gRPC transport: raw node:http2 (lean, the default) or @grpc/grpc-js (cross-check). */
 export type ClientKind = 'h2' | 'grpc-js';
 
 export interface WorkerTask {
   endpoint: string;
-  mode: Workload | 'preload';
+  mode: KvWorkloadName | 'preload';
   client: ClientKind;
-  clients: number;
+  clients: number;        // closed loop: clients; open loop: the most requests in flight
   connections: number;
-  keySpace: number;
-  valueBytes: number;
+  req: RequestOptions;
   seed: number;
+  workerIndex: number;
+  workers: number;
+  nonce: number;          // per run, below 2^16: keeps lease IDs of different runs apart
   startAtEpochMs: number; // all workers of a run start together
   warmupMs: number;
-  durationMs: number;
+  durationMs: number;     // measured window; ignored when total > 0
+  total: number;          // > 0: this worker sends exactly `total` measured requests (after the warm-up)
+  ratePerSec: number;     // > 0: open loop at this rate (this worker's share); 0: closed loop
+  progress: boolean;      // post {progress: ops} messages about twice a second
   preloadFrom?: number;   // preload: keys [preloadFrom, preloadTo)
   preloadTo?: number;
 }
@@ -27,7 +32,11 @@ export interface WorkerResult {
   errorsByCode: Record<string, number>; // gRPC code name -> count, over the whole run
   firstError: string | null;
   histogram: string;    // hdr compressed base64, microseconds
+  measuredMs: number;   // measured window: durationMs, or in total mode from the warm-up's end to the last answer
+  maxBacklog: number;   // open loop: most requests due but not sent for want of a free slot (0 in closed loop)
+  unfinished: number;   // open loop: requests still unanswered when the drain timed out
 }
 
-export const histogramSpec = { lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 } as const;
+export interface WorkerProgress { progress: number } // measured successful requests so far
 
+export const histogramSpec = { lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 } as const;
