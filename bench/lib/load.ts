@@ -28,6 +28,7 @@ export interface LoadOptions {
 
 export interface KvLoadOptions {
   endpoint: string;
+  endpoints?: string[]; // several endpoints: worker i uses endpoints[i % n] (default [endpoint])
   workload: KvWorkloadName;
   client: ClientKind;
   clients: number;      // closed loop: concurrent clients; open loop: the most requests in flight
@@ -172,8 +173,8 @@ export async function runKvLoad(o: KvLoadOptions): Promise<LoadResult> {
     ? (i: number, n: number) => { progress[i] = n; o.onProgress!(progress.reduce((a, b) => a + b, 0)); }
     : undefined;
   const results = await Promise.all(clients.map((c, i) => runWorker({
-    endpoint: o.endpoint, mode: o.workload, client: o.client, clients: c, connections: Math.min(conns[i], c),
-    req: o.req, seed: 0x1234 + i * 7919, workerIndex: i, workers, nonce,
+    endpoint: o.endpoints?.length ? o.endpoints[i % o.endpoints.length] : o.endpoint, mode: o.workload, client: o.client,
+    clients: c, connections: Math.min(conns[i], c), req: o.req, seed: 0x1234 + i * 7919, workerIndex: i, workers, nonce,
     startAtEpochMs, warmupMs: o.warmupMs, durationMs: o.durationMs, total: totals[i],
     ratePerSec: o.ratePerSec > 0 ? o.ratePerSec / workers : 0, progress: onProgress !== undefined,
   }, onProgress ? (n) => onProgress(i, n) : undefined)));
