@@ -2,6 +2,7 @@
 // its merged latency histogram) and the reports made from them: an HTML page with latency-percentile
 // plots, a Markdown table for docs/BENCHMARKS.md, and the samples that `diff` judges.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import { etcdserverpb } from '../../src/shared/gen/etcd';
@@ -30,6 +31,8 @@ export interface ResultFile {
   date: string;
   command: string;
   machine: MachineInfo;
+  loadAvgStart: number[]; // os.loadavg() when the command started: other work on the machine
+  loadAvgEnd: number[];   // ... and when it ended
   options: Record<string, unknown>;
   servers: Array<{ label: string; version: string; command?: string }>;
   runs: RunRecord[];
@@ -50,10 +53,14 @@ export async function serverVersion(endpoint: string, timeoutMs: number): Promis
 }
 
 export function newResultFile(kind: 'run' | 'compare', command: string, etcdBin: string, options: Record<string, unknown>): ResultFile {
-  return { schema, kind, date: new Date().toISOString(), command, machine: machineInfo(etcdBin), options, servers: [], runs: [] };
+  return {
+    schema, kind, date: new Date().toISOString(), command, machine: machineInfo(etcdBin),
+    loadAvgStart: os.loadavg(), loadAvgEnd: [], options, servers: [], runs: [],
+  };
 }
 
 export function writeJson(file: string, r: ResultFile): void {
+  if (r.loadAvgEnd.length === 0) r.loadAvgEnd = os.loadavg();
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   fs.writeFileSync(file, JSON.stringify(r, null, 1) + '\n');
 }
@@ -61,6 +68,8 @@ export function writeJson(file: string, r: ResultFile): void {
 export function readResultFile(file: string): ResultFile {
   const r = JSON.parse(fs.readFileSync(file, 'utf8')) as ResultFile;
   if (r.schema !== schema) throw new Error(`${file}: not an etcd-ts-bench result file (schema ${JSON.stringify(r.schema)})`);
+  r.loadAvgStart ??= [];
+  r.loadAvgEnd ??= [];
   return r;
 }
 
@@ -88,6 +97,8 @@ export function summaryLine(x: RunRecord): string {
     `errors ${r.errors}${errs ? ` (${errs}; first: ${r.firstError})` : ''}, generator ${r.generatorCpu.toFixed(2)} cores = ${r.cpuUsPerReq.toFixed(1)} µs/${unit === 'req/s' ? 'req' : 'event'}` +
     (r.serverCpu !== null ? `, server ${r.serverCpu.toFixed(2)} cores` : '') +
     (r.maxBacklog > 0 ? `, open-loop backlog up to ${r.maxBacklog}` : '') +
+    (r.machineCpu !== null && r.machineCpu > 0.9 * os.cpus().length
+      ? ` [machine CPU saturated: ${r.machineCpu.toFixed(2)} of ${os.cpus().length} cores busy, ${r.generatorCpu.toFixed(2)} of them the generator: the shared CPU, not only the server, limits this run]` : '') +
     (x.result.extra ? `, ${Object.entries(x.result.extra).map(([k, v]) => `${k} ${fmtRate(v)}`).join(', ')}` : '');
 }
 
@@ -111,7 +122,8 @@ export function markdownReport(r: ResultFile): string {
   const lines = [
     '## Compare: etcd vs etcd-ts (etcd-ts-bench compare)',
     '',
-    `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}; Node ${m.node}; etcd binary ${m.etcd}; commit ${m.commit}; data dirs on ${m.tmpFs}; ${r.date.slice(0, 16).replace('T', ' ')} UTC.`,
+    `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}; Node ${m.node}; etcd binary ${m.etcd}; commit ${m.commit}; data dirs on ${m.tmpFs}; ${r.date.slice(0, 16).replace('T', ' ')} UTC; ` +
+    `load average ${r.loadAvgStart.map((x) => x.toFixed(1)).join(' ')} at the start, ${(r.loadAvgEnd.length ? r.loadAvgEnd : os.loadavg()).map((x) => x.toFixed(1)).join(' ')} at the end (other jobs shared the machine when these are well above 0).`,
     '',
     `Command: \`${r.command}\``,
     '',

@@ -41,7 +41,12 @@ export interface WatchExtra { puts: number; putsPerSec: number; expectedEvents: 
 // ---- minimal protobuf wire scanner ----
 
 class Scanner {
-  pos = 0;
+  pos: number; // read position in the buffer being scanned
+
+  constructor() {
+    this.pos = 0;
+  }
+
   varint(b: Buffer): number {
     let v = 0;
     let mul = 1;
@@ -165,145 +170,194 @@ function put(session: http2.ClientHttp2Session, frame: Buffer): Promise<number> 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const drainTimeoutMs = 30_000;
 
-export async function runWatchLoad(o: WatchLoadOptions): Promise<LoadResult & { extra: WatchExtra }> {
-  const latencyMode = o.workload === 'watch-latency';
-  const nonce = Date.now().toString(36);
-  const prefix = Buffer.from(`bench/watch/${nonce}/`);
-  const keys = latencyMode ? [Buffer.concat([prefix, Buffer.from('key')])]
-    : Array.from({ length: Math.max(1, o.keys) }, (_, i) => Buffer.concat([prefix, Buffer.from(`k${String(i).padStart(6, '0')}`)]));
-  const sampleEvery = latencyMode ? 1 : 10;
-  const sc = new Scanner();
-  const out: ScanResult = { watchId: 0, events: 0, created: false, canceled: false };
-  let created = 0;
-  let canceled = 0;
-  let events = 0;
-  let lastEventAt = 0;
-  let measuring = false;
-  let sRev: number[] = [];
-  let sAt: number[] = [];
-  const record = (rev: number): void => { if (measuring) { sRev.push(rev); sAt.push(performance.now()); } };
+/** The watchers, the writers and the counters of one watch run. */
+class WatchRun {
+  readonly #o: WatchLoadOptions;
+  readonly #latencyMode: boolean;
+  readonly #prefix: Buffer;
+  readonly #frames: Buffer[];       // one framed Put per written key
+  readonly #streams: WatchStream[];
+  readonly #session: http2.ClientHttp2Session;
+  readonly #sentAt: Map<number, number>; // revision -> when its Put was sent (or due, in open loop)
+  readonly errorCodes: Map<string, number>;
+  firstError: string | null;
+  created: number;
+  canceled: number;
+  events: number;
+  lastEventAt: number;
+  measuring: boolean;
+  sRev: number[];                   // sampled events: mod revision ...
+  sAt: number[];                    // ... and arrival time
+  #next: number;
 
-  const streams: WatchStream[] = [];
-  for (let c = 0; c < o.streams; c++) {
+  constructor(o: WatchLoadOptions) {
+    this.#o = o;
+    this.#latencyMode = o.workload === 'watch-latency';
+    this.#prefix = Buffer.from(`bench/watch/${Date.now().toString(36)}/`);
+    const keys = this.#latencyMode ? [Buffer.concat([this.#prefix, Buffer.from('key')])]
+      : Array.from({ length: Math.max(1, o.keys) }, (_, i) => Buffer.concat([this.#prefix, Buffer.from(`k${String(i).padStart(6, '0')}`)]));
+    const value = makeValue(o.valueSize, 7);
+    this.#frames = keys.map((key) => frameGrpc(etcdserverpb.PutRequest.encode({ key, value }).finish()));
+    this.#sentAt = new Map();
+    this.errorCodes = new Map();
+    this.firstError = null;
+    this.created = 0;
+    this.canceled = 0;
+    this.events = 0;
+    this.lastEventAt = 0;
+    this.measuring = false;
+    this.sRev = [];
+    this.sAt = [];
+    this.#next = 0;
+    this.#streams = Array.from({ length: o.streams }, () => this.#stream());
+    this.#session = http2.connect(`http://${o.endpoint}`);
+    this.#session.on('error', () => { /* reported through the failing Puts */ });
+  }
+
+  /** One Watch stream whose messages update the counters; every sampleEvery-th watcher is sampled. */
+  #stream(): WatchStream {
+    const sampleEvery = this.#latencyMode ? 1 : 10;
+    const sc = new Scanner();
+    const out: ScanResult = { watchId: 0, events: 0, created: false, canceled: false };
     const sampled = new Set<number>();
+    const record = (rev: number): void => { if (this.measuring) { this.sRev.push(rev); this.sAt.push(performance.now()); } };
     let createdHere = 0;
-    streams.push(new WatchStream(o.endpoint, (buf, start, end) => {
+    return new WatchStream(this.#o.endpoint, (buf, start, end) => {
       scanResponse(sc, buf, start, end, out, null);
-      if (out.created) { if (createdHere++ % sampleEvery === 0) sampled.add(out.watchId); created++; return; }
-      if (out.canceled) { canceled++; return; }
+      if (out.created) { if (createdHere++ % sampleEvery === 0) sampled.add(out.watchId); this.created++; return; }
+      if (out.canceled) { this.canceled++; return; }
       if (out.events === 0) return;
-      events += out.events;
-      lastEventAt = performance.now();
+      this.events += out.events;
+      this.lastEventAt = performance.now();
       if (sampled.has(out.watchId)) scanResponse(sc, buf, start, end, out, record);
-    }));
+    });
   }
-  for (let w = 0; w < o.watchers; w++) {
-    const s = streams[w % streams.length];
-    if (latencyMode) s.create(keys[0]); else s.create(prefix, prefixEnd(prefix));
-  }
-  const createDeadline = Date.now() + 60_000;
-  while (created < o.watchers) {
-    const err = streams.find((s) => s.error)?.error;
-    if (err || canceled > 0 || Date.now() > createDeadline) {
-      for (const s of streams) s.close();
-      throw new Error(`watch: only ${created}/${o.watchers} watchers created${err ? ` (${err})` : ''}${canceled ? `, ${canceled} canceled` : ''}`);
+
+  /** Creates the watchers (round-robin over the streams) and waits until all are created. */
+  async createWatchers(): Promise<void> {
+    const o = this.#o;
+    for (let w = 0; w < o.watchers; w++) {
+      const s = this.#streams[w % this.#streams.length];
+      if (this.#latencyMode) s.create(Buffer.concat([this.#prefix, Buffer.from('key')]));
+      else s.create(this.#prefix, prefixEnd(this.#prefix));
     }
-    await sleep(10);
+    const deadline = Date.now() + 60_000;
+    while (this.created < o.watchers) {
+      const err = this.#streams.find((s) => s.error)?.error;
+      if (err || this.canceled > 0 || Date.now() > deadline) {
+        throw new Error(`watch: only ${this.created}/${o.watchers} watchers created${err ? ` (${err})` : ''}${this.canceled ? `, ${this.canceled} canceled` : ''}`);
+      }
+      await sleep(10);
+    }
   }
 
-  const session = http2.connect(`http://${o.endpoint}`);
-  session.on('error', () => { /* reported through the failing Puts */ });
-  const value = makeValue(o.valueSize, 7);
-  const frames = keys.map((key) => frameGrpc(etcdserverpb.PutRequest.encode({ key, value }).finish()));
-  const sentAt = new Map<number, number>(); // revision -> when its Put was sent (or due, in open loop)
-  const errorCodes = new Map<string, number>();
-  let firstError: string | null = null;
-  let next = 0;
+  async #put(at: number): Promise<boolean> {
+    try {
+      const rev = await put(this.#session, this.#frames[this.#next++ % this.#frames.length]);
+      if (this.measuring) this.#sentAt.set(rev, at);
+      return true;
+    } catch (e) {
+      const code = grpcCodeName[(e as { code?: number }).code ?? -1] ?? 'NO_STATUS';
+      this.errorCodes.set(code, (this.errorCodes.get(code) ?? 0) + 1);
+      this.firstError ??= e instanceof Error ? e.message : String(e);
+      return false;
+    }
+  }
 
-  /** One phase of writing: closed-loop writers, or Puts paced at ratePerSec; returns the Puts acknowledged. */
-  const write = async (ms: number, count: number): Promise<number> => {
+  /** One phase of writing (for ms, or count Puts): closed-loop writers, or Puts paced at a rate; returns the Puts acknowledged. */
+  async write(ms: number, count: number): Promise<number> {
+    const o = this.#o;
     let acked = 0;
     let issued = 0;
     const t0 = performance.now();
     const more = (): boolean => (count > 0 ? issued < count : performance.now() < t0 + ms);
-    const one = async (at: number): Promise<void> => {
-      try {
-        const rev = await put(session, frames[next++ % frames.length]);
-        if (measuring) sentAt.set(rev, at);
-        acked++;
-      } catch (e) {
-        const code = grpcCodeName[(e as { code?: number }).code ?? -1] ?? 'NO_STATUS';
-        errorCodes.set(code, (errorCodes.get(code) ?? 0) + 1);
-        firstError ??= e instanceof Error ? e.message : String(e);
-      }
-    };
-    const rate = latencyMode ? (o.ratePerSec > 0 ? o.ratePerSec : 100) : o.ratePerSec;
+    const rate = this.#latencyMode ? (o.ratePerSec > 0 ? o.ratePerSec : 100) : o.ratePerSec;
     if (rate > 0) {
       const inFlight = new Set<Promise<void>>();
-      const interval = 1000 / rate;
       for (let k = 0; more(); k++) {
-        const due = t0 + k * interval;
+        const due = t0 + (k * 1000) / rate;
         const wait = due - performance.now();
         if (wait > 0) await sleep(wait);
         issued++;
-        const p = one(due).then(() => { inFlight.delete(p); });
+        const p = this.#put(due).then((ok) => { if (ok) acked++; inFlight.delete(p); });
         inFlight.add(p);
       }
       await Promise.all(inFlight);
     } else {
       await Promise.all(Array.from({ length: Math.max(1, o.writers) }, async () => {
-        while (more()) { issued++; await one(performance.now()); }
+        while (more()) { issued++; if (await this.#put(performance.now())) acked++; }
       }));
     }
     return acked;
-  };
+  }
 
-  try {
-    // Warm-up: write, then wait until its events have arrived, then reset the counters.
-    if (o.warmupMs > 0) {
-      const w = await write(o.warmupMs, 0);
-      const until = performance.now() + drainTimeoutMs;
-      while (events < w * o.watchers && performance.now() < until) await sleep(5);
+  /** Waits until `expected` events have arrived or the drain timeout passes. */
+  async drain(expected: number): Promise<void> {
+    const until = performance.now() + drainTimeoutMs;
+    while (this.events < expected && performance.now() < until) await sleep(5);
+  }
+
+  /** Starts the measured phase: counters of the warm-up are dropped. */
+  startMeasuring(): void {
+    this.events = 0;
+    this.errorCodes.clear();
+    this.firstError = null;
+    this.sRev = [];
+    this.sAt = [];
+    this.measuring = true;
+  }
+
+  /** Event latencies of the sampled watchers, matched to their Puts by revision. */
+  latencies(): hdr.Histogram {
+    const h = hdr.build(histogramSpec);
+    for (let i = 0; i < this.sRev.length; i++) {
+      const at = this.#sentAt.get(this.sRev[i]);
+      if (at !== undefined) h.recordValue(Math.max(1, Math.round((this.sAt[i] - at) * 1000)));
     }
-    events = 0;
-    errorCodes.clear();
-    firstError = null;
-    sRev = []; sAt = [];
-    measuring = true;
-    const progress = o.onProgress ? setInterval(() => o.onProgress!(events), 500) : null;
+    return h;
+  }
+
+  close(): void {
+    for (const s of this.#streams) s.close();
+    this.#session.close();
+  }
+}
+
+export async function runWatchLoad(o: WatchLoadOptions): Promise<LoadResult & { extra: WatchExtra }> {
+  const run = new WatchRun(o);
+  try {
+    await run.createWatchers();
+    if (o.warmupMs > 0) await run.drain((await run.write(o.warmupMs, 0)) * o.watchers);
+    run.startMeasuring();
+    const progress = o.onProgress ? setInterval(() => o.onProgress!(run.events), 500) : null;
     const gen0 = process.cpuUsage();
     const srv0 = o.serverPid ? procCpuUs(o.serverPid) : null;
     const t0 = performance.now();
-    const puts = await write(o.durationMs, o.total);
+    const puts = await run.write(o.durationMs, o.total);
     const tw = performance.now();
     const expected = puts * o.watchers;
-    const until = tw + drainTimeoutMs;
-    while (events < expected && performance.now() < until) await sleep(5);
+    await run.drain(expected);
     if (progress) clearInterval(progress);
-    const tEnd = events >= expected ? Math.max(lastEventAt, tw) : performance.now();
+    const tEnd = run.events >= expected ? Math.max(run.lastEventAt, tw) : performance.now();
     const gen = process.cpuUsage(gen0);
     const srv1 = o.serverPid ? procCpuUs(o.serverPid) : null;
-    measuring = false;
-
-    const h = hdr.build(histogramSpec);
-    for (let i = 0; i < sRev.length; i++) {
-      const at = sentAt.get(sRev[i]);
-      if (at !== undefined) h.recordValue(Math.max(1, Math.round((sAt[i] - at) * 1000)));
-    }
-    const missing = Math.max(0, expected - events);
+    run.measuring = false;
+    const missing = Math.max(0, expected - run.events);
     if (missing > 0) {
-      errorCodes.set('WATCH_EVENTS_MISSING', missing);
-      firstError ??= `${missing} of ${expected} events did not arrive within ${drainTimeoutMs / 1000} s`;
+      run.errorCodes.set('WATCH_EVENTS_MISSING', missing);
+      run.firstError ??= `${missing} of ${expected} events did not arrive within ${drainTimeoutMs / 1000} s`;
     }
-    const wallMs = tEnd - t0;
-    const errorsByCode = Object.fromEntries(errorCodes);
+    const h = run.latencies();
     const n = h.totalCount;
+    const wallMs = tEnd - t0;
+    const events = run.events;
     return {
       ops: events, reqPerSec: wallMs > 0 ? events / (wallMs / 1000) : 0,
       p50Ms: n ? h.getValueAtPercentile(50) / 1000 : 0, p90Ms: n ? h.getValueAtPercentile(90) / 1000 : 0,
       p99Ms: n ? h.getValueAtPercentile(99) / 1000 : 0, p999Ms: n ? h.getValueAtPercentile(99.9) / 1000 : 0,
       maxMs: n ? h.maxValue / 1000 : 0, meanMs: n ? h.mean / 1000 : 0,
-      errors: [...errorCodes.values()].reduce((a, b) => a + b, 0), errorsByCode, firstError,
+      errors: [...run.errorCodes.values()].reduce((a, b) => a + b, 0), errorsByCode: Object.fromEntries(run.errorCodes),
+      firstError: run.firstError,
       generatorCpu: wallMs > 0 ? (gen.user + gen.system) / 1000 / wallMs : 0,
       cpuUsPerReq: events > 0 ? (gen.user + gen.system) / events : 0,
       serverCpu: srv0 !== null && srv1 !== null && wallMs > 0 ? (srv1 - srv0) / 1000 / wallMs : null,
@@ -311,7 +365,6 @@ export async function runWatchLoad(o: WatchLoadOptions): Promise<LoadResult & { 
       extra: { puts, putsPerSec: puts / ((tw - t0) / 1000), expectedEvents: expected, deliveredEvents: events },
     };
   } finally {
-    for (const s of streams) s.close();
-    session.close();
+    run.close();
   }
 }
