@@ -39,7 +39,7 @@ load flags (defaults in brackets):
   --key-size B [16] --val-size B [256] --key-space N [10000] --seq-keys
   --consistency l|s [l]  --range-span N [10]  --txn-ops N [1]  --read-ratio F [0.9]  --lease-ttl S [60]
   --watchers N [1000] --streams N [10] --writers N [4] --watch-keys N [200]   (watch, watch-latency; --rate = Put rate)
-  --client h2|grpc-js [h2]  --workers N  --lane grpc [grpc]  --rounds N [1]  --no-preload  --no-progress
+  --client h2|raw|grpc-js [h2]  --workers N  --lane grpc [grpc]  --rounds N [1]  --no-preload  --no-progress
   --out FILE [results/<cmd>-<time>.json]  --no-html  --server-pid PID (CPU of a local server)
 `;
 
@@ -94,7 +94,7 @@ function parse(argv: string[]): { positional: string[]; o: Opts } {
       case '--streams': o.streams = Math.floor(num(v(), flag, 1)); break;
       case '--writers': o.writers = Math.floor(num(v(), flag, 1)); break;
       case '--watch-keys': o.watchKeys = Math.floor(num(v(), flag, 1)); break;
-      case '--client': { const c = v(); if (c !== 'h2' && c !== 'grpc-js') throw new Error('--client h2|grpc-js'); o.client = c; break; }
+      case '--client': { const c = v(); if (c !== 'h2' && c !== 'raw' && c !== 'grpc-js') throw new Error('--client h2|raw|grpc-js'); o.client = c; break; }
       case '--workers': o.workers = Math.floor(num(v(), flag, 1)); break;
       case '--lane': o.lane = v() ?? ''; break;
       case '--rounds': o.rounds = Math.floor(num(v(), flag, 1)); break;
@@ -131,7 +131,8 @@ function loadModel(w: WorkloadName, o: Opts): string {
   const conns = Math.min(o.conns, o.clients);
   const model = o.rate > 0 ? `open loop at ${o.rate} req/s, at most ${o.clients} in flight over ${conns} connections`
     : `closed loop, ${o.clients} clients over ${conns} connections`;
-  return `${model}, ${o.warmup} s warm-up, ${span}, ${o.client === 'h2' ? 'raw node:http2' : '@grpc/grpc-js'} clients in worker threads`;
+  const client = { h2: 'node:http2', raw: 'raw HTTP/2 frame', 'grpc-js': '@grpc/grpc-js' }[o.client];
+  return `${model}, ${o.warmup} s warm-up, ${span}, ${client} clients in worker threads`;
 }
 
 /** A progress bar on stderr (TTY only): elapsed share of the run and the current rate. */
@@ -239,6 +240,7 @@ async function cmdCompare(workloads: WorkloadName[], o: Opts): Promise<number> {
         for (const w of workloads) {
           if (o.preload && needsPreload(w) && !preloaded) { await preloadKeys(s.endpoint, o.req, o.client); preloaded = true; }
           const res = await runOne(w, [s.endpoint], o, s.pid, spec.label);
+          if (w === 'delete') preloaded = false; // later reads should hit again: preload anew
           const x = record(w, o, spec.label, s.version, round, res);
           console.error(summaryLine(x));
           file.runs.push(x);

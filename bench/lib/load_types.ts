@@ -2,8 +2,12 @@
 // Kept apart from the worker entry point, which starts running as soon as it is imported.
 import { KvWorkloadName, RequestOptions } from './workloads';
 
-/** The load workers' gRPC transport: raw node:http2 (lean, the default) or @grpc/grpc-js (cross-check). */
-export type ClientKind = 'h2' | 'grpc-js';
+/**
+ * The load workers' gRPC transport: 'h2' unary calls on node:http2 (the default), 'raw' HTTP/2 frames
+ * on a TCP socket (raw_h2_client.ts: the cheapest per request; unary workloads only), or
+ * '@grpc/grpc-js' (cross-check; unary only).
+ */
+export type ClientKind = 'h2' | 'raw' | 'grpc-js';
 
 export interface WorkerTask {
   endpoint: string;

@@ -8,12 +8,14 @@
 // the hot path allocates nothing of its own. Keys are uniform over the key space from a seeded
 // xorshift, or sequential. Latencies of measured requests (started after the warm-up; in a timed
 // closed-loop run also finished before the end) are recorded in microseconds in an HDR histogram,
-// returned compressed to the main thread. Two transports: raw node:http2 (h2_client.ts, default) and
-// @grpc/grpc-js (kv_client.ts, unary workloads only), so that one can cross-check the other.
+// returned compressed to the main thread. Three transports: node:http2 (h2_client.ts, default), HTTP/2
+// frames on a socket (raw_h2_client.ts, unary only, the cheapest) and @grpc/grpc-js (kv_client.ts,
+// unary only), so that one can cross-check another.
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
 import { KvConnection } from './kv_client';
+import { RawH2Connection } from './raw_h2_client';
 import { grpcCodeName, H2Caller, H2Connection, H2StreamCaller } from './h2_client';
 import { histogramSpec, WorkerResult, WorkerTask } from './load_types';
 import { OpenLoopDriver, OpenLoopPacer } from './open_loop';
@@ -77,6 +79,20 @@ function grpcJsTransport(task: WorkerTask, streamPath: string | null): Transport
       return (r) => call(conn, r, done);
     },
     once: (r) => new Promise((resolve) => call(conns[0], r, (status, message) => resolve({ status, message }))),
+    close: () => { for (const c of conns) c.close(); },
+  };
+}
+
+function rawTransport(task: WorkerTask, streamPath: string | null): Transport {
+  if (streamPath !== null) throw new Error('--client raw runs unary workloads only (use --client h2 for lease-keepalive)');
+  const conns = Array.from({ length: task.connections }, () => new RawH2Connection(task.endpoint));
+  return {
+    ready: async () => { await Promise.all(conns.map((c) => c.waitForReady(10_000))); },
+    client: (i, done) => {
+      const conn = conns[i % conns.length];
+      return (r) => conn.call(r.path, r.framed, done);
+    },
+    once: (r) => new Promise((resolve) => conns[0].call(r.path, r.framed, (status, message) => resolve({ status, message }))),
     close: () => { for (const c of conns) c.close(); },
   };
 }
@@ -179,7 +195,8 @@ async function revokeLeases(t: Transport, ids: number[]): Promise<void> {
 
 async function run(task: WorkerTask): Promise<WorkerResult> {
   const streamPath = task.mode === 'lease-keepalive' ? W.paths.leaseKeepAlive : null;
-  const transport = task.client === 'grpc-js' ? grpcJsTransport(task, streamPath) : h2Transport(task, streamPath);
+  const transport = task.client === 'grpc-js' ? grpcJsTransport(task, streamPath)
+    : task.client === 'raw' ? rawTransport(task, streamPath) : h2Transport(task, streamPath);
   await transport.ready();
   const leases = new LeaseIds(task);
   const keepAliveIds = task.mode === 'lease-keepalive' ? await grantKeepAliveLeases(task, transport, leases) : [];

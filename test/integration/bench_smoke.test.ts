@@ -15,14 +15,15 @@ import { LoadResult, preloadKeys, runKvLoad } from '../../bench/lib/load';
 import { runWatchLoad } from '../../bench/lib/watch_load';
 import { H2Caller, H2Connection } from '../../bench/lib/h2_client';
 import { ResultFile } from '../../bench/lib/results';
+import { ClientKind } from '../../bench/lib/load_types';
 import * as W from '../../bench/lib/workloads';
 
 const cli = path.resolve(__dirname, '..', '..', 'bench', 'cli.js');
 const req: W.RequestOptions = { ...W.defaultRequestOptions, keySpace: 200, valueSize: 64, txnOps: 2, rangeSpan: 5 };
 
-function kv(s: Server, workload: W.KvWorkloadName, extra: { ratePerSec?: number; total?: number } = {}): Promise<LoadResult> {
+function kv(s: Server, workload: W.KvWorkloadName, extra: { ratePerSec?: number; total?: number; client?: ClientKind } = {}): Promise<LoadResult> {
   return runKvLoad({
-    endpoint: s.endpoint, workload, client: 'h2', clients: 2, connections: 1, workers: 1, req,
+    endpoint: s.endpoint, workload, client: extra.client ?? 'h2', clients: 2, connections: 1, workers: 1, req,
     warmupMs: 200, durationMs: extra.total ? 0 : 1000, total: extra.total ?? 0, ratePerSec: extra.ratePerSec ?? 0,
   });
 }
@@ -93,6 +94,10 @@ describe('bench smoke: every workload against etcd-ts', function () {
     assertClean(r, 'put grpc-js');
   });
 
+  for (const w of ['put', 'range-prefix', 'txn-put', 'mixed'] as const) {
+    it(`${w} over raw HTTP/2 frames`, async () => { assertClean(await kv(s!, w, { client: 'raw' }), `${w} raw`); });
+  }
+
   for (const w of ['watch', 'watch-latency'] as const) {
     it(w, async () => {
       const r = await runWatchLoad({
@@ -138,7 +143,7 @@ describe('bench smoke: every workload against etcd-ts', function () {
   });
 });
 
-describe('bench smoke: lease workloads against Debian etcd', function () {
+describe('bench smoke: lease workloads (and the raw client) against Debian etcd', function () {
   this.timeout(120_000);
   let e: Server | undefined;
   cleanupServersAfter(() => [e]);
@@ -154,6 +159,12 @@ describe('bench smoke: lease workloads against Debian etcd', function () {
   for (const w of ['lease-keepalive', 'lease-grant-revoke'] as const) {
     it(w, async () => { assertClean(await kv(e!, w), w); });
   }
+
+  // Go's HTTP/2 server indexes response headers in its HPACK dynamic table: the raw client must keep in step.
+  it('put and lease-grant-revoke over raw HTTP/2 frames', async () => {
+    assertClean(await kv(e!, 'put', { client: 'raw' }), 'put raw on etcd');
+    assertClean(await kv(e!, 'lease-grant-revoke', { client: 'raw' }), 'lease-grant-revoke raw on etcd');
+  });
 });
 
 describe('bench smoke: compare starts etcd and etcd-ts itself', function () {
