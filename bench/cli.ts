@@ -4,13 +4,13 @@
 //   etcd-ts-bench <workload> --endpoints 127.0.0.1:2379 [load flags]      one workload, one endpoint
 //   etcd-ts-bench compare <workload...> [--a etcd] [--b etcd-ts] [--rounds 3] [--md docs/BENCHMARKS.md]
 //   etcd-ts-bench diff base.json head.json [--threshold 5] [--server etcd-ts]
-//   etcd-ts-bench report results/a.json [more.json] [-o report.html]
+//   etcd-ts-bench report results/a.json [more.json] [-o report.html]   (or --md FILE: a compare file's table)
 //
 // Results go to results/ (JSON, with an HTML report next to it). Not a test: it never asserts on speed.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runKvLoad, preloadKeys, LoadResult } from './lib/load';
-import { ClientKind } from './lib/load_types';
+import { ClientKind, clientFor } from './lib/load_types';
 import { runWatchLoad } from './lib/watch_load';
 import { startServer, serverSpec, RunningServer } from './lib/servers';
 import {
@@ -27,7 +27,7 @@ const usage = `usage:
   etcd-ts-bench <workload> [--endpoints HOST:PORT[,HOST:PORT]] [flags]
   etcd-ts-bench compare <workload...> [--a etcd] [--b etcd-ts] [--etcd /usr/bin/etcd] [--rounds 3] [--md FILE] [flags]
   etcd-ts-bench diff BASE.json HEAD.json [--threshold PCT] [--single-noise PCT] [--server LABEL]
-  etcd-ts-bench report FILE.json... [-o FILE.html]
+  etcd-ts-bench report FILE.json... [-o FILE.html] | report COMPARE.json --md docs/BENCHMARKS.md
 
 workloads: ${allWorkloads.join(', ')}
 
@@ -39,7 +39,7 @@ load flags (defaults in brackets):
   --key-size B [16] --val-size B [256] --key-space N [10000] --seq-keys
   --consistency l|s [l]  --range-span N [10]  --txn-ops N [1]  --read-ratio F [0.9]  --lease-ttl S [60]
   --watchers N [1000] --streams N [10] --writers N [4] --watch-keys N [200]   (watch, watch-latency; --rate = Put rate)
-  --client h2|raw|grpc-js [h2]  --workers N  --lane grpc [grpc]  --rounds N [1]  --no-preload  --no-progress
+  --client raw|h2|grpc-js [raw; lease-keepalive always h2]  --workers N  --lane grpc [grpc]  --rounds N [1]  --no-preload  --no-progress
   --out FILE [results/<cmd>-<time>.json]  --no-html  --server-pid PID (CPU of a local server)
 `;
 
@@ -62,7 +62,7 @@ function parse(argv: string[]): { positional: string[]; o: Opts } {
   const o: Opts = {
     endpoints: ['127.0.0.1:2379'], conns: 8, clients: 200, rate: 0, duration: 10, total: 0, warmup: 2,
     req: { ...defaultRequestOptions }, watchers: 1000, streams: 10, writers: 4, watchKeys: 200,
-    client: 'h2', lane: 'grpc', rounds: 1, preload: true, progress: process.stderr.isTTY === true, out: null, html: true,
+    client: 'raw', lane: 'grpc', rounds: 1, preload: true, progress: process.stderr.isTTY === true, out: null, html: true,
     a: 'etcd', b: 'etcd-ts', etcd: process.env.ETCD_TS_ETCD_BIN ?? '/usr/bin/etcd', md: null,
     threshold: defaultVerdictOptions.minThreshold * 100, singleNoise: defaultVerdictOptions.singleSampleNoise * 100, server: null, o: null,
   };
@@ -131,7 +131,7 @@ function loadModel(w: WorkloadName, o: Opts): string {
   const conns = Math.min(o.conns, o.clients);
   const model = o.rate > 0 ? `open loop at ${o.rate} req/s, at most ${o.clients} in flight over ${conns} connections`
     : `closed loop, ${o.clients} clients over ${conns} connections`;
-  const client = { h2: 'node:http2', raw: 'raw HTTP/2 frame', 'grpc-js': '@grpc/grpc-js' }[o.client];
+  const client = { h2: 'node:http2', raw: 'raw HTTP/2 frame', 'grpc-js': '@grpc/grpc-js' }[clientFor(w, o.client)];
   return `${model}, ${o.warmup} s warm-up, ${span}, ${client} clients in worker threads`;
 }
 
@@ -172,7 +172,7 @@ async function runOne(w: WorkloadName, endpoints: string[], o: Opts, serverPid: 
       return { ...r, extra: { ...r.extra } };
     }
     return await runKvLoad({
-      endpoint: endpoints[0], endpoints, workload: w, client: o.client, clients: o.clients, connections: Math.min(o.conns, o.clients),
+      endpoint: endpoints[0], endpoints, workload: w, client: clientFor(w, o.client), clients: o.clients, connections: Math.min(o.conns, o.clients),
       workers: o.workers, req: o.req, warmupMs: o.warmup * 1000, durationMs: o.duration * 1000, total: o.total,
       ratePerSec: o.rate, serverPid, onProgress: bar.update,
     });
@@ -295,6 +295,12 @@ function cmdDiff(files: string[], o: Opts): number {
 
 function cmdReport(files: string[], o: Opts): number {
   if (files.length === 0) throw new Error('report needs result files');
+  if (o.md !== null) { // Markdown of one compare file into a marked section (docs/BENCHMARKS.md)
+    if (files.length !== 1) throw new Error('report --md takes one compare result file');
+    writeMarkedSection(o.md, 'bench-compare', markdownReport(readResultFile(files[0])));
+    console.error(`updated ${o.md}`);
+    return 0;
+  }
   const out = o.o ?? (files.length === 1 ? files[0].replace(/\.json$/, '') + '.html' : path.join('results', 'report.html'));
   fs.writeFileSync(out, htmlReport(files.map((f) => ({ name: path.basename(f), r: readResultFile(f) }))));
   console.error(`wrote ${out}`);

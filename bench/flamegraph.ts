@@ -16,6 +16,7 @@ import { removeDataDir, startEtcdTs } from '../test/support/procs';
 import { preloadKeys, runKvLoad } from './lib/load';
 import { runWatchLoad } from './lib/watch_load';
 import { CpuProfile, renderFlamegraphHtml } from './lib/flame';
+import { clientFor } from './lib/load_types';
 import { allWorkloads, defaultRequestOptions, isWatchWorkload, isWorkloadName, needsPreload, RequestOptions, WorkloadName } from './lib/workloads';
 
 interface Args { workload: WorkloadName; clients: number; seconds: number; conns: number; rate: number; consistency: 'l' | 's' | null }
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
         valueSize: req.valueSize, ratePerSec: a.rate, warmupMs: 1000, durationMs: a.seconds * 1000, total: 0,
       })
       : await runKvLoad({
-        endpoint: s.endpoint, workload: a.workload, client: 'h2', clients: a.clients, connections: Math.min(a.conns, a.clients),
+        endpoint: s.endpoint, workload: a.workload, client: clientFor(a.workload, 'raw'), clients: a.clients, connections: Math.min(a.conns, a.clients),
         req, warmupMs: 1000, durationMs: a.seconds * 1000, total: 0, ratePerSec: a.rate,
       });
     console.error(`${a.workload} x${a.clients}: ${r.reqPerSec.toFixed(0)}/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, errors ${r.errors}${r.firstError ? ` (${r.firstError})` : ''}`);

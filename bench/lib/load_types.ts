@@ -3,11 +3,17 @@
 import { KvWorkloadName, RequestOptions } from './workloads';
 
 /**
- * The load workers' gRPC transport: 'h2' unary calls on node:http2 (the default), 'raw' HTTP/2 frames
- * on a TCP socket (raw_h2_client.ts: the cheapest per request; unary workloads only), or
+ * The load workers' gRPC transport: 'raw' HTTP/2 frames on a TCP socket (raw_h2_client.ts: the
+ * cheapest per request, the bench tool's default; unary calls only), 'h2' calls on node:http2 (the
+ * older benchmarks' default, and the bidi streams of lease-keepalive), or
  * '@grpc/grpc-js' (cross-check; unary only).
  */
 export type ClientKind = 'h2' | 'raw' | 'grpc-js';
+
+/** The transport a workload runs on: raw and grpc-js do unary calls only, so streams fall back to h2. */
+export function clientFor(workload: string, requested: ClientKind): ClientKind {
+  return workload === 'lease-keepalive' && requested !== 'h2' ? 'h2' : requested;
+}
 
 export interface WorkerTask {
   endpoint: string;

@@ -128,7 +128,7 @@ export function markdownReport(r: ResultFile): string {
     `Command: \`${r.command}\``,
     '',
     `Servers (one at a time, fresh data dir each, order alternated per round): ${r.servers.map((s) => `${s.label} (reports ${s.version})`).join(', ')}. ` +
-    'Medians over the rounds; the per-round values are in brackets. Ratio = ' + `${servers[1] ?? 'B'} / ${servers[0] ?? 'A'} of the medians. ` +
+    'Medians over the rounds, each round\'s value in the "per round" column (in round order). Ratio = ' + `${servers[1] ?? 'B'} / ${servers[0] ?? 'A'} of the medians. ` +
     'The load generator runs on the same machine and its CPU use is in the last column (near the core count, it is the limit).',
     '',
   ];
