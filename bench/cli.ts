@@ -122,6 +122,15 @@ function parse(argv: string[]): { positional: string[]; o: Opts } {
   return { positional, o };
 }
 
+/** Value bytes one request carries at most (txn-put carries txnOps values). */
+function valueBytesPerRequest(r: RequestOptions): number {
+  return r.valueSize * Math.max(1, r.txnOps) + r.keySize * (r.txnOps + 2);
+}
+
+function preloadClient(o: Opts): ClientKind {
+  return clientFor('put', o.client, o.req.valueSize + o.req.keySize);
+}
+
 function loadModel(w: WorkloadName, o: Opts): string {
   const span = o.total > 0 ? `${o.total} measured ${isWatchWorkload(w) ? 'Puts' : 'requests'}` : `${o.duration} s measured`;
   if (isWatchWorkload(w)) {
@@ -131,7 +140,7 @@ function loadModel(w: WorkloadName, o: Opts): string {
   const conns = Math.min(o.conns, o.clients);
   const model = o.rate > 0 ? `open loop at ${o.rate} req/s, at most ${o.clients} in flight over ${conns} connections`
     : `closed loop, ${o.clients} clients over ${conns} connections`;
-  const client = { h2: 'node:http2', raw: 'raw HTTP/2 frame', 'grpc-js': '@grpc/grpc-js' }[clientFor(w, o.client)];
+  const client = { h2: 'node:http2', raw: 'raw HTTP/2 frame', 'grpc-js': '@grpc/grpc-js' }[clientFor(w, o.client, valueBytesPerRequest(o.req))];
   return `${model}, ${o.warmup} s warm-up, ${span}, ${client} clients in worker threads`;
 }
 
@@ -172,7 +181,8 @@ async function runOne(w: WorkloadName, endpoints: string[], o: Opts, serverPid: 
       return { ...r, extra: { ...r.extra } };
     }
     return await runKvLoad({
-      endpoint: endpoints[0], endpoints, workload: w, client: clientFor(w, o.client), clients: o.clients, connections: Math.min(o.conns, o.clients),
+      endpoint: endpoints[0], endpoints, workload: w, client: clientFor(w, o.client, valueBytesPerRequest(o.req)),
+      clients: o.clients, connections: Math.min(o.conns, o.clients),
       workers: o.workers, req: o.req, warmupMs: o.warmup * 1000, durationMs: o.duration * 1000, total: o.total,
       ratePerSec: o.rate, serverPid, onProgress: bar.update,
     });
@@ -210,7 +220,7 @@ async function cmdRun(w: WorkloadName, o: Opts): Promise<number> {
   const file = newResultFile('run', commandLine(), o.etcd, { ...o, req: o.req });
   const label = o.endpoints.join(',');
   file.servers.push({ label, version });
-  if (o.preload && needsPreload(w)) await preloadKeys(o.endpoints[0], o.req, o.client);
+  if (o.preload && needsPreload(w)) await preloadKeys(o.endpoints[0], o.req, preloadClient(o));
   let failed = 0;
   for (let round = 1; round <= o.rounds; round++) {
     const res = await runOne(w, o.endpoints, o, o.serverPid, label);
@@ -233,21 +243,30 @@ async function cmdCompare(workloads: WorkloadName[], o: Opts): Promise<number> {
     const order = round % 2 === 1 ? specs : [...specs].reverse();
     for (const spec of order) {
       let s: RunningServer | undefined;
+      let current: WorkloadName | null = null;
       try {
         s = await startServer(spec);
         if (!file.servers.some((x) => x.label === spec.label)) file.servers.push({ label: spec.label, version: s.version, command: s.commandLine });
         let preloaded = false;
         for (const w of workloads) {
-          if (o.preload && needsPreload(w) && !preloaded) { await preloadKeys(s.endpoint, o.req, o.client); preloaded = true; }
+          current = w;
+          if (o.preload && needsPreload(w) && !preloaded) { await preloadKeys(s.endpoint, o.req, preloadClient(o)); preloaded = true; }
           const res = await runOne(w, [s.endpoint], o, s.pid, spec.label);
           if (w === 'delete') preloaded = false; // later reads should hit again: preload anew
           const x = record(w, o, spec.label, s.version, round, res);
           console.error(summaryLine(x));
           file.runs.push(x);
           if (res.errors > 0) failed++;
+          const died = s.exitInfo();
+          if (died !== null) { current = null; throw new Error(`server ${died} during ${w}`); }
         }
+        current = null;
       } catch (e) {
-        console.error(`${spec.label} round ${round}: ${e instanceof Error ? e.message : e}`);
+        const died = s?.exitInfo() ?? null;
+        const first = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+        const message = died ? `the server ${died} (${first}); stderr: ${s!.stderrTail(3).replace(/\s+/g, ' ')}` : first;
+        console.error(`${spec.label} round ${round}${current ? ` ${current}` : ''}: ${e instanceof Error ? e.message : e}${died ? `\n${spec.label} ${died}; stderr tail:\n${s!.stderrTail(20)}` : ''}`);
+        file.failures.push({ server: spec.label, round, workload: current, message });
         failed++;
       } finally {
         if (s) await s.stop();

@@ -10,9 +10,18 @@ import { KvWorkloadName, RequestOptions } from './workloads';
  */
 export type ClientKind = 'h2' | 'raw' | 'grpc-js';
 
-/** The transport a workload runs on: raw and grpc-js do unary calls only, so streams fall back to h2. */
-export function clientFor(workload: string, requested: ClientKind): ClientKind {
-  return workload === 'lease-keepalive' && requested !== 'h2' ? 'h2' : requested;
+/** Requests up to this size fit the HTTP/2 default stream window (64 KiB) with room for keys. */
+export const rawRequestBytesMax = 48 * 1024;
+
+/**
+ * The transport a workload runs on: raw and grpc-js do unary calls only, so streams fall back to h2;
+ * and the raw client sends a request in one go within the peer's initial stream window, so requests
+ * near 64 KiB or more (requestBytes: the values a request carries) fall back to h2 too.
+ */
+export function clientFor(workload: string, requested: ClientKind, requestBytes = 0): ClientKind {
+  if (workload === 'lease-keepalive' && requested !== 'h2') return 'h2';
+  if (requested === 'raw' && requestBytes > rawRequestBytesMax) return 'h2';
+  return requested;
 }
 
 export interface WorkerTask {

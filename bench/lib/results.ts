@@ -36,6 +36,7 @@ export interface ResultFile {
   options: Record<string, unknown>;
   servers: Array<{ label: string; version: string; command?: string }>;
   runs: RunRecord[];
+  failures: Array<{ server: string; round: number; workload: string | null; message: string }>; // runs that could not complete
 }
 
 /** Version reported by Maintenance/Status (etcd-ts reports the etcd version it implements). */
@@ -55,7 +56,7 @@ export async function serverVersion(endpoint: string, timeoutMs: number): Promis
 export function newResultFile(kind: 'run' | 'compare', command: string, etcdBin: string, options: Record<string, unknown>): ResultFile {
   return {
     schema, kind, date: new Date().toISOString(), command, machine: machineInfo(etcdBin),
-    loadAvgStart: os.loadavg(), loadAvgEnd: [], options, servers: [], runs: [],
+    loadAvgStart: os.loadavg(), loadAvgEnd: [], options, servers: [], runs: [], failures: [],
   };
 }
 
@@ -70,6 +71,7 @@ export function readResultFile(file: string): ResultFile {
   if (r.schema !== schema) throw new Error(`${file}: not an etcd-ts-bench result file (schema ${JSON.stringify(r.schema)})`);
   r.loadAvgStart ??= [];
   r.loadAvgEnd ??= [];
+  r.failures ??= [];
   return r;
 }
 
@@ -132,6 +134,8 @@ export function markdownReport(r: ResultFile): string {
     'The load generator runs on the same machine and its CPU use is in the last column (near the core count, it is the limit).',
     '',
   ];
+  const general = r.failures.filter((f) => f.workload === null || !r.runs.some((x) => x.workload === f.workload));
+  if (general.length) lines.push(...general.map((f) => `- ${f.server}, round ${f.round}${f.workload ? `, ${f.workload}` : ''}: ${f.message}`), '');
   for (const g of groups(r)) {
     const first = [...g.byServer.values()][0][0];
     const unit = g.workload.startsWith('watch') ? 'events/s' : 'req/s';
@@ -149,6 +153,18 @@ export function markdownReport(r: ResultFile): string {
     if (servers.length === 2 && med.has(servers[0]) && med.has(servers[1])) {
       lines.push('', `Ratio ${servers[1]} / ${servers[0]}: ${(med.get(servers[1])! / med.get(servers[0])!).toFixed(2)}.`);
     }
+    const notes: string[] = [];
+    for (const [server, runs] of g.byServer) {
+      for (const x of runs) {
+        if (x.result.errors === 0) continue;
+        const codes = Object.entries(x.result.errorsByCode).map(([k, n]) => `${k} ${n}`).join(', ');
+        notes.push(`- ${server}, round ${x.round}: ${x.result.errors} errors (${codes}); first: ${x.result.firstError}`);
+      }
+    }
+    for (const f of r.failures) {
+      if (f.workload === g.workload) notes.push(`- ${f.server}, round ${f.round}: no result: ${f.message}`);
+    }
+    if (notes.length) lines.push('', ...notes);
     lines.push('');
   }
   return lines.join('\n');

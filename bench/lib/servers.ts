@@ -17,6 +17,10 @@ export interface RunningServer {
   pid: number;
   version: string;
   commandLine: string;
+  /** null while running; else how it exited (e.g. "exited with code 134 signal null"). */
+  exitInfo(): string | null;
+  /** The last lines of its stderr. */
+  stderrTail(lines: number): string;
   stop(): Promise<void>;
 }
 
@@ -83,7 +87,11 @@ export async function startServer(spec: ServerSpec): Promise<RunningServer> {
     }
     try {
       const version = await serverVersion(vars.endpoint, 1000);
-      return { label: spec.label, endpoint: vars.endpoint, pid: child.pid ?? 0, version, commandLine: argv.join(' '), stop };
+      return {
+        label: spec.label, endpoint: vars.endpoint, pid: child.pid ?? 0, version, commandLine: argv.join(' '), stop,
+        exitInfo: () => exited,
+        stderrTail: (n) => stderr.trim().split('\n').slice(-n).join('\n'),
+      };
     } catch (e) {
       last = e instanceof Error ? e.message : String(e);
       await new Promise((r) => setTimeout(r, 100));
