@@ -8,7 +8,7 @@
 // never asserts on speed.
 //
 //   node dist/bench/baseline.js [--seconds 10] [--warmup 2] [--out docs/BENCHMARKS.md] [--b etcd]
-//       [--client h2|grpc-js] [--workloads put,range] [--clients 1,200] [--quick]
+//       [--client h2|raw|grpc-js] [--workloads put,range] [--clients 1,200] [--quick]
 //   --b etcd      runs real etcd in both slots (validates the harness while etcd-ts is not ready)
 //   --quick       CI smoke run: 1 s warm-up and 2 s per row (unless --warmup/--seconds are given), no
 //                 waiting for a quiet machine and no re-measuring of disturbed rows
@@ -53,7 +53,7 @@ function parseArgs(argv: string[]): Args {
       case '--seconds': seconds = Number(v); i++; break;
       case '--warmup': warmup = Number(v); i++; break;
       case '--quick': a.quick = true; break;
-      case '--client': if (v !== 'h2' && v !== 'grpc-js') throw new Error('--client h2|grpc-js'); a.client = v; i++; break;
+      case '--client': if (v !== 'h2' && v !== 'raw' && v !== 'grpc-js') throw new Error('--client h2|raw|grpc-js'); a.client = v; i++; break;
       case '--workloads':
         a.workloads = list(v, '--workloads', (x) => (allWorkloads as string[]).includes(x) ? x as Workload : undefined); i++; break;
       case '--clients':
@@ -172,7 +172,7 @@ function report(a: Args, slotA: SlotResult, slotB: SlotResult, command: string):
     '',
     `Put: ${valueBytes}-byte values, uniform random keys in a ${keySpace} key space. Range: serializable point gets on preloaded keys. ` +
     `Closed loop, ${a.warmup} s warm-up then ${a.seconds} s measured per row; N clients over min(N, ${a.connections}) HTTP/2 connections; ` +
-    `load generator (${a.client === 'h2' ? 'raw node:http2 unary gRPC' : '@grpc/grpc-js'}, pre-encoded requests) in worker threads on the same machine: ` +
+    `load generator (${{ h2: 'raw node:http2 unary gRPC', raw: 'raw HTTP/2 frames on a socket', 'grpc-js': '@grpc/grpc-js' }[a.client]}, pre-encoded requests) in worker threads on the same machine: ` +
     'it shares the cores with the server, and its CPU use over the measured window ' +
     '(etcd run / second run) is in the last column; near the core count, the generator, not the server, is the limit. Ratio = second / etcd.',
     '',

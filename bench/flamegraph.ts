@@ -3,28 +3,37 @@
 // file (inline SVG, hover for names and times) named <commit>-<workload>-c<clients>-<thread>.html.
 // The header of each file records the exact command, commit, machine and duration.
 //
-//   npm run flamegraph -- put [--clients 200] [--seconds 8]
+//   npm run flamegraph -- put [--clients 200] [--seconds 8] [--conns 8] [--rate R] [--consistency l|s]
 //   node dist/bench/flamegraph.js range --clients 1
+// Any workload of the bench tool (bench/lib/workloads.ts) works: put, range, range-prefix, txn-put,
+// txn-compare, delete, mixed, lease-*, watch, watch-latency. `range` defaults to serializable reads
+// (as before); pass --consistency l for linearizable ones.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { removeDataDir, startEtcdTs } from '../test/support/procs';
-import { preload, runLoad } from './lib/load';
-import { Workload } from './lib/kv_client';
+import { preloadKeys, runKvLoad } from './lib/load';
+import { runWatchLoad } from './lib/watch_load';
 import { CpuProfile, renderFlamegraphHtml } from './lib/flame';
+import { clientFor } from './lib/load_types';
+import { allWorkloads, defaultRequestOptions, isWatchWorkload, isWorkloadName, needsPreload, RequestOptions, WorkloadName } from './lib/workloads';
 
-interface Args { workload: Workload; clients: number; seconds: number }
+interface Args { workload: WorkloadName; clients: number; seconds: number; conns: number; rate: number; consistency: 'l' | 's' | null }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { workload: 'put', clients: 200, seconds: 8 };
+  const a: Args = { workload: 'put', clients: 200, seconds: 8, conns: 8, rate: 0, consistency: null };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i];
-    if (v === 'put' || v === 'range') a.workload = v;
+    if (isWorkloadName(v)) a.workload = v;
     else if (v === '--clients') a.clients = Number(argv[++i]);
     else if (v === '--seconds') a.seconds = Number(argv[++i]);
-    else throw new Error(`unknown argument ${v} (usage: put|range [--clients N] [--seconds N])`);
+    else if (v === '--conns') a.conns = Number(argv[++i]);
+    else if (v === '--rate') a.rate = Number(argv[++i]);
+    else if (v === '--consistency' && (argv[i + 1] === 'l' || argv[i + 1] === 's')) a.consistency = argv[++i] as 'l' | 's';
+    else throw new Error(`unknown argument ${v} (usage: ${allWorkloads.join('|')} [--clients N] [--seconds N] [--conns N] [--rate R] [--consistency l|s])`);
   }
+  if (!(a.clients >= 1) || !(a.seconds > 0) || !(a.conns >= 1) || !(a.rate >= 0)) throw new Error('--clients, --seconds and --conns must be positive, --rate >= 0');
   return a;
 }
 
@@ -47,12 +56,18 @@ async function main(): Promise<void> {
   const profDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcd-ts-prof-'));
   const s = await startEtcdTs({ logLevel: 'error', nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] });
   try {
-    if (a.workload === 'range') await preload(s.endpoint, 10_000, 256);
-    const r = await runLoad({
-      endpoint: s.endpoint, workload: a.workload, client: 'h2', clients: a.clients, connections: Math.min(8, a.clients),
-      keySpace: 10_000, valueBytes: 256, warmupMs: 1000, durationMs: a.seconds * 1000,
-    });
-    console.error(`${a.workload} x${a.clients}: ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`);
+    const req: RequestOptions = { ...defaultRequestOptions, consistency: a.consistency ?? (a.workload === 'range' ? 's' : 'l') };
+    if (needsPreload(a.workload)) await preloadKeys(s.endpoint, req);
+    const r = isWatchWorkload(a.workload)
+      ? await runWatchLoad({
+        endpoint: s.endpoint, workload: a.workload, watchers: 1000, streams: a.conns, writers: a.clients, keys: 200,
+        valueSize: req.valueSize, ratePerSec: a.rate, warmupMs: 1000, durationMs: a.seconds * 1000, total: 0,
+      })
+      : await runKvLoad({
+        endpoint: s.endpoint, workload: a.workload, client: clientFor(a.workload, 'raw'), clients: a.clients, connections: Math.min(a.conns, a.clients),
+        req, warmupMs: 1000, durationMs: a.seconds * 1000, total: 0, ratePerSec: a.rate,
+      });
+    console.error(`${a.workload} x${a.clients}: ${r.reqPerSec.toFixed(0)}/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, errors ${r.errors}${r.firstError ? ` (${r.firstError})` : ''}`);
   } finally {
     await s.stop('SIGINT'); // a clean exit makes V8 write every thread's profile
     removeDataDir(s);

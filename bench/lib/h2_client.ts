@@ -5,12 +5,6 @@
 // headers of a trailers-only response). A call allocates only what node:http2 itself allocates per
 // stream: the listeners are bound once per H2Caller, not per call.
 import * as http2 from 'node:http2';
-import { Workload } from './kv_client';
-
-const methodPath: Record<Workload, string> = {
-  put: '/etcdserverpb.KV/Put',
-  range: '/etcdserverpb.KV/Range',
-};
 
 /** The status of calls that end without a grpc-status (the stream was reset or the session failed). */
 export const statusNone = -1;
@@ -50,25 +44,36 @@ function percentDecode(s: string): string {
 
 export class H2Connection {
   readonly #session: http2.ClientHttp2Session;
-  readonly #headers: Record<Workload, http2.OutgoingHttpHeaders>;
+  readonly #endpoint: string;
+  readonly #headers: Map<string, http2.OutgoingHttpHeaders>; // gRPC method path -> request headers, built once
   #error: string | null;
 
   constructor(endpoint: string) {
     this.#error = null;
+    this.#endpoint = endpoint;
+    this.#headers = new Map();
     this.#session = http2.connect(`http://${endpoint}`, {
       settings: { enablePush: false, initialWindowSize: 4 * 1024 * 1024 },
     });
     this.#session.on('error', (e: Error) => { this.#error ??= e.message; });
     this.#session.on('goaway', (code: number) => { this.#error ??= `GOAWAY ${code}`; });
-    const headers = (path: string): http2.OutgoingHttpHeaders => ({
-      ':method': 'POST',
-      ':scheme': 'http',
-      ':authority': endpoint,
-      ':path': path,
-      'content-type': 'application/grpc',
-      te: 'trailers',
-    });
-    this.#headers = { put: headers(methodPath.put), range: headers(methodPath.range) };
+  }
+
+  /** The request headers of a gRPC method (e.g. /etcdserverpb.KV/Put), one object per path. */
+  headers(path: string): http2.OutgoingHttpHeaders {
+    let h = this.#headers.get(path);
+    if (h === undefined) {
+      h = {
+        ':method': 'POST',
+        ':scheme': 'http',
+        ':authority': this.#endpoint,
+        ':path': path,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      };
+      this.#headers.set(path, h);
+    }
+    return h;
   }
 
   /** Resolves once the HTTP/2 connection (and its SETTINGS exchange) is up. */
@@ -91,10 +96,15 @@ export class H2Connection {
   }
 
   /** Opens one stream and sends the framed request on it; the caller attaches its listeners. */
-  open(workload: Workload, framed: Buffer): http2.ClientHttp2Stream {
-    const st = this.#session.request(this.#headers[workload], requestOptions);
+  open(path: string, framed: Buffer): http2.ClientHttp2Stream {
+    const st = this.#session.request(this.headers(path), requestOptions);
     st.end(framed);
     return st;
+  }
+
+  /** Opens a long-lived (bidi) stream; the caller writes framed messages to it. */
+  openStream(path: string): http2.ClientHttp2Stream {
+    return this.#session.request(this.headers(path), requestOptions);
   }
 
   close(): void {
@@ -149,10 +159,11 @@ export class H2Caller {
     }
   }
 
-  call(workload: Workload, framed: Buffer): void {
+  /** Calls the unary gRPC method `path` (e.g. /etcdserverpb.KV/Put) with a framed request. */
+  call(path: string, framed: Buffer): void {
     let st: http2.ClientHttp2Stream;
     try {
-      st = this.#conn.open(workload, framed);
+      st = this.#conn.open(path, framed);
     } catch (e) { // the session is closed or destroyed: fail this call, asynchronously like any other
       this.#message = e instanceof Error ? e.message : String(e);
       setImmediate(this.#onClose);
@@ -163,6 +174,109 @@ export class H2Caller {
     st.on('error', this.#onError);
     st.on('close', this.#onClose);
     st.resume(); // discard the response body; a paused stream would never end
+  }
+}
+
+/**
+ * One closed-loop client on a long-lived bidi stream (e.g. Lease/LeaseKeepAlive): `send` writes one
+ * framed request message, and `done(0)` is called once per complete response message. At most one
+ * request is outstanding, so responses are matched to requests by order. If the stream ends, every
+ * later send fails with the stream's grpc-status (or statusNone) without touching the network.
+ */
+export class H2StreamCaller {
+  readonly #conn: H2Connection;
+  readonly #path: string;
+  readonly #done: H2Done;
+  #stream: http2.ClientHttp2Stream | null;
+  #pending: number;        // bytes still missing of the response message being received
+  #headerLeft: number;     // bytes of the 5-byte gRPC message header still to read
+  readonly #header: Buffer; // the message header being read (reused)
+  #closedStatus: number | null;
+  #closedMessage: string | null;
+  #waiting: boolean;       // a request was sent and its response has not arrived yet
+
+  constructor(conn: H2Connection, path: string, done: H2Done) {
+    this.#conn = conn;
+    this.#path = path;
+    this.#done = done;
+    this.#stream = null;
+    this.#pending = 0;
+    this.#headerLeft = 5;
+    this.#header = Buffer.alloc(5);
+    this.#closedStatus = null;
+    this.#closedMessage = null;
+    this.#waiting = false;
+  }
+
+  #open(): http2.ClientHttp2Stream {
+    const st = this.#conn.openStream(this.#path);
+    let status = statusNone;
+    let message: string | null = null;
+    const take = (h: http2.IncomingHttpHeaders): void => {
+      if (h['grpc-status'] === undefined) return;
+      status = Number(h['grpc-status']);
+      const m = h['grpc-message'];
+      message = typeof m === 'string' ? percentDecode(m) : null;
+    };
+    st.on('response', take);
+    st.on('trailers', take);
+    st.on('error', (e: Error) => { message ??= e.message; });
+    st.on('data', (chunk: Buffer) => this.#onData(chunk));
+    st.on('close', () => {
+      const wasWaiting = this.#waiting;
+      this.#closedStatus = status === 0 ? statusNone : status; // a stream that ends is a failure for a caller
+      this.#closedMessage = message ?? this.#conn.error ?? 'stream closed';
+      this.#stream = null;
+      if (wasWaiting) { this.#waiting = false; this.#done(this.#closedStatus, this.#closedMessage); }
+    });
+    return st;
+  }
+
+  #onData(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.#headerLeft > 0) {
+        const n = Math.min(this.#headerLeft, chunk.length - at);
+        chunk.copy(this.#header, 5 - this.#headerLeft, at, at + n);
+        this.#headerLeft -= n;
+        at += n;
+        if (this.#headerLeft === 0) this.#pending = this.#header.readUInt32BE(1);
+        else continue;
+      }
+      const n = Math.min(this.#pending, chunk.length - at);
+      this.#pending -= n;
+      at += n;
+      if (this.#pending === 0) {
+        this.#headerLeft = 5;
+        if (this.#waiting) { this.#waiting = false; this.#done(0, null); }
+      }
+    }
+  }
+
+  send(framed: Buffer): void {
+    if (this.#closedStatus !== null) {
+      const status = this.#closedStatus;
+      const message = this.#closedMessage;
+      setImmediate(() => this.#done(status, message));
+      return;
+    }
+    let st = this.#stream;
+    try {
+      st ??= this.#stream = this.#open();
+    } catch (e) {
+      this.#closedStatus = statusNone;
+      this.#closedMessage = e instanceof Error ? e.message : String(e);
+      setImmediate(() => this.#done(statusNone, this.#closedMessage));
+      return;
+    }
+    this.#waiting = true;
+    st.write(framed);
+  }
+
+  close(): void {
+    const st = this.#stream;
+    this.#stream = null;
+    if (st) st.close(http2.constants.NGHTTP2_CANCEL);
   }
 }
 

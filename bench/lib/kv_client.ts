@@ -50,6 +50,11 @@ export class KvConnection {
     this.#client.makeUnaryRequest(methodPath[workload], identity, identity, request, done);
   }
 
+  /** A unary call of any gRPC method path with an already-encoded (unframed) request. */
+  callPath(path: string, request: Buffer, done: (err: grpc.ServiceError | null, res?: Buffer) => void): void {
+    this.#client.makeUnaryRequest(path, identity, identity, request, done);
+  }
+
   callAsync(workload: Workload, request: Buffer): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       this.call(workload, request, (err, res) => (err ? reject(err) : resolve(res!)));

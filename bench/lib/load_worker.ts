@@ -1,16 +1,25 @@
-// Worker-thread load generator. Opens `connections` HTTP/2 connections to one endpoint and keeps
-// `clients` requests in flight (closed loop: each client sends its next request when the previous
-// answer arrives). Requests are pre-encoded into a table (one per key of the key space) before the
-// run; keys are uniform over the key space from a seeded xorshift. Latencies of requests that start
-// after the warm-up and finish before the end are recorded in microseconds in an HDR histogram,
-// returned compressed to the main thread. Two transports: raw node:http2 (h2_client.ts, default)
-// and @grpc/grpc-js (kv_client.ts), so that one can cross-check the other.
+// Worker-thread load generator. Opens `connections` HTTP/2 connections to one endpoint and runs one
+// workload (bench/lib/workloads.ts) on `clients` clients, in one of two load models:
+//  - closed loop: each client sends its next request when the previous answer arrives;
+//  - open loop (ratePerSec > 0): requests are due at a fixed rate and sent on a free client slot,
+//    and latency is measured from when a request was due (coordinated omission corrected, see
+//    open_loop.ts).
+// Each client owns its request buffers (templates with key slots, written in place per request), so
+// the hot path allocates nothing of its own. Keys are uniform over the key space from a seeded
+// xorshift, or sequential. Latencies of measured requests (started after the warm-up; in a timed
+// closed-loop run also finished before the end) are recorded in microseconds in an HDR histogram,
+// returned compressed to the main thread. Three transports: node:http2 (h2_client.ts, default), HTTP/2
+// frames on a socket (raw_h2_client.ts, unary only, the cheapest) and @grpc/grpc-js (kv_client.ts,
+// unary only), so that one can cross-check another.
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
-import { benchKey, encodePut, encodeRange, KvConnection, Workload } from './kv_client';
-import { frameAll, grpcCodeName, H2Caller, H2Connection } from './h2_client';
+import { KvConnection } from './kv_client';
+import { RawH2Connection } from './raw_h2_client';
+import { grpcCodeName, H2Caller, H2Connection, H2StreamCaller } from './h2_client';
 import { histogramSpec, WorkerResult, WorkerTask } from './load_types';
+import { OpenLoopDriver, OpenLoopPacer } from './open_loop';
+import * as W from './workloads';
 
 function xorshift32(seed: number): () => number {
   let x = seed >>> 0 || 0x9e3779b9;
@@ -22,114 +31,362 @@ function xorshift32(seed: number): () => number {
   };
 }
 
-function encodeAll(task: WorkerTask, mode: Workload): Buffer[] {
-  const rand = xorshift32(task.seed ^ 0x5bd1e995);
-  const value = Buffer.alloc(task.valueBytes);
-  for (let i = 0; i < value.length; i++) value[i] = 97 + (rand() % 26);
-  const out: Buffer[] = new Array(task.keySpace);
-  for (let i = 0; i < task.keySpace; i++) {
-    out[i] = mode === 'put' ? encodePut(benchKey(i), value) : encodeRange(benchKey(i), true);
-  }
-  return out;
-}
-
-/** Sends one request for one closed-loop client and calls back with (gRPC status, message). */
-type Send = (index: number) => void;
+/** What a client sends next: a framed request and its gRPC method. */
+interface Req { path: string; framed: Buffer }
 type Done = (status: number, message: string | null) => void;
+type Send = (r: Req) => void;
+
 interface Transport {
   ready(): Promise<void>;
   /** A sender for one client, bound once; `done` is called once per request. */
   client(i: number, done: Done): Send;
+  /** One request outside the measured run (lease setup and cleanup). */
+  once(r: Req): Promise<{ status: number; message: string | null }>;
   close(): void;
 }
 
-function h2Transport(task: WorkerTask, mode: Workload, requests: Buffer[]): Transport {
-  const framed = frameAll(requests);
+function h2Transport(task: WorkerTask, streamPath: string | null): Transport {
   const conns = Array.from({ length: task.connections }, () => new H2Connection(task.endpoint));
+  const streams: H2StreamCaller[] = [];
   return {
     ready: async () => { await Promise.all(conns.map((c) => c.waitForReady(10_000))); },
     client: (i, done) => {
+      if (streamPath !== null) {
+        const s = new H2StreamCaller(conns[i % conns.length], streamPath, done);
+        streams.push(s);
+        return (r) => s.send(r.framed);
+      }
       const caller = new H2Caller(conns[i % conns.length], done);
-      return (index) => caller.call(mode, framed[index]);
+      return (r) => caller.call(r.path, r.framed);
     },
-    close: () => { for (const c of conns) c.close(); },
+    once: (r) => new Promise((resolve) => new H2Caller(conns[0], (status, message) => resolve({ status, message })).call(r.path, r.framed)),
+    close: () => {
+      for (const s of streams) s.close();
+      for (const c of conns) c.close();
+    },
   };
 }
 
-function grpcJsTransport(task: WorkerTask, mode: Workload, requests: Buffer[]): Transport {
+function grpcJsTransport(task: WorkerTask, streamPath: string | null): Transport {
+  if (streamPath !== null) throw new Error('--client grpc-js runs unary workloads only');
   const conns = Array.from({ length: task.connections }, () => new KvConnection(task.endpoint));
+  const call = (conn: KvConnection, r: Req, done: Done): void =>
+    conn.callPath(r.path, r.framed.subarray(5), (err) => (err ? done(err.code, err.details) : done(0, null)));
   return {
     ready: async () => { await Promise.all(conns.map((c) => c.waitForReady(10_000))); },
     client: (i, done) => {
       const conn = conns[i % conns.length];
-      const cb = (err: { code: number; details: string } | null) => (err ? done(err.code, err.details) : done(0, null));
-      return (index) => conn.call(mode, requests[index], cb);
+      return (r) => call(conn, r, done);
     },
+    once: (r) => new Promise((resolve) => call(conns[0], r, (status, message) => resolve({ status, message }))),
     close: () => { for (const c of conns) c.close(); },
   };
 }
 
+function rawTransport(task: WorkerTask, streamPath: string | null): Transport {
+  if (streamPath !== null) throw new Error('--client raw runs unary workloads only (use --client h2 for lease-keepalive)');
+  const conns = Array.from({ length: task.connections }, () => new RawH2Connection(task.endpoint));
+  return {
+    ready: async () => { await Promise.all(conns.map((c) => c.waitForReady(10_000))); },
+    client: (i, done) => {
+      const conn = conns[i % conns.length];
+      return (r) => conn.call(r.path, r.framed, done);
+    },
+    once: (r) => new Promise((resolve) => conns[0].call(r.path, r.framed, (status, message) => resolve({ status, message }))),
+    close: () => { for (const c of conns) c.close(); },
+  };
+}
+
+/** Per-run lease IDs: 2^56 + n with n = nonce * 2^32 + worker * 2^26 + counter (see workloads.ts). */
+class LeaseIds {
+  #next: number;
+  constructor(task: WorkerTask) {
+    this.#next = task.nonce * 2 ** 32 + task.workerIndex * 2 ** 26;
+  }
+  take(): number {
+    return this.#next++;
+  }
+}
+
+/**
+ * Builds one client's request source: given a key index, fills the client's own buffers and
+ * returns the request to send. Stateful per client where the workload needs it (grant → revoke).
+ */
+function clientOps(task: WorkerTask, c: number, rand: () => number, leases: LeaseIds, keepAliveIds: number[]): (i: number) => Req {
+  const o = task.req;
+  const l = W.layoutFor(o);
+  const value = W.makeValue(o.valueSize, task.seed + c);
+  const mode = task.mode;
+  switch (mode) {
+    case 'put': case 'preload': {
+      const t = W.putTemplate(o, l, value);
+      return (i) => { W.setKey(t, 0, i); return t; };
+    }
+    case 'range': case 'txn-compare': case 'delete': {
+      const t = mode === 'range' ? W.rangeTemplate(o, l, false) : mode === 'delete' ? W.deleteTemplate(o, l) : W.txnCompareTemplate(o, l, value);
+      return (i) => { W.setKey(t, 0, i); return t; };
+    }
+    case 'range-prefix': {
+      const t = W.rangeTemplate(o, l, true);
+      return (i) => { W.setKey(t, 0, i); W.setKey(t, 1, i + o.rangeSpan); return t; };
+    }
+    case 'txn-put': {
+      const t = W.txnPutTemplate(o, l, value);
+      return (i) => {
+        for (let k = 0; k < o.txnOps; k++) W.setKey(t, k, (i + k) % o.keySpace);
+        return t;
+      };
+    }
+    case 'mixed': {
+      const r = W.rangeTemplate(o, l, false);
+      const p = W.putTemplate(o, l, value);
+      const readBelow = Math.round(o.readRatio * 2 ** 32);
+      return (i) => {
+        const t = rand() < readBelow ? r : p;
+        W.setKey(t, 0, i);
+        return t;
+      };
+    }
+    case 'lease-grant-revoke': {
+      const g = W.leaseGrantFrame(o.leaseTtl);
+      const v = W.leaseIdFrame();
+      const grant: Req = { path: W.paths.leaseGrant, framed: g.framed };
+      const revoke: Req = { path: W.paths.leaseRevoke, framed: v.framed };
+      let granted = false;
+      return () => {
+        granted = !granted;
+        if (!granted) return revoke;
+        const id = leases.take();
+        W.writeLeaseIdVarint(g.framed, g.idAt, id);
+        W.writeLeaseIdVarint(v.framed, v.idAt, id);
+        return grant;
+      };
+    }
+    case 'lease-keepalive': {
+      const k = W.leaseIdFrame();
+      W.writeLeaseIdVarint(k.framed, k.idAt, keepAliveIds[c]);
+      const req: Req = { path: W.paths.leaseKeepAlive, framed: k.framed };
+      return () => req;
+    }
+  }
+}
+
+/** Grants one lease per client for lease-keepalive (with client-chosen IDs); throws on failure. */
+async function grantKeepAliveLeases(task: WorkerTask, t: Transport, leases: LeaseIds): Promise<number[]> {
+  const ids: number[] = [];
+  for (let c = 0; c < task.clients; c++) {
+    const id = leases.take();
+    const g = W.leaseGrantFrame(task.req.leaseTtl);
+    W.writeLeaseIdVarint(g.framed, g.idAt, id);
+    const r = await t.once({ path: W.paths.leaseGrant, framed: g.framed });
+    if (r.status !== 0) throw new Error(`LeaseGrant for lease-keepalive: ${grpcCodeName[r.status] ?? r.status} ${r.message ?? ''}`.trim());
+    ids.push(id);
+  }
+  return ids;
+}
+
+async function revokeLeases(t: Transport, ids: number[]): Promise<void> {
+  for (const id of ids) {
+    const v = W.leaseIdFrame();
+    W.writeLeaseIdVarint(v.framed, v.idAt, id);
+    await t.once({ path: W.paths.leaseRevoke, framed: v.framed }); // best effort: leases expire anyway
+  }
+}
+
 async function run(task: WorkerTask): Promise<WorkerResult> {
-  const mode: Workload = task.mode === 'range' ? 'range' : 'put';
-  const requests = encodeAll(task, mode);
-  const transport = task.client === 'grpc-js' ? grpcJsTransport(task, mode, requests) : h2Transport(task, mode, requests);
+  const streamPath = task.mode === 'lease-keepalive' ? W.paths.leaseKeepAlive : null;
+  const transport = task.client === 'grpc-js' ? grpcJsTransport(task, streamPath)
+    : task.client === 'raw' ? rawTransport(task, streamPath) : h2Transport(task, streamPath);
   await transport.ready();
-  const histogram = hdr.build(histogramSpec);
+  const leases = new LeaseIds(task);
+  const keepAliveIds = task.mode === 'lease-keepalive' ? await grantKeepAliveLeases(task, transport, leases) : [];
   const rand = xorshift32(task.seed);
-  let ops = 0;
-  let errors = 0;
-  const errorCodes = new Map<number, number>();
-  let firstError: string | null = null;
-  let nextPreload = task.preloadFrom ?? 0;
-  const preloadTo = task.preloadTo ?? 0;
-  const preloading = task.mode === 'preload';
+  const ops = Array.from({ length: task.clients }, (_, c) => clientOps(task, c, rand, leases, keepAliveIds));
+  const state = new RunState(task);
+  const keys = keyPicker(task, rand);
 
   // Wall clock only to line up the workers; performance.now() for every measurement.
   const startAt = performance.now() + Math.max(0, task.startAtEpochMs - Date.now());
-  const measureFrom = startAt + task.warmupMs;
-  const measureTo = measureFrom + task.durationMs;
+  state.setWindow(startAt);
   await new Promise((r) => setTimeout(r, Math.max(0, startAt - performance.now())));
+  const progress = task.progress ? setInterval(() => parentPort!.postMessage({ progress: state.ops }), 500) : null;
+  try {
+    if (task.ratePerSec > 0 && task.mode !== 'preload') await openLoop(task, transport, ops, keys, state, startAt);
+    else await closedLoop(task, transport, ops, keys, state);
+  } finally {
+    if (progress) clearInterval(progress);
+  }
+  await revokeLeases(transport, keepAliveIds);
+  transport.close();
+  return state.result();
+}
 
-  await new Promise<void>((resolveAll) => {
+/** The next key index: sequential from this worker's offset, or uniform random; preload walks its range. */
+function keyPicker(task: WorkerTask, rand: () => number): () => number {
+  const n = task.req.keySpace;
+  if (task.mode === 'preload') {
+    let next = task.preloadFrom ?? 0;
+    return () => next++;
+  }
+  if (task.req.seqKeys) {
+    let seq = Math.floor((task.workerIndex * n) / task.workers);
+    return () => { const i = seq % n; seq++; return i; };
+  }
+  return () => rand() % n;
+}
+
+/** Counters and the histogram of one worker's run. */
+class RunState {
+  readonly histogram: hdr.Histogram;
+  ops: number;
+  errors: number;
+  readonly errorCodes: Map<number, number>;
+  firstError: string | null;
+  measureFrom: number;
+  measureTo: number;     // Infinity in total mode
+  lastDone: number;      // end of the last measured request
+  measuredIssued: number; // total mode: measured requests started
+  maxBacklog: number;
+  unfinished: number;
+  readonly #task: WorkerTask;
+
+  constructor(task: WorkerTask) {
+    this.#task = task;
+    this.histogram = hdr.build(histogramSpec);
+    this.ops = 0;
+    this.errors = 0;
+    this.errorCodes = new Map();
+    this.firstError = null;
+    this.measureFrom = 0;
+    this.measureTo = 0;
+    this.lastDone = 0;
+    this.measuredIssued = 0;
+    this.maxBacklog = 0;
+    this.unfinished = 0;
+  }
+
+  /** Sets the measured window from the run's start: after the warm-up, for durationMs or open-ended (total mode, preload). */
+  setWindow(startAt: number): void {
+    const t = this.#task;
+    this.measureFrom = startAt + t.warmupMs;
+    this.measureTo = t.total > 0 || t.mode === 'preload' ? Infinity : this.measureFrom + t.durationMs;
+    this.lastDone = this.measureFrom;
+  }
+
+  error(status: number, message: string | null): void {
+    this.errors++;
+    this.errorCodes.set(status, (this.errorCodes.get(status) ?? 0) + 1);
+    this.firstError ??= `${grpcCodeName[status] ?? status} ${message ?? ''}`.trim();
+  }
+
+  record(startMs: number, endMs: number): void {
+    this.ops++;
+    this.lastDone = endMs;
+    this.histogram.recordValue(Math.max(1, Math.round((endMs - startMs) * 1000)));
+  }
+
+  result(): WorkerResult {
+    const task = this.#task;
+    const errorsByCode: Record<string, number> = {};
+    for (const [code, n] of this.errorCodes) errorsByCode[grpcCodeName[code] ?? String(code)] = n;
+    return {
+      ops: this.ops, errors: this.errors, errorsByCode, firstError: this.firstError,
+      histogram: hdr.encodeIntoCompressedBase64(this.histogram),
+      measuredMs: task.total > 0 || task.mode === 'preload' ? Math.max(0, this.lastDone - this.measureFrom) : task.durationMs,
+      maxBacklog: this.maxBacklog, unfinished: this.unfinished,
+    };
+  }
+}
+
+const errorsBeforeBackoff = 1000; // then a failing client waits 10 ms between requests: no spinning on a dead server
+
+function closedLoop(task: WorkerTask, transport: Transport, ops: Array<(i: number) => Req>, keys: () => number, st: RunState): Promise<void> {
+  const preloading = task.mode === 'preload';
+  const preloadTo = task.preloadTo ?? 0;
+  let preloadNext = task.preloadFrom ?? 0;
+  return new Promise<void>((resolveAll) => {
     let running = task.clients;
     // Per client: one start time slot and one bound sender; nothing is allocated per request here.
     const t0s = new Float64Array(task.clients);
     const senders: Send[] = new Array(task.clients);
+    const stop = (): void => { if (--running === 0) resolveAll(); };
     const next = (c: number): void => {
       const t0 = performance.now();
-      let index: number;
       if (preloading) {
-        if (nextPreload >= preloadTo) { if (--running === 0) resolveAll(); return; }
-        index = nextPreload++;
-      } else {
-        if (t0 >= measureTo) { if (--running === 0) resolveAll(); return; }
-        index = rand() % task.keySpace;
+        if (preloadNext >= preloadTo) { stop(); return; }
+        preloadNext++;
+      } else if (t0 >= st.measureTo) {
+        stop(); return;
+      } else if (task.total > 0 && t0 >= st.measureFrom) {
+        if (st.measuredIssued >= task.total) { stop(); return; }
+        st.measuredIssued++;
       }
       t0s[c] = t0;
-      senders[c](index);
+      senders[c](ops[c](keys()));
     };
     const finish = (c: number, status: number, message: string | null): void => {
       const t1 = performance.now();
       const t0 = t0s[c];
       if (status !== 0) {
-        errors++;
-        errorCodes.set(status, (errorCodes.get(status) ?? 0) + 1);
-        firstError ??= `${grpcCodeName[status] ?? status} ${message ?? ''}`.trim();
-        if (errors > 1000) { setTimeout(next, 10, c); return; } // do not spin on a dead server
-      } else if (t0 >= measureFrom && t1 <= measureTo) {
-        ops++;
-        histogram.recordValue(Math.max(1, Math.round((t1 - t0) * 1000)));
+        st.error(status, message);
+        if (st.errors > errorsBeforeBackoff) { setTimeout(next, 10, c); return; }
+      } else if (t0 >= st.measureFrom && t1 <= st.measureTo) {
+        st.record(t0, t1);
       }
       next(c);
     };
     for (let c = 0; c < task.clients; c++) senders[c] = transport.client(c, (status, message) => finish(c, status, message));
     for (let c = 0; c < task.clients; c++) next(c);
   });
-  transport.close();
-  if (preloading) ops = preloadTo - (task.preloadFrom ?? 0) - errors;
-  const errorsByCode: Record<string, number> = {};
-  for (const [code, n] of errorCodes) errorsByCode[grpcCodeName[code] ?? String(code)] = n;
-  return { ops, errors, errorsByCode, firstError, histogram: hdr.encodeIntoCompressedBase64(histogram) };
+}
+
+const drainTimeoutMs = 30_000;
+
+function openLoop(task: WorkerTask, transport: Transport, ops: Array<(i: number) => Req>, keys: () => number,
+  st: RunState, startAt: number): Promise<void> {
+  const warmupCount = Math.ceil((task.warmupMs * task.ratePerSec) / 1000);
+  const pacer = task.total > 0
+    ? new OpenLoopPacer(task.ratePerSec, startAt, Infinity, warmupCount + task.total)
+    : new OpenLoopPacer(task.ratePerSec, startAt, st.measureTo);
+  const intended = new Float64Array(task.clients);
+  const senders: Send[] = new Array(task.clients);
+  let inFlight = 0;
+  const driver = new OpenLoopDriver(pacer, task.clients, (slot, at) => {
+    intended[slot] = at;
+    inFlight++;
+    senders[slot](ops[slot](keys()));
+  });
+  return new Promise<void>((resolveAll) => {
+    let timer: NodeJS.Timeout | null = null;
+    let drain: NodeJS.Timeout | null = null;
+    let finished = false;
+    const end = (): void => {
+      if (finished) return;
+      finished = true;
+      if (timer) clearTimeout(timer);
+      if (drain) clearTimeout(drain);
+      st.maxBacklog = driver.maxBacklog;
+      resolveAll();
+    };
+    const pump = (): void => {
+      timer = null;
+      const now = performance.now();
+      const due = driver.pump(now);
+      if (driver.done && inFlight === 0) { end(); return; }
+      if (driver.done && drain === null) drain = setTimeout(() => { st.unfinished = inFlight; end(); }, drainTimeoutMs);
+      if (due !== Infinity) timer = setTimeout(pump, Math.max(0, due - now));
+    };
+    const finish = (slot: number, status: number, message: string | null): void => {
+      const t1 = performance.now();
+      inFlight--;
+      driver.release(slot);
+      if (status !== 0) st.error(status, message);
+      else if (intended[slot] >= st.measureFrom) st.record(intended[slot], t1); // from when it was due
+      if (!finished && timer === null) pump();
+    };
+    for (let c = 0; c < task.clients; c++) senders[c] = transport.client(c, (status, message) => finish(c, status, message));
+    pump();
+  });
 }
 
 run(workerData as WorkerTask).then(
