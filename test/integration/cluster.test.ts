@@ -86,6 +86,21 @@ describe('3-member cluster', function () {
     }
   });
 
+  it('concurrent linearizable reads on both followers are all answered (ReadIndex contexts are cluster-unique)', async () => {
+    const li = await leaderIndex(members);
+    const followers = members.filter((_, i) => i !== li);
+    await Promise.all(followers.map(async (f) => {
+      const c = new RawGrpc(f.endpoint);
+      try {
+        const rs = await Promise.all(Array.from({ length: 200 }, () =>
+          c.unary('/etcdserverpb.KV/Range', pb.RangeRequest.encode({ key: Buffer.from('k0') }).finish())));
+        for (const r of rs) assert.equal(r.status, 0, r.message);
+      } finally {
+        c.close();
+      }
+    }));
+  });
+
   it('leases through a follower: grant, put, keep-alive and time-to-live answered by the leader', async () => {
     const li = await leaderIndex(members);
     const follower = members[(li + 1) % 3];

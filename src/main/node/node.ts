@@ -55,7 +55,13 @@ interface ReadBatch {
   waiters: Array<() => void>;
   /** Set once the ReadState arrived: reads may proceed when applied >= index. */
   index: number;
+  /** When the ReadIndex request was (last) sent; unanswered ones are sent again (see #retryReads). */
+  sentAt: number;
 }
+
+/** etcd's readIndexRetryTime: a ReadIndex request lost on the way (leader change, dropped
+ * message) is sent again after this long, so reads do not wait for their timeout. */
+const readIndexRetryMs = 500;
 
 export class RaftNode {
   readonly #opts: NodeOptions;
@@ -213,6 +219,7 @@ export class RaftNode {
     this.#maybeCampaign();
     this.#ticker = setInterval(() => {
       this.#raw.tick();
+      this.#retryReads();
       this.#schedule();
     }, this.#opts.heartbeatIntervalMs);
     void this.#drainResultsLoop();
@@ -351,11 +358,29 @@ export class RaftNode {
   #issueReadIndex(): void {
     if (this.#readQueue.length === 0) return;
     const ctx = ++this.#readSeq;
-    const ctxBytes = new Uint8Array(8);
-    new DataView(ctxBytes.buffer).setFloat64(0, ctx, true);
-    this.#readBatches.push({ ctx, waiters: this.#readQueue, index: -1 });
+    const ctxBytes = this.#readCtx(ctx);
+    this.#readBatches.push({ ctx, waiters: this.#readQueue, index: -1, sentAt: Date.now() });
     this.#readQueue = [];
     this.#raw.readIndex(ctxBytes);
+  }
+
+  /** ReadIndex context: [member ID u64][sequence f64]. The leader tracks pending reads by context,
+   * so contexts must be unique across the cluster, not only on this member. */
+  #readCtx(seq: number): Uint8Array {
+    const b = new Uint8Array(16);
+    const v = new DataView(b.buffer);
+    v.setBigUint64(0, this.#opts.id, true);
+    v.setFloat64(8, seq, true);
+    return b;
+  }
+
+  #retryReads(): void {
+    const now = Date.now();
+    for (const b of this.#readBatches) {
+      if (b.index >= 0 || now - b.sentAt < readIndexRetryMs) continue;
+      b.sentAt = now;
+      this.#raw.readIndex(this.#readCtx(b.ctx));
+    }
   }
 
   async #runReady(): Promise<void> {
@@ -470,7 +495,10 @@ export class RaftNode {
   }
 
   #onReadState(index: number, ctxBytes: Uint8Array): void {
-    const ctx = new DataView(ctxBytes.buffer, ctxBytes.byteOffset, ctxBytes.byteLength).getFloat64(0, true);
+    if (ctxBytes.byteLength !== 16) return;
+    const v = new DataView(ctxBytes.buffer, ctxBytes.byteOffset, ctxBytes.byteLength);
+    if (v.getBigUint64(0, true) !== this.#opts.id) return;
+    const ctx = v.getFloat64(8, true);
     for (const b of this.#readBatches) if (b.ctx === ctx) b.index = index;
     this.#releaseReads();
   }
