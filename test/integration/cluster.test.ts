@@ -21,10 +21,12 @@ async function statusOf(s: Server): Promise<{ memberId: string; leader: string; 
   return { memberId: j.header.member_id, leader: j.leader, term: j.raft_term ?? j.header.raft_term, index: j.raftIndex, applied: j.raftAppliedIndex };
 }
 
+/** A put with a 2 s client deadline (a proposal forwarded to a leader that just died waits for the
+ * server's request timeout; clients give up sooner and retry, as clientv3 does). */
 async function put(endpoint: string, key: string, value: string): Promise<boolean> {
   const c = new RawGrpc(endpoint);
   try {
-    const r = await c.unary('/etcdserverpb.KV/Put', pb.PutRequest.encode({ key: Buffer.from(key), value: Buffer.from(value) }).finish());
+    const r = await c.unary('/etcdserverpb.KV/Put', pb.PutRequest.encode({ key: Buffer.from(key), value: Buffer.from(value) }).finish(), { cancelAfterMs: 2000 });
     return r.status === 0;
   } catch {
     return false;
@@ -166,7 +168,9 @@ describe('3-member cluster', function () {
     }
     assert.ok(newLeader >= 0, 'a new leader was elected');
     const ackedBefore = acked.length;
-    await sleep(1500);
+    const waitUntil = Date.now() + 15_000;
+    while (acked.length === ackedBefore && Date.now() < waitUntil) await sleep(100);
+    await sleep(300);
     stop = true;
     await Promise.all(writers);
     assert.ok(acked.length > ackedBefore, 'writes succeed again after the failover');
