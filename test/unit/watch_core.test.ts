@@ -30,6 +30,14 @@ class CaptureSink implements ResponseSink {
     this.out.push({ streamId: s.streamId, resp: simplify(etcdserverpb.WatchResponse.decode(s.buf)) });
     this.#slot = null;
   }
+  /** Each response rebuilt independently of the worker's encoder: the watch_id field via protobufjs. */
+  template(streamId: number, prefix: Uint8Array, suffix: Uint8Array, watchIds: readonly number[]): void {
+    for (const watchId of watchIds) {
+      const id = etcdserverpb.WatchResponse.encode({ watchId }).finish();
+      const bytes = Buffer.concat([prefix, id, suffix]);
+      this.out.push({ streamId, resp: simplify(etcdserverpb.WatchResponse.decode(bytes)) });
+    }
+  }
   of(streamId: number, watchId: number): Resp[] {
     return this.out.filter((o) => o.streamId === streamId && o.resp.watchId === watchId).map((o) => o.resp);
   }

@@ -201,6 +201,19 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
   send(msg: Uint8Array): boolean {
     if (this.#ended || this.#stream.closed) return false;
     writeGrpcMessage(this.#stream, msg);
+    return this.#queueOk();
+  }
+
+  sendFramed(framed: Buffer): boolean {
+    if (this.#ended || this.#stream.closed) return false;
+    // In pieces the session copies into its output buffer (large ones it would pass by reference, each
+    // sealing that buffer and allocating a new one: per-pass garbage for a watch stream).
+    const piece = h2Limits.copyPayloadBytesMax - 1;
+    for (let at = 0; at < framed.length; at += piece) this.#stream.write(framed.subarray(at, Math.min(framed.length, at + piece)));
+    return this.#queueOk();
+  }
+
+  #queueOk(): boolean {
     const ok = this.#stream.queuedBytes < h2Limits.streamSendQueueBytesHigh;
     if (!ok) this.#stream.drainWanted = true;
     return ok;

@@ -12,13 +12,12 @@ import { Ring } from '../../shared/ring';
 import { Errors, GrpcCode } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import {
-  CONTROL_MSG_BYTES, createMsgBytes, CreateMsg, RESPONSE_HEADER_BYTES, readResponseStreamId, W_CANCEL, W_CLOSED, W_DRAINED,
+  CONTROL_MSG_BYTES, createMsgBytes, CreateMsg, expandedBytes, expandItems, GRPC_PREFIX_BYTES, RESPONSE_HEADER_BYTES, readResponseStreamId, W_CANCEL, W_CLOSED, W_DRAINED,
   W_PROGRESS, WatchSignal, writeControlMsg, writeCreateMsg,
 } from '../../shared/watch_protocol';
 import type { ServerStream, StreamHandler } from '../net/grpc';
 import { parseWatchRequest } from './watch_request';
 import type { Logger } from '../log';
-import { h2Limits } from '../net/h2/constants';
 
 interface StreamEntry {
   ss: ServerStream;
@@ -28,7 +27,22 @@ interface StreamEntry {
   congested: boolean;
 }
 
+/** Slab for response bytes copied out of the ring (see #copyOut). */
+const SLAB_BYTES = 1024 * 1024;
+
 const WORKER_FAILED = 'etcd-ts: watch worker failed';
+
+/** Sends back-to-back gRPC-framed messages: in one write when the transport can, else one by one. */
+function sendFramed(ss: ServerStream, framed: Buffer): boolean {
+  if (ss.sendFramed) return ss.sendFramed(framed);
+  let ok = true;
+  for (let at = 0; at < framed.length;) {
+    const len = framed.readUInt32BE(at + 1);
+    ok = ss.send(framed.subarray(at + GRPC_PREFIX_BYTES, at + GRPC_PREFIX_BYTES + len)) && ok;
+    at += GRPC_PREFIX_BYTES + len;
+  }
+  return ok;
+}
 
 type Pending = { create: CreateMsg } | { type: number; streamId: number; value: number };
 
@@ -48,6 +62,8 @@ export class WatchService {
   /** A DRAINED still in #queue, per stream: later credit is added to it, so the queue holds one per stream. */
   readonly #queuedDrained = new Map<number, { type: number; streamId: number; value: number }>();
   #nextStreamId = 1;
+  #slab: Buffer = Buffer.allocUnsafeSlow(0);
+  #slabUsed = 0;
   #ringScheduled = false;
   #waitingForSpace = false;
   #stopped = false;
@@ -193,30 +209,53 @@ export class WatchService {
 
   async #drainLoop(): Promise<void> {
     const touched = new Set<number>();
-    const onResponse = (m: Uint8Array): void => {
+    const onResponses = (m: Uint8Array): void => {
       const id = readResponseStreamId(m);
       const e = this.#streams.get(id);
       if (!e || e.ss.closed) return; // the stream ended; its CLOSED is on the way to the worker
-      let body = m.subarray(RESPONSE_HEADER_BYTES);
-      // The ring slot is reused as soon as this callback returns, but a transport may keep a large
-      // message by reference until the socket takes it (src/main/net/h2: copyPayloadBytesMax): copy those.
-      if (body.length >= h2Limits.copyPayloadBytesMax) body = Buffer.from(body);
-      if (!e.ss.send(body)) e.congested = true;
-      e.unreported += body.length;
+      // One record = every response the worker had for this stream in one pass, already gRPC-framed:
+      // one copy out of the ring slot (reused once this returns; the transport keeps what it is given).
+      const framed = this.#expand(m.subarray(RESPONSE_HEADER_BYTES));
+      if (!sendFramed(e.ss, framed)) e.congested = true;
+      e.unreported += framed.length;
       touched.add(id);
     };
     while (!this.#stopped) {
-      const r = this.#d.fromWatch.waitAsync(1000);
-      await r;
+      await this.#d.fromWatch.waitAsync(1000);
       if (this.#stopped) return;
-      while (this.#d.fromWatch.drain(onResponse, 4096) > 0) { /* keep draining */ }
+      let n = 0;
+      for (let k; (k = this.#d.fromWatch.drain(onResponses, 4096)) > 0;) n += k;
       for (const id of touched) {
         const e = this.#streams.get(id);
         if (e) this.#report(id, e);
       }
       touched.clear();
-      this.#d.signal.setTerm(this.#d.term());
+      // The worker defers its next fan-out while the ring holds output (so that revisions batch under
+      // load): if it is waiting for that, tell it the ring is empty now.
+      if (n > 0 && this.#d.signal.takeDeferred()) this.#scheduleRing();
+      else this.#d.signal.setTerm(this.#d.term());
     }
+  }
+
+  /**
+   * Expands a record's items (see watch_protocol RESPONSES) into gRPC-framed responses in a slab: slices
+   * of one large buffer, never reused (the transport may hold a slice until the socket takes it), so a
+   * pass allocates nothing per stream, and the garbage collector sees one ArrayBuffer per slab.
+   */
+  #expand(items: Uint8Array): Buffer {
+    const n = expandedBytes(items);
+    let out: Buffer;
+    if (n > SLAB_BYTES / 4) out = Buffer.allocUnsafe(n);
+    else {
+      if (this.#slabUsed + n > this.#slab.length) {
+        this.#slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+        this.#slabUsed = 0;
+      }
+      out = this.#slab.subarray(this.#slabUsed, this.#slabUsed + n);
+      this.#slabUsed = (this.#slabUsed + n + 7) & ~7;
+    }
+    expandItems(items, out);
+    return out;
   }
 
   /**

@@ -7,7 +7,7 @@ import Long from 'long';
 import { etcdserverpb, mvccpb } from '../../shared/gen/etcd';
 
 const TAG_HEADER = 0x0a;
-const TAG_WATCH_ID = 0x10;
+export const TAG_WATCH_ID = 0x10;
 const TAG_FRAGMENT = 0x38;
 const TAG_EVENT = 0x5a;
 

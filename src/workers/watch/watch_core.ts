@@ -17,6 +17,7 @@ import { encodeControlResponse, encodeEventField, eventResponseBytes, HeaderCach
 import { IntervalIndex, KEY_INF, KeyEnd } from './interval_index';
 import { Batch, StreamState, Watcher, WatcherGroup, WatcherOptions } from './watcher';
 import { sendEvents } from './send';
+import { GRPC_PREFIX_BYTES } from '../../shared/watch_protocol';
 
 /** What the core needs from the MVCC store (MvccStore satisfies it). */
 export interface WatchStore {
@@ -30,6 +31,8 @@ export interface WatchStore {
 export interface ResponseSink {
   reserve(streamId: number, len: number): Uint8Array;
   commit(): void;
+  /** One response per watch ID, each prefix ‖ watch_id field ‖ suffix (see watch_protocol's TEMPLATE). */
+  template(streamId: number, prefix: Uint8Array, suffix: Uint8Array, watchIds: readonly number[]): void;
   /** Largest response the sink can carry. */
   readonly maxResponseBytes: number;
 }
@@ -65,6 +68,8 @@ export class WatchCore {
   readonly #unsynced = new Set<Watcher>();
   readonly #progressWatchers = new Set<Watcher>();
   readonly #progressRequests: StreamState[] = [];
+  /** Scratch for #deliverGroup: the group's watch IDs per stream (cleared after each group). */
+  readonly #idsByStream = new Map<StreamState, number[]>();
   #lastRev: number;
   /** Watchers over all streams (kept, not recounted: the worker loop asks every iteration). */
   #watcherCount = 0;
@@ -209,7 +214,7 @@ export class WatchCore {
   #commit(s: StreamState, len: number): void {
     this.#sink.commit();
     this.stats.responses++;
-    s.unackedBytes += len;
+    s.unackedBytes += len + GRPC_PREFIX_BYTES; // as the main thread counts them: framed
     if (s.unackedBytes > limits.watchBufferedBytesMax) s.blocked = true;
   }
 
@@ -273,21 +278,50 @@ export class WatchCore {
         batch.revs.push(rev);
       }
     }
-    for (const [g, batch] of touched) {
-      // Deleting the current element while iterating a Set is safe; #deliverSynced removes only w.
-      for (const w of g.watchers) this.#deliverSynced(w, batch, toRev);
+    for (const [g, batch] of touched) this.#deliverGroup(g, batch, toRev);
+  }
+
+  /**
+   * A group's watchers all get the same events: unless the batch must be cut (large) or a watcher starts
+   * inside it, each stream gets one template (header ‖ watch_id ‖ events, events concatenated once)
+   * listing its watchers' IDs, instead of one response per watcher.
+   */
+  #deliverGroup(g: WatcherGroup, batch: Batch, toRev: number): void {
+    const bytes = chunkBytes(batch.parts);
+    const shared = bytes < limits.watchResponseBytesSoftMax && bytes + 64 < this.#maxRequestBytes;
+    const byStream = this.#idsByStream;
+    // Deleting the current element while iterating a Set is safe; demotion removes only w.
+    for (const w of g.watchers) {
+      if (w.stream.blocked) this.#demote(w);
+      else if (!shared || w.nextRev > batch.revs[0]) this.#deliverSynced(w, batch, toRev);
+      else {
+        w.progressIdle = false;
+        let ids = byStream.get(w.stream);
+        if (ids === undefined) byStream.set(w.stream, (ids = []));
+        ids.push(w.id);
+      }
     }
+    if (byStream.size === 0) return;
+    const prefix = this.#headers.field(toRev, this.term);
+    const suffix = batch.parts.length === 1 ? batch.parts[0] : Buffer.concat(batch.parts, bytes);
+    for (const [s, ids] of byStream) {
+      this.#sink.template(s.id, prefix, suffix, ids);
+      for (const id of ids) s.unackedBytes += GRPC_PREFIX_BYTES + eventResponseBytes(prefix, id, false, bytes);
+      this.stats.responses += ids.length;
+      if (s.unackedBytes > limits.watchBufferedBytesMax) s.blocked = true;
+    }
+    byStream.clear();
+  }
+
+  /** etcd's victim: stop feeding it live events; it catches up from history once its stream drains. */
+  #demote(w: Watcher): void {
+    this.#leaveSynced(w);
+    w.nextRev = Math.max(w.nextRev, this.#lastRev + 1);
+    this.#unsynced.add(w);
+    this.stats.demoted++;
   }
 
   #deliverSynced(w: Watcher, batch: Batch, toRev: number): void {
-    if (w.stream.blocked) {
-      // etcd's victim: stop feeding it live events; it catches up from history once its stream drains.
-      this.#leaveSynced(w);
-      w.nextRev = Math.max(w.nextRev, this.#lastRev + 1);
-      this.#unsynced.add(w);
-      this.stats.demoted++;
-      return;
-    }
     if (w.nextRev > batch.revs[0]) {
       // A start revision inside this chunk (created with a future start_revision): only its part.
       const from = batch.revs.findIndex((r) => r >= w.nextRev);
