@@ -147,8 +147,18 @@ function toCreate(m: Uint8Array): CreateRequest {
   };
 }
 
+/**
+ * Fault injection for test/integration/watch_crash.test.ts: a watch on exactly this key makes the worker
+ * throw, as a broken invariant would, so the test sees what clients see when the worker dies.
+ */
+const faultKey = process.env.ETCD_TS_WATCH_FAULT_KEY ? Buffer.from(process.env.ETCD_TS_WATCH_FAULT_KEY) : null;
+
 function onControl(m: Uint8Array): void {
-  if (m[0] === W_CREATE) return core.create(toCreate(m));
+  if (m[0] === W_CREATE) {
+    const c = toCreate(m);
+    if (faultKey !== null && faultKey.equals(c.key)) throw new Error('watch worker: injected fault (ETCD_TS_WATCH_FAULT_KEY)');
+    return core.create(c);
+  }
   const c = readControlMsg(m);
   switch (c.type) {
     case W_CANCEL: return core.cancel(c.streamId, c.value);

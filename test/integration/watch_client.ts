@@ -35,6 +35,8 @@ export class WatchClient {
   readonly responses: Resp[] = [];
   readonly raw: etcdserverpb.WatchResponse[] = [];
   status: string | undefined;
+  /** grpc-message of the status, percent-decoded. */
+  message: string | undefined;
   #session: http2.ClientHttp2Session;
   #stream: http2.ClientHttp2Stream;
   #buf = Buffer.alloc(0);
@@ -45,8 +47,17 @@ export class WatchClient {
     this.#session.on('error', () => undefined);
     this.#stream = this.#session.request({ ':method': 'POST', ':path': '/etcdserverpb.Watch/Watch', 'content-type': 'application/grpc', te: 'trailers' });
     this.#stream.on('error', () => undefined);
-    this.#stream.on('trailers', (t) => { this.status = String(t['grpc-status']); this.#wake(); });
-    this.#stream.on('response', (h) => { if (h['grpc-status'] !== undefined) this.status = String(h['grpc-status']); });
+    this.#stream.on('trailers', (t) => {
+      this.status = String(t['grpc-status']);
+      this.message = decodeURIComponent(String(t['grpc-message'] ?? ''));
+      this.#wake();
+    });
+    this.#stream.on('response', (h) => {
+      if (h['grpc-status'] === undefined) return;
+      this.status = String(h['grpc-status']);
+      this.message = decodeURIComponent(String(h['grpc-message'] ?? ''));
+      this.#wake();
+    });
     if (opts.paused) this.#stream.pause();
     this.#stream.on('data', (c: Buffer) => this.#onData(c));
   }

@@ -30,7 +30,7 @@ interface StreamEntry {
 /** Slab for response bytes copied out of the ring (see #copyOut). */
 const SLAB_BYTES = 1024 * 1024;
 
-const WORKER_FAILED = 'etcd-ts: watch worker failed';
+const WORKER_FAILED = 'etcd-ts: watch worker failed; watch again from the last revision + 1';
 
 /** Sends back-to-back gRPC-framed messages: in one write when the transport can, else one by one. */
 function sendFramed(ss: ServerStream, framed: Buffer): boolean {
@@ -46,17 +46,34 @@ function sendFramed(ss: ServerStream, framed: Buffer): boolean {
 
 type Pending = { create: CreateMsg } | { type: number; streamId: number; value: number };
 
-export interface WatchServiceDeps {
+/** A running watch worker and its two rings. */
+export interface WatchWorkerHandle {
   worker: Worker;
   toWatch: Ring;
   fromWatch: Ring;
+}
+
+export interface WatchServiceDeps extends WatchWorkerHandle {
   signal: WatchSignal;
   term: () => number;
   log: Logger;
+  /** Starts a fresh watch worker (fresh rings, the same signal block) after one failed. Without it, a
+   * failed worker leaves Watch unavailable (every stream refused) while the rest of the server runs. */
+  restart?: () => Promise<WatchWorkerHandle>;
 }
+
+/** Restarts allowed within watchRestartWindowMs; past that the worker is left down (a crash loop). */
+const RESTARTS_MAX = 5;
+const RESTART_WINDOW_MS = 60_000;
 
 export class WatchService {
   readonly #d: WatchServiceDeps;
+  /** The current worker; replaced on restart (#generation counts them). */
+  #w: WatchWorkerHandle;
+  #generation = 0;
+  /** False while the worker is down or restarting: new streams are refused with UNAVAILABLE. */
+  #available = true;
+  readonly #failures: number[] = [];
   readonly #streams = new Map<number, StreamEntry>();
   readonly #queue: Pending[] = [];
   /** A DRAINED still in #queue, per stream: later credit is added to it, so the queue holds one per stream. */
@@ -71,18 +88,76 @@ export class WatchService {
 
   constructor(d: WatchServiceDeps) {
     this.#d = d;
+    this.#w = { worker: d.worker, toWatch: d.toWatch, fromWatch: d.fromWatch };
     this.handler = (ss) => this.#open(ss);
-    d.worker.on('error', (e) => this.#onWorkerFailed(e));
-    void this.#drainLoop();
+    this.#adopt(this.#w);
   }
 
-  /** A broken invariant in the watch worker: said loudly, and every watch stream ends (clients
-   * reconnect and resume) instead of hanging; new streams are refused the same way. */
-  #onWorkerFailed(e: Error): void {
-    this.#d.log.error('watch worker failed', { error: e.stack ?? e.message });
-    this.#stopped = true;
-    for (const entry of this.#streams.values()) entry.ss.end(GrpcCode.Unavailable, WORKER_FAILED);
+  /** Watches a worker for failure and starts draining its responses. */
+  #adopt(w: WatchWorkerHandle): void {
+    const gen = this.#generation;
+    w.worker.on('error', (e) => this.#onWorkerFailed(gen, e));
+    w.worker.on('exit', (code) => this.#onWorkerFailed(gen, new Error(`watch worker exited with code ${code}`)));
+    void this.#drainLoop(gen, w.fromWatch).catch((e: unknown) => this.#onWorkerFailed(gen, e as Error));
+  }
+
+  /**
+   * The watch worker died (a broken invariant: an uncaught exception) or the response stream could not
+   * be processed. Said loudly, and never silent for clients: every watch stream ends with UNAVAILABLE
+   * (clients watch again from their last revision + 1, as after a lost connection), and a fresh worker is
+   * started; new streams are refused with UNAVAILABLE until it is ready. More than RESTARTS_MAX failures
+   * within RESTART_WINDOW_MS is a crash loop: Watch stays down (still refusing loudly), the rest of the
+   * server keeps serving.
+   */
+  #onWorkerFailed(gen: number, e: Error): void {
+    if (this.#stopped || gen !== this.#generation) return;
+    this.#generation++;
+    this.#available = false;
+    this.#d.log.error('watch worker failed; ending every watch stream', { error: e.stack ?? e.message, streams: this.#streams.size });
+    const entries = [...this.#streams.values()];
     this.#streams.clear();
+    this.#queue.length = 0;
+    this.#queuedDrained.clear();
+    for (const entry of entries) {
+      try {
+        entry.ss.end(GrpcCode.Unavailable, WORKER_FAILED);
+      } catch (err) {
+        this.#d.log.error('ending a watch stream failed', { error: String(err) });
+      }
+    }
+    void this.#w.worker.terminate().catch(() => undefined);
+    const now = Date.now();
+    this.#failures.push(now);
+    while (this.#failures.length > 0 && this.#failures[0] < now - RESTART_WINDOW_MS) this.#failures.shift();
+    if (!this.#d.restart) return;
+    if (this.#failures.length > RESTARTS_MAX) {
+      this.#d.log.error('watch worker keeps failing; Watch stays unavailable', { failures: this.#failures.length, windowMs: RESTART_WINDOW_MS });
+      return;
+    }
+    void this.#restart(this.#generation);
+  }
+
+  async #restart(gen: number): Promise<void> {
+    let w: WatchWorkerHandle;
+    try {
+      w = await this.#d.restart!();
+    } catch (e) {
+      if (gen === this.#generation) this.#onWorkerFailed(gen, e as Error);
+      return;
+    }
+    if (this.#stopped || gen !== this.#generation) {
+      void w.worker.terminate();
+      return;
+    }
+    this.#w = w;
+    this.#adopt(w);
+    this.#available = true;
+    this.#d.log.warn('watch worker restarted', { generation: gen });
+  }
+
+  /** Whether new Watch streams are served now (false while the worker is down or restarting). */
+  get available(): boolean {
+    return this.#available && !this.#stopped;
   }
 
   get streamCount(): number {
@@ -91,27 +166,38 @@ export class WatchService {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    await this.#d.worker.terminate();
+    await this.#w.worker.terminate();
   }
 
   #open(ss: ServerStream): { onMessage(m: Uint8Array): void; onEnd(): void } {
-    if (this.#stopped) {
+    if (!this.available) {
       ss.end(GrpcCode.Unavailable, WORKER_FAILED);
       return { onMessage: () => undefined, onEnd: () => undefined };
     }
     const id = this.#allocStreamId();
     const entry: StreamEntry = { ss, unreported: 0, congested: false };
     this.#streams.set(id, entry);
-    ss.onCancel(() => this.#close(id));
-    ss.onDrain?.(() => {
+    // The transport calls these from its close path and from microtasks: an exception there would
+    // escape to the process, so each is guarded (a failure is logged; the worker is not blamed).
+    ss.onCancel(() => this.#guard('watch stream close', () => this.#close(id)));
+    ss.onDrain?.(() => this.#guard('watch stream drain', () => {
+      if (this.#streams.get(id) !== entry) return;
       entry.congested = false;
       this.#report(id, entry);
-    });
+    }));
     return {
       onMessage: (m) => this.#onRequest(id, m),
       // etcd keeps sending after the client half-closes (recvLoop returns nil on EOF): nothing to do.
       onEnd: () => undefined,
     };
+  }
+
+  #guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.#d.log.error(`${what} failed`, { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+    }
   }
 
   #allocStreamId(): number {
@@ -157,7 +243,7 @@ export class WatchService {
   }
 
   #tryPush(p: Pending): boolean {
-    const ring = this.#d.toWatch;
+    const ring = this.#w.toWatch;
     if ('create' in p) {
       const slot = ring.reserve(createMsgBytes(p.create.key, p.create.end));
       if (!slot) return false;
@@ -178,7 +264,7 @@ export class WatchService {
     try {
       while (this.#queue.length > 0 && !this.#stopped) {
         this.#ringNow();
-        await this.#d.toWatch.waitForSpaceAsync(100);
+        await this.#w.toWatch.waitForSpaceAsync(100);
         while (this.#queue.length > 0 && this.#tryPush(this.#queue[0])) {
           const p = this.#queue.shift()!;
           if (!('create' in p) && p.type === W_DRAINED && this.#queuedDrained.get(p.streamId) === p) this.#queuedDrained.delete(p.streamId);
@@ -207,24 +293,34 @@ export class WatchService {
 
   // ---- watch -> main ------------------------------------------------------------------------------
 
-  async #drainLoop(): Promise<void> {
+  /** Drains one worker's response ring until that worker is replaced or the service stops. */
+  async #drainLoop(gen: number, fromWatch: Ring): Promise<void> {
     const touched = new Set<number>();
     const onResponses = (m: Uint8Array): void => {
       const id = readResponseStreamId(m);
       const e = this.#streams.get(id);
       if (!e || e.ss.closed) return; // the stream ended; its CLOSED is on the way to the worker
-      // One record = every response the worker had for this stream in one pass, already gRPC-framed:
-      // one copy out of the ring slot (reused once this returns; the transport keeps what it is given).
+      // One record = every response the worker had for this stream in one pass (see watch_protocol
+      // RESPONSES), expanded and gRPC-framed into a slab: one transport write per stream per pass.
       const framed = this.#expand(m.subarray(RESPONSE_HEADER_BYTES));
-      if (!sendFramed(e.ss, framed)) e.congested = true;
+      let ok: boolean;
+      try {
+        ok = sendFramed(e.ss, framed);
+      } catch (err) {
+        // The transport failed this stream (not the worker): end it, keep serving the others.
+        this.#d.log.error('watch stream send failed', { error: String(err) });
+        e.ss.end(GrpcCode.Internal, String(err));
+        return;
+      }
+      if (!ok) e.congested = true;
       e.unreported += framed.length;
       touched.add(id);
     };
-    while (!this.#stopped) {
-      await this.#d.fromWatch.waitAsync(1000);
-      if (this.#stopped) return;
+    while (!this.#stopped && gen === this.#generation) {
+      await fromWatch.waitAsync(1000);
+      if (this.#stopped || gen !== this.#generation) return;
       let n = 0;
-      for (let k; (k = this.#d.fromWatch.drain(onResponses, 4096)) > 0;) n += k;
+      for (let k; (k = fromWatch.drain(onResponses, 4096)) > 0;) n += k;
       for (const id of touched) {
         const e = this.#streams.get(id);
         if (e) this.#report(id, e);
