@@ -49,6 +49,13 @@
 //             thread expands it, so the events cross between threads once per stream, not once per watcher.
 //             Flow-control byte counts (DRAINED, StreamState.unackedBytes) are of the gRPC-framed bytes
 //             the main thread writes (after expansion).
+//   PART      | 2 | pad3 | streamId u32 @4 | bytes |
+//             a leading piece of the stream's next RESPONSES record, when that record is larger than the
+//             ring can carry (etcd sends one revision whole, however large, unless the watcher asked for
+//             fragments): the main thread keeps the pieces and joins them with the RESPONSES that ends it.
+//   END       | 3 | grpc code u8 @1 | pad2 | streamId u32 @4 | message (utf8) |
+//             end the client's stream with this status, after everything before it; the worker has
+//             already dropped the stream's watchers.
 import { dv } from './apply_protocol';
 import { assert } from './errors';
 
@@ -77,6 +84,8 @@ export const CREATE_HEADER_BYTES = 32;
 export const CONTROL_MSG_BYTES = 16;
 
 export const W_RESPONSE = 1;
+export const W_RESPONSE_PART = 2;
+export const W_END = 3;
 export const RESPONSE_HEADER_BYTES = 8;
 /** gRPC's length prefix (compressed flag u8, length u32 big endian) before each message. */
 export const GRPC_PREFIX_BYTES = 5;
@@ -201,9 +210,9 @@ export function readControlMsg(m: Uint8Array): { type: number; streamId: number;
 }
 
 // Response records are the hot path (one per stream per pass): plain byte stores, no DataView.
-export function writeResponseHeader(out: Uint8Array, streamId: number): void {
-  out[0] = W_RESPONSE;
-  out[1] = 0;
+export function writeResponseHeader(out: Uint8Array, streamId: number, type: number = W_RESPONSE, code = 0): void {
+  out[0] = type;
+  out[1] = code;
   out[2] = 0;
   out[3] = 0;
   out[4] = streamId & 0xff;
@@ -212,8 +221,9 @@ export function writeResponseHeader(out: Uint8Array, streamId: number): void {
   out[7] = streamId >>> 24;
 }
 
+/** Stream ID of a watch -> main record (RESPONSES, PART or END). */
 export function readResponseStreamId(m: Uint8Array): number {
-  assert(m[0] === W_RESPONSE && m.length >= RESPONSE_HEADER_BYTES + GRPC_PREFIX_BYTES, 'not a watch response message');
+  assert(m[0] >= W_RESPONSE && m[0] <= W_END && m.length >= RESPONSE_HEADER_BYTES, 'not a watch response record');
   return (m[4] | (m[5] << 8) | (m[6] << 16) | (m[7] << 24)) >>> 0;
 }
 

@@ -7,7 +7,7 @@ import { Ring } from '../shared/ring';
 import {
   CREATE_FRAGMENT, CREATE_FROM_KEY, CREATE_NO_DELETE, CREATE_NO_PUT, CREATE_PREV_KV, CREATE_PROGRESS_NOTIFY,
   GRPC_PREFIX_BYTES, ITEM_TEMPLATE, readControlMsg, readCreateMsg, RESPONSE_HEADER_BYTES, TEMPLATE_HEADER_BYTES, W_CANCEL, W_CLOSED, W_CREATE, W_DRAINED, W_PROGRESS,
-  WatchSignal, WatchWorkerInit, writeGrpcPrefix, writeResponseHeader, writeU32LE,
+  W_END, W_RESPONSE, W_RESPONSE_PART, WatchSignal, WatchWorkerInit, writeGrpcPrefix, writeResponseHeader, writeU32LE,
 } from '../shared/watch_protocol';
 import { limits } from '../shared/limits';
 import { MvccStore } from './mvcc/store';
@@ -42,7 +42,8 @@ interface Staging {
  * stream per pass instead of one per watcher response. A full ring (main thread busy) waits for space.
  */
 class RingSink implements ResponseSink {
-  readonly maxResponseBytes = outRing.maxMessageBytes - RESPONSE_HEADER_BYTES - GRPC_PREFIX_BYTES;
+  /** gRPC's (and etcd's send) limit: a 31-bit message length. Larger records travel in PARTs. */
+  readonly maxResponseBytes = 2 ** 31 - 1;
   readonly #staged = new Map<number, Staging>();
   readonly #free: Buffer[] = [];
 
@@ -112,14 +113,29 @@ class RingSink implements ResponseSink {
     this.#staged.clear();
   }
 
+  end(streamId: number, code: number, message: string): void {
+    const st = this.#staged.get(streamId);
+    if (st !== undefined && st.len > 0) this.#push(streamId, st); // what it was sent before, first
+    const msg = Buffer.from(message);
+    this.#record(streamId, W_END, code, msg, 0, msg.length);
+  }
+
+  /** One RESPONSES record, or PART records then RESPONSES when larger than the ring carries. */
   #push(streamId: number, st: Staging): void {
+    const piece = outRing.maxMessageBytes - RESPONSE_HEADER_BYTES;
+    let at = 0;
+    for (; st.len - at > piece; at += piece) this.#record(streamId, W_RESPONSE_PART, 0, st.buf, at, at + piece);
+    this.#record(streamId, W_RESPONSE, 0, st.buf, at, st.len);
+    st.len = 0;
+  }
+
+  #record(streamId: number, type: number, code: number, bytes: Uint8Array, from: number, to: number): void {
     for (;;) {
-      const slot = outRing.reserve(RESPONSE_HEADER_BYTES + st.len);
+      const slot = outRing.reserve(RESPONSE_HEADER_BYTES + to - from);
       if (slot) {
-        writeResponseHeader(slot, streamId);
-        slot.set(st.buf.subarray(0, st.len), RESPONSE_HEADER_BYTES);
+        writeResponseHeader(slot, streamId, type, code);
+        slot.set(bytes.subarray(from, to), RESPONSE_HEADER_BYTES);
         outRing.commit();
-        st.len = 0;
         return;
       }
       outRing.notify();

@@ -40,6 +40,10 @@ export class WatchClient {
   #session: http2.ClientHttp2Session;
   #stream: http2.ClientHttp2Stream;
   #buf = Buffer.alloc(0);
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  /** Bytes still missing for the message at the head of #buf (0: unknown). */
+  #need = 0;
   #waiters: Array<() => void> = [];
 
   constructor(endpoint: string, opts: { paused?: boolean } = {}) {
@@ -66,10 +70,20 @@ export class WatchClient {
   resume(): void { this.#stream.resume(); }
 
   #onData(c: Buffer): void {
-    this.#buf = Buffer.concat([this.#buf, c]);
+    // A large message arrives in many chunks: join them only once the whole message is here.
+    this.#pending.push(c);
+    this.#pendingBytes += c.length;
+    if (this.#need > 0 && this.#pendingBytes < this.#need) return;
+    this.#buf = Buffer.concat([this.#buf, ...this.#pending]);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#need = 0;
     while (this.#buf.length >= 5) {
       const len = this.#buf.readUInt32BE(1);
-      if (this.#buf.length < 5 + len) break;
+      if (this.#buf.length < 5 + len) {
+        this.#need = 5 + len - this.#buf.length;
+        break;
+      }
       const r = etcdserverpb.WatchResponse.decode(this.#buf.subarray(5, 5 + len));
       this.#buf = this.#buf.subarray(5 + len);
       this.raw.push(r);

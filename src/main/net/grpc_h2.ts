@@ -206,10 +206,12 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
 
   sendFramed(framed: Buffer): boolean {
     if (this.#ended || this.#stream.closed) return false;
-    // In pieces the session copies into its output buffer (large ones it would pass by reference, each
-    // sealing that buffer and allocating a new one: per-pass garbage for a watch stream).
+    // Up to 64 KiB in pieces the session copies into its output buffer (a large piece is passed by
+    // reference and seals that buffer, allocating a new one: per-pass garbage for a watch stream);
+    // beyond, by reference.
     const piece = h2Limits.copyPayloadBytesMax - 1;
-    for (let at = 0; at < framed.length; at += piece) this.#stream.write(framed.subarray(at, Math.min(framed.length, at + piece)));
+    if (framed.length >= 64 * 1024) this.#stream.write(framed);
+    else for (let at = 0; at < framed.length; at += piece) this.#stream.write(framed.subarray(at, Math.min(framed.length, at + piece)));
     return this.#queueOk();
   }
 

@@ -12,7 +12,7 @@ import { Ring } from '../../shared/ring';
 import { Errors, GrpcCode } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import {
-  CONTROL_MSG_BYTES, createMsgBytes, CreateMsg, expandedBytes, expandItems, GRPC_PREFIX_BYTES, RESPONSE_HEADER_BYTES, readResponseStreamId, W_CANCEL, W_CLOSED, W_DRAINED,
+  CONTROL_MSG_BYTES, createMsgBytes, CreateMsg, expandedBytes, expandItems, GRPC_PREFIX_BYTES, RESPONSE_HEADER_BYTES, readResponseStreamId, W_CANCEL, W_CLOSED, W_DRAINED, W_END, W_RESPONSE_PART,
   W_PROGRESS, WatchSignal, writeControlMsg, writeCreateMsg,
 } from '../../shared/watch_protocol';
 import type { ServerStream, StreamHandler } from '../net/grpc';
@@ -25,6 +25,8 @@ interface StreamEntry {
   unreported: number;
   /** send() returned false: report only after 'drain'. */
   congested: boolean;
+  /** PART records of a RESPONSES record too large for the ring, until the record that ends it. */
+  parts: Buffer[] | null;
 }
 
 /** Slab for response bytes copied out of the ring (see #copyOut). */
@@ -175,7 +177,7 @@ export class WatchService {
       return { onMessage: () => undefined, onEnd: () => undefined };
     }
     const id = this.#allocStreamId();
-    const entry: StreamEntry = { ss, unreported: 0, congested: false };
+    const entry: StreamEntry = { ss, unreported: 0, congested: false, parts: null };
     this.#streams.set(id, entry);
     // The transport calls these from its close path and from microtasks: an exception there would
     // escape to the process, so each is guarded (a failure is logged; the worker is not blamed).
@@ -300,9 +302,23 @@ export class WatchService {
       const id = readResponseStreamId(m);
       const e = this.#streams.get(id);
       if (!e || e.ss.closed) return; // the stream ended; its CLOSED is on the way to the worker
+      if (m[0] === W_RESPONSE_PART) {
+        (e.parts ??= []).push(Buffer.from(m.subarray(RESPONSE_HEADER_BYTES)));
+        return;
+      }
+      if (m[0] === W_END) {
+        e.ss.end(m[1], Buffer.from(m.subarray(RESPONSE_HEADER_BYTES)).toString());
+        this.#close(id);
+        return;
+      }
       // One record = every response the worker had for this stream in one pass (see watch_protocol
       // RESPONSES), expanded and gRPC-framed into a slab: one transport write per stream per pass.
-      const framed = this.#expand(m.subarray(RESPONSE_HEADER_BYTES));
+      let items = m.subarray(RESPONSE_HEADER_BYTES);
+      if (e.parts !== null) {
+        items = Buffer.concat([...e.parts, items]);
+        e.parts = null;
+      }
+      const framed = this.#expand(items);
       let ok: boolean;
       try {
         ok = sendFramed(e.ss, framed);

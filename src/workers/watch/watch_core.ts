@@ -9,7 +9,7 @@
 //     a watcher joins the synced group only once nextRev > lastRev, so no event is missed or repeated.
 //   * a response never splits a revision (atomic txns), except etcd-style fragments when asked for.
 import { etcdserverpb, mvccpb } from '../../shared/gen/etcd';
-import { assert, EtcdError, isEtcdError } from '../../shared/errors';
+import { assert, EtcdError, GrpcCode, isEtcdError } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import { toNum } from '../../shared/long';
 import type { EventsOptions, EventsResult } from '../mvcc/events';
@@ -34,6 +34,8 @@ export interface WatchStore {
 export interface ResponseSink {
   reserve(streamId: number, len: number): Uint8Array;
   commit(): void;
+  /** Ends the client's stream with a gRPC status (after what was already written to it). */
+  end(streamId: number, code: number, message: string): void;
   /** One response per watch ID, each prefix ‖ watch_id field ‖ suffix (see watch_protocol's TEMPLATE). */
   template(streamId: number, prefix: Uint8Array, suffix: Uint8Array, watchIds: readonly number[]): void;
   /** Largest response the sink can carry. */
@@ -59,6 +61,7 @@ export interface CoreOptions {
 const EMPTY_RANGE = 'mvcc: watcher range is empty';
 const DUPLICATE_ID = 'mvcc: duplicate watch ID provided on the WatchStream';
 const TOO_MANY = 'etcd-ts: too many watchers on this stream';
+const BACKLOG = 'etcd-ts: watch stream is not reading its responses';
 
 export class WatchCore {
   readonly #store: WatchStore;
@@ -120,6 +123,11 @@ export class WatchCore {
   /** etcd's recvLoop create + watchStream.Watch: answers created (or created+canceled on error). */
   create(r: CreateRequest): void {
     const s = this.#stream(r.streamId);
+    this.#createOne(s, r);
+    this.#limitRequestReplies(s);
+  }
+
+  #createOne(s: StreamState, r: CreateRequest): void {
     const wsrev = this.#store.revision; // fresh: at least what any client was answered for its writes
     const fail = (reason: string): void => this.#control(s, { header: this.#header(wsrev), watchId: -1, created: true, canceled: true, cancelReason: reason });
     if (r.end !== null && r.end !== KEY_INF && Buffer.compare(r.key, r.end) >= 0) return fail(EMPTY_RANGE);
@@ -148,6 +156,19 @@ export class WatchCore {
     if (!s || !w) return;
     this.#remove(w);
     this.#flagResponse(s, this.#lastRev, watchId, FLAG_CANCELED);
+    this.#limitRequestReplies(s);
+  }
+
+  /**
+   * Replies to requests (created, canceled, progress) are not bounded by watchBufferedBytesMax, which
+   * stops only events. etcd bounds them by no longer reading the stream's requests while its reply
+   * channel is full; the transport here cannot pause one stream's reads, so a stream whose unread bytes
+   * pass watchStreamBytesHardMax is ended with RESOURCE_EXHAUSTED instead of growing without bound.
+   */
+  #limitRequestReplies(s: StreamState): void {
+    if (s.unackedBytes <= limits.watchStreamBytesHardMax || !this.#streams.has(s.id)) return;
+    this.closeStream(s.id);
+    this.#sink.end(s.id, GrpcCode.ResourceExhausted, BACKLOG);
   }
 
   /** A progress_request: answered after the next fan-out, with a revision no later event can be at or below. */
@@ -468,6 +489,7 @@ export class WatchCore {
       let rev = this.#lastRev;
       for (const w of s.watchers.values()) if (w.group === null) rev = Math.min(rev, w.nextRev - 1);
       this.#flagResponse(s, rev, -1, 0);
+      this.#limitRequestReplies(s);
     }
   }
 
