@@ -274,19 +274,13 @@ export class WatchCore {
   /** The apply worker committed up to rev: read the new events once and fan them out to synced watchers. */
   advance(rev: number): void {
     while (this.#lastRev < rev) {
-      let res: EventsResult | null;
+      let res: EventsResult;
       try {
         res = this.#store.events(this.#lastRev + 1, { toRev: rev, limit: limits.watchFanoutEventsMax });
       } catch (e) {
+        // (events() reads one LMDB snapshot: a compaction scheduled meanwhile does not change what it returns.)
         if (!isEtcdError(e)) throw e;
-        res = null;
-      }
-      // Compaction runs concurrently in its own worker: one scheduled above our first revision may have
-      // removed part of what we just read (a tombstone, a superseded value). Then the read is not trusted:
-      // the synced watchers fall back to catch-up, which cancels them as compacted (etcd's behaviour for a
-      // watcher whose next revision was compacted).
-      if (res === null || this.#store.compactRevision > this.#lastRev + 1) {
-        this.#demoteAllSynced();
+        this.#demoteAllSynced(); // compacted past lastRev (the worker fell far behind): catch-up cancels them
         this.#lastRev = rev;
         return;
       }
@@ -423,9 +417,6 @@ export class WatchCore {
       if (isEtcdError(e)) return true; // compacted between our check and the read: cancel next round
       throw e;
     }
-    // A compaction scheduled during the read may have removed part of it (see advance): read again next
-    // round, after the watchers whose next revision it covers are canceled.
-    if (this.#store.compactRevision > minRev) return true;
     this.stats.eventsRead += res.events.length;
     const batches = this.#collect(res.events, index);
     for (const w of live) {
