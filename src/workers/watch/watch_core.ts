@@ -74,7 +74,7 @@ export class WatchCore {
   readonly #unsynced = new Set<Watcher>();
   readonly #progressWatchers = new Set<Watcher>();
   readonly #progressRequests: StreamState[] = [];
-  /** Scratch for #deliverGroup: the group's watch IDs per stream (cleared after each group). */
+  /** Scratch for #deliverShared: the watch IDs per stream (cleared after each call). */
   readonly #idsByStream = new Map<StreamState, number[]>();
   #lastRev: number;
   /** Watchers over all streams (kept, not recounted: the worker loop asks every iteration). */
@@ -313,22 +313,24 @@ export class WatchCore {
         batch.revs.push(rev);
       }
     }
-    for (const [g, batch] of touched) this.#deliverGroup(g, batch, toRev);
+    for (const [g, batch] of touched) this.#deliverShared(g.watchers, batch, toRev, true);
   }
 
   /**
-   * A group's watchers all get the same events: unless the batch must be cut (large) or a watcher starts
-   * inside it, each stream gets one template (header ‖ watch_id ‖ events, events concatenated once)
-   * listing its watchers' IDs, instead of one response per watcher.
+   * Watchers that all get the same events (a synced group; unsynced watchers with the same interval,
+   * options and next revision): unless the batch must be cut (large) or a watcher starts inside it, each
+   * stream gets one template (header ‖ watch_id ‖ events, events concatenated once) listing its watchers'
+   * IDs, instead of one response per watcher. Synced: a watcher whose stream is blocked is demoted.
    */
-  #deliverGroup(g: WatcherGroup, batch: Batch, toRev: number): void {
+  #deliverShared(watchers: Iterable<Watcher>, batch: Batch, toRev: number, synced: boolean): void {
     const bytes = chunkBytes(batch.parts);
     const shared = bytes < limits.watchResponseBytesSoftMax && bytes + 64 < this.#maxRequestBytes;
     const byStream = this.#idsByStream;
     // Deleting the current element while iterating a Set is safe; demotion removes only w.
-    for (const w of g.watchers) {
-      if (w.stream.blocked) this.#demote(w);
-      else if (!shared || w.nextRev > batch.revs[0]) this.#deliverSynced(w, batch, toRev);
+    for (const w of watchers) {
+      if (synced && w.stream.blocked) this.#demote(w);
+      else if (synced && (!shared || w.nextRev > batch.revs[0])) this.#deliverSynced(w, batch, toRev);
+      else if (!shared) this.#sendEvents(w, batch.parts, batch.revs, toRev);
       else {
         w.progressIdle = false;
         let ids = byStream.get(w.stream);
@@ -404,11 +406,20 @@ export class WatchCore {
     if (ready.length === 0) return false;
     const live = this.#cancelCompacted(ready);
     if (live.length === 0) return this.#anyUnsyncedReady();
+    // Watchers with the same interval, options and next revision get the same events (a stream demoted
+    // from a group is the common case): one cluster each, matched once and sent as templates.
     let minRev = Infinity;
-    const index = new IntervalIndex<Watcher>();
+    const index = new IntervalIndex<Cluster>();
+    const clusters = new Map<string, Cluster>();
     for (const w of live) {
       minRev = Math.min(minRev, w.nextRev);
-      index.add(w.start, w.end, w);
+      const k = `${w.nextRev}@${WatcherGroup.keyOf(w)}`;
+      let c = clusters.get(k);
+      if (c === undefined) {
+        clusters.set(k, (c = { rep: w, members: [] }));
+        index.add(w.start, w.end, c);
+      }
+      c.members.push(w);
     }
     let res: EventsResult;
     try {
@@ -418,10 +429,8 @@ export class WatchCore {
       throw e;
     }
     this.stats.eventsRead += res.events.length;
-    const batches = this.#collect(res.events, index);
+    for (const [c, batch] of this.#collect(res.events, index)) this.#deliverShared(c.members, batch, this.#lastRev, false);
     for (const w of live) {
-      const batch = batches.get(w);
-      if (batch) this.#sendEvents(w, batch.parts, batch.revs, this.#lastRev);
       if (!w.stream.watchers.has(w.id)) continue; // removed while sending (response too large)
       w.nextRev = Math.max(w.nextRev, res.nextRev);
       if (w.nextRev > this.#lastRev) {
@@ -437,9 +446,9 @@ export class WatchCore {
     return false;
   }
 
-  #collect(events: mvccpb.IEvent[], index: IntervalIndex<Watcher>): Map<Watcher, Batch> {
-    const batches = new Map<Watcher, Batch>();
-    const matched: Watcher[] = [];
+  #collect(events: mvccpb.IEvent[], index: IntervalIndex<Cluster>): Map<Cluster, Batch> {
+    const batches = new Map<Cluster, Batch>();
+    const matched: Cluster[] = [];
     for (const ev of events) {
       const key = ev.kv!.key as Buffer;
       const rev = toNum(ev.kv!.modRevision);
@@ -448,11 +457,12 @@ export class WatchCore {
       index.stab(key, matched);
       let plain: Uint8Array | null = null;
       let withPrev: Uint8Array | null = null;
-      for (const w of matched) {
+      for (const c of matched) {
+        const w = c.rep;
         if (rev < w.nextRev || w.filters(isDelete)) continue;
         const bytes = w.opts.prevKv ? (withPrev ??= encodeEventField(this.#withPrevKv(ev))) : (plain ??= encodeEventField(ev));
-        let batch = batches.get(w);
-        if (!batch) batches.set(w, (batch = { parts: [], revs: [] }));
+        let batch = batches.get(c);
+        if (!batch) batches.set(c, (batch = { parts: [], revs: [] }));
         batch.parts.push(bytes);
         batch.revs.push(rev);
       }
@@ -503,6 +513,12 @@ export class WatchCore {
       w.progressIdle = true;
     }
   }
+}
+
+/** Unsynced watchers with the same interval, options and next revision, during one catch-up step. */
+interface Cluster {
+  rep: Watcher;
+  members: Watcher[];
 }
 
 function chunkBytes(parts: readonly Uint8Array[]): number {
