@@ -8,8 +8,11 @@
 //
 //   node dist/bench/watch.js [--watchers 1000] [--connections 10] [--keys 200] [--seconds 5]
 //                            [--writers 4] [--value-bytes 100] [--idle-watchers 10000] [--only etcd|etcd-ts]
-//                            [--prof]   (etcd-ts fan-out run under --cpu-prof: one flamegraph per thread
-//                                        in flamegraphs/<commit>-watch-<thread>.html)
+//                            [--window BYTES] [--prof]
+//   --window: the watch connections' HTTP/2 receive window (stream and connection), default 65535 (the
+//             protocol's and node:http2's default; grpc-go clients grow theirs up to 16 MiB by BDP estimation)
+//   --prof:   etcd-ts fan-out run under --cpu-prof: one flamegraph per thread in
+//             flamegraphs/<commit>-watch-<thread>.html
 //
 // Event latency = arrival of the event at a watcher minus the time its Put request was written by the
 // writer (so it includes the Put's commit and fsync as well as the fan-out). The Put's response gives the
@@ -35,14 +38,14 @@ import * as path from 'node:path';
 
 interface Args {
   watchers: number; connections: number; keys: number; seconds: number; writers: number;
-  valueBytes: number; idleWatchers: number; only: ServerKind | null; prof: boolean;
+  valueBytes: number; idleWatchers: number; only: ServerKind | null; prof: boolean; window: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { watchers: 1000, connections: 10, keys: 200, seconds: 5, writers: 4, valueBytes: 100, idleWatchers: 10_000, only: null, prof: false };
+  const a: Args = { watchers: 1000, connections: 10, keys: 200, seconds: 5, writers: 4, valueBytes: 100, idleWatchers: 10_000, only: null, prof: false, window: 65535 };
   const flags: Record<string, keyof Args> = {
     '--watchers': 'watchers', '--connections': 'connections', '--keys': 'keys', '--seconds': 'seconds',
-    '--writers': 'writers', '--value-bytes': 'valueBytes', '--idle-watchers': 'idleWatchers',
+    '--writers': 'writers', '--value-bytes': 'valueBytes', '--idle-watchers': 'idleWatchers', '--window': 'window',
   };
   for (let i = 0; i < argv.length; i += 2) {
     if (argv[i] === '--only') { a.only = argv[i + 1] as ServerKind; continue; }
@@ -128,8 +131,9 @@ class WatchStream {
   readonly stream: http2.ClientHttp2Stream;
   #buf: Buffer = Buffer.alloc(0);
 
-  constructor(endpoint: string, onResponse: (buf: Buffer, start: number, end: number) => void) {
-    this.session = http2.connect(`http://${endpoint}`);
+  constructor(endpoint: string, onResponse: (buf: Buffer, start: number, end: number) => void, window = 65535) {
+    this.session = http2.connect(`http://${endpoint}`, { settings: { initialWindowSize: window } });
+    if (window > 65535) this.session.on('connect', () => this.session.setLocalWindowSize(window));
     this.session.on('error', (e) => console.error(`watch session error: ${e.message}`));
     this.stream = this.session.request(grpcHeaders(watchPath));
     this.stream.on('error', (e) => console.error(`watch stream error: ${e.message}`));
@@ -248,7 +252,7 @@ async function fanout(s: Server, a: Args): Promise<FanoutResult> {
       events += sc.events;
       lastEventAt = performance.now();
       if (sampled.has(watchId)) scanResponse(buf, start, end, record);
-    });
+    }, a.window);
     streams.push(ws);
   }
   const per = Math.floor(a.watchers / a.connections);
@@ -413,7 +417,7 @@ async function main(): Promise<void> {
   }
 
   const out: string[] = [];
-  out.push(`Command: \`${cmd}\` (watchers ${a.watchers}, connections ${a.connections}, keys ${a.keys}, seconds ${a.seconds}, writers ${a.writers}, value ${a.valueBytes} B)`);
+  out.push(`Command: \`${cmd}\` (watchers ${a.watchers}, connections ${a.connections}, keys ${a.keys}, seconds ${a.seconds}, writers ${a.writers}, value ${a.valueBytes} B, window ${a.window} B)`);
   out.push(`Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}, etcd ${m.etcd}, commit ${m.commit}, data dirs on ${m.tmpFs}; ${new Date().toISOString().slice(0, 10)}`);
   out.push('');
   const byKind = (k: ServerKind): FanoutResult | undefined => fan.find((r) => r.kind === k);
