@@ -51,8 +51,10 @@ export const limits = {
   /** Watchers on one Watch stream (etcd has no bound; we refuse more with a canceled create). */
   watchersPerStreamMax: 100_000,
   /** Response bytes one Watch stream may have in flight (pushed by the watch worker, not yet accepted by
-   * HTTP/2) before its watchers stop getting live events and catch up from history when it drains. */
-  watchBufferedBytesMax: 4 * 1024 * 1024,
+   * HTTP/2) before its watchers stop getting live events and catch up from history when it drains.
+   * 2 MiB delivered more than 4 MiB in each of 4 paired runs of bench/watch.ts --writers 32
+   * (docs/BENCHMARKS.md, Watch). */
+  watchBufferedBytesMax: 2 * 1024 * 1024,
   /** Unread response bytes past which a Watch stream that keeps sending requests (whose replies are not
    * bounded by watchBufferedBytesMax) is ended with RESOURCE_EXHAUSTED. */
   watchStreamBytesHardMax: 16 * 1024 * 1024,
