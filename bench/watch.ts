@@ -8,6 +8,11 @@
 //
 //   node dist/bench/watch.js [--watchers 1000] [--connections 10] [--keys 200] [--seconds 5]
 //                            [--writers 4] [--value-bytes 100] [--idle-watchers 10000] [--only etcd|etcd-ts]
+//                            [--window BYTES] [--prof]
+//   --window: the watch connections' HTTP/2 receive window (stream and connection), default 65535 (the
+//             protocol's and node:http2's default; grpc-go clients grow theirs up to 16 MiB by BDP estimation)
+//   --prof:   etcd-ts fan-out run under --cpu-prof: one flamegraph per thread in
+//             flamegraphs/<commit>-watch-<thread>.html
 //
 // Event latency = arrival of the event at a watcher minus the time its Put request was written by the
 // writer (so it includes the Put's commit and fsync as well as the fan-out). The Put's response gives the
@@ -25,20 +30,26 @@ import { performance } from 'node:perf_hooks';
 import { etcdserverpb } from '../src/shared/gen/etcd';
 import { removeDataDir, Server, ServerKind, startKind } from '../test/support/procs';
 import { machineInfo } from './lib/machine';
+import { CpuProfile, renderFlamegraphHtml } from './lib/flame';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 
 interface Args {
   watchers: number; connections: number; keys: number; seconds: number; writers: number;
-  valueBytes: number; idleWatchers: number; only: ServerKind | null;
+  valueBytes: number; idleWatchers: number; only: ServerKind | null; prof: boolean; window: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { watchers: 1000, connections: 10, keys: 200, seconds: 5, writers: 4, valueBytes: 100, idleWatchers: 10_000, only: null };
+  const a: Args = { watchers: 1000, connections: 10, keys: 200, seconds: 5, writers: 4, valueBytes: 100, idleWatchers: 10_000, only: null, prof: false, window: 65535 };
   const flags: Record<string, keyof Args> = {
     '--watchers': 'watchers', '--connections': 'connections', '--keys': 'keys', '--seconds': 'seconds',
-    '--writers': 'writers', '--value-bytes': 'valueBytes', '--idle-watchers': 'idleWatchers',
+    '--writers': 'writers', '--value-bytes': 'valueBytes', '--idle-watchers': 'idleWatchers', '--window': 'window',
   };
   for (let i = 0; i < argv.length; i += 2) {
     if (argv[i] === '--only') { a.only = argv[i + 1] as ServerKind; continue; }
+    if (argv[i] === '--prof') { a.prof = true; i--; continue; }
     const k = flags[argv[i]];
     if (!k || !(Number(argv[i + 1]) >= 0)) throw new Error(`bad argument ${argv[i]} ${argv[i + 1] ?? ''} (flags: ${Object.keys(flags).join(' ')} --only KIND)`);
     (a as unknown as Record<string, number>)[k] = Number(argv[i + 1]);
@@ -120,8 +131,9 @@ class WatchStream {
   readonly stream: http2.ClientHttp2Stream;
   #buf: Buffer = Buffer.alloc(0);
 
-  constructor(endpoint: string, onResponse: (buf: Buffer, start: number, end: number) => void) {
-    this.session = http2.connect(`http://${endpoint}`);
+  constructor(endpoint: string, onResponse: (buf: Buffer, start: number, end: number) => void, window = 65535) {
+    this.session = http2.connect(`http://${endpoint}`, { settings: { initialWindowSize: window } });
+    if (window > 65535) this.session.on('connect', () => this.session.setLocalWindowSize(window));
     this.session.on('error', (e) => console.error(`watch session error: ${e.message}`));
     this.stream = this.session.request(grpcHeaders(watchPath));
     this.stream.on('error', (e) => console.error(`watch stream error: ${e.message}`));
@@ -240,7 +252,7 @@ async function fanout(s: Server, a: Args): Promise<FanoutResult> {
       events += sc.events;
       lastEventAt = performance.now();
       if (sampled.has(watchId)) scanResponse(buf, start, end, record);
-    });
+    }, a.window);
     streams.push(ws);
   }
   const per = Math.floor(a.watchers / a.connections);
@@ -332,14 +344,51 @@ async function idle(s: Server, a: Args): Promise<IdleResult> {
   return { kind: s.kind, watchers: a.idleWatchers, rssBeforeKiB: before, rssAfterKiB: after, bytesPerWatcher: Math.round(((after - before) * 1024) / a.idleWatchers) };
 }
 
-async function withServer<T>(kind: ServerKind, f: (s: Server) => Promise<T>): Promise<T> {
-  const s = await startKind(kind, { logLevel: 'error' });
+async function withServer<T>(kind: ServerKind, f: (s: Server) => Promise<T>, profDir?: string): Promise<T> {
+  const s = await startKind(kind, { logLevel: 'error', ...(profDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}) });
   try {
     return await f(s);
   } finally {
-    await s.stop();
+    await s.stop(profDir ? 'SIGINT' : undefined); // a clean exit makes V8 write every thread's profile
     removeDataDir(s);
   }
+}
+
+/** The n functions with the most self time, one per line (ms and share of the thread's samples). */
+function topSelf(p: CpuProfile, n: number): string {
+  const byId = new Map(p.nodes.map((x) => [x.id, x]));
+  const self = new Map<string, number>();
+  let total = 0;
+  for (let i = 0; i < p.samples.length; i++) {
+    const node = byId.get(p.samples[i])!;
+    const f = node.callFrame;
+    const name = `${f.functionName || '(anonymous)'} ${f.url.split('/').slice(-2).join('/')}:${f.lineNumber + 1}`;
+    const dt = p.timeDeltas[i] ?? 0;
+    self.set(name, (self.get(name) ?? 0) + dt);
+    total += dt;
+  }
+  return [...self].sort((x, y) => y[1] - x[1]).slice(0, n)
+    .map(([k, us]) => `  ${(us / 1000).toFixed(0).padStart(6)} ms ${((100 * us) / total).toFixed(1).padStart(5)}%  ${k}`).join('\n');
+}
+
+/** Renders each thread's .cpuprofile in dir as flamegraphs/<commit>-watch-<thread>.html. */
+function writeFlamegraphs(dir: string, command: string): void {
+  const root = path.join(__dirname, '..', '..');
+  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
+  const meta = `${command} | commit ${commit} | ${os.cpus()[0]?.model ?? '?'} x${os.cpus().length} | node ${process.version} | ${new Date().toISOString()}`;
+  const outDir = path.join(root, 'flamegraphs');
+  fs.mkdirSync(outDir, { recursive: true });
+  let n = 0;
+  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.cpuprofile')).sort()) {
+    const p = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as CpuProfile;
+    const urls = p.nodes.map((x) => x.callFrame.url);
+    const thread = urls.some((u) => u.includes('main/cli.js')) ? 'main' : urls.some((u) => u.includes('workers/watch')) ? 'watch'
+      : urls.some((u) => u.includes('workers/apply.js')) ? 'apply' : `thread${++n}`;
+    const name = `${commit}-watch-${thread}.html`;
+    fs.writeFileSync(path.join(outDir, name), renderFlamegraphHtml(p, name, meta));
+    console.error(`${path.join('flamegraphs', name)}; top self time:\n${topSelf(p, 12)}`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
 }
 
 const fmt = (x: number, d = 0): string => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
@@ -351,10 +400,13 @@ async function main(): Promise<void> {
   const m = machineInfo(process.env.ETCD_TS_ETCD_BIN ?? '/usr/bin/etcd');
   const fan: FanoutResult[] = [];
   const idl: IdleResult[] = [];
+  const cmd = `node dist/bench/watch.js ${process.argv.slice(2).join(' ')}`.trim();
   for (const kind of kinds) {
-    const r = await withServer(kind, (s) => fanout(s, a));
+    const profDir = a.prof && kind === 'etcd-ts' ? fs.mkdtempSync(path.join(os.tmpdir(), 'etcd-ts-prof-')) : undefined;
+    const r = await withServer(kind, (s) => fanout(s, a), profDir);
     console.error(JSON.stringify(r));
     fan.push(r);
+    if (profDir) writeFlamegraphs(profDir, cmd);
   }
   if (a.idleWatchers > 0) {
     for (const kind of kinds) {
@@ -364,9 +416,8 @@ async function main(): Promise<void> {
     }
   }
 
-  const cmd = `node dist/bench/watch.js ${process.argv.slice(2).join(' ')}`.trim();
   const out: string[] = [];
-  out.push(`Command: \`${cmd}\` (watchers ${a.watchers}, connections ${a.connections}, keys ${a.keys}, seconds ${a.seconds}, writers ${a.writers}, value ${a.valueBytes} B)`);
+  out.push(`Command: \`${cmd}\` (watchers ${a.watchers}, connections ${a.connections}, keys ${a.keys}, seconds ${a.seconds}, writers ${a.writers}, value ${a.valueBytes} B, window ${a.window} B)`);
   out.push(`Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}, etcd ${m.etcd}, commit ${m.commit}, data dirs on ${m.tmpFs}; ${new Date().toISOString().slice(0, 10)}`);
   out.push('');
   const byKind = (k: ServerKind): FanoutResult | undefined => fan.find((r) => r.kind === k);

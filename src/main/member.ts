@@ -224,6 +224,12 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   const watch = new WatchService({
     worker: watchWorker.worker, toWatch: new Ring(watchInit.toWatch), fromWatch: new Ring(watchInit.fromWatch),
     signal: new WatchSignal(watchInit.signal), term: () => node.term, log,
+    restart: async () => {
+      // Fresh rings (the dead worker may have left a record half written), the same signal block.
+      const init: WatchWorkerInit = { ...watchInit, toWatch: Ring.create(limits.watchControlRingBytes), fromWatch: Ring.create(limits.watchResponseRingBytes) };
+      const { worker } = await startWorker('watch.js', init);
+      return { worker, toWatch: new Ring(init.toWatch), fromWatch: new Ring(init.fromWatch) };
+    },
   });
   const server = new EtcdServer({ cfg, log, node, store, clusterId, self, members, lmdbDir, compactor: compactor.worker, watch, lessor });
   await publish(node, store, cfg, ident, log);

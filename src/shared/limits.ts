@@ -49,8 +49,13 @@ export const limits = {
   /** Watchers on one Watch stream (etcd has no bound; we refuse more with a canceled create). */
   watchersPerStreamMax: 100_000,
   /** Response bytes one Watch stream may have in flight (pushed by the watch worker, not yet accepted by
-   * HTTP/2) before its watchers stop getting live events and catch up from history when it drains. */
-  watchBufferedBytesMax: 4 * 1024 * 1024,
+   * HTTP/2) before its watchers stop getting live events and catch up from history when it drains.
+   * 2 MiB delivered more than 4 MiB in each of 4 paired runs of bench/watch.ts --writers 32
+   * (docs/BENCHMARKS.md, Watch). */
+  watchBufferedBytesMax: 2 * 1024 * 1024,
+  /** Unread response bytes past which a Watch stream that keeps sending requests (whose replies are not
+   * bounded by watchBufferedBytesMax) is ended with RESOURCE_EXHAUSTED. */
+  watchStreamBytesHardMax: 16 * 1024 * 1024,
   /** A watch response is cut at the next revision boundary past this many event bytes. */
   watchResponseBytesSoftMax: 1024 * 1024,
   /** Events read per fan-out step (a revision is never split, so a step may exceed it by one txn). */
@@ -145,6 +150,7 @@ export function checkLimits(l: Limits): void {
   assert(l.watchResponseRingBytes >= 4 * (l.requestBytesMax + l.grpcOverheadBytes), 'a watch response ring holds two max responses with prev_kv');
   assert(l.watchControlRingBytes >= 2 * (l.requestBytesMax + l.grpcOverheadBytes), 'a control ring holds a create with the largest key');
   assert(l.watchBufferedBytesMax >= l.watchResponseBytesSoftMax, 'a stream buffers at least one response');
+  assert(l.watchStreamBytesHardMax >= 2 * l.watchBufferedBytesMax, 'request replies get room beyond the event buffer');
   assert(l.txnOpsMax > 0 && l.requestBytesMax > 0, 'positive sizes');
   assert(l.wsSendBytesMax >= 4 * (l.requestBytesMax + l.grpcOverheadBytes), 'a WebSocket holds a few max responses in base64');
   assert(l.wsSendHighBytes < l.wsSendBytesMax, 'WebSocket backpressure starts below the disconnect cap');

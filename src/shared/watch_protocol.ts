@@ -10,6 +10,9 @@
 //      8  Int32[2]     DOORBELL   apply worker, main thread  +1 whenever the watch worker has new work
 //     12  Int32[3]     TERM       main thread                raft term for response headers
 //     16  Int32[4]     WATCHING   watch worker               1 while it has watchers, else 0
+//     20  Int32[5]     DEFERRED   watch worker sets 1,       the worker put off a fan-out because the
+//                                 main thread swaps to 0     response ring still held its last pass: the
+//                                                            main thread rings once it has drained it
 //
 // The apply worker rings only while WATCHING is 1: with no watchers, a put does not wake another
 // thread. No wake-up is lost (a Dekker pair over sequentially consistent Atomics): the worker stores
@@ -35,8 +38,24 @@
 //   DRAINED  | 5 | pad3 | streamId u32 @4 | bytes f64 @8 |          the stream accepted this many more bytes
 //
 // watch -> main (ring):
-//   RESPONSE | 1 | pad3 | streamId u32 @4 | encoded etcdserverpb.WatchResponse ...
-//            ready to frame and send; the main thread never decodes it.
+//   RESPONSES | 1 | pad3 | streamId u32 @4 | items, back to back, in the stream's order:
+//             FRAMED    | 0 | length u32 BE | etcdserverpb.WatchResponse |      (exactly a gRPC message frame)
+//             TEMPLATE  | 1 | prefixLen u32 LE | suffixLen u32 LE | count u32 LE | prefix | suffix |
+//                       | count x (idLen u8 | watch_id field bytes) |
+//             everything the worker had for one stream in one pass, so the main thread does one transport
+//             write per stream per pass and never decodes a response. A TEMPLATE is `count` responses
+//             that differ only in watch_id (the watchers of one group, fed the same events in one fan-out
+//             pass): each is prefix (header field) ‖ watch_id field ‖ suffix (the events), and the main
+//             thread expands it, so the events cross between threads once per stream, not once per watcher.
+//             Flow-control byte counts (DRAINED, StreamState.unackedBytes) are of the gRPC-framed bytes
+//             the main thread writes (after expansion).
+//   PART      | 2 | pad3 | streamId u32 @4 | bytes |
+//             a leading piece of the stream's next RESPONSES record, when that record is larger than the
+//             ring can carry (etcd sends one revision whole, however large, unless the watcher asked for
+//             fragments): the main thread keeps the pieces and joins them with the RESPONSES that ends it.
+//   END       | 3 | grpc code u8 @1 | pad2 | streamId u32 @4 | message (utf8) |
+//             end the client's stream with this status, after everything before it; the worker has
+//             already dropped the stream's watchers.
 import { dv } from './apply_protocol';
 import { assert } from './errors';
 
@@ -45,6 +64,7 @@ export const SIG_REVISION_I64 = 0;
 export const SIG_DOORBELL_I32 = 2;
 export const SIG_TERM_I32 = 3;
 export const SIG_WATCHING_I32 = 4;
+export const SIG_DEFERRED_I32 = 5;
 
 export const W_CREATE = 1;
 export const W_CANCEL = 2;
@@ -64,7 +84,11 @@ export const CREATE_HEADER_BYTES = 32;
 export const CONTROL_MSG_BYTES = 16;
 
 export const W_RESPONSE = 1;
+export const W_RESPONSE_PART = 2;
+export const W_END = 3;
 export const RESPONSE_HEADER_BYTES = 8;
+/** gRPC's length prefix (compressed flag u8, length u32 big endian) before each message. */
+export const GRPC_PREFIX_BYTES = 5;
 
 /** Data given to the watch worker at start. */
 export interface WatchWorkerInit {
@@ -111,6 +135,14 @@ export class WatchSignal {
   ring(): void {
     Atomics.add(this.#i32, SIG_DOORBELL_I32, 1);
     Atomics.notify(this.#i32, SIG_DOORBELL_I32);
+  }
+  /** Watch worker: a fan-out waits for the main thread to drain the response ring. */
+  setDeferred(): void {
+    Atomics.store(this.#i32, SIG_DEFERRED_I32, 1);
+  }
+  /** Main thread, after draining: true (and cleared) when the worker asked to be rung. */
+  takeDeferred(): boolean {
+    return Atomics.load(this.#i32, SIG_DEFERRED_I32) !== 0 && Atomics.exchange(this.#i32, SIG_DEFERRED_I32, 0) !== 0;
   }
   doorbell(): number {
     return Atomics.load(this.#i32, SIG_DOORBELL_I32);
@@ -177,15 +209,108 @@ export function readControlMsg(m: Uint8Array): { type: number; streamId: number;
   return { type: m[0], streamId: v.getUint32(4, true), value: v.getFloat64(8, true) };
 }
 
-export function writeResponseHeader(out: Uint8Array, streamId: number): void {
-  out[0] = W_RESPONSE;
-  out[1] = 0;
+// Response records are the hot path (one per stream per pass): plain byte stores, no DataView.
+export function writeResponseHeader(out: Uint8Array, streamId: number, type: number = W_RESPONSE, code = 0): void {
+  out[0] = type;
+  out[1] = code;
   out[2] = 0;
   out[3] = 0;
-  dv(out).setUint32(4, streamId, true);
+  out[4] = streamId & 0xff;
+  out[5] = (streamId >>> 8) & 0xff;
+  out[6] = (streamId >>> 16) & 0xff;
+  out[7] = streamId >>> 24;
 }
 
+/** Stream ID of a watch -> main record (RESPONSES, PART or END). */
 export function readResponseStreamId(m: Uint8Array): number {
-  assert(m[0] === W_RESPONSE && m.length >= RESPONSE_HEADER_BYTES, 'not a watch response message');
-  return dv(m).getUint32(4, true);
+  assert(m[0] >= W_RESPONSE && m[0] <= W_END && m.length >= RESPONSE_HEADER_BYTES, 'not a watch response record');
+  return (m[4] | (m[5] << 8) | (m[6] << 16) | (m[7] << 24)) >>> 0;
+}
+
+export const ITEM_FRAMED = 0;
+export const ITEM_TEMPLATE = 1;
+export const TEMPLATE_HEADER_BYTES = 13;
+
+/** Writes gRPC's prefix for a message of len bytes at out[at]. */
+export function writeGrpcPrefix(out: Uint8Array, at: number, len: number): void {
+  out[at] = 0;
+  out[at + 1] = len >>> 24;
+  out[at + 2] = (len >>> 16) & 0xff;
+  out[at + 3] = (len >>> 8) & 0xff;
+  out[at + 4] = len & 0xff;
+}
+
+function readU32LE(m: Uint8Array, at: number): number {
+  return (m[at] | (m[at + 1] << 8) | (m[at + 2] << 16) | (m[at + 3] << 24)) >>> 0;
+}
+
+export function writeU32LE(out: Uint8Array, at: number, v: number): void {
+  out[at] = v & 0xff;
+  out[at + 1] = (v >>> 8) & 0xff;
+  out[at + 2] = (v >>> 16) & 0xff;
+  out[at + 3] = v >>> 24;
+}
+
+/** Bytes the items of a RESPONSES record (without its 8-byte header) expand to, gRPC-framed. */
+export function expandedBytes(items: Uint8Array): number {
+  let n = 0;
+  for (let at = 0; at < items.length;) {
+    if (items[at] === ITEM_FRAMED) {
+      const len = GRPC_PREFIX_BYTES + ((items[at + 1] << 24) >>> 0) + (items[at + 2] << 16) + (items[at + 3] << 8) + items[at + 4];
+      n += len;
+      at += len;
+      continue;
+    }
+    assert(items[at] === ITEM_TEMPLATE, 'watch response item');
+    const prefixLen = readU32LE(items, at + 1);
+    const suffixLen = readU32LE(items, at + 5);
+    const count = readU32LE(items, at + 9);
+    at += TEMPLATE_HEADER_BYTES + prefixLen + suffixLen;
+    n += count * (GRPC_PREFIX_BYTES + prefixLen + suffixLen);
+    for (let i = 0; i < count; i++) {
+      n += items[at];
+      at += 1 + items[at];
+    }
+  }
+  return n;
+}
+
+/**
+ * Writes the gRPC-framed responses of a RESPONSES record's items into out (sized by expandedBytes).
+ * A template's prefix and suffix are read from the record once and then copied within out, which the
+ * writing thread has in its own cache.
+ */
+export function expandItems(items: Uint8Array, out: Buffer): void {
+  let p = 0;
+  for (let at = 0; at < items.length;) {
+    if (items[at] === ITEM_FRAMED) {
+      const len = GRPC_PREFIX_BYTES + ((items[at + 1] << 24) >>> 0) + (items[at + 2] << 16) + (items[at + 3] << 8) + items[at + 4];
+      out.set(items.subarray(at, at + len), p);
+      p += len;
+      at += len;
+      continue;
+    }
+    const prefixLen = readU32LE(items, at + 1);
+    const suffixLen = readU32LE(items, at + 5);
+    const count = readU32LE(items, at + 9);
+    const prefixAt = at + TEMPLATE_HEADER_BYTES;
+    const suffixAt = prefixAt + prefixLen;
+    at = suffixAt + suffixLen;
+    let firstPrefix = -1;
+    let firstSuffix = -1;
+    for (let i = 0; i < count; i++) {
+      const idLen = items[at];
+      writeGrpcPrefix(out, p, prefixLen + idLen + suffixLen);
+      p += GRPC_PREFIX_BYTES;
+      if (firstPrefix < 0) out.set(items.subarray(prefixAt, suffixAt), (firstPrefix = p));
+      else out.copyWithin(p, firstPrefix, firstPrefix + prefixLen);
+      p += prefixLen;
+      for (let k = 1; k <= idLen; k++) out[p++] = items[at + k];
+      at += 1 + idLen;
+      if (firstSuffix < 0) out.set(items.subarray(suffixAt, suffixAt + suffixLen), (firstSuffix = p));
+      else out.copyWithin(p, firstSuffix, firstSuffix + suffixLen);
+      p += suffixLen;
+    }
+  }
+  assert(p === out.length, 'watch response expansion size');
 }

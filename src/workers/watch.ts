@@ -6,14 +6,16 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Ring } from '../shared/ring';
 import {
   CREATE_FRAGMENT, CREATE_FROM_KEY, CREATE_NO_DELETE, CREATE_NO_PUT, CREATE_PREV_KV, CREATE_PROGRESS_NOTIFY,
-  readControlMsg, readCreateMsg, RESPONSE_HEADER_BYTES, W_CANCEL, W_CLOSED, W_CREATE, W_DRAINED, W_PROGRESS,
-  WatchSignal, WatchWorkerInit, writeResponseHeader,
+  GRPC_PREFIX_BYTES, ITEM_TEMPLATE, readControlMsg, readCreateMsg, RESPONSE_HEADER_BYTES, TEMPLATE_HEADER_BYTES, W_CANCEL, W_CLOSED, W_CREATE, W_DRAINED, W_PROGRESS,
+  W_END, W_RESPONSE, W_RESPONSE_PART, WatchSignal, WatchWorkerInit, writeGrpcPrefix, writeResponseHeader, writeU32LE,
 } from '../shared/watch_protocol';
 import { limits } from '../shared/limits';
 import { MvccStore } from './mvcc/store';
 import { CreateRequest, ResponseSink, WatchCore } from './watch/watch_core';
 import type { WatcherOptions } from './watch/watcher';
 import { KEY_INF } from './watch/interval_index';
+import { TAG_WATCH_ID, varintBytes, writeVarint } from './watch/encode';
+import { assert } from '../shared/errors';
 
 const init = workerData as WatchWorkerInit;
 // Opened writable although it never writes: on a fresh data dir a read-only handle would not see named
@@ -23,26 +25,127 @@ const inRing = new Ring(init.toWatch);
 const outRing = new Ring(init.fromWatch);
 const signal = new WatchSignal(init.signal);
 
-/** Responses are encoded straight into the ring; a full ring (main thread busy) waits for space. */
+/** A stream's staged responses are pushed early past this many bytes (bounds ring records and staging). */
+const STAGE_PUSH_BYTES = 256 * 1024;
+const STAGE_INITIAL_BYTES = 16 * 1024;
+/** Staging buffers kept for reuse after a flush (the rest are left to GC: idle streams cost nothing). */
+const STAGE_FREE_MAX = 32;
+
+interface Staging {
+  buf: Buffer;
+  len: number;
+}
+
+/**
+ * Responses are staged per stream, gRPC-framed, during one loop iteration, and pushed to the ring by
+ * flush() as one record per stream: the main thread then does one copy and one transport write per
+ * stream per pass instead of one per watcher response. A full ring (main thread busy) waits for space.
+ */
 class RingSink implements ResponseSink {
-  readonly maxResponseBytes = outRing.maxMessageBytes - RESPONSE_HEADER_BYTES;
+  /** gRPC's (and etcd's send) limit: a 31-bit message length. Larger records travel in PARTs. */
+  readonly maxResponseBytes = 2 ** 31 - 1;
+  readonly #staged = new Map<number, Staging>();
+  readonly #free: Buffer[] = [];
+
   reserve(streamId: number, len: number): Uint8Array {
+    const out = this.#stage(streamId, GRPC_PREFIX_BYTES + len);
+    writeGrpcPrefix(out, 0, len); // ITEM_FRAMED: the item is the gRPC frame itself
+    return out.subarray(GRPC_PREFIX_BYTES);
+  }
+
+  /** Claims len bytes at the end of the stream's staged items. */
+  #stage(streamId: number, len: number): Buffer {
+    let st = this.#staged.get(streamId);
+    if (st === undefined) {
+      st = { buf: this.#free.pop() ?? Buffer.allocUnsafe(STAGE_INITIAL_BYTES), len: 0 };
+      this.#staged.set(streamId, st);
+    } else if (st.len > 0 && st.len + len > STAGE_PUSH_BYTES) {
+      this.#push(streamId, st);
+    }
+    const at = st.len;
+    const end = at + len;
+    if (end > st.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(end, 2 * st.buf.length));
+      st.buf.copy(grown, 0, 0, st.len);
+      st.buf = grown;
+    }
+    st.len = end;
+    return st.buf.subarray(at, end);
+  }
+
+  commit(): void {
+    // Staged: flush() publishes.
+  }
+
+  template(streamId: number, prefix: Uint8Array, suffix: Uint8Array, watchIds: readonly number[]): void {
+    let len = TEMPLATE_HEADER_BYTES + prefix.length + suffix.length;
+    for (const id of watchIds) len += 1 + (id === 0 ? 0 : 1 + varintBytes(id));
+    const out = this.#stage(streamId, len);
+    let p = 0;
+    out[p] = ITEM_TEMPLATE;
+    writeU32LE(out, p + 1, prefix.length);
+    writeU32LE(out, p + 5, suffix.length);
+    writeU32LE(out, p + 9, watchIds.length);
+    p += TEMPLATE_HEADER_BYTES;
+    out.set(prefix, p);
+    out.set(suffix, (p += prefix.length));
+    p += suffix.length;
+    for (const id of watchIds) {
+      if (id === 0) {
+        out[p++] = 0;
+        continue;
+      }
+      out[p + 1] = TAG_WATCH_ID;
+      const end = writeVarint(out, p + 2, id);
+      out[p] = end - p - 1;
+      p = end;
+    }
+    assert(p === len, 'template size');
+  }
+
+  /** Pushes every stream's staged responses, one ring record each. */
+  flush(): void {
+    if (this.#staged.size === 0) return;
+    for (const [id, st] of this.#staged) {
+      this.#push(id, st);
+      if (this.#free.length < STAGE_FREE_MAX && st.buf.length <= STAGE_PUSH_BYTES) this.#free.push(st.buf);
+    }
+    this.#staged.clear();
+  }
+
+  end(streamId: number, code: number, message: string): void {
+    const st = this.#staged.get(streamId);
+    if (st !== undefined && st.len > 0) this.#push(streamId, st); // what it was sent before, first
+    const msg = Buffer.from(message);
+    this.#record(streamId, W_END, code, msg, 0, msg.length);
+  }
+
+  /** One RESPONSES record, or PART records then RESPONSES when larger than the ring carries. */
+  #push(streamId: number, st: Staging): void {
+    const piece = outRing.maxMessageBytes - RESPONSE_HEADER_BYTES;
+    let at = 0;
+    for (; st.len - at > piece; at += piece) this.#record(streamId, W_RESPONSE_PART, 0, st.buf, at, at + piece);
+    this.#record(streamId, W_RESPONSE, 0, st.buf, at, st.len);
+    st.len = 0;
+  }
+
+  #record(streamId: number, type: number, code: number, bytes: Uint8Array, from: number, to: number): void {
     for (;;) {
-      const slot = outRing.reserve(RESPONSE_HEADER_BYTES + len);
+      const slot = outRing.reserve(RESPONSE_HEADER_BYTES + to - from);
       if (slot) {
-        writeResponseHeader(slot, streamId);
-        return slot.subarray(RESPONSE_HEADER_BYTES);
+        writeResponseHeader(slot, streamId, type, code);
+        slot.set(bytes.subarray(from, to), RESPONSE_HEADER_BYTES);
+        outRing.commit();
+        return;
       }
       outRing.notify();
       outRing.waitForSpaceSync(100);
     }
   }
-  commit(): void {
-    outRing.commit();
-  }
 }
 
-const core = new WatchCore(store, new RingSink(), { clusterId: init.clusterId, memberId: init.memberId, maxRequestBytes: init.maxRequestBytes });
+const sink = new RingSink();
+const core = new WatchCore(store, sink, { clusterId: init.clusterId, memberId: init.memberId, maxRequestBytes: init.maxRequestBytes });
 
 /** One shared options object per flag combination: idle watchers should cost little memory. */
 const optionsByFlags: WatcherOptions[] = Array.from({ length: 32 }, (_, f) => Object.freeze({
@@ -60,8 +163,18 @@ function toCreate(m: Uint8Array): CreateRequest {
   };
 }
 
+/**
+ * Fault injection for test/integration/watch_crash.test.ts: a watch on exactly this key makes the worker
+ * throw, as a broken invariant would, so the test sees what clients see when the worker dies.
+ */
+const faultKey = process.env.ETCD_TS_WATCH_FAULT_KEY ? Buffer.from(process.env.ETCD_TS_WATCH_FAULT_KEY) : null;
+
 function onControl(m: Uint8Array): void {
-  if (m[0] === W_CREATE) return core.create(toCreate(m));
+  if (m[0] === W_CREATE) {
+    const c = toCreate(m);
+    if (faultKey !== null && faultKey.equals(c.key)) throw new Error('watch worker: injected fault (ETCD_TS_WATCH_FAULT_KEY)');
+    return core.create(c);
+  }
   const c = readControlMsg(m);
   switch (c.type) {
     case W_CANCEL: return core.cancel(c.streamId, c.value);
@@ -84,8 +197,22 @@ function loop(): void {
     signal.setWatching(watching); // before reading REVISION: see the signal block's comment
     // The signal word may lag our own start-up read; the store is the truth, the word only wakes us.
     const rev = Math.max(signal.revision(), core.lastRev);
+    // Batching under load: while the main thread has not yet taken our last pass off the ring, new
+    // revisions accumulate and the next pass sends each watcher one response for all of them (as etcd's
+    // watchers fall behind and catch up in batches, but bounded by one main-thread turn). The DEFERRED
+    // word asks the main thread to ring the doorbell once it has drained the ring (no polling; the
+    // short wait below is only a safety net).
+    let deferred = false;
     if (!watching) core.skipTo(rev);
-    else if (rev > core.lastRev) core.advance(rev);
+    else if (rev > core.lastRev) {
+      if (outRing.isEmpty()) core.advance(rev);
+      else {
+        // Flag first, then look again: either we see the ring empty or the main thread sees the flag.
+        signal.setDeferred();
+        if (outRing.isEmpty()) core.advance(rev);
+        else deferred = true;
+      }
+    }
     const more = core.catchUp();
     core.answerProgress();
     const now = Date.now();
@@ -93,8 +220,9 @@ function loop(): void {
       core.progressTick();
       nextTick = now + limits.watchProgressNotifyIntervalMs;
     }
+    sink.flush();
     outRing.notify();
-    if (!more) signal.wait(seen, Math.min(1000, Math.max(1, nextTick - now)));
+    if (!more) signal.wait(seen, deferred ? 2 : Math.min(1000, Math.max(1, nextTick - now)));
   }
 }
 

@@ -35,9 +35,15 @@ export class WatchClient {
   readonly responses: Resp[] = [];
   readonly raw: etcdserverpb.WatchResponse[] = [];
   status: string | undefined;
+  /** grpc-message of the status, percent-decoded. */
+  message: string | undefined;
   #session: http2.ClientHttp2Session;
   #stream: http2.ClientHttp2Stream;
   #buf = Buffer.alloc(0);
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  /** Bytes still missing for the message at the head of #buf (0: unknown). */
+  #need = 0;
   #waiters: Array<() => void> = [];
 
   constructor(endpoint: string, opts: { paused?: boolean } = {}) {
@@ -45,8 +51,17 @@ export class WatchClient {
     this.#session.on('error', () => undefined);
     this.#stream = this.#session.request({ ':method': 'POST', ':path': '/etcdserverpb.Watch/Watch', 'content-type': 'application/grpc', te: 'trailers' });
     this.#stream.on('error', () => undefined);
-    this.#stream.on('trailers', (t) => { this.status = String(t['grpc-status']); this.#wake(); });
-    this.#stream.on('response', (h) => { if (h['grpc-status'] !== undefined) this.status = String(h['grpc-status']); });
+    this.#stream.on('trailers', (t) => {
+      this.status = String(t['grpc-status']);
+      this.message = decodeURIComponent(String(t['grpc-message'] ?? ''));
+      this.#wake();
+    });
+    this.#stream.on('response', (h) => {
+      if (h['grpc-status'] === undefined) return;
+      this.status = String(h['grpc-status']);
+      this.message = decodeURIComponent(String(h['grpc-message'] ?? ''));
+      this.#wake();
+    });
     if (opts.paused) this.#stream.pause();
     this.#stream.on('data', (c: Buffer) => this.#onData(c));
   }
@@ -55,10 +70,20 @@ export class WatchClient {
   resume(): void { this.#stream.resume(); }
 
   #onData(c: Buffer): void {
-    this.#buf = Buffer.concat([this.#buf, c]);
+    // A large message arrives in many chunks: join them only once the whole message is here.
+    this.#pending.push(c);
+    this.#pendingBytes += c.length;
+    if (this.#need > 0 && this.#pendingBytes < this.#need) return;
+    this.#buf = Buffer.concat([this.#buf, ...this.#pending]);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#need = 0;
     while (this.#buf.length >= 5) {
       const len = this.#buf.readUInt32BE(1);
-      if (this.#buf.length < 5 + len) break;
+      if (this.#buf.length < 5 + len) {
+        this.#need = 5 + len - this.#buf.length;
+        break;
+      }
       const r = etcdserverpb.WatchResponse.decode(this.#buf.subarray(5, 5 + len));
       this.#buf = this.#buf.subarray(5 + len);
       this.raw.push(r);

@@ -30,6 +30,18 @@ class CaptureSink implements ResponseSink {
     this.out.push({ streamId: s.streamId, resp: simplify(etcdserverpb.WatchResponse.decode(s.buf)) });
     this.#slot = null;
   }
+  readonly ended: Array<{ streamId: number; code: number; message: string }> = [];
+  end(streamId: number, code: number, message: string): void {
+    this.ended.push({ streamId, code, message });
+  }
+  /** Each response rebuilt independently of the worker's encoder: the watch_id field via protobufjs. */
+  template(streamId: number, prefix: Uint8Array, suffix: Uint8Array, watchIds: readonly number[]): void {
+    for (const watchId of watchIds) {
+      const id = etcdserverpb.WatchResponse.encode({ watchId }).finish();
+      const bytes = Buffer.concat([prefix, id, suffix]);
+      this.out.push({ streamId, resp: simplify(etcdserverpb.WatchResponse.decode(bytes)) });
+    }
+  }
   of(streamId: number, watchId: number): Resp[] {
     return this.out.filter((o) => o.streamId === streamId && o.resp.watchId === watchId).map((o) => o.resp);
   }
@@ -87,6 +99,28 @@ describe('watch core', function () {
     core.answerProgress();
     const tail = sink.out.slice(5).map((o) => [o.streamId, o.resp.watchId, o.resp.canceled, o.resp.events.length, o.resp.revision]);
     assert.deepEqual(tail, [[1, 0, false, 1, 3], [1, 5, false, 1, 3], [2, 0, false, 1, 3], [1, 5, true, 0, 3], [1, -1, false, 0, 3]]);
+    await d.close();
+  });
+
+  it('a stream that sends requests but never reads their replies is ended past the hard limit; others go on', async () => {
+    const { d, sink, core, write } = setup();
+    limits.watchStreamBytesHardMax = 2000;
+    core.create({ streamId: 1, watchId: 0, key: b('a'), end: null, startRevision: 0, opts });
+    core.create({ streamId: 2, watchId: 0, key: b('a'), end: null, startRevision: 0, opts });
+    let n = 0;
+    while (sink.ended.length === 0 && n < 10_000) {
+      core.requestProgress(1); // stream 1 never reports DRAINED
+      core.answerProgress();
+      core.drained(2, Number.MAX_SAFE_INTEGER);
+      n++;
+    }
+    assert.deepEqual(sink.ended, [{ streamId: 1, code: 8, message: 'etcd-ts: watch stream is not reading its responses' }]);
+    const replies = sink.out.filter((o) => o.streamId === 1).length;
+    assert.ok(n > 10 && replies < 2000 / 10, `ended after ${n} requests`); // replies are 20-40 bytes: ended near the limit
+    assert.equal(core.watcherCount, 1); // stream 1's watcher is gone
+    write(() => d.put('a', '1'));
+    core.advance(d.store.revision);
+    assert.deepEqual(sink.out.filter((o) => o.resp.events.length > 0).map((o) => o.streamId), [2]);
     await d.close();
   });
 

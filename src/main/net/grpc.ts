@@ -28,6 +28,9 @@ export interface ServerStream {
   /** Queues one message. The transport may keep a reference to `msg` until it is written (the h2
    * transport does for messages of 4 KiB and more): do not reuse its memory after the call. */
   send(msg: Uint8Array): boolean;
+  /** Optional: queues bytes that are already gRPC-framed messages (prefix ‖ message, back to back), as
+   * one write; kept by reference like send(). Returns false on backpressure, as send(). */
+  sendFramed?(framed: Buffer): boolean;
   /** Ends the call with a status. */
   end(code: GrpcCode, message?: string): void;
   readonly closed: boolean;
@@ -209,6 +212,7 @@ export class GrpcTransport {
     const cancelFns: Array<() => void> = [];
     const ss: ServerStream = {
       send: (msg) => (ended || stream.destroyed ? false : stream.write(frame(msg))),
+      sendFramed: (framed) => (ended || stream.destroyed ? false : stream.write(framed)),
       end: (code, message) => {
         if (ended) return;
         ended = true;

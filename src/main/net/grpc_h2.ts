@@ -233,6 +233,21 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
     if (this.#ended || this.#stream.closed) return false;
     grpcTraffic.sentBytes += msg.length;
     writeGrpcMessage(this.#stream, msg);
+    return this.#queueOk();
+  }
+
+  sendFramed(framed: Buffer): boolean {
+    if (this.#ended || this.#stream.closed) return false;
+    // Up to 64 KiB in pieces the session copies into its output buffer (a large piece is passed by
+    // reference and seals that buffer, allocating a new one: per-pass garbage for a watch stream);
+    // beyond, by reference.
+    const piece = h2Limits.copyPayloadBytesMax - 1;
+    if (framed.length >= 64 * 1024) this.#stream.write(framed);
+    else for (let at = 0; at < framed.length; at += piece) this.#stream.write(framed.subarray(at, Math.min(framed.length, at + piece)));
+    return this.#queueOk();
+  }
+
+  #queueOk(): boolean {
     const ok = this.#stream.queuedBytes < h2Limits.streamSendQueueBytesHigh;
     if (!ok) this.#stream.drainWanted = true;
     return ok;

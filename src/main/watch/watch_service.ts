@@ -12,13 +12,12 @@ import { Ring } from '../../shared/ring';
 import { Errors, GrpcCode } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import {
-  CONTROL_MSG_BYTES, createMsgBytes, CreateMsg, RESPONSE_HEADER_BYTES, readResponseStreamId, W_CANCEL, W_CLOSED, W_DRAINED,
+  CONTROL_MSG_BYTES, createMsgBytes, CreateMsg, expandedBytes, expandItems, GRPC_PREFIX_BYTES, RESPONSE_HEADER_BYTES, readResponseStreamId, W_CANCEL, W_CLOSED, W_DRAINED, W_END, W_RESPONSE_PART,
   W_PROGRESS, WatchSignal, writeControlMsg, writeCreateMsg,
 } from '../../shared/watch_protocol';
 import type { ServerStream, StreamHandler } from '../net/grpc';
 import { parseWatchRequest } from './watch_request';
 import type { Logger } from '../log';
-import { h2Limits } from '../net/h2/constants';
 
 interface StreamEntry {
   ss: ServerStream;
@@ -26,28 +25,64 @@ interface StreamEntry {
   unreported: number;
   /** send() returned false: report only after 'drain'. */
   congested: boolean;
+  /** PART records of a RESPONSES record too large for the ring, until the record that ends it. */
+  parts: Buffer[] | null;
 }
 
-const WORKER_FAILED = 'etcd-ts: watch worker failed';
+/** Slab for response bytes copied out of the ring (see #copyOut). */
+const SLAB_BYTES = 1024 * 1024;
+
+const WORKER_FAILED = 'etcd-ts: watch worker failed; watch again from the last revision + 1';
+
+/** Sends back-to-back gRPC-framed messages: in one write when the transport can, else one by one. */
+function sendFramed(ss: ServerStream, framed: Buffer): boolean {
+  if (ss.sendFramed) return ss.sendFramed(framed);
+  let ok = true;
+  for (let at = 0; at < framed.length;) {
+    const len = framed.readUInt32BE(at + 1);
+    ok = ss.send(framed.subarray(at + GRPC_PREFIX_BYTES, at + GRPC_PREFIX_BYTES + len)) && ok;
+    at += GRPC_PREFIX_BYTES + len;
+  }
+  return ok;
+}
 
 type Pending = { create: CreateMsg } | { type: number; streamId: number; value: number };
 
-export interface WatchServiceDeps {
+/** A running watch worker and its two rings. */
+export interface WatchWorkerHandle {
   worker: Worker;
   toWatch: Ring;
   fromWatch: Ring;
+}
+
+export interface WatchServiceDeps extends WatchWorkerHandle {
   signal: WatchSignal;
   term: () => number;
   log: Logger;
+  /** Starts a fresh watch worker (fresh rings, the same signal block) after one failed. Without it, a
+   * failed worker leaves Watch unavailable (every stream refused) while the rest of the server runs. */
+  restart?: () => Promise<WatchWorkerHandle>;
 }
+
+/** Restarts allowed within watchRestartWindowMs; past that the worker is left down (a crash loop). */
+const RESTARTS_MAX = 5;
+const RESTART_WINDOW_MS = 60_000;
 
 export class WatchService {
   readonly #d: WatchServiceDeps;
+  /** The current worker; replaced on restart (#generation counts them). */
+  #w: WatchWorkerHandle;
+  #generation = 0;
+  /** False while the worker is down or restarting: new streams are refused with UNAVAILABLE. */
+  #available = true;
+  readonly #failures: number[] = [];
   readonly #streams = new Map<number, StreamEntry>();
   readonly #queue: Pending[] = [];
   /** A DRAINED still in #queue, per stream: later credit is added to it, so the queue holds one per stream. */
   readonly #queuedDrained = new Map<number, { type: number; streamId: number; value: number }>();
   #nextStreamId = 1;
+  #slab: Buffer = Buffer.allocUnsafeSlow(0);
+  #slabUsed = 0;
   #ringScheduled = false;
   #waitingForSpace = false;
   #stopped = false;
@@ -55,18 +90,76 @@ export class WatchService {
 
   constructor(d: WatchServiceDeps) {
     this.#d = d;
+    this.#w = { worker: d.worker, toWatch: d.toWatch, fromWatch: d.fromWatch };
     this.handler = (ss) => this.#open(ss);
-    d.worker.on('error', (e) => this.#onWorkerFailed(e));
-    void this.#drainLoop();
+    this.#adopt(this.#w);
   }
 
-  /** A broken invariant in the watch worker: said loudly, and every watch stream ends (clients
-   * reconnect and resume) instead of hanging; new streams are refused the same way. */
-  #onWorkerFailed(e: Error): void {
-    this.#d.log.error('watch worker failed', { error: e.stack ?? e.message });
-    this.#stopped = true;
-    for (const entry of this.#streams.values()) entry.ss.end(GrpcCode.Unavailable, WORKER_FAILED);
+  /** Watches a worker for failure and starts draining its responses. */
+  #adopt(w: WatchWorkerHandle): void {
+    const gen = this.#generation;
+    w.worker.on('error', (e) => this.#onWorkerFailed(gen, e));
+    w.worker.on('exit', (code) => this.#onWorkerFailed(gen, new Error(`watch worker exited with code ${code}`)));
+    void this.#drainLoop(gen, w.fromWatch).catch((e: unknown) => this.#onWorkerFailed(gen, e as Error));
+  }
+
+  /**
+   * The watch worker died (a broken invariant: an uncaught exception) or the response stream could not
+   * be processed. Said loudly, and never silent for clients: every watch stream ends with UNAVAILABLE
+   * (clients watch again from their last revision + 1, as after a lost connection), and a fresh worker is
+   * started; new streams are refused with UNAVAILABLE until it is ready. More than RESTARTS_MAX failures
+   * within RESTART_WINDOW_MS is a crash loop: Watch stays down (still refusing loudly), the rest of the
+   * server keeps serving.
+   */
+  #onWorkerFailed(gen: number, e: Error): void {
+    if (this.#stopped || gen !== this.#generation) return;
+    this.#generation++;
+    this.#available = false;
+    this.#d.log.error('watch worker failed; ending every watch stream', { error: e.stack ?? e.message, streams: this.#streams.size });
+    const entries = [...this.#streams.values()];
     this.#streams.clear();
+    this.#queue.length = 0;
+    this.#queuedDrained.clear();
+    for (const entry of entries) {
+      try {
+        entry.ss.end(GrpcCode.Unavailable, WORKER_FAILED);
+      } catch (err) {
+        this.#d.log.error('ending a watch stream failed', { error: String(err) });
+      }
+    }
+    void this.#w.worker.terminate().catch(() => undefined);
+    const now = Date.now();
+    this.#failures.push(now);
+    while (this.#failures.length > 0 && this.#failures[0] < now - RESTART_WINDOW_MS) this.#failures.shift();
+    if (!this.#d.restart) return;
+    if (this.#failures.length > RESTARTS_MAX) {
+      this.#d.log.error('watch worker keeps failing; Watch stays unavailable', { failures: this.#failures.length, windowMs: RESTART_WINDOW_MS });
+      return;
+    }
+    void this.#restart(this.#generation);
+  }
+
+  async #restart(gen: number): Promise<void> {
+    let w: WatchWorkerHandle;
+    try {
+      w = await this.#d.restart!();
+    } catch (e) {
+      if (gen === this.#generation) this.#onWorkerFailed(gen, e as Error);
+      return;
+    }
+    if (this.#stopped || gen !== this.#generation) {
+      void w.worker.terminate();
+      return;
+    }
+    this.#w = w;
+    this.#adopt(w);
+    this.#available = true;
+    this.#d.log.warn('watch worker restarted', { generation: gen });
+  }
+
+  /** Whether new Watch streams are served now (false while the worker is down or restarting). */
+  get available(): boolean {
+    return this.#available && !this.#stopped;
   }
 
   get streamCount(): number {
@@ -75,27 +168,38 @@ export class WatchService {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    await this.#d.worker.terminate();
+    await this.#w.worker.terminate();
   }
 
   #open(ss: ServerStream): { onMessage(m: Uint8Array): void; onEnd(): void } {
-    if (this.#stopped) {
+    if (!this.available) {
       ss.end(GrpcCode.Unavailable, WORKER_FAILED);
       return { onMessage: () => undefined, onEnd: () => undefined };
     }
     const id = this.#allocStreamId();
-    const entry: StreamEntry = { ss, unreported: 0, congested: false };
+    const entry: StreamEntry = { ss, unreported: 0, congested: false, parts: null };
     this.#streams.set(id, entry);
-    ss.onCancel(() => this.#close(id));
-    ss.onDrain?.(() => {
+    // The transport calls these from its close path and from microtasks: an exception there would
+    // escape to the process, so each is guarded (a failure is logged; the worker is not blamed).
+    ss.onCancel(() => this.#guard('watch stream close', () => this.#close(id)));
+    ss.onDrain?.(() => this.#guard('watch stream drain', () => {
+      if (this.#streams.get(id) !== entry) return;
       entry.congested = false;
       this.#report(id, entry);
-    });
+    }));
     return {
       onMessage: (m) => this.#onRequest(id, m),
       // etcd keeps sending after the client half-closes (recvLoop returns nil on EOF): nothing to do.
       onEnd: () => undefined,
     };
+  }
+
+  #guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.#d.log.error(`${what} failed`, { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+    }
   }
 
   #allocStreamId(): number {
@@ -141,7 +245,7 @@ export class WatchService {
   }
 
   #tryPush(p: Pending): boolean {
-    const ring = this.#d.toWatch;
+    const ring = this.#w.toWatch;
     if ('create' in p) {
       const slot = ring.reserve(createMsgBytes(p.create.key, p.create.end));
       if (!slot) return false;
@@ -162,7 +266,7 @@ export class WatchService {
     try {
       while (this.#queue.length > 0 && !this.#stopped) {
         this.#ringNow();
-        await this.#d.toWatch.waitForSpaceAsync(100);
+        await this.#w.toWatch.waitForSpaceAsync(100);
         while (this.#queue.length > 0 && this.#tryPush(this.#queue[0])) {
           const p = this.#queue.shift()!;
           if (!('create' in p) && p.type === W_DRAINED && this.#queuedDrained.get(p.streamId) === p) this.#queuedDrained.delete(p.streamId);
@@ -191,32 +295,79 @@ export class WatchService {
 
   // ---- watch -> main ------------------------------------------------------------------------------
 
-  async #drainLoop(): Promise<void> {
+  /** Drains one worker's response ring until that worker is replaced or the service stops. */
+  async #drainLoop(gen: number, fromWatch: Ring): Promise<void> {
     const touched = new Set<number>();
-    const onResponse = (m: Uint8Array): void => {
+    const onResponses = (m: Uint8Array): void => {
       const id = readResponseStreamId(m);
       const e = this.#streams.get(id);
       if (!e || e.ss.closed) return; // the stream ended; its CLOSED is on the way to the worker
-      let body = m.subarray(RESPONSE_HEADER_BYTES);
-      // The ring slot is reused as soon as this callback returns, but a transport may keep a large
-      // message by reference until the socket takes it (src/main/net/h2: copyPayloadBytesMax): copy those.
-      if (body.length >= h2Limits.copyPayloadBytesMax) body = Buffer.from(body);
-      if (!e.ss.send(body)) e.congested = true;
-      e.unreported += body.length;
+      if (m[0] === W_RESPONSE_PART) {
+        (e.parts ??= []).push(Buffer.from(m.subarray(RESPONSE_HEADER_BYTES)));
+        return;
+      }
+      if (m[0] === W_END) {
+        e.ss.end(m[1], Buffer.from(m.subarray(RESPONSE_HEADER_BYTES)).toString());
+        this.#close(id);
+        return;
+      }
+      // One record = every response the worker had for this stream in one pass (see watch_protocol
+      // RESPONSES), expanded and gRPC-framed into a slab: one transport write per stream per pass.
+      let items = m.subarray(RESPONSE_HEADER_BYTES);
+      if (e.parts !== null) {
+        items = Buffer.concat([...e.parts, items]);
+        e.parts = null;
+      }
+      const framed = this.#expand(items);
+      let ok: boolean;
+      try {
+        ok = sendFramed(e.ss, framed);
+      } catch (err) {
+        // The transport failed this stream (not the worker): end it, keep serving the others.
+        this.#d.log.error('watch stream send failed', { error: String(err) });
+        e.ss.end(GrpcCode.Internal, String(err));
+        return;
+      }
+      if (!ok) e.congested = true;
+      e.unreported += framed.length;
       touched.add(id);
     };
-    while (!this.#stopped) {
-      const r = this.#d.fromWatch.waitAsync(1000);
-      await r;
-      if (this.#stopped) return;
-      while (this.#d.fromWatch.drain(onResponse, 4096) > 0) { /* keep draining */ }
+    while (!this.#stopped && gen === this.#generation) {
+      await fromWatch.waitAsync(1000);
+      if (this.#stopped || gen !== this.#generation) return;
+      let n = 0;
+      for (let k; (k = fromWatch.drain(onResponses, 4096)) > 0;) n += k;
       for (const id of touched) {
         const e = this.#streams.get(id);
         if (e) this.#report(id, e);
       }
       touched.clear();
-      this.#d.signal.setTerm(this.#d.term());
+      // The worker defers its next fan-out while the ring holds output (so that revisions batch under
+      // load): if it is waiting for that, tell it the ring is empty now.
+      if (n > 0 && this.#d.signal.takeDeferred()) this.#scheduleRing();
+      else this.#d.signal.setTerm(this.#d.term());
     }
+  }
+
+  /**
+   * Expands a record's items (see watch_protocol RESPONSES) into gRPC-framed responses in a slab: slices
+   * of one large buffer, never reused (the transport may hold a slice until the socket takes it), so a
+   * pass allocates nothing per stream, and the garbage collector sees one ArrayBuffer per slab.
+   */
+  #expand(items: Uint8Array): Buffer {
+    const n = expandedBytes(items);
+    let out: Buffer;
+    if (n > SLAB_BYTES / 4) out = Buffer.allocUnsafe(n);
+    else {
+      if (this.#slabUsed + n > this.#slab.length) {
+        this.#slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+        this.#slabUsed = 0;
+      }
+      out = this.#slab.subarray(this.#slabUsed, this.#slabUsed + n);
+      this.#slabUsed = (this.#slabUsed + n + 7) & ~7;
+    }
+    expandItems(items, out);
+    return out;
   }
 
   /**

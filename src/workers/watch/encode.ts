@@ -7,7 +7,7 @@ import Long from 'long';
 import { etcdserverpb, mvccpb } from '../../shared/gen/etcd';
 
 const TAG_HEADER = 0x0a;
-const TAG_WATCH_ID = 0x10;
+export const TAG_WATCH_ID = 0x10;
 const TAG_FRAGMENT = 0x38;
 const TAG_EVENT = 0x5a;
 
@@ -104,7 +104,29 @@ export function writeEventResponse(out: Uint8Array, headerField: Uint8Array, wat
   }
 }
 
-/** Control responses (created, canceled, progress, compacted): rare, so plain protobufjs encoding. */
+/** created (field 3) or canceled (field 4) = true, as a tag and a varint 1. */
+export const FLAG_CREATED = 0x18;
+export const FLAG_CANCELED = 0x20;
+
+/** header ‖ watch_id ‖ [flag = true]: created, canceled without reason, progress (flag 0: none). */
+export function flagResponseBytes(headerField: Uint8Array, watchId: number, flag: number): number {
+  return headerField.length + (watchId === 0 ? 0 : 1 + varintBytes(watchId)) + (flag === 0 ? 0 : 2);
+}
+
+export function writeFlagResponse(out: Uint8Array, headerField: Uint8Array, watchId: number, flag: number): void {
+  out.set(headerField, 0);
+  let p = headerField.length;
+  if (watchId !== 0) {
+    out[p++] = TAG_WATCH_ID;
+    p = writeVarint(out, p, watchId);
+  }
+  if (flag !== 0) {
+    out[p++] = flag;
+    out[p++] = 1;
+  }
+}
+
+/** The other control responses (cancel reasons, compacted, errors): rare, so plain protobufjs encoding. */
 export function encodeControlResponse(r: etcdserverpb.IWatchResponse): Uint8Array {
   return etcdserverpb.WatchResponse.encode(r).finish();
 }

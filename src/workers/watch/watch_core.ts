@@ -9,14 +9,18 @@
 //     a watcher joins the synced group only once nextRev > lastRev, so no event is missed or repeated.
 //   * a response never splits a revision (atomic txns), except etcd-style fragments when asked for.
 import { etcdserverpb, mvccpb } from '../../shared/gen/etcd';
-import { assert, EtcdError, isEtcdError } from '../../shared/errors';
+import { assert, EtcdError, GrpcCode, isEtcdError } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import { toNum } from '../../shared/long';
 import type { EventsOptions, EventsResult } from '../mvcc/events';
-import { encodeControlResponse, encodeEventField, eventResponseBytes, HeaderCache, writeEventResponse } from './encode';
+import {
+  encodeControlResponse, encodeEventField, eventResponseBytes, FLAG_CANCELED, FLAG_CREATED, flagResponseBytes, HeaderCache, writeEventResponse,
+  writeFlagResponse,
+} from './encode';
 import { IntervalIndex, KEY_INF, KeyEnd } from './interval_index';
 import { Batch, StreamState, Watcher, WatcherGroup, WatcherOptions } from './watcher';
 import { sendEvents } from './send';
+import { GRPC_PREFIX_BYTES } from '../../shared/watch_protocol';
 
 /** What the core needs from the MVCC store (MvccStore satisfies it). */
 export interface WatchStore {
@@ -30,6 +34,10 @@ export interface WatchStore {
 export interface ResponseSink {
   reserve(streamId: number, len: number): Uint8Array;
   commit(): void;
+  /** Ends the client's stream with a gRPC status (after what was already written to it). */
+  end(streamId: number, code: number, message: string): void;
+  /** One response per watch ID, each prefix ‖ watch_id field ‖ suffix (see watch_protocol's TEMPLATE). */
+  template(streamId: number, prefix: Uint8Array, suffix: Uint8Array, watchIds: readonly number[]): void;
   /** Largest response the sink can carry. */
   readonly maxResponseBytes: number;
 }
@@ -53,6 +61,7 @@ export interface CoreOptions {
 const EMPTY_RANGE = 'mvcc: watcher range is empty';
 const DUPLICATE_ID = 'mvcc: duplicate watch ID provided on the WatchStream';
 const TOO_MANY = 'etcd-ts: too many watchers on this stream';
+const BACKLOG = 'etcd-ts: watch stream is not reading its responses';
 
 export class WatchCore {
   readonly #store: WatchStore;
@@ -65,6 +74,8 @@ export class WatchCore {
   readonly #unsynced = new Set<Watcher>();
   readonly #progressWatchers = new Set<Watcher>();
   readonly #progressRequests: StreamState[] = [];
+  /** Scratch for #deliverShared: the watch IDs per stream (cleared after each call). */
+  readonly #idsByStream = new Map<StreamState, number[]>();
   #lastRev: number;
   /** Watchers over all streams (kept, not recounted: the worker loop asks every iteration). */
   #watcherCount = 0;
@@ -112,6 +123,11 @@ export class WatchCore {
   /** etcd's recvLoop create + watchStream.Watch: answers created (or created+canceled on error). */
   create(r: CreateRequest): void {
     const s = this.#stream(r.streamId);
+    this.#createOne(s, r);
+    this.#limitRequestReplies(s);
+  }
+
+  #createOne(s: StreamState, r: CreateRequest): void {
     const wsrev = this.#store.revision; // fresh: at least what any client was answered for its writes
     const fail = (reason: string): void => this.#control(s, { header: this.#header(wsrev), watchId: -1, created: true, canceled: true, cancelReason: reason });
     if (r.end !== null && r.end !== KEY_INF && Buffer.compare(r.key, r.end) >= 0) return fail(EMPTY_RANGE);
@@ -128,7 +144,7 @@ export class WatchCore {
     s.watchers.set(id, w);
     this.#watcherCount++;
     if (r.opts.progressNotify) this.#progressWatchers.add(w);
-    this.#control(s, { header: this.#header(wsrev), watchId: id, created: true });
+    this.#flagResponse(s, wsrev, id, FLAG_CREATED);
     if (start > this.#lastRev) this.#joinSynced(w);
     else this.#unsynced.add(w);
   }
@@ -139,7 +155,20 @@ export class WatchCore {
     const w = s?.watchers.get(watchId);
     if (!s || !w) return;
     this.#remove(w);
-    this.#control(s, { header: this.#header(this.#lastRev), watchId, canceled: true });
+    this.#flagResponse(s, this.#lastRev, watchId, FLAG_CANCELED);
+    this.#limitRequestReplies(s);
+  }
+
+  /**
+   * Replies to requests (created, canceled, progress) are not bounded by watchBufferedBytesMax, which
+   * stops only events. etcd bounds them by no longer reading the stream's requests while its reply
+   * channel is full; the transport here cannot pause one stream's reads, so a stream whose unread bytes
+   * pass watchStreamBytesHardMax is ended with RESOURCE_EXHAUSTED instead of growing without bound.
+   */
+  #limitRequestReplies(s: StreamState): void {
+    if (s.unackedBytes <= limits.watchStreamBytesHardMax || !this.#streams.has(s.id)) return;
+    this.closeStream(s.id);
+    this.#sink.end(s.id, GrpcCode.ResourceExhausted, BACKLOG);
   }
 
   /** A progress_request: answered after the next fan-out, with a revision no later event can be at or below. */
@@ -197,6 +226,16 @@ export class WatchCore {
     return this.#headers.header(rev, this.term);
   }
 
+  /** The frequent control responses (created, canceled, progress): header ‖ watch_id ‖ flag, straight
+   * into the sink with the cached header bytes (no protobufjs objects: creating 10,000 watchers should
+   * leave little garbage behind). */
+  #flagResponse(s: StreamState, rev: number, watchId: number, flag: number): void {
+    const header = this.#headers.field(rev, this.term);
+    const len = flagResponseBytes(header, watchId, flag);
+    writeFlagResponse(this.#sink.reserve(s.id, len), header, watchId, flag);
+    this.#commit(s, len);
+  }
+
   #control(s: StreamState, r: etcdserverpb.IWatchResponse): void {
     this.#emit(s, encodeControlResponse(r));
   }
@@ -209,7 +248,7 @@ export class WatchCore {
   #commit(s: StreamState, len: number): void {
     this.#sink.commit();
     this.stats.responses++;
-    s.unackedBytes += len;
+    s.unackedBytes += len + GRPC_PREFIX_BYTES; // as the main thread counts them: framed
     if (s.unackedBytes > limits.watchBufferedBytesMax) s.blocked = true;
   }
 
@@ -239,6 +278,7 @@ export class WatchCore {
       try {
         res = this.#store.events(this.#lastRev + 1, { toRev: rev, limit: limits.watchFanoutEventsMax });
       } catch (e) {
+        // (events() reads one LMDB snapshot: a compaction scheduled meanwhile does not change what it returns.)
         if (!isEtcdError(e)) throw e;
         this.#demoteAllSynced(); // compacted past lastRev (the worker fell far behind): catch-up cancels them
         this.#lastRev = rev;
@@ -273,21 +313,52 @@ export class WatchCore {
         batch.revs.push(rev);
       }
     }
-    for (const [g, batch] of touched) {
-      // Deleting the current element while iterating a Set is safe; #deliverSynced removes only w.
-      for (const w of g.watchers) this.#deliverSynced(w, batch, toRev);
+    for (const [g, batch] of touched) this.#deliverShared(g.watchers, batch, toRev, true);
+  }
+
+  /**
+   * Watchers that all get the same events (a synced group; unsynced watchers with the same interval,
+   * options and next revision): unless the batch must be cut (large) or a watcher starts inside it, each
+   * stream gets one template (header ‖ watch_id ‖ events, events concatenated once) listing its watchers'
+   * IDs, instead of one response per watcher. Synced: a watcher whose stream is blocked is demoted.
+   */
+  #deliverShared(watchers: Iterable<Watcher>, batch: Batch, toRev: number, synced: boolean): void {
+    const bytes = chunkBytes(batch.parts);
+    const shared = bytes < limits.watchResponseBytesSoftMax && bytes + 64 < this.#maxRequestBytes;
+    const byStream = this.#idsByStream;
+    // Deleting the current element while iterating a Set is safe; demotion removes only w.
+    for (const w of watchers) {
+      if (synced && w.stream.blocked) this.#demote(w);
+      else if (synced && (!shared || w.nextRev > batch.revs[0])) this.#deliverSynced(w, batch, toRev);
+      else if (!shared) this.#sendEvents(w, batch.parts, batch.revs, toRev);
+      else {
+        w.progressIdle = false;
+        let ids = byStream.get(w.stream);
+        if (ids === undefined) byStream.set(w.stream, (ids = []));
+        ids.push(w.id);
+      }
     }
+    if (byStream.size === 0) return;
+    const prefix = this.#headers.field(toRev, this.term);
+    const suffix = batch.parts.length === 1 ? batch.parts[0] : Buffer.concat(batch.parts, bytes);
+    for (const [s, ids] of byStream) {
+      this.#sink.template(s.id, prefix, suffix, ids);
+      for (const id of ids) s.unackedBytes += GRPC_PREFIX_BYTES + eventResponseBytes(prefix, id, false, bytes);
+      this.stats.responses += ids.length;
+      if (s.unackedBytes > limits.watchBufferedBytesMax) s.blocked = true;
+    }
+    byStream.clear();
+  }
+
+  /** etcd's victim: stop feeding it live events; it catches up from history once its stream drains. */
+  #demote(w: Watcher): void {
+    this.#leaveSynced(w);
+    w.nextRev = Math.max(w.nextRev, this.#lastRev + 1);
+    this.#unsynced.add(w);
+    this.stats.demoted++;
   }
 
   #deliverSynced(w: Watcher, batch: Batch, toRev: number): void {
-    if (w.stream.blocked) {
-      // etcd's victim: stop feeding it live events; it catches up from history once its stream drains.
-      this.#leaveSynced(w);
-      w.nextRev = Math.max(w.nextRev, this.#lastRev + 1);
-      this.#unsynced.add(w);
-      this.stats.demoted++;
-      return;
-    }
     if (w.nextRev > batch.revs[0]) {
       // A start revision inside this chunk (created with a future start_revision): only its part.
       const from = batch.revs.findIndex((r) => r >= w.nextRev);
@@ -335,11 +406,20 @@ export class WatchCore {
     if (ready.length === 0) return false;
     const live = this.#cancelCompacted(ready);
     if (live.length === 0) return this.#anyUnsyncedReady();
+    // Watchers with the same interval, options and next revision get the same events (a stream demoted
+    // from a group is the common case): one cluster each, matched once and sent as templates.
     let minRev = Infinity;
-    const index = new IntervalIndex<Watcher>();
+    const index = new IntervalIndex<Cluster>();
+    const clusters = new Map<string, Cluster>();
     for (const w of live) {
       minRev = Math.min(minRev, w.nextRev);
-      index.add(w.start, w.end, w);
+      const k = `${w.nextRev}@${WatcherGroup.keyOf(w)}`;
+      let c = clusters.get(k);
+      if (c === undefined) {
+        clusters.set(k, (c = { rep: w, members: [] }));
+        index.add(w.start, w.end, c);
+      }
+      c.members.push(w);
     }
     let res: EventsResult;
     try {
@@ -349,10 +429,8 @@ export class WatchCore {
       throw e;
     }
     this.stats.eventsRead += res.events.length;
-    const batches = this.#collect(res.events, index);
+    for (const [c, batch] of this.#collect(res.events, index)) this.#deliverShared(c.members, batch, this.#lastRev, false);
     for (const w of live) {
-      const batch = batches.get(w);
-      if (batch) this.#sendEvents(w, batch.parts, batch.revs, this.#lastRev);
       if (!w.stream.watchers.has(w.id)) continue; // removed while sending (response too large)
       w.nextRev = Math.max(w.nextRev, res.nextRev);
       if (w.nextRev > this.#lastRev) {
@@ -368,9 +446,9 @@ export class WatchCore {
     return false;
   }
 
-  #collect(events: mvccpb.IEvent[], index: IntervalIndex<Watcher>): Map<Watcher, Batch> {
-    const batches = new Map<Watcher, Batch>();
-    const matched: Watcher[] = [];
+  #collect(events: mvccpb.IEvent[], index: IntervalIndex<Cluster>): Map<Cluster, Batch> {
+    const batches = new Map<Cluster, Batch>();
+    const matched: Cluster[] = [];
     for (const ev of events) {
       const key = ev.kv!.key as Buffer;
       const rev = toNum(ev.kv!.modRevision);
@@ -379,11 +457,12 @@ export class WatchCore {
       index.stab(key, matched);
       let plain: Uint8Array | null = null;
       let withPrev: Uint8Array | null = null;
-      for (const w of matched) {
+      for (const c of matched) {
+        const w = c.rep;
         if (rev < w.nextRev || w.filters(isDelete)) continue;
         const bytes = w.opts.prevKv ? (withPrev ??= encodeEventField(this.#withPrevKv(ev))) : (plain ??= encodeEventField(ev));
-        let batch = batches.get(w);
-        if (!batch) batches.set(w, (batch = { parts: [], revs: [] }));
+        let batch = batches.get(c);
+        if (!batch) batches.set(c, (batch = { parts: [], revs: [] }));
         batch.parts.push(bytes);
         batch.revs.push(rev);
       }
@@ -420,7 +499,8 @@ export class WatchCore {
       if (!this.#streams.has(s.id)) continue;
       let rev = this.#lastRev;
       for (const w of s.watchers.values()) if (w.group === null) rev = Math.min(rev, w.nextRev - 1);
-      this.#control(s, { header: this.#header(rev), watchId: -1 });
+      this.#flagResponse(s, rev, -1, 0);
+      this.#limitRequestReplies(s);
     }
   }
 
@@ -428,11 +508,17 @@ export class WatchCore {
   progressTick(): void {
     for (const w of this.#progressWatchers) {
       if (w.progressIdle && w.group !== null && !w.stream.blocked) {
-        this.#control(w.stream, { header: this.#header(this.#lastRev), watchId: w.id });
+        this.#flagResponse(w.stream, this.#lastRev, w.id, 0);
       }
       w.progressIdle = true;
     }
   }
+}
+
+/** Unsynced watchers with the same interval, options and next revision, during one catch-up step. */
+interface Cluster {
+  rep: Watcher;
+  members: Watcher[];
 }
 
 function chunkBytes(parts: readonly Uint8Array[]): number {
