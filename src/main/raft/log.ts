@@ -49,8 +49,11 @@ export class RaftLog {
     return this.unstable.maybeTerm(i) ?? this.storage.term(i);
   }
 
-  /** term(i), or 0 when i is compacted or not yet held. */
+  /** term(i), or 0 when i is compacted or not yet held. Bounds are checked first: this runs for every
+   * entry of every MsgApp a follower gets (findConflict), and an Error per new entry cost 7% of a
+   * follower's main thread. */
   termOrZero(i: number): number {
+    if (i < this.firstIndex() - 1 || i > this.lastIndex()) return 0;
     try {
       return this.term(i);
     } catch (e) {
@@ -60,6 +63,7 @@ export class RaftLog {
   }
 
   matchTerm(i: number, t: number): boolean {
+    if (i < this.firstIndex() - 1 || i > this.lastIndex()) return false;
     try {
       return this.term(i) === t;
     } catch (e) {
