@@ -26,7 +26,10 @@ export interface RunningMember {
   exitInfo(): string | null;
   /** The last lines of its stderr. */
   stderrTail(lines: number): string;
+  /** SIGTERM (SIGKILL after 10 s), then removes the data dir. */
   stop(): Promise<void>;
+  /** SIGKILL, keeping the data dir (stop() removes it later). */
+  kill9(): Promise<void>;
 }
 
 /** The server `compare` measures: one member, or a cluster of them started together. */
@@ -109,7 +112,8 @@ export async function startServer(spec: ServerSpec, members = 1): Promise<Runnin
   const stopAll = async (): Promise<void> => { await Promise.all(launched.map((m) => m.stop())); };
   let version: string;
   try {
-    const versions = await Promise.all(launched.map((m) => waitReady(m, spec.label, () => diedOf() ?? null)));
+    const timeoutMs = readyTimeoutMs + (members - 1) * 10_000; // members start together on shared cores
+    const versions = await Promise.all(launched.map((m) => waitReady(m, spec.label, () => diedOf() ?? null, timeoutMs)));
     version = versions[0];
   } catch (e) {
     await stopAll();
@@ -154,18 +158,21 @@ function launch(spec: ServerSpec, vars: Record<string, string>): RunningMember {
       }
       fs.rmSync(vars.dataDir, { recursive: true, force: true });
     },
+    kill9: async () => {
+      if (exited === null) { child.kill('SIGKILL'); await exit; }
+    },
   };
 }
 
 /** Polls Maintenance/Status until the member answers and knows a leader; returns its version. */
-async function waitReady(m: RunningMember, label: string, died: () => RunningMember | null): Promise<string> {
-  const deadline = Date.now() + readyTimeoutMs;
+async function waitReady(m: RunningMember, label: string, died: () => RunningMember | null, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
     const d = died();
     if (d !== null || Date.now() > deadline) {
       const who = d ?? m;
-      throw new Error(`${label}${who.name === 'default' ? '' : ` member ${who.name}`}: ${who.exitInfo() ?? `not ready after ${readyTimeoutMs} ms (${last})`}\n` +
+      throw new Error(`${label}${who.name === 'default' ? '' : ` member ${who.name}`}: ${who.exitInfo() ?? `not ready after ${timeoutMs} ms (${last})`}\n` +
         `command: ${who.commandLine}\n${who.stderrTail(20)}`);
     }
     try {
