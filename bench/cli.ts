@@ -247,6 +247,9 @@ const commandLine = (): string => ['etcd-ts-bench', ...process.argv.slice(2)].jo
 async function cmdRun(w: WorkloadName, o: Opts): Promise<number> {
   const refused = laneRefuses(w, o.lane);
   if (refused) throw new Error(refused);
+  if (o.members !== 1 || o.aLane || o.bLane || o.httpPort !== 'client') {
+    throw new Error('--members, --http-port, --a-lane and --b-lane are compare flags: a run goes to the --endpoints given');
+  }
   // The HTTP and WebSocket lanes may target etcd-ts's fast port, which serves no gRPC: ask its gateway.
   const version = await (o.lane === 'grpc' ? serverVersion(o.endpoints[0], 5000) : gatewayVersion(o.endpoints[0], 5000))
     .catch((e: Error) => { throw new Error(`${o.endpoints[0]}: ${e.message}`); });
