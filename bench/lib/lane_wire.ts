@@ -185,6 +185,8 @@ export function wsBinaryRequest(t: GrpcTemplate, l: KeyLayout): WireTemplate {
 
 // ---- responses ----
 
+const empty = Buffer.alloc(0);
+
 /** One HTTP response: its status and, unless 2xx, its body (for the error's code and message). */
 export interface HttpResponse { status: number; body: Buffer | null; close: boolean }
 
@@ -196,7 +198,7 @@ const enum HttpState { Head, Body, ChunkSize, ChunkData, Trailer }
  * Bodies of 2xx responses are skipped, not kept.
  */
 export class HttpResponseParser {
-  #buf: Buffer = Buffer.alloc(0);
+  #buf: Buffer = empty;
   #state: HttpState = HttpState.Head;
   #status = 0;
   #close = false;
@@ -240,7 +242,7 @@ export class HttpResponseParser {
         }
       }
     }
-    this.#buf = off >= b.length ? Buffer.alloc(0) : Buffer.from(b.subarray(off));
+    this.#buf = off >= b.length ? empty : Buffer.from(b.subarray(off));
   }
 
   #head(head: string): void {
@@ -279,7 +281,7 @@ export function gatewayError(status: number, body: Buffer | null): { code: numbe
 
 /** WebSocket frames from the server (unmasked): calls onFrame(opcode, payload) per complete frame. */
 export class WsFrameParser {
-  #buf: Buffer = Buffer.alloc(0);
+  #buf: Buffer = empty;
 
   push(d: Buffer, onFrame: (op: number, payload: Buffer) => void): void {
     const b = this.#buf.length ? Buffer.concat([this.#buf, d]) : d;
@@ -297,7 +299,7 @@ export class WsFrameParser {
       off += h + len;
     }
     // A partial frame is copied: the socket's chunk may be reused by the caller.
-    this.#buf = off >= b.length ? Buffer.alloc(0) : Buffer.from(b.subarray(off));
+    this.#buf = off >= b.length ? empty : Buffer.from(b.subarray(off));
   }
 }
 
