@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { cleanupServersAfter, etcdBin, freePort, removeDataDir, Server, startEtcd, startEtcdTs } from '../support/procs';
 import { RawGrpc } from '../support/grpc_raw';
+import { request } from '../support/http_client';
 import { LoadResult, preloadKeys, runKvLoad } from '../../bench/lib/load';
 import { LaneName } from '../../bench/lib/load_types';
 import { ResultFile } from '../../bench/lib/results';
@@ -103,7 +104,19 @@ describe('bench lanes smoke: HTTP lane against Debian etcd, and several endpoint
       this.skip();
     }
     e = await startEtcd({ logLevel: 'error' });
-    await preloadKeys(e.endpoint, { ...req, valueSize: 1000 }); // range-prefix answers over 2 KiB: chunked
+    await preloadKeys(e.endpoint, req);
+  });
+
+  it("http lane, etcd's gateway: range-prefix answers over 2 KiB, which Go sends chunked", async () => {
+    const big = { ...req, valueSize: 1000 };
+    await preloadKeys(e!.endpoint, big);
+    const key = W.keyAt(W.layoutFor(big), 0);
+    const res = await request('POST', `${e!.clientUrl}/v3/kv/range`,
+      JSON.stringify({ key: key.toString('base64'), range_end: W.keyAt(W.layoutFor(big), 5).toString('base64') }));
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['transfer-encoding'], 'chunked', 'the answer this test is about is chunked');
+    assertClean(await lane(e!.endpoint, 'range-prefix', 'http', { req: big }), 'etcd http range-prefix, chunked');
+    await preloadKeys(e!.endpoint, req);
   });
 
   for (const w of kvWorkloads) {
