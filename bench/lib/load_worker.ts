@@ -1,4 +1,4 @@
-// Worker-thread load generator. Opens `connections` HTTP/2 connections to one endpoint and runs one
+// Worker-thread load generator. Opens `connections` connections to its endpoints (spread round-robin) and runs one
 // workload (bench/lib/workloads.ts) on `clients` clients, in one of two load models:
 //  - closed loop: each client sends its next request when the previous answer arrives;
 //  - open loop (ratePerSec > 0): requests are due at a fixed rate and sent on a free client slot,
