@@ -129,6 +129,10 @@ export async function startServer(spec: ServerSpec, members = 1): Promise<Runnin
   };
 }
 
+// Children still running when this process exits are killed: one hook for all (not one per member).
+const liveChildren = new Set<ChildProcess>();
+process.once('exit', () => { for (const c of liveChildren) c.kill('SIGKILL'); });
+
 /** Spawns one member from the template with these placeholder values. */
 function launch(spec: ServerSpec, vars: Record<string, string>): RunningMember {
   const argv = spec.command.map((a) => a.replace(/\{(\w+)\}/g, (m, k: string) => vars[k] ?? m));
@@ -144,7 +148,8 @@ function launch(spec: ServerSpec, vars: Record<string, string>): RunningMember {
     child.once('exit', (code, sig) => { exited = `exited with code ${code} signal ${sig}`; resolve(); });
     child.once('error', (e) => { exited = `failed to start: ${e.message}`; resolve(); });
   });
-  process.once('exit', () => { if (exited === null) child.kill('SIGKILL'); });
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
   return {
     name: vars.name, endpoint: vars.endpoint, httpEndpoint: vars.httpEndpoint || null, pid: child.pid ?? 0, commandLine: argv.join(' '),
     exitInfo: () => exited,
