@@ -172,7 +172,10 @@ export function markdownReport(r: ResultFile): string {
   for (const g of groups(r)) {
     const first = [...g.byServer.values()][0][0];
     const unit = g.workload.startsWith('watch') ? 'events/s' : 'req/s';
-    lines.push(`### ${g.workload}`, '', `${g.description}; ${first.loadModel}.`, '');
+    // Sides on different lanes (--a-lane / --b-lane) have different load models: name each.
+    const models = [...g.byServer].map(([server, runs]) => ({ server, model: runs[0].loadModel }));
+    const model = models.every((m) => m.model === first.loadModel) ? first.loadModel : models.map((m) => `${m.server}: ${m.model}`).join('; ');
+    lines.push(`### ${g.workload}`, '', `${g.description}; ${model}.`, '');
     lines.push(`| server | ${unit} (median) | per round | p50 ms | p99 ms | p99.9 ms | errors | generator cores |`);
     lines.push('|---|---:|---|---:|---:|---:|---:|---:|');
     const med = new Map<string, number>();
