@@ -10,22 +10,22 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runKvLoad, preloadKeys, LoadResult } from './lib/load';
-import { ClientKind, clientFor } from './lib/load_types';
+import { ClientKind, clientFor, LaneName } from './lib/load_types';
 import { runWatchLoad } from './lib/watch_load';
-import { startServer, serverSpec, RunningServer } from './lib/servers';
+import { hasHttpPort, startServer, serverSpec, RunningServer, ServerSpec } from './lib/servers';
 import {
-  htmlReport, markdownReport, newResultFile, readResultFile, ResultFile, RunRecord, samplesOf, serverVersion,
+  gatewayVersion, htmlReport, markdownReport, newResultFile, readResultFile, ResultFile, RunRecord, samplesOf, serverVersion,
   summaryLine, writeJson, writeMarkedSection,
 } from './lib/results';
 import { defaultVerdictOptions, judge } from './lib/verdict';
 import {
   allWorkloads, defaultRequestOptions, describe, isWatchWorkload, isWorkloadName, needsPreload, RequestOptions, WorkloadName,
 } from './lib/workloads';
-import { lanes } from './lib/lanes';
+import { isLaneName, laneLabel, laneRefuses } from './lib/lanes';
 
 const usage = `usage:
   etcd-ts-bench <workload> [--endpoints HOST:PORT[,HOST:PORT]] [flags]
-  etcd-ts-bench compare <workload...> [--a etcd] [--b etcd-ts] [--etcd /usr/bin/etcd] [--rounds 3] [--md FILE] [flags]
+  etcd-ts-bench compare <workload...> [--a etcd] [--b etcd-ts] [--etcd /usr/bin/etcd] [--rounds 3] [--members 1] [--md FILE] [flags]
   etcd-ts-bench diff BASE.json HEAD.json [--threshold PCT] [--single-noise PCT] [--server LABEL]
   etcd-ts-bench report FILE.json... [-o FILE.html] | report COMPARE.json --md docs/BENCHMARKS.md
 
@@ -39,14 +39,23 @@ load flags (defaults in brackets):
   --key-size B [16] --val-size B [256] --key-space N [10000] --seq-keys
   --consistency l|s [l]  --range-span N [10]  --txn-ops N [1]  --read-ratio F [0.9]  --lease-ttl S [60]
   --watchers N [1000] --streams N [10] --writers N [4] --watch-keys N [200]   (watch, watch-latency; --rate = Put rate)
-  --client raw|h2|grpc-js [raw; lease-keepalive always h2]  --workers N  --lane grpc [grpc]  --rounds N [1]  --no-preload  --no-progress
+  --client raw|h2|grpc-js [raw; lease-keepalive always h2]  --workers N  --rounds N [1]  --no-preload  --no-progress
+  --lane grpc|http|ws [grpc]   http: etcd's JSON gateway, a keep-alive HTTP/1.1 connection per client;
+                               ws: etcd-ts's /ws API, clients/conns requests pipelined per connection
+  --ws-binary                  ws lane: binary protobuf frames (default JSON text frames)
+compare only:
+  --members N [1]              each server kind as a cluster of N members; the load is spread over them
+  --http-port client|fast [client]  http lane: etcd-ts's client port, or its --listen-client-http-urls port
+                               (etcd's gateway is always its client port; the ws lane always uses the fast port)
+  --a-lane L --b-lane L        a lane per side (default --lane), e.g. --a-lane grpc --b-lane ws
   --out FILE [results/<cmd>-<time>.json]  --no-html  --server-pid PID (CPU of a local server)
 `;
 
 interface Opts {
   endpoints: string[]; conns: number; clients: number; rate: number; duration: number; total: number; warmup: number;
   req: RequestOptions; watchers: number; streams: number; writers: number; watchKeys: number;
-  client: ClientKind; workers?: number; lane: string; rounds: number; preload: boolean; progress: boolean;
+  client: ClientKind; workers?: number; lane: LaneName; aLane: LaneName | null; bLane: LaneName | null; wsBinary: boolean;
+  httpPort: 'client' | 'fast'; members: number; rounds: number; preload: boolean; progress: boolean;
   out: string | null; html: boolean; serverPid?: number;
   a: string; b: string; etcd: string; md: string | null;
   threshold: number; singleNoise: number; server: string | null; o: string | null;
@@ -58,11 +67,16 @@ function num(v: string | undefined, flag: string, min = 0): number {
   return n;
 }
 
+function lane(v: string | undefined, flag: string): LaneName {
+  if (v === undefined || !isLaneName(v)) throw new Error(`${flag} grpc|http|ws`);
+  return v;
+}
+
 function parse(argv: string[]): { positional: string[]; o: Opts } {
   const o: Opts = {
     endpoints: ['127.0.0.1:2379'], conns: 8, clients: 200, rate: 0, duration: 10, total: 0, warmup: 2,
     req: { ...defaultRequestOptions }, watchers: 1000, streams: 10, writers: 4, watchKeys: 200,
-    client: 'raw', lane: 'grpc', rounds: 1, preload: true, progress: process.stderr.isTTY === true, out: null, html: true,
+    client: 'raw', lane: 'grpc', aLane: null, bLane: null, wsBinary: false, httpPort: 'client', members: 1, rounds: 1, preload: true, progress: process.stderr.isTTY === true, out: null, html: true,
     a: 'etcd', b: 'etcd-ts', etcd: process.env.ETCD_TS_ETCD_BIN ?? '/usr/bin/etcd', md: null,
     threshold: defaultVerdictOptions.minThreshold * 100, singleNoise: defaultVerdictOptions.singleSampleNoise * 100, server: null, o: null,
   };
@@ -96,7 +110,12 @@ function parse(argv: string[]): { positional: string[]; o: Opts } {
       case '--watch-keys': o.watchKeys = Math.floor(num(v(), flag, 1)); break;
       case '--client': { const c = v(); if (c !== 'h2' && c !== 'raw' && c !== 'grpc-js') throw new Error('--client h2|raw|grpc-js'); o.client = c; break; }
       case '--workers': o.workers = Math.floor(num(v(), flag, 1)); break;
-      case '--lane': o.lane = v() ?? ''; break;
+      case '--lane': o.lane = lane(v(), flag); break;
+      case '--a-lane': o.aLane = lane(v(), flag); break;
+      case '--b-lane': o.bLane = lane(v(), flag); break;
+      case '--ws-binary': o.wsBinary = true; break;
+      case '--http-port': { const p = v(); if (p !== 'client' && p !== 'fast') throw new Error('--http-port client|fast'); o.httpPort = p; break; }
+      case '--members': o.members = Math.floor(num(v(), flag, 1)); break;
       case '--rounds': o.rounds = Math.floor(num(v(), flag, 1)); break;
       case '--no-preload': o.preload = false; break;
       case '--no-progress': o.progress = false; break;
@@ -131,16 +150,18 @@ function preloadClient(o: Opts): ClientKind {
   return clientFor('put', o.client, o.req.valueSize + o.req.keySize);
 }
 
-function loadModel(w: WorkloadName, o: Opts): string {
+function loadModel(w: WorkloadName, o: Opts, ln: LaneName = o.lane): string {
   const span = o.total > 0 ? `${o.total} measured ${isWatchWorkload(w) ? 'Puts' : 'requests'}` : `${o.duration} s measured`;
   if (isWatchWorkload(w)) {
     const writers = w === 'watch-latency' ? `Puts at ${o.rate > 0 ? o.rate : 100}/s` : o.rate > 0 ? `Puts at ${o.rate}/s` : `${o.writers} closed-loop writers`;
     return `${o.watchers} watchers over ${o.streams} streams, ${writers} over ${o.watchKeys === 1 || w === 'watch-latency' ? 'one key' : `${o.watchKeys} keys`}, ${o.warmup} s warm-up, ${span}`;
   }
-  const conns = Math.min(o.conns, o.clients);
+  const conns = ln === 'http' ? o.clients : Math.min(o.conns, o.clients);
   const model = o.rate > 0 ? `open loop at ${o.rate} req/s, at most ${o.clients} in flight over ${conns} connections`
     : `closed loop, ${o.clients} clients over ${conns} connections`;
-  const client = { h2: 'node:http2', raw: 'raw HTTP/2 frame', 'grpc-js': '@grpc/grpc-js' }[clientFor(w, o.client, valueBytesPerRequest(o.req))];
+  const client = ln === 'http' ? 'HTTP/1.1 keep-alive (one request in flight per connection) JSON gateway'
+    : ln === 'ws' ? `WebSocket /ws ${o.wsBinary ? 'binary protobuf' : 'JSON'} (pipelined, up to ${Math.ceil(o.clients / conns)} in flight per connection)`
+      : { h2: 'node:http2', raw: 'raw HTTP/2 frame', 'grpc-js': '@grpc/grpc-js' }[clientFor(w, o.client, valueBytesPerRequest(o.req))];
   return `${model}, ${o.warmup} s warm-up, ${span}, ${client} clients in worker threads`;
 }
 
@@ -170,10 +191,10 @@ function progressBar(label: string, o: Opts): { update: (ops: number) => void; d
 }
 
 /** Runs one workload once against one endpoint. */
-async function runOne(w: WorkloadName, endpoints: string[], o: Opts, serverPid: number | undefined, label: string): Promise<LoadResult & { extra?: Record<string, number> }> {
-  const lane = lanes[o.lane];
-  if (!lane) throw new Error(`--lane ${o.lane}: known lanes are ${Object.keys(lanes).join(', ')}`);
-  if (!lane.available) throw new Error(`--lane ${o.lane}: ${lane.unavailableReason}`);
+async function runOne(w: WorkloadName, endpoints: string[], o: Opts, serverPids: number[], label: string, ln: LaneName = o.lane): Promise<LoadResult & { extra?: Record<string, number> }> {
+  const refused = laneRefuses(w, ln);
+  if (refused) throw new Error(refused);
+  const serverPid = serverPids[0];
   const bar = progressBar(`${label} ${w}`, o);
   try {
     if (isWatchWorkload(w)) {
@@ -185,10 +206,10 @@ async function runOne(w: WorkloadName, endpoints: string[], o: Opts, serverPid: 
       return { ...r, extra: { ...r.extra } };
     }
     return await runKvLoad({
-      endpoint: endpoints[0], endpoints, workload: w, client: clientFor(w, o.client, valueBytesPerRequest(o.req)),
+      endpoint: endpoints[0], endpoints, workload: w, client: clientFor(w, o.client, valueBytesPerRequest(o.req)), lane: ln, wsBinary: o.wsBinary,
       clients: o.clients, connections: Math.min(o.conns, o.clients),
       workers: o.workers, req: o.req, warmupMs: o.warmup * 1000, durationMs: o.duration * 1000, total: o.total,
-      ratePerSec: o.rate, serverPid, onProgress: bar.update,
+      ratePerSec: o.rate, serverPids, onProgress: bar.update,
     });
   } finally {
     bar.done();
@@ -210,25 +231,37 @@ function save(r: ResultFile, o: Opts, kind: string): void {
   }
 }
 
-function record(w: WorkloadName, o: Opts, server: string, version: string, round: number, result: RunRecord['result']): RunRecord {
+/** Where a run's load went: the lane, which port of the server, and how many members it has (null: not known). */
+interface Target { lane: LaneName; port: 'client port' | 'fast port' | 'given endpoints'; members: number | null }
+
+function record(w: WorkloadName, o: Opts, server: string, version: string, round: number, result: RunRecord['result'], t: Target): RunRecord {
   return {
     server, serverVersion: version, workload: w, description: describe(w, o.req), round,
-    loadModel: loadModel(w, o), openLoop: o.rate > 0 && !isWatchWorkload(w), result,
+    loadModel: loadModel(w, o, t.lane), openLoop: o.rate > 0 && !isWatchWorkload(w), result,
+    lane: laneLabel(t.lane, o.wsBinary), target: t.port, ...(t.members !== null ? { members: t.members } : {}),
   };
 }
 
 const commandLine = (): string => ['etcd-ts-bench', ...process.argv.slice(2)].join(' ');
 
 async function cmdRun(w: WorkloadName, o: Opts): Promise<number> {
-  const version = await serverVersion(o.endpoints[0], 5000).catch((e: Error) => { throw new Error(`${o.endpoints[0]}: ${e.message}`); });
+  const refused = laneRefuses(w, o.lane);
+  if (refused) throw new Error(refused);
+  if (o.members !== 1 || o.aLane || o.bLane || o.httpPort !== 'client') {
+    throw new Error('--members, --http-port, --a-lane and --b-lane are compare flags: a run goes to the --endpoints given');
+  }
+  // The HTTP and WebSocket lanes may target etcd-ts's fast port, which serves no gRPC: ask its gateway.
+  const version = await (o.lane === 'grpc' ? serverVersion(o.endpoints[0], 5000) : gatewayVersion(o.endpoints[0], 5000))
+    .catch((e: Error) => { throw new Error(`${o.endpoints[0]}: ${e.message}`); });
   const file = newResultFile('run', commandLine(), o.etcd, { ...o, req: o.req });
   const label = o.endpoints.join(',');
   file.servers.push({ label, version });
-  if (o.preload && needsPreload(w)) await preloadKeys(o.endpoints[0], o.req, preloadClient(o));
+  if (o.preload && needsPreload(w)) await preloadKeys(o.endpoints[0], o.req, preloadClient(o), 64, { lane: o.lane, wsBinary: o.wsBinary });
   let failed = 0;
+  const target: Target = { lane: o.lane, port: 'given endpoints', members: null };
   for (let round = 1; round <= o.rounds; round++) {
-    const res = await runOne(w, o.endpoints, o, o.serverPid, label);
-    const x = record(w, o, label, version, o.rounds > 1 ? round : 0, res);
+    const res = await runOne(w, o.endpoints, o, o.serverPid ? [o.serverPid] : [], label);
+    const x = record(w, o, label, version, o.rounds > 1 ? round : 0, res, target);
     console.log(summaryLine(x));
     file.runs.push(x);
     if (res.errors > 0) failed++;
@@ -237,27 +270,70 @@ async function cmdRun(w: WorkloadName, o: Opts): Promise<number> {
   return failed > 0 ? 1 : 0;
 }
 
+/** One side of a compare: the server to start, the lane its load takes, and its label in the results. */
+interface Side { spec: ServerSpec; lane: LaneName; port: 'client port' | 'fast port'; label: string }
+
+/**
+ * The two sides of a compare. etcd-ts is given its fast port (--listen-client-http-urls) for the
+ * WebSocket lane, and for the HTTP lane with --http-port fast; a cmd: server has one if its template
+ * uses {httpUrl}. Labels name the lane and port unless both sides run on gRPC (older result files
+ * and diff keep working with the plain labels).
+ */
+function compareSides(o: Opts): Side[] {
+  const lanesOf = [o.aLane ?? o.lane, o.bLane ?? o.lane];
+  const sides = [o.a, o.b].map((name, i): Side => {
+    const ln = lanesOf[i];
+    const spec = serverSpec(name, o.etcd, { fastHttp: ln === 'ws' || (ln === 'http' && o.httpPort === 'fast') });
+    const fast = hasHttpPort(spec);
+    if (ln === 'ws' && !fast) {
+      throw new Error(`--lane ws: ${spec.label} has no fast port with etcd-ts's WebSocket API (/ws); ` +
+        'give that side another lane (--a-lane grpc or http), or a cmd: template with --listen-client-http-urls {httpUrl}');
+    }
+    const port = ln !== 'grpc' && fast ? 'fast port' : 'client port';
+    return { spec, lane: ln, port, label: spec.label };
+  });
+  if (sides.some((x) => x.lane !== 'grpc')) {
+    for (const x of sides) x.label += ` (${laneLabel(x.lane, o.wsBinary)}${x.lane !== 'grpc' ? `, ${x.port}` : ''})`;
+  }
+  if (sides[0].label === sides[1].label) { sides[0].label += ' (A)'; sides[1].label += ' (B)'; }
+  return sides;
+}
+
+/** The endpoints a side's load goes to: every member's gRPC port, or its fast port for the HTTP/WS lanes. */
+function sideEndpoints(side: Side, s: RunningServer): string[] {
+  if (side.port === 'fast port') {
+    if (!s.httpEndpoints) throw new Error(`${side.label}: started without a fast port`);
+    return s.httpEndpoints;
+  }
+  return s.endpoints;
+}
+
 async function cmdCompare(workloads: WorkloadName[], o: Opts): Promise<number> {
-  const specs = [serverSpec(o.a, o.etcd), serverSpec(o.b, o.etcd)];
-  if (specs[0].label === specs[1].label) { specs[0].label += ' (A)'; specs[1].label += ' (B)'; }
+  const sides = compareSides(o);
+  for (const side of sides) for (const w of workloads) { const r = laneRefuses(w, side.lane); if (r) throw new Error(r); }
   const file = newResultFile('compare', commandLine(), o.etcd, { ...o, req: o.req, workloads });
   let failed = 0;
   for (let round = 1; round <= o.rounds; round++) {
     // Alternate the order (A B, B A, ...) so that a drift of the machine does not favour one side.
-    const order = round % 2 === 1 ? specs : [...specs].reverse();
-    for (const spec of order) {
+    const order = round % 2 === 1 ? sides : [...sides].reverse();
+    for (const side of order) {
       let s: RunningServer | undefined;
       let current: WorkloadName | null = null;
       try {
-        s = await startServer(spec);
-        if (!file.servers.some((x) => x.label === spec.label)) file.servers.push({ label: spec.label, version: s.version, command: s.commandLine });
+        s = await startServer(side.spec, o.members);
+        if (!file.servers.some((x) => x.label === side.label)) {
+          file.servers.push({ label: side.label, version: s.version, command: s.commandLine, members: o.members });
+        }
+        const endpoints = sideEndpoints(side, s);
+        const target: Target = { lane: side.lane, port: side.port, members: o.members };
         let preloaded = false;
         for (const w of workloads) {
           current = w;
+          // Every server compare starts serves gRPC on its client port: preload there, whatever the lane.
           if (o.preload && needsPreload(w) && !preloaded) { await preloadKeys(s.endpoint, o.req, preloadClient(o)); preloaded = true; }
-          const res = await runOne(w, [s.endpoint], o, s.pid, spec.label);
+          const res = await runOne(w, endpoints, o, s.pids, side.label, side.lane);
           if (w === 'delete') preloaded = false; // later reads should hit again: preload anew
-          const x = record(w, o, spec.label, s.version, round, res);
+          const x = record(w, o, side.label, s.version, round, res, target);
           console.error(summaryLine(x));
           file.runs.push(x);
           if (res.errors > 0) failed++;
@@ -269,15 +345,15 @@ async function cmdCompare(workloads: WorkloadName[], o: Opts): Promise<number> {
         const died = s?.exitInfo() ?? null;
         const first = (e instanceof Error ? e.message : String(e)).split('\n')[0];
         const message = died ? `the server ${died} (${first}); stderr: ${s!.stderrTail(3).replace(/\s+/g, ' ')}` : first;
-        console.error(`${spec.label} round ${round}${current ? ` ${current}` : ''}: ${e instanceof Error ? e.message : e}${died ? `\n${spec.label} ${died}; stderr tail:\n${s!.stderrTail(20)}` : ''}`);
-        file.failures.push({ server: spec.label, round, workload: current, message });
+        console.error(`${side.label} round ${round}${current ? ` ${current}` : ''}: ${e instanceof Error ? e.message : e}${died ? `\n${side.label} ${died}; stderr tail:\n${s!.stderrTail(20)}` : ''}`);
+        file.failures.push({ server: side.label, round, workload: current, message });
         failed++;
       } finally {
         if (s) await s.stop();
       }
     }
   }
-  file.servers.sort((x, y) => specs.findIndex((s) => s.label === x.label) - specs.findIndex((s) => s.label === y.label));
+  file.servers.sort((x, y) => sides.findIndex((s) => s.label === x.label) - sides.findIndex((s) => s.label === y.label));
   const md = markdownReport(file);
   process.stdout.write(md);
   save(file, o, 'compare');

@@ -8,8 +8,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { etcdserverpb } from '../src/shared/gen/etcd';
-import { freePort, Server, ServerKind, startKind } from '../test/support/procs';
+import { etcdBin, ServerKind } from '../test/support/procs';
 import { RawGrpc } from '../test/support/grpc_raw';
+import { RunningMember, serverSpec, startServer } from './lib/servers';
 import { defaultRequestOptions, RequestOptions } from './lib/workloads';
 import { LoadResult, preloadKeys, runKvLoad } from './lib/load';
 import { machineInfo } from './lib/machine';
@@ -25,16 +26,7 @@ function argStr(name: string, dflt: string): string {
   return i >= 0 ? process.argv[i + 1] : dflt;
 }
 
-async function startCluster(kind: ServerKind): Promise<Server[]> {
-  const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
-  const names = ['b1', 'b2', 'b3'];
-  const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[3 + i]}`).join(',');
-  return Promise.all(names.map((name, i) => startKind(kind, {
-    name, clientPort: ports[i], peerPort: ports[3 + i], initialCluster, token: `bench-${kind}`, logLevel: 'error', readyTimeoutMs: 60_000,
-  })));
-}
-
-async function leaderOf(members: Server[]): Promise<number> {
+async function leaderOf(members: RunningMember[]): Promise<number> {
   for (const m of members) {
     const c = new RawGrpc(m.endpoint);
     try {
@@ -59,7 +51,7 @@ async function leaderOf(members: Server[]): Promise<number> {
 }
 
 /** Kill -9 the leader; ms until a Put through a survivor succeeds. */
-async function failover(members: Server[]): Promise<number> {
+async function failover(members: RunningMember[]): Promise<number> {
   const li = await leaderOf(members);
   const survivor = members[(li + 1) % members.length];
   const c = new RawGrpc(survivor.endpoint);
@@ -81,7 +73,9 @@ async function failover(members: Server[]): Promise<number> {
 }
 
 async function measure(kind: ServerKind, o: { duration: number; clients: number; conns: number }): Promise<Round> {
-  const members = await startCluster(kind);
+  // The bench tool's launcher (bench/lib/servers.ts): fresh data dirs, free ports, one --initial-cluster.
+  const cluster = await startServer(serverSpec(kind, etcdBin), 3);
+  const members = cluster.members;
   try {
     const endpoints = members.map((m) => m.endpoint);
     const req: RequestOptions = { ...defaultRequestOptions };
@@ -93,7 +87,7 @@ async function measure(kind: ServerKind, o: { duration: number; clients: number;
     const failoverMs = await failover(members);
     return { kind, put, range, failoverMs };
   } finally {
-    await Promise.all(members.map((m) => m.stop().catch(() => null)));
+    await cluster.stop().catch(() => null);
   }
 }
 

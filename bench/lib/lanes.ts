@@ -1,23 +1,40 @@
-// Target lanes: how the load reaches the server. Today only etcd's gRPC API (which any etcd endpoint
-// serves). The HTTP/JSON gateway (/v3/kv/put, ...) and the WebSocket lane of etcd-ts are being built
-// elsewhere; to add one, give it a Transport in load_worker.ts (ready / client(i, done) -> send /
-// once / close: the load models, histograms and results do not change) and a request encoding next
-// to the gRPC templates in workloads.ts, then mark it available here.
+// Target lanes: how the load reaches the server. Every lane runs the same KV workloads with the same
+// load models, histograms and results; only the transport and the request encoding differ (a
+// Transport in load_worker.ts, the requests in workloads.ts for gRPC and lane_wire.ts for the others).
+import { LaneName, laneNames } from './load_types';
+import { isWatchWorkload, WorkloadName } from './workloads';
+
 export interface Lane {
-  name: string;
+  name: LaneName;
   description: string;
-  available: boolean;
-  unavailableReason: string; // why --lane NAME is refused, when not available
 }
 
-export const lanes: Record<string, Lane> = {
-  grpc: { name: 'grpc', description: "etcd's gRPC API over HTTP/2 (h2c)", available: true, unavailableReason: '' },
-  'http-json': {
-    name: 'http-json', description: 'the grpc-gateway HTTP/JSON API (/v3/kv/range, ...)', available: false,
-    unavailableReason: 'not implemented: etcd-ts has no HTTP/JSON gateway yet (a separate branch builds it)',
+export const lanes: Record<LaneName, Lane> = {
+  grpc: { name: 'grpc', description: "etcd's gRPC API over HTTP/2 (h2c)" },
+  http: {
+    name: 'http',
+    description: "etcd's HTTP/JSON gateway (POST /v3/kv/put, ... with base64 JSON bodies) on keep-alive HTTP/1.1 connections, one per client",
   },
-  websocket: {
-    name: 'websocket', description: 'the etcd-ts WebSocket lane', available: false,
-    unavailableReason: 'not implemented: the etcd-ts WebSocket lane does not exist yet (a separate branch builds it)',
+  ws: {
+    name: 'ws',
+    description: "etcd-ts's WebSocket API (/ws on the --listen-client-http-urls port), requests pipelined on each connection, JSON or binary protobuf frames",
   },
 };
+
+export function isLaneName(s: string): s is LaneName {
+  return (laneNames as readonly string[]).includes(s);
+}
+
+/** The lane as results name it: grpc, http, ws/json or ws/binary. */
+export function laneLabel(lane: LaneName, wsBinary: boolean): string {
+  return lane === 'ws' ? `ws/${wsBinary ? 'binary' : 'json'}` : lane;
+}
+
+/** Why a workload cannot run on a lane, or null if it can: the lanes besides gRPC run the unary KV workloads. */
+export function laneRefuses(w: WorkloadName, lane: LaneName): string | null {
+  if (lane === 'grpc') return null;
+  if (isWatchWorkload(w) || w === 'lease-keepalive' || w === 'lease-grant-revoke') {
+    return `--lane ${lane} runs the KV workloads (put, range, range-prefix, txn-put, txn-compare, delete, mixed), not ${w}`;
+  }
+  return null;
+}

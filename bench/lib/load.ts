@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import * as hdr from 'hdr-histogram-js';
 import { Workload } from './kv_client';
-import { ClientKind, histogramSpec, WorkerProgress, WorkerResult, WorkerTask } from './load_types';
+import { ClientKind, histogramSpec, LaneName, WorkerProgress, WorkerResult, WorkerTask } from './load_types';
 import { defaultRequestOptions, KvWorkloadName, RequestOptions } from './workloads';
 
 /** The older interface (baseline.ts, flamegraph.ts): Put or serializable point Range, 16-byte keys. */
@@ -28,9 +28,11 @@ export interface LoadOptions {
 
 export interface KvLoadOptions {
   endpoint: string;
-  endpoints?: string[]; // several endpoints: worker i uses endpoints[i % n] (default [endpoint])
+  endpoints?: string[]; // several endpoints (members): the connections are spread over them round-robin (default [endpoint])
   workload: KvWorkloadName;
-  client: ClientKind;
+  client: ClientKind;   // gRPC transport (grpc lane)
+  lane?: LaneName;      // default grpc
+  wsBinary?: boolean;   // ws lane: binary protobuf frames (default JSON)
   clients: number;      // closed loop: concurrent clients; open loop: the most requests in flight
   connections: number;  // total over all workers
   workers?: number;     // default: min(cores, connections, clients, 4)
@@ -40,6 +42,7 @@ export interface KvLoadOptions {
   total: number;        // > 0: exactly this many measured requests instead of a duration
   ratePerSec: number;   // > 0: open loop at this total rate; 0: closed loop
   serverPid?: number;
+  serverPids?: number[]; // several server processes (a cluster's members): their CPU is summed
   onProgress?: (measuredOps: number) => void;
 }
 
@@ -85,19 +88,19 @@ interface CpuWindow { cpuUs: number; wallMs: number; serverCpuUs: number | null;
  * CPU time of this process (all threads), of the server and of the machine from wall-clock
  * fromEpochMs for durationMs, or (durationMs null) until stop() is called.
  */
-function sampleCpuWindow(fromEpochMs: number, durationMs: number | null, serverPid?: number): { result: Promise<CpuWindow>; stop: () => void } {
+function sampleCpuWindow(fromEpochMs: number, durationMs: number | null, serverPids: number[]): { result: Promise<CpuWindow>; stop: () => void } {
   let stop = (): void => {};
   let stopped = false;
   const result = new Promise<CpuWindow>((resolve) => {
     let begun: (() => void) | null = null;
     const startTimer = setTimeout(() => {
       const cpu0 = process.cpuUsage();
-      const server0 = serverPid ? procCpuUs(serverPid) : null;
+      const server0 = serversCpuUs(serverPids);
       const machine0 = machineBusyUs();
       const wall0 = performance.now();
       const finish = (): void => {
         const cpu = process.cpuUsage(cpu0);
-        const server1 = serverPid ? procCpuUs(serverPid) : null;
+        const server1 = serversCpuUs(serverPids);
         const machine1 = machineBusyUs();
         resolve({
           cpuUs: cpu.user + cpu.system, wallMs: performance.now() - wall0,
@@ -117,6 +120,18 @@ function sampleCpuWindow(fromEpochMs: number, durationMs: number | null, serverP
     };
   });
   return { result, stop: () => stop() };
+}
+
+/** CPU time of the server processes together, in microseconds; null if none, or one cannot be read. */
+function serversCpuUs(pids: number[]): number | null {
+  if (pids.length === 0) return null;
+  let sum = 0;
+  for (const pid of pids) {
+    const us = procCpuUs(pid);
+    if (us === null) return null;
+    sum += us;
+  }
+  return sum;
 }
 
 /** Busy CPU time of the whole machine (all but idle and iowait) from /proc/stat, in microseconds. */
@@ -166,14 +181,21 @@ export async function runKvLoad(o: KvLoadOptions): Promise<LoadResult> {
   // window, so that start-up and the warm-up are not counted. In total mode the window's length is
   // not known in advance: the sample ends when the workers do.
   const timed = o.total === 0;
-  const window = sampleCpuWindow(startAtEpochMs + o.warmupMs, timed ? o.durationMs : null, o.serverPid);
+  const serverPids = o.serverPids ?? (o.serverPid ? [o.serverPid] : []);
+  const window = sampleCpuWindow(startAtEpochMs + o.warmupMs, timed ? o.durationMs : null, serverPids);
+  const lane = o.lane ?? 'grpc';
+  // Connection k of worker i is the (offset_i + k)-th overall, so that all endpoints get load even
+  // with fewer workers than endpoints. The HTTP lane has one connection per client.
+  const connsOf = (i: number): number => (lane === 'http' ? clients[i] : Math.min(conns[i], clients[i]));
+  const connOffsets = clients.map((_, i) => { let n = 0; for (let j = 0; j < i; j++) n += connsOf(j); return n; });
   const nonce = Math.floor(Math.random() * 0xffff);
   const progress = new Array<number>(workers).fill(0);
   const onProgress = o.onProgress
     ? (i: number, n: number) => { progress[i] = n; o.onProgress!(progress.reduce((a, b) => a + b, 0)); }
     : undefined;
   const results = await Promise.all(clients.map((c, i) => runWorker({
-    endpoint: o.endpoints?.length ? o.endpoints[i % o.endpoints.length] : o.endpoint, mode: o.workload, client: o.client,
+    endpoint: o.endpoint, endpoints: o.endpoints?.length ? o.endpoints : [o.endpoint], connOffset: connOffsets[i],
+    lane, wsBinary: o.wsBinary ?? false, mode: o.workload, client: o.client,
     clients: c, connections: Math.min(conns[i], c), req: o.req, seed: 0x1234 + i * 7919, workerIndex: i, workers, nonce,
     startAtEpochMs, warmupMs: o.warmupMs, durationMs: o.durationMs, total: totals[i],
     ratePerSec: o.ratePerSec > 0 ? o.ratePerSec / workers : 0, progress: onProgress !== undefined,
@@ -215,10 +237,14 @@ export function runLoad(o: LoadOptions): Promise<LoadResult> {
   });
 }
 
-/** Puts every key of the key space once (so that reads hit), sequentially, with `clients` in flight. */
-export async function preloadKeys(endpoint: string, req: RequestOptions, client: ClientKind = 'h2', clients = 64): Promise<void> {
+/**
+ * Puts every key of the key space once (so that reads hit), sequentially, with `clients` in flight,
+ * over the given lane (default gRPC: the fast port of etcd-ts serves only HTTP/JSON and WebSocket).
+ */
+export async function preloadKeys(endpoint: string, req: RequestOptions, client: ClientKind = 'h2', clients = 64,
+  lane: { lane: LaneName; wsBinary: boolean } = { lane: 'grpc', wsBinary: false }): Promise<void> {
   const r = await runWorker({
-    endpoint, mode: 'preload', client, clients, connections: 4, req, seed: 42, workerIndex: 0, workers: 1, nonce: 0,
+    endpoint, endpoints: [endpoint], connOffset: 0, lane: lane.lane, wsBinary: lane.wsBinary, mode: 'preload', client, clients, connections: 4, req, seed: 42, workerIndex: 0, workers: 1, nonce: 0,
     startAtEpochMs: Date.now(), warmupMs: 0, durationMs: 0, total: 0, ratePerSec: 0, progress: false,
     preloadFrom: 0, preloadTo: req.keySpace,
   });

@@ -24,8 +24,20 @@ export function clientFor(workload: string, requested: ClientKind, requestBytes 
   return requested;
 }
 
+/**
+ * How the load reaches the server (lanes.ts): etcd's gRPC API, etcd's HTTP/JSON gateway
+ * (POST /v3/kv/put ... on keep-alive HTTP/1.1 connections, one per client), or etcd-ts's WebSocket
+ * API at /ws (pipelined: the clients of a connection are its window of requests in flight).
+ */
+export type LaneName = 'grpc' | 'http' | 'ws';
+export const laneNames: readonly LaneName[] = ['grpc', 'http', 'ws'];
+
 export interface WorkerTask {
   endpoint: string;
+  endpoints: string[];    // connection k of this worker goes to endpoints[(connOffset + k) % n]
+  connOffset: number;     // connections of the workers before this one (spreads them over the endpoints)
+  lane: LaneName;
+  wsBinary: boolean;      // ws lane: protobuf binary frames instead of JSON text frames
   mode: KvWorkloadName | 'preload';
   client: ClientKind;
   clients: number;        // closed loop: clients; open loop: the most requests in flight

@@ -1,4 +1,4 @@
-// Worker-thread load generator. Opens `connections` HTTP/2 connections to one endpoint and runs one
+// Worker-thread load generator. Opens `connections` connections to its endpoints (spread round-robin) and runs one
 // workload (bench/lib/workloads.ts) on `clients` clients, in one of two load models:
 //  - closed loop: each client sends its next request when the previous answer arrives;
 //  - open loop (ratePerSec > 0): requests are due at a fixed rate and sent on a free client slot,
@@ -8,9 +8,12 @@
 // the hot path allocates nothing of its own. Keys are uniform over the key space from a seeded
 // xorshift, or sequential. Latencies of measured requests (started after the warm-up; in a timed
 // closed-loop run also finished before the end) are recorded in microseconds in an HDR histogram,
-// returned compressed to the main thread. Three transports: node:http2 (h2_client.ts, default), HTTP/2
-// frames on a socket (raw_h2_client.ts, unary only, the cheapest) and @grpc/grpc-js (kv_client.ts,
-// unary only), so that one can cross-check another.
+// returned compressed to the main thread. Three gRPC transports: node:http2 (h2_client.ts), HTTP/2
+// frames on a socket (raw_h2_client.ts, unary only, the cheapest, the tool's default) and
+// @grpc/grpc-js (kv_client.ts, unary only), so that one can cross-check another; and two more lanes
+// (lanes.ts, lane_wire.ts, lane_conns.ts): etcd's HTTP/JSON gateway on keep-alive HTTP/1.1
+// connections, one per client, and etcd-ts's WebSocket API, the clients of a connection pipelining
+// their requests on it (each answer matched to its client by the id).
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
@@ -18,6 +21,8 @@ import { KvConnection } from './kv_client';
 import { RawH2Connection } from './raw_h2_client';
 import { grpcCodeName, H2Caller, H2Connection, H2StreamCaller } from './h2_client';
 import { histogramSpec, WorkerResult, WorkerTask } from './load_types';
+import { HttpConn, unavailable, WsConn } from './lane_conns';
+import * as L from './lane_wire';
 import { OpenLoopDriver, OpenLoopPacer } from './open_loop';
 import * as W from './workloads';
 
@@ -31,8 +36,11 @@ function xorshift32(seed: number): () => number {
   };
 }
 
-/** What a client sends next: a framed request and its gRPC method. */
-interface Req { path: string; framed: Buffer }
+/**
+ * What a client sends next: the bytes to send (a framed gRPC message, an HTTP request or a WebSocket
+ * frame) and its method or route; idAt >= 0: where the WebSocket lane writes the request's id.
+ */
+interface Req { path: string; framed: Buffer; idAt: number; binaryId: boolean }
 type Done = (status: number, message: string | null) => void;
 type Send = (r: Req) => void;
 
@@ -46,7 +54,7 @@ interface Transport {
 }
 
 function h2Transport(task: WorkerTask, streamPath: string | null): Transport {
-  const conns = Array.from({ length: task.connections }, () => new H2Connection(task.endpoint));
+  const conns = Array.from({ length: task.connections }, (_, i) => new H2Connection(endpointOf(task, i)));
   const streams: H2StreamCaller[] = [];
   return {
     ready: async () => { await Promise.all(conns.map((c) => c.waitForReady(10_000))); },
@@ -69,7 +77,7 @@ function h2Transport(task: WorkerTask, streamPath: string | null): Transport {
 
 function grpcJsTransport(task: WorkerTask, streamPath: string | null): Transport {
   if (streamPath !== null) throw new Error('--client grpc-js runs unary workloads only');
-  const conns = Array.from({ length: task.connections }, () => new KvConnection(task.endpoint));
+  const conns = Array.from({ length: task.connections }, (_, i) => new KvConnection(endpointOf(task, i)));
   const call = (conn: KvConnection, r: Req, done: Done): void =>
     conn.callPath(r.path, r.framed.subarray(5), (err) => (err ? done(err.code, err.details) : done(0, null)));
   return {
@@ -85,7 +93,7 @@ function grpcJsTransport(task: WorkerTask, streamPath: string | null): Transport
 
 function rawTransport(task: WorkerTask, streamPath: string | null): Transport {
   if (streamPath !== null) throw new Error('--client raw runs unary workloads only (use --client h2 for lease-keepalive)');
-  const conns = Array.from({ length: task.connections }, () => new RawH2Connection(task.endpoint));
+  const conns = Array.from({ length: task.connections }, (_, i) => new RawH2Connection(endpointOf(task, i)));
   return {
     ready: async () => { await Promise.all(conns.map((c) => c.waitForReady(10_000))); },
     client: (i, done) => {
@@ -93,6 +101,72 @@ function rawTransport(task: WorkerTask, streamPath: string | null): Transport {
       return (r) => conn.call(r.path, r.framed, done);
     },
     once: (r) => new Promise((resolve) => conns[0].call(r.path, r.framed, (status, message) => resolve({ status, message }))),
+    close: () => { for (const c of conns) c.close(); },
+  };
+}
+
+/** The endpoint of this worker's connection k: connections are spread over the endpoints (members). */
+function endpointOf(task: WorkerTask, k: number): string {
+  const eps = task.endpoints.length ? task.endpoints : [task.endpoint];
+  return eps[(task.connOffset + k) % eps.length];
+}
+
+/** HTTP/JSON lane: one keep-alive HTTP/1.1 connection per client (HTTP/1.1 has one request in flight). */
+function httpTransport(task: WorkerTask, streamPath: string | null): Transport {
+  if (streamPath !== null) throw new Error('--lane http runs unary workloads only');
+  const conns = Array.from({ length: task.clients }, (_, i) => new HttpConn(endpointOf(task, i)));
+  return {
+    ready: async () => { await Promise.all(conns.map((c) => c.ready(10_000))); },
+    client: (i, done) => {
+      const conn = conns[i];
+      return (r) => conn.send(r.framed, done);
+    },
+    once: () => Promise.reject(new Error('--lane http: no requests outside the run')),
+    close: () => { for (const c of conns) c.close(); },
+  };
+}
+
+/**
+ * WebSocket lane: `connections` WebSockets to /ws, client i on connection i mod n; a client's
+ * request carries the client's index as its id, and the answer (in completion order) is routed
+ * back by it. A closed connection fails its requests in flight and every later one (Unavailable).
+ */
+function wsTransport(task: WorkerTask, streamPath: string | null): Transport {
+  if (streamPath !== null) throw new Error('--lane ws runs unary workloads only');
+  if (task.clients > L.wsJsonIdMax) throw new Error(`--lane ws: at most ${L.wsJsonIdMax} clients per worker`);
+  const conns: WsConn[] = [];
+  const dones: Array<(status: number, message: string | null) => void> = new Array(task.clients);
+  const inFlight = new Uint8Array(task.clients);
+  const answer = (a: { id: number; code: number; message: string | null }): void => {
+    if (a.id < 0 || a.id >= task.clients || inFlight[a.id] === 0) throw new Error(`--lane ws: an answer to no request in flight (id ${a.id})`);
+    inFlight[a.id] = 0;
+    dones[a.id](a.code, a.message);
+  };
+  return {
+    ready: async () => {
+      const n = Math.max(1, Math.min(task.connections, task.clients));
+      conns.push(...await Promise.all(Array.from({ length: n }, (_, k) => WsConn.open(endpointOf(task, k), '/ws', 10_000))));
+      conns.forEach((c, k) => {
+        c.onMessage = (p, binary) => answer(binary ? L.wsBinaryAnswer(p) : L.wsJsonAnswer(p));
+        c.onClose = (reason) => {
+          for (let i = k; i < task.clients; i += conns.length) {
+            if (inFlight[i]) { inFlight[i] = 0; dones[i](unavailable, `WebSocket ${reason}`); }
+          }
+        };
+      });
+    },
+    client: (i, done) => {
+      dones[i] = done;
+      const conn = conns[i % conns.length];
+      return (r) => {
+        inFlight[i] = 1;
+        if (conn.closed !== null) { setImmediate(() => { if (inFlight[i]) { inFlight[i] = 0; done(unavailable, `WebSocket ${conn.closed}`); } }); return; }
+        if (r.binaryId) r.framed.writeUInt32LE(i, r.idAt);
+        else W.writeDigits(r.framed, r.idAt, L.wsJsonIdDigits, i);
+        conn.send(r.framed);
+      };
+    },
+    once: () => Promise.reject(new Error('--lane ws: no requests outside the run')),
     close: () => { for (const c of conns) c.close(); },
   };
 }
@@ -108,6 +182,37 @@ class LeaseIds {
   }
 }
 
+/** A request with key slots: setKey(k, i) writes key index i into slot k, in place. */
+interface Keyed extends Req { setKey(k: number, i: number): void }
+
+type KvShape = 'put' | 'range' | 'range-prefix' | 'txn-put' | 'txn-compare' | 'delete';
+
+/** One client's template of a KV request shape, encoded for the task's lane. */
+function kvTemplate(task: WorkerTask, c: number, shape: KvShape, l: W.KeyLayout, value: Buffer): Keyed {
+  const o = task.req;
+  const grpc = (): W.Template => {
+    switch (shape) {
+      case 'put': return W.putTemplate(o, l, value);
+      case 'range': case 'range-prefix': return W.rangeTemplate(o, l, shape === 'range-prefix');
+      case 'txn-put': return W.txnPutTemplate(o, l, value);
+      case 'txn-compare': return W.txnCompareTemplate(o, l, value);
+      case 'delete': return W.deleteTemplate(o, l);
+    }
+  };
+  if (task.lane === 'grpc') {
+    const t = grpc();
+    return { path: t.path, framed: t.framed, idAt: -1, binaryId: false, setKey: (k, i) => W.setKey(t, k, i) };
+  }
+  let t: L.WireTemplate;
+  if (task.lane === 'ws' && task.wsBinary) t = L.wsBinaryRequest(grpc(), l);
+  else {
+    const body = shape === 'put' ? L.putJson(o, l, value) : shape === 'range' || shape === 'range-prefix' ? L.rangeJson(o, l, shape === 'range-prefix')
+      : shape === 'txn-put' ? L.txnPutJson(o, l, value) : shape === 'txn-compare' ? L.txnCompareJson(o, l, value) : L.deleteJson(o, l);
+    t = task.lane === 'http' ? L.httpRequest(body, endpointOf(task, c), l) : L.wsJsonRequest(body, l);
+  }
+  return { path: t.path, framed: t.framed, idAt: t.idAt, binaryId: t.binaryId, setKey: (k, i) => L.setWireKey(t, k, i) };
+}
+
 /**
  * Builds one client's request source: given a key index, fills the client's own buffers and
  * returns the request to send. Stateful per client where the workload needs it (grant → revoke).
@@ -117,41 +222,40 @@ function clientOps(task: WorkerTask, c: number, rand: () => number, leases: Leas
   const l = W.layoutFor(o);
   const value = W.makeValue(o.valueSize, task.seed + c);
   const mode = task.mode;
+  if (task.lane !== 'grpc' && (mode === 'lease-grant-revoke' || mode === 'lease-keepalive')) {
+    throw new Error(`--lane ${task.lane} runs the KV workloads only, not ${mode}`);
+  }
   switch (mode) {
-    case 'put': case 'preload': {
-      const t = W.putTemplate(o, l, value);
-      return (i) => { W.setKey(t, 0, i); return t; };
-    }
-    case 'range': case 'txn-compare': case 'delete': {
-      const t = mode === 'range' ? W.rangeTemplate(o, l, false) : mode === 'delete' ? W.deleteTemplate(o, l) : W.txnCompareTemplate(o, l, value);
-      return (i) => { W.setKey(t, 0, i); return t; };
+    case 'put': case 'preload': case 'range': case 'txn-compare': case 'delete': {
+      const t = kvTemplate(task, c, mode === 'preload' ? 'put' : mode, l, value);
+      return (i) => { t.setKey(0, i); return t; };
     }
     case 'range-prefix': {
-      const t = W.rangeTemplate(o, l, true);
-      return (i) => { W.setKey(t, 0, i); W.setKey(t, 1, i + o.rangeSpan); return t; };
+      const t = kvTemplate(task, c, 'range-prefix', l, value);
+      return (i) => { t.setKey(0, i); t.setKey(1, i + o.rangeSpan); return t; };
     }
     case 'txn-put': {
-      const t = W.txnPutTemplate(o, l, value);
+      const t = kvTemplate(task, c, 'txn-put', l, value);
       return (i) => {
-        for (let k = 0; k < o.txnOps; k++) W.setKey(t, k, (i + k) % o.keySpace);
+        for (let k = 0; k < o.txnOps; k++) t.setKey(k, (i + k) % o.keySpace);
         return t;
       };
     }
     case 'mixed': {
-      const r = W.rangeTemplate(o, l, false);
-      const p = W.putTemplate(o, l, value);
+      const r = kvTemplate(task, c, 'range', l, value);
+      const p = kvTemplate(task, c, 'put', l, value);
       const readBelow = Math.round(o.readRatio * 2 ** 32);
       return (i) => {
         const t = rand() < readBelow ? r : p;
-        W.setKey(t, 0, i);
+        t.setKey(0, i);
         return t;
       };
     }
     case 'lease-grant-revoke': {
       const g = W.leaseGrantFrame(o.leaseTtl);
       const v = W.leaseIdFrame();
-      const grant: Req = { path: W.paths.leaseGrant, framed: g.framed };
-      const revoke: Req = { path: W.paths.leaseRevoke, framed: v.framed };
+      const grant: Req = { path: W.paths.leaseGrant, framed: g.framed, idAt: -1, binaryId: false };
+      const revoke: Req = { path: W.paths.leaseRevoke, framed: v.framed, idAt: -1, binaryId: false };
       let granted = false;
       return () => {
         granted = !granted;
@@ -165,7 +269,7 @@ function clientOps(task: WorkerTask, c: number, rand: () => number, leases: Leas
     case 'lease-keepalive': {
       const k = W.leaseIdFrame();
       W.writeLeaseIdVarint(k.framed, k.idAt, keepAliveIds[c]);
-      const req: Req = { path: W.paths.leaseKeepAlive, framed: k.framed };
+      const req: Req = { path: W.paths.leaseKeepAlive, framed: k.framed, idAt: -1, binaryId: false };
       return () => req;
     }
   }
@@ -178,7 +282,7 @@ async function grantKeepAliveLeases(task: WorkerTask, t: Transport, leases: Leas
     const id = leases.take();
     const g = W.leaseGrantFrame(task.req.leaseTtl);
     W.writeLeaseIdVarint(g.framed, g.idAt, id);
-    const r = await t.once({ path: W.paths.leaseGrant, framed: g.framed });
+    const r = await t.once({ path: W.paths.leaseGrant, framed: g.framed, idAt: -1, binaryId: false });
     if (r.status !== 0) throw new Error(`LeaseGrant for lease-keepalive: ${grpcCodeName[r.status] ?? r.status} ${r.message ?? ''}`.trim());
     ids.push(id);
   }
@@ -189,14 +293,15 @@ async function revokeLeases(t: Transport, ids: number[]): Promise<void> {
   for (const id of ids) {
     const v = W.leaseIdFrame();
     W.writeLeaseIdVarint(v.framed, v.idAt, id);
-    await t.once({ path: W.paths.leaseRevoke, framed: v.framed }); // best effort: leases expire anyway
+    await t.once({ path: W.paths.leaseRevoke, framed: v.framed, idAt: -1, binaryId: false }); // best effort: leases expire anyway
   }
 }
 
 async function run(task: WorkerTask): Promise<WorkerResult> {
   const streamPath = task.mode === 'lease-keepalive' ? W.paths.leaseKeepAlive : null;
-  const transport = task.client === 'grpc-js' ? grpcJsTransport(task, streamPath)
-    : task.client === 'raw' ? rawTransport(task, streamPath) : h2Transport(task, streamPath);
+  const transport = task.lane === 'http' ? httpTransport(task, streamPath) : task.lane === 'ws' ? wsTransport(task, streamPath)
+    : task.client === 'grpc-js' ? grpcJsTransport(task, streamPath)
+      : task.client === 'raw' ? rawTransport(task, streamPath) : h2Transport(task, streamPath);
   await transport.ready();
   const leases = new LeaseIds(task);
   const keepAliveIds = task.mode === 'lease-keepalive' ? await grantKeepAliveLeases(task, transport, leases) : [];

@@ -2,6 +2,7 @@
 // its merged latency histogram) and the reports made from them: an HTML page with latency-percentile
 // plots, a Markdown table for docs/BENCHMARKS.md, and the samples that `diff` judges.
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as hdr from 'hdr-histogram-js';
@@ -23,6 +24,9 @@ export interface RunRecord {
   loadModel: string;   // "closed loop, 200 clients over 8 connections" / "open loop at 1000 req/s, ..."
   openLoop: boolean;
   result: LoadResult & { extra?: Record<string, number> };
+  lane?: string;       // grpc, http, ws/json, ws/binary (absent in files before lanes: grpc)
+  target?: string;     // which port the lane used: "client port" or "fast port" (--listen-client-http-urls)
+  members?: number;    // members of the server measured (absent in older files: 1)
 }
 
 export interface ResultFile {
@@ -34,23 +38,50 @@ export interface ResultFile {
   loadAvgStart: number[]; // os.loadavg() when the command started: other work on the machine
   loadAvgEnd: number[];   // ... and when it ended
   options: Record<string, unknown>;
-  servers: Array<{ label: string; version: string; command?: string }>;
+  servers: Array<{ label: string; version: string; command?: string; members?: number }>;
   runs: RunRecord[];
   failures: Array<{ server: string; round: number; workload: string | null; message: string }>; // runs that could not complete
 }
 
-/** Version reported by Maintenance/Status (etcd-ts reports the etcd version it implements). */
-export async function serverVersion(endpoint: string, timeoutMs: number): Promise<string> {
+/** Version and leader (member ID, "0" if none) reported by Maintenance/Status over gRPC. */
+export async function serverStatus(endpoint: string, timeoutMs: number): Promise<{ version: string; leader: string }> {
   const c = new KvConnection(endpoint);
   try {
     await c.waitForReady(timeoutMs);
     const raw = await new Promise<Buffer>((resolve, reject) => {
       c.callPath(paths.status, Buffer.alloc(0), (err, res) => (err ? reject(err) : resolve(res!)));
     });
-    return etcdserverpb.StatusResponse.decode(raw).version;
+    const st = etcdserverpb.StatusResponse.decode(raw);
+    return { version: st.version, leader: st.leader.toString() };
   } finally {
     c.close();
   }
+}
+
+/** Version reported by Maintenance/Status (etcd-ts reports the etcd version it implements). */
+export async function serverVersion(endpoint: string, timeoutMs: number): Promise<string> {
+  return (await serverStatus(endpoint, timeoutMs)).version;
+}
+
+/** Version reported by POST /v3/maintenance/status of an HTTP/JSON gateway (the HTTP and WebSocket lanes). */
+export function gatewayVersion(endpoint: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`http://${endpoint}/v3/maintenance/status`, { method: 'POST', timeout: timeoutMs, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => {
+        try {
+          const j = JSON.parse(body) as { version?: unknown };
+          if (res.statusCode === 200 && typeof j.version === 'string') { resolve(j.version); return; }
+        } catch { /* below */ }
+        reject(new Error(`POST /v3/maintenance/status: HTTP ${res.statusCode} ${body.slice(0, 200)}`));
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end('{}');
+  });
 }
 
 export function newResultFile(kind: 'run' | 'compare', command: string, etcdBin: string, options: Record<string, unknown>): ResultFile {
@@ -121,8 +152,9 @@ function groups(r: ResultFile): Array<{ workload: string; description: string; b
 export function markdownReport(r: ResultFile): string {
   const m = r.machine;
   const servers = r.servers.map((s) => s.label);
+  const members = Math.max(1, ...r.servers.map((s) => s.members ?? 1));
   const lines = [
-    '## Compare: etcd vs etcd-ts (etcd-ts-bench compare)',
+    `## Compare: etcd vs etcd-ts${members > 1 ? `, ${members}-member clusters` : ''} (etcd-ts-bench compare)`,
     '',
     `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}; Node ${m.node}; etcd binary ${m.etcd}; commit ${m.commit}; data dirs on ${m.tmpFs}; ${r.date.slice(0, 16).replace('T', ' ')} UTC; ` +
     `load average ${r.loadAvgStart.map((x) => x.toFixed(1)).join(' ')} at the start, ${(r.loadAvgEnd.length ? r.loadAvgEnd : os.loadavg()).map((x) => x.toFixed(1)).join(' ')} at the end (other jobs shared the machine when these are well above 0).`,
@@ -130,6 +162,7 @@ export function markdownReport(r: ResultFile): string {
     `Command: \`${r.command}\``,
     '',
     `Servers (one at a time, fresh data dir each, order alternated per round): ${r.servers.map((s) => `${s.label} (reports ${s.version})`).join(', ')}. ` +
+    (members > 1 ? `Each server kind ran as a cluster of ${members} members on this machine (127.0.0.1, fresh data dirs, one --initial-cluster), the load spread over every member's endpoint. ` : '') +
     'Medians over the rounds, each round\'s value in the "per round" column (in round order). Ratio = ' + `${servers[1] ?? 'B'} / ${servers[0] ?? 'A'} of the medians. ` +
     'The load generator runs on the same machine and its CPU use is in the last column (near the core count, it is the limit).',
     '',
@@ -139,7 +172,10 @@ export function markdownReport(r: ResultFile): string {
   for (const g of groups(r)) {
     const first = [...g.byServer.values()][0][0];
     const unit = g.workload.startsWith('watch') ? 'events/s' : 'req/s';
-    lines.push(`### ${g.workload}`, '', `${g.description}; ${first.loadModel}.`, '');
+    // Sides on different lanes (--a-lane / --b-lane) have different load models: name each.
+    const models = [...g.byServer].map(([server, runs]) => ({ server, model: runs[0].loadModel }));
+    const model = models.every((m) => m.model === first.loadModel) ? first.loadModel : models.map((m) => `${m.server}: ${m.model}`).join('; ');
+    lines.push(`### ${g.workload}`, '', `${g.description}; ${model}.`, '');
     lines.push(`| server | ${unit} (median) | per round | p50 ms | p99 ms | p99.9 ms | errors | generator cores |`);
     lines.push('|---|---:|---|---:|---:|---:|---:|---:|');
     const med = new Map<string, number>();
