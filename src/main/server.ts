@@ -11,7 +11,7 @@ import { GrpcH2Transport } from './net/grpc_h2';
 import { RaftNode } from './node/node';
 import { isTxnReadonly, MvccStore } from '../workers/mvcc/store';
 import { RequestKind } from '../shared/entry';
-import { Errors, EtcdError, GrpcCode } from '../shared/errors';
+import { decodeRequest, Errors, EtcdError } from '../shared/errors';
 import { toNum } from '../shared/long';
 import { limits } from '../shared/limits';
 import { validateDeleteRange, validatePut, validateRange, validateTxn } from '../shared/validate';
@@ -125,7 +125,7 @@ export class EtcdServer {
   }
 
   async #range(body: Uint8Array): Promise<Uint8Array> {
-    const req = decode(() => etcdserverpb.RangeRequest.decode(body));
+    const req = decodeRequest(() => etcdserverpb.RangeRequest.decode(body));
     validateRange(req);
     if (!req.serializable) await this.#d.node.readBarrier();
     if (rangeIsInline(req)) {
@@ -154,23 +154,23 @@ export class EtcdServer {
 
   /** HashKV is computed over the local state; as etcd, it reflects what this member has applied. */
   #hashKV(body: Uint8Array): Promise<Uint8Array> {
-    decode(() => etcdserverpb.HashKVRequest.decode(body));
+    decodeRequest(() => etcdserverpb.HashKVRequest.decode(body));
     return this.#runPool('hashKV', body);
   }
 
   #put(body: Uint8Array): Promise<Uint8Array> {
-    validatePut(decode(() => etcdserverpb.PutRequest.decode(body)));
+    validatePut(decodeRequest(() => etcdserverpb.PutRequest.decode(body)));
     this.#checkQuota(body.length);
     return this.#d.node.propose(RequestKind.Put, body);
   }
 
   #deleteRange(body: Uint8Array): Promise<Uint8Array> {
-    validateDeleteRange(decode(() => etcdserverpb.DeleteRangeRequest.decode(body)));
+    validateDeleteRange(decodeRequest(() => etcdserverpb.DeleteRangeRequest.decode(body)));
     return this.#d.node.propose(RequestKind.DeleteRange, body);
   }
 
   async #txn(body: Uint8Array): Promise<Uint8Array> {
-    const req = decode(() => etcdserverpb.TxnRequest.decode(body));
+    const req = decodeRequest(() => etcdserverpb.TxnRequest.decode(body));
     validateTxn(req, this.#d.cfg.maxTxnOps);
     if (!isTxnReadonly(req)) {
       this.#checkQuota(body.length);
@@ -185,7 +185,7 @@ export class EtcdServer {
   }
 
   async #compact(body: Uint8Array): Promise<Uint8Array> {
-    const req = decode(() => etcdserverpb.CompactionRequest.decode(body));
+    const req = decodeRequest(() => etcdserverpb.CompactionRequest.decode(body));
     const resp = await this.#d.node.propose(RequestKind.Compact, body);
     this.#d.compactor.postMessage({ compact: true });
     if (req.physical) await this.#waitPhysicalCompaction(toNum(req.revision));
@@ -242,7 +242,7 @@ export class EtcdServer {
 
   /** etcd's MoveLeader: only the leader may hand over, to a voting member; waits until it has. */
   async #moveLeader(body: Uint8Array, deadlineMs: number): Promise<Uint8Array> {
-    const req = decode(() => etcdserverpb.MoveLeaderRequest.decode(body));
+    const req = decodeRequest(() => etcdserverpb.MoveLeaderRequest.decode(body));
     const node = this.#d.node;
     if (!node.isLeader) throw Errors.notLeader();
     const target = BigInt(Long.fromValue(req.targetID ?? 0).toUnsigned().toString());
@@ -284,13 +284,4 @@ function rangeIsInline(r: etcdserverpb.IRangeRequest): boolean {
 function isTxnSerializable(r: etcdserverpb.ITxnRequest): boolean {
   const ops = [...(r.success ?? []), ...(r.failure ?? [])];
   return ops.every((op) => op.requestRange?.serializable === true);
-}
-
-/** Malformed protobuf is the client's fault: INVALID_ARGUMENT, never a crash. */
-function decode<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw new EtcdError(GrpcCode.InvalidArgument, `grpc: error unmarshalling request: ${(e as Error).message}`);
-  }
 }

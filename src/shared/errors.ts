@@ -66,6 +66,20 @@ export const Errors = {
   corrupt: def(GrpcCode.DataLoss, 'etcdserver: corrupt cluster'),
 } as const;
 
+/** Malformed protobuf in a request is the client's fault: INVALID_ARGUMENT, never a crash. */
+export function unmarshalError(e: unknown): EtcdError {
+  return new EtcdError(GrpcCode.InvalidArgument, `grpc: error unmarshalling request: ${(e as Error).message}`);
+}
+
+/** Runs a request decoder, turning its failure into unmarshalError. */
+export function decodeRequest<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw unmarshalError(e);
+  }
+}
+
 export function isEtcdError(e: unknown): e is EtcdError {
   return e instanceof EtcdError;
 }

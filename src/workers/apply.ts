@@ -15,7 +15,6 @@ import { EntryType } from '../main/raft/types';
 import { toBigInt, toNum } from '../shared/long';
 import { WatchSignal } from '../shared/watch_protocol';
 import { HeaderMaker } from '../shared/header';
-
 import { SharedHistogram } from '../shared/shared_histogram';
 
 const init = workerData as WorkerInit;
@@ -142,7 +141,7 @@ function applyBatch(msgs: Uint8Array[]): void {
   // Lease changes first: the lessor knows a lease before its grant is answered.
   const leaseMsgs: LeaseMsg[] = [];
   results.forEach((r: WriteResult | null, i: number) => {
-    if (r !== null && pendings[i].kind >= RequestKind.LeaseGrant) leaseEvents(items[i].req, r, leaseMsgs);
+    if (r !== null) leaseEvents(items[i].req, r, leaseMsgs);
   });
   for (const lm of leaseMsgs) {
     writeLeaseMsg(reserveBlocking(LEASE_MSG_BYTES), lm);
@@ -151,9 +150,15 @@ function applyBatch(msgs: Uint8Array[]): void {
   results.forEach((r: WriteResult | null, i: number) => {
     if (r !== null) pushResult(pendings[i], r);
   });
+  reportApplied(lastIndex);
+}
+
+/** APPLIED after a batch or an install: everything up to the applied index (at least minIndex, the
+ * batch's last entry, which may be a no-op) is applied; the watch worker learns the new revision. */
+function reportApplied(minIndex: number): void {
   const slot = reserveBlocking(APPLIED_MSG_BYTES);
   const st = store.snapshotState(); // one meta read, not three
-  writeAppliedMsg(slot, Math.max(lastIndex, st.appliedIndex), st.revision, st.compactRevision);
+  writeAppliedMsg(slot, Math.max(minIndex, st.appliedIndex), st.revision, st.compactRevision);
   outRing.commit();
   outRing.notify();
   watchSignal?.publishRevision(st.revision);
@@ -161,14 +166,8 @@ function applyBatch(msgs: Uint8Array[]): void {
 
 /** A follower installs the leader's LMDB copy (a Raft snapshot), then reports the new state. */
 function install(m: Uint8Array): void {
-  const dir = textDecoder.decode(m.subarray(INSTALL_MSG_HEADER));
-  store.installFrom(dir);
-  const slot = reserveBlocking(APPLIED_MSG_BYTES);
-  const st = store.snapshotState();
-  writeAppliedMsg(slot, st.appliedIndex, st.revision, st.compactRevision);
-  outRing.commit();
-  outRing.notify();
-  watchSignal?.publishRevision(st.revision);
+  store.installFrom(textDecoder.decode(m.subarray(INSTALL_MSG_HEADER)));
+  reportApplied(0);
 }
 
 function loop(): void {

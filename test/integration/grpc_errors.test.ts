@@ -6,33 +6,9 @@
 // foundation issue's rule; grpc-go itself says INTERNAL). After every bad call, a normal Put on
 // the same connection must still succeed: bad input never takes the server down.
 import { strict as assert } from 'node:assert';
-import * as http2 from 'node:http2';
 import { etcdserverpb } from '../../src/shared/gen/etcd';
+import { RawGrpc, UnaryReply } from '../support/grpc_raw';
 import { cleanupServersAfter, Server, startEtcd, startEtcdTs } from '../support/procs';
-
-interface Reply { status: number; message: string; body: Buffer }
-
-function call(session: http2.ClientHttp2Session, path: string, msg: Buffer, compressedFlag = 0): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
-    let status = -1;
-    let message = '';
-    const chunks: Buffer[] = [];
-    const take = (h: http2.IncomingHttpHeaders): void => {
-      if (h['grpc-status'] !== undefined) status = Number(h['grpc-status']);
-      if (typeof h['grpc-message'] === 'string') message = decodeURIComponent(h['grpc-message']);
-    };
-    req.on('response', take);
-    req.on('trailers', take);
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve({ status, message, body: Buffer.concat(chunks) }));
-    req.on('error', reject);
-    const head = Buffer.alloc(5);
-    head[0] = compressedFlag;
-    head.writeUInt32BE(msg.length, 1);
-    req.end(Buffer.concat([head, msg]));
-  });
-}
 
 const put = (key: string, valueBytes = 3): Buffer =>
   Buffer.from(etcdserverpb.PutRequest.encode({ key: Buffer.from(key), value: Buffer.alloc(valueBytes, 0x61) }).finish());
@@ -50,19 +26,19 @@ describe('gRPC bad input: same codes and messages as etcd, server keeps serving'
   let ours: Server | undefined;
   let ref: Server | undefined;
   cleanupServersAfter(() => [ours, ref]);
-  const sessions: http2.ClientHttp2Session[] = [];
-  after(() => { for (const s of sessions) s.close(); });
+  const clients: RawGrpc[] = [];
+  after(() => { for (const c of clients) c.close(); });
 
   before(async () => {
     [ours, ref] = await Promise.all([startEtcdTs(), startEtcd()]);
   });
 
-  const connect = (s: Server): http2.ClientHttp2Session => {
-    const sess = http2.connect(s.clientUrl);
-    sess.on('error', () => { /* surfaced by the calls */ });
-    sessions.push(sess);
-    return sess;
+  const connect = (s: Server): RawGrpc => {
+    const c = new RawGrpc(s.endpoint);
+    clients.push(c);
+    return c;
   };
+  const call = (c: RawGrpc, path: string, msg: Buffer, compressedFlag = 0): Promise<UnaryReply> => c.unary(path, msg, { compressedFlag });
 
   for (const c of cases) {
     it(`${c.name}`, async () => {

@@ -9,8 +9,9 @@ export interface UnaryReply {
   body: Buffer | null;
 }
 
-function frame(msg: Uint8Array): Buffer {
+function frame(msg: Uint8Array, compressedFlag = 0): Buffer {
   const head = Buffer.alloc(5);
+  head[0] = compressedFlag;
   head.writeUInt32BE(msg.length, 1);
   return Buffer.concat([head, Buffer.from(msg)]);
 }
@@ -44,8 +45,9 @@ export class RawGrpc {
     return this.session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
   }
 
-  /** One unary call. `cancelAfterMs` resets the stream after that long (a client giving up). */
-  unary(path: string, msg: Uint8Array, opts: { cancelAfterMs?: number } = {}): Promise<UnaryReply> {
+  /** One unary call. `cancelAfterMs` resets the stream after that long (a client giving up);
+   * `compressedFlag` sets the gRPC message header's compressed byte (bad-input tests). */
+  unary(path: string, msg: Uint8Array, opts: { cancelAfterMs?: number; compressedFlag?: number } = {}): Promise<UnaryReply> {
     return new Promise((resolve, reject) => {
       const req = this.#request(path);
       let status = -1;
@@ -74,7 +76,7 @@ export class RawGrpc {
         if (timer) clearTimeout(timer);
         reject(e);
       });
-      req.end(frame(msg));
+      req.end(frame(msg, opts.compressedFlag));
     });
   }
 

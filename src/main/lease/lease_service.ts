@@ -1,7 +1,7 @@
 // etcd's Lease gRPC service (api/v3rpc/lease.go) over the lessor: grant and revoke go through the
 // log; keep-alive, time-to-live and the lease list are answered by the leader's lessor.
 import { etcdserverpb } from '../../shared/gen/etcd';
-import { EtcdError, GrpcCode } from '../../shared/errors';
+import { decodeRequest, EtcdError, GrpcCode, unmarshalError } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import { bigIntToLong, toBigInt } from '../../shared/long';
 import type { StreamHandler, UnaryHandler } from '../net/grpc';
@@ -15,24 +15,15 @@ export interface Registrar {
 /** Response headers with the member's IDs, the current revision and term. */
 export type HeaderFn = () => etcdserverpb.IResponseHeader;
 
-/** Malformed protobuf is the client's fault: INVALID_ARGUMENT, never a crash. */
-export function decodeOrThrow<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw new EtcdError(GrpcCode.InvalidArgument, `grpc: error unmarshalling request: ${(e as Error).message}`);
-  }
-}
-
 export function registerLeaseService(t: Registrar, lessor: Lessor, header: HeaderFn): void {
   const svc = '/etcdserverpb.Lease/';
-  t.addUnary(svc + 'LeaseGrant', (b) => lessor.grant(decodeOrThrow(() => etcdserverpb.LeaseGrantRequest.decode(b))));
+  t.addUnary(svc + 'LeaseGrant', (b) => lessor.grant(decodeRequest(() => etcdserverpb.LeaseGrantRequest.decode(b))));
   t.addUnary(svc + 'LeaseRevoke', (b) => {
-    const r = decodeOrThrow(() => etcdserverpb.LeaseRevokeRequest.decode(b));
+    const r = decodeRequest(() => etcdserverpb.LeaseRevokeRequest.decode(b));
     return lessor.revoke(toBigInt(r.ID));
   });
   t.addUnary(svc + 'LeaseTimeToLive', async (b) => {
-    const r = decodeOrThrow(() => etcdserverpb.LeaseTimeToLiveRequest.decode(b));
+    const r = decodeRequest(() => etcdserverpb.LeaseTimeToLiveRequest.decode(b));
     const id = toBigInt(r.ID);
     const st = await lessor.timeToLive(id);
     const resp: etcdserverpb.ILeaseTimeToLiveResponse = st === null
@@ -42,7 +33,7 @@ export function registerLeaseService(t: Registrar, lessor: Lessor, header: Heade
     return etcdserverpb.LeaseTimeToLiveResponse.encode(resp).finish();
   });
   t.addUnary(svc + 'LeaseLeases', async (b) => {
-    decodeOrThrow(() => etcdserverpb.LeaseLeasesRequest.decode(b));
+    decodeRequest(() => etcdserverpb.LeaseLeasesRequest.decode(b));
     const ids = await lessor.list();
     return etcdserverpb.LeaseLeasesResponse.encode({ header: header(), leases: ids.map((id) => ({ ID: bigIntToLong(id) })) }).finish();
   });
@@ -78,7 +69,8 @@ export function registerLeaseService(t: Registrar, lessor: Lessor, header: Heade
         try {
           req = etcdserverpb.LeaseKeepAliveRequest.decode(msg);
         } catch (e) {
-          finish(GrpcCode.InvalidArgument, `grpc: error unmarshalling request: ${(e as Error).message}`);
+          const err = unmarshalError(e);
+          finish(err.code, err.message);
           return;
         }
         if (queue.length >= limits.leaseKeepAliveQueueMax) {

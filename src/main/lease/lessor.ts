@@ -76,14 +76,14 @@ export class Lessor {
     this.#ids = new IdGenerator(opts.memberId);
     // Load what LMDB holds now, then follow applied changes. Messages for changes already in this
     // load may follow it; applying them again is harmless (grant sets, revoke deletes, checkpoint sets).
-    for (const l of store.leases()) this.#leases.set(l.id, this.#fresh(l.id, l.ttl, l.remaining));
+    this.#reload();
     node.onLease = (m) => this.#onApplied(m);
     node.onSnapshotInstalled(() => this.#reload());
     node.onLeadership((isLeader) => (isLeader ? this.#promote() : this.#demote()));
     if (node.isLeader) this.#promote();
   }
 
-  /** The state machine was replaced by a snapshot: the stored leases are the truth again. */
+  /** Loads the stored leases (at start, and when a snapshot replaced the state machine). */
   #reload(): void {
     for (const l of this.#leases.values()) this.#wake(l);
     this.#leases.clear();
@@ -99,10 +99,6 @@ export class Lessor {
     if (this.#expiryTimer) clearInterval(this.#expiryTimer);
     if (this.#checkpointTimer) clearInterval(this.#checkpointTimer);
     for (const l of this.#leases.values()) this.#wake(l);
-  }
-
-  get size(): number {
-    return this.#leases.size;
   }
 
   /** LeaseGrant: the ID (when 0) and the minimum TTL are settled here so the log carries them. */

@@ -11,13 +11,14 @@
 // exclusion. See docs/LEASES.md.
 import { etcdserverpb, mvccpb, v3electionpb, v3lockpb } from '../../shared/gen/etcd';
 import { RequestKind } from '../../shared/entry';
-import { Errors, EtcdError, GrpcCode } from '../../shared/errors';
+import { decodeRequest, Errors, EtcdError, GrpcCode, unmarshalError } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import { bigIntToLong, toBigInt, toNum } from '../../shared/long';
 import type { CallContext, ServerStream } from '../net/grpc';
 import type { RaftNode } from '../node/node';
 import type { MvccStore } from '../../workers/mvcc/store';
-import { decodeOrThrow, Registrar } from './lease_service';
+import { Registrar } from './lease_service';
+import { prefixEnd } from '../../shared/key_range';
 import { Lessor } from './lessor';
 
 type Header = etcdserverpb.IResponseHeader;
@@ -159,17 +160,6 @@ export class LocalKv {
   }
 }
 
-function prefixEnd(prefix: Buffer): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] < 0xff) {
-      end[i]++;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
-}
-
 /** The lease a recipe session uses: the caller's, or (for 0) a fresh one with the session TTL, as concurrency.NewSession. */
 async function sessionLease(lessor: Lessor, lease: bigint): Promise<bigint> {
   if (lease !== 0n) return lease;
@@ -216,11 +206,11 @@ async function lock(kv: LocalKv, lessor: Lessor, ctx: CallContext, req: v3lockpb
 
 export function registerLockService(t: Registrar, kv: LocalKv, lessor: Lessor): void {
   t.addUnary('/v3lockpb.Lock/Lock', async (b, ctx) => {
-    const req = decodeOrThrow(() => v3lockpb.LockRequest.decode(b));
+    const req = decodeRequest(() => v3lockpb.LockRequest.decode(b));
     return v3lockpb.LockResponse.encode(await asClientErrors(() => lock(kv, lessor, ctx, req))).finish();
   });
   t.addUnary('/v3lockpb.Lock/Unlock', async (b) => {
-    const req = decodeOrThrow(() => v3lockpb.UnlockRequest.decode(b));
+    const req = decodeRequest(() => v3lockpb.UnlockRequest.decode(b));
     const r = await asClientErrors(() => kv.del(req.key));
     return v3lockpb.UnlockResponse.encode({ header: r.header }).finish();
   });
@@ -384,21 +374,21 @@ function observe(kv: LocalKv, name: Uint8Array, stream: ServerStream): { stop():
 export function registerElectionService(t: Registrar, kv: LocalKv, lessor: Lessor): void {
   const svc = '/v3electionpb.Election/';
   t.addUnary(svc + 'Campaign', async (b, ctx) => {
-    const req = decodeOrThrow(() => v3electionpb.CampaignRequest.decode(b));
+    const req = decodeRequest(() => v3electionpb.CampaignRequest.decode(b));
     return v3electionpb.CampaignResponse.encode(await asClientErrors(() => campaign(kv, lessor, ctx, req))).finish();
   });
   t.addUnary(svc + 'Proclaim', async (b) => {
-    const req = decodeOrThrow(() => v3electionpb.ProclaimRequest.decode(b));
+    const req = decodeRequest(() => v3electionpb.ProclaimRequest.decode(b));
     const header = await asClientErrors(() => proclaim(kv, leadershipOf(req), Buffer.from(req.value)));
     return v3electionpb.ProclaimResponse.encode({ header }).finish();
   });
   t.addUnary(svc + 'Resign', async (b) => {
-    const req = decodeOrThrow(() => v3electionpb.ResignRequest.decode(b));
+    const req = decodeRequest(() => v3electionpb.ResignRequest.decode(b));
     const header = await asClientErrors(() => resign(kv, leadershipOf(req)));
     return v3electionpb.ResignResponse.encode({ header }).finish();
   });
   t.addUnary(svc + 'Leader', async (b) => {
-    const req = decodeOrThrow(() => v3electionpb.LeaderRequest.decode(b));
+    const req = decodeRequest(() => v3electionpb.LeaderRequest.decode(b));
     const pfx = Buffer.concat([Buffer.from(req.name), Buffer.from('/')]);
     const r = await asClientErrors(() => kv.getByCreate(pfx, 'first'));
     if (r.kvs.length === 0) throw errNoLeader();
@@ -414,7 +404,8 @@ export function registerElectionService(t: Registrar, kv: LocalKv, lessor: Lesso
         try {
           req = v3electionpb.LeaderRequest.decode(msg);
         } catch (e) {
-          stream.end(GrpcCode.InvalidArgument, `grpc: error unmarshalling request: ${(e as Error).message}`);
+          const err = unmarshalError(e);
+          stream.end(err.code, err.message);
           return;
         }
         obs = observe(kv, req.name, stream);

@@ -184,12 +184,21 @@ export class RaftNode {
       await this.#toApply.waitForSpaceAsync(100);
     }
     this.#toApply.notify();
-    const deadline = Date.now() + this.#opts.requestTimeoutMs * 4;
-    while (this.#applied < index) {
-      if (this.#stopped) return;
-      if (Date.now() > deadline) throw new Error(`snapshot at ${index} was not installed in time (applied ${this.#applied})`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    // The apply worker answers the install with an APPLIED message; wait for it, not in a poll loop.
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        off();
+        resolve();
+      };
+      const off = this.onApplied(() => { if (this.#applied >= index || this.#stopped) done(); });
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error(`snapshot at ${index} was not installed in time (applied ${this.#applied})`));
+      }, this.#opts.requestTimeoutMs * 4);
+      if (this.#applied >= index) done();
+    });
+    if (this.#stopped) return;
     for (const fn of this.#installListeners) fn();
     this.#log.info('installed snapshot from the leader', { index, term: msg.snapshot.metadata.term, from: msg.from });
     this.step([msg]);

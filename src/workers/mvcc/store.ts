@@ -102,30 +102,22 @@ export class MvccStore {
 
   /** The attributes a member published through the log, or null if it has not started yet. */
   memberAttributes(memberIdHex: string): MemberAttributes | null {
-    return this.#read(() => {
-      return getMemberAttributes(this.#dbs, memberIdHex);
-    });
+    return this.#read(() => getMemberAttributes(this.#dbs, memberIdHex));
   }
 
   /** The cluster version the leader set through the log, or null before the first one. */
   clusterVersion(): string | null {
-    return this.#read(() => {
-      return getClusterVersion(this.#dbs);
-    });
+    return this.#read(() => getClusterVersion(this.#dbs));
   }
 
   /** Every stored lease with its TTL and last checkpointed remaining TTL (the lessor loads these at start). */
   leases(): StoredLease[] {
-    return this.#read(() => {
-      return listLeases(this.#dbs);
-    });
+    return this.#read(() => listLeases(this.#dbs));
   }
 
   /** The keys attached to a lease, in key order. */
   leaseKeys(id: bigint): Buffer[] {
-    return this.#read(() => {
-      return leaseKeys(this.#dbs, Number(BigInt.asIntN(32, id >> 32n)), Number(BigInt.asUintN(32, id)));
-    });
+    return this.#read(() => leaseKeys(this.#dbs, Number(BigInt.asIntN(32, id >> 32n)), Number(BigInt.asUintN(32, id))));
   }
 
   /** Records an applied index with no state change (leader no-op entries); folded into the next applyBatch. */
@@ -213,9 +205,7 @@ export class MvccStore {
 
   /** The revision up to which compaction has physically finished (-1 before any). */
   get compactedRevision(): number {
-    return this.#read(() => {
-      return readProgress(this.#dbs).doneRev;
-    });
+    return this.#read(() => readProgress(this.#dbs).doneRev);
   }
 
   get appliedIndex(): number {
@@ -223,9 +213,7 @@ export class MvccStore {
   }
 
   #fresh(): State {
-    return this.#read(() => {
-      return readState(this.#dbs);
-    });
+    return this.#read(() => readState(this.#dbs));
   }
 
   /** Entries per database (tests and metrics): live keys, history records, revlog records. */
