@@ -150,7 +150,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   let lessorRef: Lessor | null = null;
   const transport = peers.length === 0 ? null : new PeerTransport({
     selfId: memberId, clusterId, log,
-    listen: cfg.listenPeerUrls.map((u) => ({ host: u.hostname === 'localhost' ? '127.0.0.1' : u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) })),
+    listen: cfg.listenPeerUrls.map((u) => ({ host: hostOf(u), port: Number(u.port) })),
     onMessages: (msgs) => nodeRef?.step(msgs),
     onUnreachable: (id) => nodeRef?.reportUnreachable(id),
     onSnapshot: async (msg, dir) => {
@@ -260,7 +260,6 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
     metrics: renderMetrics,
   });
   const listeners: net.Server[] = [];
-  const hostOf = (u: URL): string => (u.hostname === 'localhost' ? '127.0.0.1' : u.hostname.replace(/^\[|\]$/g, ''));
   for (const u of cfg.listenClientUrls) {
     listeners.push(await listenMultiplexed(hostOf(u), Number(u.port), server.transport.server, h1));
     log.info('serving client traffic', { address: u.href });
@@ -383,4 +382,9 @@ function syncVia(worker: Worker): Promise<void> {
     worker.on('message', onMessage);
     worker.postMessage({ sync: id });
   });
+}
+
+/** The address to bind for a listen URL: localhost binds 127.0.0.1, IPv6 brackets dropped. */
+function hostOf(u: URL): string {
+  return u.hostname === 'localhost' ? '127.0.0.1' : u.hostname.replace(/^\[|\]$/g, '');
 }

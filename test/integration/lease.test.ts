@@ -9,6 +9,7 @@
 // - etcd-ts only: leases and attached keys survive a restart, and the checkpointed remaining TTL
 //   keeps a restart from granting an abandoned lease its full TTL again.
 import { strict as assert } from 'node:assert';
+import * as http2 from 'node:http2';
 import Long from 'long';
 import { etcdserverpb } from '../../src/shared/gen/etcd';
 import { etcdctl } from '../support/etcdctl';
@@ -274,6 +275,46 @@ describe('leases: etcd-ts vs etcd 3.4', function () {
     } finally {
       c.close();
     }
+  });
+});
+
+describe('lease keep-alive stream that is never read (etcd-ts)', function () {
+  this.timeout(120_000);
+  let s: Server | undefined;
+  cleanupServersAfter(() => [s]);
+
+  it('answers wait for the client, requests are bounded, the stream ends with RESOURCE_EXHAUSTED; the server keeps serving', async () => {
+    s = await startEtcdTs();
+    const c = new RawGrpc(s.endpoint);
+    await c.unary(L + 'LeaseGrant', pb.LeaseGrantRequest.encode({ ID: 4242, TTL: 60 }).finish());
+    c.close();
+    const sess = http2.connect(s.clientUrl);
+    sess.on('error', () => undefined);
+    const req = sess.request({ ':method': 'POST', ':path': L + 'LeaseKeepAlive', 'content-type': 'application/grpc', te: 'trailers' });
+    req.on('error', () => undefined);
+    req.pause(); // never read the answers
+    let status = '';
+    req.on('trailers', (t) => { status = String(t['grpc-status']); });
+    req.on('response', (h) => { if (h['grpc-status'] !== undefined) status = String(h['grpc-status']); });
+    const body = pb.LeaseKeepAliveRequest.encode({ ID: 4242 }).finish();
+    const one = Buffer.alloc(5 + body.length);
+    one.writeUInt32BE(body.length, 1);
+    one.set(body, 5);
+    // 64 KiB of client window plus 1 MiB of server-side send queue hold about 40k answers; after
+    // that at most leaseKeepAliveQueueMax requests wait, then the stream is ended.
+    const batch = Buffer.concat(Array.from({ length: 1000 }, () => one));
+    for (let i = 0; i < 100 && req.writable && status === ''; i++) {
+      await new Promise<void>((resolve) => (req.write(batch) ? resolve() : req.once('drain', resolve)));
+      await sleep(5);
+    }
+    req.resume(); // read the rest, including the status
+    await waitFor(async () => status !== '', 'keep-alive stream status', 20_000);
+    assert.equal(status, '8', 'RESOURCE_EXHAUSTED');
+    sess.close();
+    const c2 = new RawGrpc(s.endpoint);
+    const t = await c2.unary(L + 'LeaseTimeToLive', pb.LeaseTimeToLiveRequest.encode({ ID: 4242 }).finish());
+    c2.close();
+    assert.equal(t.status, 0, t.message);
   });
 });
 

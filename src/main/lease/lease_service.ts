@@ -45,17 +45,25 @@ export function registerLeaseService(t: Registrar, lessor: Lessor, header: Heade
     const finish = (code: GrpcCode, message = ''): void => {
       if (!stream.closed) stream.end(code, message);
     };
+    // A client that sends but does not read: answers wait (requests queue up to
+    // leaseKeepAliveQueueMax) until the stream drains, as etcd's loop blocks in Send.
+    let blocked = false;
+    stream.onDrain?.(() => {
+      if (!blocked) return;
+      blocked = false;
+      void pump();
+    });
     const pump = async (): Promise<void> => {
-      if (running) return;
+      if (running || blocked) return;
       running = true;
       try {
-        while (queue.length > 0 && !stream.closed) {
+        while (queue.length > 0 && !stream.closed && !blocked) {
           const id = queue.shift() as bigint;
           const ttl = await lessor.renew(id);
           if (stream.closed) return;
-          stream.send(etcdserverpb.LeaseKeepAliveResponse.encode({ header: header(), ID: bigIntToLong(id), TTL: ttl }).finish());
+          blocked = !stream.send(etcdserverpb.LeaseKeepAliveResponse.encode({ header: header(), ID: bigIntToLong(id), TTL: ttl }).finish());
         }
-        if (ended) finish(GrpcCode.OK);
+        if (ended && queue.length === 0) finish(GrpcCode.OK);
       } catch (e) {
         const err = e instanceof EtcdError ? e : new EtcdError(GrpcCode.Unknown, (e as Error).message);
         finish(err.code, err.message);
@@ -82,7 +90,7 @@ export function registerLeaseService(t: Registrar, lessor: Lessor, header: Heade
       },
       onEnd(): void {
         ended = true;
-        if (!running) finish(GrpcCode.OK);
+        if (!running && queue.length === 0) finish(GrpcCode.OK);
       },
     };
   });

@@ -285,8 +285,11 @@ function observe(kv: LocalKv, name: Uint8Array, stream: ServerStream): { stop():
   const end = prefixEnd(pfx);
   let stopped = false;
   let off: (() => void) | null = null;
+  /** The client is not reading: stop following the history until the stream drains (as etcd's
+   * Observe blocks in Send), so an observer never buffers without bound. */
+  let paused = false;
   const send = (header: Header, kvv: mvccpb.IKeyValue): void => {
-    stream.send(v3electionpb.LeaderResponse.encode({ header, kv: kvv }).finish());
+    if (!stream.send(v3electionpb.LeaderResponse.encode({ header, kv: kvv }).finish())) paused = true;
   };
   // state: either waiting for a first put under the prefix, or following one leader key.
   let following: Buffer | null = null;
@@ -295,7 +298,7 @@ function observe(kv: LocalKv, name: Uint8Array, stream: ServerStream): { stop():
   let lookingUp = true;
   const step = (): void => {
     for (;;) {
-      if (stopped || stream.closed || lookingUp) return;
+      if (stopped || stream.closed || lookingUp || paused) return;
       const r = following === null ? kv.events(next, pfx, end) : kv.events(next, following, null);
       next = r.nextRev;
       let changed = false;
@@ -315,6 +318,10 @@ function observe(kv: LocalKv, name: Uint8Array, stream: ServerStream): { stop():
           break;
         }
         send(kv.header(toNum(evKv.modRevision)), evKv);
+        if (paused) {
+          next = toNum(evKv.modRevision) + 1; // resume after this event
+          return;
+        }
       }
       if (!changed) return;
       if (following === null) {
@@ -355,6 +362,11 @@ function observe(kv: LocalKv, name: Uint8Array, stream: ServerStream): { stop():
       fail();
     }
   };
+  stream.onDrain?.(() => {
+    if (!paused) return;
+    paused = false;
+    safeStep();
+  });
   try {
     off = kv.follow(safeStep);
   } catch (e) {
