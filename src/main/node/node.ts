@@ -171,18 +171,12 @@ export class RaftNode {
       return;
     }
     const path = Buffer.from(dir, 'utf8');
-    for (;;) {
-      const slot = this.#toApply.reserve(INSTALL_MSG_HEADER + path.length);
-      if (slot) {
-        slot.fill(0, 0, INSTALL_MSG_HEADER);
-        slot[0] = MSG_INSTALL;
-        slot.set(path, INSTALL_MSG_HEADER);
-        this.#toApply.commit();
-        break;
-      }
-      this.#toApply.notify();
-      await this.#toApply.waitForSpaceAsync(100);
-    }
+    const len = INSTALL_MSG_HEADER + path.length;
+    const slot = this.#toApply.reserve(len) ?? await this.#applySlotWhenFree(len);
+    slot.fill(0, 0, INSTALL_MSG_HEADER);
+    slot[0] = MSG_INSTALL;
+    slot.set(path, INSTALL_MSG_HEADER);
+    this.#toApply.commit();
     this.#toApply.notify();
     // The apply worker answers the install with an APPLIED message; wait for it, not in a poll loop.
     await new Promise<void>((resolve, reject) => {
@@ -481,16 +475,18 @@ export class RaftNode {
 
   async #pushApply(e: Entry): Promise<void> {
     const len = ENTRY_MSG_HEADER + e.data.length;
+    const slot = this.#toApply.reserve(len) ?? await this.#applySlotWhenFree(len);
+    writeEntryMsg(slot, e.type, e.index, e.term, e.data);
+    this.#toApply.commit();
+  }
+
+  /** Backpressure: the apply worker is behind; let it drain until len bytes fit. */
+  async #applySlotWhenFree(len: number): Promise<Uint8Array> {
     for (;;) {
-      const slot = this.#toApply.reserve(len);
-      if (slot) {
-        writeEntryMsg(slot, e.type, e.index, e.term, e.data);
-        this.#toApply.commit();
-        return;
-      }
-      // Backpressure: the apply worker is behind; let it drain.
       this.#toApply.notify();
       await this.#toApply.waitForSpaceAsync(100);
+      const slot = this.#toApply.reserve(len);
+      if (slot) return slot;
     }
   }
 
