@@ -21,9 +21,10 @@
 // delay, which grows when the generator is near one core busy.
 //
 // The generator does not decode WatchResponses with protobufjs (that alone would cap it well below the
-// servers): a small wire-format scanner counts events (field 11) and, for sampled watchers, reads the
-// mod_revision of each event's kv.
+// servers): a small wire-format scanner (lib/watch_wire.ts) counts events (field 11) and, for sampled
+// watchers, reads the mod_revision of each event's kv.
 import { frameGrpc } from './lib/h2_client';
+import { newScanResult, put, scanResponse, Scanner, WatchStream } from './lib/watch_wire';
 import { procCpuUs, rssKiB } from './lib/proc';
 import * as http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
@@ -58,127 +59,6 @@ function parseArgs(argv: string[]): Args {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const watchPath = '/etcdserverpb.Watch/Watch';
-const grpcHeaders = (path: string): http2.OutgoingHttpHeaders => ({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
-
-
-// ---- minimal protobuf wire scanner (WatchResponse -> event count, created/canceled, mod revisions) ----
-
-let pos = 0;
-function varint(b: Buffer): number {
-  let v = 0;
-  let mul = 1;
-  for (;;) {
-    const x = b[pos++];
-    v += (x & 0x7f) * mul;
-    if (x < 0x80) return v;
-    mul *= 128;
-  }
-}
-function skip(b: Buffer, wire: number): void {
-  if (wire === 0) varint(b);
-  else if (wire === 2) { const n = varint(b); pos += n; }
-  else if (wire === 1) pos += 8;
-  else if (wire === 5) pos += 4;
-  else throw new Error(`unexpected wire type ${wire}`);
-}
-/** mod_revision (KeyValue field 3) of the Event in b[start, end), or 0. */
-function eventModRevision(b: Buffer, start: number, end: number): number {
-  pos = start;
-  while (pos < end) {
-    const tag = varint(b);
-    if (tag === ((2 << 3) | 2)) { // Event.kv
-      const kvEnd = varint(b) + pos;
-      while (pos < kvEnd) {
-        const t = varint(b);
-        if (t === ((3 << 3) | 0)) return varint(b);
-        skip(b, t & 7);
-      }
-      return 0;
-    }
-    skip(b, tag & 7);
-  }
-  return 0;
-}
-
-interface Scan { events: number; created: boolean; canceled: boolean }
-const scanOut: Scan = { events: 0, created: false, canceled: false };
-/** Scans one WatchResponse in b[start, end); calls onRev(mod_revision) per event when given. */
-function scanResponse(b: Buffer, start: number, end: number, onRev: ((rev: number) => void) | null): Scan {
-  scanOut.events = 0; scanOut.created = false; scanOut.canceled = false;
-  pos = start;
-  while (pos < end) {
-    const tag = varint(b);
-    const field = tag >>> 3;
-    if (field === 11 && (tag & 7) === 2) {
-      const len = varint(b);
-      const evEnd = pos + len;
-      scanOut.events++;
-      if (onRev) { const rev = eventModRevision(b, pos, evEnd); onRev(rev); }
-      pos = evEnd;
-    } else if (field === 3 && (tag & 7) === 0) scanOut.created = varint(b) !== 0;
-    else if (field === 4 && (tag & 7) === 0) scanOut.canceled = varint(b) !== 0;
-    else skip(b, tag & 7);
-  }
-  return scanOut;
-}
-
-// ---- watch streams ----
-
-/** One connection with one Watch stream; calls onResponse per gRPC message (body in buf[start,end)). */
-class WatchStream {
-  readonly session: http2.ClientHttp2Session;
-  readonly stream: http2.ClientHttp2Stream;
-  #buf: Buffer = Buffer.alloc(0);
-
-  constructor(endpoint: string, onResponse: (buf: Buffer, start: number, end: number) => void, window = 65535) {
-    this.session = http2.connect(`http://${endpoint}`, { settings: { initialWindowSize: window } });
-    if (window > 65535) this.session.on('connect', () => this.session.setLocalWindowSize(window));
-    this.session.on('error', (e) => console.error(`watch session error: ${e.message}`));
-    this.stream = this.session.request(grpcHeaders(watchPath));
-    this.stream.on('error', (e) => console.error(`watch stream error: ${e.message}`));
-    this.stream.on('data', (chunk: Buffer) => {
-      const buf = this.#buf.length ? Buffer.concat([this.#buf, chunk]) : chunk;
-      let off = 0;
-      while (buf.length - off >= 5) {
-        const len = buf.readUInt32BE(off + 1);
-        if (buf.length - off < 5 + len) break;
-        onResponse(buf, off + 5, off + 5 + len);
-        off += 5 + len;
-      }
-      this.#buf = off === buf.length ? Buffer.alloc(0) : buf.subarray(off);
-      if (this.#buf.length && off > 0) this.#buf = Buffer.from(this.#buf); // do not pin big chunks
-    });
-  }
-
-  create(key: Buffer, rangeEnd?: Buffer): void {
-    this.stream.write(frameGrpc(etcdserverpb.WatchRequest.encode({ createRequest: { key, rangeEnd } }).finish()));
-  }
-
-  close(): void {
-    this.stream.close(http2.constants.NGHTTP2_CANCEL);
-    this.session.close();
-  }
-}
-
-function putOnce(session: http2.ClientHttp2Session, frame: Buffer): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = session.request(grpcHeaders('/etcdserverpb.KV/Put'));
-    let status = '';
-    const chunks: Buffer[] = [];
-    const take = (h: http2.IncomingHttpHeaders): void => { if (h['grpc-status'] !== undefined) status = String(h['grpc-status']); };
-    req.on('response', take);
-    req.on('trailers', take);
-    req.on('data', (d: Buffer) => chunks.push(d));
-    req.on('end', () => {
-      if (status !== '0') { reject(new Error(`Put: grpc-status ${status}`)); return; }
-      const b = Buffer.concat(chunks);
-      resolve(Number(etcdserverpb.PutResponse.decode(b.subarray(5)).header?.revision ?? 0));
-    });
-    req.on('error', reject);
-    req.end(frame);
-  });
-}
 
 // ---- process stats ----
 
@@ -228,31 +108,25 @@ async function fanout(s: Server, a: Args): Promise<FanoutResult> {
   const streams: WatchStream[] = [];
   // Sampling: on each stream, every sampleEvery-th "created" response marks its watch_id (field 2) as
   // sampled; event responses of sampled watch_ids are scanned again for their mod revisions.
+  const sc = new Scanner();
+  const out = newScanResult();
+  const onError = (m: string): void => console.error(`watch stream error: ${m}`);
   for (let c = 0; c < a.connections; c++) {
     const sampled = new Set<number>();
     let createdHere = 0;
     const ws = new WatchStream(s.endpoint, (buf, start, end) => {
-      // watch_id (field 2) is needed to decide sampling; read it first cheaply.
-      pos = start;
-      let watchId = 0;
-      while (pos < end) {
-        const tag = varint(buf);
-        if (tag === ((2 << 3) | 0)) { watchId = varint(buf); break; }
-        if ((tag >>> 3) === 11) break; // events come after watch_id in both servers' encodings
-        skip(buf, tag & 7);
-      }
-      const sc = scanResponse(buf, start, end, null);
-      if (sc.created) {
-        if (createdHere++ % sampleEvery === 0) sampled.add(watchId);
+      scanResponse(sc, buf, start, end, out, null);
+      if (out.created) {
+        if (createdHere++ % sampleEvery === 0) sampled.add(out.watchId);
         created++;
         return;
       }
-      if (sc.canceled) { canceled++; return; }
-      if (sc.events === 0) return;
-      events += sc.events;
+      if (out.canceled) { canceled++; return; }
+      if (out.events === 0) return;
+      events += out.events;
       lastEventAt = performance.now();
-      if (sampled.has(watchId)) scanResponse(buf, start, end, record);
-    }, a.window);
+      if (sampled.has(out.watchId)) scanResponse(sc, buf, start, end, out, record);
+    }, { window: a.window, onError });
     streams.push(ws);
   }
   const per = Math.floor(a.watchers / a.connections);
@@ -272,7 +146,7 @@ async function fanout(s: Server, a: Args): Promise<FanoutResult> {
   const value = Buffer.alloc(a.valueBytes, 0x76);
   const frames = Array.from({ length: a.keys }, (_, i) =>
     frameGrpc(etcdserverpb.PutRequest.encode({ key: Buffer.concat([prefix, Buffer.from(`key/${String(i).padStart(6, '0')}`)]), value }).finish()));
-  await putOnce(session, frameGrpc(etcdserverpb.PutRequest.encode({ key: Buffer.from('/wbench-warmup'), value }).finish())); // outside the prefix
+  await put(session, frameGrpc(etcdserverpb.PutRequest.encode({ key: Buffer.from('/wbench-warmup'), value }).finish())); // outside the prefix
   const sentAt = new Map<number, number>(); // revision -> time the Put was written
   let writes = 0;
   let next = 0;
@@ -284,7 +158,7 @@ async function fanout(s: Server, a: Args): Promise<FanoutResult> {
     while (performance.now() < stopAt) {
       const frame = frames[next++ % a.keys];
       const at = performance.now();
-      const rev = await putOnce(session, frame);
+      const rev = await put(session, frame);
       sentAt.set(rev, at);
       writes++;
     }
@@ -323,9 +197,13 @@ interface IdleResult { kind: ServerKind; watchers: number; rssBeforeKiB: number;
 async function idle(s: Server, a: Args): Promise<IdleResult> {
   let created = 0;
   const conns = a.connections;
+  const sc = new Scanner();
+  const out = newScanResult();
+  const onError = (m: string): void => console.error(`watch stream error: ${m}`);
   const streams = Array.from({ length: conns }, () => new WatchStream(s.endpoint, (buf, start, end) => {
-    if (scanResponse(buf, start, end, null).created) created++;
-  }));
+    scanResponse(sc, buf, start, end, out, null);
+    if (out.created) created++;
+  }, { onError }));
   // One warm-up watcher per stream so that the connections and streams are in the "before" figure.
   for (const w of streams) w.create(Buffer.from('/idle-warm'));
   while (created < conns) await sleep(20);

@@ -9,7 +9,7 @@
 // arrived, and only then starts the measured phase, so no warm-up event is counted. After the measured
 // phase it waits (up to 30 s) for every expected event (writes × watchers); missing events are reported
 // as errors (code WATCH_EVENTS_MISSING). The WatchResponses are not decoded with protobufjs: a small
-// wire scanner counts events and reads mod revisions (the same approach as bench/watch.ts).
+// wire scanner (watch_wire.ts, shared with bench/watch.ts) counts events and reads mod revisions.
 import * as http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
@@ -18,7 +18,8 @@ import { frameGrpc, grpcCodeName } from './h2_client';
 import { LoadResult } from './load';
 import { histogramSpec } from './load_types';
 import { procCpuUs } from './proc';
-import { makeValue, paths, prefixEnd, WatchWorkloadName } from './workloads';
+import { put, scanResponse, ScanResult, newScanResult, Scanner, WatchStream } from './watch_wire';
+import { makeValue, prefixEnd, WatchWorkloadName } from './workloads';
 
 export interface WatchLoadOptions {
   endpoint: string;
@@ -37,135 +38,6 @@ export interface WatchLoadOptions {
 }
 
 export interface WatchExtra { puts: number; putsPerSec: number; expectedEvents: number; deliveredEvents: number }
-
-// ---- minimal protobuf wire scanner ----
-
-class Scanner {
-  pos: number; // read position in the buffer being scanned
-
-  constructor() {
-    this.pos = 0;
-  }
-
-  varint(b: Buffer): number {
-    let v = 0;
-    let mul = 1;
-    for (;;) {
-      const x = b[this.pos++];
-      v += (x & 0x7f) * mul;
-      if (x < 0x80) return v;
-      mul *= 128;
-    }
-  }
-  skip(b: Buffer, wire: number): void {
-    if (wire === 0) this.varint(b);
-    else if (wire === 2) { const n = this.varint(b); this.pos += n; }
-    else if (wire === 1) this.pos += 8;
-    else if (wire === 5) this.pos += 4;
-    else throw new Error(`unexpected wire type ${wire}`);
-  }
-  /** mod_revision (KeyValue field 3) of the Event in b[start, end), or 0. */
-  modRevision(b: Buffer, start: number, end: number): number {
-    this.pos = start;
-    while (this.pos < end) {
-      const tag = this.varint(b);
-      if (tag === ((2 << 3) | 2)) {
-        const kvEnd = this.varint(b) + this.pos;
-        while (this.pos < kvEnd) {
-          const t = this.varint(b);
-          if (t === (3 << 3)) return this.varint(b);
-          this.skip(b, t & 7);
-        }
-        return 0;
-      }
-      this.skip(b, tag & 7);
-    }
-    return 0;
-  }
-}
-
-interface ScanResult { watchId: number; events: number; created: boolean; canceled: boolean }
-
-/** Scans one WatchResponse; calls onRev(mod_revision) per event when given. */
-function scanResponse(sc: Scanner, b: Buffer, start: number, end: number, out: ScanResult, onRev: ((rev: number) => void) | null): void {
-  out.watchId = 0; out.events = 0; out.created = false; out.canceled = false;
-  sc.pos = start;
-  while (sc.pos < end) {
-    const tag = sc.varint(b);
-    const field = tag >>> 3;
-    if (field === 11 && (tag & 7) === 2) {
-      const len = sc.varint(b);
-      const evEnd = sc.pos + len;
-      out.events++;
-      if (onRev) { const save = evEnd; onRev(sc.modRevision(b, sc.pos, evEnd)); sc.pos = save; } else sc.pos = evEnd;
-    } else if (field === 2 && (tag & 7) === 0) out.watchId = sc.varint(b);
-    else if (field === 3 && (tag & 7) === 0) out.created = sc.varint(b) !== 0;
-    else if (field === 4 && (tag & 7) === 0) out.canceled = sc.varint(b) !== 0;
-    else sc.skip(b, tag & 7);
-  }
-}
-
-const grpcHeaders = (path: string): http2.OutgoingHttpHeaders => ({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
-
-/** One connection with one Watch stream; onMessage per gRPC message (body in buf[start, end)). */
-class WatchStream {
-  readonly session: http2.ClientHttp2Session;
-  readonly stream: http2.ClientHttp2Stream;
-  #buf: Buffer;
-  error: string | null;
-
-  constructor(endpoint: string, onMessage: (buf: Buffer, start: number, end: number) => void) {
-    this.#buf = Buffer.alloc(0);
-    this.error = null;
-    this.session = http2.connect(`http://${endpoint}`);
-    this.session.on('error', (e) => { this.error ??= e.message; });
-    this.stream = this.session.request(grpcHeaders(paths.watch));
-    this.stream.on('error', (e) => { this.error ??= e.message; });
-    this.stream.on('data', (chunk: Buffer) => {
-      const buf = this.#buf.length ? Buffer.concat([this.#buf, chunk]) : chunk;
-      let off = 0;
-      while (buf.length - off >= 5) {
-        const len = buf.readUInt32BE(off + 1);
-        if (buf.length - off < 5 + len) break;
-        onMessage(buf, off + 5, off + 5 + len);
-        off += 5 + len;
-      }
-      this.#buf = off === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(off));
-    });
-  }
-
-  create(key: Buffer, rangeEnd?: Buffer): void {
-    this.stream.write(frameGrpc(etcdserverpb.WatchRequest.encode({ createRequest: { key, rangeEnd } }).finish()));
-  }
-
-  close(): void {
-    this.stream.close(http2.constants.NGHTTP2_CANCEL);
-    this.session.close();
-  }
-}
-
-/** One Put; resolves with the revision of its response header. */
-function put(session: http2.ClientHttp2Session, frame: Buffer): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = session.request(grpcHeaders(paths.put));
-    let status = '';
-    let message = '';
-    const chunks: Buffer[] = [];
-    const take = (h: http2.IncomingHttpHeaders): void => {
-      if (h['grpc-status'] !== undefined) { status = String(h['grpc-status']); message = String(h['grpc-message'] ?? ''); }
-    };
-    req.on('response', take);
-    req.on('trailers', take);
-    req.on('data', (d: Buffer) => chunks.push(d));
-    req.on('end', () => {
-      if (status !== '0') { reject(Object.assign(new Error(`Put: ${grpcCodeName[Number(status)] ?? status} ${message}`), { code: Number(status) })); return; }
-      const b = Buffer.concat(chunks);
-      resolve(Number(etcdserverpb.PutResponse.decode(b.subarray(5)).header?.revision ?? 0));
-    });
-    req.on('error', reject);
-    req.end(frame);
-  });
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const drainTimeoutMs = 30_000;
@@ -218,7 +90,7 @@ class WatchRun {
   #stream(): WatchStream {
     const sampleEvery = this.#latencyMode ? 1 : 10;
     const sc = new Scanner();
-    const out: ScanResult = { watchId: 0, events: 0, created: false, canceled: false };
+    const out: ScanResult = newScanResult();
     const sampled = new Set<number>();
     const record = (rev: number): void => { if (this.measuring) { this.sRev.push(rev); this.sAt.push(performance.now()); } };
     let createdHere = 0;

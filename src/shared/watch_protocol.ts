@@ -215,16 +215,13 @@ export function writeResponseHeader(out: Uint8Array, streamId: number, type: num
   out[1] = code;
   out[2] = 0;
   out[3] = 0;
-  out[4] = streamId & 0xff;
-  out[5] = (streamId >>> 8) & 0xff;
-  out[6] = (streamId >>> 16) & 0xff;
-  out[7] = streamId >>> 24;
+  writeU32LE(out, 4, streamId);
 }
 
 /** Stream ID of a watch -> main record (RESPONSES, PART or END). */
 export function readResponseStreamId(m: Uint8Array): number {
   assert(m[0] >= W_RESPONSE && m[0] <= W_END && m.length >= RESPONSE_HEADER_BYTES, 'not a watch response record');
-  return (m[4] | (m[5] << 8) | (m[6] << 16) | (m[7] << 24)) >>> 0;
+  return readU32LE(m, 4);
 }
 
 export const ITEM_FRAMED = 0;
@@ -238,6 +235,11 @@ export function writeGrpcPrefix(out: Uint8Array, at: number, len: number): void 
   out[at + 2] = (len >>> 16) & 0xff;
   out[at + 3] = (len >>> 8) & 0xff;
   out[at + 4] = len & 0xff;
+}
+
+/** The message length in gRPC's prefix at m[at]. */
+function readGrpcLength(m: Uint8Array, at: number): number {
+  return ((m[at + 1] << 24) >>> 0) + (m[at + 2] << 16) + (m[at + 3] << 8) + m[at + 4];
 }
 
 function readU32LE(m: Uint8Array, at: number): number {
@@ -256,7 +258,7 @@ export function expandedBytes(items: Uint8Array): number {
   let n = 0;
   for (let at = 0; at < items.length;) {
     if (items[at] === ITEM_FRAMED) {
-      const len = GRPC_PREFIX_BYTES + ((items[at + 1] << 24) >>> 0) + (items[at + 2] << 16) + (items[at + 3] << 8) + items[at + 4];
+      const len = GRPC_PREFIX_BYTES + readGrpcLength(items, at);
       n += len;
       at += len;
       continue;
@@ -284,7 +286,7 @@ export function expandItems(items: Uint8Array, out: Buffer): void {
   let p = 0;
   for (let at = 0; at < items.length;) {
     if (items[at] === ITEM_FRAMED) {
-      const len = GRPC_PREFIX_BYTES + ((items[at + 1] << 24) >>> 0) + (items[at + 2] << 16) + (items[at + 3] << 8) + items[at + 4];
+      const len = GRPC_PREFIX_BYTES + readGrpcLength(items, at);
       out.set(items.subarray(at, at + len), p);
       p += len;
       at += len;

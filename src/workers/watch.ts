@@ -14,7 +14,7 @@ import { MvccStore } from './mvcc/store';
 import { CreateRequest, ResponseSink, WatchCore } from './watch/watch_core';
 import type { WatcherOptions } from './watch/watcher';
 import { KEY_INF } from './watch/interval_index';
-import { TAG_WATCH_ID, varintBytes, writeVarint } from './watch/encode';
+import { watchIdFieldBytes, writeWatchIdField } from './watch/encode';
 import { assert } from '../shared/errors';
 
 const init = workerData as WatchWorkerInit;
@@ -79,7 +79,7 @@ class RingSink implements ResponseSink {
 
   template(streamId: number, prefix: Uint8Array, suffix: Uint8Array, watchIds: readonly number[]): void {
     let len = TEMPLATE_HEADER_BYTES + prefix.length + suffix.length;
-    for (const id of watchIds) len += 1 + (id === 0 ? 0 : 1 + varintBytes(id));
+    for (const id of watchIds) len += 1 + watchIdFieldBytes(id);
     const out = this.#stage(streamId, len);
     let p = 0;
     out[p] = ITEM_TEMPLATE;
@@ -91,12 +91,7 @@ class RingSink implements ResponseSink {
     out.set(suffix, (p += prefix.length));
     p += suffix.length;
     for (const id of watchIds) {
-      if (id === 0) {
-        out[p++] = 0;
-        continue;
-      }
-      out[p + 1] = TAG_WATCH_ID;
-      const end = writeVarint(out, p + 2, id);
+      const end = writeWatchIdField(out, p + 1, id); // idLen u8 | watch_id field
       out[p] = end - p - 1;
       p = end;
     }

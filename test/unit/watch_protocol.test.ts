@@ -1,7 +1,8 @@
 // The watch -> main record items (src/shared/watch_protocol.ts): FRAMED and TEMPLATE items, built here by
 // hand from protobufjs-encoded responses, expand to exactly the gRPC-framed messages a client must receive
 // (decoded back and compared), with the sizes expandedBytes announces; watch IDs 0 (field omitted), large,
-// and -1 (10-byte varint); and records the main thread joins from PART pieces cut at any byte.
+// and -1 (10-byte varint). (Records cut into PART pieces are covered end to end by
+// test/integration/watch_limits.test.ts: the cutting and joining code is private to the worker and the service.)
 //
 //   npx tsc -p . && npx mocha --no-config dist/test/unit/watch_protocol.test.js
 import * as assert from 'node:assert/strict';
@@ -74,20 +75,6 @@ describe('watch protocol: response record items', () => {
       const rec = Buffer.alloc(RESPONSE_HEADER_BYTES + 5);
       writeResponseHeader(rec, id, type, code);
       assert.deepEqual([rec[0], readResponseStreamId(rec), rec[1]], [type, id, code]);
-    }
-  });
-
-  it('a record cut into PART pieces at any byte joins back to the same responses', () => {
-    const items = Buffer.concat([template([1, 2, 3]), framed(etcdserverpb.WatchResponse.encode({ header, watchId: 4, canceled: true }).finish())]);
-    const whole = Buffer.alloc(expandedBytes(items));
-    expandItems(items, whole);
-    for (const piece of [1, 7, 13, items.length - 1]) {
-      const parts: Buffer[] = [];
-      for (let at = 0; at < items.length; at += piece) parts.push(items.subarray(at, Math.min(items.length, at + piece)));
-      const joined = Buffer.concat(parts);
-      const out = Buffer.alloc(expandedBytes(joined));
-      expandItems(joined, out);
-      assert.deepEqual(out, whole);
     }
   });
 });

@@ -212,7 +212,11 @@ export class GrpcTransport {
     const cancelFns: Array<() => void> = [];
     const ss: ServerStream = {
       send: (msg) => (ended || stream.destroyed ? false : stream.write(frame(msg))),
-      sendFramed: (framed) => (ended || stream.destroyed ? false : stream.write(framed)),
+      sendFramed: (framed) => {
+        if (ended || stream.destroyed) return false;
+        grpcTraffic.sentBytes += framed.length; // the prefixes too: the messages are not walked
+        return stream.write(framed);
+      },
       end: (code, message) => {
         if (ended) return;
         ended = true;

@@ -238,6 +238,7 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
 
   sendFramed(framed: Buffer): boolean {
     if (this.#ended || this.#stream.closed) return false;
+    grpcTraffic.sentBytes += framed.length; // the prefixes too: the messages are not walked
     // Up to 64 KiB in pieces the session copies into its output buffer (a large piece is passed by
     // reference and seals that buffer, allocating a new one: per-pass garbage for a watch stream);
     // beyond, by reference.

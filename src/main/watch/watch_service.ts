@@ -46,7 +46,9 @@ function sendFramed(ss: ServerStream, framed: Buffer): boolean {
   return ok;
 }
 
-type Pending = { create: CreateMsg } | { type: number; streamId: number; value: number };
+/** CANCEL, PROGRESS, CLOSED or DRAINED, before it is written to the ring. */
+type ControlMsg = { type: number; streamId: number; value: number };
+type Pending = { create: CreateMsg } | ControlMsg;
 
 /** A running watch worker and its two rings. */
 export interface WatchWorkerHandle {
@@ -79,7 +81,7 @@ export class WatchService {
   readonly #streams = new Map<number, StreamEntry>();
   readonly #queue: Pending[] = [];
   /** A DRAINED still in #queue, per stream: later credit is added to it, so the queue holds one per stream. */
-  readonly #queuedDrained = new Map<number, { type: number; streamId: number; value: number }>();
+  readonly #queuedDrained = new Map<number, ControlMsg>();
   #nextStreamId = 1;
   #slab: Buffer = Buffer.allocUnsafeSlow(0);
   #slabUsed = 0;
@@ -384,7 +386,7 @@ export class WatchService {
       queued.value += bytes;
       return;
     }
-    const p = { type: W_DRAINED, streamId: id, value: bytes };
+    const p: ControlMsg = { type: W_DRAINED, streamId: id, value: bytes };
     if (this.#queue.length > 0 || !this.#tryPush(p)) {
       this.#queue.push(p);
       this.#queuedDrained.set(id, p);

@@ -7,7 +7,7 @@ import Long from 'long';
 import { etcdserverpb, mvccpb } from '../../shared/gen/etcd';
 
 const TAG_HEADER = 0x0a;
-export const TAG_WATCH_ID = 0x10;
+const TAG_WATCH_ID = 0x10;
 const TAG_FRAGMENT = 0x38;
 const TAG_EVENT = 0x5a;
 
@@ -40,13 +40,29 @@ export function writeVarint(out: Uint8Array, pos: number, n: number): number {
   return pos;
 }
 
+/** tag ‖ length ‖ body: one length-delimited field. */
+function lengthDelimited(tag: number, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + varintBytes(body.length) + body.length);
+  out[0] = tag;
+  out.set(body, writeVarint(out, 1, body.length));
+  return out;
+}
+
+/** Bytes of the watch_id field (none for watch ID 0, proto3's default). */
+export function watchIdFieldBytes(watchId: number): number {
+  return watchId === 0 ? 0 : 1 + varintBytes(watchId);
+}
+
+/** Writes the watch_id field at pos (nothing for 0); returns the new pos. */
+export function writeWatchIdField(out: Uint8Array, pos: number, watchId: number): number {
+  if (watchId === 0) return pos;
+  out[pos] = TAG_WATCH_ID;
+  return writeVarint(out, pos + 1, watchId);
+}
+
 /** One event as a length-delimited field 11 of WatchResponse, ready to concatenate. */
 export function encodeEventField(ev: mvccpb.IEvent): Uint8Array {
-  const body = mvccpb.Event.encode(ev).finish();
-  const out = new Uint8Array(1 + varintBytes(body.length) + body.length);
-  const p = writeVarint(out, (out[0] = TAG_EVENT, 1), body.length);
-  out.set(body, p);
-  return out;
+  return lengthDelimited(TAG_EVENT, mvccpb.Event.encode(ev).finish());
 }
 
 /** Response headers, cached per (revision, term): every watcher answered in one pass shares one. */
@@ -69,10 +85,7 @@ export class HeaderCache {
   /** Field 1 (tag, length, ResponseHeader bytes). */
   field(revision: number, term: number): Uint8Array {
     if (revision !== this.#rev || term !== this.#term) {
-      const body = etcdserverpb.ResponseHeader.encode(this.header(revision, term)).finish();
-      const out = new Uint8Array(1 + varintBytes(body.length) + body.length);
-      out.set(body, writeVarint(out, (out[0] = TAG_HEADER, 1), body.length));
-      this.#bytes = out;
+      this.#bytes = lengthDelimited(TAG_HEADER, etcdserverpb.ResponseHeader.encode(this.header(revision, term)).finish());
       this.#rev = revision;
       this.#term = term;
     }
@@ -82,18 +95,14 @@ export class HeaderCache {
 
 /** Size of an event response with these parts (so it can be encoded straight into a ring slot). */
 export function eventResponseBytes(headerField: Uint8Array, watchId: number, fragment: boolean, eventsBytes: number): number {
-  return headerField.length + (watchId === 0 ? 0 : 1 + varintBytes(watchId)) + (fragment ? 2 : 0) + eventsBytes;
+  return headerField.length + watchIdFieldBytes(watchId) + (fragment ? 2 : 0) + eventsBytes;
 }
 
 /** Writes header ‖ watch_id ‖ [fragment] ‖ events into out (sized by eventResponseBytes). */
 export function writeEventResponse(out: Uint8Array, headerField: Uint8Array, watchId: number, fragment: boolean,
   events: readonly Uint8Array[]): void {
   out.set(headerField, 0);
-  let p = headerField.length;
-  if (watchId !== 0) {
-    out[p++] = TAG_WATCH_ID;
-    p = writeVarint(out, p, watchId);
-  }
+  let p = writeWatchIdField(out, headerField.length, watchId);
   if (fragment) {
     out[p++] = TAG_FRAGMENT;
     out[p++] = 1;
@@ -110,16 +119,12 @@ export const FLAG_CANCELED = 0x20;
 
 /** header ‖ watch_id ‖ [flag = true]: created, canceled without reason, progress (flag 0: none). */
 export function flagResponseBytes(headerField: Uint8Array, watchId: number, flag: number): number {
-  return headerField.length + (watchId === 0 ? 0 : 1 + varintBytes(watchId)) + (flag === 0 ? 0 : 2);
+  return headerField.length + watchIdFieldBytes(watchId) + (flag === 0 ? 0 : 2);
 }
 
 export function writeFlagResponse(out: Uint8Array, headerField: Uint8Array, watchId: number, flag: number): void {
   out.set(headerField, 0);
-  let p = headerField.length;
-  if (watchId !== 0) {
-    out[p++] = TAG_WATCH_ID;
-    p = writeVarint(out, p, watchId);
-  }
+  let p = writeWatchIdField(out, headerField.length, watchId);
   if (flag !== 0) {
     out[p++] = flag;
     out[p++] = 1;

@@ -11,8 +11,8 @@
 //     intervals, stopping at the first that does not match.
 // The tree is static: built lazily on the first query after an add or remove (O(n log n)), so a burst of
 // creates costs one rebuild. Callers group watchers with the same interval into one item (see
-// watcher_groups.ts), so n is the number of DISTINCT intervals, and adding a watcher to an existing group
-// does not touch this index at all.
+// WatcherGroup in watcher.ts), so n is the number of DISTINCT intervals, and adding a watcher to an
+// existing group does not touch this index at all.
 import { assert } from '../../shared/errors';
 
 /** End of a from-key interval (range_end "\0"): larger than every key. */

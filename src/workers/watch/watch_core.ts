@@ -18,7 +18,7 @@ import {
   writeFlagResponse,
 } from './encode';
 import { IntervalIndex, KEY_INF, KeyEnd } from './interval_index';
-import { Batch, StreamState, Watcher, WatcherGroup, WatcherOptions } from './watcher';
+import { Batch, BatchTarget, StreamState, Watcher, WatcherGroup, WatcherOptions } from './watcher';
 import { sendEvents } from './send';
 import { GRPC_PREFIX_BYTES } from '../../shared/watch_protocol';
 
@@ -292,28 +292,34 @@ export class WatchCore {
   }
 
   #fanOut(events: mvccpb.IEvent[], toRev: number): void {
-    const touched = new Map<WatcherGroup, Batch>();
-    const matched: WatcherGroup[] = [];
+    for (const [g, batch] of this.#batch(events, this.#syncedIndex)) this.#deliverShared(g.watchers, batch, toRev, true);
+  }
+
+  /**
+   * Matches events against an index of targets and batches them per target, in revision order. An event
+   * is encoded at most twice (with and without prev_kv), however many targets it matches.
+   */
+  #batch<T extends BatchTarget>(events: mvccpb.IEvent[], index: IntervalIndex<T>): Map<T, Batch> {
+    const batches = new Map<T, Batch>();
+    const matched: T[] = [];
     for (const ev of events) {
       const key = ev.kv!.key as Buffer;
       const rev = toNum(ev.kv!.modRevision);
       const isDelete = ev.type === mvccpb.Event.EventType.DELETE;
       matched.length = 0;
-      this.#syncedIndex.stab(key, matched);
+      index.stab(key, matched);
       let plain: Uint8Array | null = null;
       let withPrev: Uint8Array | null = null;
-      for (const g of matched) {
-        if (isDelete ? g.noDelete : g.noPut) continue;
-        let bytes: Uint8Array;
-        if (g.prevKv) bytes = withPrev ??= encodeEventField(this.#withPrevKv(ev));
-        else bytes = plain ??= encodeEventField(ev);
-        let batch = touched.get(g);
-        if (!batch) touched.set(g, (batch = { parts: [], revs: [] }));
+      for (const t of matched) {
+        if (t.skips(rev, isDelete)) continue;
+        const bytes = t.prevKv ? (withPrev ??= encodeEventField(this.#withPrevKv(ev))) : (plain ??= encodeEventField(ev));
+        let batch = batches.get(t);
+        if (!batch) batches.set(t, (batch = { parts: [], revs: [] }));
         batch.parts.push(bytes);
         batch.revs.push(rev);
       }
     }
-    for (const [g, batch] of touched) this.#deliverShared(g.watchers, batch, toRev, true);
+    return batches;
   }
 
   /**
@@ -352,10 +358,15 @@ export class WatchCore {
 
   /** etcd's victim: stop feeding it live events; it catches up from history once its stream drains. */
   #demote(w: Watcher): void {
+    this.#toUnsynced(w);
+    this.stats.demoted++;
+  }
+
+  /** From the synced group to the unsynced set: it catches up from lastRev + 1 (or its later start). */
+  #toUnsynced(w: Watcher): void {
     this.#leaveSynced(w);
     w.nextRev = Math.max(w.nextRev, this.#lastRev + 1);
     this.#unsynced.add(w);
-    this.stats.demoted++;
   }
 
   #deliverSynced(w: Watcher, batch: Batch, toRev: number): void {
@@ -371,11 +382,7 @@ export class WatchCore {
 
   #demoteAllSynced(): void {
     for (const g of [...this.#groups.values()]) {
-      for (const w of [...g.watchers]) {
-        this.#leaveSynced(w);
-        w.nextRev = Math.max(w.nextRev, this.#lastRev + 1);
-        this.#unsynced.add(w);
-      }
+      for (const w of [...g.watchers]) this.#toUnsynced(w);
     }
   }
 
@@ -416,7 +423,7 @@ export class WatchCore {
       const k = `${w.nextRev}@${WatcherGroup.keyOf(w)}`;
       let c = clusters.get(k);
       if (c === undefined) {
-        clusters.set(k, (c = { rep: w, members: [] }));
+        clusters.set(k, (c = new Cluster(w)));
         index.add(w.start, w.end, c);
       }
       c.members.push(w);
@@ -429,7 +436,7 @@ export class WatchCore {
       throw e;
     }
     this.stats.eventsRead += res.events.length;
-    for (const [c, batch] of this.#collect(res.events, index)) this.#deliverShared(c.members, batch, this.#lastRev, false);
+    for (const [c, batch] of this.#batch(res.events, index)) this.#deliverShared(c.members, batch, this.#lastRev, false);
     for (const w of live) {
       if (!w.stream.watchers.has(w.id)) continue; // removed while sending (response too large)
       w.nextRev = Math.max(w.nextRev, res.nextRev);
@@ -444,30 +451,6 @@ export class WatchCore {
   #anyUnsyncedReady(): boolean {
     for (const w of this.#unsynced) if (!w.stream.blocked) return true;
     return false;
-  }
-
-  #collect(events: mvccpb.IEvent[], index: IntervalIndex<Cluster>): Map<Cluster, Batch> {
-    const batches = new Map<Cluster, Batch>();
-    const matched: Cluster[] = [];
-    for (const ev of events) {
-      const key = ev.kv!.key as Buffer;
-      const rev = toNum(ev.kv!.modRevision);
-      const isDelete = ev.type === mvccpb.Event.EventType.DELETE;
-      matched.length = 0;
-      index.stab(key, matched);
-      let plain: Uint8Array | null = null;
-      let withPrev: Uint8Array | null = null;
-      for (const c of matched) {
-        const w = c.rep;
-        if (rev < w.nextRev || w.filters(isDelete)) continue;
-        const bytes = w.opts.prevKv ? (withPrev ??= encodeEventField(this.#withPrevKv(ev))) : (plain ??= encodeEventField(ev));
-        let batch = batches.get(c);
-        if (!batch) batches.set(c, (batch = { parts: [], revs: [] }));
-        batch.parts.push(bytes);
-        batch.revs.push(rev);
-      }
-    }
-    return batches;
   }
 
   /** etcd's chooseAll: a watcher whose next revision was compacted is canceled with compact_revision. */
@@ -516,9 +499,20 @@ export class WatchCore {
 }
 
 /** Unsynced watchers with the same interval, options and next revision, during one catch-up step. */
-interface Cluster {
-  rep: Watcher;
-  members: Watcher[];
+class Cluster implements BatchTarget {
+  readonly rep: Watcher;
+  readonly members: Watcher[];
+  readonly prevKv: boolean;
+
+  constructor(rep: Watcher) {
+    this.rep = rep;
+    this.members = [];
+    this.prevKv = rep.opts.prevKv;
+  }
+
+  skips(rev: number, isDelete: boolean): boolean {
+    return rev < this.rep.nextRev || this.rep.filters(isDelete);
+  }
 }
 
 function chunkBytes(parts: readonly Uint8Array[]): number {

@@ -58,8 +58,16 @@ export class Watcher {
   }
 }
 
+/** What events are batched for: a synced group, or unsynced watchers in one catch-up step. */
+export interface BatchTarget {
+  /** Its events carry prev_kv. */
+  readonly prevKv: boolean;
+  /** The event at rev (a delete or a put) is not for it. */
+  skips(rev: number, isDelete: boolean): boolean;
+}
+
 /** Synced watchers sharing interval and options. */
-export class WatcherGroup {
+export class WatcherGroup implements BatchTarget {
   readonly key: string;
   readonly start: Buffer;
   readonly end: KeyEnd | null;
@@ -75,6 +83,10 @@ export class WatcherGroup {
     this.prevKv = w.opts.prevKv;
     this.noPut = w.opts.noPut;
     this.noDelete = w.opts.noDelete;
+  }
+
+  skips(_rev: number, isDelete: boolean): boolean {
+    return isDelete ? this.noDelete : this.noPut;
   }
 
   static keyOf(w: Watcher): string {
