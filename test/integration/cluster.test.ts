@@ -88,7 +88,7 @@ describe('3-member cluster', function () {
     }
   });
 
-  it('concurrent linearizable reads on both followers are all answered (ReadIndex contexts are cluster-unique)', async () => {
+  it('concurrent linearizable reads on both followers are all answered, none waits for the request timeout', async () => {
     const li = await leaderIndex(members);
     const followers = members.filter((_, i) => i !== li);
     await Promise.all(followers.map(async (f) => {
