@@ -14,6 +14,7 @@ import { RunningMember, serverSpec, startServer } from './lib/servers';
 import { defaultRequestOptions, RequestOptions } from './lib/workloads';
 import { LoadResult, preloadKeys, runKvLoad } from './lib/load';
 import { machineInfo } from './lib/machine';
+import { median } from './lib/verdict';
 
 interface Round { kind: ServerKind; put: LoadResult; range: LoadResult; failoverMs: number }
 
@@ -89,11 +90,6 @@ async function measure(kind: ServerKind, o: { duration: number; clients: number;
   } finally {
     await cluster.stop().catch(() => null);
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 async function main(): Promise<void> {
