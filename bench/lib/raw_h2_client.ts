@@ -20,6 +20,7 @@ import {
   DEFAULT_FRAME_BYTES, DEFAULT_HEADER_TABLE_BYTES, DEFAULT_WINDOW_BYTES, FRAME_HEADER_BYTES, Flag, FrameType, PREFACE, SettingId,
 } from '../../src/main/net/h2/constants';
 import { statusNone } from './h2_client';
+import { hostPort } from './lane_conns';
 
 export type RawDone = (status: number, message: string | null) => void;
 
@@ -64,7 +65,7 @@ export class RawH2Connection {
   readonly #ready: Promise<void>;
 
   constructor(endpoint: string) {
-    const [host, port] = [endpoint.slice(0, endpoint.lastIndexOf(':')), Number(endpoint.slice(endpoint.lastIndexOf(':') + 1))];
+    const { host, port } = hostPort(endpoint);
     this.#hpack = new HpackDecoder(DEFAULT_HEADER_TABLE_BYTES);
     this.#blocks = new Map();
     this.#calls = new Map();
