@@ -19,7 +19,7 @@ import { encodeHeaderBlock, HpackDecoder } from '../../src/main/net/h2/hpack';
 import {
   DEFAULT_FRAME_BYTES, DEFAULT_HEADER_TABLE_BYTES, DEFAULT_WINDOW_BYTES, FRAME_HEADER_BYTES, Flag, FrameType, PREFACE, SettingId,
 } from '../../src/main/net/h2/constants';
-import { statusNone } from './h2_client';
+import { percentDecode, statusNone } from './h2_client';
 import { hostPort } from './lane_conns';
 
 export type RawDone = (status: number, message: string | null) => void;
@@ -299,8 +299,4 @@ export class RawH2Connection {
     if (this.#error === null) this.#error = 'closed';
     this.#socket.end();
   }
-}
-
-function percentDecode(s: string): string {
-  try { return decodeURIComponent(s); } catch { return s; }
 }
