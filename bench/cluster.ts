@@ -14,6 +14,7 @@ import { RunningMember, serverSpec, startServer } from './lib/servers';
 import { defaultRequestOptions, RequestOptions } from './lib/workloads';
 import { LoadResult, preloadKeys, runKvLoad } from './lib/load';
 import { machineInfo } from './lib/machine';
+import { median } from './lib/verdict';
 
 interface Round { kind: ServerKind; put: LoadResult; range: LoadResult; failoverMs: number }
 
@@ -26,26 +27,22 @@ function argStr(name: string, dflt: string): string {
   return i >= 0 ? process.argv[i + 1] : dflt;
 }
 
+/** Index of the member the others name as leader: each member's Status is asked once. */
 async function leaderOf(members: RunningMember[]): Promise<number> {
-  for (const m of members) {
+  const status = await Promise.all(members.map(async (m) => {
     const c = new RawGrpc(m.endpoint);
     try {
       const r = await c.unary('/etcdserverpb.Maintenance/Status', new Uint8Array(0));
-      if (r.status !== 0 || !r.body) continue;
-      const st = etcdserverpb.StatusResponse.decode(r.body);
-      const lead = st.leader.toString();
-      for (let i = 0; i < members.length; i++) {
-        const ci = new RawGrpc(members[i].endpoint);
-        try {
-          const ri = await ci.unary('/etcdserverpb.Maintenance/Status', new Uint8Array(0));
-          if (ri.body && etcdserverpb.StatusResponse.decode(ri.body).header?.memberId?.toString() === lead) return i;
-        } finally {
-          ci.close();
-        }
-      }
+      return r.status === 0 && r.body ? etcdserverpb.StatusResponse.decode(r.body) : null;
     } finally {
       c.close();
     }
+  }));
+  for (const st of status) {
+    if (st === null) continue;
+    const lead = st.leader.toString();
+    const i = status.findIndex((s) => s?.header?.memberId?.toString() === lead);
+    if (i >= 0) return i;
   }
   throw new Error('no leader found');
 }
@@ -89,11 +86,6 @@ async function measure(kind: ServerKind, o: { duration: number; clients: number;
   } finally {
     await cluster.stop().catch(() => null);
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 async function main(): Promise<void> {

@@ -38,7 +38,8 @@ export function frameAll(messages: Uint8Array[]): Buffer[] {
 
 const requestOptions: http2.ClientSessionRequestOptions = { endStream: false };
 
-function percentDecode(s: string): string {
+/** A grpc-message header value (percent-encoded by the server); as is if it is not valid percent-encoding. */
+export function percentDecode(s: string): string {
   try { return decodeURIComponent(s); } catch { return s; }
 }
 

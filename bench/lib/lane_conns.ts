@@ -13,7 +13,8 @@ export type Done = (status: number, message: string | null) => void;
 /** gRPC code for a transport failure (connection refused or closed): Unavailable, as gRPC clients report it. */
 export const unavailable = 14;
 
-function hostPort(endpoint: string): { host: string; port: number } {
+/** "HOST:PORT" (the bench tool's endpoint form) to host and port; throws on anything else. */
+export function hostPort(endpoint: string): { host: string; port: number } {
   const i = endpoint.lastIndexOf(':');
   const port = Number(endpoint.slice(i + 1));
   if (i <= 0 || !Number.isInteger(port) || port <= 0) throw new Error(`endpoint ${JSON.stringify(endpoint)}: expected HOST:PORT`);

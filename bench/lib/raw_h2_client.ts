@@ -14,37 +14,20 @@
 //    peer's MAX_CONCURRENT_STREAMS is respected; RST_STREAM fails its call, GOAWAY fails the calls
 //    above its last stream id and every later call.
 import * as net from 'node:net';
-import { FrameReader } from '../../src/main/net/h2/frame';
+import { encodeFrame, FrameReader, writeFrameHeader } from '../../src/main/net/h2/frame';
 import { encodeHeaderBlock, HpackDecoder } from '../../src/main/net/h2/hpack';
-import { PREFACE } from '../../src/main/net/h2/constants';
-import { statusNone } from './h2_client';
+import {
+  DEFAULT_FRAME_BYTES, DEFAULT_HEADER_TABLE_BYTES, DEFAULT_WINDOW_BYTES, FRAME_HEADER_BYTES, Flag, FrameType, PREFACE, SettingId,
+} from '../../src/main/net/h2/constants';
+import { percentDecode, statusNone } from './h2_client';
+import { hostPort } from './lane_conns';
 
 export type RawDone = (status: number, message: string | null) => void;
 
-const frameHeaderBytes = 9;
-const T_DATA = 0x0, T_HEADERS = 0x1, T_RST = 0x3, T_SETTINGS = 0x4, T_PING = 0x6, T_GOAWAY = 0x7, T_WINDOW = 0x8, T_CONT = 0x9;
-const F_END_STREAM = 0x1, F_ACK = 0x1, F_END_HEADERS = 0x4, F_PADDED = 0x8, F_PRIORITY = 0x20;
 const ourStreamWindowBytes = 4 * 1024 * 1024;   // SETTINGS_INITIAL_WINDOW_SIZE we announce
 const ourConnWindowBytes = 16 * 1024 * 1024;    // connection receive window we open at start
 const creditFlushBytes = 1024 * 1024;           // return receive credit in chunks of at least this
 const headerListBytesMax = 64 * 1024;
-const hpackTableBytes = 4096;                   // SETTINGS_HEADER_TABLE_SIZE (the default; not announced)
-
-function frameHeader(buf: Buffer, off: number, length: number, type: number, flags: number, streamId: number): void {
-  buf[off] = length >>> 16;
-  buf[off + 1] = (length >>> 8) & 0xff;
-  buf[off + 2] = length & 0xff;
-  buf[off + 3] = type;
-  buf[off + 4] = flags;
-  buf.writeUInt32BE(streamId, off + 5);
-}
-
-function controlFrame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
-  const b = Buffer.allocUnsafe(frameHeaderBytes + payload.length);
-  frameHeader(b, 0, payload.length, type, flags, streamId);
-  payload.copy(b, frameHeaderBytes);
-  return b;
-}
 
 interface Pending { path: string; framed: Buffer; done: RawDone }
 
@@ -82,16 +65,16 @@ export class RawH2Connection {
   readonly #ready: Promise<void>;
 
   constructor(endpoint: string) {
-    const [host, port] = [endpoint.slice(0, endpoint.lastIndexOf(':')), Number(endpoint.slice(endpoint.lastIndexOf(':') + 1))];
-    this.#hpack = new HpackDecoder(hpackTableBytes);
+    const { host, port } = hostPort(endpoint);
+    this.#hpack = new HpackDecoder(DEFAULT_HEADER_TABLE_BYTES);
     this.#blocks = new Map();
     this.#calls = new Map();
     this.#queue = [];
     this.#queueHead = 0;
     this.#nextId = 1;
-    this.#connSendWindow = 65_535;
-    this.#peerStreamWindow = 65_535;
-    this.#peerMaxFrame = 16_384;
+    this.#connSendWindow = DEFAULT_WINDOW_BYTES;
+    this.#peerStreamWindow = DEFAULT_WINDOW_BYTES;
+    this.#peerMaxFrame = DEFAULT_FRAME_BYTES;
     this.#peerMaxStreams = Infinity;
     this.#recvCredit = 0;
     this.#corked = false;
@@ -113,11 +96,11 @@ export class RawH2Connection {
     this.#socket.on('close', () => this.#fail('connection closed'));
     this.#socket.on('data', (chunk: Buffer) => this.#reader.push(chunk));
     const settings = Buffer.alloc(12);
-    settings.writeUInt16BE(0x2, 0); settings.writeUInt32BE(0, 2);                   // ENABLE_PUSH 0
-    settings.writeUInt16BE(0x4, 6); settings.writeUInt32BE(ourStreamWindowBytes, 8); // INITIAL_WINDOW_SIZE
+    settings.writeUInt16BE(SettingId.ENABLE_PUSH, 0); settings.writeUInt32BE(0, 2);                   // ENABLE_PUSH 0
+    settings.writeUInt16BE(SettingId.INITIAL_WINDOW_SIZE, 6); settings.writeUInt32BE(ourStreamWindowBytes, 8); // INITIAL_WINDOW_SIZE
     const inc = Buffer.alloc(4);
-    inc.writeUInt32BE(ourConnWindowBytes - 65_535);
-    this.#socket.write(Buffer.concat([PREFACE, controlFrame(T_SETTINGS, 0, 0, settings), controlFrame(T_WINDOW, 0, 0, inc)]));
+    inc.writeUInt32BE(ourConnWindowBytes - DEFAULT_WINDOW_BYTES);
+    this.#socket.write(Buffer.concat([PREFACE, encodeFrame(FrameType.SETTINGS, 0, 0, settings), encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, inc)]));
   }
 
   waitForReady(timeoutMs: number): Promise<void> {
@@ -167,15 +150,15 @@ export class RawH2Connection {
     this.#nextId += 2;
     const block = this.#block(path);
     const dataFrames = Math.max(1, Math.ceil(framed.length / this.#peerMaxFrame));
-    const out = Buffer.allocUnsafe(frameHeaderBytes + block.length + dataFrames * frameHeaderBytes + framed.length);
-    frameHeader(out, 0, block.length, T_HEADERS, F_END_HEADERS, id);
-    block.copy(out, frameHeaderBytes);
-    let at = frameHeaderBytes + block.length;
+    const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + block.length + dataFrames * FRAME_HEADER_BYTES + framed.length);
+    writeFrameHeader(out, 0, block.length, FrameType.HEADERS, Flag.END_HEADERS, id);
+    block.copy(out, FRAME_HEADER_BYTES);
+    let at = FRAME_HEADER_BYTES + block.length;
     for (let off = 0, i = 0; i < dataFrames; i++) {
       const n = Math.min(this.#peerMaxFrame, framed.length - off);
-      frameHeader(out, at, n, T_DATA, i === dataFrames - 1 ? F_END_STREAM : 0, id);
-      framed.copy(out, at + frameHeaderBytes, off, off + n);
-      at += frameHeaderBytes + n;
+      writeFrameHeader(out, at, n, FrameType.DATA, i === dataFrames - 1 ? Flag.END_STREAM : 0, id);
+      framed.copy(out, at + FRAME_HEADER_BYTES, off, off + n);
+      at += FRAME_HEADER_BYTES + n;
       off += n;
     }
     this.#connSendWindow -= framed.length;
@@ -204,14 +187,14 @@ export class RawH2Connection {
 
   #onFrame(type: number, flags: number, sid: number, buf: Buffer, start: number, end: number): void {
     switch (type) {
-      case T_DATA: this.#onData(end - start); break;
-      case T_HEADERS: this.#onHeaders(flags, sid, buf, start, end); break;
-      case T_CONT: this.#onContinuation(flags, sid, buf, start, end); break;
-      case T_RST: this.#finish(sid, statusNone, `RST_STREAM ${buf.readUInt32BE(start)}`); break;
-      case T_SETTINGS: if ((flags & F_ACK) === 0) this.#onSettings(buf, start, end); break;
-      case T_PING: if ((flags & F_ACK) === 0) this.#write(controlFrame(T_PING, F_ACK, 0, buf.subarray(start, end))); break;
-      case T_GOAWAY: this.#onGoaway(buf, start, end); break;
-      case T_WINDOW:
+      case FrameType.DATA: this.#onData(end - start); break;
+      case FrameType.HEADERS: this.#onHeaders(flags, sid, buf, start, end); break;
+      case FrameType.CONTINUATION: this.#onContinuation(flags, sid, buf, start, end); break;
+      case FrameType.RST_STREAM: this.#finish(sid, statusNone, `RST_STREAM ${buf.readUInt32BE(start)}`); break;
+      case FrameType.SETTINGS: if ((flags & Flag.ACK) === 0) this.#onSettings(buf, start, end); break;
+      case FrameType.PING: if ((flags & Flag.ACK) === 0) this.#write(encodeFrame(FrameType.PING, Flag.ACK, 0, buf.subarray(start, end))); break;
+      case FrameType.GOAWAY: this.#onGoaway(buf, start, end); break;
+      case FrameType.WINDOW_UPDATE:
         if (sid === 0) { this.#connSendWindow += buf.readUInt32BE(start) & 0x7fffffff; this.#drainQueue(); }
         break;
       default: break; // PRIORITY, unknown types: ignored (RFC 9113 5.5)
@@ -225,16 +208,16 @@ export class RawH2Connection {
       const inc = Buffer.allocUnsafe(4);
       inc.writeUInt32BE(this.#recvCredit);
       this.#recvCredit = 0;
-      this.#write(controlFrame(T_WINDOW, 0, 0, inc));
+      this.#write(encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, inc));
     }
   }
 
   #onHeaders(flags: number, sid: number, buf: Buffer, start: number, end: number): void {
     let s = start;
     let e = end;
-    if (flags & F_PADDED) { e -= buf[s]; s += 1; }
-    if (flags & F_PRIORITY) s += 5;
-    if (flags & F_END_HEADERS) { this.#headerBlock(flags, sid, buf, s, e); return; }
+    if (flags & Flag.PADDED) { e -= buf[s]; s += 1; }
+    if (flags & Flag.PRIORITY) s += 5;
+    if (flags & Flag.END_HEADERS) { this.#headerBlock(flags, sid, buf, s, e); return; }
     this.#headerStream = sid;
     this.#headerFlags = flags;
     this.#headerParts = [Buffer.from(buf.subarray(s, e))];
@@ -243,7 +226,7 @@ export class RawH2Connection {
   #onContinuation(flags: number, sid: number, buf: Buffer, start: number, end: number): void {
     if (sid !== this.#headerStream) { this.#fail('CONTINUATION on an unexpected stream'); return; }
     this.#headerParts.push(Buffer.from(buf.subarray(start, end)));
-    if (flags & F_END_HEADERS) {
+    if (flags & Flag.END_HEADERS) {
       const all = Buffer.concat(this.#headerParts);
       this.#headerParts = [];
       this.#headerStream = 0;
@@ -267,18 +250,18 @@ export class RawH2Connection {
       this.#fail(`HPACK: ${e instanceof Error ? e.message : String(e)}`);
       return;
     }
-    if ((flags & F_END_STREAM) && call !== undefined) this.#finish(sid, call.status, call.status === 0 ? null : call.message ?? 'no grpc-status');
+    if ((flags & Flag.END_STREAM) && call !== undefined) this.#finish(sid, call.status, call.status === 0 ? null : call.message ?? 'no grpc-status');
   }
 
   #onSettings(buf: Buffer, start: number, end: number): void {
     for (let at = start; at + 6 <= end; at += 6) {
       const id = buf.readUInt16BE(at);
       const v = buf.readUInt32BE(at + 2);
-      if (id === 0x3) this.#peerMaxStreams = v;
-      else if (id === 0x4) this.#peerStreamWindow = v;
-      else if (id === 0x5) this.#peerMaxFrame = v;
+      if (id === SettingId.MAX_CONCURRENT_STREAMS) this.#peerMaxStreams = v;
+      else if (id === SettingId.INITIAL_WINDOW_SIZE) this.#peerStreamWindow = v;
+      else if (id === SettingId.MAX_FRAME_SIZE) this.#peerMaxFrame = v;
     }
-    this.#write(controlFrame(T_SETTINGS, F_ACK, 0, Buffer.alloc(0)));
+    this.#write(encodeFrame(FrameType.SETTINGS, Flag.ACK, 0));
     this.#drainQueue();
   }
 
@@ -316,8 +299,4 @@ export class RawH2Connection {
     if (this.#error === null) this.#error = 'closed';
     this.#socket.end();
   }
-}
-
-function percentDecode(s: string): string {
-  try { return decodeURIComponent(s); } catch { return s; }
 }

@@ -8,6 +8,7 @@
 // buffer again. That is safe because a client has at most one request in flight, and node:http2 is
 // done with a request's buffer once its stream has closed.
 import { etcdserverpb } from '../../src/shared/gen/etcd';
+import { frameGrpc } from './h2_client';
 
 /** Unary and client-streaming KV/Lease workloads, run by the load workers (load_worker.ts). */
 export const kvWorkloads = [
@@ -125,15 +126,8 @@ function placeholder(l: KeyLayout, slot: number): Buffer {
   return Buffer.concat([l.prefix, Buffer.alloc(l.digits, 0xf0 + slot)]);
 }
 
-function frame(message: Uint8Array): Buffer {
-  const b = Buffer.alloc(5 + message.length);
-  b.writeUInt32BE(message.length, 1);
-  b.set(message, 5);
-  return b;
-}
-
 function template(path: string, message: Uint8Array, l: KeyLayout, slotCount: number): Template {
-  const framed = frame(message);
+  const framed = frameGrpc(message);
   const slots: number[][] = [];
   for (let k = 0; k < slotCount; k++) {
     const ph = placeholder(l, k);
@@ -227,12 +221,12 @@ function varint(n: number): number[] {
 export function leaseGrantFrame(ttl: number): { framed: Buffer; idAt: number } {
   const ttlBytes = varint(ttl);
   const msg = Buffer.from([0x08, ...ttlBytes, 0x10, ...new Array<number>(leaseIdVarintBytes).fill(0)]);
-  return { framed: frame(msg), idAt: 5 + 2 + ttlBytes.length };
+  return { framed: frameGrpc(msg), idAt: 5 + 2 + ttlBytes.length };
 }
 
 /** LeaseRevokeRequest / LeaseKeepAliveRequest {ID = 1}; returns the buffer and the ID varint's offset. */
 export function leaseIdFrame(): { framed: Buffer; idAt: number } {
-  return { framed: frame(Buffer.from([0x08, ...new Array<number>(leaseIdVarintBytes).fill(0)])), idAt: 6 };
+  return { framed: frameGrpc(Buffer.from([0x08, ...new Array<number>(leaseIdVarintBytes).fill(0)])), idAt: 6 };
 }
 
 // ---- human descriptions ----

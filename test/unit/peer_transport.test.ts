@@ -20,6 +20,7 @@ import { Logger } from '../../src/main/log';
 import { Message, MessageType } from '../../src/main/raft/types';
 import { PeerRequestError, PeerTransport, PeerTransportOptions } from '../../src/main/peer/transport';
 import { EtcdError, Errors } from '../../src/shared/errors';
+import { freePort } from '../support/procs';
 import {
   FrameReader, FrameType, HelloStatus, PEER_PROTOCOL_VERSION, Purpose, decodeHello, encodeFrame, encodeHello, encodeHelloAck,
 } from '../../src/main/peer/frame';
@@ -94,15 +95,6 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs = 30_000): P
 
 function seqs(m: Member, from: bigint): number[] {
   return (m.got.get(from) ?? []).map((x) => x.index);
-}
-
-/** A port nothing listens on (bound by the OS, then released). */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 function range(a: number, b: number): number[] {

@@ -59,9 +59,10 @@ export function encodeMessages(msgs: readonly Message[]): Buffer {
   return encodeMessagesAfter(msgs, 0);
 }
 
-/** Like encodeMessages, with `prefixBytes` left unwritten in front (a frame header: one copy less). */
-export function encodeMessagesAfter(msgs: readonly Message[], prefixBytes: number): Buffer {
-  const buf = Buffer.allocUnsafe(prefixBytes + batchEncodedBytes(msgs));
+/** Like encodeMessages, with `prefixBytes` left unwritten in front (a frame header: one copy less).
+ * `payloadBytes` is batchEncodedBytes(msgs) when the caller already summed it (checked below). */
+export function encodeMessagesAfter(msgs: readonly Message[], prefixBytes: number, payloadBytes = batchEncodedBytes(msgs)): Buffer {
+  const buf = Buffer.allocUnsafe(prefixBytes + payloadBytes);
   const w = new Writer(buf);
   w.off = prefixBytes;
   w.u8(CODEC_VERSION);

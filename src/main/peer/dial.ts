@@ -7,6 +7,7 @@ import {
   FrameReader, HELLO_FRAME_BYTES_MAX, HELLO_STATUS_TEXT, HelloStatus, PEER_PROTOCOL_VERSION, Purpose,
   decodeHelloAck, encodeHello,
 } from './frame';
+import type { PeerLimits } from './transport';
 
 export interface HostPort {
   host: string;
@@ -37,15 +38,12 @@ export class PeerRefusedError extends Error {
   }
 }
 
-export interface DialParams {
-  addr: HostPort;
-  purpose: Purpose;
+/** What every outbound peer connection needs besides its address, purpose and callee. */
+export interface DialEnv {
+  selfId: bigint;
   clusterId: bigint;
-  from: bigint;
-  to: bigint;
-  /** Connect plus handshake must finish within this. */
-  timeoutMs: number;
-  frameBytesMax: number;
+  /** Connect plus handshake must finish within peerDialTimeoutMs + peerHandshakeTimeoutMs. */
+  limits: PeerLimits;
   /** Called with the socket as soon as it exists, so the owner can destroy it on stop(). */
   track(sock: net.Socket): void;
 }
@@ -56,10 +54,11 @@ export interface Dialed {
   reader: FrameReader;
 }
 
-export function dial(p: DialParams): Promise<Dialed> {
+export function dial(env: DialEnv, addr: HostPort, purpose: Purpose, to: bigint): Promise<Dialed> {
+  const l = env.limits;
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: p.addr.host, port: p.addr.port });
-    p.track(sock);
+    const sock = net.connect({ host: addr.host, port: addr.port });
+    env.track(sock);
     // Errors always end in 'close', which is what owners watch; this keeps a late error from being
     // an unhandled 'error' event between resolve() and the owner attaching its listeners.
     sock.on('error', () => {});
@@ -83,7 +82,7 @@ export function dial(p: DialParams): Promise<Dialed> {
     const onClose = (): void => fail(new Error('connection closed during peer handshake'));
     const onConnect = (): void => {
       sock.setKeepAlive(true, 5000);
-      sock.write(encodeHello({ version: PEER_PROTOCOL_VERSION, purpose: p.purpose, clusterId: p.clusterId, from: p.from, to: p.to }));
+      sock.write(encodeHello({ version: PEER_PROTOCOL_VERSION, purpose, clusterId: env.clusterId, from: env.selfId, to }));
     };
     const onData = (chunk: Buffer): void => {
       reader.push(chunk);
@@ -100,10 +99,11 @@ export function dial(p: DialParams): Promise<Dialed> {
       cleanup();
       // Paused until the owner attaches its 'data' listener and resumes: no byte is lost in between.
       sock.pause();
-      reader.setMaxPayload(p.frameBytesMax);
+      reader.setMaxPayload(l.peerFrameBytesMax);
       resolve({ sock, reader });
     };
-    const timer = setTimeout(() => fail(new Error(`peer dial/handshake timed out after ${p.timeoutMs} ms`)), p.timeoutMs);
+    const timeoutMs = l.peerDialTimeoutMs + l.peerHandshakeTimeoutMs;
+    const timer = setTimeout(() => fail(new Error(`peer dial/handshake timed out after ${timeoutMs} ms`)), timeoutMs);
     sock.on('connect', onConnect);
     sock.on('data', onData);
     sock.on('error', fail);

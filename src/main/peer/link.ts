@@ -6,16 +6,11 @@ import * as net from 'node:net';
 import { Logger } from '../log';
 import { idToHex } from '../../shared/ids';
 import { Purpose } from './frame';
-import { dial, HostPort, parsePeerUrl } from './dial';
-import type { PeerLimits } from './transport';
+import { dial, DialEnv, HostPort, parsePeerUrl } from './dial';
 
-export interface LinkEnv {
-  selfId: bigint;
-  clusterId: bigint;
-  limits: PeerLimits;
+export interface LinkEnv extends DialEnv {
   log: Logger;
   onUnreachable(id: bigint): void;
-  track(sock: net.Socket): void;
 }
 
 interface Queued {
@@ -104,11 +99,7 @@ export class MessageLink {
     if (this.#addrs.length === 0) return;
     this.#dialing = true;
     const addr = this.#addrs[this.#addrNext++ % this.#addrs.length];
-    const l = this.#env.limits;
-    dial({
-      addr, purpose: Purpose.Messages, clusterId: this.#env.clusterId, from: this.#env.selfId, to: this.id,
-      timeoutMs: l.peerDialTimeoutMs + l.peerHandshakeTimeoutMs, frameBytesMax: l.peerFrameBytesMax, track: this.#env.track,
-    }).then(({ sock }) => this.#onLive(sock, addr), (e: Error) => this.#onDialFailed(e, addr));
+    dial(this.#env, addr, Purpose.Messages, this.id).then(({ sock }) => this.#onLive(sock, addr), (e: Error) => this.#onDialFailed(e, addr));
   }
 
   #onLive(sock: net.Socket, addr: HostPort): void {

@@ -9,7 +9,7 @@ import { idToHex } from '../../shared/ids';
 import { GrpcCode } from '../../shared/errors';
 import { PeerProtocolError, Reader, Writer } from './codec';
 import { FRAME_HEADER_BYTES, Frame, FrameReader, FrameType, Purpose, allocFrame, decodeResult, encodeResult, sealFrame } from './frame';
-import { dial, HostPort, parsePeerUrl } from './dial';
+import { dial, DialEnv, HostPort, parsePeerUrl } from './dial';
 import type { PeerLimits } from './transport';
 
 /** A failed peer request: the remote handler's gRPC code and message, or a local transport failure. */
@@ -20,12 +20,8 @@ export class PeerRequestError extends Error {
   }
 }
 
-export interface RequestEnv {
-  selfId: bigint;
-  clusterId: bigint;
-  limits: PeerLimits;
+export interface RequestEnv extends DialEnv {
   log: Logger;
-  track(sock: net.Socket): void;
 }
 
 interface Pending {
@@ -136,11 +132,7 @@ export class RequestLink {
     if (this.#dialing || this.#sock !== null || this.#closed || this.#addrs.length === 0) return;
     this.#dialing = true;
     const addr = this.#addrs[this.#addrNext++ % this.#addrs.length];
-    const l = this.#env.limits;
-    dial({
-      addr, purpose: Purpose.Request, clusterId: this.#env.clusterId, from: this.#env.selfId, to: this.id,
-      timeoutMs: l.peerDialTimeoutMs + l.peerHandshakeTimeoutMs, frameBytesMax: l.peerFrameBytesMax, track: this.#env.track,
-    }).then(({ sock, reader }) => this.#onLive(sock, reader), (e: Error) => {
+    dial(this.#env, addr, Purpose.Request, this.id).then(({ sock, reader }) => this.#onLive(sock, reader), (e: Error) => {
       this.#dialing = false;
       this.#env.log.debug('peer request connection failed', { peer: idToHex(this.id), error: e.message });
       this.#failAll(`peer ${idToHex(this.id)} unreachable: ${e.message}`, true);
@@ -213,8 +205,8 @@ export class RequestServer {
         if (body.length + 8 > this.limits.peerFrameBytesMax) this.#reply(req.id, GrpcCode.ResourceExhausted, Buffer.from('peer response too large'));
         else this.#reply(req.id, 0, body);
       }, (e: unknown) => {
-        const w = errorToWire(e);
-        this.#reply(req.id, w.code === 0 ? GrpcCode.Unknown : w.code, Buffer.from(w.message, 'utf8'));
+        const w = errorToWire(e); // code is never 0 (OK)
+        this.#reply(req.id, w.code, Buffer.from(w.message, 'utf8'));
       })
       .finally(() => { this.#inflight--; });
   }

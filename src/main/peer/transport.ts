@@ -25,7 +25,7 @@ import {
   Purpose, decodeHello, encodeHelloAck, looksLikeHttp, sealFrame,
 } from './frame';
 import { dial, Dialed, HostPort, parsePeerUrl } from './dial';
-import { MessageLink } from './link';
+import { LinkEnv, MessageLink } from './link';
 import { PeerRequestError, RequestLink, RequestServer, errorToWire } from './request';
 import { SnapshotReceiver, encodeSnapResult, listSnapshotFiles, streamSnapshot } from './snapshot';
 
@@ -85,6 +85,8 @@ export class PeerTransport {
   #o: PeerTransportOptions;
   #l: PeerLimits;
   #log: Logger;
+  /** Shared by every peer's links and by snapshot dials. */
+  #env: LinkEnv;
   #servers: net.Server[] = [];
   #peers = new Map<bigint, Peer>();
   #removed = new Set<bigint>();
@@ -106,8 +108,12 @@ export class PeerTransport {
 
   constructor(opts: PeerTransportOptions) {
     this.#o = opts;
-    this.#l = { ...pickPeerLimits(limits), ...opts.limits };
+    this.#l = { ...limits, ...opts.limits };
     this.#log = opts.log.child({ component: 'peer', local: idToHex(opts.selfId) });
+    this.#env = {
+      selfId: opts.selfId, clusterId: opts.clusterId, limits: this.#l, log: this.#log, track: this.#track,
+      onUnreachable: (pid: bigint) => this.#reportUnreachable(pid),
+    };
   }
 
   async start(): Promise<void> {
@@ -146,11 +152,7 @@ export class PeerTransport {
       return;
     }
     for (const u of urls) parsePeerUrl(u); // refuse bad URLs at the call, not at the first dial
-    const env = {
-      selfId: this.#o.selfId, clusterId: this.#o.clusterId, limits: this.#l, log: this.#log, track: this.#track,
-      onUnreachable: (pid: bigint) => this.#reportUnreachable(pid),
-    };
-    this.#peers.set(id, { urls: [...urls], link: new MessageLink(id, urls, env), req: new RequestLink(id, urls, env) });
+    this.#peers.set(id, { urls: [...urls], link: new MessageLink(id, urls, this.#env), req: new RequestLink(id, urls, this.#env) });
   }
 
   updatePeer(id: bigint, urls: string[]): void {
@@ -198,20 +200,22 @@ export class PeerTransport {
   /** Splits one peer's messages into frames of at most peerFrameBytesMax, keeping their order. */
   #sendBatches(p: Peer, to: bigint, list: Message[]): void {
     const max = this.#l.peerFrameBytesMax;
+    const emptyBytes = batchEncodedBytes([]);
     let batch: Message[] = [];
-    let bytes = batchEncodedBytes([]);
+    let bytes = emptyBytes;
     const flush = (): void => {
       if (batch.length === 0) return;
-      const frame = encodeMessagesAfter(batch, FRAME_HEADER_BYTES);
+      // bytes is the batch's encoded size, summed below: the encoder does not walk the messages twice.
+      const frame = encodeMessagesAfter(batch, FRAME_HEADER_BYTES, bytes);
       frame[8] = FrameType.Messages;
       sealFrame(frame);
       p.link.sendFrame(frame, batch.length);
       batch = [];
-      bytes = batchEncodedBytes([]);
+      bytes = emptyBytes;
     };
     for (const m of list) {
       const n = messageEncodedBytes(m);
-      if (batchEncodedBytes([]) + n > max) {
+      if (emptyBytes + n > max) {
         this.#log.error('raft message larger than a peer frame, dropped', { peer: idToHex(to), type: m.type, bytes: n, max });
         this.#reportUnreachable(to);
         continue;
@@ -242,10 +246,7 @@ export class PeerTransport {
       if (this.#stopped) break;
       let dialed: Dialed;
       try {
-        dialed = await dial({
-          addr: parsePeerUrl(url), purpose: Purpose.Snapshot, clusterId: this.#o.clusterId, from: this.#o.selfId, to,
-          timeoutMs: l.peerDialTimeoutMs + l.peerHandshakeTimeoutMs, frameBytesMax: l.peerFrameBytesMax, track: this.#track,
-        });
+        dialed = await dial(this.#env, parsePeerUrl(url), Purpose.Snapshot, to);
       } catch (e) {
         lastError = e as Error;
         continue;
@@ -406,7 +407,9 @@ export class PeerTransport {
     if (f.type !== FrameType.Messages) throw new PeerProtocolError(`unexpected frame type ${f.type} on message connection`);
     const msgs = decodeMessages(f.payload);
     const from = c.from as bigint;
-    const ok = msgs.filter((m) => m.to === this.#o.selfId && m.from === from);
+    const self = this.#o.selfId;
+    // Every message of a healthy peer passes: copy only when some must be dropped.
+    const ok = msgs.every((m) => m.to === self && m.from === from) ? msgs : msgs.filter((m) => m.to === self && m.from === from);
     if (ok.length !== msgs.length) {
       this.#log.warn('dropped raft messages with a wrong sender or recipient', { peer: idToHex(from), dropped: msgs.length - ok.length });
     }
@@ -482,17 +485,6 @@ export class PeerTransport {
     }).finally(() => this.#cleanups.delete(q));
     this.#cleanups.add(q);
   }
-}
-
-function pickPeerLimits(l: Limits): PeerLimits {
-  return {
-    peerFrameBytesMax: l.peerFrameBytesMax, peerQueueMessagesMax: l.peerQueueMessagesMax, peerQueueBytesMax: l.peerQueueBytesMax,
-    peerDialTimeoutMs: l.peerDialTimeoutMs, peerHandshakeTimeoutMs: l.peerHandshakeTimeoutMs, peerBackoffMinMs: l.peerBackoffMinMs,
-    peerBackoffMaxMs: l.peerBackoffMaxMs, peerInboundConnectionsMax: l.peerInboundConnectionsMax,
-    peerRequestsInflightMax: l.peerRequestsInflightMax, peerSnapshotBytesMax: l.peerSnapshotBytesMax,
-    peerSnapshotFilesMax: l.peerSnapshotFilesMax, peerSnapshotChunkBytes: l.peerSnapshotChunkBytes,
-    peerSnapshotIdleTimeoutMs: l.peerSnapshotIdleTimeoutMs, peerSnapshotApplyTimeoutMs: l.peerSnapshotApplyTimeoutMs,
-  };
 }
 
 function sameUrls(a: string[], b: string[]): boolean {
