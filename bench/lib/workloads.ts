@@ -94,14 +94,8 @@ export function keyAt(l: KeyLayout, i: number): Buffer {
   return b;
 }
 
-/** The first key after every key with this prefix (etcd's prefix range end). */
-export function prefixEnd(prefix: Buffer): Buffer {
-  const e = Buffer.from(prefix);
-  for (let i = e.length - 1; i >= 0; i--) {
-    if (e[i] < 0xff) { e[i]++; return e.subarray(0, i + 1); }
-  }
-  return Buffer.from([0]);
-}
+/** The first key after every key with this prefix (etcd's prefix range end): the server's own. */
+export { prefixEnd } from '../../src/shared/key_range';
 
 /** Writes n as `digits` zero-padded decimal ASCII digits at buf[off..]. */
 export function writeDigits(buf: Buffer, off: number, digits: number, n: number): void {
