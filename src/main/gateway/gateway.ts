@@ -88,7 +88,8 @@ export interface StreamSink {
   end(code: number, message: string): void;
 }
 
-const NO_CONTEXT: CallContext = { deadlineMs: 0, metadata: {} };
+/** The context of an in-process call (HTTP/JSON, WebSocket): no deadline, no gRPC metadata. */
+export const NO_CONTEXT: CallContext = { deadlineMs: 0, metadata: {} };
 
 /** A resolved route: the handler and both codecs, looked up once per request. */
 interface Bound {

@@ -415,14 +415,27 @@ export class WsState implements BinarySender {
 
   /** Sends one text message; false when the socket is past its backpressure mark (or gone). */
   send(text: string): boolean {
+    return this.#send(text, false);
+  }
+
+  // The message being sent by #send, for #corked: one bound callback per socket, not a closure per message.
+  #out: string | Uint8Array = '';
+  #outBinary = false;
+  #buffered = 0;
+  readonly #corked = (): void => {
+    const ws = this.ws as UwsWebSocket<WsState>;
+    ws.send(this.#out, this.#outBinary);
+    this.#buffered = ws.getBufferedAmount();
+  };
+
+  #send(data: string | Uint8Array, binary: boolean): boolean {
     const ws = this.ws;
     if (this.#closed || ws === null) return false;
-    let buffered = 0;
-    ws.cork(() => {
-      ws.send(text, false);
-      buffered = ws.getBufferedAmount();
-    });
-    return buffered < this.#port.deps.limits.wsSendHighBytes;
+    this.#out = data;
+    this.#outBinary = binary;
+    ws.cork(this.#corked);
+    this.#out = '';
+    return this.#buffered < this.#port.deps.limits.wsSendHighBytes;
   }
 
   #sendError(idJson: string, code: number, message: string): void {
@@ -436,14 +449,7 @@ export class WsState implements BinarySender {
   }
 
   sendBinary(frame: Uint8Array): boolean {
-    const ws = this.ws;
-    if (this.#closed || ws === null) return false;
-    let buffered = 0;
-    ws.cork(() => {
-      ws.send(frame, true);
-      buffered = ws.getBufferedAmount();
-    });
-    return buffered < this.#port.deps.limits.wsSendHighBytes;
+    return this.#send(frame, true);
   }
 
   get streamsMax(): number {

@@ -19,13 +19,12 @@
 //   op 1 ERROR    payload = u32 LE gRPC code, UTF-8 message (a unary call failed)
 //   op 2 END      stream `id` ended; payload empty (OK) or u32 LE code + UTF-8 message
 import { EtcdError, GrpcCode } from '../../shared/errors';
-import { CallContext, errorStatus, ServerStream, StreamHandler, UnaryHandler, unknownMethodMessage } from '../net/grpc';
-import type { HandlerSource } from './gateway';
+import { errorStatus, ServerStream, StreamHandler, UnaryHandler, unknownMethodMessage } from '../net/grpc';
+import { HandlerSource, NO_CONTEXT } from './gateway';
 
 export const enum BinOp { Call = 0, Send = 1, Close = 2, Cancel = 3 }
 export const enum BinReply { Result = 0, Error = 1, End = 2 }
 
-const NO_CONTEXT: CallContext = { deadlineMs: 0, metadata: {} };
 const HEADER_BYTES = 6;
 
 export function replyFrame(op: BinReply, id: number, payload: Uint8Array | null): Uint8Array {
