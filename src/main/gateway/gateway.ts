@@ -382,3 +382,56 @@ export class JsonValueSplitter {
     }
   }
 }
+
+/**
+ * A streaming call fed by a request body that arrives in pieces (HTTP on either port, the WebSocket
+ * proxy): the first JSON value opens the call (an empty body opens it with no request), later values
+ * are more requests, and the end of the body or a value that does not parse half-closes it. After
+ * that, more of the body is ignored.
+ */
+export class StreamBody {
+  readonly #gw: Gateway;
+  readonly #route: Route;
+  readonly #sink: StreamSink;
+  readonly #split: JsonValueSplitter;
+  #call: GatewayStream | null = null;
+  #stopped = false;
+
+  constructor(gw: Gateway, route: Route, sink: StreamSink, bodyBytesMax: number) {
+    this.#gw = gw;
+    this.#route = route;
+    this.#sink = sink;
+    this.#split = new JsonValueSplitter(bodyBytesMax);
+  }
+
+  /** The open call; null until the first request arrived. */
+  get call(): GatewayStream | null {
+    return this.#call;
+  }
+
+  /** True once the body was read to its end or to a value that does not parse. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** More of the body (`last`: its end). Returns the answer when the call could not open (the
+   * caller sends it instead of a stream), else null. */
+  push(text: string, last: boolean): GatewayReply | null {
+    if (this.#stopped) return null;
+    const r = this.#split.push(text, last);
+    if (r.error !== undefined || last) this.#stopped = true;
+    let i = 0;
+    if (this.#call === null) {
+      // The first request does not parse: answered as grpc-gateway does, before any stream.
+      if (r.values.length === 0 && r.error !== undefined) return errorReply(GrpcCode.Unknown, r.error); // HTTP 500
+      if (r.values.length === 0 && !last) return null; // wait for the first request
+      const opened = this.#gw.openStream(this.#route, r.values[0], r.values.length > 0, this.#sink);
+      if (!(opened instanceof GatewayStream)) return opened;
+      this.#call = opened;
+      i = 1;
+    }
+    for (; i < r.values.length; i++) this.#call.sendJson(r.values[i]);
+    if (this.#stopped) this.#call.close();
+    return null;
+  }
+}
