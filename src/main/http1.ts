@@ -90,7 +90,26 @@ function serveIgnoringUpgrade(req: http.IncomingMessage, socket: net.Socket, hea
   const res = new http.ServerResponse(req);
   res.shouldKeepAlive = false;
   res.assignSocket(socket);
+  const body = Object.assign(new PassThrough(), { headers: req.headers, method: req.method, url: req.url });
+  const len = Number(req.headers['content-length'] ?? 0);
+  let got = 0;
+  // Bounded: the socket pauses while the handler has not read what `body` holds, and once the
+  // response is sent the rest of the body is no longer read (the connection closes).
+  const feed = (d: Buffer): void => {
+    const take = d.subarray(0, Math.max(0, len - got));
+    got += take.length;
+    if (take.length > 0 && !body.write(take)) {
+      socket.pause();
+      body.once('drain', () => socket.resume());
+    }
+    if (got >= len) {
+      socket.off('data', feed);
+      body.end();
+    }
+  };
   res.on('finish', () => {
+    socket.off('data', feed);
+    socket.resume(); // what else arrives is dropped until the close
     res.detachSocket(socket);
     socket.end();
   });
@@ -99,18 +118,6 @@ function serveIgnoringUpgrade(req: http.IncomingMessage, socket: net.Socket, hea
     res.end('Length Required\n');
     return;
   }
-  const body = Object.assign(new PassThrough(), { headers: req.headers, method: req.method, url: req.url });
-  const len = Number(req.headers['content-length'] ?? 0);
-  let got = 0;
-  const feed = (d: Buffer): void => {
-    const take = d.subarray(0, Math.max(0, len - got));
-    got += take.length;
-    if (take.length > 0) body.write(take);
-    if (got >= len) {
-      socket.off('data', feed);
-      body.end();
-    }
-  };
   handler(body as unknown as http.IncomingMessage, res);
   if (!(len > 0) || !Number.isFinite(len)) body.end();
   else {

@@ -72,6 +72,18 @@ export class LabeledGauge implements Metric {
   }
 }
 
+/** A histogram's series: `counts[i]` observations in (bounds[i-1], bounds[i]] (non-cumulative; any
+ * entries past the bounds are ignored), `count` observations in all, cumulative as Prometheus wants. */
+function histogramText(name: string, bounds: readonly number[], counts: ArrayLike<number>, count: number, sum: number): string {
+  let s = '';
+  let acc = 0;
+  for (let i = 0; i < bounds.length; i++) {
+    acc += counts[i];
+    s += `${name}_bucket${labelText(undefined, ['le', num(bounds[i])])} ${acc}\n`;
+  }
+  return s + `${name}_bucket{le="+Inf"} ${count}\n${name}_sum ${num(sum)}\n${name}_count ${count}\n`;
+}
+
 /** Cumulative buckets as Prometheus' client: counts per upper bound, sum, count. */
 export class Histogram implements Metric {
   readonly type = 'histogram';
@@ -97,15 +109,7 @@ export class Histogram implements Metric {
     return this.#count;
   }
   render(): string {
-    let s = '';
-    let acc = 0;
-    for (let i = 0; i < this.#bounds.length; i++) {
-      acc += this.#counts[i];
-      s += `${this.name}_bucket${labelText(undefined, ['le', num(this.#bounds[i])])} ${acc}\n`;
-    }
-    s += `${this.name}_bucket{le="+Inf"} ${this.#count}\n`;
-    s += `${this.name}_sum ${num(this.#sum)}\n${this.name}_count ${this.#count}\n`;
-    return s;
+    return histogramText(this.name, this.#bounds, this.#counts, this.#count, this.#sum);
   }
 }
 
@@ -115,15 +119,9 @@ export class SharedHistogramMetric implements Metric {
   constructor(readonly name: string, readonly help: string, readonly source: { bounds: readonly number[]; read(): { counts: number[]; sum: number } }) {}
   render(): string {
     const { counts, sum } = this.source.read();
-    const b = this.source.bounds;
-    let s = '';
-    let acc = 0;
-    for (let i = 0; i < b.length; i++) {
-      acc += counts[i];
-      s += `${this.name}_bucket${labelText(undefined, ['le', num(b[i])])} ${acc}\n`;
-    }
-    acc += counts[b.length];
-    return s + `${this.name}_bucket{le="+Inf"} ${acc}\n${this.name}_sum ${num(sum)}\n${this.name}_count ${acc}\n`;
+    let count = 0;
+    for (const c of counts) count += c;
+    return histogramText(this.name, this.source.bounds, counts, count, sum);
   }
 }
 

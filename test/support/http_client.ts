@@ -27,13 +27,37 @@ export function request(method: string, url: string, body?: string | Buffer, hea
 
 export const post = (url: string, body?: string | Buffer): Promise<HttpResult> => request('POST', url, body);
 
+/** Lets a test wait for what arrives: until() re-checks its condition at each wake() (an arrival)
+ * and at least every 200 ms. */
+class Waiter {
+  #waiters: Array<() => void> = [];
+
+  wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Resolves once done() holds or ended() does; rejects with what() after timeoutMs. */
+  async until(done: () => boolean, ended: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!done() && !ended()) {
+      if (Date.now() > deadline) throw new Error(what());
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 200);
+        this.#waiters.push(() => { clearTimeout(t); r(); });
+      });
+    }
+  }
+}
+
 /** A streaming POST: `lines` fills as response lines arrive; close() ends it. */
 export class LineStream {
   readonly lines: string[] = [];
   status = 0;
   ended = false;
   #req: http.ClientRequest;
-  #waiters: Array<() => void> = [];
+  readonly #waiter = new Waiter();
 
   constructor(url: string, body: string) {
     this.#req = http.request(url, { method: 'POST', agent: false }, (res) => {
@@ -47,23 +71,17 @@ export class LineStream {
           this.lines.push(pending.slice(0, nl));
           pending = pending.slice(nl + 1);
         }
-        this.#wake();
+        this.#waiter.wake();
       });
       res.on('end', () => {
         if (pending.length > 0) this.lines.push(pending);
         this.ended = true;
-        this.#wake();
+        this.#waiter.wake();
       });
       res.on('error', () => undefined);
     });
-    this.#req.on('error', () => { this.ended = true; this.#wake(); });
+    this.#req.on('error', () => { this.ended = true; this.#waiter.wake(); });
     this.#req.end(body);
-  }
-
-  #wake(): void {
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const f of w) f();
   }
 
   /** Resolves once at least n lines arrived (or the response ended); rejects after timeoutMs. */
@@ -74,14 +92,8 @@ export class LineStream {
 
   /** Resolves once done(lines) holds (or the response ended); rejects after timeoutMs. */
   async waitUntil(done: (lines: string[]) => boolean, timeoutMs = 10_000): Promise<string[]> {
-    const deadline = Date.now() + timeoutMs;
-    while (!done(this.lines) && !this.ended) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for lines, got ${JSON.stringify(this.lines)}`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, 200);
-        this.#waiters.push(() => { clearTimeout(t); r(); });
-      });
-    }
+    await this.#waiter.until(() => done(this.lines), () => this.ended, timeoutMs,
+      () => `timed out waiting for lines, got ${JSON.stringify(this.lines)}`);
     return this.lines.slice();
   }
 
@@ -97,12 +109,12 @@ export class WsClient {
   closed = false;
   #sock: net.Socket;
   #buf = Buffer.alloc(0);
-  #waiters: Array<() => void> = [];
+  readonly #waiter = new Waiter();
 
   private constructor(sock: net.Socket, rest: Buffer) {
     this.#sock = sock;
     sock.on('data', (d: Buffer) => this.#onData(d));
-    sock.on('close', () => { this.closed = true; this.#wake(); });
+    sock.on('close', () => { this.closed = true; this.#waiter.wake(); });
     sock.on('error', () => undefined);
     if (rest.length) this.#onData(rest);
   }
@@ -133,12 +145,6 @@ export class WsClient {
     });
   }
 
-  #wake(): void {
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const f of w) f();
-  }
-
   #onData(d: Buffer): void {
     this.#buf = Buffer.concat([this.#buf, d]);
     for (;;) {
@@ -162,7 +168,7 @@ export class WsClient {
       else if (op === 0x2) this.binaries.push(Buffer.from(payload));
       else if (op === 0x9) this.#frame(0xa, payload);
       else if (op === 0x8) this.#sock.end();
-      this.#wake();
+      this.#waiter.wake();
     }
   }
 
@@ -183,14 +189,8 @@ export class WsClient {
 
   /** The binary messages received so far, once at least n arrived. */
   async waitBinaries(n: number, timeoutMs = 10_000): Promise<Buffer[]> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.binaries.length < n && !this.closed) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} binary WebSocket messages, got ${this.binaries.length}`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, 200);
-        this.#waiters.push(() => { clearTimeout(t); r(); });
-      });
-    }
+    await this.#waiter.until(() => this.binaries.length >= n, () => this.closed, timeoutMs,
+      () => `timed out waiting for ${n} binary WebSocket messages, got ${this.binaries.length}`);
     return this.binaries.slice();
   }
 
@@ -209,16 +209,10 @@ export class WsClient {
 
   /** The parsed messages received so far, once done(messages) holds. */
   async waitUntil(done: (msgs: Array<Record<string, unknown>>) => boolean, timeoutMs = 10_000): Promise<Array<Record<string, unknown>>> {
-    const deadline = Date.now() + timeoutMs;
     const parsed = (): Array<Record<string, unknown>> => this.messages.map((m) => JSON.parse(m) as Record<string, unknown>);
-    while (!done(parsed()) && !this.closed) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for WebSocket messages, got ${JSON.stringify(this.messages)}`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, 200);
-        this.#waiters.push(() => { clearTimeout(t); r(); });
-      });
-    }
-    return this.messages.map((m) => JSON.parse(m) as Record<string, unknown>);
+    await this.#waiter.until(() => done(parsed()), () => this.closed, timeoutMs,
+      () => `timed out waiting for WebSocket messages, got ${JSON.stringify(this.messages)}`);
+    return parsed();
   }
 
   close(): void {

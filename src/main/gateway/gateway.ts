@@ -88,7 +88,8 @@ export interface StreamSink {
   end(code: number, message: string): void;
 }
 
-const NO_CONTEXT: CallContext = { deadlineMs: 0, metadata: {} };
+/** The context of an in-process call (HTTP/JSON, WebSocket): no deadline, no gRPC metadata. */
+export const NO_CONTEXT: CallContext = { deadlineMs: 0, metadata: {} };
 
 /** A resolved route: the handler and both codecs, looked up once per request. */
 interface Bound {
@@ -203,10 +204,15 @@ export class Gateway {
       } catch (e) {
         // grpc-gateway returns the first decode error as it is: not a status, so Unknown.
         if (e instanceof JsonInputError) return errorReply(GrpcCode.Unknown, e.message);
-        return failure(e) as GatewayReply;
+        return failure(e);
       }
     }
-    const call = new GatewayStream(b, h, sink, this);
+    const call = new GatewayStream(b, sink, this);
+    try {
+      call.start(h);
+    } catch (e) {
+      return failure(e);
+    }
     if (firstBytes) call.deliver(firstBytes);
     if (route.kind === 'server-stream') call.close();
     return call;
@@ -226,21 +232,26 @@ function failure(e: unknown): GatewayReply {
   return errorReply(st.code, st.message);
 }
 
-/** One streaming call: the ServerStream its handler writes to, and the client side's input. */
-export class GatewayStream implements ServerStream {
-  readonly #b: Bound;
-  readonly #sink: StreamSink;
-  readonly #gw: Gateway;
-  readonly #handlers: { onMessage(msg: Uint8Array): void; onEnd(): void };
+type StreamCallbacks = ReturnType<StreamHandler>;
+
+/**
+ * A ServerStream whose handler runs in process (HTTP/JSON, WebSocket JSON and binary): the state the
+ * handler's side and the client's side share. Subclasses write the output: writeMessage (one
+ * response) and writeEnd (once, when the call ends with a status).
+ */
+export abstract class InProcessStream implements ServerStream {
+  /** Null until start(): a stream may be registered before its handler runs. */
+  #handlers: StreamCallbacks | null = null;
   #ended = false;
   #inputClosed = false;
   #cancelFns: Array<() => void> = [];
   #drainFns: Array<() => void> = [];
 
-  constructor(b: Bound, h: StreamHandler, sink: StreamSink, gw: Gateway) {
-    this.#b = b;
-    this.#sink = sink;
-    this.#gw = gw;
+  protected abstract writeMessage(msg: Uint8Array): boolean;
+  protected abstract writeEnd(code: number, message: string): void;
+
+  /** Runs the handler; it may throw (nothing was started then). */
+  start(h: StreamHandler): void {
     this.#handlers = h(this, NO_CONTEXT);
   }
 
@@ -248,13 +259,13 @@ export class GatewayStream implements ServerStream {
 
   send(msg: Uint8Array): boolean {
     if (this.#ended) return false;
-    return this.#sink.result(this.#b.resp.decodeToJson(msg));
+    return this.writeMessage(msg);
   }
 
   end(code: GrpcCode, message?: string): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#sink.end(code, message ?? '');
+    this.writeEnd(code, message ?? '');
   }
 
   get closed(): boolean {
@@ -271,8 +282,9 @@ export class GatewayStream implements ServerStream {
 
   // --- the client's side ---
 
+  /** One request message; a handler that throws ends the call with the error's status. */
   deliver(bytes: Uint8Array): void {
-    if (this.#inputClosed || this.#ended) return;
+    if (this.#inputClosed || this.#ended || this.#handlers === null) return;
     try {
       this.#handlers.onMessage(bytes);
     } catch (e) {
@@ -281,16 +293,9 @@ export class GatewayStream implements ServerStream {
     }
   }
 
-  /** One more request as JSON; an undecodable one stops reading, as grpc-gateway does. */
-  sendJson(value: unknown): void {
-    const bytes = this.#gw.encodeForStream(this.#b, value);
-    if (bytes === null) this.close();
-    else this.deliver(bytes);
-  }
-
   /** The client finished sending (half-close). */
   close(): void {
-    if (this.#inputClosed) return;
+    if (this.#inputClosed || this.#handlers === null) return;
     this.#inputClosed = true;
     try {
       this.#handlers.onEnd();
@@ -312,6 +317,35 @@ export class GatewayStream implements ServerStream {
     const fns = this.#cancelFns;
     this.#cancelFns = [];
     for (const fn of fns) fn();
+  }
+}
+
+/** One streaming call of the JSON gateway: responses go to a StreamSink as JSON. */
+export class GatewayStream extends InProcessStream {
+  readonly #b: Bound;
+  readonly #sink: StreamSink;
+  readonly #gw: Gateway;
+
+  constructor(b: Bound, sink: StreamSink, gw: Gateway) {
+    super();
+    this.#b = b;
+    this.#sink = sink;
+    this.#gw = gw;
+  }
+
+  protected writeMessage(msg: Uint8Array): boolean {
+    return this.#sink.result(this.#b.resp.decodeToJson(msg));
+  }
+
+  protected writeEnd(code: number, message: string): void {
+    this.#sink.end(code, message);
+  }
+
+  /** One more request as JSON; an undecodable one stops reading, as grpc-gateway does. */
+  sendJson(value: unknown): void {
+    const bytes = this.#gw.encodeForStream(this.#b, value);
+    if (bytes === null) this.close();
+    else this.deliver(bytes);
   }
 }
 
@@ -346,5 +380,58 @@ export class JsonValueSplitter {
       values.push(JSON.parse(quoteLongNumbers(this.#pending.slice(0, r.end))));
       this.#pending = this.#pending.slice(r.end);
     }
+  }
+}
+
+/**
+ * A streaming call fed by a request body that arrives in pieces (HTTP on either port, the WebSocket
+ * proxy): the first JSON value opens the call (an empty body opens it with no request), later values
+ * are more requests, and the end of the body or a value that does not parse half-closes it. After
+ * that, more of the body is ignored.
+ */
+export class StreamBody {
+  readonly #gw: Gateway;
+  readonly #route: Route;
+  readonly #sink: StreamSink;
+  readonly #split: JsonValueSplitter;
+  #call: GatewayStream | null = null;
+  #stopped = false;
+
+  constructor(gw: Gateway, route: Route, sink: StreamSink, bodyBytesMax: number) {
+    this.#gw = gw;
+    this.#route = route;
+    this.#sink = sink;
+    this.#split = new JsonValueSplitter(bodyBytesMax);
+  }
+
+  /** The open call; null until the first request arrived. */
+  get call(): GatewayStream | null {
+    return this.#call;
+  }
+
+  /** True once the body was read to its end or to a value that does not parse. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** More of the body (`last`: its end). Returns the answer when the call could not open (the
+   * caller sends it instead of a stream), else null. */
+  push(text: string, last: boolean): GatewayReply | null {
+    if (this.#stopped) return null;
+    const r = this.#split.push(text, last);
+    if (r.error !== undefined || last) this.#stopped = true;
+    let i = 0;
+    if (this.#call === null) {
+      // The first request does not parse: answered as grpc-gateway does, before any stream.
+      if (r.values.length === 0 && r.error !== undefined) return errorReply(GrpcCode.Unknown, r.error); // HTTP 500
+      if (r.values.length === 0 && !last) return null; // wait for the first request
+      const opened = this.#gw.openStream(this.#route, r.values[0], r.values.length > 0, this.#sink);
+      if (!(opened instanceof GatewayStream)) return opened;
+      this.#call = opened;
+      i = 1;
+    }
+    for (; i < r.values.length; i++) this.#call.sendJson(r.values[i]);
+    if (this.#stopped) this.#call.close();
+    return null;
   }
 }

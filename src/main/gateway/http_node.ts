@@ -3,7 +3,7 @@
 // gateway, including its plain-text 404/405 for unknown routes and wrong methods.
 import type * as http from 'node:http';
 import { GrpcCode } from '../../shared/errors';
-import { errorBody, Gateway, GatewayReply, GatewayStream, JsonValueSplitter, streamErrorLine } from './gateway';
+import { errorBody, Gateway, GatewayReply, StreamBody, streamErrorLine } from './gateway';
 import { Route } from './routes';
 
 /** Headers etcd's gateway mux sends on every response. */
@@ -93,8 +93,6 @@ function readUnary(o: NodeGatewayOptions, route: Route, req: http.IncomingMessag
 
 /** A streaming route: each JSON value of the body is a request; each response is a line. */
 function serveStream(o: NodeGatewayOptions, route: Route, req: http.IncomingMessage, res: http.ServerResponse): void {
-  const split = new JsonValueSplitter(o.bodyBytesMax);
-  let call: GatewayStream | null = null;
   let done = false;
   let headersSent = false;
   const writeHead = (status: number): void => {
@@ -120,46 +118,31 @@ function serveStream(o: NodeGatewayOptions, route: Route, req: http.IncomingMess
       res.end();
     },
   };
-  res.on('drain', () => call?.drained());
+  const body = new StreamBody(o.gateway, route, sink, o.bodyBytesMax);
+  res.on('drain', () => body.call?.drained());
   res.on('close', () => {
-    if (!done) call?.cancel();
+    if (!done) body.call?.cancel();
     done = true;
   });
-  const take = (values: unknown[], last: boolean, error?: string): void => {
-    let i = 0;
-    if (call === null) {
-      if (values.length === 0 && !last && error === undefined) return; // wait for the first request
-      if (values.length === 0 && error !== undefined) {
-        // The first request does not parse: answered as grpc-gateway does, before any stream.
-        done = true;
-        o.onRequest?.(500);
-        sendReply(res, { status: 500, body: errorBody(GrpcCode.Unknown, error) });
-        return;
-      }
-      const opened = o.gateway.openStream(route, values[0], values.length > 0, sink);
-      if (!(opened instanceof GatewayStream)) {
-        done = true;
-        o.onRequest?.(opened.status);
-        sendReply(res, opened);
-        return;
-      }
+  const push = (text: string, last: boolean): void => {
+    const opening = body.call === null;
+    const reply = body.push(text, last);
+    if (reply !== null) {
+      done = true;
+      o.onRequest?.(reply.status);
+      sendReply(res, reply);
+    } else if (opening && body.call !== null) {
       o.onRequest?.(200);
-      call = opened;
-      i = 1;
     }
-    for (; i < values.length; i++) call.sendJson(values[i]);
-    if (error !== undefined || last) call.close();
   };
   req.setEncoding('utf8');
   req.on('data', (text: string) => {
     if (done) return;
-    const r = split.push(text, false);
-    take(r.values, false, r.error);
-    if (r.error !== undefined) req.removeAllListeners('data');
+    push(text, false);
+    if (body.stopped) req.removeAllListeners('data');
   });
   req.on('end', () => {
     if (done) return;
-    const r = split.push('', true);
-    take(r.values, true, r.error);
+    push('', true);
   });
 }

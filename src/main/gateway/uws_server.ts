@@ -10,7 +10,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import { GrpcCode } from '../../shared/errors';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from '../../shared/version';
-import { errorBody, Gateway, GatewayReply, GatewayStream, HTTP_STATUS_TEXT, httpStatusFromCode, JsonValueSplitter, streamErrorLine, StreamSink } from './gateway';
+import { errorBody, Gateway, GatewayReply, GatewayStream, HTTP_STATUS_TEXT, httpStatusFromCode, StreamBody, streamErrorLine, StreamSink } from './gateway';
 import { Route } from './routes';
 import { goJsonString } from './jsonpb';
 import { quoteLongNumbers } from './json_scan';
@@ -123,13 +123,17 @@ export class FastPort {
   constructor(d: FastPortDeps) {
     this.#d = d;
     this.#app = uws().App();
-    this.#app.ws<WsState>('/ws', {
+    // Both WebSocket endpoints: no compression, the body limit per message, a bounded send buffer.
+    const wsLimits = {
       compression: uws().DISABLED,
       maxPayloadLength: d.bodyBytesMax,
       idleTimeout: d.limits.wsIdleTimeoutSeconds,
       maxBackpressure: d.limits.wsSendBytesMax,
       closeOnBackpressureLimit: true,
       sendPingsAutomatically: true,
+    };
+    this.#app.ws<WsState>('/ws', {
+      ...wsLimits,
       upgrade: (res: UwsResponse & { upgrade: (...a: unknown[]) => void }, req: UwsRequest, ctx: unknown) => {
         // uWS copies the user data's own properties: the state object rides in one of them.
         res.upgrade({ state: new WsState(this) }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
@@ -154,12 +158,7 @@ export class FastPort {
     });
     // etcd 3.4's grpc-websocket-proxy: a WebSocket on a /v3/ route (ws_proxy.ts).
     this.#app.ws<ProxyState>('/v3/*', {
-      compression: uws().DISABLED,
-      maxPayloadLength: d.bodyBytesMax,
-      idleTimeout: d.limits.wsIdleTimeoutSeconds,
-      maxBackpressure: d.limits.wsSendBytesMax,
-      closeOnBackpressureLimit: true,
-      sendPingsAutomatically: true,
+      ...wsLimits,
       upgrade: (res: UwsResponse & { upgrade: (...a: unknown[]) => void }, req: UwsRequest, ctx: unknown) => {
         const route = d.gateway.route(req.getUrl());
         if (!route) return gatewayText(res, 404, 'Not Found\n');
@@ -289,11 +288,9 @@ export class FastPort {
 class HttpStreamCall implements StreamSink {
   readonly #port: FastPort;
   readonly #res: UwsResponse;
-  readonly #route: Route;
-  readonly #split: JsonValueSplitter;
+  readonly #body: StreamBody;
   /** A UTF-8 character may be cut between two body chunks. */
   readonly #utf8 = new StringDecoder('utf8');
-  #call: GatewayStream | null = null;
   #aborted = false;
   #done = false;
   #headersSent = false;
@@ -302,33 +299,18 @@ class HttpStreamCall implements StreamSink {
   constructor(port: FastPort, res: UwsResponse, route: Route) {
     this.#port = port;
     this.#res = res;
-    this.#route = route;
-    this.#split = new JsonValueSplitter(port.deps.bodyBytesMax);
+    this.#body = new StreamBody(port.deps.gateway, route, this, port.deps.bodyBytesMax);
     res.onAborted(() => {
       this.#aborted = true;
-      if (!this.#done) this.#call?.cancel();
+      if (!this.#done) this.#body.call?.cancel();
       this.#done = true;
     });
     res.onData((ab, isLast) => {
       if (this.#done) return;
       const chunk = Buffer.from(ab);
-      const r = this.#split.push(isLast ? this.#utf8.write(chunk) + this.#utf8.end() : this.#utf8.write(chunk), isLast);
-      this.#take(r.values, isLast, r.error);
+      const reply = this.#body.push(isLast ? this.#utf8.write(chunk) + this.#utf8.end() : this.#utf8.write(chunk), isLast);
+      if (reply !== null) this.#reply(reply);
     });
-  }
-
-  #take(values: unknown[], last: boolean, error?: string): void {
-    let i = 0;
-    if (this.#call === null) {
-      if (values.length === 0 && !last && error === undefined) return;
-      if (values.length === 0 && error !== undefined) return this.#reply({ status: 500, body: errorBody(GrpcCode.Unknown, error) });
-      const opened = this.#port.deps.gateway.openStream(this.#route, values[0], values.length > 0, this);
-      if (!(opened instanceof GatewayStream)) return this.#reply(opened);
-      this.#call = opened;
-      i = 1;
-    }
-    for (; i < values.length; i++) this.#call.sendJson(values[i]);
-    if (error !== undefined || last) this.#call.close();
   }
 
   #reply(r: GatewayReply): void {
@@ -344,18 +326,26 @@ class HttpStreamCall implements StreamSink {
     this.#res.writeHeader('Content-Type', 'application/json').writeHeader('Grpc-Metadata-Content-Type', 'application/grpc');
   }
 
+  // The line being written by result(), for #corkedWrite: one bound callback per call, not a
+  // closure per message.
+  #line = '';
+  #wrote = true;
+  readonly #corkedWrite = (): void => {
+    this.#writeHead();
+    this.#wrote = this.#res.write(this.#line);
+  };
+
   result(json: string): boolean {
     if (this.#aborted || this.#done) return false;
-    let ok = true;
-    this.#res.cork(() => {
-      this.#writeHead();
-      ok = this.#res.write('{"result":' + json + '}\n');
-    });
+    this.#line = '{"result":' + json + '}\n';
+    this.#res.cork(this.#corkedWrite);
+    this.#line = '';
+    const ok = this.#wrote;
     if (!ok && !this.#waitingWritable) {
       this.#waitingWritable = true;
       this.#res.onWritable(() => {
         this.#waitingWritable = false;
-        this.#call?.drained();
+        this.#body.call?.drained();
         return true;
       });
     }
@@ -415,14 +405,27 @@ export class WsState implements BinarySender {
 
   /** Sends one text message; false when the socket is past its backpressure mark (or gone). */
   send(text: string): boolean {
+    return this.#send(text, false);
+  }
+
+  // The message being sent by #send, for #corked: one bound callback per socket, not a closure per message.
+  #out: string | Uint8Array = '';
+  #outBinary = false;
+  #buffered = 0;
+  readonly #corked = (): void => {
+    const ws = this.ws as UwsWebSocket<WsState>;
+    ws.send(this.#out, this.#outBinary);
+    this.#buffered = ws.getBufferedAmount();
+  };
+
+  #send(data: string | Uint8Array, binary: boolean): boolean {
     const ws = this.ws;
     if (this.#closed || ws === null) return false;
-    let buffered = 0;
-    ws.cork(() => {
-      ws.send(text, false);
-      buffered = ws.getBufferedAmount();
-    });
-    return buffered < this.#port.deps.limits.wsSendHighBytes;
+    this.#out = data;
+    this.#outBinary = binary;
+    ws.cork(this.#corked);
+    this.#out = '';
+    return this.#buffered < this.#port.deps.limits.wsSendHighBytes;
   }
 
   #sendError(idJson: string, code: number, message: string): void {
@@ -436,14 +439,7 @@ export class WsState implements BinarySender {
   }
 
   sendBinary(frame: Uint8Array): boolean {
-    const ws = this.ws;
-    if (this.#closed || ws === null) return false;
-    let buffered = 0;
-    ws.cork(() => {
-      ws.send(frame, true);
-      buffered = ws.getBufferedAmount();
-    });
-    return buffered < this.#port.deps.limits.wsSendHighBytes;
+    return this.#send(frame, true);
   }
 
   get streamsMax(): number {

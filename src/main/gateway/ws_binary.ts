@@ -18,14 +18,13 @@
 //   op 0 RESULT   payload = protobuf response message (unary answer or one stream message)
 //   op 1 ERROR    payload = u32 LE gRPC code, UTF-8 message (a unary call failed)
 //   op 2 END      stream `id` ended; payload empty (OK) or u32 LE code + UTF-8 message
-import { EtcdError, GrpcCode } from '../../shared/errors';
-import { CallContext, errorStatus, ServerStream, StreamHandler, UnaryHandler, unknownMethodMessage } from '../net/grpc';
-import type { HandlerSource } from './gateway';
+import { GrpcCode } from '../../shared/errors';
+import { errorStatus, StreamHandler, UnaryHandler, unknownMethodMessage } from '../net/grpc';
+import { HandlerSource, InProcessStream, NO_CONTEXT } from './gateway';
 
 export const enum BinOp { Call = 0, Send = 1, Close = 2, Cancel = 3 }
 export const enum BinReply { Result = 0, Error = 1, End = 2 }
 
-const NO_CONTEXT: CallContext = { deadlineMs: 0, metadata: {} };
 const HEADER_BYTES = 6;
 
 export function replyFrame(op: BinReply, id: number, payload: Uint8Array | null): Uint8Array {
@@ -52,58 +51,24 @@ export interface BinarySender {
   readonly recvMessageBytesMax: number;
 }
 
-/** One binary stream: the ServerStream its handler writes protobuf messages to. */
-class BinaryStream implements ServerStream {
-  handlers: { onMessage(msg: Uint8Array): void; onEnd(): void } | null = null;
-  #ended = false;
-  #inputClosed = false;
-  #cancelFns: Array<() => void> = [];
-  #drainFns: Array<() => void> = [];
-  constructor(readonly conn: BinaryConnection, readonly id: number) {}
+/** One binary stream: its handler's protobuf messages go out as RESULT frames. */
+class BinaryStream extends InProcessStream {
+  constructor(readonly conn: BinaryConnection, readonly id: number) {
+    super();
+  }
 
-  send(msg: Uint8Array): boolean {
-    if (this.#ended) return false;
+  protected writeMessage(msg: Uint8Array): boolean {
     return this.conn.out.sendBinary(replyFrame(BinReply.Result, this.id, msg));
   }
-  end(code: GrpcCode, message?: string): void {
-    if (this.#ended) return;
-    this.#ended = true;
+
+  protected writeEnd(code: number, message: string): void {
     this.conn.streams.delete(this.id);
-    this.conn.out.sendBinary(replyFrame(BinReply.End, this.id, code === GrpcCode.OK ? null : statusPayload(code, message ?? '')));
+    this.conn.out.sendBinary(replyFrame(BinReply.End, this.id, code === GrpcCode.OK ? null : statusPayload(code, message)));
   }
-  get closed(): boolean {
-    return this.#ended;
-  }
-  onCancel(fn: () => void): void {
-    this.#cancelFns.push(fn);
-  }
-  onDrain(fn: () => void): void {
-    this.#drainFns.push(fn);
-  }
-  deliver(msg: Uint8Array): void {
-    if (this.#inputClosed || this.#ended || !this.handlers) return;
-    try {
-      this.handlers.onMessage(msg);
-    } catch (e) {
-      const st = errorStatus(e);
-      this.end(st.code, st.message);
-    }
-  }
-  close(): void {
-    if (this.#inputClosed || !this.handlers) return;
-    this.#inputClosed = true;
-    this.handlers.onEnd();
-  }
-  drained(): void {
-    for (const fn of this.#drainFns) fn();
-  }
-  cancel(): void {
-    this.#inputClosed = true;
-    this.#ended = true;
+
+  override cancel(): void {
     this.conn.streams.delete(this.id);
-    const fns = this.#cancelFns;
-    this.#cancelFns = [];
-    for (const fn of fns) fn();
+    super.cancel();
   }
 }
 
@@ -184,9 +149,9 @@ export class BinaryConnection {
     const s = new BinaryStream(this, id);
     this.streams.set(id, s);
     try {
-      s.handlers = h(s, NO_CONTEXT);
+      s.start(h);
     } catch (e) {
-      const st = e instanceof EtcdError ? e : errorStatus(e);
+      const st = errorStatus(e);
       s.end(st.code, st.message);
       return;
     }

@@ -6,7 +6,7 @@
 // This is that behaviour on top of the gateway core, for both ports (ws_node.ts for the client
 // port's node:http, uws_server.ts for the fast port). The connection closes when the call ends.
 import { GrpcCode } from '../../shared/errors';
-import { errorBody, Gateway, GatewayStream, JsonValueSplitter, StreamSink, streamErrorLine } from './gateway';
+import { errorBody, Gateway, JsonValueSplitter, StreamBody, StreamSink, streamErrorLine } from './gateway';
 import { Route } from './routes';
 
 /** What the proxy needs from a WebSocket connection. */
@@ -21,8 +21,10 @@ export class WsProxyCall implements StreamSink {
   readonly #gw: Gateway;
   readonly #route: Route;
   readonly #sock: WsTextSocket;
+  /** A unary route: the body until its first value. */
   readonly #split: JsonValueSplitter;
-  #call: GatewayStream | null = null;
+  /** A streaming route: the body feeds the call. */
+  readonly #body: StreamBody;
   #done = false;
 
   constructor(gw: Gateway, route: Route, sock: WsTextSocket, bodyBytesMax: number) {
@@ -30,26 +32,20 @@ export class WsProxyCall implements StreamSink {
     this.#route = route;
     this.#sock = sock;
     this.#split = new JsonValueSplitter(bodyBytesMax);
+    this.#body = new StreamBody(gw, route, this, bodyBytesMax);
   }
 
   /** One client text message: more of the request body (the proxy adds a newline after each). */
   onText(text: string): void {
     if (this.#done) return;
-    const r = this.#split.push(text + '\n', false);
-    let i = 0;
-    if (this.#call === null) {
-      if (r.values.length === 0) {
-        if (r.error !== undefined) this.#finish(errorBody(GrpcCode.Unknown, r.error));
-        return;
-      }
-      if (this.#route.kind === 'unary') return this.#unary(r.values[0]);
-      const opened = this.#gw.openStream(this.#route, r.values[0], true, this);
-      if (!(opened instanceof GatewayStream)) return this.#finish(opened.body);
-      this.#call = opened;
-      i = 1;
+    if (this.#route.kind !== 'unary') {
+      const reply = this.#body.push(text + '\n', false);
+      if (reply !== null) this.#finish(reply.body);
+      return;
     }
-    for (; i < r.values.length; i++) this.#call.sendJson(r.values[i]);
-    if (r.error !== undefined) this.#call.close();
+    const r = this.#split.push(text + '\n', false);
+    if (r.values.length > 0) this.#unary(r.values[0]);
+    else if (r.error !== undefined) this.#finish(errorBody(GrpcCode.Unknown, r.error));
   }
 
   #unary(value: unknown): void {
@@ -76,12 +72,12 @@ export class WsProxyCall implements StreamSink {
   }
 
   drained(): void {
-    this.#call?.drained();
+    this.#body.call?.drained();
   }
 
   /** The client went away. */
   onClose(): void {
-    if (!this.#done) this.#call?.cancel();
+    if (!this.#done) this.#body.call?.cancel();
     this.#done = true;
   }
 }

@@ -85,21 +85,11 @@ const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc' };
  * (etcd_network_client_grpc_received_bytes_total / _sent_bytes_total). */
 export const grpcTraffic = { receivedBytes: 0, sentBytes: 0 };
 
-export class GrpcTransport {
-  readonly server: http2.Http2Server;
-  #unary = new Map<string, UnaryHandler>();
-  #streams = new Map<string, StreamHandler>();
-  #opts: GrpcTransportOptions;
-
-  constructor(opts: GrpcTransportOptions) {
-    this.#opts = opts;
-    this.server = http2.createServer({
-      settings: { maxConcurrentStreams: opts.streamsPerConnMax, maxHeaderListSize: 64 * 1024 },
-      maxSessionMemory: 64,
-    });
-    this.server.on('stream', (stream, headers) => this.#onStream(stream, headers));
-    this.server.on('sessionError', (err) => opts.onError?.(err));
-  }
+/** The method table of a gRPC transport: what it serves, and what the HTTP/JSON gateway calls in
+ * process (gateway.ts HandlerSource). Both transports (this file, grpc_h2.ts) extend it. */
+export class GrpcMethods {
+  readonly #unary = new Map<string, UnaryHandler>();
+  readonly #streams = new Map<string, StreamHandler>();
 
   addUnary(path: string, h: UnaryHandler): void {
     this.#unary.set(path, h);
@@ -122,6 +112,27 @@ export class GrpcTransport {
     return [...this.#unary.keys(), ...this.#streams.keys()];
   }
 
+  /** grpc-go's Unimplemented status message for a path no handler serves. */
+  unknownMethodMessage(path: string): string {
+    return unknownMethodMessage(path, this.methodPaths());
+  }
+}
+
+export class GrpcTransport extends GrpcMethods {
+  readonly server: http2.Http2Server;
+  #opts: GrpcTransportOptions;
+
+  constructor(opts: GrpcTransportOptions) {
+    super();
+    this.#opts = opts;
+    this.server = http2.createServer({
+      settings: { maxConcurrentStreams: opts.streamsPerConnMax, maxHeaderListSize: 64 * 1024 },
+      maxSessionMemory: 64,
+    });
+    this.server.on('stream', (stream, headers) => this.#onStream(stream, headers));
+    this.server.on('sessionError', (err) => opts.onError?.(err));
+  }
+
   #onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     stream.on('error', () => { /* RST from the client: nothing to clean beyond the stream */ });
     const path = headers[':path'] ?? '';
@@ -132,13 +143,12 @@ export class GrpcTransport {
     }
     const timeoutMs = parseGrpcTimeout(headers['grpc-timeout']);
     const ctx: CallContext = { deadlineMs: timeoutMs > 0 ? Date.now() + timeoutMs : 0, metadata: headers };
-    const unary = this.#unary.get(path);
+    const unary = this.unaryHandler(path);
     if (unary) return this.#serveUnary(stream, unary, ctx);
-    const bidi = this.#streams.get(path);
+    const bidi = this.streamHandler(path);
     if (bidi) return this.#serveStream(stream, bidi, ctx);
-    sendStatus(stream, GrpcCode.Unimplemented, unknownMethodMessage(path, [...this.#unary.keys(), ...this.#streams.keys()]));
+    sendStatus(stream, GrpcCode.Unimplemented, this.unknownMethodMessage(path));
   }
-
 
   #serveUnary(stream: http2.ServerHttp2Stream, h: UnaryHandler, ctx: CallContext): void {
     const reader = new GrpcMessageReader(this.#opts.recvMessageBytesMax);

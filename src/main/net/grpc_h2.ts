@@ -9,7 +9,7 @@
 import type * as http2 from 'node:http2';
 import { EtcdError, GrpcCode } from '../../shared/errors';
 import {
-  CallContext, encodeGrpcMessage, grpcTraffic, GrpcTransportOptions, parseGrpcTimeout, ServerStream, StreamHandler, UnaryHandler, unknownMethodMessage, errorStatus,
+  CallContext, encodeGrpcMessage, errorStatus, GrpcMethods, grpcTraffic, GrpcTransportOptions, parseGrpcTimeout, ServerStream, StreamHandler, UnaryHandler,
 } from './grpc';
 import { h2Limits } from './h2/constants';
 import { GrpcMessageReader, MessageSink, writeGrpcMessage } from './h2/grpc_message';
@@ -51,39 +51,17 @@ function sendError(stream: H2Stream, e: unknown): void {
   sendStatus(stream, st.code, st.message);
 }
 
-export class GrpcH2Transport {
+export class GrpcH2Transport extends GrpcMethods {
   readonly server: H2Server;
-  #unary = new Map<string, UnaryHandler>();
-  #streams = new Map<string, StreamHandler>();
   #opts: GrpcTransportOptions;
 
   constructor(opts: GrpcTransportOptions) {
+    super();
     this.#opts = opts;
     this.server = new H2Server({ maxConcurrentStreams: opts.streamsPerConnMax }, {
       onStream: (stream, headers) => this.#onStream(stream, headers),
       onSessionError: (err) => opts.onError?.(err),
     });
-  }
-
-  addUnary(path: string, h: UnaryHandler): void {
-    this.#unary.set(path, h);
-  }
-
-  addStream(path: string, h: StreamHandler): void {
-    this.#streams.set(path, h);
-  }
-
-  /** The handler registered for a method path (the HTTP/JSON gateway calls it in process). */
-  unaryHandler(path: string): UnaryHandler | undefined {
-    return this.#unary.get(path);
-  }
-
-  streamHandler(path: string): StreamHandler | undefined {
-    return this.#streams.get(path);
-  }
-
-  methodPaths(): string[] {
-    return [...this.#unary.keys(), ...this.#streams.keys()];
   }
 
   #onStream(stream: H2Stream, headers: RequestHeaders): void {
@@ -95,12 +73,12 @@ export class GrpcH2Transport {
     }
     const timeoutMs = parseGrpcTimeout(headers['grpc-timeout']);
     const ctx: CallContext = { deadlineMs: timeoutMs > 0 ? Date.now() + timeoutMs : 0, metadata: headers as http2.IncomingHttpHeaders };
-    const unary = this.#unary.get(path);
+    const unary = this.unaryHandler(path);
     if (unary) {
       stream.listener = new UnaryCall(stream, unary, ctx, this.#opts.recvMessageBytesMax);
       return;
     }
-    const bidi = this.#streams.get(path);
+    const bidi = this.streamHandler(path);
     if (bidi) {
       try {
         stream.listener = new BidiCall(stream, bidi, ctx, this.#opts.recvMessageBytesMax);
@@ -109,7 +87,7 @@ export class GrpcH2Transport {
       }
       return;
     }
-    sendStatus(stream, GrpcCode.Unimplemented, unknownMethodMessage(path, [...this.#unary.keys(), ...this.#streams.keys()]));
+    sendStatus(stream, GrpcCode.Unimplemented, this.unknownMethodMessage(path));
   }
 }
 
