@@ -248,7 +248,9 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
     node, memberId, store, quotaBackendBytes: cfg.quotaBackendBytes, watchStreams: () => watch.streamCount,
     rings: [
       { name: 'to_apply', ring: new Ring(toApply) }, { name: 'from_apply', ring: new Ring(fromApply) },
-      { name: 'to_watch', ring: new Ring(watchInit.toWatch) }, { name: 'from_watch', ring: new Ring(watchInit.fromWatch) },
+      // The watch worker's rings are read through the service: a restarted worker has fresh ones.
+      { name: 'to_watch', ring: { usedBytes: () => watch.rings.toWatch.usedBytes(), get capacityBytes() { return watch.rings.toWatch.capacityBytes; } } },
+      { name: 'from_watch', ring: { usedBytes: () => watch.rings.fromWatch.usedBytes(), get capacityBytes() { return watch.rings.fromWatch.capacityBytes; } } },
     ],
     rangePool: { threads: () => server.rangePoolStats().threads, queueSize: () => server.rangePoolStats().queueSize },
   }, () => fastPorts.reduce((n, f) => n + f.webSocketsOpen, 0));

@@ -168,6 +168,11 @@ export class WatchService {
     return this.#streams.size;
   }
 
+  /** The rings of the current watch worker (a restarted worker gets fresh ones), for metrics. */
+  get rings(): { toWatch: Ring; fromWatch: Ring } {
+    return this.#w;
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
     await this.#w.worker.terminate();
