@@ -6,6 +6,7 @@
 
 import { assert } from '../../shared/errors';
 import {
+  ConfState,
   Entry,
   EntryType,
   ErrCompacted,
@@ -82,14 +83,17 @@ export class MemoryStorage implements Storage {
 
   /**
    * Records the application's state at `index` (<= applied <= commit) as the current snapshot.
-   * Configuration is carried over from the previous snapshot (conf changes are not yet supported).
+   * cs is the configuration as of `index` (the ConfState returned by the last applyConfChange at
+   * or before it); without it, the previous snapshot's configuration is carried over.
    */
-  createSnapshot(index: number, data: Uint8Array): Snapshot {
+  createSnapshot(index: number, data: Uint8Array, cs?: ConfState): Snapshot {
     if (index <= this.#snapshot.metadata.index) throw new ErrSnapOutOfDate();
     assert(index <= this.lastIndex(), `createSnapshot ${index} > lastIndex ${this.lastIndex()}`);
     const md = this.#snapshot.metadata;
+    const voters = cs !== undefined ? [...cs.voters] : md.voters;
+    const learners = cs !== undefined ? [...cs.learners] : md.learners;
     this.#snapshot = {
-      metadata: { index, term: this.term(index), voters: md.voters, learners: md.learners },
+      metadata: { index, term: this.term(index), voters, learners },
       data,
     };
     return this.#snapshot;

@@ -6,11 +6,16 @@
 // dispatches to stepLeader / stepCandidate / stepFollower, each an exhaustive switch over
 // MessageType whose cases call small handleX methods.
 //
-// Not yet implemented: conf changes (ConfChange entries are replicated but never applied to the
-// configuration), lease-based reads, uncommitted-size limits, async storage writes.
+// Conf changes are simple (one member at a time, etcd's ConfChange v1; see confchange.ts): the
+// driver decodes a committed ConfChange entry and calls applyConfChange; the leader accepts one
+// ConfChange proposal at a time (pendingConfIndex). Joint consensus (ConfChange v2) is not here.
+//
+// Not yet implemented: joint consensus, lease-based reads, uncommitted-size limits, async
+// storage writes.
 
 import { assert, assertNever } from '../../shared/errors';
 import { RaftLog } from './log';
+import { describeConfState, simpleChange } from './confchange';
 import { ProgressState } from './progress';
 import { VoteResult } from './quorum';
 import { ReadOnly } from './readonly';
@@ -18,6 +23,8 @@ import { ProgressTracker } from './tracker';
 import {
   Config,
   ConfigExtras,
+  ConfChange,
+  ConfState,
   Entry,
   EntryType,
   ErrCompacted,
@@ -56,11 +63,18 @@ export class Raft {
   msgs: Message[];
   /** Answered ReadIndex requests, drained by RawNode.ready(). */
   readStates: ReadState[];
-  readonly readOnly: ReadOnly;
+  /** Leader only: pending safe ReadIndex requests; a new one per term (reset()). */
+  readOnly: ReadOnly;
   /** Leader only: ReadIndex requests held until an entry of this term commits. */
   pendingReadIndexMessages: Message[];
-  /** Leader: a conf change at an index > applied is pending; only one at a time (later issue). */
+  /**
+   * Leader: index of the last ConfChange entry it appended (or, right after election, its last
+   * index: any uncommitted entry might be one). While pendingConfIndex > applied a conf change is
+   * pending and no other is accepted, so changes are applied one at a time.
+   */
   pendingConfIndex: number;
+  /** The last refused conf change's reason (for logs and transcripts), or null. */
+  lastConfChangeRefusal: string | null;
   /** Ticks since the last election timeout reset (leader: since the last check-quorum). */
   electionElapsed: number;
   heartbeatElapsed: number;
@@ -90,6 +104,7 @@ export class Raft {
     this.readOnly = new ReadOnly();
     this.pendingReadIndexMessages = [];
     this.pendingConfIndex = 0;
+    this.lastConfChangeRefusal = null;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.electionTimeout = c.electionTick;
@@ -132,6 +147,52 @@ export class Raft {
   promotable(): boolean {
     const pr = this.trk.progress.get(this.id);
     return pr !== undefined && !pr.isLearner && !this.raftLog.hasPendingSnapshot();
+  }
+
+  /** We are a learner of the current configuration (false when not a member at all). */
+  isLearner(): boolean {
+    return this.trk.progress.get(this.id)?.isLearner === true;
+  }
+
+  // ---- conf changes ----
+
+  /**
+   * Applies a committed conf change (the driver calls this as it applies the entry, in log order)
+   * and returns the resulting configuration. Refused or no-op changes leave it unchanged.
+   */
+  applyConfChange(cc: ConfChange): ConfState {
+    const res = simpleChange(this.trk.confState(), cc);
+    this.lastConfChangeRefusal = res.refused;
+    if (!res.changed) return res.cs;
+    const added = this.trk.applyConfState(res.cs, this.raftLog.lastIndex() + 1);
+    this.switchToConfig(added);
+    return this.trk.confState();
+  }
+
+  /** After etcd's switchToConfig: what a new configuration means for our role and our followers. */
+  private switchToConfig(added: NodeId[]): void {
+    const selfIsVoter = this.trk.voters.isVoter(this.id);
+    if (!selfIsVoter && this.state !== StateType.Follower) {
+      // A leader removed (or demoted) steps down (etcd's stepDownOnRemoval); a candidate stops
+      // campaigning, since winning the votes of the others would make a leader outside the config.
+      this.becomeFollower(this.term, None);
+      return;
+    }
+    if (this.state !== StateType.Leader) return;
+    if (this.maybeCommit()) {
+      // A removal can shrink the quorum enough to commit more: tell everyone.
+      this.releasePendingReadIndexMessages();
+      this.bcastAppend();
+    } else {
+      // Probe new members now instead of waiting for the next heartbeat or proposal.
+      for (const id of added) if (id !== this.id) this.sendAppend(id);
+    }
+    if (this.leadTransferee !== None && !this.trk.voters.isVoter(this.leadTransferee)) this.abortLeaderTransfer();
+  }
+
+  /** Human-readable configuration, as etcd logs it. */
+  describeConfig(): string {
+    return describeConfState(this.trk.confState());
   }
 
   // ---- sending ----
@@ -236,6 +297,9 @@ export class Raft {
     this.trk.visit((id, pr) => pr.reset(id === this.id ? last : 0, last + 1));
     this.pendingConfIndex = 0;
     this.pendingReadIndexMessages = [];
+    // Requests recorded under an earlier leadership must not be answered by a later one: the
+    // commit index they recorded may predate writes another leader committed in between.
+    if (this.readOnly.pendingCount() > 0) this.readOnly = new ReadOnly();
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -529,8 +593,35 @@ export class Raft {
     assert(m.entries.length > 0, 'stepped empty MsgProp');
     if (!this.trk.progress.has(this.id)) throw new ProposalDroppedError(); // removed from config
     if (this.leadTransferee !== None) throw new ProposalDroppedError(); // handing over leadership
-    this.appendEntry(m.entries);
+    this.appendEntry(this.screenConfChanges(m));
     this.bcastAppend();
+  }
+
+  /**
+   * One conf change at a time: while one is pending (appended, not yet applied), a local
+   * ConfChange proposal is refused, and a forwarded one becomes an empty Normal entry (as in
+   * etcd: the rest of the message is kept, and the proposer sees its change never applied).
+   * Returns the entries to append (a copy when any is replaced: m may be shared).
+   */
+  private screenConfChanges(m: Message): Entry[] {
+    let ents = m.entries;
+    let first = 0;
+    while (first < ents.length && ents[first].type !== EntryType.ConfChange) first++;
+    if (first === ents.length) return ents; // the common case: no conf change
+    const local = m.from === this.id || m.from === None;
+    // Refuse before changing anything.
+    if (local && this.pendingConfIndex > this.raftLog.applied) throw new ProposalDroppedError();
+    const last = this.raftLog.lastIndex();
+    for (let i = first; i < ents.length; i++) {
+      if (ents[i].type !== EntryType.ConfChange) continue;
+      if (this.pendingConfIndex <= this.raftLog.applied) {
+        this.pendingConfIndex = last + i + 1;
+        continue;
+      }
+      if (ents === m.entries) ents = ents.slice();
+      ents[i] = { term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) };
+    }
+    return ents;
   }
 
   private handleReadIndex(m: Message): void {

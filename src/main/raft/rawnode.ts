@@ -16,7 +16,7 @@
 
 import { assert } from '../../shared/errors';
 import { Raft, isEmptyHardState } from './raft';
-import { Config, ConfigExtras, EntryType, HardState, Message, MessageType, NodeId, ProposalDroppedError, Ready, SoftState, StateType } from './types';
+import { Config, ConfigExtras, ConfChange, ConfState, EntryType, HardState, Message, MessageType, NodeId, ProposalDroppedError, Ready, SoftState, StateType } from './types';
 import { isLocalMsg, isResponseMsg, newMessage } from './util';
 
 export interface Status {
@@ -28,6 +28,22 @@ export interface Status {
   raftState: StateType;
   applied: number;
   lastIndex: number;
+  /** This member is a learner of its current configuration. */
+  isLearner: boolean;
+  /** The configuration as this member has applied it (voters and learners sorted). */
+  config: ConfState;
+}
+
+/** The leader's view of one member (RawNode.progress()). */
+export interface MemberProgress {
+  id: NodeId;
+  /** Highest index known to be replicated on the member. */
+  match: number;
+  /** Next index the leader will send. */
+  next: number;
+  isLearner: boolean;
+  /** Heard from within the current check-quorum window (or just added). */
+  recentActive: boolean;
 }
 
 export class RawNode {
@@ -61,6 +77,30 @@ export class RawNode {
       from: this.#raft.id,
       entries: [{ term: 0, index: 0, type: EntryType.Normal, data }],
     }));
+  }
+
+  /**
+   * Proposes a configuration change: appends an EntryType.ConfChange entry whose data (the
+   * encoded change) is opaque to raft. Once it commits, the driver decodes it and calls
+   * applyConfChange. Throws ProposalDroppedError when propose() would, and when we are leader and
+   * a conf change is already pending (appended but not applied): one change at a time.
+   */
+  proposeConfChange(data: Uint8Array): void {
+    this.#raft.step(newMessage({
+      type: MessageType.Prop,
+      from: this.#raft.id,
+      entries: [{ term: 0, index: 0, type: EntryType.ConfChange, data }],
+    }));
+  }
+
+  /**
+   * Applies a committed conf change, decoded from a ConfChange entry by the driver, in log order
+   * with the other committed entries (before or after advance() of the Ready that carried it).
+   * Idempotent; refused changes (removing the last voter, demoting a voter) leave the
+   * configuration unchanged. Returns the resulting configuration (to store in snapshots).
+   */
+  applyConfChange(cc: ConfChange): ConfState {
+    return this.#raft.applyConfChange(cc);
   }
 
   /**
@@ -169,7 +209,20 @@ export class RawNode {
       raftState: r.state,
       applied: r.raftLog.applied,
       lastIndex: r.raftLog.lastIndex(),
+      isLearner: r.isLearner(),
+      config: r.trk.confState(),
     };
+  }
+
+  /** The leader's view of every member, by increasing id; empty when we are not leader. */
+  progress(): MemberProgress[] {
+    const r = this.#raft;
+    const out: MemberProgress[] = [];
+    if (r.state !== StateType.Leader) return out;
+    r.trk.visit((id, pr) => {
+      out.push({ id, match: pr.match, next: pr.next, isLearner: pr.isLearner, recentActive: pr.recentActive });
+    });
+    return out;
   }
 
   /** The state machine itself, for tests and debugging output (not for the driver). */

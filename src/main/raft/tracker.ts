@@ -1,9 +1,10 @@
 // ProgressTracker: the configuration (voters, learners), the leader's Progress per member and the
 // votes of the current election. After etcd-io/raft tracker/tracker.go.
 
+import { sortIds } from './confchange';
 import { JointConfig, MajorityConfig, VoteResult } from './quorum';
 import { Progress } from './progress';
-import { NodeId } from './types';
+import { ConfState, NodeId } from './types';
 
 export class ProgressTracker {
   voters: JointConfig;
@@ -33,6 +34,44 @@ export class ProgressTracker {
     for (const id of learners) {
       if (!this.progress.has(id)) this.progress.set(id, new Progress(nextIndex, this.maxInflight, this.maxInflightBytes, true));
     }
+  }
+
+  /**
+   * Switches to a new configuration (a conf change): members staying keep their Progress (a
+   * promoted learner just stops being one), new members get a fresh Progress probing from
+   * nextIndex and counted as recently active (so check-quorum doesn't step us down before they
+   * had a chance to answer), removed members lose theirs along with any vote they cast.
+   * Returns the ids of the new members, sorted.
+   */
+  applyConfState(cs: ConfState, nextIndex: number): NodeId[] {
+    const members = new Set<NodeId>([...cs.voters, ...cs.learners]);
+    for (const id of [...this.progress.keys()]) {
+      if (!members.has(id)) {
+        this.progress.delete(id);
+        this.votes.delete(id);
+      }
+    }
+    this.voters = new JointConfig(new MajorityConfig(cs.voters));
+    this.learners = new Set(cs.learners);
+    const added: NodeId[] = [];
+    for (const id of members) {
+      const isLearner = this.learners.has(id);
+      const pr = this.progress.get(id);
+      if (pr !== undefined) {
+        pr.isLearner = isLearner;
+        continue;
+      }
+      const fresh = new Progress(nextIndex, this.maxInflight, this.maxInflightBytes, isLearner);
+      fresh.recentActive = true;
+      this.progress.set(id, fresh);
+      added.push(id);
+    }
+    return sortIds(added);
+  }
+
+  /** The configuration, both lists sorted. */
+  confState(): ConfState {
+    return { voters: this.voters.incoming.sorted(), learners: sortIds(this.learners) };
   }
 
   /** Calls f for every member in increasing id order. */

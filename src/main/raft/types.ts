@@ -175,3 +175,24 @@ export interface ConfigExtras {
   /** Followers forward proposals to the leader instead of throwing ProposalDroppedError (false). */
   forwardProposals?: boolean;
 }
+
+// ---- Additions (conf changes): simple, one-at-a-time membership changes (etcd's ConfChange v1). ----
+
+export enum ConfChangeType {
+  AddNode = 0,
+  RemoveNode = 1,
+  UpdateNode = 2,
+  AddLearnerNode = 3,
+}
+
+/** A decoded ConfChange entry; the entry's data encoding belongs to the driver, not to raft. */
+export interface ConfChange {
+  type: ConfChangeType;
+  nodeId: NodeId;
+}
+
+/** A configuration: both lists sorted ascending, disjoint. */
+export interface ConfState {
+  voters: NodeId[];
+  learners: NodeId[];
+}
