@@ -12,7 +12,19 @@
 //
 // Commands:
 //   add-nodes N [pre-vote=true] [check-quorum=true] [max-inflight=N] [max-size=N]
+//             [forward-proposals=true] [voters=ID,ID...] [learners=ID,...] [bootstrap=true]
+//     adds N nodes numbered after the existing ones. Their configuration is voters/learners when
+//     given (`voters=()` and `learners=()`: empty, a member joining an existing cluster), else
+//     the new nodes themselves as voters. Options not given keep their previous value.
+//     bootstrap=true writes the configuration as the log's first entries instead (committed
+//     ConfChange entries "add 1", "add 2", ... at term 1, applied at once, like etcd's
+//     RawNode.Bootstrap), so a member joining later learns it by replaying the log.
 //   campaign ID | propose ID DATA | read-index ID CTX | transfer-leader ID TO
+//   propose-conf-change ID add|add-learner|remove|update NODE
+//     the change travels as the entry's data in this runner's own text encoding ("add 4");
+//     when a node applies a committed ConfChange entry the runner decodes it, calls
+//     applyConfChange and prints `INFO <node> switched to configuration voters=(..) learners=(..)`
+//   config [ID...]   each node's applied configuration and whether it is a learner
 //   tick-election ID | tick-heartbeat ID | tick ID N
 //   process-ready ID... | deliver-msgs [ID...] [drop=ID] | stabilize [ID...]
 //   isolate ID | heal | compact ID INDEX | crash ID | restart ID
@@ -22,7 +34,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RawNode } from '../../src/main/raft/rawnode';
 import { MemoryStorage } from '../../src/main/raft/memory_storage';
-import { Message, NodeId, ProposalDroppedError, Ready, StateType } from '../../src/main/raft/types';
+import { describeConfState, sortIds } from '../../src/main/raft/confchange';
+import {
+  ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message, NodeId, ProposalDroppedError, Ready, StateType,
+} from '../../src/main/raft/types';
 import { describeEntry, describeMessage } from '../../src/main/raft/util';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -35,6 +50,33 @@ interface Member {
   node: RawNode | null; // null while crashed
   applied: string[];
   appliedIndex: number;
+  /** Configurations the application applied, by index (for snapshots); first = the initial one. */
+  confs: Array<{ index: number; cs: ConfState }>;
+}
+
+const ccNames: ReadonlyArray<[string, ConfChangeType]> = [
+  ['add', ConfChangeType.AddNode], ['add-learner', ConfChangeType.AddLearnerNode],
+  ['remove', ConfChangeType.RemoveNode], ['update', ConfChangeType.UpdateNode],
+];
+
+/** This runner's encoding of a conf change in entry data: "add 4". Raft never looks inside. */
+function encodeConfChange(kind: string, id: string): Uint8Array {
+  assert.ok(ccNames.some(([n]) => n === kind), `unknown conf change ${kind}`);
+  assert.ok(/^\d+$/.test(id), `bad node id ${id}`);
+  return enc(`${kind} ${id}`);
+}
+
+function decodeConfChange(e: Entry): ConfChange {
+  const [kind, id] = dec(e.data).split(' ');
+  const t = ccNames.find(([n]) => n === kind);
+  assert.ok(t !== undefined && id !== undefined, `undecodable conf change ${dec(e.data)}`);
+  return { type: t[1], nodeId: BigInt(id) };
+}
+
+/** `voters=1,2,3` or `voters=()` / `voters=` (empty). */
+function parseIds(v: string): NodeId[] {
+  const t = v.replace(/[()]/g, '');
+  return t === '' ? [] : t.split(',').map((x) => BigInt(x));
 }
 
 interface Options {
@@ -42,13 +84,14 @@ interface Options {
   checkQuorum: boolean;
   maxInflight: number;
   maxSize: number;
+  forwardProposals: boolean;
 }
 
 class Env {
   readonly members: Member[] = [];
   queue: Message[] = [];
   readonly isolated = new Set<NodeId>();
-  opts: Options = { preVote: false, checkQuorum: false, maxInflight: 256, maxSize: 1 << 20 };
+  opts: Options = { preVote: false, checkQuorum: false, maxInflight: 256, maxSize: 1 << 20, forwardProposals: false };
   out: string[] = [];
 
   newNode(m: Member): RawNode {
@@ -56,6 +99,7 @@ class Env {
       id: m.id, peers: [], electionTick: 10, heartbeatTick: 1, storage: m.storage, applied: m.appliedIndex,
       maxSizePerMsg: this.opts.maxSize, maxInflightMsgs: this.opts.maxInflight,
       preVote: this.opts.preVote, checkQuorum: this.opts.checkQuorum, rand: () => 0,
+      forwardProposals: this.opts.forwardProposals,
     });
   }
 
@@ -81,6 +125,8 @@ class Env {
       m.storage.applySnapshot(rd.snapshot);
       m.applied = JSON.parse(dec(rd.snapshot.data)) as string[];
       m.appliedIndex = rd.snapshot.metadata.index;
+      const md = rd.snapshot.metadata;
+      m.confs = [{ index: md.index, cs: { voters: [...md.voters], learners: [...md.learners] } }];
     }
     if (rd.hardState !== null) m.storage.setHardState(rd.hardState);
     m.storage.append(rd.entries);
@@ -88,9 +134,40 @@ class Env {
     for (const e of rd.committedEntries) {
       if (e.data.length > 0) m.applied.push(dec(e.data));
       m.appliedIndex = e.index;
+      if (e.type === EntryType.ConfChange) this.applyConfChange(m, n, e);
     }
     n.advance(rd);
     return true;
+  }
+
+  applyConfChange(m: Member, n: RawNode, e: Entry): void {
+    const cs = n.applyConfChange(decodeConfChange(e));
+    m.confs.push({ index: e.index, cs });
+    const refused = n.raft.lastConfChangeRefusal;
+    if (refused !== null) this.out.push(`INFO ${m.id} refused conf change ${JSON.stringify(dec(e.data))}: ${refused}`);
+    else this.out.push(`INFO ${m.id} switched to configuration ${describeConfState(cs)}`);
+  }
+
+  /** Writes the configuration as committed ConfChange entries 1..n and applies them at once. */
+  bootstrap(m: Member, voters: NodeId[], learners: NodeId[]): void {
+    const changes = [...voters.map((id) => `add ${id}`), ...learners.map((id) => `add-learner ${id}`)];
+    const ents: Entry[] = changes.map((c, i) => ({ term: 1, index: i + 1, type: EntryType.ConfChange, data: enc(c) }));
+    m.storage.append(ents);
+    m.storage.setHardState({ term: 1, vote: 0n, commit: ents.length });
+    m.appliedIndex = ents.length;
+    const n = this.newNode(m);
+    for (const e of ents) {
+      m.confs.push({ index: e.index, cs: n.applyConfChange(decodeConfChange(e)) });
+      m.applied.push(dec(e.data));
+    }
+    m.node = n;
+  }
+
+  /** The configuration the application had applied at `index`. */
+  confAt(m: Member, index: number): ConfState {
+    let cs = m.confs[0].cs;
+    for (const c of m.confs) if (c.index <= index) cs = c.cs;
+    return cs;
   }
 
   printReady(rd: Ready): void {
@@ -101,7 +178,8 @@ class Env {
     if (rd.entries.length > 0) o.push('  Entries:', ...rd.entries.map((e) => `  ${describeEntry(e)}`));
     if (rd.snapshot !== null) {
       const md = rd.snapshot.metadata;
-      o.push(`  Snapshot Index:${md.index} Term:${md.term} Voters:[${md.voters.join(' ')}]`);
+      const l = md.learners.length > 0 ? ` Learners:[${md.learners.join(' ')}]` : '';
+      o.push(`  Snapshot Index:${md.index} Term:${md.term} Voters:[${md.voters.join(' ')}]${l}`);
     }
     if (rd.committedEntries.length > 0) {
       o.push('  CommittedEntries:', ...rd.committedEntries.map((e) => `  ${describeEntry(e)}`));
@@ -159,20 +237,50 @@ class Env {
     const ids = args.filter((a) => /^\d+$/.test(a)).map((a) => BigInt(a));
     switch (cmd) {
       case 'add-nodes': {
+        const bool = (k: string, prev: boolean): boolean => (kv.has(k) ? kv.get(k) === 'true' : prev);
+        const o = this.opts;
         this.opts = {
-          preVote: kv.get('pre-vote') === 'true', checkQuorum: kv.get('check-quorum') === 'true',
-          maxInflight: Number(kv.get('max-inflight') ?? 256), maxSize: Number(kv.get('max-size') ?? 1 << 20),
+          preVote: bool('pre-vote', o.preVote), checkQuorum: bool('check-quorum', o.checkQuorum),
+          maxInflight: Number(kv.get('max-inflight') ?? o.maxInflight), maxSize: Number(kv.get('max-size') ?? o.maxSize),
+          forwardProposals: bool('forward-proposals', o.forwardProposals),
         };
         const n = Number(args[0]);
-        const voters = Array.from({ length: n }, (_, i) => BigInt(i + 1));
-        for (const id of voters) {
-          const m: Member = { id, storage: new MemoryStorage(voters), node: null, applied: [], appliedIndex: 0 };
-          m.node = this.newNode(m);
+        const base = this.members.length;
+        const ids = Array.from({ length: n }, (_, i) => BigInt(base + i + 1));
+        const voters = kv.has('voters') ? parseIds(kv.get('voters')!) : ids;
+        const learners = kv.has('learners') ? parseIds(kv.get('learners')!) : [];
+        const boot = kv.get('bootstrap') === 'true';
+        for (const id of ids) {
+          const m: Member = {
+            id, storage: boot ? new MemoryStorage([]) : new MemoryStorage(voters, learners), node: null, applied: [],
+            appliedIndex: 0, confs: [{ index: 0, cs: boot ? { voters: [], learners: [] } : { voters: sortIds(voters), learners: sortIds(learners) } }],
+          };
+          if (boot) this.bootstrap(m, voters, learners);
+          else m.node = this.newNode(m);
           this.members.push(m);
         }
         this.out.push('ok');
         return;
       }
+      case 'propose-conf-change':
+        try {
+          this.node(args[0]).proposeConfChange(encodeConfChange(args[1], args[2]));
+        } catch (e) {
+          if (!(e instanceof ProposalDroppedError)) throw e;
+          this.out.push(`error: ${e.message}`);
+        }
+        return;
+      case 'config':
+        for (const m of this.members) {
+          if (ids.length > 0 && !ids.includes(m.id)) continue;
+          if (m.node === null) {
+            this.out.push(`${m.id}: crashed`);
+            continue;
+          }
+          const st = m.node.status();
+          this.out.push(`${m.id}: ${describeConfState(st.config)}${st.isLearner ? ' (learner)' : ''}`);
+        }
+        return;
       case 'campaign': return this.node(args[0]).campaign();
       case 'propose':
         try {
@@ -209,7 +317,7 @@ class Env {
         const m = this.get(args[0]);
         const idx = Number(args[1]);
         assert.ok(idx <= m.appliedIndex, 'compact past applied');
-        m.storage.createSnapshot(idx, enc(JSON.stringify(m.applied.slice(0, this.appliedCountAt(m, idx)))));
+        m.storage.createSnapshot(idx, enc(JSON.stringify(m.applied.slice(0, this.appliedCountAt(m, idx)))), this.confAt(m, idx));
         m.storage.compact(idx);
         return;
       }
@@ -219,6 +327,8 @@ class Env {
         const snap = m.storage.snapshot();
         m.applied = snap.data.length > 0 ? (JSON.parse(dec(snap.data)) as string[]) : [];
         m.appliedIndex = snap.metadata.index;
+        const md = snap.metadata;
+        m.confs = [{ index: md.index, cs: { voters: [...md.voters], learners: [...md.learners] } }];
         m.node = this.newNode(m);
         return;
       }

@@ -97,6 +97,7 @@ export function describeMessage(m: Message): string {
   if (m.snapshot !== null) {
     const md = m.snapshot.metadata;
     s += ` Snapshot: Index:${md.index} Term:${md.term} Voters:[${md.voters.join(' ')}]`;
+    if (md.learners.length > 0) s += ` Learners:[${md.learners.join(' ')}]`;
   }
   return s;
 }
