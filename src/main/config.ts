@@ -14,6 +14,8 @@ export interface Config {
   initialCluster: Map<string, string[]>;
   initialClusterState: 'new' | 'existing';
   initialClusterToken: string;
+  /** Refuse membership changes that would put quorum at risk (etcd 3.4 default: true). */
+  strictReconfigCheck: boolean;
   snapshotCount: number;
   heartbeatIntervalMs: number;
   electionTimeoutMs: number;
@@ -45,6 +47,7 @@ const FLAGS: Record<string, FlagDef> = {
   'initial-cluster': { def: 'default=http://localhost:2380', help: 'Initial cluster configuration for bootstrapping.' },
   'initial-cluster-state': { def: 'new', help: 'Initial cluster state (\'new\' or \'existing\').' },
   'initial-cluster-token': { def: 'etcd-cluster', help: 'Initial cluster token for the etcd cluster during bootstrap.' },
+  'strict-reconfig-check': { def: 'true', help: 'Reject reconfiguration requests that would cause quorum loss.' },
   'snapshot-count': { def: String(limits.snapshotCount), help: 'Number of committed transactions to trigger a snapshot to disk.' },
   'heartbeat-interval': { def: String(limits.heartbeatIntervalMs), help: 'Time (in milliseconds) of a heartbeat interval.' },
   'election-timeout': { def: String(limits.electionTimeoutMs), help: 'Time (in milliseconds) for an election to timeout.' },
@@ -133,6 +136,7 @@ function build(get: (name: string) => string, given: Map<string, string>): Confi
     initialCluster: parseInitialCluster(clusterSpec),
     initialClusterState: oneOf('initial-cluster-state', get('initial-cluster-state'), ['new', 'existing'] as const),
     initialClusterToken: get('initial-cluster-token'),
+    strictReconfigCheck: oneOf('strict-reconfig-check', get('strict-reconfig-check'), ['true', 'false'] as const) === 'true',
     snapshotCount: int('snapshot-count', get('snapshot-count'), 1),
     heartbeatIntervalMs: int('heartbeat-interval', get('heartbeat-interval'), 1),
     electionTimeoutMs: int('election-timeout', get('election-timeout'), 1),
@@ -160,7 +164,6 @@ function validate(cfg: Config): void {
   if (sorted(mine) !== sorted(cfg.initialAdvertisePeerUrls)) {
     throw new ConfigError(`--initial-cluster has ${cfg.name}=${mine.join(',')} but missing from --initial-advertise-peer-urls=${cfg.initialAdvertisePeerUrls.join(',')}`);
   }
-  if (cfg.initialClusterState !== 'new') throw new ConfigError('--initial-cluster-state existing: joining a cluster is not implemented in this version');
   for (const u of [...cfg.listenClientUrls, ...cfg.listenPeerUrls, ...cfg.listenClientHttpUrls]) {
     if (u.protocol !== 'http:') throw new ConfigError(`${u.href}: only http:// URLs are supported in this version (no TLS yet)`);
   }

@@ -24,11 +24,13 @@ import { computeClusterId, computeMemberId, idToHex } from '../shared/ids';
 import { limits } from '../shared/limits';
 import { MvccStore } from '../workers/mvcc/store';
 import { EntryType, Message, MessageType } from './raft/types';
-import { RequestKind } from '../shared/entry';
+import { encodeEntry, RequestKind } from '../shared/entry';
 import { Errors, EtcdError, GrpcCode } from '../shared/errors';
-import { PeerTransport } from './peer/transport';
+import { discoverCluster, PeerTransport } from './peer/transport';
 import { ETCD_CLUSTER_VERSION } from '../shared/version';
-import { encodeConfChange } from '../shared/confchange';
+import { decodeConfChange, encodeConfChange, MemberRecord } from '../shared/confchange';
+import { Membership } from './membership';
+import { ClusterService, FORWARD_PROMOTE } from './cluster_service';
 import { lockDataDir } from './datadir_lock';
 import { WatchSignal, WatchWorkerInit } from '../shared/watch_protocol';
 import { WatchService } from './watch/watch_service';
@@ -46,25 +48,70 @@ export interface RunningMember {
 interface Identity {
   clusterId: string;
   memberId: string;
+  /** The members when this member was created (the --initial-cluster, or what a joined cluster said). */
   members: Array<{ id: string; name: string; peerUrls: string[] }>;
+  /** Joined an existing cluster (--initial-cluster-state existing): Raft starts with no configuration
+   * and learns it from the leader's log or snapshot, as etcd's joining members do. */
+  joined?: boolean;
+  /** A joined member's request-ID tag, as MemberAdd assigned it. */
+  tag?: number;
 }
 
-function loadIdentity(cfg: Config, dir: string): Identity {
+async function loadIdentity(cfg: Config, dir: string, log: Logger): Promise<Identity> {
   const file = path.join(dir, 'identity.json');
   if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as Identity;
-  const members = [...cfg.initialCluster].map(([name, urls]) => ({ id: computeMemberId(urls, cfg.initialClusterToken), name, peerUrls: urls }))
-    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)); // etcd bootstraps members in ID order
-  const self = members.find((m) => m.name === cfg.name);
-  if (!self) throw new Error(`member ${cfg.name} not in --initial-cluster`);
-  const id: Identity = {
-    clusterId: computeClusterId(members.map((m) => m.id)).toString(),
-    memberId: self.id.toString(),
-    members: members.map((m) => ({ id: m.id.toString(), name: m.name, peerUrls: m.peerUrls })),
-  };
+  const id = cfg.initialClusterState === 'existing' ? await joinIdentity(cfg, log) : newIdentity(cfg);
   const tmp = file + '.tmp';
   fs.writeFileSync(tmp, JSON.stringify(id, null, 2));
   fs.renameSync(tmp, file);
   return id;
+}
+
+/**
+ * --initial-cluster-state existing: ask the other members of --initial-cluster (peer port, Discover) for
+ * the cluster's ID and membership, and find ourselves in it by our peer URLs, as etcd's
+ * ValidateClusterAndAssignIDs does: MemberAdd must have added us first.
+ */
+async function joinIdentity(cfg: Config, log: Logger): Promise<Identity> {
+  const key = (urls: string[]): string => [...urls].sort().join(',');
+  const mine = key(cfg.initialAdvertisePeerUrls);
+  const errors: string[] = [];
+  for (const [name, urls] of cfg.initialCluster) {
+    if (name === cfg.name) continue;
+    for (const u of urls) {
+      let d: { clusterId: string; members: MemberRecord[] };
+      try {
+        d = await discoverCluster(u) as { clusterId: string; members: MemberRecord[] };
+      } catch (e) {
+        errors.push(`${u}: ${(e as Error).message}`);
+        continue;
+      }
+      const self = d.members.find((m) => key(m.peerURLs) === mine);
+      if (self === undefined) {
+        throw new Error(`member ${cfg.name} (peer URLs ${mine}) is not in the cluster ${BigInt(d.clusterId).toString(16)}: ` +
+          `add it first (etcdctl member add ${cfg.name} --peer-urls=${cfg.initialAdvertisePeerUrls.join(',')})`);
+      }
+      const nameOf = (m: MemberRecord): string => [...cfg.initialCluster].find(([, us]) => key(us) === key(m.peerURLs))?.[0] ?? '';
+      log.info('joining an existing cluster', { 'cluster-id': BigInt(d.clusterId).toString(16), 'member-id': BigInt(self.id).toString(16), via: u });
+      return {
+        clusterId: d.clusterId, memberId: self.id, joined: true, tag: self.tag,
+        members: d.members.map((m) => ({ id: m.id, name: nameOf(m), peerUrls: m.peerURLs })),
+      };
+    }
+  }
+  throw new Error(`could not reach any member of --initial-cluster to join it: ${errors.join('; ')}`);
+}
+
+function newIdentity(cfg: Config): Identity {
+  const members = [...cfg.initialCluster].map(([name, urls]) => ({ id: computeMemberId(urls, cfg.initialClusterToken), name, peerUrls: urls }))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)); // etcd bootstraps members in ID order
+  const self = members.find((m) => m.name === cfg.name);
+  if (!self) throw new Error(`member ${cfg.name} not in --initial-cluster`);
+  return {
+    clusterId: computeClusterId(members.map((m) => m.id)).toString(),
+    memberId: self.id.toString(),
+    members: members.map((m) => ({ id: m.id.toString(), name: m.name, peerUrls: m.peerUrls })),
+  };
 }
 
 function startWorker(file: string, data: object): Promise<{ worker: Worker; ready: { appliedIndex: number } }> {
@@ -85,7 +132,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   const unlock = lockDataDir(memberDir);
   // Snapshot copies being sent when the process died.
   for (const f of fs.readdirSync(memberDir)) if (f.startsWith('snap-out-')) fs.rmSync(path.join(memberDir, f), { recursive: true, force: true });
-  const ident = loadIdentity(cfg, memberDir);
+  const ident = await loadIdentity(cfg, memberDir, log);
   const memberId = BigInt(ident.memberId);
   const clusterId = BigInt(ident.clusterId);
   log.info('starting etcd-ts', { name: cfg.name, 'data-dir': cfg.dataDir, 'member-id': idToHex(memberId), 'cluster-id': idToHex(clusterId) });
@@ -114,19 +161,26 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   ]);
   const store = MvccStore.open(lmdbDir, { readOnly: true });
   if (recovered.truncatedTail) log.warn('WAL had a torn tail (crash during a write); truncated it');
-  const voters = ident.members.map((m) => BigInt(m.id));
-  const storage = new MemoryStorage(voters);
+  // The membership at the applied index: stored by the last applied ConfChange; before any, the
+  // --initial-cluster members (a new cluster) or nobody (a joining member learns it from the leader).
+  const stored = store.membership();
+  let membership = stored !== null ? Membership.fromState(stored)
+    : ident.joined ? Membership.fromState({ members: [], removed: [], nextTag: 0 })
+      : Membership.initial(ident.members.map((m) => ({ id: BigInt(m.id), peerURLs: m.peerUrls })));
+  const conf = membership.confState();
+  const voters = conf.voters;
+  const storage = new MemoryStorage(voters, conf.learners);
   const applied = apply.ready.appliedIndex;
   if (recovered.snapshotIndex > 0) {
     // The state machine (LMDB) is the snapshot: it was synced up to at least this index before the
     // WAL released the entries below it.
     if (applied < recovered.snapshotIndex) throw new Error(`state machine applied index ${applied} is below the WAL snapshot ${recovered.snapshotIndex}: state lost`);
     storage.applySnapshot({
-      metadata: { index: recovered.snapshotIndex, term: recovered.snapshotTerm, voters, learners: [] }, data: new Uint8Array(0),
+      metadata: { index: recovered.snapshotIndex, term: recovered.snapshotTerm, voters, learners: conf.learners }, data: new Uint8Array(0),
     });
   }
   storage.append(recovered.entries);
-  if (recovered.hardState === null && recovered.entries.length === 0 && recovered.snapshotIndex === 0 && applied === 0) {
+  if (recovered.hardState === null && recovered.entries.length === 0 && recovered.snapshotIndex === 0 && applied === 0 && !ident.joined) {
     await bootstrapLog(recovered.wal, storage, ident);
   }
   if (applied > storage.lastIndex()) await adoptStateMachine(recovered.wal, storage, applied, recovered.hardState?.term ?? 1, voters, memberId, log);
@@ -139,16 +193,19 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   log.info('recovered WAL', { entries: recovered.entries.length, applied, lastIndex, ms: Date.now() - t0 });
 
   const raw = new RawNode({
-    id: memberId, peers: voters, electionTick: Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs), heartbeatTick: 1,
+    id: memberId, peers: voters, learners: conf.learners, electionTick: Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs), heartbeatTick: 1,
     storage, applied, maxSizePerMsg: 1024 * 1024, maxInflightMsgs: 256, preVote: true, checkQuorum: true,
     rand: mulberry32(Number(memberId & 0xffffffffn) ^ Date.now()),
     forwardProposals: true,
   });
-  const peers = ident.members.filter((m) => BigInt(m.id) !== memberId);
-  // Peers: our own framed protocol on --listen-peer-urls (it does not speak etcd's peer protocol).
+  // Peers: our own framed protocol on --listen-peer-urls (it does not speak etcd's peer protocol). A lone
+  // member starts it when MemberAdd gives it a peer.
   let nodeRef: RaftNode | null = null;
   let lessorRef: Lessor | null = null;
-  const transport = peers.length === 0 ? null : new PeerTransport({
+  let clusterRef: ClusterService | null = null;
+  let transport: PeerTransport | null = null;
+  let transportStarted: Promise<void> | null = null;
+  const newTransport = (): PeerTransport => new PeerTransport({
     selfId: memberId, clusterId, log,
     listen: cfg.listenPeerUrls.map((u) => ({ host: hostOf(u), port: Number(u.port) })),
     onMessages: (msgs) => nodeRef?.step(msgs),
@@ -161,38 +218,95 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
       }
     },
     onRequest: (from, kind, body) => {
+      if (kind === FORWARD_PROMOTE) return clusterRef === null ? Promise.reject(Errors.notCapable()) : clusterRef.promote(body);
       if (lessorRef === null) return Promise.reject(Errors.notCapable());
       return lessorRef.serveForwarded(kind, body);
     },
+    onDiscover: () => Buffer.from(JSON.stringify({ clusterId: ident.clusterId, members: membership.toState().members })),
+    onRemoved: () => onRemovedSelf(),
   });
-  if (transport) {
-    await transport.start();
-    for (const p of peers) transport.addPeer(BigInt(p.id), p.peerUrls);
-    log.info('listening for peers', { urls: cfg.listenPeerUrls.map((u) => u.href), peers: peers.map((p) => p.name) });
+  /** The transport, started on first use; peers are added by the caller. */
+  function ensureTransport(): PeerTransport {
+    if (transport === null) {
+      const t = newTransport();
+      transport = t;
+      transportStarted = t.start().then(
+        () => log.info('listening for peers', { urls: cfg.listenPeerUrls.map((u) => u.href) }),
+        (e: Error) => log.error('cannot listen for peers', { error: e.message }),
+      );
+    }
+    return transport;
+  }
+  /** Peers follow the membership (at start, after a ConfChange, after installing a snapshot). */
+  function syncPeers(): void {
+    const others = membership.list().filter((m) => m.id !== memberId);
+    if (others.length === 0 && transport === null) return;
+    const t = ensureTransport();
+    const want = new Set(others.map((m) => m.id));
+    for (const m of others) t.addPeer(m.id, m.peerURLs);
+    for (const id of t.peerIds()) if (!want.has(id)) t.removePeer(id);
+  }
+  if (ident.joined && membership.size === 0) {
+    // Before our first applied ConfChange: talk to the members the cluster told us about.
+    const t = ensureTransport();
+    for (const m of ident.members) if (BigInt(m.id) !== memberId) t.addPeer(BigInt(m.id), m.peerUrls);
+  } else {
+    syncPeers();
+  }
+  if (transportStarted) await transportStarted;
+  let removedSelf = false;
+  /** etcd stops a member once it is removed from the cluster; so do we (the CLI exits). */
+  function onRemovedSelf(): void {
+    if (removedSelf) return;
+    removedSelf = true;
+    log.warn('the member has been permanently removed from the cluster; stopping', { 'member-id': idToHex(memberId) });
+    // After this turn: the entry's apply and any reply in flight go out first.
+    setTimeout(() => process.kill(process.pid, 'SIGTERM'), 200);
   }
   const node = new RaftNode({
     id: memberId, voters, heartbeatIntervalMs: cfg.heartbeatIntervalMs, electionTimeoutMs: cfg.electionTimeoutMs,
     maxRequestBytes: cfg.maxRequestBytes, pendingProposalsMax: limits.pendingProposalsMax, pendingReadsMax: limits.pendingReadsMax, requestTimeoutMs: limits.requestTimeoutMs,
     raftLogRetainEntries: limits.raftLogRetainEntries, snapshotCount: cfg.snapshotCount, snapshotEntryBytes: limits.snapshotEntryBytes,
     syncStateMachine: () => syncVia(compactor.worker),
-    send: transport ? (msgs) => sendToPeers(msgs) : undefined,
-    requestIdTag: ident.members.findIndex((m) => BigInt(m.id) === memberId),
+    send: (msgs) => sendToPeers(msgs),
+    requestIdTag: membership.get(memberId)?.tag ?? ident.tag ?? ident.members.findIndex((m) => BigInt(m.id) === memberId),
+    confState: conf,
   }, log, raw, storage, recovered.wal, applied, new Ring(toApply), new Ring(fromApply));
   nodeRef = node;
+  node.decideConfChange = (e) => {
+    const cc = decodeConfChange(e.data);
+    const d = membership.decide(cc);
+    if (d.raft !== null) {
+      const id = d.raft.nodeId;
+      log.info('applied a membership change', { change: cc.type, promote: cc.promote === true, 'member-id': idToHex(id), index: e.index });
+      if (id === memberId && cc.type === 'RemoveNode') onRemovedSelf();
+      else syncPeers();
+    }
+    return { raft: d.raft, applyData: encodeEntry(RequestKind.Membership, cc.requestId ?? 0, Buffer.from(JSON.stringify(d.op))) };
+  };
+  node.onSnapshotInstalled(() => {
+    // The leader's state replaced ours: so did its membership.
+    const st = store.membership();
+    if (st !== null) membership = Membership.fromState(st);
+    if (membership.get(memberId) === undefined && membership.isRemoved(memberId)) onRemovedSelf();
+    else syncPeers();
+  });
   // Raft messages go out as they are, except a snapshot: the follower gets a copy of the LMDB
   // environment (at least as new as the snapshot's index) on its own connection.
   const snapshotsInFlight = new Set<bigint>();
   function sendToPeers(msgs: Message[]): void {
+    const t = transport;
+    if (t === null) return;
     const plain = msgs.filter((m) => m.type !== MessageType.Snap);
-    if (plain.length > 0) transport?.send(plain);
+    if (plain.length > 0) t.send(plain);
     for (const m of msgs) {
-      if (m.type !== MessageType.Snap || transport === null) continue;
+      if (m.type !== MessageType.Snap) continue;
       if (snapshotsInFlight.has(m.to)) continue;
       snapshotsInFlight.add(m.to);
       const dir = fs.mkdtempSync(path.join(memberDir, 'snap-out-'));
       log.info('sending snapshot', { to: idToHex(m.to), index: m.snapshot?.metadata.index });
       store.backup(dir)
-        .then(() => transport.sendSnapshot(m, dir))
+        .then(() => t.sendSnapshot(snapshotAtCopy(m, dir), dir))
         .then(() => node.reportSnapshot(m.to, false), (e: Error) => {
           log.warn('sending snapshot failed', { to: idToHex(m.to), error: e.message });
           node.reportSnapshot(m.to, true);
@@ -203,24 +317,49 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
         });
     }
   }
+  /**
+   * The copy holds the state at its own applied index A, at or after the snapshot Raft asked for: the
+   * message says A, A's term and the membership stored in the copy, so the follower's Raft and its
+   * membership restart from exactly the state it installs.
+   */
+  function snapshotAtCopy(m: Message, dir: string): Message {
+    const copy = MvccStore.open(dir, { readOnly: true });
+    try {
+      const index = copy.appliedIndex;
+      const st = copy.membership();
+      const md = m.snapshot!.metadata;
+      if (index <= md.index || st === null) return m;
+      const cs = Membership.fromState(st).confState();
+      let term: number;
+      try {
+        term = node.termAt(index);
+      } catch {
+        return m; // no longer in our log: the snapshot Raft asked for is still right for this copy
+      }
+      return { ...m, snapshot: { data: m.snapshot!.data, metadata: { index, term, voters: cs.voters, learners: cs.learners } } };
+    } finally {
+      void copy.close();
+    }
+  }
+  /** A call to another member's services (lease calls, MemberPromote), with its EtcdError if it fails. */
+  function forwardTo(to: bigint, kind: string, body: Uint8Array): Promise<Uint8Array> {
+    const t = transport;
+    if (t === null) return Promise.reject(Errors.notCapable());
+    return t.request(to, kind, body, limits.requestTimeoutMs).catch((e: Error & { code?: number }) => {
+      throw new EtcdError(typeof e.code === 'number' ? e.code : GrpcCode.Unavailable, e.message);
+    });
+  }
   // Before the node starts: the lessor loads the stored leases, then follows every applied change.
   const electionTicks = Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs);
   const lessor = new Lessor(node, store, log, {
     memberId, minTtlSeconds: Math.ceil((Math.floor((3 * electionTicks) / 2) * cfg.heartbeatIntervalMs) / 1000),
-    forward: transport
-      ? (to, kind, body) => transport.request(to, kind, body, limits.requestTimeoutMs).catch((e: Error & { code?: number }) => {
-        throw new EtcdError(typeof e.code === 'number' ? e.code : GrpcCode.Unavailable, e.message);
-      })
-      : undefined,
+    forward: (to, kind, body) => forwardTo(to, kind, body),
   });
   lessorRef = lessor;
   node.start();
   lessor.start();
 
-  const members: MemberInfo[] = ident.members.map((m) => ({
-    id: BigInt(m.id), name: m.name, peerUrls: m.peerUrls,
-  }));
-  const self = members.find((m) => m.id === memberId) as MemberInfo;
+  const self: MemberInfo = { id: memberId, name: cfg.name, peerUrls: cfg.initialAdvertisePeerUrls };
   const watch = new WatchService({
     worker: watchWorker.worker, toWatch: new Ring(watchInit.toWatch), fromWatch: new Ring(watchInit.fromWatch),
     signal: new WatchSignal(watchInit.signal), term: () => node.term, log,
@@ -231,7 +370,13 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
       return { worker, toWatch: new Ring(init.toWatch), fromWatch: new Ring(init.fromWatch) };
     },
   });
-  const server = new EtcdServer({ cfg, log, node, store, clusterId, self, members, lmdbDir, compactor: compactor.worker, watch, lessor });
+  const server = new EtcdServer({ cfg, log, node, store, clusterId, self, membership: () => membership, lmdbDir, compactor: compactor.worker, watch, lessor });
+  clusterRef = new ClusterService({
+    node, selfId: memberId, membership: () => membership, store, header: () => server.header(), strictReconfigCheck: cfg.strictReconfigCheck,
+    activeSince: (id) => transport?.activeSince(id) ?? 0,
+    forwardPromote: (leader, body) => forwardTo(leader, FORWARD_PROMOTE, body),
+  });
+  clusterRef.register(server.transport);
   await publish(node, store, cfg, ident, log);
   const healthy = async (): Promise<boolean> => {
     // As etcd 3.4's /health: a leader must exist and a request must commit through the log.

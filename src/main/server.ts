@@ -24,6 +24,7 @@ import { Logger } from './log';
 import { Lessor } from './lease/lessor';
 import { registerLeaseService } from './lease/lease_service';
 import { LocalKv, registerElectionService, registerLockService } from './lease/recipes';
+import type { Membership } from './membership';
 
 export interface MemberInfo {
   id: bigint;
@@ -38,7 +39,8 @@ export interface ServerDeps {
   store: MvccStore;
   clusterId: bigint;
   self: MemberInfo;
-  members: MemberInfo[];
+  /** The current membership (src/main/membership.ts); the Cluster service is src/main/cluster_service.ts. */
+  membership: () => Membership;
   lmdbDir: string;
   compactor: Worker;
   /** The Watch stream handler (src/main/watch/watch_service.ts); absent in servers built without one. */
@@ -107,7 +109,17 @@ export class EtcdServer {
     t.addUnary(`/${SERVICE}.Maintenance/Status`, () => this.#status());
     t.addUnary(`/${SERVICE}.Maintenance/HashKV`, (b) => this.#hashKV(b));
     t.addUnary(`/${SERVICE}.Maintenance/MoveLeader`, (b, ctx) => this.#moveLeader(b, ctx.deadlineMs));
-    t.addUnary(`/${SERVICE}.Cluster/MemberList`, () => this.#memberList());
+    // etcd's interceptors: a learner serves only Status and serializable Range (isRPCSupportedForLearner).
+    t.setGuard({
+      unary: (p, body) => {
+        if (!this.#d.node.isLearner || p === `/${SERVICE}.Maintenance/Status`) return;
+        if (p === `/${SERVICE}.KV/Range` && decodeRequest(() => etcdserverpb.RangeRequest.decode(body)).serializable) return;
+        throw Errors.notSupportedForLearner();
+      },
+      stream: () => {
+        if (this.#d.node.isLearner) throw Errors.notSupportedForLearner();
+      },
+    });
     if (this.#d.watch) t.addStream(`/${SERVICE}.Watch/Watch`, this.#d.watch.handler);
     const lessor = this.#d.lessor;
     if (lessor) {
@@ -236,7 +248,7 @@ export class EtcdServer {
       raftTerm: st.term,
       raftAppliedIndex: st.applied,
       dbSizeInUse: this.#d.store.dbSizeInUseBytes(),
-      isLearner: false,
+      isLearner: st.isLearner,
     }).finish();
   }
 
@@ -246,7 +258,8 @@ export class EtcdServer {
     const node = this.#d.node;
     if (!node.isLeader) throw Errors.notLeader();
     const target = BigInt(Long.fromValue(req.targetID ?? 0).toUnsigned().toString());
-    if (!this.#d.members.some((m) => m.id === target)) throw Errors.badLeaderTransferee();
+    const m = this.#d.membership().get(target);
+    if (m === undefined || m.isLearner) throw Errors.badLeaderTransferee();
     node.transferLeader(target);
     const until = deadlineMs > 0 ? deadlineMs : Date.now() + limits.requestTimeoutMs;
     while (node.leader !== target) {
@@ -256,18 +269,6 @@ export class EtcdServer {
     return etcdserverpb.MoveLeaderResponse.encode({}).finish();
   }
 
-  #memberList(): Uint8Array {
-    // etcd's cluster server header carries no revision (cluster_id, member_id, raft_term only).
-    return etcdserverpb.MemberListResponse.encode({
-      header: { ...this.header(), revision: 0 },
-      members: this.#d.members.map((m) => {
-        // Name and client URLs are what the member published through the log; a member that
-        // has not started yet has none, as in etcd.
-        const a = this.#d.store.memberAttributes(m.id.toString(16));
-        return { ID: Long.fromString(m.id.toString(), true), name: a?.name ?? '', peerURLs: m.peerUrls, clientURLs: a?.clientURLs ?? [] };
-      }),
-    }).finish();
-  }
 }
 
 /** Point reads and small bounded scans run inline (an LMDB read costs about a microsecond);

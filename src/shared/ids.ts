@@ -4,9 +4,12 @@
 // so that the same --initial-cluster and --initial-cluster-token give the same IDs as etcd.
 import { createHash } from 'node:crypto';
 
-export function computeMemberId(peerUrls: string[], clusterToken: string): bigint {
+export function computeMemberId(peerUrls: string[], clusterToken: string, unixSeconds?: number): bigint {
   const joined = [...peerUrls].sort().join('');
-  const sum = createHash('sha1').update(joined + clusterToken, 'utf8').digest();
+  // MemberAdd (etcd's NewMember with a time): the Unix seconds are part of the hash, so a member added
+  // again with the same URLs after a removal gets a new ID.
+  const when = unixSeconds === undefined ? '' : String(unixSeconds);
+  const sum = createHash('sha1').update(joined + clusterToken + when, 'utf8').digest();
   return sum.readBigUInt64BE(0);
 }
 

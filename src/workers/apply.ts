@@ -16,6 +16,7 @@ import { toBigInt, toNum } from '../shared/long';
 import { WatchSignal } from '../shared/watch_protocol';
 import { HeaderMaker } from '../shared/header';
 import { SharedHistogram } from '../shared/shared_histogram';
+import type { MembershipOp } from '../shared/confchange';
 
 const init = workerData as WorkerInit;
 const store = MvccStore.open(init.lmdbDir);
@@ -51,6 +52,7 @@ function decodeRequest(kind: RequestKind, body: Uint8Array): WriteRequest {
     case RequestKind.LeaseGrant: return { kind: 'leaseGrant', req: etcdserverpb.LeaseGrantRequest.decode(body) };
     case RequestKind.LeaseRevoke: return { kind: 'leaseRevoke', req: etcdserverpb.LeaseRevokeRequest.decode(body) };
     case RequestKind.LeaseCheckpoint: return { kind: 'leaseCheckpoint', req: etcdserverpb.LeaseCheckpointRequest.decode(body) };
+    case RequestKind.Membership: return { kind: 'membership', op: JSON.parse(textDecoder.decode(body)) as MembershipOp };
   }
 }
 
@@ -66,6 +68,7 @@ function encodeResponse(kind: RequestKind, resp: object, term: number): Uint8Arr
     case RequestKind.LeaseRevoke: return etcdserverpb.LeaseRevokeResponse.encode(resp as etcdserverpb.ILeaseRevokeResponse).finish();
     case RequestKind.LeaseCheckpoint: return etcdserverpb.LeaseCheckpointResponse.encode(resp as etcdserverpb.ILeaseCheckpointResponse).finish();
     case RequestKind.MemberAttributes:
+    case RequestKind.Membership:
     case RequestKind.ClusterVersion:
     case RequestKind.HealthCheck:
       return new Uint8Array(0); // internal requests: the proposer only needs to know they applied

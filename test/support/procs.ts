@@ -27,8 +27,9 @@ export interface StartOptions {
   clientPort?: number;      // default: a free port
   /** 'http' (default): poll GET /health, then one etcdctl check. 'etcdctl': poll only with etcdctl
    * endpoint health (a linearizable read: unlike etcd 3.4's /health, it adds no Raft entry, so
-   * raft indexes stay comparable between servers). */
-  readyProbe?: 'http' | 'etcdctl';
+   * raft indexes stay comparable between servers). 'http-only': GET /health alone (a learner refuses
+   * etcdctl's check, a KV read, as etcd's learners do). */
+  readyProbe?: 'http' | 'etcdctl' | 'http-only';
   peerPort?: number;        // default: a free port
   /** --initial-cluster (default: this member alone, name=peerUrl). */
   initialCluster?: string;
@@ -180,9 +181,12 @@ class ServerImpl implements Server {
     let last = '';
     // Cheap first: GET /health every few ms (both servers answer {"health":"true"} once they have
     // a leader and serve); then one real gRPC request through etcdctl confirms.
-    const probeHttp = (this.opts.readyProbe ?? 'http') === 'http';
+    const probe = this.opts.readyProbe ?? 'http';
+    const probeHttp = probe === 'http' || probe === 'http-only';
     while (probeHttp && Date.now() < deadline && this.#exitInfo === null && !(await httpHealthy(this.clientUrl))) await sleep(5);
     this.readyMs = Date.now() - started;
+    // A learner answers /health but refuses etcdctl's health check (a KV read), as etcd's learners do.
+    if (probe === 'http-only' && this.#exitInfo === null && Date.now() < deadline) return;
     while (Date.now() < deadline) {
       if (this.#exitInfo !== null) break;
       const r = await etcdctl(this.endpoint, ['endpoint', 'health', '--dial-timeout=1s', '--command-timeout=2s']);

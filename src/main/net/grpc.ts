@@ -39,6 +39,12 @@ export interface ServerStream {
    * without it is treated as never applying backpressure). */
   onDrain?(fn: () => void): void;
 }
+/** See GrpcMethods.setGuard. */
+export interface MethodGuard {
+  unary(path: string, body: Uint8Array): void;
+  stream(path: string): void;
+}
+
 export type StreamHandler = (stream: ServerStream, ctx: CallContext) => {
   onMessage(msg: Uint8Array): void;
   onEnd(): void;
@@ -90,13 +96,32 @@ export const grpcTraffic = { receivedBytes: 0, sentBytes: 0 };
 export class GrpcMethods {
   readonly #unary = new Map<string, UnaryHandler>();
   readonly #streams = new Map<string, StreamHandler>();
+  #guard: MethodGuard | null = null;
+
+  /** A check before every call (etcd's interceptors, e.g. what a learner may serve): throwing an
+   * EtcdError refuses the call with its status. Applies to handlers added before and after. */
+  setGuard(g: MethodGuard): void {
+    this.#guard = g;
+  }
 
   addUnary(path: string, h: UnaryHandler): void {
-    this.#unary.set(path, h);
+    this.#unary.set(path, (body, ctx) => {
+      this.#guard?.unary(path, body);
+      return h(body, ctx);
+    });
   }
 
   addStream(path: string, h: StreamHandler): void {
-    this.#streams.set(path, h);
+    this.#streams.set(path, (ss, ctx) => {
+      try {
+        this.#guard?.stream(path);
+      } catch (e) {
+        const err = e as { code?: number; message?: string };
+        ss.end(typeof err.code === 'number' ? err.code : 2, err.message ?? String(e));
+        return { onMessage: () => undefined, onEnd: () => undefined };
+      }
+      return h(ss, ctx);
+    });
   }
 
   /** The handler registered for a method path (the HTTP/JSON gateway calls it in process). */

@@ -9,7 +9,8 @@
 // A proposal is answered only after its entry is fsynced AND applied.
 import { RawNode } from '../raft/rawnode';
 import { MemoryStorage } from '../raft/memory_storage';
-import { Entry, Message, MessageType, NodeId, ProposalDroppedError, Ready, StateType } from '../raft/types';
+import { ConfChangeType, ConfState, Entry, EntryType, Message, MessageType, NodeId, ProposalDroppedError, Ready, StateType } from '../raft/types';
+import { ConfChange, encodeConfChange } from '../../shared/confchange';
 import { Wal } from '../wal/wal';
 import { Ring } from '../../shared/ring';
 import { encodeEntry, RequestKind } from '../../shared/entry';
@@ -42,6 +43,16 @@ export interface NodeOptions {
   /** This member's tag in request IDs (unique per member of the cluster, 0..8191): a result of an
    * entry another member proposed must never match one of our proposals. */
   requestIdTag?: number;
+  /** The configuration at the applied index (voters only: a lone voter may overlap apply and fsync). */
+  confState?: ConfState;
+}
+
+/** What the driver does with a committed ConfChange entry (src/main/membership.ts decides it). */
+export interface ConfChangeDecision {
+  /** The change for Raft's configuration, or null when the change was refused. */
+  raft: { type: ConfChangeType; nodeId: NodeId } | null;
+  /** The entry for the apply worker that replaces the ConfChange on the apply ring (RequestKind.Membership). */
+  applyData: Uint8Array;
 }
 
 interface Proposal {
@@ -94,7 +105,13 @@ export class RaftNode {
   #snapshotIndex: number;
   #snapshotting = false;
   #campaignWhenApplied = false;
-  readonly #loneVoter: boolean;
+  /** One voter (us) and no learners: apply and fsync may overlap (see #handleReady). */
+  #loneVoter: boolean;
+  #isLearner: boolean;
+  /** Decides committed ConfChange entries, in log order (member.ts sets it before start()). */
+  decideConfChange: ((e: Entry) => ConfChangeDecision) | null = null;
+  /** Configurations by the index that made them, for the ConfState of state-machine snapshots. */
+  #confHistory: Array<{ index: number; cs: ConfState }>;
   /** Highest index whose entry the WAL has fsynced. */
   #durableIndex: number;
   /** Results applied ahead of their fsync, in index order, waiting for #durableIndex. */
@@ -122,7 +139,10 @@ export class RaftNode {
     this.#toApply = toApply;
     this.#fromApply = fromApply;
     this.#snapshotIndex = storage.firstIndex() - 1;
-    this.#loneVoter = opts.voters.length === 1 && opts.voters[0] === opts.id;
+    const cs = opts.confState ?? { voters: opts.voters, learners: [] };
+    this.#confHistory = [{ index: applied, cs }];
+    this.#loneVoter = isLone(cs, opts.id);
+    this.#isLearner = cs.learners.includes(opts.id);
     this.#durableIndex = storage.lastIndex();
     // Request IDs: the member's tag in the high bits, a counter below (2^40 proposals per process).
     // Unique across members; entries from before this start (at or below the log's last index now)
@@ -258,10 +278,39 @@ export class RaftNode {
       if (e instanceof ProposalDroppedError) return Promise.reject(this.#lead === 0n ? Errors.noLeader() : Errors.notCapable());
       throw e;
     }
+    const changes = this.#leaderChanges;
     return new Promise<Uint8Array>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#proposals.delete(requestId);
-        reject(Errors.timeout());
+        // etcd's parseProposeCtxErr: a leader change while waiting is the likely reason.
+        reject(this.#leaderChanges !== changes ? Errors.timeoutDueToLeaderFail() : Errors.timeout());
+      }, this.#opts.requestTimeoutMs);
+      this.#proposals.set(requestId, { resolve, reject, timer });
+      this.#schedule();
+    });
+  }
+
+  /**
+   * Proposes a membership change (Cluster service); resolves once the entry is durable and applied,
+   * or rejects with the membership error the apply decided (member exists, not found, ...).
+   */
+  proposeConfChange(cc: ConfChange): Promise<Uint8Array> {
+    if (this.#stopped) return Promise.reject(Errors.stopped());
+    if (this.#proposals.size >= this.#opts.pendingProposalsMax) return Promise.reject(Errors.tooManyRequests());
+    const requestId = this.#nextRequestId++;
+    try {
+      this.#raw.proposeConfChange(encodeConfChange({ ...cc, requestId }));
+    } catch (e) {
+      // A conf change still pending (one at a time), or no leader.
+      if (e instanceof ProposalDroppedError) return Promise.reject(this.#lead === 0n ? Errors.noLeader() : Errors.timeout());
+      throw e;
+    }
+    const changes = this.#leaderChanges;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#proposals.delete(requestId);
+        // etcd's parseProposeCtxErr: a leader change while waiting is the likely reason.
+        reject(this.#leaderChanges !== changes ? Errors.timeoutDueToLeaderFail() : Errors.timeout());
       }, this.#opts.requestTimeoutMs);
       this.#proposals.set(requestId, { resolve, reject, timer });
       this.#schedule();
@@ -292,11 +341,31 @@ export class RaftNode {
   }
 
   /** For Maintenance.Status and auto-compaction (allocates; per-request paths use the getters). */
-  status(): { term: number; lead: NodeId; commit: number; applied: number; revision: number; compactRevision: number } {
+  status(): { term: number; lead: NodeId; commit: number; applied: number; revision: number; compactRevision: number; isLearner: boolean } {
     return {
       term: this.#term, lead: this.#lead, commit: this.#commit, applied: this.#applied,
-      revision: this.#revision, compactRevision: this.#compactRevision,
+      revision: this.#revision, compactRevision: this.#compactRevision, isLearner: this.isLearner,
     };
+  }
+
+  /** Whether this member is a learner in the configuration Raft holds now (checked on every request). */
+  get isLearner(): boolean {
+    return this.#isLearner;
+  }
+
+  /** The leader's view of every member's log (empty on a follower): MemberPromote's readiness check. */
+  progress(): Array<{ id: NodeId; match: number }> {
+    return this.#raw.progress();
+  }
+
+  /** The configuration Raft holds now. */
+  get confState(): ConfState {
+    return this.#raw.status().config;
+  }
+
+  /** The term of a log entry this member still holds (a snapshot's metadata). */
+  termAt(index: number): number {
+    return this.#storage.term(index);
   }
 
   /** Current Raft term, for response headers. */
@@ -420,6 +489,7 @@ export class RaftNode {
       await this.#opts.syncStateMachine();
       await this.#wal.releaseTo(meta.index, meta.term);
       this.#storage.applySnapshot(rd.snapshot);
+      this.#resetConfHistory(meta.index, { voters: meta.voters, learners: meta.learners });
       this.#snapshotIndex = Math.max(this.#snapshotIndex, meta.index);
       if (meta.index > this.#commit) this.#commit = meta.index;
     }
@@ -474,10 +544,46 @@ export class RaftNode {
   }
 
   async #pushApply(e: Entry): Promise<void> {
-    const len = ENTRY_MSG_HEADER + e.data.length;
+    let type = e.type;
+    let data = e.data;
+    if (e.type === EntryType.ConfChange) {
+      // Decided here, in log order, as it is handed to apply: Raft's configuration, the membership and
+      // the transport change at the same point of the log on every member.
+      const d = this.#decide(e);
+      if (d.raft !== null) {
+        const cs = this.#raw.applyConfChange(d.raft);
+        this.#confHistory.push({ index: e.index, cs });
+        this.#loneVoter = isLone(cs, this.#opts.id);
+        this.#isLearner = cs.learners.includes(this.#opts.id);
+      }
+      type = EntryType.Normal;
+      data = d.applyData;
+    }
+    const len = ENTRY_MSG_HEADER + data.length;
     const slot = this.#toApply.reserve(len) ?? await this.#applySlotWhenFree(len);
-    writeEntryMsg(slot, e.type, e.index, e.term, e.data);
+    writeEntryMsg(slot, type, e.index, e.term, data);
     this.#toApply.commit();
+  }
+
+  #decide(e: Entry): ConfChangeDecision {
+    if (this.decideConfChange === null) throw new Error('invariant: a ConfChange entry with no membership to decide it');
+    return this.decideConfChange(e);
+  }
+
+  /** The configuration as of `index` (the newest change at or below it), for a snapshot's metadata. */
+  #confStateAt(index: number): ConfState {
+    let cs = this.#confHistory[0].cs;
+    for (const h of this.#confHistory) if (h.index <= index) cs = h.cs;
+    // Older changes than the one in force at `index` are no longer needed.
+    while (this.#confHistory.length > 1 && this.#confHistory[1].index <= index) this.#confHistory.shift();
+    return cs;
+  }
+
+  /** After a snapshot from the leader: its configuration is the one in force from its index on. */
+  #resetConfHistory(index: number, cs: ConfState): void {
+    this.#confHistory = [{ index, cs }];
+    this.#loneVoter = isLone(cs, this.#opts.id);
+    this.#isLearner = cs.learners.includes(this.#opts.id);
   }
 
   /** Backpressure: the apply worker is behind; let it drain until len bytes fit. */
@@ -544,7 +650,7 @@ export class RaftNode {
     this.#opts.syncStateMachine()
       .then(() => this.#wal.releaseTo(index, term))
       .then(() => {
-        if (index > this.#storage.snapshot().metadata.index) this.#storage.createSnapshot(index, new Uint8Array(0));
+        if (index > this.#storage.snapshot().metadata.index) this.#storage.createSnapshot(index, new Uint8Array(0), this.#confStateAt(index));
         this.#snapshotIndex = index;
         this.#log.info('saved snapshot', { index, term });
       }, (e: Error) => this.#log.error('snapshot failed', { index, error: e.message }))
@@ -585,4 +691,8 @@ export class RaftNode {
     else p.reject(new EtcdError(code, Buffer.from(payload).toString('utf8')));
   }
 
+}
+
+function isLone(cs: ConfState, id: NodeId): boolean {
+  return cs.voters.length === 1 && cs.voters[0] === id && cs.learners.length === 0;
 }

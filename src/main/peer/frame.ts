@@ -32,12 +32,16 @@ export const enum FrameType {
   SnapResult = 7,
   Request = 8,
   Response = 9,
+  /** Discover: the membership (JSON), for a member joining with --initial-cluster-state existing. */
+  Members = 10,
 }
 
 export const enum Purpose {
   Messages = 1,
   Snapshot = 2,
   Request = 3,
+  /** A member joining an existing cluster asks for its ID and members; HELLO's IDs are 0 (unknown). */
+  Discover = 4,
 }
 
 export const enum HelloStatus {

@@ -5,12 +5,14 @@
 import * as net from 'node:net';
 import { Logger } from '../log';
 import { idToHex } from '../../shared/ids';
-import { Purpose } from './frame';
-import { dial, DialEnv, HostPort, parsePeerUrl } from './dial';
+import { HelloStatus, Purpose } from './frame';
+import { dial, DialEnv, HostPort, parsePeerUrl, PeerRefusedError } from './dial';
 
 export interface LinkEnv extends DialEnv {
   log: Logger;
   onUnreachable(id: bigint): void;
+  /** A peer refused us because we were removed from the cluster. */
+  onRemovedByPeer(id: bigint): void;
 }
 
 interface Queued {
@@ -35,6 +37,7 @@ export class MessageLink {
   #queueMessages = 0;
   #queueBytes = 0;
   #closed = false;
+  #liveSince = 0;
 
   constructor(id: bigint, urls: string[], env: LinkEnv) {
     this.id = id;
@@ -44,6 +47,8 @@ export class MessageLink {
   }
 
   get live(): boolean { return this.#sock !== null; }
+  /** When the current connection came up (ms since the epoch), 0 while down. */
+  get liveSince(): number { return this.#liveSince; }
   get queuedMessages(): number { return this.#queueMessages; }
   get queuedBytes(): number { return this.#queueBytes; }
 
@@ -81,6 +86,12 @@ export class MessageLink {
     if (sock === null) this.#ensureDialing();
   }
 
+  /** Connects now, without waiting for a message (as etcd keeps a stream to every peer): how long a
+   * peer has been connected is what MemberAdd and MemberRemove's health checks look at. */
+  connect(): void {
+    this.#ensureDialing();
+  }
+
   /** Stops for good: closes the connection, drops the queue, cancels timers. */
   close(): void {
     this.#closed = true;
@@ -109,6 +120,7 @@ export class MessageLink {
       return;
     }
     this.#sock = sock;
+    this.#liveSince = Date.now();
     this.#backoffMs = this.#env.limits.peerBackoffMinMs;
     this.#env.log.info(this.#failures > 0 ? 'peer connection re-established' : 'peer connection established',
       { peer: idToHex(this.id), address: `${addr.host}:${addr.port}` });
@@ -141,6 +153,7 @@ export class MessageLink {
   #onClosed(sock: net.Socket): void {
     if (this.#sock !== sock) return;
     this.#sock = null;
+    this.#liveSince = 0;
     if (this.#closed) return;
     this.#env.log.warn('peer connection lost', { peer: idToHex(this.id) });
     // Frames handed to the dead socket may be lost: raft probes the peer again.
@@ -155,6 +168,7 @@ export class MessageLink {
     if (this.#failures++ === 0) this.#env.log.warn('cannot connect to peer', fields);
     else this.#env.log.debug('cannot connect to peer', fields);
     if (this.#queueMessages > 0) this.#env.onUnreachable(this.id);
+    if (e instanceof PeerRefusedError && e.status === HelloStatus.Removed) this.#env.onRemovedByPeer(this.id);
     this.#scheduleRetry();
   }
 

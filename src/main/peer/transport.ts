@@ -22,7 +22,7 @@ import { GrpcCode } from '../../shared/errors';
 import { PeerProtocolError, batchEncodedBytes, decodeMessages, encodeMessagesAfter, messageEncodedBytes } from './codec';
 import {
   FRAME_HEADER_BYTES, Frame, FrameReader, FrameType, HELLO_FRAME_BYTES_MAX, HELLO_STATUS_TEXT, HelloStatus, PEER_PROTOCOL_VERSION,
-  Purpose, decodeHello, encodeHelloAck, looksLikeHttp, sealFrame,
+  Purpose, decodeHello, encodeFrame, encodeHelloAck, looksLikeHttp, sealFrame,
 } from './frame';
 import { dial, Dialed, HostPort, parsePeerUrl } from './dial';
 import { LinkEnv, MessageLink } from './link';
@@ -54,6 +54,10 @@ export interface PeerTransportOptions {
   /** Request/response calls between members (lease keep-alive forwarding etc.). Throwing an object
    * with {code: number, message: string} (EtcdError) reaches the caller as PeerRequestError(message, code). */
   onRequest(from: bigint, kind: string, body: Uint8Array): Promise<Uint8Array>;
+  /** A peer refused our connection because we were removed from the cluster. */
+  onRemoved?(): void;
+  /** The cluster's ID and membership (JSON) for a member joining it (Purpose.Discover). */
+  onDiscover?(): Uint8Array;
   /** Parent of the temp dirs incoming snapshots are written to (default os.tmpdir()). */
   snapshotDir?: string;
   /** Overrides of the peer limits in src/shared/limits.ts (tests). */
@@ -113,6 +117,10 @@ export class PeerTransport {
     this.#env = {
       selfId: opts.selfId, clusterId: opts.clusterId, limits: this.#l, log: this.#log, track: this.#track,
       onUnreachable: (pid: bigint) => this.#reportUnreachable(pid),
+      onRemovedByPeer: (pid: bigint) => {
+        this.#log.warn('a peer refused us: this member was removed from the cluster', { peer: idToHex(pid) });
+        this.#o.onRemoved?.();
+      },
     };
   }
 
@@ -152,7 +160,9 @@ export class PeerTransport {
       return;
     }
     for (const u of urls) parsePeerUrl(u); // refuse bad URLs at the call, not at the first dial
-    this.#peers.set(id, { urls: [...urls], link: new MessageLink(id, urls, this.#env), req: new RequestLink(id, urls, this.#env) });
+    const link = new MessageLink(id, urls, this.#env);
+    this.#peers.set(id, { urls: [...urls], link, req: new RequestLink(id, urls, this.#env) });
+    link.connect();
   }
 
   updatePeer(id: bigint, urls: string[]): void {
@@ -272,6 +282,16 @@ export class PeerTransport {
     return p === undefined ? undefined : { messages: p.link.queuedMessages, bytes: p.link.queuedBytes };
   }
 
+  /** The peers this transport talks to. */
+  peerIds(): bigint[] {
+    return [...this.#peers.keys()];
+  }
+
+  /** When the message connection to a peer came up (ms since the epoch), 0 if it is down or unknown. */
+  activeSince(id: bigint): number {
+    return this.#peers.get(id)?.link.liveSince ?? 0;
+  }
+
   connected(): bigint[] {
     const out: bigint[] = [];
     for (const [id, p] of this.#peers) if (p.link.live) out.push(id);
@@ -374,6 +394,16 @@ export class PeerTransport {
       c.closing = true;
     };
     if (h.version !== PEER_PROTOCOL_VERSION) return refuse(HelloStatus.VersionUnsupported);
+    if (h.purpose === Purpose.Discover) {
+      if (this.#stopped || this.#o.onDiscover === undefined) return refuse(HelloStatus.Stopping);
+      if (c.handshakeTimer !== null) clearTimeout(c.handshakeTimer);
+      c.handshakeTimer = null;
+      c.closing = true;
+      c.sock.write(encodeHelloAck(HelloStatus.Ok, ''));
+      c.sock.end(encodeFrame(FrameType.Members, this.#o.onDiscover()), () => c.sock.destroy());
+      this.#log.info('answered a discovery request', { remote: remoteOf(c.sock) });
+      return;
+    }
     if (h.clusterId !== this.#o.clusterId) return refuse(HelloStatus.ClusterMismatch);
     if (h.to !== this.#o.selfId) return refuse(HelloStatus.MemberMismatch);
     if (this.#stopped) return refuse(HelloStatus.Stopping);
@@ -493,4 +523,49 @@ function sameUrls(a: string[], b: string[]): boolean {
 
 function remoteOf(sock: net.Socket): string {
   return `${sock.remoteAddress ?? '?'}:${sock.remotePort ?? '?'}`;
+}
+
+/**
+ * Asks the member at a peer URL for its cluster's ID and membership (the JSON its onDiscover returns):
+ * how a member started with --initial-cluster-state existing learns the ID MemberAdd gave it.
+ */
+export async function discoverCluster(url: string, l: PeerLimits = limits): Promise<unknown> {
+  const sockets = new Set<net.Socket>();
+  const env = { selfId: 0n, clusterId: 0n, limits: l, track: (s: net.Socket) => { sockets.add(s); } };
+  const { sock, reader } = await dial(env, parsePeerUrl(url), Purpose.Discover, 0n);
+  try {
+    return await new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no membership from ${url} in time`)), l.peerHandshakeTimeoutMs);
+      const onFrame = (): boolean => {
+        const f = reader.next();
+        if (f === null) return false;
+        clearTimeout(timer);
+        if (f.type !== FrameType.Members) reject(new PeerProtocolError(`unexpected frame type ${f.type} answering discovery`));
+        else resolve(JSON.parse(Buffer.from(f.payload).toString('utf8')));
+        return true;
+      };
+      sock.on('data', (chunk: Buffer) => {
+        reader.push(chunk);
+        try {
+          onFrame();
+        } catch (e) {
+          clearTimeout(timer);
+          reject(e as Error);
+        }
+      });
+      sock.on('close', () => {
+        clearTimeout(timer);
+        reject(new Error(`connection to ${url} closed before the membership arrived`));
+      });
+      sock.resume();
+      try {
+        onFrame(); // bytes that came with the HELLO_ACK
+      } catch (e) {
+        clearTimeout(timer);
+        reject(e as Error);
+      }
+    });
+  } finally {
+    for (const s of sockets) s.destroy();
+  }
 }

@@ -4,7 +4,9 @@
 // LMDB transactions as the KV state, so every member applies them at the same index.
 //   attr/<member id, 16 hex digits> -> JSON {"name": ..., "clientURLs": [...]}
 //   version                          -> UTF-8 cluster version ("3.4.0")
+//   membership                       -> JSON MembershipState (voters, learners, peer URLs, removed IDs)
 import { Dbs } from './dbs';
+import type { MembershipState } from '../../shared/confchange';
 
 export interface MemberAttributes {
   name: string;
@@ -30,4 +32,16 @@ export function putClusterVersion(dbs: Dbs, version: string): void {
 export function getClusterVersion(dbs: Dbs): string | null {
   const v = dbs.cluster.getBinary(versionKey);
   return v === undefined ? null : Buffer.from(v).toString('utf8');
+}
+
+const membershipKey = Buffer.from('membership');
+
+/** The membership after the last applied configuration change (src/shared/confchange.ts). */
+export function putMembership(dbs: Dbs, state: MembershipState): void {
+  dbs.cluster.putSync(membershipKey, Buffer.from(JSON.stringify(state), 'utf8'));
+}
+
+export function getMembership(dbs: Dbs): MembershipState | null {
+  const v = dbs.cluster.getBinary(membershipKey);
+  return v === undefined ? null : (JSON.parse(Buffer.from(v).toString('utf8')) as MembershipState);
 }

@@ -4,7 +4,8 @@
 // compactStep, range workers and the main thread call range. Each opens its own MvccStore on the same
 // directory; lmdb-js shares one environment per process. Nothing is cached in memory across calls, so open is
 // O(1) and every call sees the latest committed state.
-import { getClusterVersion, getMemberAttributes, MemberAttributes, putClusterVersion, putMemberAttributes } from './cluster';
+import { getClusterVersion, getMemberAttributes, getMembership, MemberAttributes, putClusterVersion, putMemberAttributes, putMembership } from './cluster';
+import type { MembershipOp, MembershipState } from '../../shared/confchange';
 import { applyLeaseCheckpoint, applyLeaseGrant, applyLeaseRevoke, leaseKeys, listLeases, StoredLease } from './leases';
 import { approxNum } from './records';
 import { etcdserverpb } from '../../shared/gen/etcd';
@@ -27,6 +28,8 @@ export type WriteRequest =
   | { kind: 'compact'; req: etcdserverpb.ICompactionRequest }
   | { kind: 'memberAttributes'; memberIdHex: string; attributes: MemberAttributes }
   | { kind: 'clusterVersion'; version: string }
+  /** A configuration change as the main thread decided it: store the state, answer the error if any. */
+  | { kind: 'membership'; op: MembershipOp }
   | { kind: 'leaseGrant'; req: etcdserverpb.ILeaseGrantRequest }
   | { kind: 'leaseRevoke'; req: etcdserverpb.ILeaseRevokeRequest }
   | { kind: 'leaseCheckpoint'; req: etcdserverpb.ILeaseCheckpointRequest }
@@ -105,6 +108,11 @@ export class MvccStore {
     return this.#read(() => getMemberAttributes(this.#dbs, memberIdHex));
   }
 
+  /** The membership after the last applied configuration change, or null before any. */
+  membership(): MembershipState | null {
+    return this.#read(() => getMembership(this.#dbs));
+  }
+
   /** The cluster version the leader set through the log, or null before the first one. */
   clusterVersion(): string | null {
     return this.#read(() => getClusterVersion(this.#dbs));
@@ -136,6 +144,12 @@ export class MvccStore {
         case 'compact': ok = applyCompaction(st, req.req); break;
         case 'memberAttributes': putMemberAttributes(this.#dbs, req.memberIdHex, req.attributes); ok = {}; break;
         case 'clusterVersion': putClusterVersion(this.#dbs, req.version); ok = {}; break;
+        case 'membership':
+          // Stored even when refused (the state is then unchanged): a restart needs it either way.
+          putMembership(this.#dbs, req.op.state);
+          if (req.op.error) return { err: req.op.error };
+          ok = {};
+          break;
         case 'noop': ok = {}; break;
         case 'leaseGrant': ok = applyLeaseGrant(this.#dbs, st.rev, req.req); break;
         case 'leaseRevoke': ok = applyLeaseRevoke(wt, this.#dbs, req.req); break;
