@@ -9,12 +9,21 @@
 //   - leader completeness: a new leader holds every entry anyone has applied;
 // and at the end, with faults stopped, every member converges to the same applied state and a
 // final proposal commits everywhere (liveness).
+// Membership changes too: the cluster is bootstrapped with its configuration as the log's first
+// entries ("add 1", ... as etcd's RawNode.Bootstrap does), and two spare nodes start with an empty
+// configuration. Mid-run the leader adds a spare as a learner, promotes learners and removes
+// members (voters, the leader itself included, down to 3 voters), one change at a time. Each
+// member applies committed changes before or after advance() (chosen per Ready), and snapshots
+// carry the configuration. As etcd's transport does, messages from removed members are dropped.
+// "Every member" in the final check means the members of the final configuration.
 // A failure names its seed; replay it with RAFT_SEED=<seed> RAFT_NODES=<n>. RAFT_SIM_SEEDS=<k>
 // runs k seeds per cluster size instead of the CI default.
 import { strict as assert } from 'node:assert';
 import { RawNode } from '../../src/main/raft/rawnode';
 import { MemoryStorage } from '../../src/main/raft/memory_storage';
-import { Message, MessageType, NodeId, ProposalDroppedError, StateType } from '../../src/main/raft/types';
+import {
+  ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message, MessageType, NodeId, ProposalDroppedError, Snapshot, StateType,
+} from '../../src/main/raft/types';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -55,7 +64,23 @@ interface SimNode {
   incarnation: number;
   appliedIndex: number;
   appliedHash: number;
+  /** The configuration as this member's application applied it (what its snapshots record). */
+  conf: ConfState;
 }
+
+const ccKinds: ReadonlyArray<[string, ConfChangeType]> = [
+  ['add', ConfChangeType.AddNode], ['add-learner', ConfChangeType.AddLearnerNode], ['remove', ConfChangeType.RemoveNode],
+];
+
+/** The simulation's own encoding of a conf change in entry data: "add 4". */
+function decodeConfChange(e: Entry): ConfChange {
+  const [kind, id] = dec(e.data).split(' ');
+  const k = ccKinds.find(([n]) => n === kind);
+  assert.ok(k !== undefined, `undecodable conf change ${dec(e.data)}`);
+  return { type: k[1], nodeId: BigInt(id) };
+}
+
+const spareCount = 2;
 
 interface InFlight {
   m: Message;
@@ -87,7 +112,11 @@ class Sim {
   readonly termAt = new Map<number, number>();
   maxApplied = 0;
   proposed = 0;
-  readonly stats = { crashes: 0, lostReadies: 0, snapshots: 0, transfers: 0, partitions: 0, restarts: 0 };
+  readonly stats = {
+    crashes: 0, lostReadies: 0, snapshots: 0, transfers: 0, partitions: 0, restarts: 0, confChanges: 0, confApplied: 0,
+  };
+  /** Members whose removal committed (some member applied it): their messages are dropped. */
+  readonly removed = new Set<NodeId>();
   trace: string[] = [];
 
   constructor(seed: number, n: number) {
@@ -99,9 +128,18 @@ class Sim {
     this.faults = {
       drop: 0.02 + this.rng.next() * 0.2, duplicate: 0.02, crash: 0.001 * k, crashBeforePersist: 0.001 * k, partition: 0.003 * k,
     };
-    const voters = Array.from({ length: n }, (_, i) => BigInt(i + 1));
-    for (const id of voters) {
-      const sn: SimNode = { id, storage: new MemoryStorage(voters), node: null, incarnation: 0, appliedIndex: 0, appliedHash: 0 };
+    // Bootstrap: committed ConfChange entries 1..n at term 1 on every initial voter; spares
+    // (ids n+1..) start empty. Everyone starts with an empty configuration and builds it by
+    // applying the log (or a snapshot).
+    const boot: Entry[] = Array.from({ length: n }, (_, i) => ({ term: 1, index: i + 1, type: EntryType.ConfChange, data: enc(`add ${i + 1}`) }));
+    for (let i = 0; i < n + spareCount; i++) {
+      const id = BigInt(i + 1);
+      const storage = new MemoryStorage([]);
+      if (i < n) {
+        storage.append(boot);
+        storage.setHardState({ term: 1, vote: 0n, commit: n });
+      }
+      const sn: SimNode = { id, storage, node: null, incarnation: 0, appliedIndex: 0, appliedHash: 0, conf: { voters: [], learners: [] } };
       this.start(sn);
       this.nodes.push(sn);
       this.group.set(id, 0);
@@ -110,13 +148,14 @@ class Sim {
 
   log(s: string): void {
     this.trace.push(`[${this.now}] ${s}`);
-    if (this.trace.length > 60) this.trace.shift();
+    if (this.trace.length > Number(process.env.RAFT_TRACE ?? 60)) this.trace.shift();
   }
 
   start(sn: SimNode): void {
     const snap = sn.storage.snapshot();
     sn.appliedIndex = snap.metadata.index;
     sn.appliedHash = snap.data.length > 0 ? Number(dec(snap.data)) : 0;
+    sn.conf = { voters: [...snap.metadata.voters], learners: [...snap.metadata.learners] };
     sn.incarnation++;
     const r = new Rng(this.rng.int(2 ** 32));
     sn.node = new RawNode({
@@ -140,22 +179,85 @@ class Sim {
     if (rd.snapshot !== null) {
       sn.storage.applySnapshot(rd.snapshot);
       this.applySnapshot(sn, rd.snapshot.metadata.index, Number(dec(rd.snapshot.data)));
+      sn.conf = { voters: [...rd.snapshot.metadata.voters], learners: [...rd.snapshot.metadata.learners] };
     }
     if (rd.hardState !== null) sn.storage.setHardState(rd.hardState);
     sn.storage.append(rd.entries);
-    for (const m of rd.messages) if (m.type === MessageType.Snap) this.stats.snapshots++;
+    for (const m of rd.messages) {
+      if (m.type !== MessageType.Snap) continue;
+      this.stats.snapshots++;
+      m.snapshot = this.freshSnapshot(sn);
+    }
     for (const m of rd.messages) {
       this.net.push({ m, at: this.now + this.rng.int(3), senderIncarnation: sn.incarnation });
       // Occasionally the network delivers a message twice, later (a retransmission).
       if (this.rng.chance(this.faults.duplicate)) this.net.push({ m, at: this.now + this.rng.int(20), senderIncarnation: sn.incarnation });
     }
+    // The driver may apply conf changes while handling the Ready or after advance(): both work.
+    const afterAdvance = this.rng.chance(0.5);
+    const late: ConfChange[] = [];
     for (const e of rd.committedEntries) {
       assert.equal(e.index, sn.appliedIndex + 1, `${sn.id} applies ${e.index} after ${sn.appliedIndex}`);
       this.recordApplied(sn, e.index, e.term, chain(sn.appliedHash, e.index, e.term, e.data));
+      if (e.type !== EntryType.ConfChange) continue;
+      if (afterAdvance) late.push(decodeConfChange(e));
+      else this.applyConfChange(sn, decodeConfChange(e));
     }
     node.advance(rd);
+    for (const cc of late) this.applyConfChange(sn, cc);
     if (rd.softState !== null && rd.softState.raftState === StateType.Leader) this.checkLeaderCompleteness(sn);
     this.maybeCompact(sn);
+  }
+
+  applyConfChange(sn: SimNode, cc: ConfChange): void {
+    sn.conf = sn.node!.applyConfChange(cc);
+    this.stats.confApplied++;
+    if (cc.type === ConfChangeType.RemoveNode && !this.isMember(sn.conf, cc.nodeId)) {
+      if (!this.removed.has(cc.nodeId)) this.log(`${cc.nodeId} removed (applied by ${sn.id})`);
+      this.removed.add(cc.nodeId);
+    }
+  }
+
+  isMember(cs: ConfState, id: NodeId): boolean {
+    return cs.voters.includes(id) || cs.learners.includes(id);
+  }
+
+  /** The leader proposes one membership change: add a spare as learner, promote, or remove. */
+  proposeConfChange(): void {
+    const ld = this.leader();
+    if (ld === null) return;
+    const cfg = ld.node!.status().config;
+    const options: string[] = [];
+    for (const sn of this.nodes) {
+      if (!this.isMember(cfg, sn.id) && !this.removed.has(sn.id) && sn.id > BigInt(this.nodes.length - spareCount)) {
+        options.push(`add-learner ${sn.id}`);
+      }
+    }
+    for (const id of cfg.learners) options.push(`add ${id}`, `remove ${id}`);
+    if (cfg.voters.length > 3) for (const id of cfg.voters) options.push(`remove ${id}`);
+    if (options.length === 0) return;
+    const change = options[this.rng.int(options.length)];
+    try {
+      ld.node!.proposeConfChange(enc(change));
+      this.stats.confChanges++;
+      this.log(`${ld.id} proposes ${change}`);
+    } catch (e) {
+      if (!(e instanceof ProposalDroppedError)) throw e;
+    }
+  }
+
+  /**
+   * The snapshot to send a follower, built from the current applied state as etcd's server does
+   * (createMergedSnapshotMessage): the storage's last snapshot may predate the follower's
+   * addition, and a member ignores a snapshot whose configuration does not include it, so
+   * sending that one would never catch up a new member.
+   */
+  freshSnapshot(sn: SimNode): Snapshot {
+    const s = sn.storage;
+    if (sn.appliedIndex > s.snapshot().metadata.index && sn.appliedIndex <= s.lastIndex()) {
+      s.createSnapshot(sn.appliedIndex, enc(String(sn.appliedHash)), sn.conf);
+    }
+    return s.snapshot();
   }
 
   applySnapshot(sn: SimNode, index: number, hash: number): void {
@@ -184,7 +286,7 @@ class Sim {
     if (sn.appliedIndex - s.firstIndex() < 30 || !this.rng.chance(0.2)) return;
     const at = sn.appliedIndex;
     if (at > s.lastIndex() || at <= s.snapshot().metadata.index) return;
-    s.createSnapshot(at, enc(String(sn.appliedHash)));
+    s.createSnapshot(at, enc(String(sn.appliedHash)), sn.conf);
     s.compact(at - this.rng.int(5));
   }
 
@@ -248,7 +350,8 @@ class Sim {
   deliverOne(f: InFlight): void {
     const to = this.nodes[Number(f.m.to) - 1];
     const from = this.nodes[Number(f.m.from) - 1];
-    const lost = to.node === null || this.group.get(f.m.from) !== this.group.get(f.m.to) || this.rng.chance(this.faults.drop);
+    const lost = to.node === null || this.group.get(f.m.from) !== this.group.get(f.m.to) || this.removed.has(f.m.from) ||
+      this.rng.chance(this.faults.drop);
     if (!lost) to.node!.step(f.m);
     if (f.m.type === MessageType.Snap && from.node !== null && from.incarnation === f.senderIncarnation) {
       from.node.reportSnapshot(to.id, lost);
@@ -302,6 +405,7 @@ class Sim {
     this.now++;
     if (faulty) this.injectFaults();
     if (this.rng.chance(0.3)) this.propose();
+    if (faulty && this.rng.chance(0.004)) this.proposeConfChange();
     if (faulty && this.rng.chance(0.002)) {
       const ld = this.leader();
       const to = BigInt(1 + this.rng.int(this.nodes.length));
@@ -318,6 +422,23 @@ class Sim {
       this.checkOneLeaderPerTerm();
     }
     if (this.now % 50 === 0) this.checkLogMatching();
+  }
+
+  describeNodes(): string {
+    return this.nodes.map((sn) => {
+      if (sn.node === null) return `${sn.id}: crashed`;
+      const st = sn.node.status();
+      return `${sn.id}: ${StateType[st.raftState]} term=${st.term} lead=${st.lead} commit=${st.commit} applied=${st.applied} ` +
+        `last=${st.lastIndex} voters=${st.config.voters} learners=${st.config.learners} snap=${sn.storage.snapshot().metadata.index}`;
+    }).join('\n');
+  }
+
+    /** The members of the current leader's configuration (everyone while there is no leader). */
+  members(): SimNode[] {
+    const ld = this.leader();
+    if (ld === null) return this.nodes;
+    const cfg = ld.node!.status().config;
+    return this.nodes.filter((sn) => this.isMember(cfg, sn.id));
   }
 
   /** Stops faults, restarts everyone, and waits until all members applied the same final entry. */
@@ -347,12 +468,15 @@ class Sim {
       }
       // A leader change may have dropped the final entry: propose it again at the new leader.
       if (finalIndex > 0 && this.termAt.has(finalIndex) === false && ld !== null && ld.node!.status().lastIndex < finalIndex) finalIndex = 0;
-      if (finalIndex > 0 && this.nodes.every((sn) => sn.appliedIndex >= finalIndex) && this.net.length === 0) break;
+      const quiet = this.net.every((f) => this.removed.has(f.m.from));
+      if (finalIndex > 0 && this.members().every((sn) => sn.appliedIndex >= finalIndex) && quiet) break;
     }
-    assert.ok(finalIndex > 0 && this.nodes.every((sn) => sn.appliedIndex >= finalIndex),
-      `no convergence: applied ${this.nodes.map((sn) => sn.appliedIndex).join(',')}, final index ${finalIndex}`);
-    const top = Math.min(...this.nodes.map((sn) => sn.appliedIndex));
-    const hashes = this.nodes.map((sn) => (sn.appliedIndex === top ? sn.appliedHash : this.hashAt.get(top)));
+    const members = this.members();
+    assert.ok(finalIndex > 0 && members.every((sn) => sn.appliedIndex >= finalIndex),
+      `no convergence: applied ${this.nodes.map((sn) => sn.appliedIndex).join(',')}, final index ${finalIndex}, ` +
+      `members ${members.map((sn) => sn.id).join(',')}\n${this.describeNodes()}`);
+    const top = Math.min(...members.map((sn) => sn.appliedIndex));
+    const hashes = members.map((sn) => (sn.appliedIndex === top ? sn.appliedHash : this.hashAt.get(top)));
     assert.ok(hashes.every((h) => h === hashes[0]), 'applied states differ');
     this.checkLogMatching();
   }
@@ -389,14 +513,21 @@ describe('raft: seeded cluster simulation', function () {
     it(`${n} nodes, ${count} seeds x ${steps} steps`, () => {
       let applied = 0;
       let terms = 0;
+      let changes = 0;
+      let removals = 0;
       for (let seed = 1; seed <= count; seed++) {
         const sim = runSim(seed * 7919 + n, n, steps);
         applied += sim.maxApplied;
         terms += sim.leaderOfTerm.size;
+        changes += sim.stats.confChanges;
+        removals += sim.removed.size;
       }
       // The simulation must actually exercise replication and elections, not idle.
       assert.ok(applied > count * 50, `only ${applied} entries applied over ${count} seeds`);
       assert.ok(terms > count * 2, `only ${terms} leader terms over ${count} seeds`);
+      // ...and membership changes: proposed, and carried through to removals.
+      assert.ok(changes > count && removals > count / 4, `only ${changes} conf changes, ${removals} removals over ${count} seeds`);
+      console.log(`    ${n} nodes: ${applied} entries applied, ${terms} leader terms, ${changes} conf changes, ${removals} removals`);
     });
   }
 });

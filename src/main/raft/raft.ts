@@ -14,8 +14,8 @@
 // storage writes.
 
 import { assert, assertNever } from '../../shared/errors';
+import { simpleChange } from './confchange';
 import { RaftLog } from './log';
-import { describeConfState, simpleChange } from './confchange';
 import { ProgressState } from './progress';
 import { VoteResult } from './quorum';
 import { ReadOnly } from './readonly';
@@ -188,11 +188,6 @@ export class Raft {
       for (const id of added) if (id !== this.id) this.sendAppend(id);
     }
     if (this.leadTransferee !== None && !this.trk.voters.isVoter(this.leadTransferee)) this.abortLeaderTransfer();
-  }
-
-  /** Human-readable configuration, as etcd logs it. */
-  describeConfig(): string {
-    return describeConfState(this.trk.confState());
   }
 
   // ---- sending ----
