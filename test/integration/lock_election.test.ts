@@ -71,6 +71,12 @@ async function script(endpoint: string): Promise<string[]> {
     await call('leader', E + 'Leader', v3electionpb.LeaderRequest.encode({ name: Buffer.from('E') }).finish(), leaderShow);
     await obs.until(() => obs.messages.length >= 1, 'first observation');
     const pending = c.unary(E + 'Campaign', v3electionpb.CampaignRequest.encode({ name: Buffer.from('E'), lease: 1002, value: Buffer.from('v2') }).finish());
+    // The waiting campaigner's key is written before the proclaim, on both servers (else their order races).
+    for (let i = 0; i < 100; i++) {
+      const r = await c.unary('/etcdserverpb.KV/Range', etcdserverpb.RangeRequest.encode({ key: Buffer.from('E/'), rangeEnd: Buffer.from('E0'), countOnly: true }).finish());
+      if (r.status === 0 && Number(etcdserverpb.RangeResponse.decode(r.body as Buffer).count) >= 2) break;
+      await sleep(50);
+    }
     await call('proclaim v1b', E + 'Proclaim', v3electionpb.ProclaimRequest.encode({ leader: leader1, value: Buffer.from('v1b') }).finish(), hdrShow);
     await call('proclaim wrong rev', E + 'Proclaim', v3electionpb.ProclaimRequest.encode({ leader: { ...leader1, rev: 12345 }, value: Buffer.from('x') }).finish(), hdrShow);
     await call('proclaim no leader field', E + 'Proclaim', v3electionpb.ProclaimRequest.encode({ value: Buffer.from('x') }).finish(), hdrShow);
