@@ -89,7 +89,7 @@ describe('membership changes on a 3-member cluster (add learner, join, promote, 
       return x;
     });
     assert.equal(r.code, 0, r.stderr);
-    learnerId = /Member ([0-9a-f]+) added to cluster/.exec(r.stdout)?.[1] ?? '';
+    learnerId = /Member\s+([0-9a-f]+) added to cluster/.exec(r.stdout)?.[1] ?? '';
     assert.ok(learnerId, r.stdout);
     // What etcdctl prints is what the new member is started with.
     assert.match(r.stdout, /ETCD_INITIAL_CLUSTER_STATE="existing"/);
@@ -145,7 +145,7 @@ describe('membership changes on a 3-member cluster (add learner, join, promote, 
       return x;
     });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`Member ${learnerId} promoted in cluster`));
+    assert.match(r.stdout, new RegExp(`Member\\s+${learnerId} promoted in cluster`));
     await until('the promoted member to see itself as a voter', async () => ((await statusOf(learner!)).isLearner ? undefined : true));
     await write(learner!, '/via-m4', 'y');
     assert.equal(await get(learner!.endpoint, '/via-m4', false), 'y');
@@ -158,7 +158,7 @@ describe('membership changes on a 3-member cluster (add learner, join, promote, 
     const victimId = BigInt((await statusOf(victim)).memberId).toString(16);
     const r = await removeMember(four[leaderIdx], victimId);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`Member ${victimId} removed from cluster`));
+    assert.match(r.stdout, new RegExp(`Member\\s+${victimId} removed from cluster`));
     await until('the removed member to exit', async () => (await exited(victim)) ? true : undefined);
     assert.match(victim.stderr(), /permanently removed from the cluster/);
     const rest = four.filter((m) => m !== victim);

@@ -42,7 +42,7 @@ async function script(kind: ServerKind): Promise<{ steps: Step[]; server: Server
     return r.stdout;
   };
   const added = await run('member', 'add', 'l1', '--learner', `--peer-urls=http://127.0.0.1:${p1}`);
-  const learnerHex = /Member ([0-9a-f]+) added/.exec(added)?.[1] ?? 'missing';
+  const learnerHex = /Member\s+([0-9a-f]+) added/.exec(added)?.[1] ?? 'missing';
   await run('member', 'add', 'l2', '--learner', `--peer-urls=http://127.0.0.1:${p2}`);
   await run('member', 'add', 'x', `--peer-urls=${server.peerUrl}`);
   await run('member', 'add', 'y', '--learner', '--peer-urls=http://127.0.0.1');
