@@ -236,4 +236,33 @@ describe('3-member cluster: a follower that missed 10,000 writes catches up by s
     const hashes = await Promise.all(members.map(async (s) => (await etcdctlJson(s.endpoint, ['endpoint', 'hashkv', `--rev=${rev}`]))[0].HashKV.hash as number));
     assert.ok(hashes.every((h) => h === hashes[0]), `HashKV at ${rev}: ${hashes.join(', ')}`);
   });
+  it('a member added after the log was compacted joins from a snapshot that includes it', async () => {
+    const [clientPort, peerPort] = [await freePort(), await freePort()];
+    const peerUrl = `http://127.0.0.1:${peerPort}`;
+    let added: { code: number | null; stdout: string; stderr: string } | undefined;
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
+      added = await etcdctl(members[0].endpoint, ['member', 'add', 's4', '--learner', `--peer-urls=${peerUrl}`]);
+      if (added.code === 0 || !/unhealthy cluster/.test(added.stderr)) break;
+      await sleep(500);
+    }
+    assert.equal(added?.code, 0, added?.stderr);
+    const initial = /ETCD_INITIAL_CLUSTER="([^"]+)"/.exec(added!.stdout)![1];
+    const s4 = await startEtcdTs({
+      name: 's4', clientPort, peerPort, initialCluster: initial, token: 'snap-test', readyTimeoutMs: 60_000, readyProbe: 'http-only',
+      logLevel: 'info', extraArgs: ['--initial-cluster-state', 'existing', '--snapshot-count', '1000'],
+    });
+    members.push(s4);
+    // The leader no longer holds entry 1 (10,000 writes, 5,000 kept): only a snapshot can catch s4 up.
+    assert.match(s4.stderr(), /installed snapshot from the leader/);
+    assert.equal(await get(s4.endpoint, 'snap/9999', true), 'v9999');
+    assert.ok(await put(members[0].endpoint, 'after-join', 'yes'));
+    const deadline = Date.now() + 10_000;
+    while ((await get(s4.endpoint, 'after-join', true)) !== 'yes') {
+      assert.ok(Date.now() < deadline, 'the joined member follows the log after its snapshot');
+      await sleep(100);
+    }
+    const list = await etcdctlJson(members[0].endpoint, ['member', 'list']);
+    const m = (list.members as Array<{ name: string; isLearner?: boolean }>).find((x) => x.name === 's4');
+    assert.equal(m?.isLearner, true);
+  });
 });
