@@ -266,3 +266,39 @@ describe('3-member cluster: a follower that missed 10,000 writes catches up by s
     assert.equal(m?.isLearner, true);
   });
 });
+
+describe('3-member cluster: a linearizable read waiting on a leader that stops answering', function () {
+  this.timeout(120_000);
+  const members: Server[] = [];
+  let stopped: Server | undefined;
+  cleanupServersAfter(() => members);
+  after(() => {
+    if (stopped) process.kill(stopped.pid, 'SIGCONT');
+  });
+
+  it('ends with "etcdserver: leader changed" (UNAVAILABLE) once another leader is elected, as etcd 3.4', async () => {
+    const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+    const names = ['r1', 'r2', 'r3'];
+    const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[3 + i]}`).join(',');
+    members.push(...await Promise.all(names.map((name, i) => startEtcdTs({
+      name, clientPort: ports[i], peerPort: ports[3 + i], initialCluster, token: 'read-leader-change', readyTimeoutMs: 60_000, logLevel: 'warn',
+    }))));
+    const sts = await Promise.all(members.map(statusOf));
+    const li = sts.findIndex((s) => s.memberId === sts[0].leader);
+    assert.ok(li >= 0);
+    const follower = members[(li + 1) % 3];
+    stopped = members[li];
+    process.kill(stopped.pid, 'SIGSTOP'); // alive but silent: its ReadIndex answers never come
+    const c = new RawGrpc(follower.endpoint);
+    try {
+      const r = await c.unary('/etcdserverpb.KV/Range', pb.RangeRequest.encode({ key: Buffer.from('k') }).finish(), { cancelAfterMs: 30_000 });
+      assert.deepEqual([r.status, r.message], [14, 'etcdserver: leader changed']);
+    } finally {
+      c.close();
+      process.kill(stopped.pid, 'SIGCONT');
+      stopped = undefined;
+    }
+    // Clients retry it: the same read through the same member now succeeds.
+    assert.equal(await get(follower.endpoint, 'k'), null);
+  });
+});

@@ -63,7 +63,8 @@ interface Proposal {
 
 interface ReadBatch {
   ctx: number;
-  waiters: Array<() => void>;
+  /** Called with no argument when the read may proceed, or with the error that ends it. */
+  waiters: Array<(err?: EtcdError) => void>;
   /** Set once the ReadState arrived: reads may proceed when applied >= index. */
   index: number;
   /** When the ReadIndex request was (last) sent; unanswered ones are sent again (see #retryReads). */
@@ -97,7 +98,7 @@ export class RaftNode {
   #term = 0;
   #commit = 0;
   #readSeq = 0;
-  #readQueue: Array<() => void> = [];
+  #readQueue: Array<(err?: EtcdError) => void> = [];
   #readBatches: ReadBatch[] = [];
   /** Linearizable reads waiting for their ReadIndex (bounded by pendingReadsMax). */
   #readsWaiting = 0;
@@ -330,11 +331,13 @@ export class RaftNode {
         this.#readsWaiting--;
         reject(Errors.timeout());
       }, this.#opts.requestTimeoutMs);
-      this.#readQueue.push(() => {
+      this.#readQueue.push((err?: EtcdError) => {
         if (done) return;
+        done = true;
         this.#readsWaiting--;
         clearTimeout(timer);
-        resolve();
+        if (err) reject(err);
+        else resolve();
       });
       this.#schedule();
     });
@@ -536,6 +539,9 @@ export class RaftNode {
     if (lead !== this.#lead) {
       this.#log.info(lead === 0n ? 'raft lost leader' : 'raft elected leader', { leader: lead, term: this.#raw.status().term });
       const was = this.isLeader;
+      // etcd 3.4's linearizableReadLoop: reads whose ReadIndex is still unanswered when a new leader is
+      // elected end with "leader changed" (clients retry it); those already answered stay valid.
+      if (lead !== 0n) this.#failUnansweredReads(Errors.leaderChanged());
       this.#lead = lead;
       if (lead !== 0n) this.#leaderChanges++;
       this.#term = this.#raw.status().term;
@@ -612,6 +618,15 @@ export class RaftNode {
     const ctx = v.getFloat64(8, true);
     for (const b of this.#readBatches) if (b.ctx === ctx) b.index = index;
     this.#releaseReads();
+  }
+
+  #failUnansweredReads(err: EtcdError): void {
+    const keep: ReadBatch[] = [];
+    for (const b of this.#readBatches) {
+      if (b.index >= 0) keep.push(b);
+      else for (const w of b.waiters) w(err);
+    }
+    this.#readBatches = keep;
   }
 
   #releaseReads(): void {
