@@ -271,39 +271,27 @@ export class RaftNode {
     if (this.#stopped) return Promise.reject(Errors.stopped());
     if (this.#proposals.size >= this.#opts.pendingProposalsMax) return Promise.reject(Errors.tooManyRequests());
     if (body.length > this.#opts.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
-    const requestId = this.#nextRequestId++;
-    const data = encodeEntry(kind, requestId, body);
-    try {
-      this.#raw.propose(data);
-    } catch (e) {
-      if (e instanceof ProposalDroppedError) return Promise.reject(this.#lead === 0n ? Errors.noLeader() : Errors.notCapable());
-      throw e;
-    }
-    const changes = this.#leaderChanges;
-    return new Promise<Uint8Array>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#proposals.delete(requestId);
-        // etcd's parseProposeCtxErr: a leader change while waiting is the likely reason.
-        reject(this.#leaderChanges !== changes ? Errors.timeoutDueToLeaderFail() : Errors.timeout());
-      }, this.#opts.requestTimeoutMs);
-      this.#proposals.set(requestId, { resolve, reject, timer });
-      this.#schedule();
-    });
+    return this.#proposeTracked((requestId) => this.#raw.propose(encodeEntry(kind, requestId, body)), Errors.notCapable);
   }
 
   /**
    * Proposes a membership change (Cluster service); resolves once the entry is durable and applied,
-   * or rejects with the membership error the apply decided (member exists, not found, ...).
+   * or rejects with the membership error the apply decided (member exists, not found, ...). While
+   * another change is pending the leader refuses it: "request timed out", as etcd's proposer ends.
    */
   proposeConfChange(cc: ConfChange): Promise<Uint8Array> {
+    return this.#proposeTracked((requestId) => this.#raw.proposeConfChange(encodeConfChange({ ...cc, requestId })), Errors.timeout);
+  }
+
+  /** Hands a new request ID to `submit` (which appends to Raft) and waits for its result or the timeout. */
+  #proposeTracked(submit: (requestId: number) => void, dropped: () => EtcdError): Promise<Uint8Array> {
     if (this.#stopped) return Promise.reject(Errors.stopped());
     if (this.#proposals.size >= this.#opts.pendingProposalsMax) return Promise.reject(Errors.tooManyRequests());
     const requestId = this.#nextRequestId++;
     try {
-      this.#raw.proposeConfChange(encodeConfChange({ ...cc, requestId }));
+      submit(requestId);
     } catch (e) {
-      // A conf change still pending (one at a time), or no leader.
-      if (e instanceof ProposalDroppedError) return Promise.reject(this.#lead === 0n ? Errors.noLeader() : Errors.timeout());
+      if (e instanceof ProposalDroppedError) return Promise.reject(this.#lead === 0n ? Errors.noLeader() : dropped());
       throw e;
     }
     const changes = this.#leaderChanges;
