@@ -31,9 +31,6 @@ export interface ServerStream {
   /** Optional: queues bytes that are already gRPC-framed messages (prefix ‖ message, back to back), as
    * one write; kept by reference like send(). Returns false on backpressure, as send(). */
   sendFramed?(framed: Buffer): boolean;
-  /** Optional: as sendFramed, but keeps no reference to `framed` once it returns (what the transport
-   * could not write at once is copied), so the caller may reuse that memory for its next send. */
-  sendFramedCopy?(framed: Buffer): boolean;
   /** Ends the call with a status. */
   end(code: GrpcCode, message?: string): void;
   readonly closed: boolean;

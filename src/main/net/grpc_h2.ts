@@ -226,19 +226,6 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
     return this.#queueOk();
   }
 
-  sendFramedCopy(framed: Buffer): boolean {
-    if (this.#ended || this.#stream.closed) return false;
-    grpcTraffic.sentBytes += framed.length;
-    // Pieces under copyPayloadBytesMax: the session copies each into its output buffer as it frames
-    // it, which it does at once while the windows are open. Pieces still queued (a closed window, a
-    // full socket) would keep viewing framed: copy those.
-    const piece = h2Limits.copyPayloadBytesMax - 1;
-    for (let at = 0; at < framed.length; at += piece) this.#stream.write(framed.subarray(at, Math.min(framed.length, at + piece)));
-    const q = this.#stream.queue;
-    for (let i = this.#stream.queueHead; i < q.length; i++) if (q[i].buffer === framed.buffer) q[i] = Buffer.from(q[i]);
-    return this.#queueOk();
-  }
-
   #queueOk(): boolean {
     const ok = this.#stream.queuedBytes < h2Limits.streamSendQueueBytesHigh;
     if (!ok) this.#stream.drainWanted = true;

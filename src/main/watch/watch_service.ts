@@ -31,8 +31,6 @@ interface StreamEntry {
 
 /** Slab for response bytes copied out of the ring (see #copyOut). */
 const SLAB_BYTES = 1024 * 1024;
-/** Larger expansions go by reference (sendFramed): a copy of them would cost more than the allocation. */
-const SCRATCH_BYTES = SLAB_BYTES / 4;
 
 const WORKER_FAILED = 'etcd-ts: watch worker failed; watch again from the last revision + 1';
 
@@ -87,8 +85,6 @@ export class WatchService {
   #nextStreamId = 1;
   #slab: Buffer = Buffer.allocUnsafeSlow(0);
   #slabUsed = 0;
-  /** Expansion buffer reused pass after pass for sendFramedCopy (at most SCRATCH_BYTES). */
-  #scratch: Buffer = Buffer.allocUnsafeSlow(0);
   #ringScheduled = false;
   #waitingForSpace = false;
   #stopped = false;
@@ -329,13 +325,10 @@ export class WatchService {
         items = Buffer.concat([...e.parts, items]);
         e.parts = null;
       }
-      // A transport that copies what it keeps (the h2 one) gets the expansion in a reused buffer.
-      const n = expandedBytes(items);
-      const reuse = e.ss.sendFramedCopy !== undefined && n <= SCRATCH_BYTES;
-      const framed = reuse ? this.#expandScratch(items, n) : this.#expand(items, n);
+      const framed = this.#expand(items);
       let ok: boolean;
       try {
-        ok = reuse ? e.ss.sendFramedCopy!(framed) : sendFramed(e.ss, framed);
+        ok = sendFramed(e.ss, framed);
       } catch (err) {
         // The transport failed this stream (not the worker): end it, keep serving the others.
         this.#d.log.error('watch stream send failed', { error: String(err) });
@@ -363,20 +356,13 @@ export class WatchService {
     }
   }
 
-  /** Expands into #scratch, which the transport does not keep (sendFramedCopy): nothing allocated per pass. */
-  #expandScratch(items: Uint8Array, n: number): Buffer {
-    if (this.#scratch.length < n) this.#scratch = Buffer.allocUnsafeSlow(Math.min(SCRATCH_BYTES, Math.max(n, 2 * this.#scratch.length)));
-    const out = this.#scratch.subarray(0, n);
-    expandItems(items, out);
-    return out;
-  }
-
   /**
    * Expands a record's items (see watch_protocol RESPONSES) into gRPC-framed responses in a slab: slices
    * of one large buffer, never reused (the transport may hold a slice until the socket takes it), so a
    * pass allocates nothing per stream, and the garbage collector sees one ArrayBuffer per slab.
    */
-  #expand(items: Uint8Array, n: number): Buffer {
+  #expand(items: Uint8Array): Buffer {
+    const n = expandedBytes(items);
     let out: Buffer;
     if (n > SLAB_BYTES / 4) out = Buffer.allocUnsafe(n);
     else {
