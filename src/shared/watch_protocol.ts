@@ -13,6 +13,8 @@
 //     20  Int32[5]     DEFERRED   watch worker sets 1,       the worker put off a fan-out because the
 //                                 main thread swaps to 0     response ring still held its last pass: the
 //                                                            main thread rings once it has drained it
+//     24  Int32[6]     CREDIT     watch worker               1 while a stream is blocked (over
+//                                                            watchBufferedBytesMax) and waits for DRAINED
 //
 // The apply worker rings only while WATCHING is 1: with no watchers, a put does not wake another
 // thread. No wake-up is lost (a Dekker pair over sequentially consistent Atomics): the worker stores
@@ -26,6 +28,12 @@
 // the main thread: both producers store their data first, then Atomics.add(DOORBELL) and notify. The worker
 // loads DOORBELL before it looks for work and waits only while DOORBELL still has that value, so no wake-up
 // is lost.
+//
+// DRAINED (flow-control credit) is pushed after every drain pass but rings the doorbell only while
+// CREDIT is 1: otherwise the credit waits in the ring for the worker's next wake-up (it drains control
+// messages before it fans out, so no decision sees stale credit), and a write costs the worker one
+// wake-up, not two. No wake-up is lost: the worker stores CREDIT, then looks at the ring again before
+// it sleeps; the main thread pushes, then loads CREDIT.
 //
 // main -> watch (ring), one message per control request:
 //   CREATE   | 1 | flags | pad2 | streamId u32 @4 | watchId f64 @8 | startRevision f64 @16 |
@@ -65,6 +73,7 @@ export const SIG_DOORBELL_I32 = 2;
 export const SIG_TERM_I32 = 3;
 export const SIG_WATCHING_I32 = 4;
 export const SIG_DEFERRED_I32 = 5;
+export const SIG_CREDIT_I32 = 6;
 
 export const W_CREATE = 1;
 export const W_CANCEL = 2;
@@ -143,6 +152,15 @@ export class WatchSignal {
   /** Main thread, after draining: true (and cleared) when the worker asked to be rung. */
   takeDeferred(): boolean {
     return Atomics.load(this.#i32, SIG_DEFERRED_I32) !== 0 && Atomics.exchange(this.#i32, SIG_DEFERRED_I32, 0) !== 0;
+  }
+  /** Watch worker: whether a blocked stream waits for credit (DRAINED should ring). Store BEFORE the
+   * last look at the control ring. */
+  setCreditWanted(on: boolean): void {
+    Atomics.store(this.#i32, SIG_CREDIT_I32, on ? 1 : 0);
+  }
+  /** Main thread, after pushing DRAINED: whether to ring for it. */
+  creditWanted(): boolean {
+    return Atomics.load(this.#i32, SIG_CREDIT_I32) !== 0;
   }
   doorbell(): number {
     return Atomics.load(this.#i32, SIG_DOORBELL_I32);

@@ -217,6 +217,11 @@ function loop(): void {
     }
     sink.flush();
     outRing.notify();
+    // Credit (DRAINED) rings the doorbell only while a stream waits for it: flag first, then look at the
+    // ring again, so that either we see the message or the main thread sees the flag.
+    const wantCredit = core.blockedStreamCount > 0;
+    signal.setCreditWanted(wantCredit);
+    if (wantCredit && !inRing.isEmpty()) continue;
     if (!more) signal.wait(seen, deferred ? 2 : Math.min(1000, Math.max(1, nextTick - now)));
   }
 }

@@ -397,6 +397,8 @@ export class WatchService {
       this.#queuedDrained.set(id, p);
       void this.#waitForSpace();
     }
-    this.#scheduleRing();
+    // Only a blocked stream waits for credit; otherwise the worker reads it on its next wake-up (see
+    // watch_protocol, CREDIT), which saves it a wake-up per pass.
+    if (this.#d.signal.creditWanted()) this.#scheduleRing();
   }
 }

@@ -69,6 +69,8 @@ export class WatchCore {
   readonly #headers: HeaderCache;
   readonly #maxRequestBytes: number;
   readonly #streams = new Map<number, StreamState>();
+  /** Streams with blocked set (see blockedStreamCount). */
+  #blockedStreams = 0;
   readonly #groups = new Map<string, WatcherGroup>();
   readonly #syncedIndex = new IntervalIndex<WatcherGroup>();
   readonly #unsynced = new Set<Watcher>();
@@ -107,6 +109,17 @@ export class WatchCore {
 
   get unsyncedCount(): number {
     return this.#unsynced.size;
+  }
+
+  /** Streams over watchBufferedBytesMax, waiting for DRAINED (the worker asks the main thread to ring for it). */
+  get blockedStreamCount(): number {
+    return this.#blockedStreams;
+  }
+
+  #block(s: StreamState): void {
+    if (s.blocked || s.unackedBytes <= limits.watchBufferedBytesMax) return;
+    s.blocked = true;
+    this.#blockedStreams++;
   }
 
   #stream(id: number): StreamState {
@@ -181,6 +194,7 @@ export class WatchCore {
     if (!s) return;
     for (const w of s.watchers.values()) this.#remove(w);
     this.#streams.delete(streamId);
+    if (s.blocked) this.#blockedStreams--;
   }
 
   /** The main thread wrote `bytes` more of this stream's responses to HTTP/2 without backpressure. */
@@ -188,7 +202,10 @@ export class WatchCore {
     const s = this.#streams.get(streamId);
     if (!s) return;
     s.unackedBytes = Math.max(0, s.unackedBytes - bytes);
-    if (s.blocked && s.unackedBytes <= limits.watchBufferedBytesMax / 2) s.blocked = false;
+    if (s.blocked && s.unackedBytes <= limits.watchBufferedBytesMax / 2) {
+      s.blocked = false;
+      this.#blockedStreams--;
+    }
   }
 
   #remove(w: Watcher): void {
@@ -249,7 +266,7 @@ export class WatchCore {
     this.#sink.commit();
     this.stats.responses++;
     s.unackedBytes += len + GRPC_PREFIX_BYTES; // as the main thread counts them: framed
-    if (s.unackedBytes > limits.watchBufferedBytesMax) s.blocked = true;
+    this.#block(s);
   }
 
   /** Sends one watcher its events (already matched and encoded), split at revision boundaries. */
@@ -351,7 +368,7 @@ export class WatchCore {
       this.#sink.template(s.id, prefix, suffix, ids);
       for (const id of ids) s.unackedBytes += GRPC_PREFIX_BYTES + eventResponseBytes(prefix, id, false, bytes);
       this.stats.responses += ids.length;
-      if (s.unackedBytes > limits.watchBufferedBytesMax) s.blocked = true;
+      this.#block(s);
     }
     byStream.clear();
   }

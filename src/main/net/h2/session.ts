@@ -680,17 +680,23 @@ export class H2Session implements FrameSink, HeaderSink {
       return;
     }
     let ok = true;
+    // #out is written by reference, not copied. The socket keeps a reference only to bytes it could
+    // not pass to the kernel at once (Writable counts them in writableLength until the write
+    // completes); when it took everything, #out is free to reuse, else a fresh one is started.
+    // With a watch stream's tens of KiB per pass, the copy cost one allocation per write and the
+    // garbage collections that follow.
     if (this.#outChunks.length === 0) {
       if (this.#outLen === 0) return;
-      ok = this.#socket.write(Buffer.from(this.#out.subarray(0, this.#outLen))); // copy: #out is reused
+      ok = this.#socket.write(this.#out.subarray(0, this.#outLen));
     } else {
-      if (this.#outLen > 0) this.#outChunks.push(Buffer.from(this.#out.subarray(0, this.#outLen)));
+      if (this.#outLen > 0) this.#outChunks.push(this.#out.subarray(0, this.#outLen));
       this.#socket.cork();
       for (const c of this.#outChunks) ok = this.#socket.write(c);
       this.#socket.uncork();
       this.#outChunks.length = 0;
       this.#outChunkBytes = 0;
     }
+    if (this.#outLen > 0 && this.#socket.writableLength > 0) this.#out = Buffer.allocUnsafe(h2Limits.outBufferBytes);
     this.#outLen = 0;
     if (!ok && !this.#readPaused && this.#socket.writableLength > h2Limits.socketWriteQueueBytesMax) {
       this.#readPaused = true;
