@@ -2,7 +2,7 @@
 // add a learner, start it with --initial-cluster-state existing (it learns its ID from the cluster and
 // catches up), check that it refuses what etcd's learners refuse, promote it once it has caught up,
 // remove a follower (its process stops), remove the leader (a new one is elected, the old one stops),
-// and end with the same HashKV on every remaining member. Writes go on throughout; none is lost.
+// with the same HashKV on every remaining member, then add a voter directly and start it. Writes go on throughout; none is lost.
 import { strict as assert } from 'node:assert';
 import { etcdctl, etcdctlJson } from '../support/etcdctl';
 import { RawGrpc } from '../support/grpc_raw';
@@ -64,6 +64,8 @@ describe('membership changes on a 3-member cluster (add learner, join, promote, 
   const written = new Map<string, string>();
   let learner: Server | undefined;
   let learnerId = '';
+  /** The two members left after the removals. */
+  let survivors: Server[] = [];
 
   const write = async (via: Server, k: string, v: string): Promise<void> => {
     const r = await unary(via.endpoint, '/etcdserverpb.KV/Put', putReq(k, v));
@@ -72,7 +74,7 @@ describe('membership changes on a 3-member cluster (add learner, join, promote, 
   };
 
   before(async () => {
-    ports = await Promise.all(Array.from({ length: 8 }, () => freePort()));
+    ports = await Promise.all(Array.from({ length: 10 }, () => freePort()));
     initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[4 + i]}`).join(',');
     members.push(...await Promise.all(names.map((name, i) => startEtcdTs({
       name, clientPort: ports[i], peerPort: ports[4 + i], initialCluster, token: 'membership-test', readyTimeoutMs: 60_000, logLevel: 'warn',
@@ -199,6 +201,29 @@ describe('membership changes on a 3-member cluster (add learner, join, promote, 
       return hs[0] === hs[1] ? hs : undefined;
     });
     assert.equal(hashes.length, 2);
+    survivors = two;
+  });
+
+  it('adds a voter directly (no learner step): it joins, counts in the quorum, and replicates', async () => {
+    const peerUrl = `http://127.0.0.1:${ports[8]}`;
+    const r = await until('member add (voter)', async () => {
+      const x = await etcdctl(survivors[0].endpoint, ['member', 'add', 'm5', `--peer-urls=${peerUrl}`]);
+      return x.code !== 0 && /unhealthy cluster/.test(x.stderr) ? undefined : x;
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const initial = /ETCD_INITIAL_CLUSTER="([^"]+)"/.exec(r.stdout)![1];
+    const m5 = await startEtcdTs({
+      name: 'm5', clientPort: ports[9], peerPort: ports[8], initialCluster: initial, token: 'membership-test',
+      extraArgs: ['--initial-cluster-state', 'existing'], readyTimeoutMs: 60_000, logLevel: 'warn',
+    });
+    members.push(m5);
+    assert.equal((await statusOf(m5)).isLearner, false);
+    await write(m5, '/via-m5', 'w');
+    for (const s of [...survivors, m5]) {
+      for (const [k, v] of written) assert.equal(await get(s.endpoint, k, false), v, `${k} on ${s.endpoint}`);
+    }
+    const list = await etcdctlJson(m5.endpoint, ['member', 'list']);
+    assert.equal((list.members as unknown[]).length, 3);
   });
 
   /** etcd refuses a removal while a voter has been connected for less than 5 s: retry, as an operator would. */
