@@ -242,9 +242,10 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
     const others = membership.list().filter((m) => m.id !== memberId);
     if (others.length === 0 && transport === null) return;
     const t = ensureTransport();
-    const want = new Set(others.map((m) => m.id));
     for (const m of others) t.addPeer(m.id, m.peerURLs);
-    for (const id of t.peerIds()) if (!want.has(id)) t.removePeer(id);
+    // Only IDs the cluster removed are dropped (and refused from now on): a member replaying the log
+    // from its start does not know every member yet, and refusing one as removed would stop it.
+    for (const id of t.peerIds()) if (membership.isRemoved(id)) t.removePeer(id);
   }
   if (ident.joined && membership.size === 0) {
     // Before our first applied ConfChange: talk to the members the cluster told us about.
