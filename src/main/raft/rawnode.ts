@@ -5,14 +5,22 @@
 //   while (node.hasReady()) {
 //     const rd = node.ready();
 //     persist rd.hardState, rd.entries (append, overwriting any conflicting suffix), rd.snapshot;
-//     send rd.messages;                       // only after the above is durable
+//     send rd.messages;                       // only after the above is durable (but see below)
 //     apply rd.snapshot, then rd.committedEntries in order;
 //     serve rd.readStates once applied >= readState.index;
-//     node.advance(rd);
+//     node.advance(rd);                       // rd.entries are durable: the leader counts them
 //   }
 // Exactly one Ready may be outstanding: ready() must be followed by advance(rd) before the next
-// ready(). A single-voter leader commits its entries as they are appended, so one Ready may carry
-// the same entries in `entries` and `committedEntries` (persist first, then apply).
+// ready(); the node may keep stepping messages and ticking in between (while the driver writes).
+// A single-voter leader (no learners) commits its entries as they are appended, so one Ready may
+// carry the same entries in `entries` and `committedEntries` (persist first, then apply).
+//
+// A leader may send rd.messages BEFORE persisting rd.entries, in parallel with its own write,
+// when rd.hardState keeps the durable term and vote (the Raft thesis §10.2.1; etcd-io/raft's
+// async storage writes). This is safe because its own log counts toward the commit quorum only
+// from advance(rd) on (Raft.selfPersisted): an entry commits only when a quorum holds it durably,
+// and a commit index it sends covers only entries of earlier Readies, already durable here.
+// Term and vote changes, followers' acks and vote grants still go out only after the write.
 
 import { assert } from '../../shared/errors';
 import { Raft, isEmptyHardState } from './raft';
@@ -196,6 +204,8 @@ export class RawNode {
       r.raftLog.stableTo(last.index, last.term);
     }
     if (rd.snapshot !== null) r.raftLog.stableSnapTo(rd.snapshot.metadata.index);
+    // rd.entries are durable now: a leader counts them toward the commit quorum only from here.
+    if (r.state === StateType.Leader) r.selfPersisted(r.raftLog.stableLastIndex());
   }
 
   status(): Status {
