@@ -208,6 +208,24 @@ export class RawNode {
     if (r.state === StateType.Leader) r.selfPersisted(r.raftLog.stableLastIndex());
   }
 
+  /**
+   * Whether the driver may send rd.messages BEFORE persisting rd, in parallel with its write (call
+   * it right after ready()): we are leader, rd keeps the durable term and vote and installs no
+   * snapshot, every message is a leader's (MsgApp, heartbeat, MsgSnap, TimeoutNow, ReadIndexResp),
+   * and every commit index they carry is already durable here. Otherwise persist first.
+   */
+  messagesBeforePersist(rd: Ready): boolean {
+    const r = this.#raft;
+    if (r.state !== StateType.Leader || rd.snapshot !== null || rd.messages.length === 0) return false;
+    const hs = rd.hardState;
+    if (hs !== null && (hs.term !== this.#prevHardState.term || hs.vote !== this.#prevHardState.vote)) return false;
+    const durable = r.raftLog.stableLastIndex();
+    for (const m of rd.messages) {
+      if (!earlyTypes[m.type] || m.commit > durable) return false;
+    }
+    return true;
+  }
+
   status(): Status {
     const r = this.#raft;
     return {
@@ -240,6 +258,13 @@ export class RawNode {
     return this.#raft;
   }
 }
+
+/** Message types a leader may send before its write is durable (messagesBeforePersist). */
+const earlyTypes: boolean[] = (() => {
+  const t: boolean[] = [];
+  for (const k of [MessageType.App, MessageType.Heartbeat, MessageType.Snap, MessageType.TimeoutNow, MessageType.ReadIndexResp]) t[k] = true;
+  return t;
+})();
 
 function hardStateEqual(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
