@@ -7,6 +7,8 @@
 //   - state machine safety: every member applies the same entry at each index (a hash chain of
 //     the applied sequence is compared per index, across snapshots and restarts);
 //   - leader completeness: a new leader holds every entry anyone has applied;
+//   - commit durability: a leader's commit index is held durably (in storage) by a quorum of its
+//     voters, its own unsynced log not counting (a lone voter, which counts it, never occurs here);
 // and at the end, with faults stopped, every member converges to the same applied state and a
 // final proposal commits everywhere (liveness).
 // Membership changes too: the cluster is bootstrapped with its configuration as the log's first
@@ -16,13 +18,17 @@
 // member applies committed changes before or after advance() (chosen per Ready), and snapshots
 // carry the configuration. As etcd's transport does, messages from removed members are dropped.
 // "Every member" in the final check means the members of the final configuration.
+// A leader writes in parallel with sending, as src/main/node/node.ts does: when
+// RawNode.messagesBeforePersist allows it, its messages go out first and its write stays in flight
+// for a random number of rounds while it keeps receiving acks and ticking; a crash meanwhile loses
+// that unsynced tail (entries and HardState).
 // A failure names its seed; replay it with RAFT_SEED=<seed> RAFT_NODES=<n>. RAFT_SIM_SEEDS=<k>
 // runs k seeds per cluster size instead of the CI default.
 import { strict as assert } from 'node:assert';
 import { RawNode } from '../../src/main/raft/rawnode';
 import { MemoryStorage } from '../../src/main/raft/memory_storage';
 import {
-  ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message, MessageType, NodeId, ProposalDroppedError, Snapshot, StateType,
+  ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message, MessageType, NodeId, ProposalDroppedError, Ready, Snapshot, StateType,
 } from '../../src/main/raft/types';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -66,6 +72,8 @@ interface SimNode {
   appliedHash: number;
   /** The configuration as this member's application applied it (what its snapshots record). */
   conf: ConfState;
+  /** A leader's Ready whose messages went out and whose write is in flight (lost on a crash). */
+  pending: Ready | null;
 }
 
 const ccKinds: ReadonlyArray<[string, ConfChangeType]> = [
@@ -113,8 +121,10 @@ class Sim {
   maxApplied = 0;
   proposed = 0;
   readonly stats = {
-    crashes: 0, lostReadies: 0, snapshots: 0, transfers: 0, partitions: 0, restarts: 0, confChanges: 0, confApplied: 0,
+    crashes: 0, lostReadies: 0, parallelWrites: 0, lostParallelWrites: 0, commitChecks: 0, snapshots: 0, transfers: 0, partitions: 0, restarts: 0, confChanges: 0, confApplied: 0,
   };
+  /** Per leader: its term and voters, and the commit index it had when last checked. */
+  readonly lastCommitSeen = new Map<NodeId, { key: string; commit: number }>();
   /** Members whose removal committed (some member applied it): their messages are dropped. */
   readonly removed = new Set<NodeId>();
   trace: string[] = [];
@@ -139,7 +149,9 @@ class Sim {
         storage.append(boot);
         storage.setHardState({ term: 1, vote: 0n, commit: n });
       }
-      const sn: SimNode = { id, storage, node: null, incarnation: 0, appliedIndex: 0, appliedHash: 0, conf: { voters: [], learners: [] } };
+      const sn: SimNode = {
+        id, storage, node: null, incarnation: 0, appliedIndex: 0, appliedHash: 0, conf: { voters: [], learners: [] }, pending: null,
+      };
       this.start(sn);
       this.nodes.push(sn);
       this.group.set(id, 0);
@@ -157,6 +169,7 @@ class Sim {
     sn.appliedHash = snap.data.length > 0 ? Number(dec(snap.data)) : 0;
     sn.conf = { voters: [...snap.metadata.voters], learners: [...snap.metadata.learners] };
     sn.incarnation++;
+    sn.pending = null;
     const r = new Rng(this.rng.int(2 ** 32));
     sn.node = new RawNode({
       id: sn.id, peers: [], electionTick: 10, heartbeatTick: 2, storage: sn.storage, applied: sn.appliedIndex,
@@ -165,24 +178,45 @@ class Sim {
     });
   }
 
-  /** One Ready of one node: persist, send, apply, advance — or crash before persisting. */
+  /**
+   * One Ready of one node: persist, send, apply, advance — or crash before persisting. A leader
+   * may send first and leave its write in flight (sn.pending), finished in a later round.
+   */
   handleReady(sn: SimNode): void {
     const node = sn.node;
-    if (node === null || !node.hasReady()) return;
+    if (node === null) return;
+    if (sn.pending !== null) {
+      // The write in flight completes after a random number of rounds (or the node crashes first).
+      if (!this.rng.chance(0.3)) return;
+      const rd = sn.pending;
+      sn.pending = null;
+      if (this.rng.chance(this.faults.crashBeforePersist * 5)) {
+        this.log(`${sn.id} crashes with its parallel write in flight (${rd.entries.length} entries lost)`);
+        this.stats.lostParallelWrites++;
+        sn.node = null;
+        return;
+      }
+      this.persistApplyAdvance(sn, node, rd, false);
+      return;
+    }
+    if (!node.hasReady()) return;
     const rd = node.ready();
+    if (node.messagesBeforePersist(rd)) {
+      this.send(sn, rd);
+      sn.pending = rd;
+      this.stats.parallelWrites++;
+      return;
+    }
     if (this.rng.chance(this.faults.crashBeforePersist)) {
       this.log(`${sn.id} crashes before persisting a Ready (${rd.entries.length} entries lost)`);
       this.stats.lostReadies++;
       sn.node = null;
       return;
     }
-    if (rd.snapshot !== null) {
-      sn.storage.applySnapshot(rd.snapshot);
-      this.applySnapshot(sn, rd.snapshot.metadata.index, Number(dec(rd.snapshot.data)));
-      sn.conf = { voters: [...rd.snapshot.metadata.voters], learners: [...rd.snapshot.metadata.learners] };
-    }
-    if (rd.hardState !== null) sn.storage.setHardState(rd.hardState);
-    sn.storage.append(rd.entries);
+    this.persistApplyAdvance(sn, node, rd, true);
+  }
+
+  send(sn: SimNode, rd: Ready): void {
     for (const m of rd.messages) {
       if (m.type !== MessageType.Snap) continue;
       this.stats.snapshots++;
@@ -193,11 +227,26 @@ class Sim {
       // Occasionally the network delivers a message twice, later (a retransmission).
       if (this.rng.chance(this.faults.duplicate)) this.net.push({ m, at: this.now + this.rng.int(20), senderIncarnation: sn.incarnation });
     }
+  }
+
+  /** Persists rd (then sends its messages when `send`), applies its committed entries, advances. */
+  persistApplyAdvance(sn: SimNode, node: RawNode, rd: Ready, send: boolean): void {
+    if (rd.snapshot !== null) {
+      sn.storage.applySnapshot(rd.snapshot);
+      this.applySnapshot(sn, rd.snapshot.metadata.index, Number(dec(rd.snapshot.data)));
+      sn.conf = { voters: [...rd.snapshot.metadata.voters], learners: [...rd.snapshot.metadata.learners] };
+    }
+    if (rd.hardState !== null) sn.storage.setHardState(rd.hardState);
+    sn.storage.append(rd.entries);
+    if (send) this.send(sn, rd);
+    // Committed entries are applied only once durable here (they may be in rd.entries).
+    const durable = sn.storage.lastIndex();
     // The driver may apply conf changes while handling the Ready or after advance(): both work.
     const afterAdvance = this.rng.chance(0.5);
     const late: ConfChange[] = [];
     for (const e of rd.committedEntries) {
       assert.equal(e.index, sn.appliedIndex + 1, `${sn.id} applies ${e.index} after ${sn.appliedIndex}`);
+      assert.ok(e.index <= durable, `${sn.id} applies ${e.index} above its durable index ${durable}`);
       this.recordApplied(sn, e.index, e.term, chain(sn.appliedHash, e.index, e.term, e.data));
       if (e.type !== EntryType.ConfChange) continue;
       if (afterAdvance) late.push(decodeConfChange(e));
@@ -300,6 +349,33 @@ class Sim {
     }
   }
 
+  /**
+   * Every leader's commit index is durable on a quorum of its voters (storage, not raft's memory).
+   * Checked when it advanced under an unchanged leader, term and configuration: an index committed
+   * under an earlier configuration stays committed without a quorum of the new one holding it.
+   */
+  checkCommitDurable(): void {
+    for (const sn of this.nodes) {
+      if (sn.node === null || sn.node.status().raftState !== StateType.Leader) continue;
+      const r = sn.node.raft;
+      const c = r.raftLog.committed;
+      const voters = r.trk.voters.incoming.sorted();
+      const key = `${r.term}/${voters.join(',')}`;
+      const prev = this.lastCommitSeen.get(sn.id);
+      this.lastCommitSeen.set(sn.id, { key, commit: c });
+      if (prev === undefined || prev.key !== key || prev.commit >= c) continue;
+      const term = r.raftLog.termOrZero(c);
+      let holding = 0;
+      for (const id of voters) {
+        const s = this.nodes[Number(id) - 1].storage;
+        if (s.snapshot().metadata.index >= c || (c >= s.firstIndex() && c <= s.lastIndex() && s.term(c) === term)) holding++;
+      }
+      this.stats.commitChecks++;
+      assert.ok(holding * 2 > voters.length,
+        `leader ${sn.id} (term ${r.term}) committed ${c} but only ${holding} of ${voters.length} voters hold it durably`);
+    }
+  }
+
   checkOneLeaderPerTerm(): void {
     for (const sn of this.nodes) {
       if (sn.node === null) continue;
@@ -370,9 +446,11 @@ class Sim {
     }
     for (const sn of this.nodes) {
       if (sn.node !== null && this.rng.chance(f.crash)) {
-        this.log(`${sn.id} crashes`);
+        this.log(`${sn.id} crashes${sn.pending !== null ? ` with its parallel write in flight (${sn.pending.entries.length} entries lost)` : ''}`);
         this.stats.crashes++;
+        if (sn.pending !== null) this.stats.lostParallelWrites++;
         sn.node = null;
+        sn.pending = null;
       } else if (sn.node === null && this.rng.chance(0.02)) {
         this.log(`${sn.id} restarts`);
         this.stats.restarts++;
@@ -420,6 +498,7 @@ class Sim {
       for (const sn of this.nodes) this.handleReady(sn);
       this.deliver();
       this.checkOneLeaderPerTerm();
+      this.checkCommitDurable();
     }
     if (this.now % 50 === 0) this.checkLogMatching();
   }
@@ -515,19 +594,29 @@ describe('raft: seeded cluster simulation', function () {
       let terms = 0;
       let changes = 0;
       let removals = 0;
+      let parallel = 0;
+      let lostParallel = 0;
+      let commitChecks = 0;
       for (let seed = 1; seed <= count; seed++) {
         const sim = runSim(seed * 7919 + n, n, steps);
         applied += sim.maxApplied;
         terms += sim.leaderOfTerm.size;
         changes += sim.stats.confChanges;
         removals += sim.removed.size;
+        parallel += sim.stats.parallelWrites;
+        lostParallel += sim.stats.lostParallelWrites;
+        commitChecks += sim.stats.commitChecks;
       }
       // The simulation must actually exercise replication and elections, not idle.
       assert.ok(applied > count * 50, `only ${applied} entries applied over ${count} seeds`);
       assert.ok(terms > count * 2, `only ${terms} leader terms over ${count} seeds`);
       // ...and membership changes: proposed, and carried through to removals.
       assert.ok(changes > count && removals > count / 4, `only ${changes} conf changes, ${removals} removals over ${count} seeds`);
-      console.log(`    ${n} nodes: ${applied} entries applied, ${terms} leader terms, ${changes} conf changes, ${removals} removals`);
+      // ...and the leader's parallel write, including crashes that lose it.
+      assert.ok(parallel > count * 100 && lostParallel > count / 4, `only ${parallel} parallel writes, ${lostParallel} lost`);
+      assert.ok(commitChecks > count * 50, `only ${commitChecks} commit durability checks`);
+      console.log(`    ${n} nodes: ${applied} entries applied, ${terms} leader terms, ${changes} conf changes, ${removals} removals, ` +
+        `${parallel} leader writes in parallel with sends (${lostParallel} lost in a crash), ${commitChecks} commits checked durable`);
     });
   }
 });

@@ -27,6 +27,11 @@
 //   config [ID...]   each node's applied configuration and whether it is a learner
 //   tick-election ID | tick-heartbeat ID | tick ID N
 //   process-ready ID... | deliver-msgs [ID...] [drop=ID] | stabilize [ID...]
+//   send-ready ID | persist-ready ID
+//     the leader's parallel write, as src/main/node/node.ts does it: send-ready takes the Ready and
+//     queues its messages BEFORE persisting anything (the write is in flight; the node keeps
+//     stepping messages), persist-ready then persists it, applies its committed entries and calls
+//     advance(); a crash in between loses the Ready's entries and hardState.
 //   isolate ID | heal | compact ID INDEX | crash ID | restart ID
 //   raft-state | raft-log ID | status ID | applied ID
 import { strict as assert } from 'node:assert';
@@ -52,6 +57,8 @@ interface Member {
   appliedIndex: number;
   /** Configurations the application applied, by index (for snapshots); first = the initial one. */
   confs: Array<{ index: number; cs: ConfState }>;
+  /** A Ready whose messages went out (send-ready) and which is not yet persisted (persist-ready). */
+  pending: Ready | null;
 }
 
 const ccNames: ReadonlyArray<[string, ConfChangeType]> = [
@@ -117,10 +124,40 @@ class Env {
 
   processReady(m: Member): boolean {
     const n = m.node;
-    if (n === null || !n.hasReady()) return false;
+    if (n === null || m.pending !== null || !n.hasReady()) return false;
     const rd = n.ready();
     this.out.push(`> ${m.id} handling Ready`);
     this.printReady(rd);
+    this.persist(m, n, rd, true);
+    return true;
+  }
+
+  /** send-ready: the messages go out now; persisting waits for persist-ready. */
+  sendReady(m: Member): void {
+    const n = m.node;
+    assert.ok(n !== null && m.pending === null, `node ${m.id} is crashed or has a Ready pending`);
+    if (!n.hasReady()) {
+      this.out.push('no Ready');
+      return;
+    }
+    const rd = n.ready();
+    this.out.push(`> ${m.id} handling Ready: sending before persisting`);
+    this.printReady(rd);
+    this.queue.push(...rd.messages);
+    m.pending = rd;
+  }
+
+  persistReady(m: Member): void {
+    const n = m.node;
+    assert.ok(n !== null && m.pending !== null, `node ${m.id} is crashed or has no Ready pending`);
+    const rd = m.pending;
+    m.pending = null;
+    this.out.push(`> ${m.id} persisted its Ready (advance)`);
+    this.persist(m, n, rd, false);
+  }
+
+  /** Persists rd (queueing its messages after that when `send`), applies, advances. */
+  persist(m: Member, n: RawNode, rd: Ready, send: boolean): void {
     if (rd.snapshot !== null) {
       m.storage.applySnapshot(rd.snapshot);
       m.applied = JSON.parse(dec(rd.snapshot.data)) as string[];
@@ -130,14 +167,13 @@ class Env {
     }
     if (rd.hardState !== null) m.storage.setHardState(rd.hardState);
     m.storage.append(rd.entries);
-    this.queue.push(...rd.messages);
+    if (send) this.queue.push(...rd.messages);
     for (const e of rd.committedEntries) {
       if (e.data.length > 0) m.applied.push(dec(e.data));
       m.appliedIndex = e.index;
       if (e.type === EntryType.ConfChange) this.applyConfChange(m, n, e);
     }
     n.advance(rd);
-    return true;
   }
 
   applyConfChange(m: Member, n: RawNode, e: Entry): void {
@@ -252,7 +288,7 @@ class Env {
         const boot = kv.get('bootstrap') === 'true';
         for (const id of ids) {
           const m: Member = {
-            id, storage: boot ? new MemoryStorage([]) : new MemoryStorage(voters, learners), node: null, applied: [],
+            id, storage: boot ? new MemoryStorage([]) : new MemoryStorage(voters, learners), node: null, applied: [], pending: null,
             appliedIndex: 0, confs: [{ index: 0, cs: boot ? { voters: [], learners: [] } : { voters: sortIds(voters), learners: sortIds(learners) } }],
           };
           if (boot) this.bootstrap(m, voters, learners);
@@ -298,6 +334,8 @@ class Env {
       case 'process-ready':
         for (const m of this.members) if (ids.includes(m.id)) this.processReady(m);
         return;
+      case 'send-ready': return this.sendReady(this.get(args[0]));
+      case 'persist-ready': return this.persistReady(this.get(args[0]));
       case 'deliver-msgs': {
         const drop = kv.has('drop') ? BigInt(kv.get('drop')!) : null;
         this.deliver(ids, drop);
@@ -321,7 +359,12 @@ class Env {
         m.storage.compact(idx);
         return;
       }
-      case 'crash': this.get(args[0]).node = null; return;
+      case 'crash': {
+        const m = this.get(args[0]);
+        m.node = null;
+        m.pending = null; // the write in flight is lost
+        return;
+      }
       case 'restart': {
         const m = this.get(args[0]);
         const snap = m.storage.snapshot();

@@ -6,7 +6,9 @@
 // Ready; everything proposed while the previous sync ran rides in the next one) -> committed
 // entries pushed on the apply ring -> apply worker (LMDB txn + applied index) -> RESULT on the
 // return ring -> the proposal's promise resolves with the encoded response.
-// A proposal is answered only after its entry is fsynced AND applied.
+// A proposal is answered only after its entry is fsynced AND applied. A leader sends its MsgApps
+// before its own Wal.save when the Ready keeps the durable term and vote (see #handleReady), so
+// leader and followers sync in parallel; everyone else persists first, then sends.
 import { RawNode } from '../raft/rawnode';
 import { MemoryStorage } from '../raft/memory_storage';
 import { ConfChangeType, ConfState, Entry, EntryType, Message, MessageType, NodeId, ProposalDroppedError, Ready, StateType } from '../raft/types';
@@ -468,6 +470,13 @@ export class RaftNode {
   }
 
   async #handleReady(rd: Ready): Promise<void> {
+    // A leader that keeps its durable term and vote sends its MsgApps and heartbeats now, so its WAL
+    // write runs in parallel with the followers' (the Raft thesis §10.2.1). Safe because Raft counts
+    // the leader's own log toward the commit quorum only once advance(rd) reports it durable, and
+    // the commit index these messages carry is already durable here (messagesBeforePersist checks).
+    // Decided before anything else runs: it must see Raft exactly as ready() left it.
+    const early = this.#opts.send !== undefined && this.#raw.messagesBeforePersist(rd);
+    if (early) this.#opts.send!(rd.messages);
     if (rd.softState) this.#onSoftState(rd.softState.lead);
     // A lone voter's committed entries may be applied while their WAL write is in flight (etcd
     // does the same for its leader): apply and fsync overlap, and the answer still waits for both
@@ -500,7 +509,7 @@ export class RaftNode {
     this.#durableIndex = this.#storage.lastIndex(); // storage holds only what the WAL has synced
     this.#releaseHeld();
     // Term, vote and entries are durable: now the messages that depend on them may go out.
-    if (rd.messages.length > 0) this.#opts.send?.(rd.messages);
+    if (!early && rd.messages.length > 0) this.#opts.send?.(rd.messages);
     if (!overlap) await this.#applyCommitted(rd);
     for (const rs of rd.readStates) this.#onReadState(rs.index, rs.requestCtx);
   }

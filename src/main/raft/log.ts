@@ -160,6 +160,14 @@ export class RaftLog {
     this.unstable.stableSnapTo(i);
   }
 
+  /**
+   * Last index of the durable log: everything below the unstable entries, which the driver
+   * reported persisted through advance(). 0 while an unstable snapshot is pending (none of it is).
+   */
+  stableLastIndex(): number {
+    return this.unstable.snapshot !== null ? 0 : this.unstable.offset - 1;
+  }
+
   unstableEntries(): Entry[] {
     return this.unstable.entries;
   }

@@ -10,8 +10,14 @@
 // driver decodes a committed ConfChange entry and calls applyConfChange; the leader accepts one
 // ConfChange proposal at a time (pendingConfIndex). Joint consensus (ConfChange v2) is not here.
 //
-// Not yet implemented: joint consensus, lease-based reads, uncommitted-size limits, async
-// storage writes.
+// The leader's own log counts toward the commit quorum only once it is durable (the Raft thesis
+// §10.2.1, etcd-io/raft's async storage writes): appendEntry does not move the leader's own
+// Progress.match; the driver reports persistence through RawNode.advance(), which calls
+// selfPersisted(). So the driver may send MsgApp before its own fsync, in parallel with it, and an
+// entry still commits only when a quorum holds it durably. A lone voter (one voter, no learners)
+// sends nothing and keeps counting itself at append time, so its driver can overlap apply and fsync.
+//
+// Not yet implemented: joint consensus, lease-based reads, uncommitted-size limits.
 
 import { assert, assertNever } from '../../shared/errors';
 import { simpleChange } from './confchange';
@@ -289,7 +295,9 @@ export class Raft {
     this.abortLeaderTransfer();
     this.trk.resetVotes();
     const last = this.raftLog.lastIndex();
-    this.trk.visit((id, pr) => pr.reset(id === this.id ? last : 0, last + 1));
+    // Our own match is what we hold durably (a lone voter: everything; see appendEntry).
+    const own = this.ownLogCountsAtAppend() ? last : this.raftLog.stableLastIndex();
+    this.trk.visit((id, pr) => pr.reset(id === this.id ? own : 0, last + 1));
     this.pendingConfIndex = 0;
     this.pendingReadIndexMessages = [];
     // Requests recorded under an earlier leadership must not be answered by a later one: the
@@ -339,13 +347,43 @@ export class Raft {
     this.appendEntry([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]);
   }
 
-  /** Leader: appends ents at the end of our log; a single voter commits them at once. */
+  /**
+   * Leader: appends ents at the end of our log. They count toward the commit quorum once the
+   * driver reports them durable (selfPersisted), except for a lone voter, which commits them at once.
+   */
   appendEntry(ents: Entry[]): void {
     let li = this.raftLog.lastIndex();
     const stamped = ents.map((e) => ({ ...e, term: this.term, index: ++li }));
     this.raftLog.append(stamped);
-    this.trk.progress.get(this.id)!.maybeUpdate(li);
-    this.maybeCommit();
+    if (this.ownLogCountsAtAppend()) {
+      this.trk.progress.get(this.id)!.maybeUpdate(li);
+      this.maybeCommit();
+    }
+  }
+
+  /**
+   * A lone voter (one voter, no learners) counts its own entries as soon as they are appended: it
+   * sends them to no one, and its driver answers a client only once the entry is durable too.
+   * Anyone else waits for selfPersisted: a leader that counted its unsynced log could "commit" an
+   * entry with one follower's ack, send that commit index out, then crash and lose the entry.
+   */
+  private ownLogCountsAtAppend(): boolean {
+    return this.trk.isSingleton() && this.trk.learners.size === 0;
+  }
+
+  /**
+   * Leader: our log is durable through `index` (RawNode.advance calls this with the last index
+   * below the unstable entries). Counts our own log toward the commit quorum (etcd-io/raft's
+   * self MsgAppResp in async-storage-writes mode); when that commits more, tells the followers.
+   */
+  selfPersisted(index: number): void {
+    if (this.state !== StateType.Leader) return;
+    const pr = this.trk.progress.get(this.id);
+    if (pr === undefined || !pr.maybeUpdate(index)) return;
+    if (this.maybeCommit()) {
+      this.releasePendingReadIndexMessages();
+      this.bcastAppend();
+    }
   }
 
   maybeCommit(): boolean {

@@ -5,14 +5,22 @@
 //   while (node.hasReady()) {
 //     const rd = node.ready();
 //     persist rd.hardState, rd.entries (append, overwriting any conflicting suffix), rd.snapshot;
-//     send rd.messages;                       // only after the above is durable
+//     send rd.messages;                       // only after the above is durable (but see below)
 //     apply rd.snapshot, then rd.committedEntries in order;
 //     serve rd.readStates once applied >= readState.index;
-//     node.advance(rd);
+//     node.advance(rd);                       // rd.entries are durable: the leader counts them
 //   }
 // Exactly one Ready may be outstanding: ready() must be followed by advance(rd) before the next
-// ready(). A single-voter leader commits its entries as they are appended, so one Ready may carry
-// the same entries in `entries` and `committedEntries` (persist first, then apply).
+// ready(); the node may keep stepping messages and ticking in between (while the driver writes).
+// A single-voter leader (no learners) commits its entries as they are appended, so one Ready may
+// carry the same entries in `entries` and `committedEntries` (persist first, then apply).
+//
+// A leader may send rd.messages BEFORE persisting rd.entries, in parallel with its own write,
+// when rd.hardState keeps the durable term and vote (the Raft thesis §10.2.1; etcd-io/raft's
+// async storage writes). This is safe because its own log counts toward the commit quorum only
+// from advance(rd) on (Raft.selfPersisted): an entry commits only when a quorum holds it durably,
+// and a commit index it sends covers only entries of earlier Readies, already durable here.
+// Term and vote changes, followers' acks and vote grants still go out only after the write.
 
 import { assert } from '../../shared/errors';
 import { Raft, isEmptyHardState } from './raft';
@@ -196,6 +204,26 @@ export class RawNode {
       r.raftLog.stableTo(last.index, last.term);
     }
     if (rd.snapshot !== null) r.raftLog.stableSnapTo(rd.snapshot.metadata.index);
+    // rd.entries are durable now: a leader counts them toward the commit quorum only from here.
+    if (r.state === StateType.Leader) r.selfPersisted(r.raftLog.stableLastIndex());
+  }
+
+  /**
+   * Whether the driver may send rd.messages BEFORE persisting rd, in parallel with its write (call
+   * it right after ready()): we are leader, rd keeps the durable term and vote and installs no
+   * snapshot, every message is a leader's (MsgApp, heartbeat, MsgSnap, TimeoutNow, ReadIndexResp),
+   * and every commit index they carry is already durable here. Otherwise persist first.
+   */
+  messagesBeforePersist(rd: Ready): boolean {
+    const r = this.#raft;
+    if (r.state !== StateType.Leader || rd.snapshot !== null || rd.messages.length === 0) return false;
+    const hs = rd.hardState;
+    if (hs !== null && (hs.term !== this.#prevHardState.term || hs.vote !== this.#prevHardState.vote)) return false;
+    const durable = r.raftLog.stableLastIndex();
+    for (const m of rd.messages) {
+      if (!earlyTypes[m.type] || m.commit > durable) return false;
+    }
+    return true;
   }
 
   status(): Status {
@@ -230,6 +258,13 @@ export class RawNode {
     return this.#raft;
   }
 }
+
+/** Message types a leader may send before its write is durable (messagesBeforePersist). */
+const earlyTypes: boolean[] = (() => {
+  const t: boolean[] = [];
+  for (const k of [MessageType.App, MessageType.Heartbeat, MessageType.Snap, MessageType.TimeoutNow, MessageType.ReadIndexResp]) t[k] = true;
+  return t;
+})();
 
 function hardStateEqual(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;

@@ -103,7 +103,8 @@ export interface Ready {
   snapshot: Snapshot | null;
   /** Entries committed and not yet handed out; apply in order (after `entries` are persisted). */
   committedEntries: Entry[];
-  /** Messages to send AFTER entries and hardState are durable. */
+  /** Messages to send AFTER entries and hardState are durable; a leader keeping the durable term
+   * and vote may send them before, in parallel with its write (see rawnode.ts). */
   messages: Message[];
   readStates: ReadState[];
   /** True when hardState/entries must be fsynced before messages go out. */
