@@ -494,7 +494,12 @@ export class RaftNode {
       if (meta.index > this.#commit) this.#commit = meta.index;
     }
     if (overlap) await this.#applyCommitted(rd);
-    if (rd.hardState || rd.entries.length > 0) {
+    // etcd's MustSync: new entries, term or vote must be durable before anything depends on them; a
+    // Ready that only moves the commit index needs no write (etcd writes it without a sync). The commit
+    // index is recovered without it: from the applied index in LMDB, and from the leader. Skipping it
+    // keeps a synchronous WAL write out of every write's path on the leader (between the followers'
+    // acks and the apply) and on followers (between a commit notice and the next ack).
+    if (rd.entries.length > 0 || (rd.hardState !== null && rd.mustSync)) {
       await this.#wal.save(rd.hardState, rd.entries);
     }
     if (rd.entries.length > 0) {
