@@ -74,7 +74,7 @@ describe('membership changes on a 3-member cluster (add learner, join, promote, 
   };
 
   before(async () => {
-    ports = await Promise.all(Array.from({ length: 10 }, () => freePort()));
+    ports = await Promise.all(Array.from({ length: 11 }, () => freePort()));
     initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[4 + i]}`).join(',');
     members.push(...await Promise.all(names.map((name, i) => startEtcdTs({
       name, clientPort: ports[i], peerPort: ports[4 + i], initialCluster, token: 'membership-test', readyTimeoutMs: 60_000, logLevel: 'warn',
@@ -224,6 +224,32 @@ describe('membership changes on a 3-member cluster (add learner, join, promote, 
     }
     const list = await etcdctlJson(m5.endpoint, ['member', 'list']);
     assert.equal((list.members as unknown[]).length, 3);
+  });
+
+  it('moves a member to a new peer URL with member update, then restarts it there', async () => {
+    const m5 = members[members.length - 1];
+    const m5Id = BigInt((await statusOf(m5)).memberId).toString(16);
+    const newPeerPort = ports[10];
+    const r = await etcdctl(survivors[0].endpoint, ['member', 'update', m5Id, `--peer-urls=http://127.0.0.1:${newPeerPort}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`Member\\s+${m5Id} updated in cluster`));
+    await m5.stop();
+    // Same data dir, new peer port: the others dial it at the URL the cluster now holds.
+    const moved = await startEtcdTs({
+      name: 'm5', dataDir: m5.dataDir, clientPort: ports[9], peerPort: newPeerPort,
+      initialCluster: `m5=http://127.0.0.1:${newPeerPort}`, token: 'membership-test', readyTimeoutMs: 60_000, logLevel: 'warn',
+    });
+    members.push(moved);
+    await until('a write through the moved member', async () => {
+      await write(moved, '/after-move', 'm');
+      return true;
+    });
+    for (const s of survivors) {
+      await until(`the write on ${s.endpoint}`, async () => ((await get(s.endpoint, '/after-move', true)) === 'm' ? true : undefined));
+    }
+    const list = await etcdctlJson(survivors[1].endpoint, ['member', 'list']);
+    const urls = (list.members as Array<{ peerURLs: string[] }>).map((m) => m.peerURLs[0]);
+    assert.ok(urls.includes(`http://127.0.0.1:${newPeerPort}`), JSON.stringify(urls));
   });
 
   /** etcd refuses a removal while a voter has been connected for less than 5 s: retry, as an operator would. */
