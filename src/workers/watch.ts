@@ -102,7 +102,7 @@ class RingSink implements ResponseSink {
   flush(): void {
     if (this.#staged.size === 0) return;
     for (const [id, st] of this.#staged) {
-      this.#push(id, st);
+      if (st.len > 0) this.#push(id, st); // empty after end() pushed it
       if (this.#free.length < STAGE_FREE_MAX && st.buf.length <= STAGE_PUSH_BYTES) this.#free.push(st.buf);
     }
     this.#staged.clear();

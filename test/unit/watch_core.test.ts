@@ -124,6 +124,24 @@ describe('watch core', function () {
     await d.close();
   });
 
+  it('a shared (template) fan-out stops at the stream limit: the rest of its watchers are demoted, then caught up', async () => {
+    const { d, sink, core, write } = setup();
+    limits.watchBufferedBytesMax = 1000;
+    for (let i = 0; i < 200; i++) core.create({ streamId: 1, watchId: 0, key: b('a'), end: null, startRevision: 0, opts });
+    core.drained(1, Number.MAX_SAFE_INTEGER); // the created replies were read
+    write(() => d.put('a', 'x'.repeat(100)));
+    core.advance(d.store.revision);
+    const live = sink.out.filter((o) => o.resp.events.length > 0).length;
+    // Responses are about 130 bytes: live delivery stops just past 1,000 unacknowledged bytes.
+    assert.ok(live > 0 && live <= 10, `${live} watchers got the event live`);
+    assert.equal(core.stats.demoted, 200 - live);
+    core.drained(1, Number.MAX_SAFE_INTEGER);
+    while (core.catchUp()) core.drained(1, Number.MAX_SAFE_INTEGER);
+    const ids = sink.out.filter((o) => o.resp.events.length > 0).map((o) => o.resp.watchId).sort((x, y) => x - y);
+    assert.deepEqual(ids, Array.from({ length: 200 }, (_, i) => i)); // every watcher exactly once
+    await d.close();
+  });
+
   it('prev_kv, filters, progress notify', async () => {
     const { d, sink, core, write } = setup();
     write(() => d.put('k', 'v1'));

@@ -266,6 +266,9 @@ export abstract class InProcessStream implements ServerStream {
     if (this.#ended) return;
     this.#ended = true;
     this.writeEnd(code, message ?? '');
+    // As both gRPC transports do when a stream closes for any reason: the handler's cleanup runs (a
+    // Watch stream ended by the server frees its stream entry and its watchers in the worker).
+    this.#runCancelFns();
   }
 
   get closed(): boolean {
@@ -314,6 +317,11 @@ export abstract class InProcessStream implements ServerStream {
   cancel(): void {
     this.#inputClosed = true;
     this.#ended = true;
+    this.#runCancelFns();
+  }
+
+  /** Each cancel callback runs once, whichever way the call ended. */
+  #runCancelFns(): void {
     const fns = this.#cancelFns;
     this.#cancelFns = [];
     for (const fn of fns) fn();

@@ -116,8 +116,8 @@ export class GrpcMethods {
       try {
         this.#guard?.stream(path);
       } catch (e) {
-        const err = e as { code?: number; message?: string };
-        ss.end(typeof err.code === 'number' ? err.code : 2, err.message ?? String(e));
+        const st = errorStatus(e);
+        ss.end(st.code, st.message);
         return { onMessage: () => undefined, onEnd: () => undefined };
       }
       return h(ss, ctx);

@@ -349,6 +349,7 @@ export class WatchCore {
     const bytes = chunkBytes(batch.parts);
     const shared = bytes < limits.watchResponseBytesSoftMax && bytes + 64 < this.#maxRequestBytes;
     const byStream = this.#idsByStream;
+    const prefix = this.#headers.field(toRev, this.term);
     // Deleting the current element while iterating a Set is safe; demotion removes only w.
     for (const w of watchers) {
       if (synced && w.stream.blocked) this.#demote(w);
@@ -359,16 +360,17 @@ export class WatchCore {
         let ids = byStream.get(w.stream);
         if (ids === undefined) byStream.set(w.stream, (ids = []));
         ids.push(w.id);
+        // Counted as each watcher joins the template, so a stream that passes the limit in this batch
+        // has its remaining synced watchers demoted, as separate responses would (the bound holds).
+        w.stream.unackedBytes += GRPC_PREFIX_BYTES + eventResponseBytes(prefix, w.id, false, bytes);
+        this.#block(w.stream);
       }
     }
     if (byStream.size === 0) return;
-    const prefix = this.#headers.field(toRev, this.term);
     const suffix = batch.parts.length === 1 ? batch.parts[0] : Buffer.concat(batch.parts, bytes);
     for (const [s, ids] of byStream) {
       this.#sink.template(s.id, prefix, suffix, ids);
-      for (const id of ids) s.unackedBytes += GRPC_PREFIX_BYTES + eventResponseBytes(prefix, id, false, bytes);
       this.stats.responses += ids.length;
-      this.#block(s);
     }
     byStream.clear();
   }
