@@ -14,7 +14,7 @@ import { MemoryStorage } from './raft/memory_storage';
 import { RawNode } from './raft/rawnode';
 import { RaftNode } from './node/node';
 import { Lessor } from './lease/lessor';
-import { EtcdServer, MemberInfo } from './server';
+import { EtcdServer } from './server';
 import { createHttp1Server } from './http1';
 import { listenMultiplexed } from './net/listener';
 import { startAutoCompaction } from './autocompact';
@@ -289,7 +289,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
     // The leader's state replaced ours: so did its membership.
     const st = store.membership();
     if (st !== null) membership = Membership.fromState(st);
-    if (membership.get(memberId) === undefined && membership.isRemoved(memberId)) onRemovedSelf();
+    if (membership.isRemoved(memberId)) onRemovedSelf();
     else syncPeers();
   });
   // Raft messages go out as they are, except a snapshot: the follower gets a copy of the LMDB
@@ -360,7 +360,6 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   node.start();
   lessor.start();
 
-  const self: MemberInfo = { id: memberId, name: cfg.name, peerUrls: cfg.initialAdvertisePeerUrls };
   const watch = new WatchService({
     worker: watchWorker.worker, toWatch: new Ring(watchInit.toWatch), fromWatch: new Ring(watchInit.fromWatch),
     signal: new WatchSignal(watchInit.signal), term: () => node.term, log,
@@ -371,7 +370,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
       return { worker, toWatch: new Ring(init.toWatch), fromWatch: new Ring(init.fromWatch) };
     },
   });
-  const server = new EtcdServer({ cfg, log, node, store, clusterId, self, membership: () => membership, lmdbDir, compactor: compactor.worker, watch, lessor });
+  const server = new EtcdServer({ cfg, log, node, store, clusterId, memberId, membership: () => membership, lmdbDir, compactor: compactor.worker, watch, lessor });
   clusterRef = new ClusterService({
     node, selfId: memberId, membership: () => membership, store, header: () => server.header(), strictReconfigCheck: cfg.strictReconfigCheck,
     activeSince: (id) => transport?.activeSince(id) ?? 0,

@@ -26,19 +26,13 @@ import { registerLeaseService } from './lease/lease_service';
 import { LocalKv, registerElectionService, registerLockService } from './lease/recipes';
 import type { Membership } from './membership';
 
-export interface MemberInfo {
-  id: bigint;
-  name: string;
-  peerUrls: string[];
-}
-
 export interface ServerDeps {
   cfg: Config;
   log: Logger;
   node: RaftNode;
   store: MvccStore;
   clusterId: bigint;
-  self: MemberInfo;
+  memberId: bigint;
   /** The current membership (src/main/membership.ts); the Cluster service is src/main/cluster_service.ts. */
   membership: () => Membership;
   lmdbDir: string;
@@ -68,7 +62,7 @@ export class EtcdServer {
   constructor(d: ServerDeps) {
     this.#d = d;
     this.#clusterIdStr = d.clusterId.toString();
-    this.#memberIdStr = d.self.id.toString();
+    this.#memberIdStr = d.memberId.toString();
     this.#headers = new HeaderMaker(this.#clusterIdStr, this.#memberIdStr);
     this.#pool = new Piscina({
       filename: path.join(__dirname, '../workers/range.js'),

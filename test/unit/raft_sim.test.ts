@@ -27,6 +27,7 @@
 import { strict as assert } from 'node:assert';
 import { RawNode } from '../../src/main/raft/rawnode';
 import { MemoryStorage } from '../../src/main/raft/memory_storage';
+import { copyConfState } from '../../src/main/raft/confchange';
 import {
   ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message, MessageType, NodeId, ProposalDroppedError, Ready, Snapshot, StateType,
 } from '../../src/main/raft/types';
@@ -167,7 +168,7 @@ class Sim {
     const snap = sn.storage.snapshot();
     sn.appliedIndex = snap.metadata.index;
     sn.appliedHash = snap.data.length > 0 ? Number(dec(snap.data)) : 0;
-    sn.conf = { voters: [...snap.metadata.voters], learners: [...snap.metadata.learners] };
+    sn.conf = copyConfState(snap.metadata);
     sn.incarnation++;
     sn.pending = null;
     const r = new Rng(this.rng.int(2 ** 32));
@@ -234,7 +235,7 @@ class Sim {
     if (rd.snapshot !== null) {
       sn.storage.applySnapshot(rd.snapshot);
       this.applySnapshot(sn, rd.snapshot.metadata.index, Number(dec(rd.snapshot.data)));
-      sn.conf = { voters: [...rd.snapshot.metadata.voters], learners: [...rd.snapshot.metadata.learners] };
+      sn.conf = copyConfState(rd.snapshot.metadata);
     }
     if (rd.hardState !== null) sn.storage.setHardState(rd.hardState);
     sn.storage.append(rd.entries);

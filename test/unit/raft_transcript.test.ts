@@ -39,7 +39,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RawNode } from '../../src/main/raft/rawnode';
 import { MemoryStorage } from '../../src/main/raft/memory_storage';
-import { describeConfState, sortIds } from '../../src/main/raft/confchange';
+import { copyConfState, describeConfState, sortIds } from '../../src/main/raft/confchange';
 import {
   ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message, NodeId, ProposalDroppedError, Ready, StateType,
 } from '../../src/main/raft/types';
@@ -163,7 +163,7 @@ class Env {
       m.applied = JSON.parse(dec(rd.snapshot.data)) as string[];
       m.appliedIndex = rd.snapshot.metadata.index;
       const md = rd.snapshot.metadata;
-      m.confs = [{ index: md.index, cs: { voters: [...md.voters], learners: [...md.learners] } }];
+      m.confs = [{ index: md.index, cs: copyConfState(md) }];
     }
     if (rd.hardState !== null) m.storage.setHardState(rd.hardState);
     m.storage.append(rd.entries);
@@ -371,7 +371,7 @@ class Env {
         m.applied = snap.data.length > 0 ? (JSON.parse(dec(snap.data)) as string[]) : [];
         m.appliedIndex = snap.metadata.index;
         const md = snap.metadata;
-        m.confs = [{ index: md.index, cs: { voters: [...md.voters], learners: [...md.learners] } }];
+        m.confs = [{ index: md.index, cs: copyConfState(md) }];
         m.node = this.newNode(m);
         return;
       }

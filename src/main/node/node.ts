@@ -351,11 +351,6 @@ export class RaftNode {
     return this.#raw.progress();
   }
 
-  /** The configuration Raft holds now. */
-  get confState(): ConfState {
-    return this.#raw.status().config;
-  }
-
   /** The term of a log entry this member still holds (a snapshot's metadata). */
   termAt(index: number): number {
     return this.#storage.term(index);
@@ -561,8 +556,7 @@ export class RaftNode {
       if (d.raft !== null) {
         const cs = this.#raw.applyConfChange(d.raft);
         this.#confHistory.push({ index: e.index, cs });
-        this.#loneVoter = isLone(cs, this.#opts.id);
-        this.#isLearner = cs.learners.includes(this.#opts.id);
+        this.#followConf(cs);
       }
       type = EntryType.Normal;
       data = d.applyData;
@@ -590,6 +584,11 @@ export class RaftNode {
   /** After a snapshot from the leader: its configuration is the one in force from its index on. */
   #resetConfHistory(index: number, cs: ConfState): void {
     this.#confHistory = [{ index, cs }];
+    this.#followConf(cs);
+  }
+
+  /** What this member's role in a new configuration changes here. */
+  #followConf(cs: ConfState): void {
     this.#loneVoter = isLone(cs, this.#opts.id);
     this.#isLearner = cs.learners.includes(this.#opts.id);
   }

@@ -530,42 +530,39 @@ function remoteOf(sock: net.Socket): string {
  * how a member started with --initial-cluster-state existing learns the ID MemberAdd gave it.
  */
 export async function discoverCluster(url: string, l: PeerLimits = limits): Promise<unknown> {
-  const sockets = new Set<net.Socket>();
-  const env = { selfId: 0n, clusterId: 0n, limits: l, track: (s: net.Socket) => { sockets.add(s); } };
+  // dial() destroys its socket when it fails; after it succeeds, the finally below does.
+  const env = { selfId: 0n, clusterId: 0n, limits: l, track: () => undefined };
   const { sock, reader } = await dial(env, parsePeerUrl(url), Purpose.Discover, 0n);
   try {
     return await new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no membership from ${url} in time`)), l.peerHandshakeTimeoutMs);
-      const onFrame = (): boolean => {
-        const f = reader.next();
-        if (f === null) return false;
+      const fail = (e: Error): void => {
         clearTimeout(timer);
-        if (f.type !== FrameType.Members) reject(new PeerProtocolError(`unexpected frame type ${f.type} answering discovery`));
-        else resolve(JSON.parse(Buffer.from(f.payload).toString('utf8')));
-        return true;
+        reject(e);
+      };
+      const timer = setTimeout(() => reject(new Error(`no membership from ${url} in time`)), l.peerHandshakeTimeoutMs);
+      /** Settles once the MEMBERS frame is in (it may have come with the HELLO_ACK). */
+      const onFrame = (): void => {
+        try {
+          const f = reader.next();
+          if (f === null) return;
+          if (f.type !== FrameType.Members) fail(new PeerProtocolError(`unexpected frame type ${f.type} answering discovery`));
+          else {
+            clearTimeout(timer);
+            resolve(JSON.parse(Buffer.from(f.payload).toString('utf8')));
+          }
+        } catch (e) {
+          fail(e as Error);
+        }
       };
       sock.on('data', (chunk: Buffer) => {
         reader.push(chunk);
-        try {
-          onFrame();
-        } catch (e) {
-          clearTimeout(timer);
-          reject(e as Error);
-        }
+        onFrame();
       });
-      sock.on('close', () => {
-        clearTimeout(timer);
-        reject(new Error(`connection to ${url} closed before the membership arrived`));
-      });
+      sock.on('close', () => fail(new Error(`connection to ${url} closed before the membership arrived`)));
       sock.resume();
-      try {
-        onFrame(); // bytes that came with the HELLO_ACK
-      } catch (e) {
-        clearTimeout(timer);
-        reject(e as Error);
-      }
+      onFrame();
     });
   } finally {
-    for (const s of sockets) s.destroy();
+    sock.destroy();
   }
 }

@@ -19,6 +19,7 @@ import {
   Storage,
 } from './types';
 import { limitSize } from './util';
+import { copyConfState } from './confchange';
 
 export class MemoryStorage implements Storage {
   #hardState: HardState;
@@ -89,9 +90,7 @@ export class MemoryStorage implements Storage {
   createSnapshot(index: number, data: Uint8Array, cs?: ConfState): Snapshot {
     if (index <= this.#snapshot.metadata.index) throw new ErrSnapOutOfDate();
     assert(index <= this.lastIndex(), `createSnapshot ${index} > lastIndex ${this.lastIndex()}`);
-    const md = this.#snapshot.metadata;
-    const voters = cs !== undefined ? [...cs.voters] : md.voters;
-    const learners = cs !== undefined ? [...cs.learners] : md.learners;
+    const { voters, learners } = cs !== undefined ? copyConfState(cs) : this.#snapshot.metadata;
     this.#snapshot = {
       metadata: { index, term: this.term(index), voters, learners },
       data,

@@ -185,11 +185,8 @@ export class Raft {
       return;
     }
     if (this.state !== StateType.Leader) return;
-    if (this.maybeCommit()) {
-      // A removal can shrink the quorum enough to commit more: tell everyone.
-      this.releasePendingReadIndexMessages();
-      this.bcastAppend();
-    } else {
+    // A removal can shrink the quorum enough to commit more: then everyone is told.
+    if (!this.commitAndBroadcast()) {
       // Probe new members now instead of waiting for the next heartbeat or proposal.
       for (const id of added) if (id !== this.id) this.sendAppend(id);
     }
@@ -380,10 +377,16 @@ export class Raft {
     if (this.state !== StateType.Leader) return;
     const pr = this.trk.progress.get(this.id);
     if (pr === undefined || !pr.maybeUpdate(index)) return;
-    if (this.maybeCommit()) {
-      this.releasePendingReadIndexMessages();
-      this.bcastAppend();
-    }
+    this.commitAndBroadcast();
+  }
+
+  /** Commits what a quorum now holds; if that moved the commit index, answers the ReadIndex requests
+   * waiting for it and tells every member. Returns whether it moved. */
+  private commitAndBroadcast(): boolean {
+    if (!this.maybeCommit()) return false;
+    this.releasePendingReadIndexMessages();
+    this.bcastAppend();
+    return true;
   }
 
   maybeCommit(): boolean {
@@ -721,10 +724,7 @@ export class Raft {
     } else if (pr.state === ProgressState.Replicate) {
       pr.inflights.freeLE(m.index);
     }
-    if (this.maybeCommit()) {
-      this.releasePendingReadIndexMessages();
-      this.bcastAppend();
-    } else if (oldPaused) {
+    if (!this.commitAndBroadcast() && oldPaused) {
       this.sendAppend(m.from);
     }
     // The window may have opened: send as many size-limited messages as it allows.
