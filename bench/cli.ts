@@ -283,13 +283,15 @@ function compareSides(o: Opts): Side[] {
   const lanesOf = [o.aLane ?? o.lane, o.bLane ?? o.lane];
   const sides = [o.a, o.b].map((name, i): Side => {
     const ln = lanesOf[i];
-    const spec = serverSpec(name, o.etcd, { fastHttp: ln === 'ws' || (ln === 'http' && o.httpPort === 'fast') });
+    const wantsFast = ln === 'ws' || (ln === 'http' && o.httpPort === 'fast');
+    const spec = serverSpec(name, o.etcd, { fastHttp: wantsFast });
     const fast = hasHttpPort(spec);
     if (ln === 'ws' && !fast) {
       throw new Error(`--lane ws: ${spec.label} has no fast port with etcd-ts's WebSocket API (/ws); ` +
         'give that side another lane (--a-lane grpc or http), or a cmd: template with --listen-client-http-urls {httpUrl}');
     }
-    const port = ln !== 'grpc' && fast ? 'fast port' : 'client port';
+    // A cmd: template with {httpUrl} always has a fast port: the HTTP lane uses it only when asked.
+    const port = wantsFast && fast ? 'fast port' : 'client port';
     return { spec, lane: ln, port, label: spec.label };
   });
   if (sides.some((x) => x.lane !== 'grpc')) {

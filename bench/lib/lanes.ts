@@ -4,23 +4,6 @@
 import { LaneName, laneNames } from './load_types';
 import { isWatchWorkload, WorkloadName } from './workloads';
 
-export interface Lane {
-  name: LaneName;
-  description: string;
-}
-
-export const lanes: Record<LaneName, Lane> = {
-  grpc: { name: 'grpc', description: "etcd's gRPC API over HTTP/2 (h2c)" },
-  http: {
-    name: 'http',
-    description: "etcd's HTTP/JSON gateway (POST /v3/kv/put, ... with base64 JSON bodies) on keep-alive HTTP/1.1 connections, one per client",
-  },
-  ws: {
-    name: 'ws',
-    description: "etcd-ts's WebSocket API (/ws on the --listen-client-http-urls port), requests pipelined on each connection, JSON or binary protobuf frames",
-  },
-};
-
 export function isLaneName(s: string): s is LaneName {
   return (laneNames as readonly string[]).includes(s);
 }
