@@ -142,7 +142,8 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   const init: WorkerInit = {
     lmdbDir, clusterId: ident.clusterId, memberId: ident.memberId, toApply, fromApply, applyBatchEntriesMax: limits.applyBatchEntriesMax,
   };
-  // Watch worker: control ring in, response ring out, and the signal block the apply worker rings.
+  // Watch worker: control ring in, response ring out, and the signal block (the main thread publishes
+  // the durable revision there and rings).
   const watchInit: WatchWorkerInit = {
     lmdbDir, clusterId: ident.clusterId, memberId: ident.memberId, toWatch: Ring.create(limits.watchControlRingBytes),
     fromWatch: Ring.create(limits.watchResponseRingBytes), signal: WatchSignal.create(), maxRequestBytes: cfg.maxRequestBytes + limits.grpcOverheadBytes,
@@ -152,10 +153,11 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   const t0 = Date.now();
   const metrics = createEarlyMetrics();
   const [apply, compactor, recovered, watchWorker] = await Promise.all([
-    startWorker('apply.js', { ...init, watchSignal: watchInit.signal, backendCommitHistogram: metrics.backendCommitSab }),
+    startWorker('apply.js', { ...init, backendCommitHistogram: metrics.backendCommitSab }),
     startWorker('compact.js', { ...init, toApply: undefined, fromApply: undefined, batchRevisions: limits.compactionBatchRevisions }),
     Wal.open(path.join(memberDir, 'wal'), {
       segmentBytes: limits.walSegmentBytes, batchBytesMax: limits.walBatchBytesMax, onFsync: (sec) => metrics.walFsync.observe(sec),
+      syncDelayMs: Number(process.env.ETCD_TS_WAL_SYNC_DELAY_MS ?? 0) || 0, // fault injection for tests (wal.ts)
     }),
     startWorker('watch.js', watchInit),
   ]);
@@ -357,12 +359,15 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
     forward: (to, kind, body) => forwardTo(to, kind, body),
   });
   lessorRef = lessor;
+  // The watch worker fans out up to the newest revision that is applied and durable (node.ts says why).
+  const watchSignal = new WatchSignal(watchInit.signal);
+  node.onDurableRevision = (rev) => watchSignal.publishRevision(rev);
   node.start();
   lessor.start();
 
   const watch = new WatchService({
     worker: watchWorker.worker, toWatch: new Ring(watchInit.toWatch), fromWatch: new Ring(watchInit.fromWatch),
-    signal: new WatchSignal(watchInit.signal), term: () => node.term, log,
+    signal: watchSignal, term: () => node.term, log,
     restart: async () => {
       // Fresh rings (the dead worker may have left a record half written), the same signal block.
       const init: WatchWorkerInit = { ...watchInit, toWatch: Ring.create(limits.watchControlRingBytes), fromWatch: Ring.create(limits.watchResponseRingBytes) };

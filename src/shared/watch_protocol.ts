@@ -1,4 +1,4 @@
-// Messages between the main thread and the watch worker, and the signal block the apply worker uses to
+// Messages between the main thread and the watch worker, and the signal block the main thread uses to
 // say "revision advanced". Fixed-size headers written with a DataView; numbers little endian;
 // revisions and watch IDs are f64 (exact below 2^53, and watch IDs may be negative: -1).
 //
@@ -6,8 +6,10 @@
 //
 //   byte  view         name       writer                     meaning
 //   ----  -----------  ---------  -------------------------  --------------------------------------------
-//      0  BigInt64[0]  REVISION   apply worker, per batch    newest committed MVCC revision
-//      8  Int32[2]     DOORBELL   apply worker, main thread  +1 whenever the watch worker has new work
+//      0  BigInt64[0]  REVISION   main thread                newest MVCC revision that is applied and
+//                                                            durable (node.ts: a lone voter applies while
+//                                                            its fsync runs; watchers wait for the fsync)
+//      8  Int32[2]     DOORBELL   main thread                +1 whenever the watch worker has new work
 //     12  Int32[3]     TERM       main thread                raft term for response headers
 //     16  Int32[4]     WATCHING   watch worker               1 while it has watchers, else 0
 //     20  Int32[5]     DEFERRED   watch worker sets 1,       the worker put off a fan-out because the
@@ -16,16 +18,16 @@
 //     24  Int32[6]     CREDIT     watch worker               1 while a stream is blocked (over
 //                                                            watchBufferedBytesMax) and waits for DRAINED
 //
-// The apply worker rings only while WATCHING is 1: with no watchers, a put does not wake another
+// A new revision rings only while WATCHING is 1: with no watchers, a put does not wake another
 // thread. No wake-up is lost (a Dekker pair over sequentially consistent Atomics): the worker stores
-// WATCHING before it loads REVISION, the apply worker stores REVISION before it loads WATCHING, so
-// either the worker sees the new revision or the apply worker sees WATCHING and rings. With no
+// WATCHING before it loads REVISION, the main thread stores REVISION before it loads WATCHING, so
+// either the worker sees the new revision or the main thread sees WATCHING and rings. With no
 // watchers the worker just moves its last revision up to REVISION without reading any event.
 //
-// Why a doorbell and not a third ring: the apply worker only ever has one thing to say (the newest
-// revision), so a word it overwrites is enough and can never fill up or block the write path. The watch
-// worker waits on DOORBELL alone (Atomics.wait on one address), which also covers control messages from
-// the main thread: both producers store their data first, then Atomics.add(DOORBELL) and notify. The worker
+// Why a doorbell and not a second ring: there is only ever one thing to say about revisions (the newest
+// durable one), so a word that is overwritten is enough and can never fill up or block the write path.
+// The watch worker waits on DOORBELL alone (Atomics.wait on one address), which covers both revisions and
+// control messages: the main thread stores either first, then Atomics.add(DOORBELL) and notify. The worker
 // loads DOORBELL before it looks for work and waits only while DOORBELL still has that value, so no wake-up
 // is lost.
 //
@@ -123,12 +125,12 @@ export class WatchSignal {
   static create(): SharedArrayBuffer {
     return new SharedArrayBuffer(WATCH_SIGNAL_BYTES);
   }
-  /** Apply worker: publish the newest revision, then ring if the watch worker has watchers. */
+  /** Main thread: publish the newest durable revision, then ring if the watch worker has watchers. */
   publishRevision(rev: number): void {
     Atomics.store(this.#i64, SIG_REVISION_I64, BigInt(rev));
     if (Atomics.load(this.#i32, SIG_WATCHING_I32) !== 0) this.ring();
   }
-  /** Watch worker: whether the apply worker should ring on new revisions. Store BEFORE reading REVISION. */
+  /** Watch worker: whether new revisions should ring. Store BEFORE reading REVISION. */
   setWatching(on: boolean): void {
     Atomics.store(this.#i32, SIG_WATCHING_I32, on ? 1 : 0);
   }

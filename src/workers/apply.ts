@@ -13,7 +13,6 @@ import {
 import { MvccStore, WriteRequest, WriteResult } from './mvcc/store';
 import { EntryType } from '../main/raft/types';
 import { toBigInt, toNum } from '../shared/long';
-import { WatchSignal } from '../shared/watch_protocol';
 import { HeaderMaker } from '../shared/header';
 import { SharedHistogram } from '../shared/shared_histogram';
 import type { MembershipOp } from '../shared/confchange';
@@ -25,8 +24,6 @@ const outRing = new Ring(init.fromApply as SharedArrayBuffer);
 const headers = new HeaderMaker(init.clusterId, init.memberId);
 const batchMax = init.applyBatchEntriesMax ?? 4096;
 /** Tells the watch worker the newest revision after each batch (a word store + wake, never blocks). */
-const watchSignalSab = (workerData as { watchSignal?: SharedArrayBuffer }).watchSignal;
-const watchSignal = watchSignalSab ? new WatchSignal(watchSignalSab) : null;
 const textDecoder = new TextDecoder();
 const commitHistogram = init.backendCommitHistogram ? new SharedHistogram(init.backendCommitHistogram, BACKEND_COMMIT_BOUNDS_S) : null;
 
@@ -164,7 +161,6 @@ function reportApplied(minIndex: number): void {
   writeAppliedMsg(slot, Math.max(minIndex, st.appliedIndex), st.revision, st.compactRevision);
   outRing.commit();
   outRing.notify();
-  watchSignal?.publishRevision(st.revision);
 }
 
 /** A follower installs the leader's LMDB copy (a Raft snapshot), then reports the new state. */

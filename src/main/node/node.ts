@@ -117,6 +117,8 @@ export class RaftNode {
   #confHistory: Array<{ index: number; cs: ConfState }>;
   /** Highest index whose entry the WAL has fsynced. */
   #durableIndex: number;
+  /** Revisions applied ahead of their fsync (a lone voter's overlap), in index order, waiting for #durableIndex. */
+  #heldRevisions: Array<{ index: number; revision: number }> = [];
   /** Results applied ahead of their fsync, in index order, waiting for #durableIndex. */
   #held: Array<{ index: number; proposal: Proposal; ok: boolean; code: number; payload: Uint8Array }> = [];
   /** Entry bytes persisted since the last snapshot started, and the index they reach. */
@@ -130,6 +132,8 @@ export class RaftNode {
   readonly #installListeners: Array<() => void> = [];
   /** Called after each applied batch with the newest revision (lock and election waiters). */
   readonly #appliedListeners = new Set<(revision: number) => void>();
+  /** Called with the newest revision that is both applied and durable (the watch worker's fan-out limit). */
+  onDurableRevision: ((revision: number) => void) | null = null;
 
   constructor(opts: NodeOptions, log: Logger, raw: RawNode, storage: MemoryStorage, wal: Wal, applied: number,
     toApply: Ring, fromApply: Ring) {
@@ -523,8 +527,14 @@ export class RaftNode {
     this.#maybeCompactLog(Math.min(last, this.#durableIndex));
   }
 
-  /** Answers proposals whose entries are now both applied and durable. */
+  /** Answers proposals whose entries are now both applied and durable, and publishes their revision. */
   #releaseHeld(): void {
+    if (this.#heldRevisions.length > 0) {
+      let n = 0;
+      while (n < this.#heldRevisions.length && this.#heldRevisions[n].index <= this.#durableIndex) n++;
+      if (n > 0) this.onDurableRevision?.(this.#heldRevisions[n - 1].revision);
+      this.#heldRevisions.splice(0, n);
+    }
     if (this.#held.length === 0) return;
     let n = 0;
     while (n < this.#held.length && this.#held[n].index <= this.#durableIndex) n++;
@@ -679,6 +689,13 @@ export class RaftNode {
       if (a.appliedIndex > this.#applied) this.#applied = a.appliedIndex;
       this.#revision = a.revision;
       this.#compactRevision = a.compactRevision;
+      // Watchers see a revision only once its entry is durable here, as linearizable reads do: a lone
+      // voter applies while the fsync runs, and an event must not outlive a crash that loses its entry.
+      if (a.appliedIndex > this.#durableIndex) this.#heldRevisions.push({ index: a.appliedIndex, revision: a.revision });
+      else {
+        this.#heldRevisions.length = 0; // an index at or below the durable one covers every earlier batch
+        this.onDurableRevision?.(a.revision);
+      }
       for (const fn of this.#appliedListeners) fn(a.revision);
       return;
     }

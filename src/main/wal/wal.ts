@@ -50,6 +50,11 @@ export interface WalOptions {
   fsync?: boolean;
   /** Called with the seconds each durable (O_DSYNC) write took: the fsync latency /metrics reports. */
   onFsync?: (seconds: number) => void;
+  /**
+   * Fault injection for tests (ETCD_TS_WAL_SYNC_DELAY_MS, read by member.ts): each durable write reports
+   * completion this many milliseconds late, as a slow disk would. 0 in production.
+   */
+  syncDelayMs?: number;
 }
 
 export interface WalStats {
@@ -174,6 +179,7 @@ export class Wal {
   readonly #batchBytesMax: number;
   readonly #fsync: boolean;
   readonly #onFsync: (seconds: number) => void;
+  readonly #syncDelayMs: number;
   /** Live segments by seq; the last is the one appended to. */
   readonly #segments: SegmentName[];
   #fh: fsp.FileHandle;
@@ -208,6 +214,7 @@ export class Wal {
     this.#batchBytesMax = opts.batchBytesMax;
     this.#fsync = opts.fsync;
     this.#onFsync = opts.onFsync;
+    this.#syncDelayMs = opts.syncDelayMs;
     this.#segments = segments;
     this.#fh = fh;
     this.#fileBytes = fileBytes;
@@ -235,6 +242,7 @@ export class Wal {
       batchBytesMax: opts.batchBytesMax ?? limits.walBatchBytesMax,
       fsync: opts.fsync ?? true,
       onFsync: opts.onFsync ?? noFsyncObserver,
+      syncDelayMs: opts.syncDelayMs ?? 0,
     };
     // A batch must hold at least the fixed-size records; bigger entries go alone (oversized path).
     assert(o.batchBytesMax >= HARD_STATE_RECORD_BYTES + SNAPSHOT_RECORD_BYTES, 'wal: batchBytesMax too small');
@@ -401,6 +409,7 @@ export class Wal {
     const t0 = performance.now();
     await writeFully(this.#fh, buf, bytes, this.#fileBytes);
     this.#fileBytes += bytes;
+    if (this.#syncDelayMs > 0) await new Promise((r) => setTimeout(r, this.#syncDelayMs));
     if (!this.#fsync) return;
     const seconds = (performance.now() - t0) / 1000;
     this.#fsyncs++;
