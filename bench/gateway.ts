@@ -1,19 +1,42 @@
 // HTTP/JSON gateway throughput: wrk against etcd 3.4's gateway (its client port), etcd-ts's client
-// port (node:http next to gRPC) and etcd-ts's --listen-client-http-urls port (uWebSockets.js).
+// port (node:http next to gRPC) and etcd-ts's --listen-client-http-urls port (uWebSockets.js), and a
+// ceiling row: a uWS process that only parses each body and answers a constant (lib/noop_http.ts), the
+// most that any server answering JSON over uWS can serve under the same wrk load on this machine.
 // One server at a time on a fresh data dir (test/support/procs.ts), a warm-up, then `--rounds`
 // measured runs per row, rounds interleaved across targets so slow minutes hit all of them. Prints a
 // markdown table (median req/s of the rounds and the range). Not a test: never asserts on speed.
 //
-//   npx tsc -p . && node dist/bench/gateway.js --seconds 5 --rounds 3 --connections 50
+//   npx tsc -p . && node dist/bench/gateway.js --seconds 5 --rounds 3 --connections 50 [--threads 2] [--no-ceiling]
 //
 // Needs wrk (apt-get install -y wrk). The request bodies are bench/wrk/put.lua and range.lua.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { freePort, removeDataDir, Server, startEtcd, startEtcdTs } from '../test/support/procs';
 import { machineInfo } from './lib/machine';
 import { etcdBin } from '../test/support/procs';
 
-interface Target { name: string; start: () => Promise<{ server: Server; url: string }> }
+interface Started { url: string; stop: () => Promise<void> }
+interface Target { name: string; start: () => Promise<Started> }
+
+/** A server from test/support/procs: stopped and its data dir removed afterwards. */
+function started(server: Server, url: string): Started {
+  return { url, stop: async () => { await server.stop(); removeDataDir(server); } };
+}
+
+/** bench/lib/noop_http.ts in its own process (the ceiling row). */
+async function startNoop(): Promise<Started> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(__dirname, 'lib', 'noop_http.js'), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`noop_http exited with ${code}`)));
+    child.stdout.on('data', (d: Buffer) => { if (d.toString().includes('listening')) resolve(); });
+  });
+  child.removeAllListeners('exit');
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () => new Promise((resolve) => { child.once('exit', () => resolve()); child.kill('SIGTERM'); }),
+  };
+}
 interface Workload { name: string; path: string; script: string }
 
 function arg(name: string, def: number): number {
@@ -28,15 +51,17 @@ const threads = arg('threads', 2);
 const wrkDir = path.resolve(__dirname, '..', '..', 'bench', 'wrk');
 
 const targets: Target[] = [
-  { name: 'etcd 3.4 gateway (client port)', start: async () => { const s = await startEtcd(); return { server: s, url: s.clientUrl }; } },
-  { name: 'etcd-ts client port (node:http)', start: async () => { const s = await startEtcdTs(); return { server: s, url: s.clientUrl }; } },
+  { name: 'etcd 3.4 gateway (client port)', start: async () => { const s = await startEtcd(); return started(s, s.clientUrl); } },
+  { name: 'etcd-ts client port (node:http)', start: async () => { const s = await startEtcdTs(); return started(s, s.clientUrl); } },
   {
     name: 'etcd-ts --listen-client-http-urls (uWS)',
     start: async () => {
       const url = `http://127.0.0.1:${await freePort()}`;
-      return { server: await startEtcdTs({ extraArgs: ['--listen-client-http-urls', url] }), url };
+      return started(await startEtcdTs({ extraArgs: ['--listen-client-http-urls', url] }), url);
     },
   },
+  // Not a server: the most a uWS JSON endpoint serves here (bench/lib/noop_http.ts); --no-ceiling omits it.
+  ...(process.argv.includes('--no-ceiling') ? [] : [{ name: 'ceiling: no-op uWS, parse + constant answer', start: startNoop }]),
 ];
 
 const workloads: Workload[] = [
@@ -61,7 +86,7 @@ async function main(): Promise<void> {
   const results = new Map<string, Array<{ rps: number; p50: string; p99: string; errors: number }>>();
   for (let r = 0; r < rounds; r++) {
     for (const t of targets) {
-      const { server, url } = await t.start();
+      const { url, stop } = await t.start();
       try {
         execFileSync('curl', ['-s', '-o', '/dev/null', '-X', 'POST', `${url}/v3/kv/put`, '-d', '{"key":"Zm9v","value":"YmFy"}']);
         for (const w of workloads) {
@@ -72,8 +97,7 @@ async function main(): Promise<void> {
           process.stderr.write(`round ${r + 1} ${t.name} ${w.name}: ${res.rps.toFixed(0)} req/s p50 ${res.p50} p99 ${res.p99} errors ${res.errors}\n`);
         }
       } finally {
-        await server.stop();
-        removeDataDir(server);
+        await stop();
       }
     }
   }

@@ -8,9 +8,14 @@
 //
 //   node dist/bench/watch.js [--watchers 1000] [--connections 10] [--keys 200] [--seconds 5]
 //                            [--writers 4] [--value-bytes 100] [--idle-watchers 10000] [--only etcd|etcd-ts]
-//                            [--window BYTES] [--prof]
+//                            [--window BYTES] [--writer-thread 1|0] [--prof]
 //   --window: the watch connections' HTTP/2 receive window (stream and connection), default 65535 (the
 //             protocol's and node:http2's default; grpc-go clients grow theirs up to 16 MiB by BDP estimation)
+//   --writer-thread: 1 (default) runs the writers on a worker thread of their own, as a Go client's writer
+//             goroutine runs apart from its watch goroutines; 0 runs them on the event loop that also reads
+//             every watch event, so each Put's answer waits behind the events that arrived before it and
+//             the writers slow down with the generator (lib/watch_writer.ts). Results differ a lot between
+//             the two for etcd, which answers Puts before their events are sent (docs/BENCHMARKS.md).
 //   --prof:   etcd-ts fan-out run under --cpu-prof: one flamegraph per thread in
 //             flamegraphs/<commit>-watch-<thread>.html
 //
@@ -25,7 +30,7 @@
 // watchers, reads the mod_revision of each event's kv.
 import { frameGrpc } from './lib/h2_client';
 import { newScanResult, put, scanResponse, Scanner, WatchStream } from './lib/watch_wire';
-import { procCpuUs, rssKiB } from './lib/proc';
+import { procCpuUs, rssKiB, threadCoresText, threadCpuUs } from './lib/proc';
 import * as http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { etcdserverpb } from '../src/shared/gen/etcd';
@@ -36,17 +41,20 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { WriterJob, WriterResult } from './lib/watch_writer';
 
 interface Args {
   watchers: number; connections: number; keys: number; seconds: number; writers: number;
   valueBytes: number; idleWatchers: number; only: ServerKind | null; prof: boolean; window: number;
+  writerThread: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { watchers: 1000, connections: 10, keys: 200, seconds: 5, writers: 4, valueBytes: 100, idleWatchers: 10_000, only: null, prof: false, window: 65535 };
+  const a: Args = { watchers: 1000, connections: 10, keys: 200, seconds: 5, writers: 4, valueBytes: 100, idleWatchers: 10_000, only: null, prof: false, window: 65535, writerThread: 1 };
   const flags: Record<string, keyof Args> = {
     '--watchers': 'watchers', '--connections': 'connections', '--keys': 'keys', '--seconds': 'seconds',
-    '--writers': 'writers', '--value-bytes': 'valueBytes', '--idle-watchers': 'idleWatchers', '--window': 'window',
+    '--writers': 'writers', '--value-bytes': 'valueBytes', '--idle-watchers': 'idleWatchers', '--window': 'window', '--writer-thread': 'writerThread',
   };
   for (let i = 0; i < argv.length; i += 2) {
     if (argv[i] === '--only') { a.only = argv[i + 1] as ServerKind; continue; }
@@ -83,6 +91,8 @@ interface FanoutResult {
   events: number; expected: number; deliverSec: number; eventsPerSec: number;
   p50Ms: number; p99Ms: number; samples: number;
   genCores: number; serverCores: number; complete: boolean;
+  /** The server's busiest threads over the run, in cores (Linux thread names: node is the main thread). */
+  serverThreads: string;
 }
 
 async function fanout(s: Server, a: Args): Promise<FanoutResult> {
@@ -140,36 +150,57 @@ async function fanout(s: Server, a: Args): Promise<FanoutResult> {
     await sleep(20);
   }
 
-  // Writers: each loops Put(key i), i round-robin over K keys, one request outstanding per writer.
-  const session = http2.connect(s.clientUrl);
-  session.on('error', (e) => console.error(`writer session error: ${e.message}`));
-  const value = Buffer.alloc(a.valueBytes, 0x76);
-  const frames = Array.from({ length: a.keys }, (_, i) =>
-    frameGrpc(etcdserverpb.PutRequest.encode({ key: Buffer.concat([prefix, Buffer.from(`key/${String(i).padStart(6, '0')}`)]), value }).finish()));
-  await put(session, frameGrpc(etcdserverpb.PutRequest.encode({ key: Buffer.from('/wbench-warmup'), value }).finish())); // outside the prefix
-  const sentAt = new Map<number, number>(); // revision -> time the Put was written
+  // Writers: each loops Put(key i), i round-robin over K keys, one request outstanding per writer; on a
+  // thread of their own unless --writer-thread 0 (lib/watch_writer.ts says why).
+  const sentAt = new Map<number, number>(); // revision -> time the Put was written (this thread's clock)
   let writes = 0;
-  let next = 0;
   const gen0 = selfCpuSec();
   const srv0 = procCpuSec(s.pid);
-  const t0 = performance.now();
-  const stopAt = t0 + a.seconds * 1000;
-  const writer = async (): Promise<void> => {
-    while (performance.now() < stopAt) {
-      const frame = frames[next++ % a.keys];
-      const at = performance.now();
-      const rev = await put(session, frame);
-      sentAt.set(rev, at);
-      writes++;
-    }
-  };
-  await Promise.all(Array.from({ length: a.writers }, writer));
-  const tw = performance.now();
+  const thr0 = threadCpuUs(s.pid);
+  const thrAt0 = performance.now();
+  let t0: number;
+  let tw: number;
+  if (a.writerThread) {
+    const job: WriterJob = { clientUrl: s.clientUrl, prefix: prefix.toString(), keys: a.keys, valueBytes: a.valueBytes, writers: a.writers, seconds: a.seconds };
+    const w = new Worker(path.join(__dirname, 'lib', 'watch_writer.js'), { workerData: job });
+    const r = await new Promise<WriterResult>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+    await w.terminate();
+    if (r.error) throw new Error(`${s.kind}: writer: ${r.error}`);
+    const origin = performance.timeOrigin;
+    for (let i = 0; i < r.writes; i++) sentAt.set(r.revs[i], r.sentAt[i] - origin);
+    writes = r.writes;
+    t0 = r.t0 - origin;
+    tw = r.tw - origin;
+  } else {
+    const session = http2.connect(s.clientUrl);
+    session.on('error', (e) => console.error(`writer session error: ${e.message}`));
+    const value = Buffer.alloc(a.valueBytes, 0x76);
+    const frames = Array.from({ length: a.keys }, (_, i) =>
+      frameGrpc(etcdserverpb.PutRequest.encode({ key: Buffer.concat([prefix, Buffer.from(`key/${String(i).padStart(6, '0')}`)]), value }).finish()));
+    await put(session, frameGrpc(etcdserverpb.PutRequest.encode({ key: Buffer.from('/wbench-warmup'), value }).finish())); // outside the prefix
+    let next = 0;
+    t0 = performance.now();
+    const stopAt = t0 + a.seconds * 1000;
+    const writer = async (): Promise<void> => {
+      while (performance.now() < stopAt) {
+        const frame = frames[next++ % a.keys];
+        const at = performance.now();
+        const rev = await put(session, frame);
+        sentAt.set(rev, at);
+        writes++;
+      }
+    };
+    await Promise.all(Array.from({ length: a.writers }, writer));
+    tw = performance.now();
+    session.close();
+  }
   const expected = writes * a.watchers;
   const drainDeadline = tw + 30_000;
   while (events < expected && performance.now() < drainDeadline) await sleep(10);
   const genCpu = selfCpuSec() - gen0;
   const srvCpu = procCpuSec(s.pid) - srv0;
+  const thr1 = threadCpuUs(s.pid);
+  const serverThreads = threadCoresText(thr0, thr1, (performance.now() - thrAt0) / 1000);
   const tEnd = events >= expected ? lastEventAt : performance.now();
   if (canceled) console.error(`${s.kind}: ${canceled} watchers canceled`);
 
@@ -180,13 +211,12 @@ async function fanout(s: Server, a: Args): Promise<FanoutResult> {
   }
   const sorted = Float64Array.from(lat).sort();
   for (const w of streams) w.close();
-  session.close();
   const deliverSec = (tEnd - t0) / 1000;
   return {
     kind: s.kind, writes, writeSec: (tw - t0) / 1000, writesPerSec: writes / ((tw - t0) / 1000),
     events, expected, deliverSec, eventsPerSec: events / deliverSec,
     p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99), samples: sorted.length,
-    genCores: genCpu / deliverSec, serverCores: srvCpu / deliverSec, complete: events >= expected,
+    genCores: genCpu / deliverSec, serverCores: srvCpu / deliverSec, complete: events >= expected, serverThreads,
   };
 }
 
@@ -295,7 +325,7 @@ async function main(): Promise<void> {
   }
 
   const out: string[] = [];
-  out.push(`Command: \`${cmd}\` (watchers ${a.watchers}, connections ${a.connections}, keys ${a.keys}, seconds ${a.seconds}, writers ${a.writers}, value ${a.valueBytes} B, window ${a.window} B)`);
+  out.push(`Command: \`${cmd}\` (watchers ${a.watchers}, connections ${a.connections}, keys ${a.keys}, seconds ${a.seconds}, writers ${a.writers} (${a.writerThread ? 'on their own thread' : 'on the watchers\' event loop'}), value ${a.valueBytes} B, window ${a.window} B)`);
   out.push(`Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}, etcd ${m.etcd}, commit ${m.commit}, data dirs on ${m.tmpFs}; ${new Date().toISOString().slice(0, 10)}`);
   out.push('');
   const byKind = (k: ServerKind): FanoutResult | undefined => fan.find((r) => r.kind === k);

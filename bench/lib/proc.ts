@@ -20,3 +20,32 @@ export function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : NaN;
 }
+
+/** utime + stime of each thread of a process, in microseconds, keyed "tid name" (empty where /proc is unavailable). */
+export function threadCpuUs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(`${tid} ${name}`, ((Number(f[11]) + Number(f[12])) / clockTicks) * 1e6);
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+/** Per-thread CPU between two threadCpuUs readings, as "name tid: cores" for threads above minCores, busiest first. */
+export function threadCoresText(before: Map<string, number>, after: Map<string, number>, seconds: number, minCores = 0.02): string {
+  return [...after].map(([k, us]) => [k, (us - (before.get(k) ?? 0)) / 1e6 / seconds] as const)
+    .filter(([, c]) => c >= minCores).sort((x, y) => y[1] - x[1])
+    .map(([k, c]) => `${k.split(' ').slice(1).join(' ')} ${k.split(' ')[0]}: ${c.toFixed(2)}`).join(', ');
+}
