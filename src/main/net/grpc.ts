@@ -29,7 +29,8 @@ export interface ServerStream {
    * transport does for messages of 4 KiB and more): do not reuse its memory after the call. */
   send(msg: Uint8Array): boolean;
   /** Optional: queues bytes that are already gRPC-framed messages (prefix ‖ message, back to back), as
-   * one write; kept by reference like send(). Returns false on backpressure, as send(). */
+   * one write. Unlike send(), framed is the caller's again when the call returns: the transport copies
+   * whatever it cannot write at once. Returns false on backpressure, as send(). */
   sendFramed?(framed: Buffer): boolean;
   /** Ends the call with a status. */
   end(code: GrpcCode, message?: string): void;
@@ -250,7 +251,7 @@ export class GrpcTransport extends GrpcMethods {
       sendFramed: (framed) => {
         if (ended || stream.destroyed) return false;
         grpcTraffic.sentBytes += framed.length; // the prefixes too: the messages are not walked
-        return stream.write(framed);
+        return stream.write(Buffer.from(framed)); // node:http2 keeps what it is given until it is written
       },
       end: (code, message) => {
         if (ended) return;

@@ -217,12 +217,17 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
   sendFramed(framed: Buffer): boolean {
     if (this.#ended || this.#stream.closed) return false;
     grpcTraffic.sentBytes += framed.length; // the prefixes too: the messages are not walked
-    // Up to 64 KiB in pieces the session copies into its output buffer (a large piece is passed by
-    // reference and seals that buffer, allocating a new one: per-pass garbage for a watch stream);
-    // beyond, by reference.
-    const piece = h2Limits.copyPayloadBytesMax - 1;
-    if (framed.length >= 64 * 1024) this.#stream.write(framed);
-    else for (let at = 0; at < framed.length; at += piece) this.#stream.write(framed.subarray(at, Math.min(framed.length, at + piece)));
+    // Up to 64 KiB: in pieces the session copies into its output buffer as far as the flow-control
+    // windows allow (a large piece would be passed by reference and seal that buffer); what the windows
+    // hold back stays queued, so those pieces are copied here: framed is the caller's again on return.
+    // Beyond 64 KiB: one copy, queued by reference.
+    if (framed.length >= 64 * 1024) this.#stream.write(Buffer.from(framed));
+    else {
+      const piece = h2Limits.copyPayloadBytesMax - 1;
+      for (let at = 0; at < framed.length; at += piece) this.#stream.write(framed.subarray(at, Math.min(framed.length, at + piece)));
+      const q = this.#stream.queue;
+      for (let i = q.length - 1; i >= this.#stream.queueHead && q[i].buffer === framed.buffer; i--) q[i] = Buffer.from(q[i]);
+    }
     return this.#queueOk();
   }
 
