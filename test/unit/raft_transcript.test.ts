@@ -39,7 +39,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RawNode } from '../../src/main/raft/rawnode';
 import { MemoryStorage } from '../../src/main/raft/memory_storage';
-import { copyConfState, describeConfState, sortIds } from '../../src/main/raft/confchange';
+import { copyConfState, describeConfState, simpleChange, sortIds } from '../../src/main/raft/confchange';
 import {
   ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message, NodeId, ProposalDroppedError, Ready, StateType,
 } from '../../src/main/raft/types';
@@ -177,9 +177,11 @@ class Env {
   }
 
   applyConfChange(m: Member, n: RawNode, e: Entry): void {
-    const cs = n.applyConfChange(decodeConfChange(e));
+    const cc = decodeConfChange(e);
+    // Raft applies simpleChange to its current configuration; the same call tells why it refused.
+    const { refused } = simpleChange(n.status().config, cc);
+    const cs = n.applyConfChange(cc);
     m.confs.push({ index: e.index, cs });
-    const refused = n.raft.lastConfChangeRefusal;
     if (refused !== null) this.out.push(`INFO ${m.id} refused conf change ${JSON.stringify(dec(e.data))}: ${refused}`);
     else this.out.push(`INFO ${m.id} switched to configuration ${describeConfState(cs)}`);
   }
