@@ -9,7 +9,8 @@
 import type * as http2 from 'node:http2';
 import { EtcdError, GrpcCode } from '../../shared/errors';
 import {
-  CallContext, encodeGrpcMessage, errorStatus, GrpcMethods, grpcTraffic, GrpcTransportOptions, parseGrpcTimeout, ServerStream, StreamHandler, UnaryHandler,
+  CallContext, countSentFramed, encodeGrpcMessage, errorStatus, GrpcMethods, grpcTraffic, GrpcTransportOptions, parseGrpcTimeout, ServerStream,
+  StreamHandler, UnaryHandler,
 } from './grpc';
 import { h2Limits } from './h2/constants';
 import { GrpcMessageReader, MessageSink, writeGrpcMessage } from './h2/grpc_message';
@@ -214,9 +215,9 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
     return this.#queueOk();
   }
 
-  sendFramed(framed: Buffer): boolean {
+  sendFramed(framed: Buffer, messages: number): boolean {
     if (this.#ended || this.#stream.closed) return false;
-    grpcTraffic.sentBytes += framed.length; // the prefixes too: the messages are not walked
+    countSentFramed(framed.length, messages);
     // Up to 64 KiB in pieces the session copies into its output buffer (a large piece is passed by
     // reference and seals that buffer, allocating a new one: per-pass garbage for a watch stream);
     // beyond, by reference.

@@ -34,9 +34,9 @@ const SLAB_BYTES = 1024 * 1024;
 
 const WORKER_FAILED = 'etcd-ts: watch worker failed; watch again from the last revision + 1';
 
-/** Sends back-to-back gRPC-framed messages: in one write when the transport can, else one by one. */
-function sendFramed(ss: ServerStream, framed: Buffer): boolean {
-  if (ss.sendFramed) return ss.sendFramed(framed);
+/** Sends `messages` back-to-back gRPC-framed messages: in one write when the transport can, else one by one. */
+function sendFramed(ss: ServerStream, framed: Buffer, messages: number): boolean {
+  if (ss.sendFramed) return ss.sendFramed(framed, messages);
   let ok = true;
   for (let at = 0; at < framed.length;) {
     const len = framed.readUInt32BE(at + 1);
@@ -325,10 +325,11 @@ export class WatchService {
         items = Buffer.concat([...e.parts, items]);
         e.parts = null;
       }
-      const framed = this.#expand(items);
+      const framed = this.#slabSlice(expandedBytes(items));
+      const messages = expandItems(items, framed);
       let ok: boolean;
       try {
-        ok = sendFramed(e.ss, framed);
+        ok = sendFramed(e.ss, framed, messages);
       } catch (err) {
         // The transport failed this stream (not the worker): end it, keep serving the others.
         this.#d.log.error('watch stream send failed', { error: String(err) });
@@ -357,12 +358,12 @@ export class WatchService {
   }
 
   /**
-   * Expands a record's items (see watch_protocol RESPONSES) into gRPC-framed responses in a slab: slices
-   * of one large buffer, never reused (the transport may hold a slice until the socket takes it), so a
-   * pass allocates nothing per stream, and the garbage collector sees one ArrayBuffer per slab.
+   * Room for n bytes of a record's items expanded into gRPC-framed responses (see watch_protocol
+   * RESPONSES), in a slab: slices of one large buffer, never reused (the transport may hold a slice
+   * until the socket takes it), so a pass allocates nothing per stream, and the garbage collector
+   * sees one ArrayBuffer per slab.
    */
-  #expand(items: Uint8Array): Buffer {
-    const n = expandedBytes(items);
+  #slabSlice(n: number): Buffer {
     let out: Buffer;
     if (n > SLAB_BYTES / 4) out = Buffer.allocUnsafe(n);
     else {
@@ -373,7 +374,6 @@ export class WatchService {
       out = this.#slab.subarray(this.#slabUsed, this.#slabUsed + n);
       this.#slabUsed = (this.#slabUsed + n + 7) & ~7;
     }
-    expandItems(items, out);
     return out;
   }
 
