@@ -22,6 +22,7 @@ import { RawH2Connection } from './raw_h2_client';
 import { grpcCodeName, H2Caller, H2Connection, H2StreamCaller } from './h2_client';
 import { histogramSpec, WorkerResult, WorkerTask } from './load_types';
 import { HttpConn, unavailable, WsConn } from './lane_conns';
+import { laneConnections } from './lanes';
 import * as L from './lane_wire';
 import { OpenLoopDriver, OpenLoopPacer } from './open_loop';
 import * as W from './workloads';
@@ -54,7 +55,7 @@ interface Transport {
 }
 
 function h2Transport(task: WorkerTask, streamPath: string | null): Transport {
-  const conns = Array.from({ length: task.connections }, (_, i) => new H2Connection(endpointOf(task, i)));
+  const conns = connect(task, (ep) => new H2Connection(ep));
   const streams: H2StreamCaller[] = [];
   return {
     ready: async () => { await Promise.all(conns.map((c) => c.waitForReady(10_000))); },
@@ -77,7 +78,7 @@ function h2Transport(task: WorkerTask, streamPath: string | null): Transport {
 
 function grpcJsTransport(task: WorkerTask, streamPath: string | null): Transport {
   if (streamPath !== null) throw new Error('--client grpc-js runs unary workloads only');
-  const conns = Array.from({ length: task.connections }, (_, i) => new KvConnection(endpointOf(task, i)));
+  const conns = connect(task, (ep) => new KvConnection(ep));
   const call = (conn: KvConnection, r: Req, done: Done): void =>
     conn.callPath(r.path, r.framed.subarray(5), (err) => (err ? done(err.code, err.details) : done(0, null)));
   return {
@@ -93,7 +94,7 @@ function grpcJsTransport(task: WorkerTask, streamPath: string | null): Transport
 
 function rawTransport(task: WorkerTask, streamPath: string | null): Transport {
   if (streamPath !== null) throw new Error('--client raw runs unary workloads only (use --client h2 for lease-keepalive)');
-  const conns = Array.from({ length: task.connections }, (_, i) => new RawH2Connection(endpointOf(task, i)));
+  const conns = connect(task, (ep) => new RawH2Connection(ep));
   return {
     ready: async () => { await Promise.all(conns.map((c) => c.waitForReady(10_000))); },
     client: (i, done) => {
@@ -105,6 +106,11 @@ function rawTransport(task: WorkerTask, streamPath: string | null): Transport {
   };
 }
 
+/** Opens this worker's connections: as many as its lane opens for its clients (laneConnections). */
+function connect<T>(task: WorkerTask, open: (endpoint: string) => T): T[] {
+  return Array.from({ length: laneConnections(task.lane, task.clients, task.connections) }, (_, k) => open(endpointOf(task, k)));
+}
+
 /** The endpoint of this worker's connection k: connections are spread over the endpoints (members). */
 function endpointOf(task: WorkerTask, k: number): string {
   const eps = task.endpoints.length ? task.endpoints : [task.endpoint];
@@ -114,7 +120,7 @@ function endpointOf(task: WorkerTask, k: number): string {
 /** HTTP/JSON lane: one keep-alive HTTP/1.1 connection per client (HTTP/1.1 has one request in flight). */
 function httpTransport(task: WorkerTask, streamPath: string | null): Transport {
   if (streamPath !== null) throw new Error('--lane http runs unary workloads only');
-  const conns = Array.from({ length: task.clients }, (_, i) => new HttpConn(endpointOf(task, i)));
+  const conns = connect(task, (ep) => new HttpConn(ep));
   return {
     ready: async () => { await Promise.all(conns.map((c) => c.ready(10_000))); },
     client: (i, done) => {
@@ -144,8 +150,7 @@ function wsTransport(task: WorkerTask, streamPath: string | null): Transport {
   };
   return {
     ready: async () => {
-      const n = Math.max(1, Math.min(task.connections, task.clients));
-      conns.push(...await Promise.all(Array.from({ length: n }, (_, k) => WsConn.open(endpointOf(task, k), '/ws', 10_000))));
+      conns.push(...await Promise.all(connect(task, (ep) => WsConn.open(ep, '/ws', 10_000))));
       conns.forEach((c, k) => {
         c.onMessage = (p, binary) => answer(binary ? L.wsBinaryAnswer(p) : L.wsJsonAnswer(p));
         c.onClose = (reason) => {
