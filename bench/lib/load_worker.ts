@@ -39,9 +39,9 @@ function xorshift32(seed: number): () => number {
 
 /**
  * What a client sends next: the bytes to send (a framed gRPC message, an HTTP request or a WebSocket
- * frame) and its method or route; idAt >= 0: where the WebSocket lane writes the request's id.
+ * frame, its id already in place) and its method or route.
  */
-interface Req { path: string; framed: Buffer; idAt: number; binaryId: boolean }
+interface Req { path: string; framed: Buffer }
 type Done = (status: number, message: string | null) => void;
 type Send = (r: Req) => void;
 
@@ -134,8 +134,10 @@ function httpTransport(task: WorkerTask, streamPath: string | null): Transport {
 
 /**
  * WebSocket lane: `connections` WebSockets to /ws, client i on connection i mod n; a client's
- * request carries the client's index as its id, and the answer (in completion order) is routed
- * back by it. A closed connection fails its requests in flight and every later one (Unavailable).
+ * request carries the client's index as its id (kvTemplate writes it into the client's templates;
+ * a client has one request in flight, so ids are unique on a connection), and the answer (in
+ * completion order) is routed back by it. A closed connection fails its requests in flight and
+ * every later one (Unavailable).
  */
 function wsTransport(task: WorkerTask, streamPath: string | null): Transport {
   if (streamPath !== null) throw new Error('--lane ws runs unary workloads only');
@@ -166,8 +168,6 @@ function wsTransport(task: WorkerTask, streamPath: string | null): Transport {
       return (r) => {
         inFlight[i] = 1;
         if (conn.closed !== null) { setImmediate(() => { if (inFlight[i]) { inFlight[i] = 0; done(unavailable, `WebSocket ${conn.closed}`); } }); return; }
-        if (r.binaryId) r.framed.writeUInt32LE(i, r.idAt);
-        else W.writeDigits(r.framed, r.idAt, L.wsJsonIdDigits, i);
         conn.send(r.framed);
       };
     },
@@ -206,7 +206,7 @@ function kvTemplate(task: WorkerTask, c: number, shape: KvShape, l: W.KeyLayout,
   };
   if (task.lane === 'grpc') {
     const t = grpc();
-    return { path: t.path, framed: t.framed, idAt: -1, binaryId: false, setKey: (k, i) => W.setKey(t, k, i) };
+    return { path: t.path, framed: t.framed, setKey: (k, i) => W.setKey(t, k, i) };
   }
   let t: L.WireTemplate;
   if (task.lane === 'ws' && task.wsBinary) t = L.wsBinaryRequest(grpc(), l);
@@ -215,7 +215,10 @@ function kvTemplate(task: WorkerTask, c: number, shape: KvShape, l: W.KeyLayout,
       : shape === 'txn-put' ? L.txnPutJson(o, l, value) : shape === 'txn-compare' ? L.txnCompareJson(o, l, value) : L.deleteJson(o, l);
     t = task.lane === 'http' ? L.httpRequest(body, endpointOf(task, c), l) : L.wsJsonRequest(body, l);
   }
-  return { path: t.path, framed: t.framed, idAt: t.idAt, binaryId: t.binaryId, setKey: (k, i) => L.setWireKey(t, k, i) };
+  // On the WebSocket lane a request's id is its client's index (see wsTransport): the same for every
+  // request of this template, so it is written once here rather than per send.
+  if (task.lane === 'ws') L.setWireId(t, c);
+  return { path: t.path, framed: t.framed, setKey: (k, i) => L.setWireKey(t, k, i) };
 }
 
 /**
@@ -259,8 +262,8 @@ function clientOps(task: WorkerTask, c: number, rand: () => number, leases: Leas
     case 'lease-grant-revoke': {
       const g = W.leaseGrantFrame(o.leaseTtl);
       const v = W.leaseIdFrame();
-      const grant: Req = { path: W.paths.leaseGrant, framed: g.framed, idAt: -1, binaryId: false };
-      const revoke: Req = { path: W.paths.leaseRevoke, framed: v.framed, idAt: -1, binaryId: false };
+      const grant: Req = { path: W.paths.leaseGrant, framed: g.framed };
+      const revoke: Req = { path: W.paths.leaseRevoke, framed: v.framed };
       let granted = false;
       return () => {
         granted = !granted;
@@ -274,7 +277,7 @@ function clientOps(task: WorkerTask, c: number, rand: () => number, leases: Leas
     case 'lease-keepalive': {
       const k = W.leaseIdFrame();
       W.writeLeaseIdVarint(k.framed, k.idAt, keepAliveIds[c]);
-      const req: Req = { path: W.paths.leaseKeepAlive, framed: k.framed, idAt: -1, binaryId: false };
+      const req: Req = { path: W.paths.leaseKeepAlive, framed: k.framed };
       return () => req;
     }
   }
@@ -287,7 +290,7 @@ async function grantKeepAliveLeases(task: WorkerTask, t: Transport, leases: Leas
     const id = leases.take();
     const g = W.leaseGrantFrame(task.req.leaseTtl);
     W.writeLeaseIdVarint(g.framed, g.idAt, id);
-    const r = await t.once({ path: W.paths.leaseGrant, framed: g.framed, idAt: -1, binaryId: false });
+    const r = await t.once({ path: W.paths.leaseGrant, framed: g.framed });
     if (r.status !== 0) throw new Error(`LeaseGrant for lease-keepalive: ${grpcCodeName[r.status] ?? r.status} ${r.message ?? ''}`.trim());
     ids.push(id);
   }
@@ -298,7 +301,7 @@ async function revokeLeases(t: Transport, ids: number[]): Promise<void> {
   for (const id of ids) {
     const v = W.leaseIdFrame();
     W.writeLeaseIdVarint(v.framed, v.idAt, id);
-    await t.once({ path: W.paths.leaseRevoke, framed: v.framed, idAt: -1, binaryId: false }); // best effort: leases expire anyway
+    await t.once({ path: W.paths.leaseRevoke, framed: v.framed }); // best effort: leases expire anyway
   }
 }
 
