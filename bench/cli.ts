@@ -21,7 +21,7 @@ import { defaultVerdictOptions, judge } from './lib/verdict';
 import {
   allWorkloads, defaultRequestOptions, describe, isWatchWorkload, isWorkloadName, needsPreload, RequestOptions, WorkloadName,
 } from './lib/workloads';
-import { isLaneName, laneLabel, laneRefuses } from './lib/lanes';
+import { isLaneName, laneConnections, laneLabel, laneRefuses } from './lib/lanes';
 
 const usage = `usage:
   etcd-ts-bench <workload> [--endpoints HOST:PORT[,HOST:PORT]] [flags]
@@ -156,7 +156,7 @@ function loadModel(w: WorkloadName, o: Opts, ln: LaneName = o.lane): string {
     const writers = w === 'watch-latency' ? `Puts at ${o.rate > 0 ? o.rate : 100}/s` : o.rate > 0 ? `Puts at ${o.rate}/s` : `${o.writers} closed-loop writers`;
     return `${o.watchers} watchers over ${o.streams} streams, ${writers} over ${o.watchKeys === 1 || w === 'watch-latency' ? 'one key' : `${o.watchKeys} keys`}, ${o.warmup} s warm-up, ${span}`;
   }
-  const conns = ln === 'http' ? o.clients : Math.min(o.conns, o.clients);
+  const conns = laneConnections(ln, o.clients, o.conns);
   const model = o.rate > 0 ? `open loop at ${o.rate} req/s, at most ${o.clients} in flight over ${conns} connections`
     : `closed loop, ${o.clients} clients over ${conns} connections`;
   const client = ln === 'http' ? 'HTTP/1.1 keep-alive (one request in flight per connection) JSON gateway'

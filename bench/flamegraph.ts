@@ -11,11 +11,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { removeDataDir, startEtcdTs } from '../test/support/procs';
 import { preloadKeys, runKvLoad } from './lib/load';
 import { runWatchLoad } from './lib/watch_load';
-import { CpuProfile, renderFlamegraphHtml } from './lib/flame';
+import { CpuProfile, writeFlamegraphs } from './lib/flame';
 import { clientFor } from './lib/load_types';
 import { allWorkloads, defaultRequestOptions, isWatchWorkload, isWorkloadName, needsPreload, RequestOptions, WorkloadName } from './lib/workloads';
 
@@ -51,8 +50,6 @@ function threadName(p: CpuProfile, file: string): string {
 
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
-  const root = path.join(__dirname, '..', '..');
-  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
   const profDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcd-ts-prof-'));
   const s = await startEtcdTs({ logLevel: 'error', nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] });
   try {
@@ -73,20 +70,14 @@ async function main(): Promise<void> {
     removeDataDir(s);
   }
   const command = `node dist/bench/flamegraph.js ${process.argv.slice(2).join(' ')}`.trim();
-  const meta = `${command} | commit ${commit} | ${os.cpus()[0]?.model ?? '?'} x${os.cpus().length} | node ${process.version} | ${new Date().toISOString()}`;
-  const outDir = path.join(root, 'flamegraphs');
-  fs.mkdirSync(outDir, { recursive: true });
   const used = new Map<string, number>();
-  for (const f of fs.readdirSync(profDir).filter((x) => x.endsWith('.cpuprofile')).sort()) {
-    const p = JSON.parse(fs.readFileSync(path.join(profDir, f), 'utf8')) as CpuProfile;
+  const written = writeFlamegraphs(profDir, command, (commit, p, f) => {
     const thread = threadName(p, f);
     const n = (used.get(thread) ?? 0) + 1;
     used.set(thread, n);
-    const name = `${commit}-${a.workload}-c${a.clients}-${thread}${n > 1 ? `-${n}` : ''}.html`;
-    fs.writeFileSync(path.join(outDir, name), renderFlamegraphHtml(p, `${name}`, meta));
-    console.log(path.join('flamegraphs', name));
-  }
-  fs.rmSync(profDir, { recursive: true, force: true });
+    return `${commit}-${a.workload}-c${a.clients}-${thread}${n > 1 ? `-${n}` : ''}.html`;
+  });
+  for (const w of written) console.log(w.file);
 }
 
 main().catch((e) => {

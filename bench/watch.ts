@@ -36,8 +36,7 @@ import { performance } from 'node:perf_hooks';
 import { etcdserverpb } from '../src/shared/gen/etcd';
 import { removeDataDir, Server, ServerKind, startKind } from '../test/support/procs';
 import { machineInfo } from './lib/machine';
-import { CpuProfile, renderFlamegraphHtml } from './lib/flame';
-import { execFileSync } from 'node:child_process';
+import { topSelf, writeFlamegraphs } from './lib/flame';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -262,41 +261,16 @@ async function withServer<T>(kind: ServerKind, f: (s: Server) => Promise<T>, pro
   }
 }
 
-/** The n functions with the most self time, one per line (ms and share of the thread's samples). */
-function topSelf(p: CpuProfile, n: number): string {
-  const byId = new Map(p.nodes.map((x) => [x.id, x]));
-  const self = new Map<string, number>();
-  let total = 0;
-  for (let i = 0; i < p.samples.length; i++) {
-    const node = byId.get(p.samples[i])!;
-    const f = node.callFrame;
-    const name = `${f.functionName || '(anonymous)'} ${f.url.split('/').slice(-2).join('/')}:${f.lineNumber + 1}`;
-    const dt = p.timeDeltas[i] ?? 0;
-    self.set(name, (self.get(name) ?? 0) + dt);
-    total += dt;
-  }
-  return [...self].sort((x, y) => y[1] - x[1]).slice(0, n)
-    .map(([k, us]) => `  ${(us / 1000).toFixed(0).padStart(6)} ms ${((100 * us) / total).toFixed(1).padStart(5)}%  ${k}`).join('\n');
-}
-
-/** Renders each thread's .cpuprofile in dir as flamegraphs/<commit>-watch-<thread>.html. */
-function writeFlamegraphs(dir: string, command: string): void {
-  const root = path.join(__dirname, '..', '..');
-  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
-  const meta = `${command} | commit ${commit} | ${os.cpus()[0]?.model ?? '?'} x${os.cpus().length} | node ${process.version} | ${new Date().toISOString()}`;
-  const outDir = path.join(root, 'flamegraphs');
-  fs.mkdirSync(outDir, { recursive: true });
+/** Renders each thread's profile as flamegraphs/<commit>-watch-<thread>.html and prints its top self time. */
+function writeWatchFlamegraphs(dir: string, command: string): void {
   let n = 0;
-  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.cpuprofile')).sort()) {
-    const p = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as CpuProfile;
+  const written = writeFlamegraphs(dir, command, (commit, p) => {
     const urls = p.nodes.map((x) => x.callFrame.url);
     const thread = urls.some((u) => u.includes('main/cli.js')) ? 'main' : urls.some((u) => u.includes('workers/watch')) ? 'watch'
       : urls.some((u) => u.includes('workers/apply.js')) ? 'apply' : `thread${++n}`;
-    const name = `${commit}-watch-${thread}.html`;
-    fs.writeFileSync(path.join(outDir, name), renderFlamegraphHtml(p, name, meta));
-    console.error(`${path.join('flamegraphs', name)}; top self time:\n${topSelf(p, 12)}`);
-  }
-  fs.rmSync(dir, { recursive: true, force: true });
+    return `${commit}-watch-${thread}.html`;
+  });
+  for (const w of written) console.error(`${w.file}; top self time:\n${topSelf(w.profile, 12)}`);
 }
 
 const fmt = (x: number, d = 0): string => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
@@ -314,7 +288,7 @@ async function main(): Promise<void> {
     const r = await withServer(kind, (s) => fanout(s, a), profDir);
     console.error(JSON.stringify(r));
     fan.push(r);
-    if (profDir) writeFlamegraphs(profDir, cmd);
+    if (profDir) writeWatchFlamegraphs(profDir, cmd);
   }
   if (a.idleWatchers > 0) {
     for (const kind of kinds) {

@@ -1,7 +1,13 @@
 // Renders a V8 .cpuprofile as a flamegraph: stacks merged by function, widths proportional to
 // sampled time, drawn bottom-up as inline SVG in one HTML file (no scripts needed; <title> gives
 // the hover text). Idle and GC time stay visible as their own frames, so a mostly idle thread
-// looks mostly idle.
+// looks mostly idle. writeFlamegraphs renders a whole --cpu-prof-dir into flamegraphs/ (the
+// flamegraph tool and bench/watch.ts --prof); topSelf summarises a profile as text.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
 export interface CpuProfile {
   nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }>;
   samples: number[];
@@ -76,4 +82,43 @@ export function renderFlamegraphHtml(p: CpuProfile, title: string, meta: string)
 <body style="font-family:sans-serif"><h3>${esc(title)}</h3><p>${esc(meta)}</p>
 <p>Total sampled ${(root.totalUs / 1e6).toFixed(2)} s. Width = time; the root is at the top; hover for details.</p>
 <svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="monospace">${rects.join('\n')}</svg></body>`;
+}
+
+/** The n functions with the most self time, one per line (ms and share of the thread's samples). */
+export function topSelf(p: CpuProfile, n: number): string {
+  const byId = new Map(p.nodes.map((x) => [x.id, x]));
+  const self = new Map<string, number>();
+  let total = 0;
+  for (let i = 0; i < p.samples.length; i++) {
+    const name = frameName(byId.get(p.samples[i])!);
+    const dt = p.timeDeltas[i] ?? 0;
+    self.set(name, (self.get(name) ?? 0) + dt);
+    total += dt;
+  }
+  return [...self].sort((x, y) => y[1] - x[1]).slice(0, n)
+    .map(([k, us]) => `  ${(us / 1000).toFixed(0).padStart(6)} ms ${((100 * us) / total).toFixed(1).padStart(5)}%  ${k}`).join('\n');
+}
+
+/**
+ * Renders each thread's .cpuprofile in profDir (node --cpu-prof-dir) as flamegraphs/<name> at the
+ * repository root, where name(commit, profile, profile file) names it, each headed by the command,
+ * commit, machine and time; then removes profDir. Returns the files written (relative to the
+ * root), in the order of the profile files, with their profiles.
+ */
+export function writeFlamegraphs(profDir: string, command: string,
+  name: (commit: string, p: CpuProfile, profFile: string) => string): Array<{ file: string; profile: CpuProfile }> {
+  const root = path.join(__dirname, '..', '..', '..');
+  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
+  const meta = `${command} | commit ${commit} | ${os.cpus()[0]?.model ?? '?'} x${os.cpus().length} | node ${process.version} | ${new Date().toISOString()}`;
+  fs.mkdirSync(path.join(root, 'flamegraphs'), { recursive: true });
+  const written: Array<{ file: string; profile: CpuProfile }> = [];
+  for (const f of fs.readdirSync(profDir).filter((x) => x.endsWith('.cpuprofile')).sort()) {
+    const profile = JSON.parse(fs.readFileSync(path.join(profDir, f), 'utf8')) as CpuProfile;
+    const n = name(commit, profile, f);
+    const file = path.join('flamegraphs', n);
+    fs.writeFileSync(path.join(root, file), renderFlamegraphHtml(profile, n, meta));
+    written.push({ file, profile });
+  }
+  fs.rmSync(profDir, { recursive: true, force: true });
+  return written;
 }

@@ -13,6 +13,15 @@ export function laneLabel(lane: LaneName, wsBinary: boolean): string {
   return lane === 'ws' ? `ws/${wsBinary ? 'binary' : 'json'}` : lane;
 }
 
+/**
+ * How many connections a lane opens for `clients` clients when `connections` are asked for: the HTTP
+ * lane one per client (HTTP/1.1 carries one request at a time), the others no more than there are
+ * clients (the clients share them round-robin).
+ */
+export function laneConnections(lane: LaneName, clients: number, connections: number): number {
+  return lane === 'http' ? clients : Math.min(connections, clients);
+}
+
 /** Why a workload cannot run on a lane, or null if it can: the lanes besides gRPC run the unary KV workloads. */
 export function laneRefuses(w: WorkloadName, lane: LaneName): string | null {
   if (lane === 'grpc') return null;

@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import * as hdr from 'hdr-histogram-js';
 import { Workload } from './kv_client';
 import { ClientKind, histogramSpec, LaneName, WorkerProgress, WorkerResult, WorkerTask } from './load_types';
+import { laneConnections } from './lanes';
 import { defaultRequestOptions, KvWorkloadName, RequestOptions } from './workloads';
 
 /** The older interface (baseline.ts, flamegraph.ts): Put or serializable point Range, 16-byte keys. */
@@ -185,8 +186,8 @@ export async function runKvLoad(o: KvLoadOptions): Promise<LoadResult> {
   const window = sampleCpuWindow(startAtEpochMs + o.warmupMs, timed ? o.durationMs : null, serverPids);
   const lane = o.lane ?? 'grpc';
   // Connection k of worker i is the (offset_i + k)-th overall, so that all endpoints get load even
-  // with fewer workers than endpoints. The HTTP lane has one connection per client.
-  const connsOf = (i: number): number => (lane === 'http' ? clients[i] : Math.min(conns[i], clients[i]));
+  // with fewer workers than endpoints. Worker i opens laneConnections of its share.
+  const connsOf = (i: number): number => laneConnections(lane, clients[i], conns[i]);
   const connOffsets = clients.map((_, i) => { let n = 0; for (let j = 0; j < i; j++) n += connsOf(j); return n; });
   const nonce = Math.floor(Math.random() * 0xffff);
   const progress = new Array<number>(workers).fill(0);
@@ -196,7 +197,7 @@ export async function runKvLoad(o: KvLoadOptions): Promise<LoadResult> {
   const results = await Promise.all(clients.map((c, i) => runWorker({
     endpoint: o.endpoint, endpoints: o.endpoints?.length ? o.endpoints : [o.endpoint], connOffset: connOffsets[i],
     lane, wsBinary: o.wsBinary ?? false, mode: o.workload, client: o.client,
-    clients: c, connections: Math.min(conns[i], c), req: o.req, seed: 0x1234 + i * 7919, workerIndex: i, workers, nonce,
+    clients: c, connections: conns[i], req: o.req, seed: 0x1234 + i * 7919, workerIndex: i, workers, nonce,
     startAtEpochMs, warmupMs: o.warmupMs, durationMs: o.durationMs, total: totals[i],
     ratePerSec: o.ratePerSec > 0 ? o.ratePerSec / workers : 0, progress: onProgress !== undefined,
   }, onProgress ? (n) => onProgress(i, n) : undefined)));

@@ -41,7 +41,7 @@ export interface WorkerTask {
   mode: KvWorkloadName | 'preload';
   client: ClientKind;
   clients: number;        // closed loop: clients; open loop: the most requests in flight
-  connections: number;
+  connections: number;    // asked for: the worker opens laneConnections(lane, clients, connections)
   req: RequestOptions;
   seed: number;
   workerIndex: number;

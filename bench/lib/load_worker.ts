@@ -22,6 +22,7 @@ import { RawH2Connection } from './raw_h2_client';
 import { grpcCodeName, H2Caller, H2Connection, H2StreamCaller } from './h2_client';
 import { histogramSpec, WorkerResult, WorkerTask } from './load_types';
 import { HttpConn, unavailable, WsConn } from './lane_conns';
+import { laneConnections } from './lanes';
 import * as L from './lane_wire';
 import { OpenLoopDriver, OpenLoopPacer } from './open_loop';
 import * as W from './workloads';
@@ -38,9 +39,9 @@ function xorshift32(seed: number): () => number {
 
 /**
  * What a client sends next: the bytes to send (a framed gRPC message, an HTTP request or a WebSocket
- * frame) and its method or route; idAt >= 0: where the WebSocket lane writes the request's id.
+ * frame, its id already in place) and its method or route.
  */
-interface Req { path: string; framed: Buffer; idAt: number; binaryId: boolean }
+interface Req { path: string; framed: Buffer }
 type Done = (status: number, message: string | null) => void;
 type Send = (r: Req) => void;
 
@@ -54,7 +55,7 @@ interface Transport {
 }
 
 function h2Transport(task: WorkerTask, streamPath: string | null): Transport {
-  const conns = Array.from({ length: task.connections }, (_, i) => new H2Connection(endpointOf(task, i)));
+  const conns = connect(task, (ep) => new H2Connection(ep));
   const streams: H2StreamCaller[] = [];
   return {
     ready: async () => { await Promise.all(conns.map((c) => c.waitForReady(10_000))); },
@@ -77,7 +78,7 @@ function h2Transport(task: WorkerTask, streamPath: string | null): Transport {
 
 function grpcJsTransport(task: WorkerTask, streamPath: string | null): Transport {
   if (streamPath !== null) throw new Error('--client grpc-js runs unary workloads only');
-  const conns = Array.from({ length: task.connections }, (_, i) => new KvConnection(endpointOf(task, i)));
+  const conns = connect(task, (ep) => new KvConnection(ep));
   const call = (conn: KvConnection, r: Req, done: Done): void =>
     conn.callPath(r.path, r.framed.subarray(5), (err) => (err ? done(err.code, err.details) : done(0, null)));
   return {
@@ -93,7 +94,7 @@ function grpcJsTransport(task: WorkerTask, streamPath: string | null): Transport
 
 function rawTransport(task: WorkerTask, streamPath: string | null): Transport {
   if (streamPath !== null) throw new Error('--client raw runs unary workloads only (use --client h2 for lease-keepalive)');
-  const conns = Array.from({ length: task.connections }, (_, i) => new RawH2Connection(endpointOf(task, i)));
+  const conns = connect(task, (ep) => new RawH2Connection(ep));
   return {
     ready: async () => { await Promise.all(conns.map((c) => c.waitForReady(10_000))); },
     client: (i, done) => {
@@ -105,6 +106,11 @@ function rawTransport(task: WorkerTask, streamPath: string | null): Transport {
   };
 }
 
+/** Opens this worker's connections: as many as its lane opens for its clients (laneConnections). */
+function connect<T>(task: WorkerTask, open: (endpoint: string) => T): T[] {
+  return Array.from({ length: laneConnections(task.lane, task.clients, task.connections) }, (_, k) => open(endpointOf(task, k)));
+}
+
 /** The endpoint of this worker's connection k: connections are spread over the endpoints (members). */
 function endpointOf(task: WorkerTask, k: number): string {
   const eps = task.endpoints.length ? task.endpoints : [task.endpoint];
@@ -114,7 +120,7 @@ function endpointOf(task: WorkerTask, k: number): string {
 /** HTTP/JSON lane: one keep-alive HTTP/1.1 connection per client (HTTP/1.1 has one request in flight). */
 function httpTransport(task: WorkerTask, streamPath: string | null): Transport {
   if (streamPath !== null) throw new Error('--lane http runs unary workloads only');
-  const conns = Array.from({ length: task.clients }, (_, i) => new HttpConn(endpointOf(task, i)));
+  const conns = connect(task, (ep) => new HttpConn(ep));
   return {
     ready: async () => { await Promise.all(conns.map((c) => c.ready(10_000))); },
     client: (i, done) => {
@@ -128,8 +134,10 @@ function httpTransport(task: WorkerTask, streamPath: string | null): Transport {
 
 /**
  * WebSocket lane: `connections` WebSockets to /ws, client i on connection i mod n; a client's
- * request carries the client's index as its id, and the answer (in completion order) is routed
- * back by it. A closed connection fails its requests in flight and every later one (Unavailable).
+ * request carries the client's index as its id (kvTemplate writes it into the client's templates;
+ * a client has one request in flight, so ids are unique on a connection), and the answer (in
+ * completion order) is routed back by it. A closed connection fails its requests in flight and
+ * every later one (Unavailable).
  */
 function wsTransport(task: WorkerTask, streamPath: string | null): Transport {
   if (streamPath !== null) throw new Error('--lane ws runs unary workloads only');
@@ -144,8 +152,7 @@ function wsTransport(task: WorkerTask, streamPath: string | null): Transport {
   };
   return {
     ready: async () => {
-      const n = Math.max(1, Math.min(task.connections, task.clients));
-      conns.push(...await Promise.all(Array.from({ length: n }, (_, k) => WsConn.open(endpointOf(task, k), '/ws', 10_000))));
+      conns.push(...await Promise.all(connect(task, (ep) => WsConn.open(ep, '/ws', 10_000))));
       conns.forEach((c, k) => {
         c.onMessage = (p, binary) => answer(binary ? L.wsBinaryAnswer(p) : L.wsJsonAnswer(p));
         c.onClose = (reason) => {
@@ -161,8 +168,6 @@ function wsTransport(task: WorkerTask, streamPath: string | null): Transport {
       return (r) => {
         inFlight[i] = 1;
         if (conn.closed !== null) { setImmediate(() => { if (inFlight[i]) { inFlight[i] = 0; done(unavailable, `WebSocket ${conn.closed}`); } }); return; }
-        if (r.binaryId) r.framed.writeUInt32LE(i, r.idAt);
-        else W.writeDigits(r.framed, r.idAt, L.wsJsonIdDigits, i);
         conn.send(r.framed);
       };
     },
@@ -201,7 +206,7 @@ function kvTemplate(task: WorkerTask, c: number, shape: KvShape, l: W.KeyLayout,
   };
   if (task.lane === 'grpc') {
     const t = grpc();
-    return { path: t.path, framed: t.framed, idAt: -1, binaryId: false, setKey: (k, i) => W.setKey(t, k, i) };
+    return { path: t.path, framed: t.framed, setKey: (k, i) => W.setKey(t, k, i) };
   }
   let t: L.WireTemplate;
   if (task.lane === 'ws' && task.wsBinary) t = L.wsBinaryRequest(grpc(), l);
@@ -210,7 +215,10 @@ function kvTemplate(task: WorkerTask, c: number, shape: KvShape, l: W.KeyLayout,
       : shape === 'txn-put' ? L.txnPutJson(o, l, value) : shape === 'txn-compare' ? L.txnCompareJson(o, l, value) : L.deleteJson(o, l);
     t = task.lane === 'http' ? L.httpRequest(body, endpointOf(task, c), l) : L.wsJsonRequest(body, l);
   }
-  return { path: t.path, framed: t.framed, idAt: t.idAt, binaryId: t.binaryId, setKey: (k, i) => L.setWireKey(t, k, i) };
+  // On the WebSocket lane a request's id is its client's index (see wsTransport): the same for every
+  // request of this template, so it is written once here rather than per send.
+  if (task.lane === 'ws') L.setWireId(t, c);
+  return { path: t.path, framed: t.framed, setKey: (k, i) => L.setWireKey(t, k, i) };
 }
 
 /**
@@ -254,8 +262,8 @@ function clientOps(task: WorkerTask, c: number, rand: () => number, leases: Leas
     case 'lease-grant-revoke': {
       const g = W.leaseGrantFrame(o.leaseTtl);
       const v = W.leaseIdFrame();
-      const grant: Req = { path: W.paths.leaseGrant, framed: g.framed, idAt: -1, binaryId: false };
-      const revoke: Req = { path: W.paths.leaseRevoke, framed: v.framed, idAt: -1, binaryId: false };
+      const grant: Req = { path: W.paths.leaseGrant, framed: g.framed };
+      const revoke: Req = { path: W.paths.leaseRevoke, framed: v.framed };
       let granted = false;
       return () => {
         granted = !granted;
@@ -269,7 +277,7 @@ function clientOps(task: WorkerTask, c: number, rand: () => number, leases: Leas
     case 'lease-keepalive': {
       const k = W.leaseIdFrame();
       W.writeLeaseIdVarint(k.framed, k.idAt, keepAliveIds[c]);
-      const req: Req = { path: W.paths.leaseKeepAlive, framed: k.framed, idAt: -1, binaryId: false };
+      const req: Req = { path: W.paths.leaseKeepAlive, framed: k.framed };
       return () => req;
     }
   }
@@ -282,7 +290,7 @@ async function grantKeepAliveLeases(task: WorkerTask, t: Transport, leases: Leas
     const id = leases.take();
     const g = W.leaseGrantFrame(task.req.leaseTtl);
     W.writeLeaseIdVarint(g.framed, g.idAt, id);
-    const r = await t.once({ path: W.paths.leaseGrant, framed: g.framed, idAt: -1, binaryId: false });
+    const r = await t.once({ path: W.paths.leaseGrant, framed: g.framed });
     if (r.status !== 0) throw new Error(`LeaseGrant for lease-keepalive: ${grpcCodeName[r.status] ?? r.status} ${r.message ?? ''}`.trim());
     ids.push(id);
   }
@@ -293,7 +301,7 @@ async function revokeLeases(t: Transport, ids: number[]): Promise<void> {
   for (const id of ids) {
     const v = W.leaseIdFrame();
     W.writeLeaseIdVarint(v.framed, v.idAt, id);
-    await t.once({ path: W.paths.leaseRevoke, framed: v.framed, idAt: -1, binaryId: false }); // best effort: leases expire anyway
+    await t.once({ path: W.paths.leaseRevoke, framed: v.framed }); // best effort: leases expire anyway
   }
 }
 

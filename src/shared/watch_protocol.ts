@@ -298,23 +298,26 @@ export function expandedBytes(items: Uint8Array): number {
 }
 
 /**
- * Writes the gRPC-framed responses of a RESPONSES record's items into out (sized by expandedBytes).
- * A template's prefix and suffix are read from the record once and then copied within out, which the
- * writing thread has in its own cache.
+ * Writes the gRPC-framed responses of a RESPONSES record's items into out (sized by expandedBytes)
+ * and returns how many it wrote. A template's prefix and suffix are read from the record once and
+ * then copied within out, which the writing thread has in its own cache.
  */
-export function expandItems(items: Uint8Array, out: Buffer): void {
+export function expandItems(items: Uint8Array, out: Buffer): number {
   let p = 0;
+  let messages = 0;
   for (let at = 0; at < items.length;) {
     if (items[at] === ITEM_FRAMED) {
       const len = GRPC_PREFIX_BYTES + readGrpcLength(items, at);
       out.set(items.subarray(at, at + len), p);
       p += len;
       at += len;
+      messages++;
       continue;
     }
     const prefixLen = readU32LE(items, at + 1);
     const suffixLen = readU32LE(items, at + 5);
     const count = readU32LE(items, at + 9);
+    messages += count;
     const prefixAt = at + TEMPLATE_HEADER_BYTES;
     const suffixAt = prefixAt + prefixLen;
     at = suffixAt + suffixLen;
@@ -335,4 +338,5 @@ export function expandItems(items: Uint8Array, out: Buffer): void {
     }
   }
   assert(p === out.length, 'watch response expansion size');
+  return messages;
 }

@@ -29,8 +29,9 @@ import { RawNode } from '../../src/main/raft/rawnode';
 import { MemoryStorage } from '../../src/main/raft/memory_storage';
 import { copyConfState } from '../../src/main/raft/confchange';
 import {
-  ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message, MessageType, NodeId, ProposalDroppedError, Ready, Snapshot, StateType,
+  ConfChange, ConfChangeType, ConfState, EntryType, Message, MessageType, NodeId, ProposalDroppedError, Ready, Snapshot, StateType,
 } from '../../src/main/raft/types';
+import { bootstrapEntries, decodeConfChange, encodeConfChange } from '../support/confchange_text';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -75,18 +76,6 @@ interface SimNode {
   conf: ConfState;
   /** A leader's Ready whose messages went out and whose write is in flight (lost on a crash). */
   pending: Ready | null;
-}
-
-const ccKinds: ReadonlyArray<[string, ConfChangeType]> = [
-  ['add', ConfChangeType.AddNode], ['add-learner', ConfChangeType.AddLearnerNode], ['remove', ConfChangeType.RemoveNode],
-];
-
-/** The simulation's own encoding of a conf change in entry data: "add 4". */
-function decodeConfChange(e: Entry): ConfChange {
-  const [kind, id] = dec(e.data).split(' ');
-  const k = ccKinds.find(([n]) => n === kind);
-  assert.ok(k !== undefined, `undecodable conf change ${dec(e.data)}`);
-  return { type: k[1], nodeId: BigInt(id) };
 }
 
 const spareCount = 2;
@@ -142,7 +131,7 @@ class Sim {
     // Bootstrap: committed ConfChange entries 1..n at term 1 on every initial voter; spares
     // (ids n+1..) start empty. Everyone starts with an empty configuration and builds it by
     // applying the log (or a snapshot).
-    const boot: Entry[] = Array.from({ length: n }, (_, i) => ({ term: 1, index: i + 1, type: EntryType.ConfChange, data: enc(`add ${i + 1}`) }));
+    const boot = bootstrapEntries(Array.from({ length: n }, (_, i) => BigInt(i + 1)));
     for (let i = 0; i < n + spareCount; i++) {
       const id = BigInt(i + 1);
       const storage = new MemoryStorage([]);
@@ -277,20 +266,20 @@ class Sim {
     const ld = this.leader();
     if (ld === null) return;
     const cfg = ld.node!.status().config;
-    const options: string[] = [];
+    const options: Array<[string, NodeId]> = [];
     for (const sn of this.nodes) {
       if (!this.isMember(cfg, sn.id) && !this.removed.has(sn.id) && sn.id > BigInt(this.nodes.length - spareCount)) {
-        options.push(`add-learner ${sn.id}`);
+        options.push(['add-learner', sn.id]);
       }
     }
-    for (const id of cfg.learners) options.push(`add ${id}`, `remove ${id}`);
-    if (cfg.voters.length > 3) for (const id of cfg.voters) options.push(`remove ${id}`);
+    for (const id of cfg.learners) options.push(['add', id], ['remove', id]);
+    if (cfg.voters.length > 3) for (const id of cfg.voters) options.push(['remove', id]);
     if (options.length === 0) return;
-    const change = options[this.rng.int(options.length)];
+    const [kind, id] = options[this.rng.int(options.length)];
     try {
-      ld.node!.proposeConfChange(enc(change));
+      ld.node!.proposeConfChange(encodeConfChange(kind, id));
       this.stats.confChanges++;
-      this.log(`${ld.id} proposes ${change}`);
+      this.log(`${ld.id} proposes ${kind} ${id}`);
     } catch (e) {
       if (!(e instanceof ProposalDroppedError)) throw e;
     }

@@ -21,7 +21,8 @@
 //     RawNode.Bootstrap), so a member joining later learns it by replaying the log.
 //   campaign ID | propose ID DATA | read-index ID CTX | transfer-leader ID TO
 //   propose-conf-change ID add|add-learner|remove|update NODE
-//     the change travels as the entry's data in this runner's own text encoding ("add 4");
+//     the change travels as the entry's data in the raft tests' text encoding ("add 4",
+//     test/support/confchange_text.ts);
 //     when a node applies a committed ConfChange entry the runner decodes it, calls
 //     applyConfChange and prints `INFO <node> switched to configuration voters=(..) learners=(..)`
 //   config [ID...]   each node's applied configuration and whether it is a learner
@@ -39,11 +40,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RawNode } from '../../src/main/raft/rawnode';
 import { MemoryStorage } from '../../src/main/raft/memory_storage';
-import { copyConfState, describeConfState, sortIds } from '../../src/main/raft/confchange';
+import { copyConfState, describeConfState, simpleChange, sortIds } from '../../src/main/raft/confchange';
 import {
-  ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message, NodeId, ProposalDroppedError, Ready, StateType,
+  ConfState, Entry, EntryType, Message, NodeId, ProposalDroppedError, Ready, StateType,
 } from '../../src/main/raft/types';
 import { describeEntry, describeMessage } from '../../src/main/raft/util';
+import { bootstrapEntries, decodeConfChange, encodeConfChange } from '../support/confchange_text';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -59,25 +61,6 @@ interface Member {
   confs: Array<{ index: number; cs: ConfState }>;
   /** A Ready whose messages went out (send-ready) and which is not yet persisted (persist-ready). */
   pending: Ready | null;
-}
-
-const ccNames: ReadonlyArray<[string, ConfChangeType]> = [
-  ['add', ConfChangeType.AddNode], ['add-learner', ConfChangeType.AddLearnerNode],
-  ['remove', ConfChangeType.RemoveNode], ['update', ConfChangeType.UpdateNode],
-];
-
-/** This runner's encoding of a conf change in entry data: "add 4". Raft never looks inside. */
-function encodeConfChange(kind: string, id: string): Uint8Array {
-  assert.ok(ccNames.some(([n]) => n === kind), `unknown conf change ${kind}`);
-  assert.ok(/^\d+$/.test(id), `bad node id ${id}`);
-  return enc(`${kind} ${id}`);
-}
-
-function decodeConfChange(e: Entry): ConfChange {
-  const [kind, id] = dec(e.data).split(' ');
-  const t = ccNames.find(([n]) => n === kind);
-  assert.ok(t !== undefined && id !== undefined, `undecodable conf change ${dec(e.data)}`);
-  return { type: t[1], nodeId: BigInt(id) };
 }
 
 /** `voters=1,2,3` or `voters=()` / `voters=` (empty). */
@@ -177,17 +160,18 @@ class Env {
   }
 
   applyConfChange(m: Member, n: RawNode, e: Entry): void {
-    const cs = n.applyConfChange(decodeConfChange(e));
+    const cc = decodeConfChange(e);
+    // Raft applies simpleChange to its current configuration; the same call tells why it refused.
+    const { refused } = simpleChange(n.status().config, cc);
+    const cs = n.applyConfChange(cc);
     m.confs.push({ index: e.index, cs });
-    const refused = n.raft.lastConfChangeRefusal;
     if (refused !== null) this.out.push(`INFO ${m.id} refused conf change ${JSON.stringify(dec(e.data))}: ${refused}`);
     else this.out.push(`INFO ${m.id} switched to configuration ${describeConfState(cs)}`);
   }
 
   /** Writes the configuration as committed ConfChange entries 1..n and applies them at once. */
   bootstrap(m: Member, voters: NodeId[], learners: NodeId[]): void {
-    const changes = [...voters.map((id) => `add ${id}`), ...learners.map((id) => `add-learner ${id}`)];
-    const ents: Entry[] = changes.map((c, i) => ({ term: 1, index: i + 1, type: EntryType.ConfChange, data: enc(c) }));
+    const ents = bootstrapEntries(voters, learners);
     m.storage.append(ents);
     m.storage.setHardState({ term: 1, vote: 0n, commit: ents.length });
     m.appliedIndex = ents.length;

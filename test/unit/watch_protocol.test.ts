@@ -55,9 +55,10 @@ describe('watch protocol: response record items', () => {
     const items = Buffer.concat([framed(created), template(ids), framed(progress), template([9])]);
     const n = expandedBytes(items);
     const out = Buffer.alloc(n);
-    expandItems(items, out);
+    const messages = expandItems(items, out);
     const rs = decodeAll(out);
     assert.equal(rs.length, 1 + ids.length + 1 + 1);
+    assert.equal(messages, rs.length);
     assert.equal(Number(rs[0].watchId), 5);
     assert.equal(rs[0].created, true);
     const withEvents = [...rs.slice(1, 1 + ids.length), rs[rs.length - 1]];

@@ -28,10 +28,11 @@ export interface ServerStream {
   /** Queues one message. The transport may keep a reference to `msg` until it is written (the h2
    * transport does for messages of 4 KiB and more): do not reuse its memory after the call. */
   send(msg: Uint8Array): boolean;
-  /** Optional: queues bytes that are already gRPC-framed messages (prefix ‖ message, back to back), as
-   * one write. Unlike send(), framed is the caller's again when the call returns: the transport copies
-   * whatever it cannot write at once. Returns false on backpressure, as send(). */
-  sendFramed?(framed: Buffer): boolean;
+  /** Optional: queues bytes that are already gRPC-framed messages (prefix ‖ message, back to back;
+   * `messages` of them), as one write. Unlike send(), framed is the caller's again when the call
+   * returns: the transport copies whatever it cannot write at once. Returns false on backpressure, as
+   * send(). */
+  sendFramed?(framed: Buffer, messages: number): boolean;
   /** Ends the call with a status. */
   end(code: GrpcCode, message?: string): void;
   readonly closed: boolean;
@@ -89,8 +90,14 @@ export function parseGrpcTimeout(v: string | string[] | undefined): number {
 const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc' };
 
 /** gRPC message bytes received from and sent to clients by either transport, for /metrics
- * (etcd_network_client_grpc_received_bytes_total / _sent_bytes_total). */
+ * (etcd_network_client_grpc_received_bytes_total / _sent_bytes_total). Counted as etcd's gRPC codec
+ * counts them: each message's protobuf bytes, without gRPC's 5-byte length prefix. */
 export const grpcTraffic = { receivedBytes: 0, sentBytes: 0 };
+
+/** Counts what ServerStream.sendFramed sent: `messages` framed messages, `framedBytes` with their prefixes. */
+export function countSentFramed(framedBytes: number, messages: number): void {
+  grpcTraffic.sentBytes += framedBytes - 5 * messages;
+}
 
 /** The method table of a gRPC transport: what it serves, and what the HTTP/JSON gateway calls in
  * process (gateway.ts HandlerSource). Both transports (this file, grpc_h2.ts) extend it. */
@@ -248,9 +255,9 @@ export class GrpcTransport extends GrpcMethods {
     const cancelFns: Array<() => void> = [];
     const ss: ServerStream = {
       send: (msg) => (ended || stream.destroyed ? false : stream.write(frame(msg))),
-      sendFramed: (framed) => {
+      sendFramed: (framed, messages) => {
         if (ended || stream.destroyed) return false;
-        grpcTraffic.sentBytes += framed.length; // the prefixes too: the messages are not walked
+        countSentFramed(framed.length, messages);
         return stream.write(Buffer.from(framed)); // node:http2 keeps what it is given until it is written
       },
       end: (code, message) => {

@@ -9,7 +9,8 @@
 import type * as http2 from 'node:http2';
 import { EtcdError, GrpcCode } from '../../shared/errors';
 import {
-  CallContext, encodeGrpcMessage, errorStatus, GrpcMethods, grpcTraffic, GrpcTransportOptions, parseGrpcTimeout, ServerStream, StreamHandler, UnaryHandler,
+  CallContext, countSentFramed, encodeGrpcMessage, errorStatus, GrpcMethods, grpcTraffic, GrpcTransportOptions, parseGrpcTimeout, ServerStream,
+  StreamHandler, UnaryHandler,
 } from './grpc';
 import { h2Limits } from './h2/constants';
 import { GrpcMessageReader, MessageSink, writeGrpcMessage } from './h2/grpc_message';
@@ -214,9 +215,9 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
     return this.#queueOk();
   }
 
-  sendFramed(framed: Buffer): boolean {
+  sendFramed(framed: Buffer, messages: number): boolean {
     if (this.#ended || this.#stream.closed) return false;
-    grpcTraffic.sentBytes += framed.length; // the prefixes too: the messages are not walked
+    countSentFramed(framed.length, messages);
     // Up to 64 KiB: in pieces the session copies into its output buffer as far as the flow-control
     // windows allow (a large piece would be passed by reference and seal that buffer); what the windows
     // hold back stays queued, so those pieces are copied here: framed is the caller's again on return.

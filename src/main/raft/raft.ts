@@ -79,8 +79,6 @@ export class Raft {
    * pending and no other is accepted, so changes are applied one at a time.
    */
   pendingConfIndex: number;
-  /** The last refused conf change's reason (for logs and transcripts), or null. */
-  lastConfChangeRefusal: string | null;
   /** Ticks since the last election timeout reset (leader: since the last check-quorum). */
   electionElapsed: number;
   heartbeatElapsed: number;
@@ -110,7 +108,6 @@ export class Raft {
     this.readOnly = new ReadOnly();
     this.pendingReadIndexMessages = [];
     this.pendingConfIndex = 0;
-    this.lastConfChangeRefusal = null;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.electionTimeout = c.electionTick;
@@ -168,7 +165,6 @@ export class Raft {
    */
   applyConfChange(cc: ConfChange): ConfState {
     const res = simpleChange(this.trk.confState(), cc);
-    this.lastConfChangeRefusal = res.refused;
     if (!res.changed) return res.cs;
     const added = this.trk.applyConfState(res.cs, this.raftLog.lastIndex() + 1);
     this.switchToConfig(added);

@@ -35,11 +35,12 @@ const SCRATCH_BYTES = 256 * 1024;
 const WORKER_FAILED = 'etcd-ts: watch worker failed; watch again from the last revision + 1';
 
 /**
- * Sends back-to-back gRPC-framed messages: in one write when the transport can, else one by one. framed
- * is reused after the call: sendFramed copies what it keeps, send() may keep its message (so a copy).
+ * Sends `messages` back-to-back gRPC-framed messages: in one write when the transport can, else one by
+ * one. scratch is reused after the call: sendFramed copies what it keeps, send() may keep its message
+ * (so a copy).
  */
-function sendFramed(ss: ServerStream, scratch: Buffer): boolean {
-  if (ss.sendFramed) return ss.sendFramed(scratch);
+function sendFramed(ss: ServerStream, scratch: Buffer, messages: number): boolean {
+  if (ss.sendFramed) return ss.sendFramed(scratch, messages);
   const framed = Buffer.from(scratch);
   let ok = true;
   for (let at = 0; at < framed.length;) {
@@ -322,16 +323,17 @@ export class WatchService {
         return;
       }
       // One record = every response the worker had for this stream in one pass (see watch_protocol
-      // RESPONSES), expanded and gRPC-framed into a slab: one transport write per stream per pass.
+      // RESPONSES), expanded and gRPC-framed into the reused buffer: one transport write per stream per pass.
       let items = m.subarray(RESPONSE_HEADER_BYTES);
       if (e.parts !== null) {
         items = Buffer.concat([...e.parts, items]);
         e.parts = null;
       }
-      const framed = this.#expand(items);
+      const framed = this.#expandBuffer(expandedBytes(items));
+      const messages = expandItems(items, framed);
       let ok: boolean;
       try {
-        ok = sendFramed(e.ss, framed);
+        ok = sendFramed(e.ss, framed, messages);
       } catch (err) {
         // The transport failed this stream (not the worker): end it, keep serving the others.
         this.#d.log.error('watch stream send failed', { error: String(err) });
@@ -360,16 +362,14 @@ export class WatchService {
   }
 
   /**
-   * Expands a record's items (see watch_protocol RESPONSES) into gRPC-framed responses, in one buffer
-   * reused from pass to pass: the transport copies what it keeps (ServerStream.sendFramed), so a pass
-   * allocates nothing. Fresh buffers per pass (tens of KiB of external memory per stream per write)
-   * made V8 run a full mark-compact about every 100 ms under the watch benchmark.
+   * Room for n bytes of a record's items expanded into gRPC-framed responses (see watch_protocol
+   * RESPONSES), in one buffer reused from pass to pass: the transport copies what it keeps
+   * (ServerStream.sendFramed), so a pass allocates nothing. Fresh buffers per pass (tens of KiB of
+   * external memory per stream per write) made V8 run a full mark-compact about every 100 ms under the
+   * watch benchmark.
    */
-  #expand(items: Uint8Array): Buffer {
-    const n = expandedBytes(items);
-    const out = n <= this.#scratch.length ? this.#scratch.subarray(0, n) : Buffer.allocUnsafe(n);
-    expandItems(items, out);
-    return out;
+  #expandBuffer(n: number): Buffer {
+    return n <= this.#scratch.length ? this.#scratch.subarray(0, n) : Buffer.allocUnsafe(n);
   }
 
   /**
