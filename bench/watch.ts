@@ -28,12 +28,9 @@
 // The generator does not decode WatchResponses with protobufjs (that alone would cap it well below the
 // servers): a small wire-format scanner (lib/watch_wire.ts) counts events (field 11) and, for sampled
 // watchers, reads the mod_revision of each event's kv.
-import { frameGrpc } from './lib/h2_client';
-import { newScanResult, put, scanResponse, Scanner, WatchStream } from './lib/watch_wire';
+import { newScanResult, scanResponse, Scanner, WatchStream } from './lib/watch_wire';
 import { procCpuUs, rssKiB, threadCoresText, threadCpuUs } from './lib/proc';
-import * as http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import { etcdserverpb } from '../src/shared/gen/etcd';
 import { removeDataDir, Server, ServerKind, startKind } from '../test/support/procs';
 import { machineInfo } from './lib/machine';
 import { topSelf, writeFlamegraphs } from './lib/flame';
@@ -41,7 +38,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { WriterJob, WriterResult } from './lib/watch_writer';
+import { runWriters, WriterJob, WriterResult } from './lib/watch_writer';
 
 interface Args {
   watchers: number; connections: number; keys: number; seconds: number; writers: number;
@@ -152,47 +149,26 @@ async function fanout(s: Server, a: Args): Promise<FanoutResult> {
   // Writers: each loops Put(key i), i round-robin over K keys, one request outstanding per writer; on a
   // thread of their own unless --writer-thread 0 (lib/watch_writer.ts says why).
   const sentAt = new Map<number, number>(); // revision -> time the Put was written (this thread's clock)
-  let writes = 0;
   const gen0 = selfCpuSec();
   const srv0 = procCpuSec(s.pid);
   const thr0 = threadCpuUs(s.pid);
   const thrAt0 = performance.now();
-  let t0: number;
-  let tw: number;
+  const job: WriterJob = { clientUrl: s.clientUrl, prefix: prefix.toString(), keys: a.keys, valueBytes: a.valueBytes, writers: a.writers, seconds: a.seconds };
+  let r: WriterResult;
+  let origin = 0; // what to subtract from the writers' times to get this thread's performance.now()
   if (a.writerThread) {
-    const job: WriterJob = { clientUrl: s.clientUrl, prefix: prefix.toString(), keys: a.keys, valueBytes: a.valueBytes, writers: a.writers, seconds: a.seconds };
     const w = new Worker(path.join(__dirname, 'lib', 'watch_writer.js'), { workerData: job });
-    const r = await new Promise<WriterResult>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+    r = await new Promise<WriterResult>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
     await w.terminate();
-    if (r.error) throw new Error(`${s.kind}: writer: ${r.error}`);
-    const origin = performance.timeOrigin;
-    for (let i = 0; i < r.writes; i++) sentAt.set(r.revs[i], r.sentAt[i] - origin);
-    writes = r.writes;
-    t0 = r.t0 - origin;
-    tw = r.tw - origin;
+    origin = performance.timeOrigin;
   } else {
-    const session = http2.connect(s.clientUrl);
-    session.on('error', (e) => console.error(`writer session error: ${e.message}`));
-    const value = Buffer.alloc(a.valueBytes, 0x76);
-    const frames = Array.from({ length: a.keys }, (_, i) =>
-      frameGrpc(etcdserverpb.PutRequest.encode({ key: Buffer.concat([prefix, Buffer.from(`key/${String(i).padStart(6, '0')}`)]), value }).finish()));
-    await put(session, frameGrpc(etcdserverpb.PutRequest.encode({ key: Buffer.from('/wbench-warmup'), value }).finish())); // outside the prefix
-    let next = 0;
-    t0 = performance.now();
-    const stopAt = t0 + a.seconds * 1000;
-    const writer = async (): Promise<void> => {
-      while (performance.now() < stopAt) {
-        const frame = frames[next++ % a.keys];
-        const at = performance.now();
-        const rev = await put(session, frame);
-        sentAt.set(rev, at);
-        writes++;
-      }
-    };
-    await Promise.all(Array.from({ length: a.writers }, writer));
-    tw = performance.now();
-    session.close();
+    r = await runWriters(job, () => performance.now());
   }
+  if (r.error) throw new Error(`${s.kind}: writer: ${r.error}`);
+  for (let i = 0; i < r.writes; i++) sentAt.set(r.revs[i], r.sentAt[i] - origin);
+  const writes = r.writes;
+  const t0 = r.t0 - origin;
+  const tw = r.tw - origin;
   const expected = writes * a.watchers;
   const drainDeadline = tw + 30_000;
   while (events < expected && performance.now() < drainDeadline) await sleep(10);

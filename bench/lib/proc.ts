@@ -7,12 +7,16 @@ export const clockTicks = 100;
 /** utime + stime of a process (all its threads), in microseconds; null where /proc is unavailable. */
 export function procCpuUs(pid: number): number | null {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
-    return ((Number(f[11]) + Number(f[12])) / clockTicks) * 1e6;
+    return statCpuUs(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return null;
   }
+}
+
+/** utime + stime from the text of a /proc/.../stat file, in microseconds. */
+function statCpuUs(stat: string): number {
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+  return ((Number(f[11]) + Number(f[12])) / clockTicks) * 1e6;
 }
 
 /** Resident set size of a process in KiB (VmRSS), or NaN. */
@@ -33,9 +37,7 @@ export function threadCpuUs(pid: number): Map<string, number> {
   for (const tid of tids) {
     try {
       const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(`${tid} ${name}`, ((Number(f[11]) + Number(f[12])) / clockTicks) * 1e6);
+      out.set(`${tid} ${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}`, statCpuUs(stat));
     } catch {
       // the thread ended
     }

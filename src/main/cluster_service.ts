@@ -3,11 +3,11 @@
 // that takes the request, the change goes through the log as a ConfChange entry, and the answer comes
 // once it is applied (src/main/membership.ts decides it the same way on every member). Promote runs on
 // the leader, the only member that knows whether the learner has caught up; others forward it.
-import Long from 'long';
 import { etcdserverpb } from '../shared/gen/etcd';
 import { ConfChange } from '../shared/confchange';
 import { decodeRequest, Errors } from '../shared/errors';
 import { computeMemberId } from '../shared/ids';
+import { toUint64, uint64ToLong } from '../shared/long';
 import type { GrpcMethods } from './net/grpc';
 import type { RaftNode } from './node/node';
 import type { Member, Membership } from './membership';
@@ -71,14 +71,14 @@ export class ClusterService {
     await this.#configure({ type: learner ? 'AddLearnerNode' : 'AddNode', nodeId: id.toString(), member: { name: '', peerURLs: urls } });
     return etcdserverpb.MemberAddResponse.encode({
       header: this.#header(),
-      member: { ID: toLong(id), peerURLs: urls, isLearner: learner },
+      member: { ID: uint64ToLong(id), peerURLs: urls, isLearner: learner },
       members: this.#members(),
     }).finish();
   }
 
   async #remove(body: Uint8Array): Promise<Uint8Array> {
     const req = decodeRequest(() => etcdserverpb.MemberRemoveRequest.decode(body));
-    const id = idOf(req.ID);
+    const id = toUint64(req.ID);
     if (this.#d.strictReconfigCheck) this.#mayRemove(id);
     await this.#configure({ type: 'RemoveNode', nodeId: id.toString() });
     return etcdserverpb.MemberRemoveResponse.encode({ header: this.#header(), members: this.#members() }).finish();
@@ -86,7 +86,7 @@ export class ClusterService {
 
   async #update(body: Uint8Array): Promise<Uint8Array> {
     const req = decodeRequest(() => etcdserverpb.MemberUpdateRequest.decode(body));
-    const id = idOf(req.ID);
+    const id = toUint64(req.ID);
     await this.#configure({ type: 'UpdateNode', nodeId: id.toString(), member: { name: '', peerURLs: req.peerURLs ?? [] } });
     return etcdserverpb.MemberUpdateResponse.encode({ header: this.#header(), members: this.#members() }).finish();
   }
@@ -94,7 +94,7 @@ export class ClusterService {
   /** Also the leader's handler for a promote forwarded by another member. */
   async promote(body: Uint8Array): Promise<Uint8Array> {
     const req = decodeRequest(() => etcdserverpb.MemberPromoteRequest.decode(body));
-    const id = idOf(req.ID);
+    const id = toUint64(req.ID);
     const node = this.#d.node;
     if (!node.isLeader) {
       if (!node.hasLeader) throw Errors.noLeader();
@@ -168,15 +168,7 @@ function toPb(m: Member, store: MvccStore): etcdserverpb.IMember {
   // Name and client URLs are what the member published through the log; a member that has not
   // started yet has none, as in etcd.
   const a = store.memberAttributes(m.id.toString(16));
-  return { ID: toLong(m.id), name: a?.name ?? '', peerURLs: m.peerURLs, clientURLs: a?.clientURLs ?? [], isLearner: m.isLearner };
-}
-
-function toLong(id: bigint): Long {
-  return Long.fromString(id.toString(), true);
-}
-
-function idOf(v: number | Long | null | undefined): bigint {
-  return BigInt(Long.fromValue(v ?? 0).toUnsigned().toString());
+  return { ID: uint64ToLong(m.id), name: a?.name ?? '', peerURLs: m.peerURLs, clientURLs: a?.clientURLs ?? [], isLearner: m.isLearner };
 }
 
 /** etcd's types.NewURLs: at least one, each a scheme://host:port URL without a path; returned sorted. */

@@ -6,7 +6,8 @@
 // (applyConfChange) and the peer transport.
 import { ConfChange, MemberRecord, MembershipOp, MembershipState } from '../shared/confchange';
 import { Errors, EtcdError } from '../shared/errors';
-import { ConfChangeType, ConfState, NodeId } from './raft/types';
+import { ConfChange as RaftConfChange, ConfChangeType, ConfState } from './raft/types';
+import { compareIds as cmp } from './raft/util';
 
 /** etcd 3.4's maxLearners. */
 export const LEARNERS_MAX = 1;
@@ -20,10 +21,8 @@ export interface Member {
 
 export interface Decision {
   /** What Raft must apply (null: the change was refused and Raft's configuration stays as it is). */
-  raft: { type: ConfChangeType; nodeId: NodeId } | null;
-  /** Refused: the proposer gets this error. */
-  error: EtcdError | null;
-  /** For the apply worker (RequestKind.Membership). */
+  raft: RaftConfChange | null;
+  /** For the apply worker (RequestKind.Membership); a refusal's error, which the proposer gets, is in it. */
   op: MembershipOp;
 }
 
@@ -95,7 +94,7 @@ export class Membership {
    */
   decide(cc: ConfChange): Decision {
     const id = BigInt(cc.nodeId);
-    const refuse = (e: EtcdError): Decision => ({ raft: null, error: e, op: { state: this.toState(), error: e.toWire() } });
+    const refuse = (e: EtcdError): Decision => ({ raft: null, op: { state: this.toState(), error: e.toWire() } });
     if (this.#removed.has(id)) return refuse(Errors.memberNotFound()); // etcd's ErrIDRemoved
     const cur = this.#members.get(id);
     let raft: Decision['raft'];
@@ -133,10 +132,6 @@ export class Membership {
         break;
       }
     }
-    return { raft, error: null, op: { state: this.toState() } };
+    return { raft, op: { state: this.toState() } };
   }
-}
-
-function cmp(a: bigint, b: bigint): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -3,7 +3,6 @@
 // bytes in and bytes out; the transport is GrpcTransport (src/main/net/grpc.ts).
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import Long from 'long';
 import Piscina from 'piscina';
 import { etcdserverpb } from '../shared/gen/etcd';
 import { GrpcTransport } from './net/grpc';
@@ -12,7 +11,7 @@ import { RaftNode } from './node/node';
 import { isTxnReadonly, MvccStore } from '../workers/mvcc/store';
 import { RequestKind } from '../shared/entry';
 import { decodeRequest, Errors, EtcdError } from '../shared/errors';
-import { toNum } from '../shared/long';
+import { toNum, toUint64, uint64ToLong } from '../shared/long';
 import { limits } from '../shared/limits';
 import { validateDeleteRange, validatePut, validateRange, validateTxn } from '../shared/validate';
 import { ETCD_SERVER_VERSION } from '../shared/version';
@@ -237,7 +236,7 @@ export class EtcdServer {
       header: this.header(),
       version: ETCD_SERVER_VERSION,
       dbSize: this.#d.store.dbSizeBytes(),
-      leader: Long.fromString(st.lead.toString(), true),
+      leader: uint64ToLong(st.lead),
       raftIndex: st.commit,
       raftTerm: st.term,
       raftAppliedIndex: st.applied,
@@ -251,7 +250,7 @@ export class EtcdServer {
     const req = decodeRequest(() => etcdserverpb.MoveLeaderRequest.decode(body));
     const node = this.#d.node;
     if (!node.isLeader) throw Errors.notLeader();
-    const target = BigInt(Long.fromValue(req.targetID ?? 0).toUnsigned().toString());
+    const target = toUint64(req.targetID);
     const m = this.#d.membership().get(target);
     if (m === undefined || m.isLearner) throw Errors.badLeaderTransferee();
     node.transferLeader(target);

@@ -24,6 +24,20 @@ export function toBigInt(v: Int64): bigint {
 
 /** A bigint as a signed int64 Long for protobufjs. */
 export function bigIntToLong(v: bigint): Long {
+  return longOfBits(v, false);
+}
+
+/** A uint64 (member IDs) as a bigint. */
+export function toUint64(v: Int64): bigint {
+  return BigInt.asUintN(64, toBigInt(v));
+}
+
+/** A bigint as an unsigned int64 Long, for uint64 fields (member IDs). */
+export function uint64ToLong(v: bigint): Long {
+  return longOfBits(v, true);
+}
+
+function longOfBits(v: bigint, unsigned: boolean): Long {
   const u = BigInt.asUintN(64, v);
-  return Long.fromBits(Number(u & 0xffffffffn) | 0, Number(u >> 32n) | 0, false);
+  return Long.fromBits(Number(u & 0xffffffffn) | 0, Number(u >> 32n) | 0, unsigned);
 }

@@ -23,7 +23,6 @@ const inRing = new Ring(init.toApply as SharedArrayBuffer);
 const outRing = new Ring(init.fromApply as SharedArrayBuffer);
 const headers = new HeaderMaker(init.clusterId, init.memberId);
 const batchMax = init.applyBatchEntriesMax ?? 4096;
-/** Tells the watch worker the newest revision after each batch (a word store + wake, never blocks). */
 const textDecoder = new TextDecoder();
 const commitHistogram = init.backendCommitHistogram ? new SharedHistogram(init.backendCommitHistogram, BACKEND_COMMIT_BOUNDS_S) : null;
 

@@ -1,7 +1,8 @@
 // Watch worker: owns every watcher (see src/workers/watch/watch_core.ts and docs/ARCHITECTURE.md "Watch").
-// One loop: note the doorbell, drain control messages from the main thread, fan out the revisions the
-// apply worker committed (and the WAL made durable) since last time, run one bounded catch-up chunk, answer progress requests, then
-// sleep on the doorbell unless catch-up work is left. Responses go to the main thread on a ring, encoded.
+// One loop: note the doorbell, drain control messages from the main thread, fan out the revisions
+// applied and made durable since last time, run one bounded catch-up chunk, answer progress requests,
+// then sleep on the doorbell unless catch-up work is left. Responses go to the main thread on a ring,
+// encoded.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Ring } from '../shared/ring';
 import {

@@ -40,11 +40,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RawNode } from '../../src/main/raft/rawnode';
 import { MemoryStorage } from '../../src/main/raft/memory_storage';
-import { copyConfState, describeConfState, simpleChange, sortIds } from '../../src/main/raft/confchange';
+import { copyConfState, describeConfState, simpleChange } from '../../src/main/raft/confchange';
 import {
   ConfState, Entry, EntryType, Message, NodeId, ProposalDroppedError, Ready, StateType,
 } from '../../src/main/raft/types';
-import { describeEntry, describeMessage } from '../../src/main/raft/util';
+import { describeEntry, describeMessage, sortIds } from '../../src/main/raft/util';
 import { bootstrapEntries, decodeConfChange, encodeConfChange } from '../support/confchange_text';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);

@@ -21,7 +21,7 @@ import { WsProxyCall, WsTextSocket } from './ws_proxy';
 
 /** Loaded on first use: a server without --listen-client-http-urls never loads the native module. */
 let uwsModule: UwsModule | null = null;
-function uws(): UwsModule {
+export function uws(): UwsModule {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   uwsModule ??= require('@trufflesuite/uws-js-unofficial') as UwsModule;
   return uwsModule;
@@ -95,7 +95,8 @@ function writeCors(res: UwsResponse): void {
   for (const k in CORS_HEADERS) res.writeHeader(k, CORS_HEADERS[k]);
 }
 
-function sendReply(res: UwsResponse, r: GatewayReply): void {
+/** A gateway answer with the fast port's status line and headers (bench/lib/noop_http.ts uses it too). */
+export function sendReply(res: UwsResponse, r: GatewayReply): void {
   res.writeStatus(statusLine(r.status));
   writeCors(res);
   res.writeHeader('Content-Type', 'application/json');

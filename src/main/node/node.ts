@@ -11,7 +11,7 @@
 // leader and followers sync in parallel; everyone else persists first, then sends.
 import { RawNode } from '../raft/rawnode';
 import { MemoryStorage } from '../raft/memory_storage';
-import { ConfChangeType, ConfState, Entry, EntryType, Message, MessageType, NodeId, ProposalDroppedError, Ready, StateType } from '../raft/types';
+import { ConfChange as RaftConfChange, ConfState, Entry, EntryType, Message, MessageType, NodeId, ProposalDroppedError, Ready, StateType } from '../raft/types';
 import { ConfChange, encodeConfChange } from '../../shared/confchange';
 import { Wal } from '../wal/wal';
 import { Ring } from '../../shared/ring';
@@ -52,7 +52,7 @@ export interface NodeOptions {
 /** What the driver does with a committed ConfChange entry (src/main/membership.ts decides it). */
 export interface ConfChangeDecision {
   /** The change for Raft's configuration, or null when the change was refused. */
-  raft: { type: ConfChangeType; nodeId: NodeId } | null;
+  raft: RaftConfChange | null;
   /** The entry for the apply worker that replaces the ConfChange on the apply ring (RequestKind.Membership). */
   applyData: Uint8Array;
 }
@@ -274,10 +274,7 @@ export class RaftNode {
 
   /** Proposes a write; resolves with the encoded response once the entry is durable and applied. */
   propose(kind: RequestKind, body: Uint8Array): Promise<Uint8Array> {
-    if (this.#stopped) return Promise.reject(Errors.stopped());
-    if (this.#proposals.size >= this.#opts.pendingProposalsMax) return Promise.reject(Errors.tooManyRequests());
-    if (body.length > this.#opts.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
-    return this.#proposeTracked((requestId) => this.#raw.propose(encodeEntry(kind, requestId, body)), Errors.notCapable);
+    return this.#proposeTracked(body.length, (requestId) => this.#raw.propose(encodeEntry(kind, requestId, body)), Errors.notCapable);
   }
 
   /**
@@ -286,13 +283,17 @@ export class RaftNode {
    * another change is pending the leader refuses it: "request timed out", as etcd's proposer ends.
    */
   proposeConfChange(cc: ConfChange): Promise<Uint8Array> {
-    return this.#proposeTracked((requestId) => this.#raw.proposeConfChange(encodeConfChange({ ...cc, requestId })), Errors.timeout);
+    return this.#proposeTracked(0, (requestId) => this.#raw.proposeConfChange(encodeConfChange({ ...cc, requestId })), Errors.timeout);
   }
 
-  /** Hands a new request ID to `submit` (which appends to Raft) and waits for its result or the timeout. */
-  #proposeTracked(submit: (requestId: number) => void, dropped: () => EtcdError): Promise<Uint8Array> {
+  /**
+   * Hands a new request ID to `submit` (which appends to Raft) and waits for its result or the timeout.
+   * bodyBytes: the request's size, refused past --max-request-bytes.
+   */
+  #proposeTracked(bodyBytes: number, submit: (requestId: number) => void, dropped: () => EtcdError): Promise<Uint8Array> {
     if (this.#stopped) return Promise.reject(Errors.stopped());
     if (this.#proposals.size >= this.#opts.pendingProposalsMax) return Promise.reject(Errors.tooManyRequests());
+    if (bodyBytes > this.#opts.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     const requestId = this.#nextRequestId++;
     try {
       submit(requestId);
@@ -529,17 +530,18 @@ export class RaftNode {
 
   /** Answers proposals whose entries are now both applied and durable, and publishes their revision. */
   #releaseHeld(): void {
-    if (this.#heldRevisions.length > 0) {
-      let n = 0;
-      while (n < this.#heldRevisions.length && this.#heldRevisions[n].index <= this.#durableIndex) n++;
-      if (n > 0) this.onDurableRevision?.(this.#heldRevisions[n - 1].revision);
-      this.#heldRevisions.splice(0, n);
-    }
+    const revs = this.#heldRevisions.splice(0, this.#durablePrefix(this.#heldRevisions));
+    if (revs.length > 0) this.onDurableRevision?.(revs[revs.length - 1].revision);
     if (this.#held.length === 0) return;
-    let n = 0;
-    while (n < this.#held.length && this.#held[n].index <= this.#durableIndex) n++;
-    for (const h of this.#held.splice(0, n)) this.#settle(h.proposal, h.ok, h.code, h.payload);
+    for (const h of this.#held.splice(0, this.#durablePrefix(this.#held))) this.#settle(h.proposal, h.ok, h.code, h.payload);
     this.#releaseReads();
+  }
+
+  /** How many of these index-ordered items are at or below the durable index. */
+  #durablePrefix(items: ReadonlyArray<{ index: number }>): number {
+    let n = 0;
+    while (n < items.length && items[n].index <= this.#durableIndex) n++;
+    return n;
   }
 
   #onSoftState(lead: NodeId): void {

@@ -16,7 +16,8 @@
 //   UpdateNode      no change to the configuration (the driver updates member URLs)
 
 import { assertNever } from '../../shared/errors';
-import { ConfChange, ConfChangeType, ConfState, NodeId, None } from './types';
+import { ConfChange, ConfChangeType, ConfState, None } from './types';
+import { sortIds } from './util';
 
 export interface SimpleChangeResult {
   cs: ConfState;
@@ -55,10 +56,6 @@ export function simpleChange(cur: ConfState, cc: ConfChange): SimpleChangeResult
       assertNever(cc.type);
   }
   return { cs: { voters: sortIds(voters), learners: sortIds(learners) }, changed: true, refused: null };
-}
-
-export function sortIds(ids: Iterable<NodeId>): NodeId[] {
-  return [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 export function copyConfState(cs: ConfState): ConfState {

@@ -3,6 +3,7 @@
 // until conf changes are implemented, and an empty config agrees with everything.
 
 import { NodeId } from './types';
+import { sortIds } from './util';
 
 export enum VoteResult {
   Pending = 0,
@@ -19,7 +20,7 @@ export class MajorityConfig {
 
   /** Voter ids in increasing order (deterministic iteration for messages and transcripts). */
   sorted(): NodeId[] {
-    return [...this.ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return sortIds(this.ids);
   }
 
   /**
@@ -63,7 +64,7 @@ export class JointConfig {
   /** All voter ids of both halves, sorted. */
   ids(): NodeId[] {
     const all = new Set<NodeId>([...this.incoming.ids, ...this.outgoing.ids]);
-    return [...all].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return sortIds(all);
   }
 
   isVoter(id: NodeId): boolean {

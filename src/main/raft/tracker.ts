@@ -1,10 +1,10 @@
 // ProgressTracker: the configuration (voters, learners), the leader's Progress per member and the
 // votes of the current election. After etcd-io/raft tracker/tracker.go.
 
-import { sortIds } from './confchange';
 import { JointConfig, MajorityConfig, VoteResult } from './quorum';
 import { Progress } from './progress';
 import { ConfState, NodeId } from './types';
+import { sortIds } from './util';
 
 export class ProgressTracker {
   voters: JointConfig;
@@ -76,8 +76,7 @@ export class ProgressTracker {
 
   /** Calls f for every member in increasing id order. */
   visit(f: (id: NodeId, pr: Progress) => void): void {
-    const ids = [...this.progress.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    for (const id of ids) f(id, this.progress.get(id)!);
+    for (const id of sortIds(this.progress.keys())) f(id, this.progress.get(id)!);
   }
 
   /** True when the only voter is the given one (etcd IsSingleton; ignores learners). */

@@ -36,11 +36,16 @@ export interface SoftState {
   raftState: StateType;
 }
 
-export interface SnapshotMetadata {
-  index: number;
-  term: number;
+/** A configuration: both lists sorted ascending, disjoint. */
+export interface ConfState {
   voters: NodeId[];
   learners: NodeId[];
+}
+
+/** A snapshot's index, term, and the configuration in force at its index. */
+export interface SnapshotMetadata extends ConfState {
+  index: number;
+  term: number;
 }
 
 export interface Snapshot {
@@ -177,7 +182,7 @@ export interface ConfigExtras {
   forwardProposals?: boolean;
 }
 
-// ---- Additions (conf changes): simple, one-at-a-time membership changes (etcd's ConfChange v1). ----
+// ---- Conf changes: simple, one-at-a-time membership changes (etcd's ConfChange v1). ----
 
 export enum ConfChangeType {
   AddNode = 0,
@@ -190,10 +195,4 @@ export enum ConfChangeType {
 export interface ConfChange {
   type: ConfChangeType;
   nodeId: NodeId;
-}
-
-/** A configuration: both lists sorted ascending, disjoint. */
-export interface ConfState {
-  voters: NodeId[];
-  learners: NodeId[];
 }

@@ -1,7 +1,16 @@
 // Small helpers shared by the raft core files: entry sizes, message construction, describing
 // messages and entries for transcripts and assertion messages.
 
-import { Entry, EntryType, Message, MessageType, None } from './types';
+import { Entry, EntryType, Message, MessageType, NodeId, None } from './types';
+
+/** Member ids in increasing order: the order of every deterministic walk over members. */
+export function compareIds(a: NodeId, b: NodeId): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export function sortIds(ids: Iterable<NodeId>): NodeId[] {
+  return [...ids].sort(compareIds);
+}
 
 /** Size of an entry for maxSizePerMsg accounting: its payload (etcd counts the protobuf size). */
 export function entrySize(e: Entry): number {
