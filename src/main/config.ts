@@ -28,6 +28,10 @@ export interface Config {
   autoCompactionRetention: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
   listenClientHttpUrls: URL[];
+  /** etcd 3.4's --experimental-watch-progress-notify-interval (progress_notify watchers). */
+  watchProgressNotifyIntervalMs: number;
+  /** etcd-ts: the longest a watch fan-out pass waits to group revisions under load (0: never waits). */
+  watchBatchMaxDelayMs: number;
 }
 
 interface FlagDef {
@@ -73,6 +77,8 @@ const FLAGS: Record<string, FlagDef> = {
   'enable-v2': { def: 'false', help: 'Accept etcd V2 client requests.', unsupported: 'the v2 API is not implemented' },
   'enable-pprof': { def: 'false', help: 'Enable runtime profiling data via HTTP server.', unsupported: 'pprof is Go-specific' },
   'experimental-enable-lease-checkpoint': { def: 'false', help: 'Accepted for compatibility: etcd-ts always checkpoints the remaining TTL of leases nobody renews (see docs/LEASES.md).' },
+  'experimental-watch-progress-notify-interval': { def: '10m0s', help: 'Duration of periodic watch progress notifications.' },
+  'watch-batch-max-delay': { def: `${limits.watchBatchMaxDelayMs}ms`, help: 'etcd-ts only: under heavy watch fan-out, the longest a fan-out pass waits so that each watcher gets one response for several revisions (0s: every revision is sent at once; see docs/ARCHITECTURE.md, Watch).' },
   'max-concurrent-streams': { def: '4294967295', help: 'Maximum concurrent streams that each client can open at a time.' },
 };
 
@@ -148,6 +154,8 @@ function build(get: (name: string) => string, given: Map<string, string>): Confi
     autoCompactionRetention: get('auto-compaction-retention'),
     logLevel: oneOf('log-level', get('log-level'), ['debug', 'info', 'warn', 'error', 'panic', 'fatal'] as const),
     listenClientHttpUrls: get('listen-client-http-urls') ? urls('listen-client-http-urls', get('listen-client-http-urls')) : [],
+    watchProgressNotifyIntervalMs: duration('experimental-watch-progress-notify-interval', get('experimental-watch-progress-notify-interval')),
+    watchBatchMaxDelayMs: duration('watch-batch-max-delay', get('watch-batch-max-delay')),
   };
   validate(cfg);
   return cfg;
@@ -176,14 +184,29 @@ function validate(cfg: Config): void {
 /** periodic retention: an integer is hours (etcd), or a Go duration like "30m", "1h30m", "90s". */
 export function parseRetentionMs(s: string): number | null {
   if (/^\d+$/.test(s)) return Number(s) * 3_600_000;
-  const re = /(\d+(?:\.\d+)?)(h|m|s|ms)/gy;
+  return parseDurationMs(s);
+}
+
+const DURATION_UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 1e-3, 'µs': 1e-3, ns: 1e-6 };
+
+/** A Go duration ("10m0s", "1h30m", "20ms", "0"), in milliseconds; null when it is not one. */
+export function parseDurationMs(s: string): number | null {
+  if (s === '0') return 0;
+  const re = /(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/gy;
   let total = 0;
   let consumed = 0;
   for (let m = re.exec(s); m; m = re.exec(s)) {
-    total += Number(m[1]) * ({ h: 3_600_000, m: 60_000, s: 1000, ms: 1 } as Record<string, number>)[m[2]];
+    total += Number(m[1]) * DURATION_UNIT_MS[m[2]];
     consumed = re.lastIndex;
   }
   return consumed === s.length && s.length > 0 ? total : null;
+}
+
+/** A flag's Go duration in milliseconds, as etcd's flag package takes it (time.ParseDuration). */
+function duration(flag: string, s: string): number {
+  const ms = parseDurationMs(s);
+  if (ms === null) throw new ConfigError(`invalid value "${s}" for flag -${flag}: parse error`);
+  return ms;
 }
 
 function list(s: string): string[] {

@@ -114,6 +114,16 @@ function newIdentity(cfg: Config): Identity {
   };
 }
 
+/** etcd 3.4: a positive --experimental-watch-progress-notify-interval below 100ms is raised to 100ms,
+ * with a warning; 0 keeps the default (10 minutes). */
+function progressNotifyIntervalMs(cfg: Config, log: Logger): number {
+  const ms = cfg.watchProgressNotifyIntervalMs;
+  if (ms <= 0) return limits.watchProgressNotifyIntervalMs;
+  if (ms >= limits.watchProgressNotifyIntervalMinMs) return ms;
+  log.warn('adjusting watch progress notify interval to minimum period', { 'min-watch-progress-notify-interval': `${limits.watchProgressNotifyIntervalMinMs}ms` });
+  return limits.watchProgressNotifyIntervalMinMs;
+}
+
 function startWorker(file: string, data: object): Promise<{ worker: Worker; ready: { appliedIndex: number } }> {
   const worker = new Worker(path.join(__dirname, '../workers', file), { workerData: data });
   return new Promise((resolve, reject) => {
@@ -147,6 +157,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
   const watchInit: WatchWorkerInit = {
     lmdbDir, clusterId: ident.clusterId, memberId: ident.memberId, toWatch: Ring.create(limits.watchControlRingBytes),
     fromWatch: Ring.create(limits.watchResponseRingBytes), signal: WatchSignal.create(), maxRequestBytes: cfg.maxRequestBytes + limits.grpcOverheadBytes,
+    progressNotifyIntervalMs: progressNotifyIntervalMs(cfg, log), batchMaxDelayMs: cfg.watchBatchMaxDelayMs,
   };
   // Workers load their modules and open LMDB while this thread reads the WAL: start-up time is
   // the slowest of the three, not their sum.

@@ -62,8 +62,21 @@ export const limits = {
   watchFanoutEventsMax: 10_000,
   /** Events read per catch-up step for unsynced watchers (etcd: watchBatchMaxRevs = 1000 revisions). */
   watchCatchUpEventsMax: 1000,
-  /** etcd's progressReportInterval for watchers created with progress_notify: 10 minutes. */
+  /** etcd's progressReportInterval for watchers created with progress_notify: 10 minutes (the default of
+   * --experimental-watch-progress-notify-interval), and etcd's floor for that flag. */
   watchProgressNotifyIntervalMs: 10 * 60 * 1000,
+  watchProgressNotifyIntervalMinMs: 100,
+  /**
+   * Fan-out pacing. After a pass that sent n watch responses, the next pass waits until
+   * n × watchBatchDelayPerResponseUs has passed since this one began, at most --watch-batch-max-delay
+   * (default watchBatchMaxDelayMs); revisions committed meanwhile go out together, one response per
+   * watcher. So at most about 1 / watchBatchDelayPerResponseUs responses a second (50,000) go out one
+   * revision each, and a quiet server sends each revision at once. A client pays mostly per response, not
+   * per event (etcd 3.4's Go client: channel hand-offs and goroutine wake-ups per response;
+   * docs/BENCHMARKS.md, "Watch through etcd's Go client").
+   */
+  watchBatchDelayPerResponseUs: 20,
+  watchBatchMaxDelayMs: 20,
   /** Bytes of the main->watch (control) ring and of the watch->main (responses) ring. */
   watchControlRingBytes: 8 * 1024 * 1024,
   watchResponseRingBytes: 32 * 1024 * 1024,

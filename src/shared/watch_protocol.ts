@@ -111,6 +111,10 @@ export interface WatchWorkerInit {
   signal: SharedArrayBuffer;
   /** The fragment size: --max-request-bytes + gRPC overhead, as etcd's watch server (sendFragments). */
   maxRequestBytes: number;
+  /** Progress notifications for progress_notify watchers, every this many ms. */
+  progressNotifyIntervalMs: number;
+  /** The longest a fan-out pass waits to group revisions (limits.watchBatchDelayPerResponseUs); 0: never. */
+  batchMaxDelayMs: number;
 }
 
 /** A view of the signal block, for any of the three threads. */

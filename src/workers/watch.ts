@@ -4,6 +4,7 @@
 // then sleep on the doorbell unless catch-up work is left. Responses go to the main thread on a ring,
 // encoded.
 import { parentPort, workerData } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
 import { Ring } from '../shared/ring';
 import {
   CREATE_FRAGMENT, CREATE_FROM_KEY, CREATE_NO_DELETE, CREATE_NO_PUT, CREATE_PREV_KV, CREATE_PROGRESS_NOTIFY,
@@ -181,7 +182,10 @@ function onControl(m: Uint8Array): void {
 }
 
 function loop(): void {
-  let nextTick = Date.now() + limits.watchProgressNotifyIntervalMs;
+  const progressMs = init.progressNotifyIntervalMs;
+  let nextTick = Date.now() + progressMs;
+  // Fan-out pacing (limits.watchBatchDelayPerResponseUs): no pass starts before paceUntil.
+  let paceUntil = 0;
   for (;;) {
     const seen = signal.doorbell();
     core.term = signal.term();
@@ -193,19 +197,24 @@ function loop(): void {
     signal.setWatching(watching); // before reading REVISION: see the signal block's comment
     // The signal word may lag our own start-up read; the store is the truth, the word only wakes us.
     const rev = Math.max(signal.revision(), core.lastRev);
-    // Batching under load: while the main thread has not yet taken our last pass off the ring, new
-    // revisions accumulate and the next pass sends each watcher one response for all of them (as etcd's
-    // watchers fall behind and catch up in batches, but bounded by one main-thread turn). The DEFERRED
-    // word asks the main thread to ring the doorbell once it has drained the ring (no polling; the
-    // short wait below is only a safety net).
+    // Two ways revisions are grouped under load, so that each watcher gets one response for several:
+    // * paced: a pass that sent n responses is followed by a gap of n × watchBatchDelayPerResponseUs
+    //   (capped by --watch-batch-max-delay) before the next pass; a quiet server sends at once.
+    // * deferred: while the main thread has not yet taken our last pass off the ring, new revisions
+    //   accumulate (bounded by one main-thread turn). The DEFERRED word asks the main thread to ring the
+    //   doorbell once it has drained the ring (no polling; the short wait below is only a safety net).
+    // etcd's watchers get the same grouping, later and unbounded, when they fall behind (victims).
     let deferred = false;
+    let pacedMs = 0;
     if (!watching) core.skipTo(rev);
     else if (rev > core.lastRev) {
-      if (outRing.isEmpty()) core.advance(rev);
+      const now = performance.now();
+      if (now < paceUntil) pacedMs = paceUntil - now;
+      else if (outRing.isEmpty()) paceUntil = fanOut(rev, now);
       else {
         // Flag first, then look again: either we see the ring empty or the main thread sees the flag.
         signal.setDeferred();
-        if (outRing.isEmpty()) core.advance(rev);
+        if (outRing.isEmpty()) paceUntil = fanOut(rev, now);
         else deferred = true;
       }
     }
@@ -214,7 +223,7 @@ function loop(): void {
     const now = Date.now();
     if (now >= nextTick) {
       core.progressTick();
-      nextTick = now + limits.watchProgressNotifyIntervalMs;
+      nextTick = now + progressMs;
     }
     sink.flush();
     outRing.notify();
@@ -223,8 +232,24 @@ function loop(): void {
     const wantCredit = core.blockedStreamCount > 0;
     signal.setCreditWanted(wantCredit);
     if (wantCredit && !inRing.isEmpty()) continue;
-    if (!more) signal.wait(seen, deferred ? 2 : Math.min(1000, Math.max(1, nextTick - now)));
+    if (more) continue;
+    const idleMs = Math.min(1000, Math.max(1, nextTick - now));
+    signal.wait(seen, pacedMs > 0 ? Math.min(pacedMs, idleMs) : deferred ? 2 : idleMs);
   }
+}
+
+/**
+ * For test/integration/watch_batch.test.ts: a per-response pacing cost large enough that a single
+ * watcher's pass is followed by the whole --watch-batch-max-delay, so the test does not depend on timing.
+ */
+const batchUsPerResponse = Number(process.env.ETCD_TS_WATCH_BATCH_US) || limits.watchBatchDelayPerResponseUs;
+
+/** Fans out up to rev; returns when the next pass may start (see limits.watchBatchDelayPerResponseUs). */
+function fanOut(rev: number, now: number): number {
+  const before = core.stats.responses;
+  core.advance(rev);
+  const gapMs = ((core.stats.responses - before) * batchUsPerResponse) / 1000;
+  return now + Math.min(init.batchMaxDelayMs, gapMs);
 }
 
 parentPort?.postMessage({ ready: true });

@@ -2,7 +2,7 @@
 // of unknown and unsupported flags) and etcd's member/cluster ID derivation, against values
 // printed by Debian's etcd 3.4 for its default single-member configuration.
 import { strict as assert } from 'node:assert';
-import { ConfigError, parseConfig, parseRetentionMs, Config } from '../../src/main/config';
+import { ConfigError, parseConfig, parseDurationMs, parseRetentionMs, Config } from '../../src/main/config';
 import { computeClusterId, computeMemberId, idToHex } from '../../src/shared/ids';
 
 function cfg(argv: string[], env: NodeJS.ProcessEnv = {}): Config {
@@ -61,6 +61,22 @@ describe('config: etcd flags', () => {
     assert.equal(parseRetentionMs('90s'), 90_000);
     assert.equal(parseRetentionMs('bogus'), null);
     assert.throws(() => cfg(['--auto-compaction-mode', 'revision', '--auto-compaction-retention', '1h']), /invalid --auto-compaction-retention/);
+  });
+  it('parses Go durations for the watch flags (etcd 3.4\'s progress interval, etcd-ts\'s batch delay)', () => {
+    assert.equal(parseDurationMs('10m0s'), 600_000);
+    assert.equal(parseDurationMs('20ms'), 20);
+    assert.equal(parseDurationMs('1.5s'), 1500);
+    assert.equal(parseDurationMs('250us'), 0.25);
+    assert.equal(parseDurationMs('0'), 0);
+    assert.equal(parseDurationMs('20'), null, 'a bare number other than 0 has no unit (Go: missing unit)');
+    assert.equal(parseDurationMs('5x'), null);
+    const d = cfg([]);
+    assert.equal(d.watchProgressNotifyIntervalMs, 600_000);
+    assert.equal(d.watchBatchMaxDelayMs, 20);
+    const c = cfg(['--experimental-watch-progress-notify-interval', '2s'], { ETCD_WATCH_BATCH_MAX_DELAY: '0s' });
+    assert.equal(c.watchProgressNotifyIntervalMs, 2000);
+    assert.equal(c.watchBatchMaxDelayMs, 0);
+    assert.throws(() => cfg(['--watch-batch-max-delay', 'soon']), /invalid value "soon" for flag -watch-batch-max-delay/);
   });
 });
 

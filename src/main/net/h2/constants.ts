@@ -82,6 +82,8 @@ export const h2Limits = {
   streamSendQueueBytesHigh: 1024 * 1024,
   /** The reusable output buffer; bigger DATA payloads are written by reference, not copied. */
   outBufferBytes: 64 * 1024,
+  /** Output buffers kept for reuse once a socket took them, shared by every session of the thread. */
+  outBuffersFreeMax: 64,
   /** Payloads at least this large are handed to the socket by reference instead of being copied. */
   copyPayloadBytesMax: 4096,
   /** PING + SETTINGS + RST_STREAM frames a client may send per second on one connection before it is

@@ -50,6 +50,17 @@ const DISCARD: HeaderSink = { onHeader() { /* trailers from a client carry nothi
 /** A first header block opens with "dynamic table size = 0": we never index, see hpack.ts. */
 const TABLE_SIZE_ZERO = Buffer.from([0x20]);
 
+/** Output buffers no socket holds any more, shared by this thread's sessions (at most outBuffersFreeMax). */
+const freeOutBuffers: Buffer[] = [];
+
+function takeOutBuffer(): Buffer {
+  return freeOutBuffers.pop() ?? Buffer.allocUnsafeSlow(h2Limits.outBufferBytes);
+}
+
+function giveOutBuffer(b: Buffer): void {
+  if (b.length === h2Limits.outBufferBytes && freeOutBuffers.length < h2Limits.outBuffersFreeMax) freeOutBuffers.push(b);
+}
+
 export class H2Session implements FrameSink, HeaderSink {
   readonly #socket: net.Socket;
   readonly #opts: H2SessionOptions;
@@ -84,9 +95,11 @@ export class H2Session implements FrameSink, HeaderSink {
   #regularSeen = false;
   #malformed = false;
   // Output.
-  #out = Buffer.allocUnsafe(h2Limits.outBufferBytes);
+  #out = takeOutBuffer();
   #outLen = 0;
   #outChunks: Buffer[] = [];
+  /** Output buffers sealed into #outChunks since the last flush: reused once the socket took them. */
+  #sealed: Buffer[] = [];
   /** Bytes in #outChunks (output gathered this tick, not yet handed to the socket). */
   #outChunkBytes = 0;
   #flushScheduled = false;
@@ -667,8 +680,14 @@ export class H2Session implements FrameSink, HeaderSink {
     if (this.#outLen === 0) return;
     this.#outChunks.push(this.#out.subarray(0, this.#outLen));
     this.#outChunkBytes += this.#outLen;
-    this.#out = Buffer.allocUnsafe(h2Limits.outBufferBytes);
+    this.#sealed.push(this.#out);
+    this.#out = takeOutBuffer();
     this.#outLen = 0;
+  }
+
+  #releaseSealed(reusable: boolean): void {
+    if (reusable) for (const b of this.#sealed) giveOutBuffer(b);
+    this.#sealed.length = 0;
   }
 
   #flush(): void {
@@ -677,6 +696,7 @@ export class H2Session implements FrameSink, HeaderSink {
       this.#outLen = 0;
       this.#outChunks.length = 0;
       this.#outChunkBytes = 0;
+      this.#releaseSealed(true);
       return;
     }
     let ok = true;
@@ -696,7 +716,12 @@ export class H2Session implements FrameSink, HeaderSink {
       this.#outChunks.length = 0;
       this.#outChunkBytes = 0;
     }
-    if (this.#outLen > 0 && this.#socket.writableLength > 0) this.#out = Buffer.allocUnsafe(h2Limits.outBufferBytes);
+    // Sealed buffers too: a burst of output (a watch pass of several streams' responses) then reuses the
+    // same few buffers instead of allocating 64 KiB of external memory per seal, which makes V8 run full
+    // mark-compacts.
+    const taken = this.#socket.writableLength === 0;
+    this.#releaseSealed(taken);
+    if (this.#outLen > 0 && !taken) this.#out = takeOutBuffer();
     this.#outLen = 0;
     if (!ok && !this.#readPaused && this.#socket.writableLength > h2Limits.socketWriteQueueBytesMax) {
       this.#readPaused = true;

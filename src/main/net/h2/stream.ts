@@ -68,6 +68,15 @@ export class H2Stream {
     this.session.pump(this);
   }
 
+  /** Queues data as pieces of at most pieceBytes (so that the session copies them into its output
+   *  buffers rather than keeping data), then pumps once: DATA frames still fill the peer's frame size. */
+  writePieces(data: Buffer, pieceBytes: number): void {
+    if (this.closed || this.localClosed || this.trailers !== null) return;
+    for (let at = 0; at < data.length; at += pieceBytes) this.queue.push(data.subarray(at, Math.min(data.length, at + pieceBytes)));
+    this.queuedBytes += data.length;
+    this.session.pump(this);
+  }
+
   /** Ends our side with a trailer block after any queued DATA. */
   end(trailers: Buffer): void {
     if (this.closed || this.localClosed || this.trailers !== null) return;
