@@ -3,11 +3,12 @@
 // for S seconds. Reports, for Debian's etcd and etcd-ts run one after the other on fresh data dirs:
 // events delivered per second (summed over all watchers), writes per second, p50/p99 event latency, and
 // the CPU of the load generator and of the server. Then, on a fresh server, the resident memory per idle
-// watcher (10,000 single-key watchers; VmRSS of the server from /proc/<pid>/status before and after).
+// watcher (10,000 single-key watchers; VmRSS of the server from /proc/<pid>/status before, 1.5 s after
+// the last one was created, and --idle-settle seconds after, once the garbage of the burst is collected).
 // Not a test: it asserts nothing on speed.
 //
 //   node dist/bench/watch.js [--watchers 1000] [--connections 10] [--keys 200] [--seconds 5]
-//                            [--writers 4] [--value-bytes 100] [--idle-watchers 10000] [--only etcd|etcd-ts]
+//                            [--writers 4] [--value-bytes 100] [--idle-watchers 10000] [--idle-settle 15] [--only etcd|etcd-ts]
 //                            [--window BYTES] [--writer-thread 1|0] [--prof]
 //   --window: the watch connections' HTTP/2 receive window (stream and connection), default 65535 (the
 //             protocol's and node:http2's default; grpc-go clients grow theirs up to 16 MiB by BDP estimation)
@@ -42,15 +43,15 @@ import { runWriters, WriterJob, WriterResult } from './lib/watch_writer';
 
 interface Args {
   watchers: number; connections: number; keys: number; seconds: number; writers: number;
-  valueBytes: number; idleWatchers: number; only: ServerKind | null; prof: boolean; window: number;
+  valueBytes: number; idleWatchers: number; idleSettle: number; only: ServerKind | null; prof: boolean; window: number;
   writerThread: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { watchers: 1000, connections: 10, keys: 200, seconds: 5, writers: 4, valueBytes: 100, idleWatchers: 10_000, only: null, prof: false, window: 65535, writerThread: 1 };
+  const a: Args = { watchers: 1000, connections: 10, keys: 200, seconds: 5, writers: 4, valueBytes: 100, idleWatchers: 10_000, idleSettle: 15, only: null, prof: false, window: 65535, writerThread: 1 };
   const flags: Record<string, keyof Args> = {
     '--watchers': 'watchers', '--connections': 'connections', '--keys': 'keys', '--seconds': 'seconds',
-    '--writers': 'writers', '--value-bytes': 'valueBytes', '--idle-watchers': 'idleWatchers', '--window': 'window', '--writer-thread': 'writerThread',
+    '--writers': 'writers', '--value-bytes': 'valueBytes', '--idle-watchers': 'idleWatchers', '--idle-settle': 'idleSettle', '--window': 'window', '--writer-thread': 'writerThread',
   };
   for (let i = 0; i < argv.length; i += 2) {
     if (argv[i] === '--only') { a.only = argv[i + 1] as ServerKind; continue; }
@@ -197,7 +198,11 @@ async function fanout(s: Server, a: Args): Promise<FanoutResult> {
 
 // ---- idle memory run ----
 
-interface IdleResult { kind: ServerKind; watchers: number; rssBeforeKiB: number; rssAfterKiB: number; bytesPerWatcher: number }
+interface IdleResult {
+  kind: ServerKind; watchers: number; rssBeforeKiB: number; rssAfterKiB: number; bytesPerWatcher: number;
+  /** RSS idleSettle seconds after the last watcher was created, when garbage of the burst is collected. */
+  rssSettledKiB: number; settledBytesPerWatcher: number;
+}
 
 async function idle(s: Server, a: Args): Promise<IdleResult> {
   let created = 0;
@@ -223,8 +228,14 @@ async function idle(s: Server, a: Args): Promise<IdleResult> {
   }
   await sleep(1500);
   const after = rssKiB(s.pid);
+  await sleep(Math.max(0, a.idleSettle * 1000 - 1500));
+  const settled = rssKiB(s.pid);
   for (const w of streams) w.close();
-  return { kind: s.kind, watchers: a.idleWatchers, rssBeforeKiB: before, rssAfterKiB: after, bytesPerWatcher: Math.round(((after - before) * 1024) / a.idleWatchers) };
+  const per = (kib: number): number => Math.round(((kib - before) * 1024) / a.idleWatchers);
+  return {
+    kind: s.kind, watchers: a.idleWatchers, rssBeforeKiB: before, rssAfterKiB: after, bytesPerWatcher: per(after),
+    rssSettledKiB: settled, settledBytesPerWatcher: per(settled),
+  };
 }
 
 async function withServer<T>(kind: ServerKind, f: (s: Server) => Promise<T>, profDir?: string): Promise<T> {
@@ -301,7 +312,8 @@ async function main(): Promise<void> {
   if (idl.length) {
     const ib = ie && it;
     out.push(`| RSS per idle watcher (bytes, ${fmt(a.idleWatchers)} single-key) | ${idl.map((r) => fmt(r.bytesPerWatcher)).join(' | ')}${ib ? ` | ${ratio(it!.bytesPerWatcher, ie!.bytesPerWatcher)}` : ''} |`);
-    out.push(`| server RSS before → after idle watchers (MiB) | ${idl.map((r) => `${fmt(r.rssBeforeKiB / 1024, 1)} → ${fmt(r.rssAfterKiB / 1024, 1)}`).join(' | ')}${ib ? ' | |' : ' |'}`);
+    out.push(`| RSS per idle watcher, ${fmt(a.idleSettle)} s after the last create (bytes) | ${idl.map((r) => fmt(r.settledBytesPerWatcher)).join(' | ')}${ib ? ` | ${ratio(it!.settledBytesPerWatcher, ie!.settledBytesPerWatcher)}` : ''} |`);
+    out.push(`| server RSS before → 1.5 s → ${fmt(a.idleSettle)} s after idle watchers (MiB) | ${idl.map((r) => `${fmt(r.rssBeforeKiB / 1024, 1)} → ${fmt(r.rssAfterKiB / 1024, 1)} → ${fmt(r.rssSettledKiB / 1024, 1)}`).join(' | ')}${ib ? ' | |' : ' |'}`);
   }
   out.push('');
   for (const r of fan) {
