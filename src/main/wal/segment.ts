@@ -3,6 +3,8 @@
 //
 // Torn tail rule: only the LAST record of the LAST segment may be damaged by a crash mid-write, so
 // only there is damage treated as "truncate and continue". Anything else is a WalCorruptError.
+// An all-zero remainder ends a segment cleanly (the WAL writes zeros ahead of its records; a segment
+// cut before a crash may keep its unused ones).
 import * as fsp from 'node:fs/promises';
 import {
   DecodedRecord, HEADER_BYTES, decodeRecord, lengthFitsType, recordCrcOk,
@@ -68,6 +70,7 @@ export function scanSegment(buf: Buffer, file: string, isLast: boolean,
   const size = buf.length;
   let off = 0;
   while (off < size) {
+    if (buf[off] === 0 && allZero(buf, off)) break;
     const damage = damageAt(buf, dv, off);
     if (damage !== null) {
       if (isLast && isTornTail(buf, dv, off, damage)) return { validBytes: off, torn: true };
@@ -90,14 +93,18 @@ function damageAt(buf: Buffer, dv: DataView, off: number): Damage | null {
 }
 
 /**
- * A torn tail is what a crash during the last write leaves: the record is cut short by EOF, or it
- * fails its CRC and ends exactly at EOF, or the rest of the file is zeros (the file grew but the data
- * blocks never reached the disk). A record cut by EOF whose length field was itself flipped would
- * look the same, so it only counts as torn when no valid record starts anywhere after it.
+ * A torn tail is what a crash during the last write leaves: the record is cut short by EOF, or it fails
+ * its CRC and ends at EOF, or it fails its CRC and only zeros (preallocated space) follow it. A record
+ * whose length field was itself flipped can look like any of these (in preallocated space a wrong
+ * length easily lands on zeros), so apart from a CRC failure ending exactly at EOF, damage counts as
+ * torn only when no valid record starts anywhere after it.
  */
 function isTornTail(buf: Buffer, dv: DataView, off: number, damage: Damage): boolean {
-  if (allZero(buf, off)) return true;
-  if (damage === 'crc mismatch') return off + HEADER_BYTES + dv.getUint32(off, true) === buf.length;
+  if (damage === 'crc mismatch') {
+    const end = off + HEADER_BYTES + dv.getUint32(off, true);
+    if (end === buf.length) return true;
+    if (!allZero(buf, end)) return false;
+  }
   return !validRecordAfter(buf, dv, off);
 }
 

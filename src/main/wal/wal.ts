@@ -12,6 +12,8 @@
 //
 //   segment: [hardState][snapshot]  header (when known), so replay works after older segments
 //            [entry][entry]...[hardState][entry]...   are released; appended until > segmentBytes
+//            [0 0 0 ...]                      zeros written ahead of the records (preallocation):
+//                                             replay ends a segment at an all-zero remainder
 //
 // Write path: save() only queues. One loop (#run) drains the queue: it encodes as many queued
 // records as fit in batchBytesMax into one reused buffer, issues one write and one fdatasync, then
@@ -55,6 +57,9 @@ export interface WalOptions {
    * completion this many milliseconds late, as a slow disk would. 0 in production.
    */
   syncDelayMs?: number;
+  /** Zeros written ahead of the records (limits.walPreallocBytes); 0 appends at the end of the file.
+   * Only with fsync. */
+  preallocBytes?: number;
 }
 
 export interface WalStats {
@@ -146,9 +151,13 @@ async function removeTempFiles(dir: string): Promise<void> {
   }
 }
 
-/** Replays every segment into replay; truncates a torn tail of the last one. Returns truncatedTail. */
-async function replaySegments(dir: string, segs: SegmentName[], replay: LogReplay): Promise<boolean> {
+/**
+ * Replays every segment into replay; truncates a torn tail of the last one. Returns whether it did, and
+ * where the last segment's records end (the next write's position: zeros may follow).
+ */
+async function replaySegments(dir: string, segs: SegmentName[], replay: LogReplay): Promise<{ truncated: boolean; lastEnd: number }> {
   let truncated = false;
+  let lastEnd = 0;
   for (let i = 0; i < segs.length; i++) {
     const file = path.join(dir, segs[i].name);
     const buf = await fsp.readFile(file);
@@ -167,9 +176,13 @@ async function replaySegments(dir: string, segs: SegmentName[], replay: LogRepla
       }
       truncated = true;
     }
+    lastEnd = res.validBytes;
   }
-  return truncated;
+  return { truncated, lastEnd };
 }
+
+/** A zero chunk for preallocation, shared (never written to). */
+let zeros: Buffer | null = null;
 
 function noFsyncObserver(): void { /* no metrics */ }
 
@@ -183,8 +196,13 @@ export class Wal {
   /** Live segments by seq; the last is the one appended to. */
   readonly #segments: SegmentName[];
   #fh: fsp.FileHandle;
-  /** Size of the active segment = the position of the next write. */
+  /** End of the active segment's records = the position of the next write. */
   #fileBytes: number;
+  /** The active segment's size: zeros from #fileBytes to here (preallocated). */
+  #allocatedTo: number;
+  /** The active segment opened without O_DSYNC, for writing zeros ahead (null until needed). */
+  #allocFh: fsp.FileHandle | null;
+  readonly #preallocBytes: number;
   /** Reused batch buffer (batchBytesMax); only touched by #run, never while its write is in flight. */
   readonly #buf: Buffer;
   readonly #dv: DataView;
@@ -208,7 +226,7 @@ export class Wal {
   #lastBatchRecords: number;
 
   private constructor(dir: string, opts: Required<WalOptions>, segments: SegmentName[], fh: fsp.FileHandle,
-    fileBytes: number, replay: LogReplay, lastIndex: number) {
+    fileBytes: number, fileSize: number, replay: LogReplay, lastIndex: number) {
     this.#dir = dir;
     this.#segmentBytes = opts.segmentBytes;
     this.#batchBytesMax = opts.batchBytesMax;
@@ -218,6 +236,9 @@ export class Wal {
     this.#segments = segments;
     this.#fh = fh;
     this.#fileBytes = fileBytes;
+    this.#allocatedTo = fileSize;
+    this.#allocFh = null;
+    this.#preallocBytes = opts.fsync ? opts.preallocBytes : 0;
     this.#buf = Buffer.allocUnsafeSlow(opts.batchBytesMax);
     this.#dv = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
     this.#queue = [];
@@ -243,6 +264,7 @@ export class Wal {
       fsync: opts.fsync ?? true,
       onFsync: opts.onFsync ?? noFsyncObserver,
       syncDelayMs: opts.syncDelayMs ?? 0,
+      preallocBytes: opts.preallocBytes ?? limits.walPreallocBytes,
     };
     // A batch must hold at least the fixed-size records; bigger entries go alone (oversized path).
     assert(o.batchBytesMax >= HARD_STATE_RECORD_BYTES + SNAPSHOT_RECORD_BYTES, 'wal: batchBytesMax too small');
@@ -252,18 +274,19 @@ export class Wal {
     const segments = await listSegments(dir);
     const replay = new LogReplay();
     let truncatedTail = false;
+    let lastEnd = 0;
     if (segments.length === 0) {
       const first = segmentName(0, 1);
       await createSegment(dir, first, new Uint8Array(0), o.fsync);
       segments.push(first);
     } else {
-      truncatedTail = await replaySegments(dir, segments, replay);
+      ({ truncated: truncatedTail, lastEnd } = await replaySegments(dir, segments, replay));
     }
     const entries = replay.finish();
     const lastIndex = entries.length > 0 ? entries[entries.length - 1].index : replay.snapshotIndex;
     const fh = await openActive(path.join(dir, segments[segments.length - 1].name), o.fsync);
     const { size } = await fh.stat();
-    const wal = new Wal(dir, o, segments, fh, size, replay, lastIndex);
+    const wal = new Wal(dir, o, segments, fh, lastEnd, size, replay, lastIndex);
     return {
       wal, hardState: replay.hardState, entries, snapshotIndex: replay.snapshotIndex,
       snapshotTerm: replay.snapshotTerm, truncatedTail,
@@ -307,6 +330,7 @@ export class Wal {
 
   async #closeNow(): Promise<void> {
     if (this.#running) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    await this.#allocFh?.close();
     await this.#fh.close();
   }
 
@@ -406,6 +430,7 @@ export class Wal {
 
   /** Appends at the end of the active segment; durable on return when fsync is on (O_DSYNC). */
   async #durableWrite(buf: Buffer, bytes: number): Promise<void> {
+    if (this.#fileBytes + bytes > this.#allocatedTo && this.#preallocBytes > 0) await this.#preallocate(this.#fileBytes + bytes);
     const t0 = performance.now();
     await writeFully(this.#fh, buf, bytes, this.#fileBytes);
     this.#fileBytes += bytes;
@@ -415,6 +440,24 @@ export class Wal {
     this.#fsyncs++;
     this.#fsyncSeconds += seconds;
     this.#onFsync(seconds);
+  }
+
+  /**
+   * Writes zeros from the segment's current end to preallocBytes past `end`, through a handle without
+   * O_DSYNC (page cache only: the first durable write into them commits their allocation with it).
+   * Appending to the end of the file made every durable write also change the file's size, which costs
+   * an ext4 journal commit per write; it also waited for the apply worker's LMDB writes that the commit
+   * carried along. Never touches bytes below #allocatedTo (records live below #fileBytes <= it).
+   */
+  async #preallocate(end: number): Promise<void> {
+    const active = this.#segments[this.#segments.length - 1];
+    this.#allocFh ??= await fsp.open(path.join(this.#dir, active.name), 'r+');
+    const z = (zeros ??= Buffer.alloc(limits.walPreallocBytes));
+    const to = end + this.#preallocBytes;
+    for (let at = this.#allocatedTo; at < to; at += z.length) {
+      await writeFully(this.#allocFh, z, Math.min(z.length, to - at), at);
+    }
+    this.#allocatedTo = to;
   }
 
   /** Durable snapshot marker first, then unlink: a crash in between leaves extra segments, not gaps. */
@@ -454,9 +497,16 @@ export class Wal {
     if (this.#snapshotIndex > 0) off = encodeSnapshot(header, dv, off, this.#snapshotIndex, this.#snapshotTerm);
     await createSegment(this.#dir, seg, header.subarray(0, off), this.#fsync);
     if (this.#fsync) this.#fsyncs += 2;
+    if (this.#allocFh !== null) {
+      // The old segment's unused zeros go (replay would skip them anyway: not synced, a crash may keep them).
+      await this.#allocFh.truncate(this.#fileBytes);
+      await this.#allocFh.close();
+      this.#allocFh = null;
+    }
     await this.#fh.close();
     this.#fh = await openActive(path.join(this.#dir, seg.name), this.#fsync);
     this.#fileBytes = off;
+    this.#allocatedTo = off;
     this.#bytesWritten += off;
     this.#segments.push(seg);
   }
