@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as net from 'node:net';
-import { Worker } from 'node:worker_threads';
+import { ResourceLimits, Worker } from 'node:worker_threads';
 import { Config } from './config';
 import { Logger } from './log';
 import { Wal } from './wal/wal';
@@ -114,6 +114,9 @@ function newIdentity(cfg: Config): Identity {
   };
 }
 
+/** See limits.watchWorkerYoungGenerationMb. */
+const WATCH_WORKER_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: limits.watchWorkerYoungGenerationMb };
+
 /** etcd 3.4: a positive --experimental-watch-progress-notify-interval below 100ms is raised to 100ms,
  * with a warning; 0 keeps the default (10 minutes). */
 function progressNotifyIntervalMs(cfg: Config, log: Logger): number {
@@ -124,8 +127,8 @@ function progressNotifyIntervalMs(cfg: Config, log: Logger): number {
   return limits.watchProgressNotifyIntervalMinMs;
 }
 
-function startWorker(file: string, data: object): Promise<{ worker: Worker; ready: { appliedIndex: number } }> {
-  const worker = new Worker(path.join(__dirname, '../workers', file), { workerData: data });
+function startWorker(file: string, data: object, resourceLimits?: ResourceLimits): Promise<{ worker: Worker; ready: { appliedIndex: number } }> {
+  const worker = new Worker(path.join(__dirname, '../workers', file), { workerData: data, resourceLimits });
   return new Promise((resolve, reject) => {
     worker.once('error', reject);
     worker.once('message', (m: { ready?: boolean; appliedIndex?: number }) => {
@@ -170,7 +173,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
       segmentBytes: limits.walSegmentBytes, batchBytesMax: limits.walBatchBytesMax, onFsync: (sec) => metrics.walFsync.observe(sec),
       syncDelayMs: Number(process.env.ETCD_TS_WAL_SYNC_DELAY_MS ?? 0) || 0, // fault injection for tests (wal.ts)
     }),
-    startWorker('watch.js', watchInit),
+    startWorker('watch.js', watchInit, WATCH_WORKER_LIMITS),
   ]);
   const store = MvccStore.open(lmdbDir, { readOnly: true });
   if (recovered.truncatedTail) log.warn('WAL had a torn tail (crash during a write); truncated it');
@@ -382,7 +385,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
     restart: async () => {
       // Fresh rings (the dead worker may have left a record half written), the same signal block.
       const init: WatchWorkerInit = { ...watchInit, toWatch: Ring.create(limits.watchControlRingBytes), fromWatch: Ring.create(limits.watchResponseRingBytes) };
-      const { worker } = await startWorker('watch.js', init);
+      const { worker } = await startWorker('watch.js', init, WATCH_WORKER_LIMITS);
       return { worker, toWatch: new Ring(init.toWatch), fromWatch: new Ring(init.fromWatch) };
     },
   });

@@ -81,6 +81,14 @@ export const limits = {
    */
   watchBatchDelayPerResponseUs: 20,
   watchBatchMaxDelayMs: 20,
+  /**
+   * The watch worker's V8 young generation. Left to V8, it grows to tens of MiB while a burst of
+   * watchers is being created, and a thread that waits in Atomics.wait gets none of V8's idle-time GCs
+   * to give it back. 10,000 idle single-key watchers cost 2.4 kB of RSS each with a 48 MiB young
+   * generation, 1.8–1.9 kB with 4 MiB (etcd 3.4: 2.1–2.3 kB). The fan-out rate did not change
+   * measurably (docs/BENCHMARKS.md, "Memory per idle watcher").
+   */
+  watchWorkerYoungGenerationMb: 4,
   /** Bytes of the main->watch (control) ring and of the watch->main (responses) ring. */
   watchControlRingBytes: 8 * 1024 * 1024,
   watchResponseRingBytes: 32 * 1024 * 1024,
