@@ -218,14 +218,10 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
   sendFramed(framed: Buffer, messages: number): boolean {
     if (this.#ended || this.#stream.closed) return false;
     countSentFramed(framed.length, messages);
-    // In pieces the session copies into its (reused) output buffers as far as the flow-control windows
-    // allow (a large piece would be passed by reference); what the windows hold back stays queued, so
-    // those pieces are copied here: framed is the caller's again on return. A fresh copy of the whole
-    // message per write (what node:http2 does) cost a full mark-compact every ~80 ms under paced watch
-    // fan-out, whose per-stream writes pass 64 KiB.
-    this.#stream.writePieces(framed, h2Limits.copyPayloadBytesMax - 1);
-    const q = this.#stream.queue;
-    for (let i = q.length - 1; i >= this.#stream.queueHead && q[i].buffer === framed.buffer; i--) q[i] = Buffer.from(q[i]);
+    // Pieces below copyPayloadBytesMax are copied into the session's (reused) output buffers; only what
+    // the flow-control windows hold back is copied apart. A fresh copy of the whole write (what node:http2
+    // does) cost a full mark-compact every ~80 ms under paced watch fan-out, whose writes pass 64 KiB.
+    this.#stream.writeCopied(framed, h2Limits.copyPayloadBytesMax - 1);
     return this.#queueOk();
   }
 

@@ -68,13 +68,20 @@ export class H2Stream {
     this.session.pump(this);
   }
 
-  /** Queues data as pieces of at most pieceBytes (so that the session copies them into its output
-   *  buffers rather than keeping data), then pumps once: DATA frames still fill the peer's frame size. */
-  writePieces(data: Buffer, pieceBytes: number): void {
+  /**
+   * Queues data without keeping it: as pieces of at most pieceBytes, which the session copies into its
+   * output buffers as far as the flow-control windows allow (one pump, so DATA frames still fill the
+   * peer's frame size); the pieces the windows hold back are copied. data is the caller's again on return.
+   */
+  writeCopied(data: Buffer, pieceBytes: number): void {
     if (this.closed || this.localClosed || this.trailers !== null) return;
-    for (let at = 0; at < data.length; at += pieceBytes) this.queue.push(data.subarray(at, Math.min(data.length, at + pieceBytes)));
+    let pieces = 0;
+    for (let at = 0; at < data.length; at += pieceBytes, pieces++) this.queue.push(data.subarray(at, Math.min(data.length, at + pieceBytes)));
     this.queuedBytes += data.length;
     this.session.pump(this);
+    // The pump sends from the head, so what is left of data is the queue's last entries.
+    const q = this.queue;
+    for (let i = q.length - 1; pieces > 0 && i >= this.queueHead; i--, pieces--) q[i] = Buffer.from(q[i]);
   }
 
   /** Ends our side with a trailer block after any queued DATA. */
