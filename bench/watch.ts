@@ -34,6 +34,7 @@ import { procCpuUs, rssKiB, threadCoresText, threadCpuUs } from './lib/proc';
 import { performance } from 'node:perf_hooks';
 import { removeDataDir, Server, ServerKind, startKind } from '../test/support/procs';
 import { machineInfo } from './lib/machine';
+import { fmtNum, ratioText } from './lib/results';
 import { topSelf, writeFlamegraphs } from './lib/flame';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -261,8 +262,6 @@ function writeWatchFlamegraphs(dir: string, command: string): void {
   for (const w of written) console.error(`${w.file}; top self time:\n${topSelf(w.profile, 12)}`);
 }
 
-const fmt = (x: number, d = 0): string => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
-const ratio = (x: number, y: number, d = 2): string => (Number.isFinite(x) && Number.isFinite(y) && y !== 0 ? (x / y).toFixed(d) : 'n/a');
 
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
@@ -298,7 +297,7 @@ async function main(): Promise<void> {
   out.push(`| metric | ${cols.join(' | ')}${both ? ' | etcd-ts/etcd' : ''} |`);
   out.push(`|---|${cols.map(() => '---:').join('|')}|${both ? '---:|' : ''}`);
   const row = (name: string, get: (r: FanoutResult) => number, d: number): void => {
-    out.push(`| ${name} | ${fan.map((r) => fmt(get(r), d)).join(' | ')}${both ? ` | ${ratio(get(t!), get(e!))}` : ''} |`);
+    out.push(`| ${name} | ${fan.map((r) => fmtNum(get(r), d)).join(' | ')}${both ? ` | ${ratioText(get(t!), get(e!))}` : ''} |`);
   };
   row('events delivered/s (all watchers)', (r) => r.eventsPerSec, 0);
   row('writes/s (Put acks)', (r) => r.writesPerSec, 0);
@@ -312,9 +311,9 @@ async function main(): Promise<void> {
   const it = byIdle('etcd-ts');
   if (idl.length) {
     const ib = ie && it;
-    out.push(`| RSS per idle watcher (bytes, ${fmt(a.idleWatchers)} single-key) | ${idl.map((r) => fmt(r.bytesPerWatcher)).join(' | ')}${ib ? ` | ${ratio(it!.bytesPerWatcher, ie!.bytesPerWatcher)}` : ''} |`);
-    out.push(`| RSS per idle watcher, ${fmt(a.idleSettle)} s after the last create (bytes) | ${idl.map((r) => fmt(r.settledBytesPerWatcher)).join(' | ')}${ib ? ` | ${ratio(it!.settledBytesPerWatcher, ie!.settledBytesPerWatcher)}` : ''} |`);
-    out.push(`| server RSS before → 1.5 s → ${fmt(a.idleSettle)} s after idle watchers (MiB) | ${idl.map((r) => `${fmt(r.rssBeforeKiB / 1024, 1)} → ${fmt(r.rssAfterKiB / 1024, 1)} → ${fmt(r.rssSettledKiB / 1024, 1)}`).join(' | ')}${ib ? ' | |' : ' |'}`);
+    out.push(`| RSS per idle watcher (bytes, ${fmtNum(a.idleWatchers)} single-key) | ${idl.map((r) => fmtNum(r.bytesPerWatcher)).join(' | ')}${ib ? ` | ${ratioText(it!.bytesPerWatcher, ie!.bytesPerWatcher)}` : ''} |`);
+    out.push(`| RSS per idle watcher, ${fmtNum(a.idleSettle)} s after the last create (bytes) | ${idl.map((r) => fmtNum(r.settledBytesPerWatcher)).join(' | ')}${ib ? ` | ${ratioText(it!.settledBytesPerWatcher, ie!.settledBytesPerWatcher)}` : ''} |`);
+    out.push(`| server RSS before → 1.5 s → ${fmtNum(a.idleSettle)} s after idle watchers (MiB) | ${idl.map((r) => `${fmtNum(r.rssBeforeKiB / 1024, 1)} → ${fmtNum(r.rssAfterKiB / 1024, 1)} → ${fmtNum(r.rssSettledKiB / 1024, 1)}`).join(' | ')}${ib ? ' | |' : ' |'}`);
   }
   out.push('');
   for (const r of fan) {

@@ -12,16 +12,14 @@
 //   sh bench/go/build.sh    # once: Go 1.19 and etcd 3.4's Go source from apt, builds bench/go/bin/watchbench
 //   node dist/bench/watch_go.js [--rounds 3] [--seconds 5] [--watchers 1000] [--connections 10] [--keys 200]
 //                               [--writers 1] [--value-bytes 100] [--only etcd|etcd-ts]
-import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { removeDataDir, Server, ServerKind, startKind } from '../test/support/procs';
 import { procCpuUs, threadCoresText, threadCpuUs } from './lib/proc';
 import { machineInfo } from './lib/machine';
-
-const repoRoot = path.resolve(__dirname, '..', '..'); // dist/bench -> repo root
-const goBin = path.join(repoRoot, 'bench', 'go', 'bin', 'watchbench');
+import { median } from './lib/verdict';
+import { fmtNum, ratioText } from './lib/results';
+import { deliveryProblems as problems, GoResult, runWatchbench, watchbenchBin as goBin } from './lib/watchbench';
 
 interface Args {
   rounds: number; seconds: number; watchers: number; connections: number; keys: number; writers: number;
@@ -48,61 +46,23 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-/** watchbench's JSON (bench/go/watchbench/main.go, type result); latencies are -1 when there were no samples. */
-interface GoResult {
-  writes: number; writeSec: number; writesPerSec: number; events: number; expected: number; complete: boolean;
-  deliverSec: number; eventsPerSec: number; p50Ms: number; p99Ms: number; samples: number; unmatchedSamples: number;
-  clientCpuSec: number; clientCores: number; gomaxprocs: number;
-  watchersShort: number; watchersOver: number; disorderedEvents: number; revSumMismatch: number; sampledMissing: number;
-  errors: string[];
-}
-
 interface Run extends GoResult {
   kind: ServerKind; round: number; serverCores: number; serverThreads: string;
 }
 
 /** Runs watchbench against s; the server's CPU is taken between its "#phase start" and "#phase end" lines. */
-function runGo(s: Server, a: Args): Promise<GoResult & { serverCores: number; serverThreads: string }> {
-  const args = ['--endpoint', s.endpoint, '--watchers', String(a.watchers), '--connections', String(a.connections),
+async function runGo(s: Server, a: Args): Promise<GoResult & { serverCores: number; serverThreads: string }> {
+  const args = ['--watchers', String(a.watchers), '--connections', String(a.connections),
     '--keys', String(a.keys), '--seconds', String(a.seconds), '--writers', String(a.writers), '--value-bytes', String(a.valueBytes)];
-  // Creation (60 s) + writes + drain (30 s) bound watchbench itself; this is a backstop.
-  const limitMs = (a.seconds + 120) * 1000;
-  return new Promise((resolve, reject) => {
-    const child = spawn(goBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderrTail = '';
-    let pending = '';
-    let cpu0 = NaN; let cpu1 = NaN; let at0 = 0; let at1 = 0;
-    let thr0 = new Map<string, number>(); let thr1 = new Map<string, number>();
-    const timer = setTimeout(() => { child.kill('SIGKILL'); }, limitMs);
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => {
-      pending += d.toString();
-      let nl: number;
-      while ((nl = pending.indexOf('\n')) >= 0) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        if (line === '#phase start') { cpu0 = procCpuUs(s.pid) ?? NaN; thr0 = threadCpuUs(s.pid); at0 = performance.now(); }
-        else if (line === '#phase end') { cpu1 = procCpuUs(s.pid) ?? NaN; thr1 = threadCpuUs(s.pid); at1 = performance.now(); }
-        else stderrTail = (stderrTail + line + '\n').slice(-4000);
-      }
-    });
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code !== 0) { reject(new Error(`${s.kind}: watchbench exited with ${code ?? signal}: ${stderrTail.trim()}`)); return; }
-      let r: GoResult;
-      try {
-        r = JSON.parse(stdout) as GoResult;
-      } catch {
-        reject(new Error(`${s.kind}: watchbench printed no JSON: ${stdout.slice(0, 500)} ${stderrTail.trim()}`));
-        return;
-      }
-      if (stderrTail.trim()) console.error(`${s.kind} watchbench stderr: ${stderrTail.trim()}`);
-      const sec = (at1 - at0) / 1000;
-      resolve({ ...r, serverCores: (cpu1 - cpu0) / 1e6 / sec, serverThreads: threadCoresText(thr0, thr1, sec) });
-    });
-  });
+  let cpu0 = NaN; let cpu1 = NaN; let at0 = 0; let at1 = 0;
+  let thr0 = new Map<string, number>(); let thr1 = new Map<string, number>();
+  // Creation (60 s) + writes + drain (30 s) bound watchbench itself.
+  const r = await runWatchbench(s.endpoint, args, (a.seconds + 120) * 1000, (phase) => {
+    if (phase === 'start') { cpu0 = procCpuUs(s.pid) ?? NaN; thr0 = threadCpuUs(s.pid); at0 = performance.now(); }
+    else { cpu1 = procCpuUs(s.pid) ?? NaN; thr1 = threadCpuUs(s.pid); at1 = performance.now(); }
+  }).catch((e: Error) => { throw new Error(`${s.kind}: ${e.message}`); });
+  const sec = (at1 - at0) / 1000;
+  return { ...r, serverCores: (cpu1 - cpu0) / 1e6 / sec, serverThreads: threadCoresText(thr0, thr1, sec) };
 }
 
 async function runOne(kind: ServerKind, round: number, a: Args): Promise<Run> {
@@ -116,22 +76,16 @@ async function runOne(kind: ServerKind, round: number, a: Args): Promise<Run> {
   }
 }
 
-const fmt = (x: number, d = 0): string => (Number.isFinite(x) && x >= 0 ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
-const ratio = (x: number, y: number, d = 2): string => (Number.isFinite(x) && Number.isFinite(y) && x >= 0 && y > 0 ? (x / y).toFixed(d) : 'n/a');
-
-function median(xs: number[]): number {
-  const s = xs.filter((x) => Number.isFinite(x) && x >= 0).sort((x, y) => x - y);
-  if (s.length === 0) return NaN;
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
+/** watchbench reports -1 for a latency it had no samples for. */
+const latency = (ms: number): number => (ms < 0 ? NaN : ms);
 
 interface Metric { name: string; get: (r: Run) => number; d: number }
 
 const metrics: Metric[] = [
   { name: 'events delivered/s (all watchers)', get: (r) => r.eventsPerSec, d: 0 },
   { name: 'writes/s (Put acks)', get: (r) => r.writesPerSec, d: 0 },
-  { name: 'event latency p50 (ms, Put sent → event)', get: (r) => r.p50Ms, d: 1 },
-  { name: 'event latency p99 (ms)', get: (r) => r.p99Ms, d: 1 },
+  { name: 'event latency p50 (ms, Put sent → event)', get: (r) => latency(r.p50Ms), d: 1 },
+  { name: 'event latency p99 (ms)', get: (r) => latency(r.p99Ms), d: 1 },
   { name: 'events delivered / expected (%)', get: (r) => (100 * r.events) / r.expected, d: 1 },
   { name: 'Go client CPU (cores)', get: (r) => r.clientCores, d: 2 },
   { name: 'server CPU (cores)', get: (r) => r.serverCores, d: 2 },
@@ -142,23 +96,9 @@ function table(cols: string[], cells: (m: Metric) => number[], withRatio: boolea
   const out = [`| metric | ${cols.join(' | ')}${withRatio ? ' | etcd-ts/etcd' : ''} |`, `|---|${cols.map(() => '---:').join('|')}|${withRatio ? '---:|' : ''}`];
   for (const m of metrics) {
     const v = cells(m);
-    out.push(`| ${m.name} | ${v.map((x) => fmt(x, m.d)).join(' | ')}${withRatio ? ` | ${ratio(v[1], v[0])}` : ''} |`);
+    out.push(`| ${m.name} | ${v.map((x) => fmtNum(x, m.d)).join(' | ')}${withRatio ? ` | ${ratioText(v[1], v[0])}` : ''} |`);
   }
   return out;
-}
-
-/** What was wrong with a run's deliveries, or nothing. */
-function problems(r: Run): string[] {
-  const p: string[] = [];
-  if (r.events !== r.expected) p.push(`${r.events} of ${r.expected} expected events arrived (${r.expected - r.events} missing)`);
-  if (r.watchersShort) p.push(`${r.watchersShort} watchers got fewer than ${r.writes} events`);
-  if (r.watchersOver) p.push(`${r.watchersOver} watchers got more than ${r.writes} events`);
-  if (r.disorderedEvents) p.push(`${r.disorderedEvents} events arrived with a mod revision not above the previous one`);
-  if (r.revSumMismatch) p.push(`${r.revSumMismatch} watchers' sum of mod revisions differs from the Puts'`);
-  if (r.sampledMissing) p.push(`${r.sampledMissing} (sampled watcher, Put revision) pairs never arrived`);
-  if (r.unmatchedSamples) p.push(`${r.unmatchedSamples} sampled events matched no Put revision`);
-  for (const e of r.errors) p.push(`error: ${e}`);
-  return p;
 }
 
 async function main(): Promise<void> {
@@ -187,7 +127,7 @@ async function main(): Promise<void> {
     for (const r of these) out.push(`Server threads (${r.kind}, cores): ${r.serverThreads || 'n/a'}`);
   }
   out.push('', `Median of ${a.rounds} round(s):`, '');
-  out.push(...table(kinds, (mt) => kinds.map((k) => median(runs.filter((r) => r.kind === k).map(mt.get))), both));
+  out.push(...table(kinds, (mt) => kinds.map((k) => median(runs.filter((r) => r.kind === k).map(mt.get).filter(Number.isFinite))), both));
   out.push('');
   for (const r of runs) {
     const p = problems(r);

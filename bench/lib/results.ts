@@ -118,6 +118,10 @@ export function samplesOf(r: ResultFile, server: string, workload: string): Samp
 
 // ---- formatting ----
 
+/** A number for a markdown table, d decimals; n/a when it is not finite (a missing value is NaN). */
+export const fmtNum = (x: number, d = 0): string => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
+/** x / y with d decimals; n/a when either is missing or y is 0. */
+export const ratioText = (x: number, y: number, d = 2): string => (Number.isFinite(x) && Number.isFinite(y) && y !== 0 ? (x / y).toFixed(d) : 'n/a');
 export const fmtRate = (n: number): string => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toPrecision(3));
 export const fmtMs = (n: number): string => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
 

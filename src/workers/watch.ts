@@ -183,7 +183,7 @@ function onControl(m: Uint8Array): void {
 
 function loop(): void {
   const progressMs = init.progressNotifyIntervalMs;
-  let nextTick = Date.now() + progressMs;
+  let nextTick = performance.now() + progressMs;
   // Fan-out pacing (limits.watchBatchDelayPerResponseUs): no pass starts before paceUntil.
   let paceUntil = 0;
   for (;;) {
@@ -206,9 +206,9 @@ function loop(): void {
     // etcd's watchers get the same grouping, later and unbounded, when they fall behind (victims).
     let deferred = false;
     let pacedMs = 0;
+    let now = performance.now();
     if (!watching) core.skipTo(rev);
     else if (rev > core.lastRev) {
-      const now = performance.now();
       if (now < paceUntil) pacedMs = paceUntil - now;
       else if (outRing.isEmpty()) paceUntil = fanOut(rev, now);
       else {
@@ -220,7 +220,7 @@ function loop(): void {
     }
     const more = core.catchUp();
     core.answerProgress();
-    const now = Date.now();
+    now = performance.now();
     if (now >= nextTick) {
       core.progressTick();
       nextTick = now + progressMs;

@@ -428,7 +428,8 @@ export class Wal {
     return encodeHardState(buf, dv, off, hs);
   }
 
-  /** Appends at the end of the active segment; durable on return when fsync is on (O_DSYNC). */
+  /** Writes at the end of the active segment's records (into preallocated zeros when fsync is on);
+   * durable on return when fsync is on (O_DSYNC). */
   async #durableWrite(buf: Buffer, bytes: number): Promise<void> {
     if (this.#fileBytes + bytes > this.#allocatedTo && this.#preallocBytes > 0) await this.#preallocate(this.#fileBytes + bytes);
     const t0 = performance.now();
