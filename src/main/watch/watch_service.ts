@@ -29,8 +29,10 @@ interface StreamEntry {
   parts: Buffer[] | null;
 }
 
-/** Expansion buffer kept between passes (see #expand); a larger record gets a buffer of its own. */
+/** Expansion buffer kept between passes (see #expandBuffer): it starts at SCRATCH_BYTES and grows to
+ * the largest record seen, up to SCRATCH_BYTES_MAX; a larger record gets a buffer of its own. */
 const SCRATCH_BYTES = 256 * 1024;
+const SCRATCH_BYTES_MAX = 4 * 1024 * 1024;
 
 const WORKER_FAILED = 'etcd-ts: watch worker failed; watch again from the last revision + 1';
 
@@ -369,7 +371,12 @@ export class WatchService {
    * watch benchmark.
    */
   #expandBuffer(n: number): Buffer {
-    return n <= this.#scratch.length ? this.#scratch.subarray(0, n) : Buffer.allocUnsafe(n);
+    if (n > this.#scratch.length) {
+      // A stream with many watchers sends records past 256 KiB on every paced pass: keep the larger buffer.
+      if (n > SCRATCH_BYTES_MAX) return Buffer.allocUnsafe(n);
+      this.#scratch = Buffer.allocUnsafeSlow(Math.min(SCRATCH_BYTES_MAX, Math.max(n, 2 * this.#scratch.length)));
+    }
+    return this.#scratch.subarray(0, n);
   }
 
   /**
