@@ -43,7 +43,7 @@ export class ClusterService {
 
   register(t: GrpcMethods): void {
     const p = '/etcdserverpb.Cluster/';
-    t.addUnary(p + 'MemberList', () => etcdserverpb.MemberListResponse.encode({ header: this.#header(), members: this.#members() }).finish());
+    t.addUnary(p + 'MemberList', () => etcdserverpb.MemberListResponse.encode({ header: this.#header(), members: this.#members() }).finish(), 'read');
     t.addUnary(p + 'MemberAdd', (b) => this.#add(b));
     t.addUnary(p + 'MemberRemove', (b) => this.#remove(b));
     t.addUnary(p + 'MemberUpdate', (b) => this.#update(b));

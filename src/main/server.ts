@@ -7,7 +7,7 @@ import Piscina from 'piscina';
 import { etcdserverpb } from '../shared/gen/etcd';
 import { GrpcTransport } from './net/grpc';
 import { GrpcH2Transport } from './net/grpc_h2';
-import { RaftNode } from './node/node';
+import { OnCancel, RaftNode } from './node/node';
 import { isTxnReadonly, MvccStore } from '../workers/mvcc/store';
 import { RequestKind } from '../shared/entry';
 import { decodeRequest, Errors, EtcdError } from '../shared/errors';
@@ -94,14 +94,15 @@ export class EtcdServer {
   #register(): void {
     const t = this.transport;
     const kv = `/${SERVICE}.KV/`;
-    t.addUnary(kv + 'Range', (b) => this.#range(b));
-    t.addUnary(kv + 'Put', (b) => this.#put(b));
-    t.addUnary(kv + 'DeleteRange', (b) => this.#deleteRange(b));
-    t.addUnary(kv + 'Txn', (b) => this.#txn(b));
-    t.addUnary(kv + 'Compact', (b) => this.#compact(b));
-    t.addUnary(`/${SERVICE}.Maintenance/Status`, () => this.#status());
-    t.addUnary(`/${SERVICE}.Maintenance/HashKV`, (b) => this.#hashKV(b));
-    t.addUnary(`/${SERVICE}.Maintenance/MoveLeader`, (b, ctx) => this.#moveLeader(b, ctx.deadlineMs));
+    t.addUnary(kv + 'Range', (b) => this.#range(b), 'read');
+    t.addUnary(kv + 'Put', (b, ctx) => this.#put(b, ctx.onCancel));
+    t.addUnary(kv + 'DeleteRange', (b, ctx) => this.#deleteRange(b, ctx.onCancel));
+    t.addUnary(kv + 'Txn', (b, ctx) => this.#txn(b, ctx.onCancel));
+    t.addUnary(kv + 'Compact', (b, ctx) => this.#compact(b, ctx.onCancel));
+    t.addUnary(`/${SERVICE}.Maintenance/Status`, () => this.#status(), 'read');
+    t.addUnary(`/${SERVICE}.Maintenance/HashKV`, (b) => this.#hashKV(b), 'read');
+    // A repeated MoveLeader to the same member changes nothing more: etcd's DEADLINE_EXCEEDED is kept.
+    t.addUnary(`/${SERVICE}.Maintenance/MoveLeader`, (b, ctx) => this.#moveLeader(b, ctx.deadlineMs), 'read');
     // etcd's interceptors: a learner serves only Status and serializable Range (isRPCSupportedForLearner).
     t.setGuard({
       unary: (p, body) => {
@@ -163,23 +164,23 @@ export class EtcdServer {
     return this.#runPool('hashKV', body);
   }
 
-  #put(body: Uint8Array): Promise<Uint8Array> {
+  #put(body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
     validatePut(decodeRequest(() => etcdserverpb.PutRequest.decode(body)));
     this.#checkQuota(body.length);
-    return this.#d.node.propose(RequestKind.Put, body);
+    return this.#d.node.propose(RequestKind.Put, body, onCancel);
   }
 
-  #deleteRange(body: Uint8Array): Promise<Uint8Array> {
+  #deleteRange(body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
     validateDeleteRange(decodeRequest(() => etcdserverpb.DeleteRangeRequest.decode(body)));
-    return this.#d.node.propose(RequestKind.DeleteRange, body);
+    return this.#d.node.propose(RequestKind.DeleteRange, body, onCancel);
   }
 
-  async #txn(body: Uint8Array): Promise<Uint8Array> {
+  async #txn(body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
     const req = decodeRequest(() => etcdserverpb.TxnRequest.decode(body));
     validateTxn(req, this.#d.cfg.maxTxnOps);
     if (!isTxnReadonly(req)) {
       this.#checkQuota(body.length);
-      return this.#d.node.propose(RequestKind.Txn, body);
+      return this.#d.node.propose(RequestKind.Txn, body, onCancel);
     }
     // As etcd: a txn that only reads is served from local state, after a ReadIndex barrier
     // unless every range in it is serializable.
@@ -189,9 +190,9 @@ export class EtcdServer {
     return etcdserverpb.TxnResponse.encode(resp).finish();
   }
 
-  async #compact(body: Uint8Array): Promise<Uint8Array> {
+  async #compact(body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
     const req = decodeRequest(() => etcdserverpb.CompactionRequest.decode(body));
-    const resp = await this.#d.node.propose(RequestKind.Compact, body);
+    const resp = await this.#d.node.propose(RequestKind.Compact, body, onCancel);
     this.#d.compactor.postMessage({ compact: true });
     if (req.physical) await this.#waitPhysicalCompaction(toNum(req.revision));
     return resp;

@@ -29,6 +29,12 @@ function register(t: AnyTransport): void {
   t.addUnary('/t.S/Fail', () => Promise.reject(new EtcdError(GrpcCode.FailedPrecondition, 'etcdserver: nope ümlaut 100%')));
   t.addUnary('/t.S/Throw', () => { throw new Error('boom'); });
   t.addUnary('/t.S/Slow', () => new Promise((r) => setTimeout(() => r(Buffer.from('late')), 500)));
+  t.addUnary('/t.S/SlowRead', () => new Promise((r) => setTimeout(() => r(Buffer.from('late')), 500)), 'read');
+  // A write that stops waiting when its call is cancelled (as Lock does), with the code etcd's recipes use.
+  t.addUnary('/t.S/WaitCancel', (_b, ctx) => new Promise((_r, reject) => {
+    ctx.onCancel?.(() => reject(new EtcdError(GrpcCode.Canceled, 'context canceled')));
+  }));
+  t.addUnary('/t.S/FailDeadline', () => Promise.reject(new EtcdError(GrpcCode.DeadlineExceeded, 'peer request timed out')));
   t.addStream('/t.S/Bidi', (ss: ServerStream) => ({
     onMessage: (m) => { ss.send(m); ss.send(m); },
     onEnd: () => ss.end(GrpcCode.OK),
@@ -199,7 +205,10 @@ describe('GrpcH2Transport vs GrpcTransport: same answers to bad calls', function
     { name: 'no message at all', path: '/t.S/Echo', msg: Buffer.alloc(0), raw: Buffer.alloc(0) },
     { name: 'handler error', path: '/t.S/Fail', msg: Buffer.alloc(0) },
     { name: 'handler throws', path: '/t.S/Throw', msg: Buffer.alloc(0) },
-    { name: 'deadline', path: '/t.S/Slow', msg: Buffer.alloc(0), headers: { 'grpc-timeout': '50m' } },
+    { name: 'deadline of a read', path: '/t.S/SlowRead', msg: Buffer.alloc(0), headers: { 'grpc-timeout': '50m' } },
+    { name: 'deadline of a write', path: '/t.S/Slow', msg: Buffer.alloc(0), headers: { 'grpc-timeout': '50m' } },
+    { name: 'deadline of a write that waits for its cancel', path: '/t.S/WaitCancel', msg: Buffer.alloc(0), headers: { 'grpc-timeout': '50m' } },
+    { name: 'a write failing with DEADLINE_EXCEEDED', path: '/t.S/FailDeadline', msg: Buffer.alloc(0) },
     { name: 'wrong content-type', path: '/t.S/Echo', msg: Buffer.alloc(0), headers: { 'content-type': 'text/plain' } },
   ];
   for (const c of cases) {
@@ -210,6 +219,23 @@ describe('GrpcH2Transport vs GrpcTransport: same answers to bad calls', function
       assert.equal(ok.status, 0);
     });
   }
+
+  // Issue 13: clientv3 resends any call answered DEADLINE_EXCEEDED or CANCELLED before its own deadline,
+  // so a write that may still be applied is never answered with either (grpc.ts MethodKind). A raw
+  // HTTP/2 client does not enforce the deadline itself, so what the server answers is visible here.
+  it('a read answers its deadline; a write is never answered DEADLINE_EXCEEDED or CANCELLED', async () => {
+    for (const s of sessions) {
+      const deadline = { 'grpc-timeout': '50m' };
+      const read = await call(s, '/t.S/SlowRead', Buffer.alloc(0), { headers: deadline });
+      assert.deepEqual([read.status, read.message], [GrpcCode.DeadlineExceeded, 'context deadline exceeded']);
+      const write = await call(s, '/t.S/Slow', Buffer.alloc(0), { headers: deadline });
+      assert.deepEqual([write.status, write.body.subarray(5).toString()], [GrpcCode.OK, 'late'], 'the write is answered with its outcome');
+      const cancelled = await call(s, '/t.S/WaitCancel', Buffer.alloc(0), { headers: deadline });
+      assert.deepEqual([cancelled.status, cancelled.message], [GrpcCode.Unavailable, 'etcdserver: request timed out']);
+      const failed = await call(s, '/t.S/FailDeadline', Buffer.alloc(0));
+      assert.deepEqual([failed.status, failed.message], [GrpcCode.Unavailable, 'etcdserver: request timed out']);
+    }
+  });
 });
 
 for (const transport of ['h2', 'node'] as const) describe(`the real server on the ${transport} transport (etcdctl = grpc-go, etcd3 = grpc-js)`, function () {

@@ -41,15 +41,16 @@ export class RawGrpc {
     this.session.close();
   }
 
-  #request(path: string): http2.ClientHttp2Stream {
-    return this.session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+  #request(path: string, headers?: Record<string, string>): http2.ClientHttp2Stream {
+    return this.session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...headers });
   }
 
   /** One unary call. `cancelAfterMs` resets the stream after that long (a client giving up);
-   * `compressedFlag` sets the gRPC message header's compressed byte (bad-input tests). */
-  unary(path: string, msg: Uint8Array, opts: { cancelAfterMs?: number; compressedFlag?: number } = {}): Promise<UnaryReply> {
+   * `compressedFlag` sets the gRPC message header's compressed byte (bad-input tests); `headers` are
+   * added to the request's (a grpc-timeout, which this client sends but does not enforce). */
+  unary(path: string, msg: Uint8Array, opts: { cancelAfterMs?: number; compressedFlag?: number; headers?: Record<string, string> } = {}): Promise<UnaryReply> {
     return new Promise((resolve, reject) => {
-      const req = this.#request(path);
+      const req = this.#request(path, opts.headers);
       let status = -1;
       let message = '';
       const chunks: Buffer[] = [];

@@ -12,14 +12,14 @@
 //    response is one line {"result":...}; a stream that ends with an error writes one line
 //    {"error":{"grpc_code":..,"http_code":..,"message":..,"http_status":..}}.
 import { EtcdError, GrpcCode } from '../../shared/errors';
-import { CallContext, errorStatus, ServerStream, StreamHandler, UnaryHandler, unknownMethodMessage } from '../net/grpc';
+import { CallContext, errorStatus, failureStatus, MethodKind, ServerStream, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/grpc';
 import { JsonCodec, JsonInputError, MessageCodec, goJsonString } from './jsonpb';
 import { Route, routeMap } from './routes';
 import { scanFirstValue, parseFirstValue, quoteLongNumbers } from './json_scan';
 
 /** What the gRPC transports expose to the gateway (both implement it). */
 export interface HandlerSource {
-  unaryHandler(method: string): UnaryHandler | undefined;
+  unaryMethod(method: string): UnaryMethod | undefined;
   streamHandler(method: string): StreamHandler | undefined;
   methodPaths(): string[];
 }
@@ -154,7 +154,7 @@ export class Gateway {
   /** A unary route with a complete body. Never rejects: every failure is an error reply. */
   unary(route: Route, body: string): Promise<GatewayReply> | GatewayReply {
     const b = this.#bind(route);
-    const h = this.#src.unaryHandler(route.method);
+    const h = this.#src.unaryMethod(route.method);
     if (!b || !h) return this.#unimplemented(route);
     const parsed = parseFirstValue(body);
     if ('error' in parsed) return errorReply(GrpcCode.InvalidArgument, parsed.error);
@@ -164,12 +164,12 @@ export class Gateway {
   /** A unary call with an already parsed JSON value (the WebSocket API). */
   unaryValue(route: Route, value: unknown): Promise<GatewayReply> | GatewayReply {
     const b = this.#bind(route);
-    const h = this.#src.unaryHandler(route.method);
+    const h = this.#src.unaryMethod(route.method);
     if (!b || !h) return this.#unimplemented(route);
     return this.call(b, h, value);
   }
 
-  call(b: Bound, h: UnaryHandler, value: unknown): Promise<GatewayReply> | GatewayReply {
+  call(b: Bound, m: UnaryMethod, value: unknown): Promise<GatewayReply> | GatewayReply {
     let req: Uint8Array;
     try {
       req = this.#encode(b, value);
@@ -179,12 +179,12 @@ export class Gateway {
     }
     let out: Promise<Uint8Array> | Uint8Array;
     try {
-      out = h(req, NO_CONTEXT);
+      out = m.handler(req, NO_CONTEXT);
     } catch (e) {
-      return failure(e);
+      return failure(e, m.kind);
     }
     if (out instanceof Uint8Array) return { status: 200, body: b.resp.decodeToJson(out) };
-    return out.then((bytes) => ({ status: 200, body: b.resp.decodeToJson(bytes) }), failure);
+    return out.then((bytes) => ({ status: 200, body: b.resp.decodeToJson(bytes) }), (e: unknown) => failure(e, m.kind));
   }
 
   /**
@@ -227,8 +227,9 @@ export class Gateway {
   }
 }
 
-function failure(e: unknown): GatewayReply {
-  const st = errorStatus(e);
+/** The error reply of a failed call; a write is never answered with a status clients retry (grpc.ts MethodKind). */
+function failure(e: unknown, kind: MethodKind = 'read'): GatewayReply {
+  const st = failureStatus(e, kind);
   return errorReply(st.code, st.message);
 }
 

@@ -19,7 +19,7 @@
 //   op 1 ERROR    payload = u32 LE gRPC code, UTF-8 message (a unary call failed)
 //   op 2 END      stream `id` ended; payload empty (OK) or u32 LE code + UTF-8 message
 import { GrpcCode } from '../../shared/errors';
-import { errorStatus, StreamHandler, UnaryHandler, unknownMethodMessage } from '../net/grpc';
+import { errorStatus, failureStatus, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/grpc';
 import { HandlerSource, InProcessStream, NO_CONTEXT } from './gateway';
 
 export const enum BinOp { Call = 0, Send = 1, Close = 2, Cancel = 3 }
@@ -98,7 +98,7 @@ export class BinaryConnection {
     switch (op) {
       case BinOp.Call: {
         const method = buf.toString('latin1', HEADER_BYTES, HEADER_BYTES + n);
-        const u = this.src.unaryHandler(method);
+        const u = this.src.unaryMethod(method);
         if (u) return this.#unary(id, u, msg);
         const s = this.src.streamHandler(method);
         if (s) return this.#open(id, s, msg);
@@ -119,13 +119,13 @@ export class BinaryConnection {
     }
   }
 
-  #unary(id: number, h: UnaryHandler, msg: Uint8Array): void {
+  #unary(id: number, m: UnaryMethod, msg: Uint8Array): void {
     if (this.#inFlight >= this.out.unaryInFlightMax) return this.#error(id, GrpcCode.ResourceExhausted, 'etcdserver: too many requests');
     let r: Promise<Uint8Array> | Uint8Array;
     try {
-      r = h(msg, NO_CONTEXT);
+      r = m.handler(msg, NO_CONTEXT);
     } catch (e) {
-      const st = errorStatus(e);
+      const st = failureStatus(e, m.kind);
       return this.#error(id, st.code, st.message);
     }
     if (r instanceof Uint8Array) {
@@ -138,7 +138,7 @@ export class BinaryConnection {
       this.out.sendBinary(replyFrame(BinReply.Result, id, out));
     }, (e: unknown) => {
       this.#inFlight--;
-      const st = errorStatus(e);
+      const st = failureStatus(e, m.kind);
       this.#error(id, st.code, st.message);
     });
   }

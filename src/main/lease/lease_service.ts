@@ -4,11 +4,11 @@ import { etcdserverpb } from '../../shared/gen/etcd';
 import { decodeRequest, EtcdError, GrpcCode, unmarshalError } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import { bigIntToLong, toBigInt } from '../../shared/long';
-import type { StreamHandler, UnaryHandler } from '../net/grpc';
+import type { MethodKind, StreamHandler, UnaryHandler } from '../net/grpc';
 import { Lessor } from './lessor';
 
 export interface Registrar {
-  addUnary(path: string, h: UnaryHandler): void;
+  addUnary(path: string, h: UnaryHandler, kind?: MethodKind): void;
   addStream(path: string, h: StreamHandler): void;
 }
 
@@ -21,7 +21,7 @@ export function registerLeaseService(t: Registrar, lessor: Lessor, header: Heade
   t.addUnary(svc + 'LeaseRevoke', (b) => {
     const r = decodeRequest(() => etcdserverpb.LeaseRevokeRequest.decode(b));
     return lessor.revoke(toBigInt(r.ID));
-  });
+  }, 'read'); // clientv3 repeats a revoke (a repeated one finds no lease and changes nothing)
   t.addUnary(svc + 'LeaseTimeToLive', async (b) => {
     const r = decodeRequest(() => etcdserverpb.LeaseTimeToLiveRequest.decode(b));
     const id = toBigInt(r.ID);
@@ -31,12 +31,12 @@ export function registerLeaseService(t: Registrar, lessor: Lessor, header: Heade
       : { header: header(), ID: r.ID, TTL: st.ttl, grantedTTL: st.grantedTtl };
     if (st !== null && r.keys) resp.keys = lessor.attachedKeys(id);
     return etcdserverpb.LeaseTimeToLiveResponse.encode(resp).finish();
-  });
+  }, 'read');
   t.addUnary(svc + 'LeaseLeases', async (b) => {
     decodeRequest(() => etcdserverpb.LeaseLeasesRequest.decode(b));
     const ids = await lessor.list();
     return etcdserverpb.LeaseLeasesResponse.encode({ header: header(), leases: ids.map((id) => ({ ID: bigIntToLong(id) })) }).finish();
-  });
+  }, 'read');
   t.addStream(svc + 'LeaseKeepAlive', (stream) => {
     // Requests are answered in order, one at a time, as etcd's keep-alive loop does.
     const queue: bigint[] = [];

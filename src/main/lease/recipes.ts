@@ -405,7 +405,7 @@ export function registerElectionService(t: Registrar, kv: LocalKv, lessor: Lesso
     const r = await asClientErrors(() => kv.getByCreate(pfx, 'first'));
     if (r.kvs.length === 0) throw errNoLeader();
     return v3electionpb.LeaderResponse.encode({ header: r.header, kv: r.kvs[0] }).finish();
-  });
+  }, 'read');
   t.addStream(svc + 'Observe', (stream) => {
     let obs: { stop(): void } | null = null;
     stream.onCancel(() => obs?.stop());

@@ -9,7 +9,7 @@
 // A unary call: request headers, one message, END_STREAM; response headers, one message,
 // trailers {grpc-status, grpc-message}. Errors are "trailers-only" responses.
 import * as http2 from 'node:http2';
-import { EtcdError, GrpcCode } from '../../shared/errors';
+import { Errors, EtcdError, GrpcCode } from '../../shared/errors';
 import { GrpcMessageReader } from './h2/grpc_message';
 
 export interface CallContext {
@@ -22,6 +22,35 @@ export interface CallContext {
 }
 
 export type UnaryHandler = (body: Uint8Array, ctx: CallContext) => Promise<Uint8Array> | Uint8Array;
+
+/**
+ * How a unary method may be answered when its outcome is not known (issue 13). etcd's clients retry
+ * some statuses for every method: clientv3 3.4 resends on DEADLINE_EXCEEDED or CANCELLED whenever its
+ * own deadline has not passed, and the `etcd3` npm client retries UNAVAILABLE, DEADLINE_EXCEEDED and
+ * others. A write answered with one of those while its proposal may still be applied can be applied
+ * twice. So:
+ * - 'read' (reads, and calls a client may repeat without harm): at the server's deadline the call
+ *   answers DEADLINE_EXCEEDED at once, as etcd's read paths return the context's error.
+ * - 'write' (the default: refuse by default): the server never answers DEADLINE_EXCEEDED or CANCELLED.
+ *   At the deadline it only runs the call's cancel hooks (a proposal not yet handed to Raft is
+ *   dropped); the client's own deadline, which is never later than ours, reports the timeout. A
+ *   failure the handler returns with either code is answered as etcd's own proposal timeout,
+ *   UNAVAILABLE "etcdserver: request timed out", which clientv3 does not retry for a mutation.
+ */
+export type MethodKind = 'read' | 'write';
+
+/** A registered unary method: its handler (the guard included) and its kind. */
+export interface UnaryMethod {
+  readonly handler: UnaryHandler;
+  readonly kind: MethodKind;
+}
+
+/** The status a failed call is answered with: for a write, never one a client retries on its own. */
+export function failureStatus(e: unknown, kind: MethodKind): { code: number; message: string } {
+  const st = errorStatus(e);
+  if (kind === 'write' && (st.code === GrpcCode.DeadlineExceeded || st.code === GrpcCode.Canceled)) return Errors.timeout().toWire();
+  return st;
+}
 
 /** A bidirectional stream: the handler gets each decoded message and a sender. */
 export interface ServerStream {
@@ -87,6 +116,16 @@ export function parseGrpcTimeout(v: string | string[] | undefined): number {
   return u === undefined ? 0 : Math.max(1, n * u);
 }
 
+/**
+ * The absolute deadline (Date.now() clock, ms) of a call with this grpc-timeout, or 0 for none. One
+ * millisecond is added because Date.now() truncates: the headers arrived up to 1 ms after the value it
+ * returns, and the client's deadline runs from when it sent them, so ours must never come first.
+ */
+export function deadlineOf(grpcTimeout: string | string[] | undefined): number {
+  const timeoutMs = parseGrpcTimeout(grpcTimeout);
+  return timeoutMs > 0 ? Date.now() + timeoutMs + 1 : 0;
+}
+
 const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc' };
 
 /** gRPC message bytes received from and sent to clients by either transport, for /metrics
@@ -102,7 +141,7 @@ export function countSentFramed(framedBytes: number, messages: number): void {
 /** The method table of a gRPC transport: what it serves, and what the HTTP/JSON gateway calls in
  * process (gateway.ts HandlerSource). Both transports (this file, grpc_h2.ts) extend it. */
 export class GrpcMethods {
-  readonly #unary = new Map<string, UnaryHandler>();
+  readonly #unary = new Map<string, UnaryMethod>();
   readonly #streams = new Map<string, StreamHandler>();
   #guard: MethodGuard | null = null;
 
@@ -112,11 +151,13 @@ export class GrpcMethods {
     this.#guard = g;
   }
 
-  addUnary(path: string, h: UnaryHandler): void {
-    this.#unary.set(path, (body, ctx) => {
+  /** Registers a unary method; kind 'write' (the default) unless every call of it is safe to repeat. */
+  addUnary(path: string, h: UnaryHandler, kind: MethodKind = 'write'): void {
+    const handler: UnaryHandler = (body, ctx) => {
       this.#guard?.unary(path, body);
       return h(body, ctx);
-    });
+    };
+    this.#unary.set(path, { handler, kind });
   }
 
   addStream(path: string, h: StreamHandler): void {
@@ -132,8 +173,8 @@ export class GrpcMethods {
     });
   }
 
-  /** The handler registered for a method path (the HTTP/JSON gateway calls it in process). */
-  unaryHandler(path: string): UnaryHandler | undefined {
+  /** The method registered for a path: handler and kind (both transports and the gateway call it). */
+  unaryMethod(path: string): UnaryMethod | undefined {
     return this.#unary.get(path);
   }
 
@@ -174,16 +215,15 @@ export class GrpcTransport extends GrpcMethods {
       stream.respond({ ':status': 415, 'content-type': 'text/plain' }, { endStream: true });
       return;
     }
-    const timeoutMs = parseGrpcTimeout(headers['grpc-timeout']);
-    const ctx: CallContext = { deadlineMs: timeoutMs > 0 ? Date.now() + timeoutMs : 0, metadata: headers };
-    const unary = this.unaryHandler(path);
+    const ctx: CallContext = { deadlineMs: deadlineOf(headers['grpc-timeout']), metadata: headers };
+    const unary = this.unaryMethod(path);
     if (unary) return this.#serveUnary(stream, unary, ctx);
     const bidi = this.streamHandler(path);
     if (bidi) return this.#serveStream(stream, bidi, ctx);
     sendStatus(stream, GrpcCode.Unimplemented, this.unknownMethodMessage(path));
   }
 
-  #serveUnary(stream: http2.ServerHttp2Stream, h: UnaryHandler, ctx: CallContext): void {
+  #serveUnary(stream: http2.ServerHttp2Stream, h: UnaryMethod, ctx: CallContext): void {
     const reader = new GrpcMessageReader(this.#opts.recvMessageBytesMax);
     let got: Uint8Array | null = null;
     let failed = false;
@@ -213,7 +253,7 @@ export class GrpcTransport extends GrpcMethods {
     });
   }
 
-  #runUnary(stream: http2.ServerHttp2Stream, h: UnaryHandler, body: Uint8Array, ctx: CallContext): void {
+  #runUnary(stream: http2.ServerHttp2Stream, m: UnaryMethod, body: Uint8Array, ctx: CallContext): void {
     let timer: NodeJS.Timeout | null = null;
     let answered = false;
     const cancelFns: Array<() => void> = [];
@@ -226,8 +266,11 @@ export class GrpcTransport extends GrpcMethods {
     stream.once('close', cancel);
     if (ctx.deadlineMs > 0) {
       timer = setTimeout(() => {
-        sendStatus(stream, GrpcCode.DeadlineExceeded, 'context deadline exceeded');
-        cancel();
+        timer = null;
+        // A read answers its deadline; a write only stops waiting (see MethodKind).
+        if (m.kind === 'read') sendStatus(stream, GrpcCode.DeadlineExceeded, 'context deadline exceeded');
+        for (const fn of cancelFns.splice(0)) fn();
+        if (m.kind === 'read') answered = true;
       }, Math.max(0, ctx.deadlineMs - Date.now()));
     }
     const done = (out: Uint8Array): void => {
@@ -238,10 +281,11 @@ export class GrpcTransport extends GrpcMethods {
     const fail = (e: unknown): void => {
       answered = true;
       if (timer) clearTimeout(timer);
-      sendError(stream, e);
+      const st = failureStatus(e, m.kind);
+      sendStatus(stream, st.code, st.message);
     };
     try {
-      const r = h(body, ctx);
+      const r = m.handler(body, ctx);
       if (r instanceof Uint8Array) done(r);
       else r.then(done, fail);
     } catch (e) {

@@ -9,8 +9,8 @@
 import type * as http2 from 'node:http2';
 import { EtcdError, GrpcCode } from '../../shared/errors';
 import {
-  CallContext, countSentFramed, encodeGrpcMessage, errorStatus, GrpcMethods, grpcTraffic, GrpcTransportOptions, parseGrpcTimeout, ServerStream,
-  StreamHandler, UnaryHandler,
+  CallContext, countSentFramed, deadlineOf, encodeGrpcMessage, errorStatus, failureStatus, GrpcMethods, grpcTraffic, GrpcTransportOptions, ServerStream,
+  StreamHandler, UnaryMethod,
 } from './grpc';
 import { h2Limits } from './h2/constants';
 import { GrpcMessageReader, MessageSink, writeGrpcMessage } from './h2/grpc_message';
@@ -72,9 +72,8 @@ export class GrpcH2Transport extends GrpcMethods {
       stream.respond(UNSUPPORTED_MEDIA, true);
       return;
     }
-    const timeoutMs = parseGrpcTimeout(headers['grpc-timeout']);
-    const ctx: CallContext = { deadlineMs: timeoutMs > 0 ? Date.now() + timeoutMs : 0, metadata: headers as http2.IncomingHttpHeaders };
-    const unary = this.unaryHandler(path);
+    const ctx: CallContext = { deadlineMs: deadlineOf(headers['grpc-timeout']), metadata: headers as http2.IncomingHttpHeaders };
+    const unary = this.unaryMethod(path);
     if (unary) {
       stream.listener = new UnaryCall(stream, unary, ctx, this.#opts.recvMessageBytesMax);
       return;
@@ -99,7 +98,7 @@ function onDeadline(call: UnaryCall): void {
 /** One unary call: collects exactly one message until END_STREAM, runs the handler, answers. */
 class UnaryCall implements StreamListener, MessageSink {
   readonly #stream: H2Stream;
-  readonly #handler: UnaryHandler;
+  readonly #method: UnaryMethod;
   readonly #ctx: CallContext;
   readonly #reader: GrpcMessageReader;
   #got: Uint8Array | null = null;
@@ -109,9 +108,9 @@ class UnaryCall implements StreamListener, MessageSink {
   #answered = false;
   #cancelFns: Array<() => void> | null = null;
 
-  constructor(stream: H2Stream, handler: UnaryHandler, ctx: CallContext, max: number) {
+  constructor(stream: H2Stream, method: UnaryMethod, ctx: CallContext, max: number) {
     this.#stream = stream;
-    this.#handler = handler;
+    this.#method = method;
     this.#ctx = ctx;
     this.#reader = new GrpcMessageReader(max);
   }
@@ -158,7 +157,7 @@ class UnaryCall implements StreamListener, MessageSink {
     if (this.#ctx.deadlineMs > 0) this.#timer = setTimeout(onDeadline, Math.max(0, this.#ctx.deadlineMs - Date.now()), this);
     this.#ctx.onCancel = (fn) => { (this.#cancelFns ??= []).push(fn); };
     try {
-      const r = this.#handler(body, this.#ctx);
+      const r = this.#method.handler(body, this.#ctx);
       if (r instanceof Uint8Array) this.done(r);
       else r.then((out) => this.done(out), (e: unknown) => this.fail(e));
     } catch (e) {
@@ -175,13 +174,21 @@ class UnaryCall implements StreamListener, MessageSink {
   fail(e: unknown): void {
     this.#answered = true;
     this.#clearTimer();
-    sendError(this.#stream, e);
+    const st = failureStatus(e, this.#method.kind);
+    sendStatus(this.#stream, st.code, st.message);
   }
 
+  /** The server's deadline: a read answers it; a write only stops waiting (grpc.ts MethodKind). */
   deadline(): void {
     this.#timer = null;
-    sendStatus(this.#stream, GrpcCode.DeadlineExceeded, 'context deadline exceeded');
-    this.#cancel();
+    if (this.#method.kind === 'read') {
+      sendStatus(this.#stream, GrpcCode.DeadlineExceeded, 'context deadline exceeded');
+      this.#cancel();
+      return;
+    }
+    const fns = this.#cancelFns;
+    this.#cancelFns = null;
+    if (fns) for (const fn of fns) fn();
   }
 
   #clearTimer(): void {

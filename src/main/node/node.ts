@@ -61,7 +61,15 @@ interface Proposal {
   resolve: (resp: Uint8Array) => void;
   reject: (err: EtcdError) => void;
   timer: NodeJS.Timeout;
+  /** Set while the proposal waits for a leader and is not in Raft yet (see #proposeTracked): it hands
+   * the proposal to Raft. Null once handed over; from then on its outcome is unknown until applied. */
+  submit: ((requestId: number) => void) | null;
+  /** What Raft dropping it at submission is answered with (leader but not accepting, for example). */
+  dropped: () => EtcdError;
 }
+
+/** Registers a function to run when the client gives up (cancel, reset, deadline): CallContext.onCancel. */
+export type OnCancel = (fn: () => void) => void;
 
 interface ReadBatch {
   ctx: number;
@@ -86,6 +94,9 @@ export class RaftNode {
   readonly #toApply: Ring;
   readonly #fromApply: Ring;
   readonly #proposals = new Map<number, Proposal>();
+  /** Request IDs of proposals waiting for a leader, in arrival order (each in #proposals with submit set). */
+  #awaitingLeader: number[] = [];
+  #awaitingFlushScheduled = false;
   #nextRequestId: number;
   #running = false;
   #scheduled = false;
@@ -272,9 +283,13 @@ export class RaftNode {
     while (this.#running) await new Promise((r) => setTimeout(r, 5));
   }
 
-  /** Proposes a write; resolves with the encoded response once the entry is durable and applied. */
-  propose(kind: RequestKind, body: Uint8Array): Promise<Uint8Array> {
-    return this.#proposeTracked(body.length, (requestId) => this.#raw.propose(encodeEntry(kind, requestId, body)), Errors.notCapable);
+  /**
+   * Proposes a write; resolves with the encoded response once the entry is durable and applied.
+   * onCancel (the call's CallContext.onCancel): a proposal still waiting for a leader when the client
+   * gives up is dropped and never reaches Raft.
+   */
+  propose(kind: RequestKind, body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
+    return this.#proposeTracked(body.length, (requestId) => this.#raw.propose(encodeEntry(kind, requestId, body)), Errors.notCapable, onCancel);
   }
 
   /**
@@ -289,28 +304,83 @@ export class RaftNode {
   /**
    * Hands a new request ID to `submit` (which appends to Raft) and waits for its result or the timeout.
    * bodyBytes: the request's size, refused past --max-request-bytes.
+   *
+   * With no leader known the proposal waits for one, as etcd's raft node blocks Propose until there
+   * is a leader (its propc is nil meanwhile), bounded by the request timeout and the client's cancel:
+   * a proposal that never reached Raft can be refused with any status. Once handed to Raft (here, or
+   * forwarded to the leader by Raft) its outcome is unknown until applied: the timeout answers etcd's
+   * "request timed out" (UNAVAILABLE), which clientv3 does not retry for a mutation (grpc.ts MethodKind).
    */
-  #proposeTracked(bodyBytes: number, submit: (requestId: number) => void, dropped: () => EtcdError): Promise<Uint8Array> {
+  #proposeTracked(bodyBytes: number, submit: (requestId: number) => void, dropped: () => EtcdError, onCancel?: OnCancel): Promise<Uint8Array> {
     if (this.#stopped) return Promise.reject(Errors.stopped());
     if (this.#proposals.size >= this.#opts.pendingProposalsMax) return Promise.reject(Errors.tooManyRequests());
     if (bodyBytes > this.#opts.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     const requestId = this.#nextRequestId++;
-    try {
-      submit(requestId);
-    } catch (e) {
-      if (e instanceof ProposalDroppedError) return Promise.reject(this.#lead === 0n ? Errors.noLeader() : dropped());
-      throw e;
+    const waitForLeader = this.#lead === 0n;
+    if (!waitForLeader) {
+      try {
+        submit(requestId);
+      } catch (e) {
+        if (e instanceof ProposalDroppedError) return Promise.reject(dropped());
+        throw e;
+      }
     }
     const changes = this.#leaderChanges;
     return new Promise<Uint8Array>((resolve, reject) => {
       const timer = setTimeout(() => {
+        const p = this.#proposals.get(requestId);
         this.#proposals.delete(requestId);
         // etcd's parseProposeCtxErr: a leader change while waiting is the likely reason.
-        reject(this.#leaderChanges !== changes ? Errors.timeoutDueToLeaderFail() : Errors.timeout());
+        const err = this.#leaderChanges !== changes && p?.submit === null ? Errors.timeoutDueToLeaderFail() : Errors.timeout();
+        if (p?.submit != null) this.#compactAwaiting();
+        reject(err);
       }, this.#opts.requestTimeoutMs);
-      this.#proposals.set(requestId, { resolve, reject, timer });
+      this.#proposals.set(requestId, { resolve, reject, timer, submit: waitForLeader ? submit : null, dropped });
+      if (waitForLeader) {
+        this.#awaitingLeader.push(requestId);
+        onCancel?.(() => this.#dropUnsubmitted(requestId));
+      }
       this.#schedule();
     });
+  }
+
+  /** The client gave up on a proposal: if it has not reached Raft, it never will. */
+  #dropUnsubmitted(requestId: number): void {
+    const p = this.#proposals.get(requestId);
+    if (p === undefined || p.submit === null) return;
+    this.#proposals.delete(requestId);
+    clearTimeout(p.timer);
+    p.reject(Errors.timeout());
+    this.#compactAwaiting();
+  }
+
+  /** Keeps #awaitingLeader bounded while no leader comes: forgets IDs that no longer wait. */
+  #compactAwaiting(): void {
+    if (this.#awaitingLeader.length <= 2 * this.#proposals.size + 1024) return;
+    this.#awaitingLeader = this.#awaitingLeader.filter((id) => this.#proposals.get(id)?.submit != null);
+  }
+
+  /** A leader is known again: hands the proposals that waited for one to Raft, in arrival order. */
+  #submitAwaiting(): void {
+    this.#awaitingFlushScheduled = false;
+    if (this.#stopped || this.#lead === 0n) return;
+    const ids = this.#awaitingLeader;
+    this.#awaitingLeader = [];
+    for (const id of ids) {
+      const p = this.#proposals.get(id);
+      if (p === undefined || p.submit === null) continue; // timed out or cancelled meanwhile
+      const submit = p.submit;
+      p.submit = null;
+      try {
+        submit(id);
+      } catch (e) {
+        if (!(e instanceof ProposalDroppedError)) throw e;
+        this.#proposals.delete(id);
+        clearTimeout(p.timer);
+        p.reject(p.dropped());
+      }
+    }
+    this.#schedule();
   }
 
   /** Resolves when a read issued now may be served from local state linearizably (ReadIndex). */
@@ -554,6 +624,11 @@ export class RaftNode {
       this.#lead = lead;
       if (lead !== 0n) this.#leaderChanges++;
       this.#term = this.#raw.status().term;
+      // Outside the Ready being handled: proposals that waited for a leader go to Raft next turn.
+      if (lead !== 0n && this.#awaitingLeader.length > 0 && !this.#awaitingFlushScheduled) {
+        this.#awaitingFlushScheduled = true;
+        setImmediate(() => this.#submitAwaiting());
+      }
       if (was !== this.isLeader) for (const fn of this.#leadershipListeners) fn(!was);
     }
   }
