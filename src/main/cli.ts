@@ -3,7 +3,7 @@
 // compaction and range workers, the Raft driver and the client listeners.
 import { ConfigError, parseConfig, usage } from './config';
 import { Logger } from './log';
-import { startMember } from './member';
+import { Member } from './member/member';
 import { ETCD_SERVER_VERSION, ETCD_TS_VERSION } from '../shared/version';
 
 async function main(): Promise<void> {
@@ -26,19 +26,21 @@ async function main(): Promise<void> {
     return;
   }
   const log = new Logger(cfg.logLevel);
-  const member = await startMember(cfg, log);
+  let member: Member | null = null;
   let stopping = false;
-  const stop = (sig: string): void => {
+  const stop = (reason: Record<string, string>): void => {
     if (stopping) return;
     stopping = true;
-    log.info('received signal; shutting down', { signal: sig });
-    member.stop().then(() => process.exit(process.exitCode ?? 0), (err) => {
+    log.info('shutting down', reason);
+    const done = member === null ? Promise.resolve() : member.stop();
+    done.then(() => process.exit(process.exitCode ?? 0), (err) => {
       log.error('shutdown failed', { error: String(err) });
       process.exit(1);
     });
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop({ signal: 'SIGINT' }));
+  process.on('SIGTERM', () => stop({ signal: 'SIGTERM' }));
+  member = await Member.start(cfg, log, { onRemoved: () => stop({ reason: 'removed from the cluster' }) });
 }
 
 main().catch((e) => {

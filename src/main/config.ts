@@ -1,7 +1,7 @@
 // etcd's command-line flags and ETCD_* environment variables, with etcd 3.4's defaults.
 // A flag this version recognises but does not implement yet is refused with a clear message;
 // an unknown flag is refused the way Go's flag package does.
-import { limits } from '../shared/limits';
+import { limits, requestBytesCeiling } from '../shared/limits';
 
 export interface Config {
   name: string;
@@ -166,6 +166,9 @@ function validate(cfg: Config): void {
     throw new ConfigError(`--election-timeout[${cfg.electionTimeoutMs}ms] should be at least as 5 times as --heartbeat-interval[${cfg.heartbeatIntervalMs}ms]`);
   }
   if (cfg.electionTimeoutMs > 50000) throw new ConfigError(`--election-timeout[${cfg.electionTimeoutMs}ms] is too long, and should be set less than 50000ms`);
+  if (cfg.maxRequestBytes > requestBytesCeiling) {
+    throw new ConfigError(`--max-request-bytes ${cfg.maxRequestBytes} is larger than etcd-ts accepts (${requestBytesCeiling} bytes, 128 MiB)`);
+  }
   const mine = cfg.initialCluster.get(cfg.name);
   if (!mine) throw new ConfigError(`couldn't find local name "${cfg.name}" in the initial cluster configuration`);
   const sorted = (a: string[]) => [...a].sort().join(',');

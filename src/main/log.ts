@@ -19,6 +19,9 @@ export class Logger {
   info(msg: string, fields?: Record<string, unknown>): void { this.#write('info', msg, fields); }
   warn(msg: string, fields?: Record<string, unknown>): void { this.#write('warn', msg, fields); }
   error(msg: string, fields?: Record<string, unknown>): void { this.#write('error', msg, fields); }
+  /** Always written, whatever the level (src/main/fatal.ts exits right after it). stderr is synchronous
+   * for files and pipes on Linux, so the line is out before the process ends. */
+  fatal(msg: string, fields?: Record<string, unknown>): void { this.#write('fatal', msg, fields); }
   #write(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
     if (LEVELS[level] < this.#min) return;
     const rec = { level, ts: new Date().toISOString(), msg, ...this.#base, ...fields };

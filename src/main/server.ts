@@ -13,6 +13,7 @@ import { RequestKind } from '../shared/entry';
 import { decodeRequest, Errors, EtcdError } from '../shared/errors';
 import { toNum, toUint64, uint64ToLong } from '../shared/long';
 import { limits } from '../shared/limits';
+import { readSwitches } from '../shared/switches';
 import { validateDeleteRange, validatePut, validateRange, validateTxn } from '../shared/validate';
 import { ETCD_SERVER_VERSION } from '../shared/version';
 import { HeaderMaker } from '../shared/header';
@@ -74,7 +75,7 @@ export class EtcdServer {
       streamsPerConnMax: d.cfg.maxConcurrentStreams,
       onError: (err: Error) => d.log.debug('grpc session error', { error: err.message }),
     };
-    this.transport = process.env.ETCD_TS_TRANSPORT === 'node' ? new GrpcTransport(transportOpts) : new GrpcH2Transport(transportOpts);
+    this.transport = readSwitches(process.env).transport === 'node' ? new GrpcTransport(transportOpts) : new GrpcH2Transport(transportOpts);
     d.compactor.on('message', (m: { done?: number }) => {
       if (typeof m.done === 'number') this.#onPhysicalCompactDone(m.done);
     });

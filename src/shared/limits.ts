@@ -1,5 +1,8 @@
 // Every size, count and timeout in one place, unit last. Relationships are asserted at load.
-// Flags (--max-request-bytes, --max-txn-ops, ...) override the etcd defaults below at start-up.
+// `limits` holds the defaults. A member runs with deriveLimits(flags): the same table with the flags'
+// values (--max-request-bytes, --max-txn-ops, ...) and every size that must hold the largest request
+// grown to fit it, checked once at start-up (a flag that would break a relation is refused there, with
+// a message) and frozen; the member passes those values to the parts it builds.
 import { assert } from './errors';
 
 export const limits = {
@@ -167,23 +170,71 @@ export function gatewayBodyBytesMax(maxRequestBytes: number): number {
 
 export type Limits = typeof limits;
 
+/** The largest --max-request-bytes etcd-ts accepts (etcd has no bound; every ring, WAL batch and peer
+ * frame grows with it, and the apply, watch and peer paths each hold a few such requests at once). */
+export const requestBytesCeiling = 128 * 1024 * 1024;
+
+/** Every relation the table must keep, as the messages of those it breaks (none: it is sound). */
+export function limitProblems(l: Limits): string[] {
+  const msg = l.requestBytesMax + l.grpcOverheadBytes;
+  const rules: Array<[boolean, string]> = [
+    [l.requestBytesMax > 0 && l.requestBytesMax <= requestBytesCeiling, `the largest request is between 1 and ${requestBytesCeiling} bytes`],
+    [l.ringBytes >= 2 * msg, 'ringBytes must hold two max requests'],
+    [l.walBatchBytesMax >= msg, 'a WAL batch must hold one max request'],
+    [l.electionTimeoutMs >= 5 * l.heartbeatIntervalMs, 'the election timeout is at least 5 heartbeat intervals'],
+    [l.watchResponseRingBytes >= 4 * msg, 'a watch response ring holds two max responses with prev_kv'],
+    [l.watchControlRingBytes >= 2 * msg, 'a control ring holds a create with the largest key'],
+    [l.watchBufferedBytesMax >= l.watchResponseBytesSoftMax, 'a stream buffers at least one response'],
+    [l.watchStreamBytesHardMax >= 2 * l.watchBufferedBytesMax, 'request replies get room beyond the event buffer'],
+    [l.txnOpsMax > 0, 'positive txn op count'],
+    [l.wsSendBytesMax >= 4 * msg, 'a WebSocket holds a few max responses in base64'],
+    [l.wsSendHighBytes < l.wsSendBytesMax, 'WebSocket backpressure starts below the disconnect cap'],
+    [l.peerFrameBytesMax >= 2 * msg, 'a peer frame holds a MsgApp with a max request'],
+    [l.peerQueueBytesMax >= l.peerFrameBytesMax, 'a peer queue holds one max frame'],
+    [l.peerSnapshotChunkBytes + 64 <= l.peerFrameBytesMax, 'a snapshot chunk fits a frame'],
+    [l.peerBackoffMinMs > 0 && l.peerBackoffMinMs <= l.peerBackoffMaxMs, 'peer backoff bounds'],
+    [l.peerQueueMessagesMax > 0 && l.peerRequestsInflightMax > 0, 'positive peer bounds'],
+  ];
+  return rules.filter(([ok]) => !ok).map(([, m]) => m);
+}
+
 export function checkLimits(l: Limits): void {
-  assert(l.ringBytes >= 2 * (l.requestBytesMax + l.grpcOverheadBytes), 'ringBytes must hold two max requests');
-  assert(l.walBatchBytesMax >= l.requestBytesMax + l.grpcOverheadBytes, 'a WAL batch must hold one max request');
-  assert(l.electionTimeoutMs >= 5 * l.heartbeatIntervalMs || l.electionTimeoutMs > l.heartbeatIntervalMs,
-    'election timeout must exceed the heartbeat interval');
-  assert(l.watchResponseRingBytes >= 4 * (l.requestBytesMax + l.grpcOverheadBytes), 'a watch response ring holds two max responses with prev_kv');
-  assert(l.watchControlRingBytes >= 2 * (l.requestBytesMax + l.grpcOverheadBytes), 'a control ring holds a create with the largest key');
-  assert(l.watchBufferedBytesMax >= l.watchResponseBytesSoftMax, 'a stream buffers at least one response');
-  assert(l.watchStreamBytesHardMax >= 2 * l.watchBufferedBytesMax, 'request replies get room beyond the event buffer');
-  assert(l.txnOpsMax > 0 && l.requestBytesMax > 0, 'positive sizes');
-  assert(l.wsSendBytesMax >= 4 * (l.requestBytesMax + l.grpcOverheadBytes), 'a WebSocket holds a few max responses in base64');
-  assert(l.wsSendHighBytes < l.wsSendBytesMax, 'WebSocket backpressure starts below the disconnect cap');
-  assert(l.peerFrameBytesMax >= 2 * (l.requestBytesMax + l.grpcOverheadBytes), 'a peer frame holds a MsgApp with a max request');
-  assert(l.peerQueueBytesMax >= l.peerFrameBytesMax, 'a peer queue holds one max frame');
-  assert(l.peerSnapshotChunkBytes + 64 <= l.peerFrameBytesMax, 'a snapshot chunk fits a frame');
-  assert(l.peerBackoffMinMs > 0 && l.peerBackoffMinMs <= l.peerBackoffMaxMs, 'peer backoff bounds');
-  assert(l.peerQueueMessagesMax > 0 && l.peerRequestsInflightMax > 0, 'positive peer bounds');
+  const problems = limitProblems(l);
+  assert(problems.length === 0, `limits: ${problems.join('; ')}`);
+}
+
+/** The flags that set limits (src/main/config.ts Config has them all). */
+export interface LimitFlags {
+  maxRequestBytes: number;
+  maxTxnOps: number;
+  quotaBackendBytes: number;
+  heartbeatIntervalMs: number;
+  electionTimeoutMs: number;
+}
+
+/**
+ * The limits a member runs with: the defaults, the flags' values, and every size that holds a largest
+ * request grown to fit it. Throws RangeError naming the broken relation (a flag out of range); the
+ * result is frozen.
+ */
+export function deriveLimits(f: LimitFlags): Readonly<Limits> {
+  const msg = f.maxRequestBytes + limits.grpcOverheadBytes;
+  const peerFrameBytesMax = Math.max(limits.peerFrameBytesMax, 2 * msg);
+  const l: Limits = {
+    ...limits,
+    requestBytesMax: f.maxRequestBytes, txnOpsMax: f.maxTxnOps, quotaBackendBytes: f.quotaBackendBytes,
+    heartbeatIntervalMs: f.heartbeatIntervalMs, electionTimeoutMs: f.electionTimeoutMs,
+    ringBytes: Math.max(limits.ringBytes, 2 * msg),
+    walBatchBytesMax: Math.max(limits.walBatchBytesMax, msg),
+    watchResponseRingBytes: Math.max(limits.watchResponseRingBytes, 4 * msg),
+    watchControlRingBytes: Math.max(limits.watchControlRingBytes, 2 * msg),
+    wsSendBytesMax: Math.max(limits.wsSendBytesMax, 4 * msg),
+    peerFrameBytesMax,
+    peerQueueBytesMax: Math.max(limits.peerQueueBytesMax, peerFrameBytesMax),
+  };
+  const problems = limitProblems(l);
+  if (problems.length > 0) throw new RangeError(problems.join('; '));
+  return Object.freeze(l);
 }
 
 checkLimits(limits);

@@ -16,6 +16,7 @@ import { toBigInt, toNum } from '../shared/long';
 import { HeaderMaker } from '../shared/header';
 import { SharedHistogram } from '../shared/shared_histogram';
 import type { MembershipOp } from '../shared/confchange';
+import { readSwitches } from '../shared/switches';
 
 const init = workerData as WorkerInit;
 const store = MvccStore.open(init.lmdbDir);
@@ -24,6 +25,8 @@ const outRing = new Ring(init.fromApply as SharedArrayBuffer);
 const headers = new HeaderMaker(init.clusterId, init.memberId);
 const batchMax = init.applyBatchEntriesMax ?? 4096;
 const textDecoder = new TextDecoder();
+/** Test switch (src/shared/switches.ts): a Put of this key kills the worker. */
+const applyFaultKey = readSwitches(process.env).applyFaultKey;
 const commitHistogram = init.backendCommitHistogram ? new SharedHistogram(init.backendCommitHistogram, BACKEND_COMMIT_BOUNDS_S) : null;
 
 interface Pending {
@@ -131,7 +134,11 @@ function applyBatch(msgs: Uint8Array[]): void {
     lastIndex = e.index;
     if (e.entryType !== EntryType.Normal || e.data.length === 0) continue; // no-op / conf change: index only
     const d = decodeEntry(e.data);
-    items.push({ index: e.index, req: decodeRequest(d.kind, d.body) });
+    const req = decodeRequest(d.kind, d.body);
+    if (applyFaultKey !== null && req.kind === 'put' && applyFaultKey.equals(req.req.key ?? new Uint8Array(0))) {
+      throw new Error('apply worker: injected fault (ETCD_TS_APPLY_FAULT_KEY)');
+    }
+    items.push({ index: e.index, req });
     pendings.push({ requestId: d.requestId, index: e.index, term: e.term, kind: d.kind });
   }
   const t0 = performance.now();

@@ -11,13 +11,16 @@ import {
   GRPC_PREFIX_BYTES, ITEM_TEMPLATE, readControlMsg, readCreateMsg, RESPONSE_HEADER_BYTES, TEMPLATE_HEADER_BYTES, W_CANCEL, W_CLOSED, W_CREATE, W_DRAINED, W_PROGRESS,
   W_END, W_RESPONSE, W_RESPONSE_PART, WatchSignal, WatchWorkerInit, writeGrpcPrefix, writeResponseHeader, writeU32LE,
 } from '../shared/watch_protocol';
-import { limits } from '../shared/limits';
+import { readSwitches } from '../shared/switches';
 import { MvccStore } from './mvcc/store';
 import { CreateRequest, ResponseSink, WatchCore } from './watch/watch_core';
 import type { WatcherOptions } from './watch/watcher';
 import { KEY_INF } from './watch/interval_index';
 import { watchIdFieldBytes, writeWatchIdField } from './watch/encode';
 import { assert } from '../shared/errors';
+
+/** Test switches (src/shared/switches.ts): read once, at load. */
+const switches = readSwitches(process.env);
 
 const init = workerData as WatchWorkerInit;
 // Opened writable although it never writes: on a fresh data dir a read-only handle would not see named
@@ -164,7 +167,7 @@ function toCreate(m: Uint8Array): CreateRequest {
  * Fault injection for test/integration/watch_crash.test.ts: a watch on exactly this key makes the worker
  * throw, as a broken invariant would, so the test sees what clients see when the worker dies.
  */
-const faultKey = process.env.ETCD_TS_WATCH_FAULT_KEY ? Buffer.from(process.env.ETCD_TS_WATCH_FAULT_KEY) : null;
+const faultKey = switches.watchFaultKey;
 
 function onControl(m: Uint8Array): void {
   if (m[0] === W_CREATE) {
@@ -242,7 +245,7 @@ function loop(): void {
  * For test/integration/watch_batch.test.ts: a per-response pacing cost large enough that a single
  * watcher's pass is followed by the whole --watch-batch-max-delay, so the test does not depend on timing.
  */
-const batchUsPerResponse = Number(process.env.ETCD_TS_WATCH_BATCH_US) || limits.watchBatchDelayPerResponseUs;
+const batchUsPerResponse = switches.watchBatchUsPerResponse;
 
 /** Fans out up to rev; returns when the next pass may start (see limits.watchBatchDelayPerResponseUs). */
 function fanOut(rev: number, now: number): number {

@@ -45,6 +45,8 @@ export interface Server {
   /** Sends `signal`, waits for exit (SIGKILL after 10 s) and returns the exit code (null if killed by a signal). */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   kill9(): Promise<void>;
+  /** Resolves with the exit code (null if killed by a signal) once the current process exits on its own. */
+  exited(): Promise<number | null>;
   /** Stops (SIGTERM) if running, then starts again on the same ports and data dir and waits until ready. */
   restart(): Promise<void>;
   /** The last stderr bytes of the current process (bounded). */
@@ -221,6 +223,10 @@ class ServerImpl implements Server {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  exited(): Promise<number | null> {
+    return this.#exited;
   }
 
   async kill9(): Promise<void> {

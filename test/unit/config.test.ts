@@ -4,6 +4,7 @@
 import { strict as assert } from 'node:assert';
 import { ConfigError, parseConfig, parseDurationMs, parseRetentionMs, Config } from '../../src/main/config';
 import { computeClusterId, computeMemberId, idToHex } from '../../src/shared/ids';
+import { deriveLimits, limitProblems, limits, requestBytesCeiling } from '../../src/shared/limits';
 
 function cfg(argv: string[], env: NodeJS.ProcessEnv = {}): Config {
   const c = parseConfig(argv, env);
@@ -90,5 +91,37 @@ describe('ids: etcd member and cluster ID derivation', () => {
     const a = computeMemberId(['http://b:2380', 'http://a:2380'], 't');
     assert.equal(a, computeMemberId(['http://a:2380', 'http://b:2380'], 't'));
     assert.notEqual(a, computeMemberId(['http://a:2380', 'http://b:2380'], 'u'));
+  });
+});
+
+// Limits derived from the configuration (src/shared/limits.ts deriveLimits): every size that holds a
+// largest request grows with --max-request-bytes, the result keeps every relation, and a value past
+// what etcd-ts can hold is refused at start with a message, not a hang on a full ring.
+describe('config: limits derived from the flags', () => {
+  it('the defaults derive the default table', () => {
+    const l = deriveLimits(cfg([]));
+    assert.equal(l.requestBytesMax, limits.requestBytesMax);
+    assert.equal(l.ringBytes, limits.ringBytes);
+    assert.equal(l.peerFrameBytesMax, limits.peerFrameBytesMax);
+    assert.deepEqual(limitProblems(l), []);
+    assert.ok(Object.isFrozen(l));
+  });
+  it('a 100 MiB --max-request-bytes grows the rings, WAL batch, peer frames and WebSocket cap', () => {
+    const l = deriveLimits(cfg(['--max-request-bytes', String(100 * 1024 * 1024)]));
+    const msg = 100 * 1024 * 1024 + limits.grpcOverheadBytes;
+    assert.equal(l.ringBytes, 2 * msg);
+    assert.equal(l.watchResponseRingBytes, 4 * msg);
+    assert.equal(l.walBatchBytesMax, msg);
+    assert.equal(l.peerFrameBytesMax, 2 * msg);
+    assert.ok(l.peerQueueBytesMax >= l.peerFrameBytesMax);
+    assert.deepEqual(limitProblems(l), []);
+  });
+  it('refuses --max-request-bytes past the ceiling with one clear message', () => {
+    assert.throws(() => cfg(['--max-request-bytes', String(requestBytesCeiling + 1)]),
+      (e: unknown) => e instanceof ConfigError && /--max-request-bytes \d+ is larger than etcd-ts accepts/.test(e.message));
+    assert.throws(() => deriveLimits({ ...cfg([]), maxRequestBytes: requestBytesCeiling + 1 }), RangeError);
+  });
+  it('a table that breaks a relation names it', () => {
+    assert.deepEqual(limitProblems({ ...limits, ringBytes: 1024 }), ['ringBytes must hold two max requests']);
   });
 });

@@ -77,7 +77,7 @@ export class Lessor {
     // Load what LMDB holds now, then follow applied changes. Messages for changes already in this
     // load may follow it; applying them again is harmless (grant sets, revoke deletes, checkpoint sets).
     this.#reload();
-    node.onLease = (m) => this.#onApplied(m);
+    node.onLeaseApplied((m) => this.#onApplied(m));
     node.onSnapshotInstalled(() => this.#reload());
     node.onLeadership((isLeader) => (isLeader ? this.#promote() : this.#demote()));
     if (node.isLeader) this.#promote();

@@ -20,7 +20,8 @@ import {
   ENTRY_MSG_HEADER, INSTALL_MSG_HEADER, LeaseMsg, MSG_INSTALL, MSG_APPLIED, MSG_LEASE, MSG_RESULT, readAppliedMsg, readLeaseMsg, readResultMsg, RESULT_OK,
   writeEntryMsg,
 } from '../../shared/apply_protocol';
-import { EtcdError, Errors } from '../../shared/errors';
+import { assert, EtcdError, Errors } from '../../shared/errors';
+import { fatal } from '../fatal';
 import { Logger } from '../log';
 
 export interface NodeOptions {
@@ -42,11 +43,31 @@ export interface NodeOptions {
   syncStateMachine: () => Promise<void>;
   /** Sends Raft messages to peers (the peer transport); absent for a lone member. */
   send?: (msgs: Message[]) => void;
+  /** Sends a MsgSnap's state to its follower; resolves when it has it. Null when one is already on its
+   * way to that follower. termAt: the log's term at an index. Raft hears the outcome (reportSnapshot). */
+  sendSnapshot?: (m: Message, termAt: (index: number) => number) => Promise<void> | null;
   /** This member's tag in request IDs (unique per member of the cluster, 0..8191): a result of an
    * entry another member proposed must never match one of our proposals. */
   requestIdTag?: number;
   /** The configuration at the applied index (voters only: a lone voter may overlap apply and fsync). */
   confState?: ConfState;
+}
+
+/** What the driver is built from, besides its options: Raft, storage, the apply rings, and the two
+ * decisions it hands outward as entries are applied. Everything is given at construction. */
+export interface NodeDeps {
+  log: Logger;
+  raw: RawNode;
+  storage: MemoryStorage;
+  wal: Wal;
+  /** The state machine's applied index at start. */
+  applied: number;
+  toApply: Ring;
+  fromApply: Ring;
+  /** Decides committed ConfChange entries, in log order (src/main/member/conf_changes.ts). */
+  decideConfChange: (e: Entry) => ConfChangeDecision;
+  /** Called with the newest revision that is both applied and durable (the watch worker's fan-out limit). */
+  onDurableRevision: (revision: number) => void;
 }
 
 /** What the driver does with a committed ConfChange entry (src/main/membership.ts decides it). */
@@ -122,8 +143,10 @@ export class RaftNode {
   /** One voter (us) and no learners: apply and fsync may overlap (see #handleReady). */
   #loneVoter: boolean;
   #isLearner: boolean;
-  /** Decides committed ConfChange entries, in log order (member.ts sets it before start()). */
-  decideConfChange: ((e: Entry) => ConfChangeDecision) | null = null;
+  readonly #decideConfChange: (e: Entry) => ConfChangeDecision;
+  readonly #onDurableRevision: (revision: number) => void;
+  /** Index of the last result the apply worker returned: results come in log order (asserted). */
+  #lastResultIndex = 0;
   /** Configurations by the index that made them, for the ConfState of state-machine snapshots. */
   #confHistory: Array<{ index: number; cs: ConfState }>;
   /** Highest index whose entry the WAL has fsynced. */
@@ -137,25 +160,25 @@ export class RaftNode {
   /** The log's last index when this process started: results of entries up to it are not ours. */
   readonly #startLastIndex: number;
   /** Applied lease changes, in apply order (the lessor; src/main/lease/lessor.ts). */
-  onLease: ((m: LeaseMsg) => void) | null = null;
+  readonly #leaseListeners: Array<(m: LeaseMsg) => void> = [];
   /** Called with true when this member becomes leader and false when it stops being leader. */
   readonly #leadershipListeners: Array<(isLeader: boolean) => void> = [];
   readonly #installListeners: Array<() => void> = [];
   /** Called after each applied batch with the newest revision (lock and election waiters). */
   readonly #appliedListeners = new Set<(revision: number) => void>();
-  /** Called with the newest revision that is both applied and durable (the watch worker's fan-out limit). */
-  onDurableRevision: ((revision: number) => void) | null = null;
 
-  constructor(opts: NodeOptions, log: Logger, raw: RawNode, storage: MemoryStorage, wal: Wal, applied: number,
-    toApply: Ring, fromApply: Ring) {
+  constructor(opts: NodeOptions, d: NodeDeps) {
+    const { raw, storage, applied } = d;
     this.#opts = opts;
-    this.#log = log;
+    this.#log = d.log;
     this.#raw = raw;
     this.#storage = storage;
-    this.#wal = wal;
+    this.#wal = d.wal;
     this.#applied = applied;
-    this.#toApply = toApply;
-    this.#fromApply = fromApply;
+    this.#toApply = d.toApply;
+    this.#fromApply = d.fromApply;
+    this.#decideConfChange = d.decideConfChange;
+    this.#onDurableRevision = d.onDurableRevision;
     this.#snapshotIndex = storage.firstIndex() - 1;
     const cs = opts.confState ?? { voters: opts.voters, learners: [] };
     this.#confHistory = [{ index: applied, cs }];
@@ -179,7 +202,10 @@ export class RaftNode {
       try {
         this.#raw.step(m);
       } catch (e) {
-        this.#log.debug('raft step refused a message', { type: m.type, from: m.from, error: (e as Error).message });
+        // A proposal forwarded to us when we cannot take it is dropped, as etcd-io/raft drops it; any
+        // other throw is a broken Raft invariant (one crash policy: src/main/fatal.ts).
+        if (!(e instanceof ProposalDroppedError)) fatal(this.#log, 'raft step failed', e);
+        this.#log.debug('raft dropped a forwarded proposal', { from: m.from });
       }
     }
     this.#schedule();
@@ -263,7 +289,7 @@ export class RaftNode {
       this.#retryReads();
       this.#schedule();
     }, this.#opts.heartbeatIntervalMs);
-    void this.#drainResultsLoop();
+    this.#drainResultsLoop().catch((e: unknown) => fatal(this.#log, 'apply results loop failed', e));
     this.#schedule();
   }
 
@@ -462,6 +488,11 @@ export class RaftNode {
     this.#leadershipListeners.push(fn);
   }
 
+  /** Registers fn for every applied lease change, in apply order (the lessor). */
+  onLeaseApplied(fn: (m: LeaseMsg) => void): void {
+    this.#leaseListeners.push(fn);
+  }
+
   /** Registers fn to run after every applied batch; returns the function that unregisters it. */
   onApplied(fn: (revision: number) => void): () => void {
     this.#appliedListeners.add(fn);
@@ -530,9 +561,9 @@ export class RaftNode {
         this.#issueReadIndex();
       }
     } catch (e) {
-      this.#log.error('raft ready loop failed; stopping', { error: String((e as Error).stack ?? e) });
-      process.exitCode = 1;
-      process.kill(process.pid, 'SIGTERM');
+      // A failed WAL write (a failed fsync stays failed), a full ring that broke its protocol, a Raft
+      // invariant: nothing after it may be acknowledged.
+      fatal(this.#log, 'raft ready loop failed', e);
     } finally {
       this.#running = false;
     }
@@ -546,7 +577,7 @@ export class RaftNode {
     // the commit index these messages carry is already durable here (messagesBeforePersist checks).
     // Decided before anything else runs: it must see Raft exactly as ready() left it.
     const early = this.#opts.send !== undefined && this.#raw.messagesBeforePersist(rd);
-    if (early) this.#opts.send!(rd.messages);
+    if (early) this.#sendMessages(rd.messages);
     if (rd.softState) this.#onSoftState(rd.softState.lead);
     // A lone voter's committed entries may be applied while their WAL write is in flight (etcd
     // does the same for its leader): apply and fsync overlap, and the answer still waits for both
@@ -581,12 +612,30 @@ export class RaftNode {
       this.#term = rd.hardState.term;
       this.#commit = rd.hardState.commit;
     }
-    this.#durableIndex = this.#storage.lastIndex(); // storage holds only what the WAL has synced
+    // Storage holds only what the WAL has synced. Only entries above the commit index may be replaced by
+    // a new leader's, so the durable index never goes back below what was committed.
+    const durable = this.#storage.lastIndex();
+    assert(durable >= Math.min(this.#durableIndex, this.#commit), `durable index went back from ${this.#durableIndex} to ${durable} (commit ${this.#commit})`);
+    this.#durableIndex = durable;
     this.#releaseHeld();
     // Term, vote and entries are durable: now the messages that depend on them may go out.
-    if (!early && rd.messages.length > 0) this.#opts.send?.(rd.messages);
+    if (!early && rd.messages.length > 0) this.#sendMessages(rd.messages);
     if (!overlap) await this.#applyCommitted(rd);
     for (const rs of rd.readStates) this.#onReadState(rs.index, rs.requestCtx);
+  }
+
+  /** Raft messages go out as they are, except a snapshot, which goes on its own connection. */
+  #sendMessages(msgs: Message[]): void {
+    const send = this.#opts.send;
+    if (send === undefined) return;
+    let plain = msgs;
+    for (const m of msgs) {
+      if (m.type !== MessageType.Snap) continue;
+      if (plain === msgs) plain = msgs.filter((x) => x.type !== MessageType.Snap);
+      const sent = this.#opts.sendSnapshot?.(m, (i) => this.termAt(i));
+      sent?.then(() => this.reportSnapshot(m.to, false), () => this.reportSnapshot(m.to, true));
+    }
+    if (plain.length > 0) send(plain);
   }
 
   async #applyCommitted(rd: Ready): Promise<void> {
@@ -601,7 +650,7 @@ export class RaftNode {
   /** Answers proposals whose entries are now both applied and durable, and publishes their revision. */
   #releaseHeld(): void {
     const revs = this.#heldRevisions.splice(0, this.#durablePrefix(this.#heldRevisions));
-    if (revs.length > 0) this.onDurableRevision?.(revs[revs.length - 1].revision);
+    if (revs.length > 0) this.#onDurableRevision(revs[revs.length - 1].revision);
     if (this.#held.length === 0) return;
     for (const h of this.#held.splice(0, this.#durablePrefix(this.#held))) this.#settle(h.proposal, h.ok, h.code, h.payload);
     this.#releaseReads();
@@ -655,8 +704,7 @@ export class RaftNode {
   }
 
   #decide(e: Entry): ConfChangeDecision {
-    if (this.decideConfChange === null) throw new Error('invariant: a ConfChange entry with no membership to decide it');
-    return this.decideConfChange(e);
+    return this.#decideConfChange(e);
   }
 
   /** The configuration as of `index` (the newest change at or below it), for a snapshot's metadata. */
@@ -756,7 +804,7 @@ export class RaftNode {
         if (index > this.#storage.snapshot().metadata.index) this.#storage.createSnapshot(index, new Uint8Array(0), this.#confStateAt(index));
         this.#snapshotIndex = index;
         this.#log.info('saved snapshot', { index, term });
-      }, (e: Error) => this.#log.error('snapshot failed', { index, error: e.message }))
+      }, (e: unknown) => fatal(this.#log, 'saving a snapshot failed (state machine sync or WAL release)', e))
       .finally(() => { this.#snapshotting = false; });
   }
 
@@ -771,17 +819,21 @@ export class RaftNode {
       if (a.appliedIndex > this.#durableIndex) this.#heldRevisions.push({ index: a.appliedIndex, revision: a.revision });
       else {
         this.#heldRevisions.length = 0; // an index at or below the durable one covers every earlier batch
-        this.onDurableRevision?.(a.revision);
+        this.#onDurableRevision(a.revision);
       }
       for (const fn of this.#appliedListeners) fn(a.revision);
       return;
     }
     if (m[0] === MSG_LEASE) {
-      this.onLease?.(readLeaseMsg(m));
+      const lm = readLeaseMsg(m);
+      for (const fn of this.#leaseListeners) fn(lm);
       return;
     }
     if (m[0] !== MSG_RESULT) return;
     const r = readResultMsg(m);
+    // The apply worker applies in log order; a result out of order would answer the wrong client.
+    assert(r.index > this.#lastResultIndex, `apply results out of order: ${r.index} after ${this.#lastResultIndex}`);
+    this.#lastResultIndex = r.index;
     if (r.index <= this.#startLastIndex) return; // proposed before this process started
     const p = this.#proposals.get(r.requestId);
     if (!p) return; // replayed entry, or its client timed out

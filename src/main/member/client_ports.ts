@@ -1,0 +1,96 @@
+// Where client requests enter: gRPC and HTTP/1.1 (the JSON gateway, /health, /metrics) on each
+// --listen-client-urls port (one listener tells them apart by their first bytes), and the
+// uWebSockets.js port (--listen-client-http-urls). Every path calls the same handlers, registered on
+// the gRPC transport by the services (src/main/server.ts and the others).
+import * as net from 'node:net';
+import { Config } from '../config';
+import { Gateway } from '../gateway/gateway';
+import { defaultProtoDir, JsonCodec } from '../gateway/jsonpb';
+import { FastPort } from '../gateway/uws_server';
+import { createHttp1Server } from '../http1';
+import { Logger } from '../log';
+import { listenMultiplexed } from '../net/listener';
+import { RaftNode } from '../node/node';
+import { EtcdServer } from '../server';
+import type { GatewayCounters } from '../server_metrics';
+import { RequestKind } from '../../shared/entry';
+import { gatewayBodyBytesMax, Limits } from '../../shared/limits';
+import { hostOf } from './urls';
+
+/** The member's request counters, and the registry /metrics renders. */
+export interface MemberMetrics {
+  counters: GatewayCounters;
+  render(): string;
+}
+
+export interface ClientPortDeps {
+  cfg: Config;
+  /** The member's limits (deriveLimits): the WebSocket caps grow with --max-request-bytes. */
+  lim: Readonly<Limits>;
+  log: Logger;
+  node: RaftNode;
+  server: EtcdServer;
+  /** The member's metrics: request counters, and the registry /metrics renders. */
+  metrics: MemberMetrics;
+}
+
+export class ClientPorts {
+  readonly #listeners: net.Server[] = [];
+  readonly #fastPorts: FastPort[] = [];
+
+  /** WebSockets open on the fast ports (a gauge in /metrics). */
+  get webSocketsOpen(): number {
+    return this.#fastPorts.reduce((n, f) => n + f.webSocketsOpen, 0);
+  }
+
+  /** Opens every client port; a port that cannot be bound fails the start. */
+  async open(d: ClientPortDeps): Promise<void> {
+    const { cfg, lim, log, node, server, metrics } = d;
+    // As etcd 3.4's /health: a leader must exist and a request must commit through the log.
+    const healthy = async (): Promise<boolean> => {
+      if (!node.hasLeader) return false;
+      await node.propose(RequestKind.HealthCheck, new Uint8Array(0));
+      return true;
+    };
+    const recvMessageBytesMax = cfg.maxRequestBytes + lim.grpcOverheadBytes;
+    const gateway = new Gateway(server.transport, JsonCodec.load(defaultProtoDir()), { recvMessageBytesMax });
+    const bodyBytesMax = gatewayBodyBytesMax(cfg.maxRequestBytes);
+    const renderMetrics = (): string => metrics.render();
+    const h1 = createHttp1Server({ healthy }, {
+      gateway: {
+        gateway, bodyBytesMax, streamSendHighBytes: lim.gatewayStreamSendHighBytes, onRequest: () => metrics.counters.clientPortRequests.inc(),
+      },
+      metrics: renderMetrics,
+    });
+    for (const u of cfg.listenClientUrls) {
+      this.#listeners.push(await listenMultiplexed(hostOf(u), Number(u.port), server.transport.server, h1));
+      log.info('serving client traffic', { address: u.href });
+    }
+    for (const u of cfg.listenClientHttpUrls) {
+      const fast = new FastPort({
+        gateway, bodyBytesMax, healthy, metrics: renderMetrics,
+        ready: async () => {
+          if (!node.hasLeader) return false;
+          await node.readBarrier();
+          return true;
+        },
+        limits: {
+          streamSendHighBytes: lim.gatewayStreamSendHighBytes, wsIdleTimeoutSeconds: lim.wsIdleTimeoutSeconds,
+          wsSendHighBytes: lim.wsSendHighBytes, wsSendBytesMax: lim.wsSendBytesMax,
+          wsStreamsPerConnMax: lim.wsStreamsPerConnMax, wsUnaryInFlightMax: lim.wsUnaryInFlightMax,
+        },
+        onHttpRequest: () => metrics.counters.fastPortRequests.inc(),
+        onWsMessage: () => metrics.counters.wsMessages.inc(),
+        onError: (e) => log.error('HTTP/JSON port: request failed', { error: e instanceof Error ? e.stack ?? e.message : String(e) }),
+      });
+      await fast.listen(hostOf(u), Number(u.port));
+      this.#fastPorts.push(fast);
+      log.info('serving client HTTP/JSON traffic (uWebSockets.js)', { address: u.href });
+    }
+  }
+
+  close(): void {
+    for (const l of this.#listeners) l.close();
+    for (const f of this.#fastPorts) f.close();
+  }
+}

@@ -1,0 +1,301 @@
+// One member, assembled from its parts in explicit phases (each part gets what it needs in its
+// constructor; nothing is filled in later):
+//
+//   1. data dir      member/ created and locked, identity (cluster and member IDs) loaded or made
+//   2. storage       the apply, compaction and watch workers start while the WAL is read (in parallel)
+//   3. replay        Raft's log and state rebuilt from the WAL and the state machine (recover.ts)
+//   4. Raft          the driver (src/main/node/node.ts) with its peers, snapshot sender and the
+//                    membership-change decisions (conf_changes.ts)
+//   5. services      lessor, Watch, KV/Maintenance (server.ts), Cluster
+//   6. peer port     opened with Raft and the services as its receivers (peers.ts)
+//   7. start         Raft ticks, the lessor's timers
+//   8. publish       this member's attributes through the log, as etcd does before serving clients
+//   9. client ports  gRPC + HTTP/1.1, the uWebSockets.js port (client_ports.ts), auto-compaction
+//
+// Layout of --data-dir (like etcd's, our formats):
+//   member/identity.json  cluster and member IDs fixed at bootstrap
+//   member/wal/           the Raft WAL (segments)
+//   member/lmdb/          the MVCC state (LMDB), including the applied Raft index
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import { startAutoCompaction } from '../autocompact';
+import { ClusterService, FORWARD_PROMOTE } from '../cluster_service';
+import { Config } from '../config';
+import { lockDataDir } from '../datadir_lock';
+import { Lessor } from '../lease/lessor';
+import { Logger } from '../log';
+import type { Membership } from '../membership';
+import { RaftNode } from '../node/node';
+import { RawNode } from '../raft/rawnode';
+import { EtcdServer } from '../server';
+import { createEarlyMetrics, EarlyMetrics, registerMemberMetrics } from '../server_metrics';
+import { Wal, WalOpenResult } from '../wal/wal';
+import { WatchService } from '../watch/watch_service';
+import { WorkerInit } from '../../shared/apply_protocol';
+import { idToHex } from '../../shared/ids';
+import { deriveLimits, Limits } from '../../shared/limits';
+import { mulberry32 } from '../../shared/random';
+import { Ring } from '../../shared/ring';
+import { readSwitches } from '../../shared/switches';
+import { WatchSignal, WatchWorkerInit } from '../../shared/watch_protocol';
+import { MvccStore } from '../../workers/mvcc/store';
+import { ClientPorts } from './client_ports';
+import { ConfChanges } from './conf_changes';
+import { Identity, loadIdentity } from './identity';
+import { PeerInbound, PeerLinks } from './peers';
+import { publish } from './publish';
+import { RecoveredLog, recoverLog } from './recover';
+import { SnapshotSender } from './snapshot_sender';
+import { EssentialWorker, progressNotifyIntervalMs, startWorker, WATCH_WORKER_LIMITS } from './workers';
+import { syncVia } from './sync';
+
+/** What the process that runs a member is told. */
+export interface MemberHooks {
+  /** The member was removed from the cluster: the process should stop (as etcd's does). */
+  onRemoved(): void;
+}
+
+/** Phase 1: member/ under --data-dir, locked for this process. */
+interface DataDir {
+  memberDir: string;
+  lmdbDir: string;
+  unlock: () => void;
+}
+
+/** Phase 2: the workers, the replayed WAL and a read-only view of the state machine. */
+interface Storage {
+  apply: EssentialWorker;
+  compactor: EssentialWorker;
+  watchWorker: { worker: Worker };
+  watchInit: WatchWorkerInit;
+  appliedIndex: number;
+  recovered: WalOpenResult;
+  store: MvccStore;
+  metrics: EarlyMetrics;
+  toApply: SharedArrayBuffer;
+  fromApply: SharedArrayBuffer;
+}
+
+/** Phase 4: Raft and what talks to peers. */
+interface RaftParts {
+  node: RaftNode;
+  peers: PeerLinks;
+  confChanges: ConfChanges;
+}
+
+/** Phase 5: the services clients call. */
+interface Services {
+  lessor: Lessor;
+  watch: WatchService;
+  server: EtcdServer;
+  cluster: ClusterService;
+}
+
+function openDataDir(cfg: Config): DataDir {
+  const memberDir = path.join(cfg.dataDir, 'member');
+  const lmdbDir = path.join(memberDir, 'lmdb');
+  fs.mkdirSync(lmdbDir, { recursive: true, mode: 0o700 });
+  const unlock = lockDataDir(memberDir);
+  SnapshotSender.removeLeftovers(memberDir);
+  return { memberDir, lmdbDir, unlock };
+}
+
+/** Workers load their modules and open LMDB while this thread reads the WAL: start-up time is the
+ * slowest of the three, not their sum. */
+async function openStorage(cfg: Config, lim: Readonly<Limits>, log: Logger, dir: DataDir, ident: Identity): Promise<Storage> {
+  const { lmdbDir } = dir;
+  const toApply = Ring.create(lim.ringBytes);
+  const fromApply = Ring.create(lim.ringBytes);
+  const init: WorkerInit = {
+    lmdbDir, clusterId: ident.clusterId, memberId: ident.memberId, toApply, fromApply, applyBatchEntriesMax: lim.applyBatchEntriesMax,
+  };
+  // Watch worker: control ring in, response ring out, and the signal block (the main thread publishes
+  // the durable revision there and rings).
+  const watchInit: WatchWorkerInit = {
+    lmdbDir, clusterId: ident.clusterId, memberId: ident.memberId, toWatch: Ring.create(lim.watchControlRingBytes),
+    fromWatch: Ring.create(lim.watchResponseRingBytes), signal: WatchSignal.create(), maxRequestBytes: cfg.maxRequestBytes + lim.grpcOverheadBytes,
+    progressNotifyIntervalMs: progressNotifyIntervalMs(cfg, log), batchMaxDelayMs: cfg.watchBatchMaxDelayMs,
+  };
+  const metrics = createEarlyMetrics();
+  const [apply, compactor, recovered, watchWorker] = await Promise.all([
+    startWorker('apply.js', { ...init, backendCommitHistogram: metrics.backendCommitSab }),
+    startWorker('compact.js', { ...init, toApply: undefined, fromApply: undefined, batchRevisions: lim.compactionBatchRevisions }),
+    Wal.open(path.join(dir.memberDir, 'wal'), {
+      segmentBytes: lim.walSegmentBytes, batchBytesMax: lim.walBatchBytesMax, onFsync: (sec) => metrics.walFsync.observe(sec),
+      syncDelayMs: readSwitches(process.env).walSyncDelayMs,
+    }),
+    startWorker('watch.js', watchInit, WATCH_WORKER_LIMITS),
+  ]);
+  if (recovered.truncatedTail) log.warn('WAL had a torn tail (crash during a write); truncated it');
+  return {
+    apply: new EssentialWorker(apply.worker, 'apply', log), compactor: new EssentialWorker(compactor.worker, 'compaction', log),
+    watchWorker, watchInit, appliedIndex: apply.ready.appliedIndex, recovered, store: MvccStore.open(lmdbDir, { readOnly: true }),
+    metrics, toApply, fromApply,
+  };
+}
+
+function buildRaft(cfg: Config, lim: Readonly<Limits>, log: Logger, dir: DataDir, ident: Identity, st: Storage, rec: RecoveredLog, hooks: MemberHooks): RaftParts {
+  const memberId = BigInt(ident.memberId);
+  const { storage, conf, applied, membership } = rec;
+  const raw = new RawNode({
+    id: memberId, peers: conf.voters, learners: conf.learners, electionTick: Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs), heartbeatTick: 1,
+    storage, applied, maxSizePerMsg: 1024 * 1024, maxInflightMsgs: 256, preVote: true, checkQuorum: true,
+    rand: mulberry32(Number(memberId & 0xffffffffn) ^ Date.now()),
+    forwardProposals: true,
+  });
+  const peers = new PeerLinks(cfg, lim, memberId, BigInt(ident.clusterId), log);
+  const confChanges = new ConfChanges(memberId, membership, st.store, peers, log, hooks.onRemoved);
+  const snapshots = new SnapshotSender(dir.memberDir, st.store, peers, log);
+  const watchSignal = new WatchSignal(st.watchInit.signal);
+  const node = new RaftNode({
+    id: memberId, voters: conf.voters, heartbeatIntervalMs: cfg.heartbeatIntervalMs, electionTimeoutMs: cfg.electionTimeoutMs,
+    maxRequestBytes: cfg.maxRequestBytes, pendingProposalsMax: lim.pendingProposalsMax, pendingReadsMax: lim.pendingReadsMax, requestTimeoutMs: lim.requestTimeoutMs,
+    raftLogRetainEntries: lim.raftLogRetainEntries, snapshotCount: cfg.snapshotCount, snapshotEntryBytes: lim.snapshotEntryBytes,
+    syncStateMachine: () => syncVia(st.compactor.worker),
+    send: (msgs) => peers.send(msgs),
+    sendSnapshot: (m, termAt) => snapshots.send(m, termAt),
+    requestIdTag: membership.get(memberId)?.tag ?? ident.tag ?? ident.members.findIndex((m) => BigInt(m.id) === memberId),
+    confState: conf,
+  }, {
+    log, raw, storage, wal: st.recovered.wal, applied, toApply: new Ring(st.toApply), fromApply: new Ring(st.fromApply),
+    decideConfChange: (e) => confChanges.decide(e),
+    // The watch worker fans out up to the newest revision that is applied and durable (node.ts says why).
+    onDurableRevision: (rev) => watchSignal.publishRevision(rev),
+  });
+  node.onSnapshotInstalled(() => confChanges.snapshotInstalled());
+  return { node, peers, confChanges };
+}
+
+function buildServices(cfg: Config, lim: Readonly<Limits>, log: Logger, ident: Identity, dir: DataDir, st: Storage, r: RaftParts): Services {
+  const memberId = BigInt(ident.memberId);
+  const clusterId = BigInt(ident.clusterId);
+  const { node, peers, confChanges } = r;
+  // Before the node starts: the lessor loads the stored leases, then follows every applied change.
+  const electionTicks = Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs);
+  const lessor = new Lessor(node, st.store, log, {
+    memberId, minTtlSeconds: Math.ceil((Math.floor((3 * electionTicks) / 2) * cfg.heartbeatIntervalMs) / 1000),
+    forward: (to, kind, body) => peers.request(to, kind, body),
+  });
+  const watchInit = st.watchInit;
+  const watch = new WatchService({
+    worker: st.watchWorker.worker, toWatch: new Ring(watchInit.toWatch), fromWatch: new Ring(watchInit.fromWatch),
+    signal: new WatchSignal(watchInit.signal), term: () => node.term, log,
+    restart: async () => {
+      // Fresh rings (the dead worker may have left a record half written), the same signal block.
+      const init: WatchWorkerInit = { ...watchInit, toWatch: Ring.create(lim.watchControlRingBytes), fromWatch: Ring.create(lim.watchResponseRingBytes) };
+      const { worker } = await startWorker('watch.js', init, WATCH_WORKER_LIMITS);
+      return { worker, toWatch: new Ring(init.toWatch), fromWatch: new Ring(init.fromWatch) };
+    },
+  });
+  const membership = (): Membership => confChanges.current;
+  const server = new EtcdServer({ cfg, log, node, store: st.store, clusterId, memberId, membership, lmdbDir: dir.lmdbDir, compactor: st.compactor.worker, watch, lessor });
+  const cluster = new ClusterService({
+    node, selfId: memberId, membership, store: st.store, header: () => server.header(), strictReconfigCheck: cfg.strictReconfigCheck,
+    activeSince: (id) => peers.activeSince(id),
+    forwardPromote: (leader, body) => peers.request(leader, FORWARD_PROMOTE, body),
+  });
+  cluster.register(server.transport);
+  return { lessor, watch, server, cluster };
+}
+
+/** What the peer port delivers, and to whom. */
+function peerInbound(ident: Identity, r: RaftParts, s: Services): PeerInbound {
+  return {
+    onMessages: (msgs) => r.node.step(msgs),
+    onUnreachable: (id) => r.node.reportUnreachable(id),
+    onSnapshot: async (msg, dir) => {
+      try {
+        await r.node.installSnapshot(msg, dir);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    onRequest: (_from, kind, body) => (kind === FORWARD_PROMOTE ? s.cluster.promote(body) : s.lessor.serveForwarded(kind, body)),
+    onDiscover: () => Buffer.from(JSON.stringify({ clusterId: ident.clusterId, members: r.confChanges.current.toState().members })),
+    onRemoved: () => r.confChanges.removedSelf(),
+  };
+}
+
+export class Member {
+  readonly #log: Logger;
+  readonly #dir: DataDir;
+  readonly #st: Storage;
+  readonly #raft: RaftParts;
+  readonly #services: Services;
+  readonly #ports: ClientPorts;
+  readonly #stopAutoCompaction: () => void;
+
+  private constructor(log: Logger, dir: DataDir, st: Storage, raft: RaftParts, services: Services, ports: ClientPorts, stopAuto: () => void) {
+    this.#log = log;
+    this.#dir = dir;
+    this.#st = st;
+    this.#raft = raft;
+    this.#services = services;
+    this.#ports = ports;
+    this.#stopAutoCompaction = stopAuto;
+  }
+
+  /** Starts a member through every phase; resolves once it serves clients. */
+  static async start(cfg: Config, log: Logger, hooks: MemberHooks): Promise<Member> {
+    const t0 = Date.now();
+    const lim = deriveLimits(cfg);
+    const dir = openDataDir(cfg);
+    const ident = await loadIdentity(cfg, dir.memberDir, log);
+    log.info('starting etcd-ts', { name: cfg.name, 'data-dir': cfg.dataDir, 'member-id': idToHex(BigInt(ident.memberId)), 'cluster-id': idToHex(BigInt(ident.clusterId)) });
+    const st = await openStorage(cfg, lim, log, dir, ident);
+    const rec = await recoverLog(st.recovered, st.store, ident, st.appliedIndex, log);
+    log.info('recovered WAL', { entries: st.recovered.entries.length, applied: rec.applied, lastIndex: rec.storage.lastIndex(), ms: Date.now() - t0 });
+    const raft = buildRaft(cfg, lim, log, dir, ident, st, rec, hooks);
+    const services = buildServices(cfg, lim, log, ident, dir, st, raft);
+    await raft.peers.start(peerInbound(ident, raft, services));
+    if (ident.joined && rec.membership.size === 0) {
+      // Before our first applied ConfChange: talk to the members the cluster told us about.
+      raft.peers.addPeers(ident.members.map((m) => ({ id: BigInt(m.id), peerUrls: m.peerUrls })));
+    } else {
+      raft.peers.follow(rec.membership);
+    }
+    raft.node.start();
+    services.lessor.start();
+    await publish(raft.node, st.store, cfg, ident, log);
+    const ports = new ClientPorts();
+    const counters = registerMemberMetrics(st.metrics, {
+      node: raft.node, memberId: BigInt(ident.memberId), store: st.store, quotaBackendBytes: cfg.quotaBackendBytes,
+      watchStreams: () => services.watch.streamCount, rings: ringGauges(st, services.watch),
+      rangePool: { threads: () => services.server.rangePoolStats().threads, queueSize: () => services.server.rangePoolStats().queueSize },
+    }, () => ports.webSocketsOpen);
+    await ports.open({ cfg, lim, log, node: raft.node, server: services.server, metrics: { counters, render: () => st.metrics.registry.render() } });
+    const stopAuto = startAutoCompaction(cfg, log, raft.node, services.server);
+    log.info('ready to serve client requests', { ms: Date.now() - t0 });
+    return new Member(log, dir, st, raft, services, ports, stopAuto);
+  }
+
+  async stop(): Promise<void> {
+    const { node, peers } = this.#raft;
+    this.#stopAutoCompaction();
+    this.#services.lessor.stop();
+    this.#ports.close();
+    await node.stop();
+    await peers.stop();
+    const wal = this.#st.recovered.wal;
+    this.#log.info('wal stats', { ...wal.stats() });
+    await wal.close();
+    await this.#services.server.close();
+    await this.#st.apply.terminate();
+    await this.#st.compactor.terminate();
+    await this.#services.watch.stop();
+    await this.#st.store.close();
+    this.#dir.unlock();
+    this.#log.info('stopped');
+  }
+}
+
+/** Ring fill levels for /metrics; the watch worker's are read through the service (a restarted
+ * worker has fresh ones). */
+function ringGauges(st: Storage, watch: WatchService): Parameters<typeof registerMemberMetrics>[1]['rings'] {
+  return [
+    { name: 'to_apply', ring: new Ring(st.toApply) }, { name: 'from_apply', ring: new Ring(st.fromApply) },
+    { name: 'to_watch', ring: { usedBytes: () => watch.rings.toWatch.usedBytes(), get capacityBytes() { return watch.rings.toWatch.capacityBytes; } } },
+    { name: 'from_watch', ring: { usedBytes: () => watch.rings.fromWatch.usedBytes(), get capacityBytes() { return watch.rings.fromWatch.capacityBytes; } } },
+  ];
+}

@@ -1,0 +1,33 @@
+// Test and fault-injection switches: the one place that reads etcd-ts's own ETCD_TS_* environment
+// variables (etcd's ETCD_* flags are read by src/main/config.ts). Production code asks for them here,
+// on the main thread and in workers alike, instead of reading process.env where it needs them.
+//
+//   ETCD_TS_WAL_SYNC_DELAY_MS=N   every WAL write waits N ms more before it resolves (a slow disk;
+//                                 test/integration/watch_durable.test.ts)
+//   ETCD_TS_WATCH_FAULT_KEY=K     the watch worker throws when a watcher on key K is created (a worker
+//                                 crash; test/integration/watch_crash.test.ts)
+//   ETCD_TS_WATCH_BATCH_US=N      watch fan-out pacing per response, in µs, instead of
+//                                 limits.watchBatchDelayPerResponseUs (test/integration/watch_batch.test.ts)
+//   ETCD_TS_APPLY_FAULT_KEY=K     the apply worker throws when it applies a Put of key K, before the
+//                                 batch commits (a dead worker; test/integration/crash_policy.test.ts)
+//   ETCD_TS_TRANSPORT=node        serve gRPC with node:http2 instead of our HTTP/2 framer
+import { limits } from './limits';
+
+export interface Switches {
+  readonly walSyncDelayMs: number;
+  readonly watchFaultKey: Buffer | null;
+  readonly applyFaultKey: Buffer | null;
+  readonly watchBatchUsPerResponse: number;
+  readonly transport: 'h2' | 'node';
+}
+
+/** Reads the switches from an environment (process.env where they apply). Unset or invalid: off. */
+export function readSwitches(env: NodeJS.ProcessEnv): Switches {
+  return Object.freeze({
+    walSyncDelayMs: Number(env.ETCD_TS_WAL_SYNC_DELAY_MS ?? 0) || 0,
+    watchFaultKey: env.ETCD_TS_WATCH_FAULT_KEY ? Buffer.from(env.ETCD_TS_WATCH_FAULT_KEY) : null,
+    applyFaultKey: env.ETCD_TS_APPLY_FAULT_KEY ? Buffer.from(env.ETCD_TS_APPLY_FAULT_KEY) : null,
+    watchBatchUsPerResponse: Number(env.ETCD_TS_WATCH_BATCH_US) || limits.watchBatchDelayPerResponseUs,
+    transport: env.ETCD_TS_TRANSPORT === 'node' ? 'node' : 'h2',
+  });
+}
