@@ -17,8 +17,9 @@
 // succeeded=false) and "unknown" (any error: a write may or may not have been applied, so a checker must
 // allow both). The checker (test/support/history_check.ts) compares it with the store's own history.
 //
-// Prints ONE JSON object (type result) on stdout, or writes it to --out. clientv3 logs its retries
-// ("retrying of unary invoker failed") on stderr.
+// Prints ONE JSON object (type result) on stdout, or writes it to --out. On stderr, "#phase start" when every
+// client is connected and the first operations go out (a driver starts its fault schedule then), and
+// clientv3's own log, its retries among it ("retrying of unary invoker failed").
 //
 //	go build (bench/go/build.sh), then:
 //	lincheck --endpoints 127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379 [--clients 8] [--keys 4]
@@ -198,6 +199,7 @@ func main() {
 		}
 		clients[i] = cli
 	}
+	fmt.Fprintln(os.Stderr, "#phase start")
 	base := time.Now()
 	r := result{Endpoints: c.endpoints, Clients: c.clients, Keys: c.keys, Prefix: c.prefix, Seconds: c.seconds,
 		TimeoutMs: float64(c.timeout) / 1e6, Seed: c.seed, StartUnix: float64(base.UnixNano()) / 1e6}
