@@ -12,11 +12,15 @@
 // (test/support/history_check.ts): no value put twice, no acknowledged write lost, no value from nowhere
 // or from a failed cas, no stale or invented read. Two clients:
 //   - etcd's Go client (clientv3 of etcd 3.4, bench/go/bin/lincheck), its retry interceptor as shipped;
-//   - the `etcd3` npm client with its default retry policy, one absolute deadline per operation.
+//   - the `etcd3` npm client with its default fault handling, one absolute deadline per operation and no
+//     retry past it (test/support/etcd3_history.ts says why: grpc-js sends a call already past its
+//     deadline, and Debian's etcd 3.4 itself then applies some writes twice under this schedule).
 // A failing run keeps the data dirs, both histories, lincheck's stderr and the partition schedule, and
 // prints where. The check is on histories, not timings, so a fixed server passes whatever the timing.
 //
 // Needs root and iptables (skipped otherwise, failed under CI) and `sh bench/go/build.sh` for the Go half.
+// ETCD_TS_TARGET=etcd runs the same against Debian's etcd 3.4 (which passes); DOUBLE_WRITE_SEED picks
+// another operation mix.
 //
 //   npm run build && sh bench/go/build.sh && \
 //     npx mocha --no-config --exit --timeout 300000 dist/test/integration/double_write.test.js
@@ -29,7 +33,7 @@ import { RawGrpc } from '../support/grpc_raw';
 import { checkHistory, CheckResult, HistoryOp, PutEvent } from '../support/history_check';
 import { runEtcd3Workload } from '../support/etcd3_history';
 import { Partition, partitionUnsupported } from '../support/partition';
-import { freePort, removeDataDir, Server, startEtcdTs } from '../support/procs';
+import { freePort, removeDataDir, Server, startKind, targetKind } from '../support/procs';
 import { etcdserverpb, mvccpb } from '../../src/shared/gen/etcd';
 
 const lincheckBin = path.resolve(__dirname, '..', '..', '..', 'bench', 'go', 'bin', 'lincheck');
@@ -178,7 +182,7 @@ describe('issue 13: no write applied twice when a member is cut off from its pee
     const names = ['m1', 'm2', 'm3'];
     const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[3 + i]}`).join(',');
     const gidBase = 50_000 + (process.pid % 10_000) * 3; // a group of its own per member, for iptables' owner match
-    members.push(...await Promise.all(names.map((name, i) => startEtcdTs({
+    members.push(...await Promise.all(names.map((name, i) => startKind(targetKind(), {
       name, clientPort: ports[i], peerPort: ports[3 + i], initialCluster, token: 'double-write', readyTimeoutMs: 60_000, gid: gidBase + i,
     }))));
     part = new Partition(members.map((m, i) => ({ gid: gidBase + i, peerPort: ports[3 + i] })));
@@ -227,7 +231,7 @@ describe('issue 13: no write applied twice when a member is cut off from its pee
     ]);
   });
 
-  it('etcd3 npm client (8 clients, all hosts, default retries, one absolute 1.5 s deadline per op): each value at most once, no acknowledged write lost', async function () {
+  it('etcd3 npm client (8 clients, all hosts, default retries but none past the op\'s absolute 1.5 s deadline): each value at most once, no acknowledged write lost', async function () {
     const prefix = '/lin/etcd3/';
     const schedule: string[] = [];
     const [ops] = await Promise.all([

@@ -1,14 +1,24 @@
 // bench/go/lincheck's workload through the `etcd3` npm client, recording the same history (HistoryOp) for
-// test/support/history_check.ts: C clients, each its own Etcd3 with every host and the client's default
-// fault handling (a global retry of up to 3 attempts on recoverable errors, Unavailable and
-// DeadlineExceeded among them, and a circuit breaker per host), doing put / linearizable get /
-// compare-and-set txn on K keys under a prefix, one operation at a time per client.
+// test/support/history_check.ts: C clients, each its own Etcd3 with every host, doing put / linearizable
+// get / compare-and-set txn on K keys under a prefix, one operation at a time per client.
 //
-// Each operation gets ONE absolute deadline (a Date computed when it is invoked, passed as the call option
-// `deadline`), so every attempt the client's retry policy makes shares it: no retry leaves after the
-// deadline the caller gave up at. Any error is an unknown outcome. After an error that came back within
-// 50 ms (every host's circuit breaker open), the client pauses 50 ms instead of spinning.
-import { Etcd3 } from 'etcd3';
+// Fault handling is etcd3's default (a circuit breaker per host; a global retry of up to 3 attempts on
+// recoverable errors, DEADLINE_EXCEEDED and UNAVAILABLE among them, each attempt on another host) with ONE
+// change: no retry once the operation's deadline has passed. Each operation has one absolute deadline (a
+// Date computed when it is invoked, the call option `deadline`) that every attempt shares, but that alone
+// does not stop a late retry: grpc-js still starts a call whose deadline is already past (its error reads
+// "Deadline exceeded after 0.000s,remote_addr=..."), the request can reach a member, and Debian's etcd
+// 3.4 applies it: a write applied twice with a correct server. So the global policy, equal to the
+// default otherwise (lib/connection-pool.js: retry(handleWhen(isRecoverableError), { maxAttempts: 3 })),
+// retries only before the deadline (not after grpc-js's own DEADLINE_EXCEEDED either). A retry after a
+// server's DEADLINE_EXCEEDED that came before the client's deadline (issue 13) still goes out, as it
+// does with the default policy.
+//
+// The error of every attempt the policy retried is kept (HistoryOp.retried). Any error is an unknown
+// outcome. After an error that came back within 50 ms (every host's circuit breaker open), the client
+// pauses 50 ms instead of spinning on the shared cores.
+import { handleWhen, retry } from 'cockatiel';
+import { Etcd3, isRecoverableError } from 'etcd3';
 import { HistoryOp } from './history_check';
 
 export interface Etcd3WorkloadOptions {
@@ -19,6 +29,12 @@ export interface Etcd3WorkloadOptions {
   seconds: number;
   timeoutMs: number;   // per operation
   seed: number;
+}
+
+const fastErrorPauseMs = 50;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** A small seeded generator (mulberry32): the op mix replays for a seed. */
@@ -33,16 +49,34 @@ function rng(seed: number): () => number {
   };
 }
 
-const fastErrorPauseMs = 50;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+function errText(e: Error): string {
+  return `${e.constructor.name}: ${e.message}`;
 }
 
 type Known = { value: string } | { absent: true };
 
-async function runClient(id: number, client: Etcd3, o: Etcd3WorkloadOptions, base: number, stopAt: number): Promise<HistoryOp[]> {
+/** One client and what its retry policy needs to know of the operation in flight. */
+class Client {
+  readonly etcd: Etcd3;
+  deadlineMs = 0;           // the current operation's deadline (Date.now() clock)
+  retried: string[] = [];   // errors of the current operation's attempts that were retried
+
+  constructor(hosts: string[]) {
+    const global = retry(handleWhen((e) => isRecoverableError(e) && !this.#past(e)), { maxAttempts: 3 });
+    global.onRetry((r) => { if ('error' in r) this.retried.push(errText(r.error)); });
+    this.etcd = new Etcd3({ hosts, dialTimeout: 5000, faultHandling: { global } });
+  }
+
+  /** The operation's deadline has passed: by the clock, or grpc-js says so (its own DEADLINE_EXCEEDED
+   * reads "Deadline exceeded after ..."; its timer may fire a fraction of a ms before Date.now() agrees). */
+  #past(e: Error): boolean {
+    return Date.now() >= this.deadlineMs || e.message.includes('Deadline exceeded after');
+  }
+}
+
+async function runClient(id: number, c: Client, o: Etcd3WorkloadOptions, base: number, stopAt: number): Promise<HistoryOp[]> {
   const rand = rng(o.seed * 1000 + id);
+  const client = c.etcd;
   const last = new Map<string, Known>();
   const ops: HistoryOp[] = [];
   let seq = 0;
@@ -53,8 +87,10 @@ async function runClient(id: number, client: Etcd3, o: Etcd3WorkloadOptions, bas
     if (kind === 'cas' && !last.has(key)) kind = 'get';
     const op: HistoryOp = { client: id, kind, key, result: 'unknown', rev: 0, invokeMs: 0, completeMs: 0 };
     if (kind !== 'get') op.value = `c${id}-${++seq}`;
+    c.retried = [];
     op.invokeMs = now();
-    const callOptions = { deadline: new Date(Date.now() + o.timeoutMs) };
+    c.deadlineMs = Date.now() + o.timeoutMs;
+    const callOptions = { deadline: new Date(c.deadlineMs) };
     try {
       if (kind === 'put') {
         const r = await client.put(key).value(op.value!).options(callOptions).exec();
@@ -80,12 +116,11 @@ async function runClient(id: number, client: Etcd3, o: Etcd3WorkloadOptions, bas
       }
     } catch (e) {
       op.result = 'unknown';
-      op.err = `${(e as Error).constructor.name}: ${(e as Error).message}`;
+      op.err = errText(e as Error);
     }
     op.completeMs = now();
+    if (c.retried.length > 0) op.retried = c.retried;
     ops.push(op);
-    // An error that came back at once (the client's circuit breakers all open: BrokenCircuitError) would
-    // otherwise spin this loop on the shared cores; a pause, as an application would make.
     if (op.result === 'unknown' && op.completeMs - op.invokeMs < fastErrorPauseMs) await sleep(fastErrorPauseMs);
   }
   return ops;
@@ -93,12 +128,12 @@ async function runClient(id: number, client: Etcd3, o: Etcd3WorkloadOptions, bas
 
 /** Runs the workload for o.seconds and returns every client's operations. */
 export async function runEtcd3Workload(o: Etcd3WorkloadOptions): Promise<HistoryOp[]> {
-  const clients = Array.from({ length: o.clients }, () => new Etcd3({ hosts: o.hosts, dialTimeout: 5000 }));
+  const clients = Array.from({ length: o.clients }, () => new Client(o.hosts));
   try {
     const base = performance.now();
     const per = await Promise.all(clients.map((c, i) => runClient(i, c, o, base, o.seconds * 1000)));
     return per.flat();
   } finally {
-    for (const c of clients) c.close();
+    for (const c of clients) c.etcd.close();
   }
 }

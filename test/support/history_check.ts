@@ -30,6 +30,8 @@ export interface HistoryOp {
   invokeMs: number;
   completeMs: number;
   err?: string;
+  /** The errors of earlier attempts the client retried, where the client reports them (etcd3_history.ts). */
+  retried?: string[];
 }
 
 export interface PutEvent {
@@ -54,7 +56,8 @@ function opText(o: HistoryOp): string {
   const what = o.kind === 'cas' ? `cas ${o.key} ${o.expectAbsent ? '(absent)' : JSON.stringify(o.expect)} -> ${o.value}` :
     o.kind === 'put' ? `put ${o.key} ${o.value}` : `get ${o.key}`;
   const t = `t=${o.invokeMs.toFixed(1)}..${o.completeMs.toFixed(1)} ms`;
-  return `client ${o.client} ${what}: ${o.result}${o.rev ? ` rev ${o.rev}` : ''} (${t})${o.err ? ` err: ${o.err}` : ''}`;
+  const retried = o.retried ? `; retried after: ${o.retried.join(' | ')}` : '';
+  return `client ${o.client} ${what}: ${o.result}${o.rev ? ` rev ${o.rev}` : ''} (${t})${o.err ? ` err: ${o.err}` : ''}${retried}`;
 }
 
 /** Counts by kind:result, e.g. "put ok 812, put unknown 9, ...". */
