@@ -33,6 +33,9 @@ export interface StartOptions {
   peerPort?: number;        // default: a free port
   /** --initial-cluster (default: this member alone, name=peerUrl). */
   initialCluster?: string;
+  /** Group id of the process (uid unchanged: root stays root, so the data dir stays writable). A gid of
+   * its own lets iptables' owner match tell this member's sockets apart (test/support/partition.ts). */
+  gid?: number;
 }
 
 export interface Server {
@@ -151,6 +154,7 @@ class ServerImpl implements Server {
     const child = spawn(cmd, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...childEnv(this.kind), ...(this.opts.env ?? {}) },
+      ...(this.opts.gid !== undefined ? { gid: this.opts.gid } : {}),
     });
     this.#child = child;
     this.pid = child.pid ?? 0;
