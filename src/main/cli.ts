@@ -3,6 +3,8 @@
 // compaction and range workers, the Raft driver and the client listeners.
 import { ConfigError, parseConfig, usage } from './config';
 import { Logger } from './log';
+import { StartupError } from './startup_error';
+import { WalCorruptError } from './wal/wal';
 import { Member } from './member/member';
 import { ETCD_SERVER_VERSION, ETCD_TS_VERSION } from '../shared/version';
 
@@ -43,7 +45,18 @@ async function main(): Promise<void> {
   member = await Member.start(cfg, log, { onRemoved: () => stop({ reason: 'removed from the cluster' }) });
 }
 
+/**
+ * A start-up failure is one line naming what failed and why: an operating error (a system call's, which
+ * names its path or address, a locked data dir, a bad certificate, ...) without a stack. Only an
+ * error that is not one of those, a bug, keeps its stack.
+ */
+function startupError(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const operating = typeof (e as NodeJS.ErrnoException).code === 'string' || e instanceof StartupError || e instanceof WalCorruptError;
+  return operating ? e.message : e.stack ?? e.message;
+}
+
 main().catch((e) => {
-  process.stderr.write(JSON.stringify({ level: 'fatal', ts: new Date().toISOString(), msg: 'etcd-ts failed to start', error: String((e as Error)?.stack ?? e) }) + '\n');
+  process.stderr.write(JSON.stringify({ level: 'fatal', ts: new Date().toISOString(), msg: 'etcd-ts failed to start', error: startupError(e) }) + '\n');
   process.exit(1);
 });

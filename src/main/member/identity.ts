@@ -7,6 +7,7 @@ import { Logger } from '../log';
 import { computeClusterId, computeMemberId } from '../../shared/ids';
 import { MemberRecord } from '../../shared/confchange';
 import { discoverCluster } from '../peer/transport';
+import { StartupError } from '../startup_error';
 
 export interface Identity {
   clusterId: string;
@@ -51,7 +52,7 @@ async function joinIdentity(cfg: Config, log: Logger): Promise<Identity> {
       }
       const self = d.members.find((m) => key(m.peerURLs) === mine);
       if (self === undefined) {
-        throw new Error(`member ${cfg.name} (peer URLs ${mine}) is not in the cluster ${BigInt(d.clusterId).toString(16)}: ` +
+        throw new StartupError(`member ${cfg.name} (peer URLs ${mine}) is not in the cluster ${BigInt(d.clusterId).toString(16)}: ` +
           `add it first (etcdctl member add ${cfg.name} --peer-urls=${cfg.initialAdvertisePeerUrls.join(',')})`);
       }
       const nameOf = (m: MemberRecord): string => [...cfg.initialCluster].find(([, us]) => key(us) === key(m.peerURLs))?.[0] ?? '';
@@ -62,14 +63,14 @@ async function joinIdentity(cfg: Config, log: Logger): Promise<Identity> {
       };
     }
   }
-  throw new Error(`could not reach any member of --initial-cluster to join it: ${errors.join('; ')}`);
+  throw new StartupError(`could not reach any member of --initial-cluster to join it: ${errors.join('; ')}`);
 }
 
 function newIdentity(cfg: Config): Identity {
   const members = [...cfg.initialCluster].map(([name, urls]) => ({ id: computeMemberId(urls, cfg.initialClusterToken), name, peerUrls: urls }))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)); // etcd bootstraps members in ID order
   const self = members.find((m) => m.name === cfg.name);
-  if (!self) throw new Error(`member ${cfg.name} not in --initial-cluster`);
+  if (!self) throw new StartupError(`member ${cfg.name} not in --initial-cluster`);
   return {
     clusterId: computeClusterId(members.map((m) => m.id)).toString(),
     memberId: self.id.toString(),

@@ -23,6 +23,7 @@ import { startAutoCompaction } from '../autocompact';
 import { ClusterService, FORWARD_PROMOTE } from '../cluster_service';
 import { Config } from '../config';
 import { lockDataDir } from '../datadir_lock';
+import { StartupError } from '../startup_error';
 import { Lessor } from '../lease/lessor';
 import { Logger } from '../log';
 import type { Membership } from '../membership';
@@ -92,11 +93,11 @@ interface Services {
   cluster: ClusterService;
 }
 
-function openDataDir(cfg: Config): DataDir {
+async function openDataDir(cfg: Config): Promise<DataDir> {
   const memberDir = path.join(cfg.dataDir, 'member');
   const lmdbDir = path.join(memberDir, 'lmdb');
   fs.mkdirSync(lmdbDir, { recursive: true, mode: 0o700 });
-  const unlock = lockDataDir(memberDir);
+  const unlock = await lockDataDir(memberDir);
   SnapshotSender.removeLeftovers(memberDir);
   return { memberDir, lmdbDir, unlock };
 }
@@ -239,8 +240,13 @@ export class Member {
   /** Starts a member through every phase; resolves once it serves clients. */
   static async start(cfg: Config, log: Logger, hooks: MemberHooks): Promise<Member> {
     const t0 = Date.now();
-    const lim = deriveLimits(cfg);
-    const dir = openDataDir(cfg);
+    let lim: Readonly<Limits>;
+    try {
+      lim = deriveLimits(cfg);
+    } catch (e) {
+      throw new StartupError(`limits: ${(e as Error).message}`);
+    }
+    const dir = await openDataDir(cfg);
     const ident = await loadIdentity(cfg, dir.memberDir, log);
     log.info('starting etcd-ts', { name: cfg.name, 'data-dir': cfg.dataDir, 'member-id': idToHex(BigInt(ident.memberId)), 'cluster-id': idToHex(BigInt(ident.clusterId)) });
     const st = await openStorage(cfg, lim, log, dir, ident);

@@ -10,6 +10,7 @@ import type { Message } from '../raft/types';
 import { EtcdError, GrpcCode } from '../../shared/errors';
 import { Limits } from '../../shared/limits';
 import { hostOf } from './urls';
+import { StartupError } from '../startup_error';
 
 /** Where what arrives from peers goes (given when the port opens, once Raft and the services exist). */
 export interface PeerInbound {
@@ -60,7 +61,7 @@ export class PeerLinks {
       await t.start();
     } catch (e) {
       await t.stop();
-      throw new Error(`cannot listen for peers on ${this.#cfg.listenPeerUrls.map((u) => u.host).join(',')}: ${(e as Error).message}`);
+      throw new StartupError(`cannot listen for peers on ${this.#cfg.listenPeerUrls.map((u) => u.host).join(',')}: ${(e as Error).message}`);
     }
     this.#transport = t;
   }

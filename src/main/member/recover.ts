@@ -9,6 +9,7 @@ import { Wal, WalOpenResult } from '../wal/wal';
 import { encodeConfChange } from '../../shared/confchange';
 import type { MvccStore } from '../../workers/mvcc/store';
 import type { Identity } from './identity';
+import { StartupError } from '../startup_error';
 
 /** What Raft starts from. */
 export interface RecoveredLog {
@@ -39,7 +40,7 @@ export async function recoverLog(recovered: WalOpenResult, store: MvccStore, ide
   if (recovered.snapshotIndex > 0) {
     // The state machine (LMDB) is the snapshot: it was synced up to at least this index before the
     // WAL released the entries below it.
-    if (applied < recovered.snapshotIndex) throw new Error(`state machine applied index ${applied} is below the WAL snapshot ${recovered.snapshotIndex}: state lost`);
+    if (applied < recovered.snapshotIndex) throw new StartupError(`state machine applied index ${applied} is below the WAL snapshot ${recovered.snapshotIndex}: state lost`);
     storage.applySnapshot({
       metadata: { index: recovered.snapshotIndex, term: recovered.snapshotTerm, voters: conf.voters, learners: conf.learners }, data: new Uint8Array(0),
     });
@@ -68,7 +69,7 @@ async function adoptStateMachine(wal: Wal, storage: MemoryStorage, applied: numb
   memberId: bigint, log: Logger): Promise<void> {
   const lastIndex = storage.lastIndex();
   if (voters.length !== 1 || voters[0] !== memberId) {
-    throw new Error(`state machine applied index ${applied} is beyond the WAL's last index ${lastIndex}: WAL lost`);
+    throw new StartupError(`state machine applied index ${applied} is beyond the WAL's last index ${lastIndex}: WAL lost`);
   }
   log.warn('state machine is ahead of the WAL (crash during an fsync); adopting it as a snapshot', { applied, lastIndex });
   storage.applySnapshot({ metadata: { index: applied, term, voters, learners: [] }, data: new Uint8Array(0) });
