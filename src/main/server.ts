@@ -1,11 +1,10 @@
 // The etcd v3 services on the main thread: decode, validate (as etcd's v3rpc layer does, before
 // anything is proposed), route writes through Raft and reads to LMDB, encode. Handlers only see
-// bytes in and bytes out; the transport is GrpcTransport (src/main/net/grpc.ts).
+// bytes in and bytes out (src/main/net/rpc.ts); the transport is GrpcH2Transport (net/grpc_h2.ts).
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Piscina from 'piscina';
 import { etcdserverpb } from '../shared/gen/etcd';
-import { GrpcTransport } from './net/grpc';
 import { GrpcH2Transport } from './net/grpc_h2';
 import { OnCancel, RaftNode } from './node/node';
 import { isTxnReadonly, MvccStore } from '../workers/mvcc/store';
@@ -18,7 +17,7 @@ import { ETCD_SERVER_VERSION } from '../shared/version';
 import { HeaderMaker } from '../shared/header';
 import type { RangeTask, RangeTaskResult } from '../workers/range';
 import { Config } from './config';
-import type { StreamHandler } from './net/grpc';
+import type { StreamHandler } from './net/rpc';
 import { Logger } from './log';
 import { Lessor } from './lease/lessor';
 import { registerLeaseService } from './lease/lease_service';
@@ -45,8 +44,8 @@ export interface ServerDeps {
 const SERVICE = 'etcdserverpb';
 
 export class EtcdServer {
-  /** Our own HTTP/2 framer by default; ETCD_TS_TRANSPORT=node selects node:http2 (see grpc.ts). */
-  readonly transport: GrpcTransport | GrpcH2Transport;
+  /** gRPC on our own HTTP/2 framer; the gateway calls the same method table in process. */
+  readonly transport: GrpcH2Transport;
   readonly #d: ServerDeps;
   readonly #pool: Piscina;
   readonly #headers: HeaderMaker;
@@ -74,7 +73,7 @@ export class EtcdServer {
       streamsPerConnMax: d.cfg.maxConcurrentStreams,
       onError: (err: Error) => d.log.debug('grpc session error', { error: err.message }),
     };
-    this.transport = process.env.ETCD_TS_TRANSPORT === 'node' ? new GrpcTransport(transportOpts) : new GrpcH2Transport(transportOpts);
+    this.transport = new GrpcH2Transport(transportOpts);
     d.compactor.on('message', (m: { done?: number }) => {
       if (typeof m.done === 'number') this.#onPhysicalCompactDone(m.done);
     });

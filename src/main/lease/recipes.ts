@@ -14,10 +14,10 @@ import { RequestKind } from '../../shared/entry';
 import { decodeRequest, Errors, EtcdError, GrpcCode, unmarshalError } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import { bigIntToLong, toBigInt, toNum } from '../../shared/long';
-import type { CallContext, ServerStream } from '../net/grpc';
+import type { CallContext, ServerStream } from '../net/rpc';
 import type { RaftNode } from '../node/node';
 import type { MvccStore } from '../../workers/mvcc/store';
-import { Registrar } from './lease_service';
+import type { Registrar } from '../net/rpc';
 import { prefixEnd } from '../../shared/key_range';
 import { Lessor } from './lessor';
 
