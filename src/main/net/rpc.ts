@@ -18,6 +18,9 @@ export interface CallContext {
   onCancel?: (fn: () => void) => void;
 }
 
+/** The context of an in-process call (HTTP/JSON, WebSocket, Lock and Election): no deadline, no gRPC metadata. */
+export const NO_CONTEXT: CallContext = { deadlineMs: 0, metadata: {} };
+
 export type UnaryHandler = (body: Uint8Array, ctx: CallContext) => Promise<Uint8Array> | Uint8Array;
 
 /**
@@ -188,3 +191,100 @@ export class GrpcMethods implements Registrar {
   }
 }
 
+type StreamCallbacks = ReturnType<StreamHandler>;
+
+/**
+ * A ServerStream whose handler runs in process (HTTP/JSON, WebSocket JSON and binary, and the watches
+ * of Lock and Election): the state the handler's side and the client's side share. Subclasses write the output: writeMessage (one
+ * response) and writeEnd (once, when the call ends with a status).
+ */
+export abstract class InProcessStream implements ServerStream {
+  /** Null until start(): a stream may be registered before its handler runs. */
+  #handlers: StreamCallbacks | null = null;
+  #ended = false;
+  #inputClosed = false;
+  #cancelFns: Array<() => void> = [];
+  #drainFns: Array<() => void> = [];
+
+  protected abstract writeMessage(msg: Uint8Array): boolean;
+  protected abstract writeEnd(code: number, message: string): void;
+
+  /** Runs the handler; it may throw (nothing was started then). */
+  start(h: StreamHandler): void {
+    this.#handlers = h(this, NO_CONTEXT);
+  }
+
+  // --- ServerStream (the handler's side) ---
+
+  send(msg: Uint8Array): boolean {
+    if (this.#ended) return false;
+    return this.writeMessage(msg);
+  }
+
+  end(code: GrpcCode, message?: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.writeEnd(code, message ?? '');
+    // As the gRPC transport does when a stream closes for any reason: the handler's cleanup runs (a
+    // Watch stream ended by the server frees its stream entry and its watchers in the worker).
+    this.#runCancelFns();
+  }
+
+  get closed(): boolean {
+    return this.#ended;
+  }
+
+  onCancel(fn: () => void): void {
+    this.#cancelFns.push(fn);
+  }
+
+  onDrain(fn: () => void): void {
+    this.#drainFns.push(fn);
+  }
+
+  // --- the client's side ---
+
+  /** One request message; a handler that throws ends the call with the error's status. */
+  deliver(bytes: Uint8Array): void {
+    if (this.#inputClosed || this.#ended || this.#handlers === null) return;
+    try {
+      this.#handlers.onMessage(bytes);
+    } catch (e) {
+      const st = errorStatus(e);
+      this.end(st.code, st.message);
+    }
+  }
+
+  /** The client finished sending (half-close). */
+  close(): void {
+    if (this.#inputClosed || this.#handlers === null) return;
+    this.#inputClosed = true;
+    try {
+      this.#handlers.onEnd();
+    } catch (e) {
+      const st = errorStatus(e);
+      this.end(st.code, st.message);
+    }
+  }
+
+  /** The sink can take more again. */
+  drained(): void {
+    for (const fn of this.#drainFns) fn();
+  }
+
+  /** The client went away: the call is over without an answer. */
+  cancel(): void {
+    this.#inputClosed = true;
+    this.#ended = true;
+    this.#runCancelFns();
+  }
+
+  /** Each cancel callback runs once, whichever way the call ended. */
+  #runCancelFns(): void {
+    const fns = this.#cancelFns;
+    this.#cancelFns = [];
+    for (const fn of fns) fn();
+  }
+}
+
+/** One streaming call of the JSON gateway: responses go to a StreamSink as JSON. */
