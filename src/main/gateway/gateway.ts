@@ -12,7 +12,7 @@
 //    response is one line {"result":...}; a stream that ends with an error writes one line
 //    {"error":{"grpc_code":..,"http_code":..,"message":..,"http_status":..}}.
 import { EtcdError, GrpcCode } from '../../shared/errors';
-import { errorStatus, failureStatus, InProcessStream, MethodKind, NO_CONTEXT, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/rpc';
+import { failureStatus, InProcessStream, MethodKind, NO_CONTEXT, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/rpc';
 import { JsonCodec, JsonInputError, MessageCodec, goJsonString } from './jsonpb';
 import { Route, routeMap } from './routes';
 import { scanFirstValue, parseFirstValue, quoteLongNumbers } from './json_scan';
