@@ -2,8 +2,8 @@
 // - the v3lock and v3election gRPC services driven by the same script on both servers (client-chosen
 //   lease IDs, so keys and revisions must match exactly): lock, a second lock waiting until unlock,
 //   re-locking with the same lease, an unknown lease, a waiting lock whose client gives up (its key
-//   is removed), campaign / leader / observe / proclaim / resign, a second campaigner taking over,
-//   and the recipes' own errors;
+//   is removed), an unlock without a key (the KV service's own check), campaign / leader / observe /
+//   proclaim / resign, a second campaigner taking over, and the recipes' own errors;
 // - etcdctl lock (mutual exclusion between concurrent holders) and etcdctl elect / elect -l, which use
 //   the client-side recipes over KV, leases and watch;
 // - that a waiting Lock and an Observe wait through the watch worker, as etcd's recipes watch through
@@ -59,6 +59,8 @@ async function script(endpoint: string): Promise<string[]> {
     await call('lock unknown lease', '/v3lockpb.Lock/Lock', lk('M', 999), lockShow);
     await call('unlock L/3ea', '/v3lockpb.Lock/Unlock', ul('L/3ea'), hdrShow);
     await call('unlock missing', '/v3lockpb.Lock/Unlock', ul('nothing'), hdrShow);
+    // The recipes' writes pass the KV service's request checks, as etcd's do through its client.
+    await call('unlock empty key', '/v3lockpb.Lock/Unlock', v3lockpb.UnlockRequest.encode({}).finish(), hdrShow);
 
     // Election.
     const E = '/v3electionpb.Election/';
@@ -119,6 +121,7 @@ describe('Lock and Election services: etcd-ts vs etcd 3.4', function () {
     assert.ok(a.some((l) => l === 'lock unknown lease: status 2 etcdserver: requested lease not found'), 'a recipe answers Unknown, as etcd');
     assert.ok(a.some((l) => l === 'leader (none): status 2 election: no leader'));
     assert.ok(a.some((l) => l === 'proclaim wrong rev: status 2 election: not leader'));
+    assert.ok(a.includes('unlock empty key: status 2 etcdserver: key is not provided'));
     assert.ok(a.some((l) => l === 'proclaim no leader field: status 2 "leader" field must be provided'));
     assert.deepEqual(a.filter((l) => l.startsWith('observed')).map((l) => l.split(' ')[1]), ['kv=E/3e9=v1', 'kv=E/3e9=v1b', 'kv=E/3ea=v2']);
   });
