@@ -1,14 +1,14 @@
-// Unary no-op gRPC calls per second through each transport: the node:http2-based GrpcTransport and
-// our GrpcH2Transport (src/main/net/h2/), in the same run, same process, same client. The client is
-// node:http2 with `connections` sessions and `inflight` concurrent streams on each, each stream one
-// POST with a 5-byte-framed 16-byte message; the handler returns its input. The server runs in a
-// worker thread so client and server each have a core (this machine has two). Prints one JSON
-// document. Run: npx tsc -p . && node dist/bench/h2.bench.js [seconds]
+// Unary no-op gRPC calls per second through our gRPC transport (GrpcH2Transport, src/main/net/h2/),
+// with two clients: node:http2 with `connections` sessions and `inflight` concurrent streams on each,
+// and a raw-frame client (the node:http2 client is slower than the server). Each stream is one POST
+// with a 5-byte-framed 16-byte message; the handler returns its input. The server runs in a worker
+// thread so client and server each have a core (this machine has two). Prints one JSON document.
+// (Until its removal, the node:http2-based transport ran here too: docs/BENCHMARKS.md has the
+// comparison.) Run: npx tsc -p . && node dist/bench/h2.bench.js [seconds]
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { GrpcTransport } from '../src/main/net/grpc';
+import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { GrpcH2Transport } from '../src/main/net/grpc_h2';
 import * as netMod from 'node:net';
 import { PREFACE } from '../src/main/net/h2/constants';
@@ -16,13 +16,12 @@ import { encodeFrame, FrameReader } from '../src/main/net/h2/frame';
 import { encodeHeaderBlock } from '../src/main/net/h2/hpack';
 import { listenMultiplexed } from '../src/main/net/listener';
 
-type Kind = 'node:http2 GrpcTransport' | 'h2 GrpcH2Transport';
+const KIND = 'h2 GrpcH2Transport';
 
-async function serverMain(kind: Kind): Promise<void> {
-  const opts = { recvMessageBytesMax: 2 * 1024 * 1024, streamsPerConnMax: 1000 };
-  const t = kind === 'h2 GrpcH2Transport' ? new GrpcH2Transport(opts) : new GrpcTransport(opts);
+async function serverMain(): Promise<void> {
+  const t = new GrpcH2Transport({ recvMessageBytesMax: 2 * 1024 * 1024, streamsPerConnMax: 1000 });
   t.addUnary('/bench.S/Noop', (b) => b);
-  const srv = await listenMultiplexed('127.0.0.1', 0, t.server as unknown as http2.Http2Server, http.createServer());
+  const srv = await listenMultiplexed('127.0.0.1', 0, t.server, http.createServer());
   parentPort?.postMessage((srv.address() as net.AddressInfo).port);
 }
 
@@ -57,7 +56,7 @@ function drive(session: http2.ClientHttp2Session, inflight: number, until: numbe
 }
 
 /** A bare HTTP/2 client over net: the node:http2 client tops out near 20k calls/s on this machine,
- *  below either server, so this one shows what the servers can do. It keeps `inflight` streams
+ *  below the server, so this one shows what the servers can do. It keeps `inflight` streams
  *  open, writes each new request as one pre-encoded HEADERS + DATA pair, counts END_STREAM trailers,
  *  ACKs SETTINGS and returns connection window credit for the DATA it receives. */
 function driveRaw(port: number, inflight: number, until: number): Promise<number> {
@@ -105,8 +104,8 @@ function driveRaw(port: number, inflight: number, until: number): Promise<number
   });
 }
 
-async function runRawCase(kind: Kind, seconds: number, connections: number, inflight: number): Promise<Record<string, unknown>> {
-  const worker = new Worker(__filename, { workerData: { kind } });
+async function runRawCase(seconds: number, connections: number, inflight: number): Promise<Record<string, unknown>> {
+  const worker = new Worker(__filename);
   const port = await new Promise<number>((r) => worker.once('message', r));
   await Promise.all(Array.from({ length: connections }, () => driveRaw(port, inflight, Date.now() + 500)));
   const t0 = process.hrtime.bigint();
@@ -114,11 +113,11 @@ async function runRawCase(kind: Kind, seconds: number, connections: number, infl
   const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
   await worker.terminate();
   const calls = counts.reduce((a, b) => a + b, 0);
-  return { transport: kind, client: 'raw frames', connections, inflightPerConnection: inflight, calls, seconds: +elapsed.toFixed(2), callsPerSec: Math.round(calls / elapsed) };
+  return { transport: KIND, client: 'raw frames', connections, inflightPerConnection: inflight, calls, seconds: +elapsed.toFixed(2), callsPerSec: Math.round(calls / elapsed) };
 }
 
-async function runCase(kind: Kind, seconds: number, connections: number, inflight: number): Promise<Record<string, unknown>> {
-  const worker = new Worker(__filename, { workerData: { kind } });
+async function runCase(seconds: number, connections: number, inflight: number): Promise<Record<string, unknown>> {
+  const worker = new Worker(__filename);
   const port = await new Promise<number>((r) => worker.once('message', r));
   const sessions = Array.from({ length: connections }, () => http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 1 << 20 } }));
   await Promise.all(sessions.map((s) => new Promise((r) => s.once('remoteSettings', r))));
@@ -129,7 +128,7 @@ async function runCase(kind: Kind, seconds: number, connections: number, infligh
   for (const s of sessions) s.close();
   await worker.terminate();
   const calls = counts.reduce((a, b) => a + b, 0);
-  return { transport: kind, client: 'node:http2', connections, inflightPerConnection: inflight, calls, seconds: +elapsed.toFixed(2), callsPerSec: Math.round(calls / elapsed) };
+  return { transport: KIND, client: 'node:http2', connections, inflightPerConnection: inflight, calls, seconds: +elapsed.toFixed(2), callsPerSec: Math.round(calls / elapsed) };
 }
 
 function progress(r: Record<string, unknown>): Record<string, unknown> {
@@ -140,18 +139,13 @@ function progress(r: Record<string, unknown>): Record<string, unknown> {
 async function main(): Promise<void> {
   const seconds = Number(process.argv[2] ?? 5);
   const results: Array<Record<string, unknown>> = [];
-  const kinds = ['node:http2 GrpcTransport', 'h2 GrpcH2Transport'] as const;
-  for (const [connections, inflight] of [[4, 64], [1, 1]] as const) {
-    for (const kind of kinds) results.push(progress(await runCase(kind, seconds, connections, inflight)));
-  }
-  for (const [connections, inflight] of [[4, 256], [1, 1]] as const) {
-    for (const kind of kinds) results.push(progress(await runRawCase(kind, seconds, connections, inflight)));
-  }
+  for (const [connections, inflight] of [[4, 64], [1, 1]] as const) results.push(progress(await runCase(seconds, connections, inflight)));
+  for (const [connections, inflight] of [[4, 256], [1, 1]] as const) results.push(progress(await runRawCase(seconds, connections, inflight)));
   process.stdout.write(JSON.stringify({ bench: 'h2 unary no-op', node: process.version, results }, null, 2) + '\n');
 }
 
 if (isMainThread) {
   main().catch((e) => { console.error(e); process.exit(1); });
 } else {
-  void serverMain((workerData as { kind: Kind }).kind);
+  void serverMain();
 }

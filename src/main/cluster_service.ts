@@ -8,7 +8,7 @@ import { ConfChange } from '../shared/confchange';
 import { decodeRequest, Errors } from '../shared/errors';
 import { computeMemberId } from '../shared/ids';
 import { toUint64, uint64ToLong } from '../shared/long';
-import type { GrpcMethods } from './net/grpc';
+import type { GrpcMethods } from './net/rpc';
 import type { RaftNode } from './node/node';
 import type { Member, Membership } from './membership';
 import type { MvccStore } from '../workers/mvcc/store';

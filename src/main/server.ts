@@ -1,11 +1,10 @@
 // The etcd v3 services on the main thread: decode, validate (as etcd's v3rpc layer does, before
 // anything is proposed), route writes through Raft and reads to LMDB, encode. Handlers only see
-// bytes in and bytes out; the transport is GrpcTransport (src/main/net/grpc.ts).
+// bytes in and bytes out (src/main/net/rpc.ts); the transport is GrpcH2Transport (net/grpc_h2.ts).
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Piscina from 'piscina';
 import { etcdserverpb } from '../shared/gen/etcd';
-import { GrpcTransport } from './net/grpc';
 import { GrpcH2Transport } from './net/grpc_h2';
 import { OnCancel, RaftNode } from './node/node';
 import { isTxnReadonly, MvccStore } from '../workers/mvcc/store';
@@ -13,17 +12,19 @@ import { RequestKind } from '../shared/entry';
 import { decodeRequest, Errors, EtcdError } from '../shared/errors';
 import { toNum, toUint64, uint64ToLong } from '../shared/long';
 import { limits } from '../shared/limits';
-import { readSwitches } from '../shared/switches';
 import { validateDeleteRange, validatePut, validateRange, validateTxn } from '../shared/validate';
 import { ETCD_SERVER_VERSION } from '../shared/version';
 import { HeaderMaker } from '../shared/header';
 import type { RangeTask, RangeTaskResult } from '../workers/range';
 import { Config } from './config';
-import type { StreamHandler } from './net/grpc';
+import type { CallContext, StreamHandler } from './net/rpc';
 import { Logger } from './log';
 import { Lessor } from './lease/lessor';
 import { registerLeaseService } from './lease/lease_service';
-import { LocalKv, registerElectionService, registerLockService } from './lease/recipes';
+import { RecipeClient } from './lease/recipes';
+import { registerLockService } from './lease/lock_service';
+import { registerElectionService } from './lease/election_service';
+import { LocalWatcher } from './watch/local_watch';
 import type { Membership } from './membership';
 
 export interface ServerDeps {
@@ -39,15 +40,31 @@ export interface ServerDeps {
   compactor: Worker;
   /** The Watch stream handler (src/main/watch/watch_service.ts); absent in servers built without one. */
   watch?: { handler: StreamHandler };
-  /** Lease bookkeeping (src/main/lease/); with it come the Lease, Lock and Election services. */
+  /** Lease bookkeeping (src/main/lease/); with it come the Lease service, and with watch too, Lock and Election. */
   lessor?: Lessor;
+}
+
+/** What a KV call carries besides its request: its cancel hook (and next, who is calling). */
+export type KvContext = Pick<CallContext, 'onCancel'>;
+
+/**
+ * The KV service as functions of protobuf request bytes to response bytes: the gRPC KV handlers are
+ * these functions, and in-process callers (Lock, Election) call them too, so every check on the way
+ * (etcd's request validation, the quota, and next, permissions) applies to both.
+ */
+export interface KvApi {
+  range(body: Uint8Array, ctx?: KvContext): Promise<Uint8Array>;
+  put(body: Uint8Array, ctx?: KvContext): Promise<Uint8Array>;
+  deleteRange(body: Uint8Array, ctx?: KvContext): Promise<Uint8Array>;
+  txn(body: Uint8Array, ctx?: KvContext): Promise<Uint8Array>;
 }
 
 const SERVICE = 'etcdserverpb';
 
 export class EtcdServer {
-  /** Our own HTTP/2 framer by default; ETCD_TS_TRANSPORT=node selects node:http2 (see grpc.ts). */
-  readonly transport: GrpcTransport | GrpcH2Transport;
+  /** gRPC on our own HTTP/2 framer; the gateway calls the same method table in process. */
+  readonly transport: GrpcH2Transport;
+  readonly kv: KvApi;
   readonly #d: ServerDeps;
   readonly #pool: Piscina;
   readonly #headers: HeaderMaker;
@@ -75,7 +92,13 @@ export class EtcdServer {
       streamsPerConnMax: d.cfg.maxConcurrentStreams,
       onError: (err: Error) => d.log.debug('grpc session error', { error: err.message }),
     };
-    this.transport = readSwitches(process.env).transport === 'node' ? new GrpcTransport(transportOpts) : new GrpcH2Transport(transportOpts);
+    this.transport = new GrpcH2Transport(transportOpts);
+    this.kv = {
+      range: (b) => this.#range(b),
+      put: (b, ctx) => this.#put(b, ctx?.onCancel),
+      deleteRange: (b, ctx) => this.#deleteRange(b, ctx?.onCancel),
+      txn: (b, ctx) => this.#txn(b, ctx?.onCancel),
+    };
     d.compactor.on('message', (m: { done?: number }) => {
       if (typeof m.done === 'number') this.#onPhysicalCompactDone(m.done);
     });
@@ -95,10 +118,10 @@ export class EtcdServer {
   #register(): void {
     const t = this.transport;
     const kv = `/${SERVICE}.KV/`;
-    t.addUnary(kv + 'Range', (b) => this.#range(b), 'read');
-    t.addUnary(kv + 'Put', (b, ctx) => this.#put(b, ctx.onCancel));
-    t.addUnary(kv + 'DeleteRange', (b, ctx) => this.#deleteRange(b, ctx.onCancel));
-    t.addUnary(kv + 'Txn', (b, ctx) => this.#txn(b, ctx.onCancel));
+    t.addUnary(kv + 'Range', (b, ctx) => this.kv.range(b, ctx), 'read');
+    t.addUnary(kv + 'Put', (b, ctx) => this.kv.put(b, ctx));
+    t.addUnary(kv + 'DeleteRange', (b, ctx) => this.kv.deleteRange(b, ctx));
+    t.addUnary(kv + 'Txn', (b, ctx) => this.kv.txn(b, ctx));
     t.addUnary(kv + 'Compact', (b, ctx) => this.#compact(b, ctx.onCancel));
     t.addUnary(`/${SERVICE}.Maintenance/Status`, () => this.#status(), 'read');
     t.addUnary(`/${SERVICE}.Maintenance/HashKV`, (b) => this.#hashKV(b), 'read');
@@ -117,13 +140,13 @@ export class EtcdServer {
     });
     if (this.#d.watch) t.addStream(`/${SERVICE}.Watch/Watch`, this.#d.watch.handler);
     const lessor = this.#d.lessor;
-    if (lessor) {
-      const header = (rev?: number): etcdserverpb.IResponseHeader => this.header(rev);
-      registerLeaseService(t, lessor, header);
-      const kv = new LocalKv(this.#d.node, this.#d.store, header);
-      registerLockService(t, kv, lessor);
-      registerElectionService(t, kv, lessor);
-    }
+    if (!lessor) return;
+    registerLeaseService(t, lessor, () => this.header());
+    // Lock and Election run etcd's client recipes over this server's own KV functions and Watch handler.
+    if (!this.#d.watch) return;
+    const client = new RecipeClient(this.kv, new LocalWatcher(this.#d.watch.handler), lessor);
+    registerLockService(t, client);
+    registerElectionService(t, client);
   }
 
   header(revision?: number): etcdserverpb.IResponseHeader {

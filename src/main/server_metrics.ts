@@ -4,7 +4,7 @@
 import { Counter, exponentialBuckets, Histogram, LabeledGauge, Registry, SharedHistogramMetric } from './metrics';
 import { SharedHistogram } from '../shared/shared_histogram';
 import { BACKEND_COMMIT_BOUNDS_S } from '../shared/apply_protocol';
-import { grpcTraffic } from './net/grpc';
+import { grpcTraffic } from './net/rpc';
 import { ETCD_SERVER_VERSION } from '../shared/version';
 
 /** Created before the WAL opens, so the WAL can report into it. */

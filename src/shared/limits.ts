@@ -97,6 +97,12 @@ export const limits = {
   watchResponseRingBytes: 32 * 1024 * 1024,
   /** Control messages queued on the main thread while the main->watch ring is full. */
   watchControlQueueMax: 100_000,
+  /** In-process watch streams open at once (src/main/watch/local_watch.ts: a waiting Lock or Campaign,
+   * an Election Observe); past it a new one is refused with "etcdserver: too many requests". */
+  watchLocalStreamsMax: 10_000,
+  /** An in-process watch whose stream broke (the watch worker failed) is opened again after this long,
+   * and again until the restarted worker takes it (as etcd's Go client resumes a broken watch). */
+  watchLocalResumeDelayMs: 100,
 
   // Leases (src/main/lease/).
   /** How often the leader looks for expired leases (etcd: 500 ms). */
@@ -112,8 +118,6 @@ export const limits = {
   leaseCheckpointEntriesPerPass: 10,
   /** Keep-alive requests queued on one LeaseKeepAlive stream before it is ended. */
   leaseKeepAliveQueueMax: 1000,
-  /** Lock and Election calls waiting for a key to go away (each checks on every applied batch). */
-  recipeWaitersMax: 10_000,
   /** etcd's concurrency.Session default TTL: a Lock request without a lease gets one this long. */
   recipeSessionTtlSeconds: 60,
 

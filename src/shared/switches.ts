@@ -10,7 +10,6 @@
 //                                 limits.watchBatchDelayPerResponseUs (test/integration/watch_batch.test.ts)
 //   ETCD_TS_APPLY_FAULT_KEY=K     the apply worker throws when it applies a Put of key K, before the
 //                                 batch commits (a dead worker; test/integration/crash_policy.test.ts)
-//   ETCD_TS_TRANSPORT=node        serve gRPC with node:http2 instead of our HTTP/2 framer
 import { limits } from './limits';
 
 export interface Switches {
@@ -18,7 +17,6 @@ export interface Switches {
   readonly watchFaultKey: Buffer | null;
   readonly applyFaultKey: Buffer | null;
   readonly watchBatchUsPerResponse: number;
-  readonly transport: 'h2' | 'node';
 }
 
 /** Reads the switches from an environment (process.env where they apply). Unset or invalid: off. */
@@ -28,6 +26,5 @@ export function readSwitches(env: NodeJS.ProcessEnv): Switches {
     watchFaultKey: env.ETCD_TS_WATCH_FAULT_KEY ? Buffer.from(env.ETCD_TS_WATCH_FAULT_KEY) : null,
     applyFaultKey: env.ETCD_TS_APPLY_FAULT_KEY ? Buffer.from(env.ETCD_TS_APPLY_FAULT_KEY) : null,
     watchBatchUsPerResponse: Number(env.ETCD_TS_WATCH_BATCH_US) || limits.watchBatchDelayPerResponseUs,
-    transport: env.ETCD_TS_TRANSPORT === 'node' ? 'node' : 'h2',
   });
 }

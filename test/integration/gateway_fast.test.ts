@@ -302,29 +302,3 @@ describe('HTTP/JSON fast port (uWebSockets.js), WebSocket API, /metrics, bad inp
   }
 });
 
-describe('HTTP/JSON gateway over the node:http2 gRPC transport (ETCD_TS_TRANSPORT=node)', function () {
-  this.timeout(60_000);
-  let srv: Server | undefined;
-  cleanupServersAfter(() => [srv]);
-
-  before(async function () {
-    srv = await startEtcdTs({ env: { ETCD_TS_TRANSPORT: 'node' } });
-  });
-
-  it('finds the same handlers: unary, watch stream, unimplemented methods', async function () {
-    const w = new LineStream(srv!.clientUrl + '/v3/watch', JSON.stringify({ create_request: { key: b64('n') } }));
-    try {
-      await w.waitLines(1);
-      const put = await post(srv!.clientUrl + '/v3/kv/put', JSON.stringify({ key: b64('n'), value: b64('v') }));
-      assert.equal(put.status, 200);
-      const lines = await w.waitLines(2);
-      assert.match(lines[1], /"events":\[\{"kv":\{"key":"bg=="/);
-    } finally {
-      w.close();
-    }
-    const r = await post(srv!.clientUrl + '/v3/kv/range', JSON.stringify({ key: b64('n') }));
-    assert.match(r.body, /"value":"dg=="/);
-    const lease = await post(srv!.clientUrl + '/v3/lease/leases', '{}');
-    assert.ok(lease.status === 200 || (lease.status === 501 && /"code":12/.test(lease.body)), lease.body);
-  });
-});

@@ -2,10 +2,13 @@
 // - the v3lock and v3election gRPC services driven by the same script on both servers (client-chosen
 //   lease IDs, so keys and revisions must match exactly): lock, a second lock waiting until unlock,
 //   re-locking with the same lease, an unknown lease, a waiting lock whose client gives up (its key
-//   is removed), campaign / leader / observe / proclaim / resign, a second campaigner taking over,
-//   and the recipes' own errors;
+//   is removed), an unlock without a key (the KV service's own check), campaign / leader / observe /
+//   proclaim / resign, a second campaigner taking over, and the recipes' own errors;
 // - etcdctl lock (mutual exclusion between concurrent holders) and etcdctl elect / elect -l, which use
-//   the client-side recipes over KV, leases and watch.
+//   the client-side recipes over KV, leases and watch;
+// - that a waiting Lock and an Observe wait through the watch worker, as etcd's recipes watch through
+//   their client: both carry on across a watch worker failure and restart (ETCD_TS_WATCH_FAULT_KEY), as a
+//   Go client's watch resumes after its stream breaks.
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -56,6 +59,8 @@ async function script(endpoint: string): Promise<string[]> {
     await call('lock unknown lease', '/v3lockpb.Lock/Lock', lk('M', 999), lockShow);
     await call('unlock L/3ea', '/v3lockpb.Lock/Unlock', ul('L/3ea'), hdrShow);
     await call('unlock missing', '/v3lockpb.Lock/Unlock', ul('nothing'), hdrShow);
+    // The recipes' writes pass the KV service's request checks, as etcd's do through its client.
+    await call('unlock empty key', '/v3lockpb.Lock/Unlock', v3lockpb.UnlockRequest.encode({}).finish(), hdrShow);
 
     // Election.
     const E = '/v3electionpb.Election/';
@@ -116,6 +121,7 @@ describe('Lock and Election services: etcd-ts vs etcd 3.4', function () {
     assert.ok(a.some((l) => l === 'lock unknown lease: status 2 etcdserver: requested lease not found'), 'a recipe answers Unknown, as etcd');
     assert.ok(a.some((l) => l === 'leader (none): status 2 election: no leader'));
     assert.ok(a.some((l) => l === 'proclaim wrong rev: status 2 election: not leader'));
+    assert.ok(a.includes('unlock empty key: status 2 etcdserver: key is not provided'));
     assert.ok(a.some((l) => l === 'proclaim no leader field: status 2 "leader" field must be provided'));
     assert.deepEqual(a.filter((l) => l.startsWith('observed')).map((l) => l.split(' ')[1]), ['kv=E/3e9=v1', 'kv=E/3e9=v1b', 'kv=E/3ea=v2']);
   });
@@ -182,6 +188,55 @@ describe('etcdctl lock and elect against etcd-ts', function () {
       assert.match(obsOut, /proposal-1[\s\S]*proposal-2/);
     } finally {
       for (const p of [first, observer, second]) p.kill('SIGKILL');
+    }
+  });
+});
+
+describe('Lock and Observe wait through the watch worker', function () {
+  this.timeout(120_000);
+  let s: Server | undefined;
+  cleanupServersAfter(() => [s]);
+  const FAULT_KEY = 'watch-worker-fault';
+
+  it('a waiting Lock and an Observe carry on across a watch worker restart', async () => {
+    s = await startEtcdTs({ env: { ETCD_TS_WATCH_FAULT_KEY: FAULT_KEY }, logLevel: 'error' });
+    const c = new RawGrpc(s.endpoint);
+    const obsConn = new RawGrpc(s.endpoint);
+    const E = '/v3electionpb.Election/';
+    try {
+      for (const ID of [2001, 2002]) await c.unary('/etcdserverpb.Lease/LeaseGrant', pb.LeaseGrantRequest.encode({ ID, TTL: 120 }).finish());
+      const held = await c.unary('/v3lockpb.Lock/Lock', v3lockpb.LockRequest.encode({ name: Buffer.from('R'), lease: 2001 }).finish());
+      assert.equal(held.status, 0, held.message);
+      const waiting = c.unary('/v3lockpb.Lock/Lock', v3lockpb.LockRequest.encode({ name: Buffer.from('R'), lease: 2002 }).finish());
+      const camp = await c.unary(E + 'Campaign', v3electionpb.CampaignRequest.encode({ name: Buffer.from('F'), lease: 2001, value: Buffer.from('a') }).finish());
+      assert.equal(camp.status, 0, camp.message);
+      const obs = obsConn.stream(E + 'Observe');
+      obs.send(v3electionpb.LeaderRequest.encode({ name: Buffer.from('F') }).finish());
+      obs.end();
+      await obs.until(() => obs.messages.length >= 1, 'first observation');
+
+      // A client watch on the fault key makes the worker throw; the server restarts it.
+      const crash = c.stream('/etcdserverpb.Watch/Watch');
+      crash.send(pb.WatchRequest.encode({ createRequest: { key: Buffer.from(FAULT_KEY) } }).finish());
+      await crash.until(() => crash.status !== undefined, 'the watch worker failure');
+      assert.equal(crash.status, 14);
+
+      // Both were waiting on watches the failure ended; they resume on the restarted worker.
+      const leader = v3electionpb.CampaignResponse.decode(camp.body as Buffer).leader;
+      const proclaimed = await c.unary(E + 'Proclaim', v3electionpb.ProclaimRequest.encode({ leader, value: Buffer.from('b') }).finish());
+      assert.equal(proclaimed.status, 0, proclaimed.message);
+      await obs.until(() => obs.messages.length >= 2, 'the value proclaimed after the restart');
+      assert.equal(str(v3electionpb.LeaderResponse.decode(obs.messages[1]).kv?.value), 'b');
+      assert.equal(obs.status, undefined, 'the Observe stream is still open');
+      const unlocked = await c.unary('/v3lockpb.Lock/Unlock', v3lockpb.UnlockRequest.encode({ key: v3lockpb.LockResponse.decode(held.body as Buffer).key }).finish());
+      assert.equal(unlocked.status, 0, unlocked.message);
+      const got = await waiting;
+      assert.equal(got.status, 0, got.message);
+      assert.equal(str(v3lockpb.LockResponse.decode(got.body as Buffer).key), 'R/7d2');
+      obs.cancel();
+    } finally {
+      obsConn.close();
+      c.close();
     }
   });
 });

@@ -11,7 +11,7 @@ import { encodeFrame, FrameReader } from '../../src/main/net/h2/frame';
 import { encodeHeaderBlock, HpackDecoder } from '../../src/main/net/h2/hpack';
 import { huffmanEncode, huffmanEncodedLength } from '../../src/main/net/h2/huffman';
 import { PREFACE } from '../../src/main/net/h2/constants';
-import { ServerStream } from '../../src/main/net/grpc';
+import type { ServerStream } from '../../src/main/net/rpc';
 
 const T = { DATA: 0, HEADERS: 1, PRIORITY: 2, RST: 3, SETTINGS: 4, PUSH: 5, PING: 6, GOAWAY: 7, WU: 8, CONT: 9 };
 const F = { END_STREAM: 1, ACK: 1, END_HEADERS: 4, PADDED: 8, PRIORITY: 0x20 };

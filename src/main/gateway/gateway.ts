@@ -12,12 +12,12 @@
 //    response is one line {"result":...}; a stream that ends with an error writes one line
 //    {"error":{"grpc_code":..,"http_code":..,"message":..,"http_status":..}}.
 import { EtcdError, GrpcCode } from '../../shared/errors';
-import { CallContext, errorStatus, failureStatus, MethodKind, ServerStream, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/grpc';
+import { failureStatus, InProcessStream, MethodKind, NO_CONTEXT, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/rpc';
 import { JsonCodec, JsonInputError, MessageCodec, goJsonString } from './jsonpb';
 import { Route, routeMap } from './routes';
 import { scanFirstValue, parseFirstValue, quoteLongNumbers } from './json_scan';
 
-/** What the gRPC transports expose to the gateway (both implement it). */
+/** What the gRPC transport's method table exposes to the gateway (GrpcMethods, rpc.ts). */
 export interface HandlerSource {
   unaryMethod(method: string): UnaryMethod | undefined;
   streamHandler(method: string): StreamHandler | undefined;
@@ -87,9 +87,6 @@ export interface StreamSink {
   /** The call ended: OK, or an error the sink reports its own way. Called once. */
   end(code: number, message: string): void;
 }
-
-/** The context of an in-process call (HTTP/JSON, WebSocket): no deadline, no gRPC metadata. */
-export const NO_CONTEXT: CallContext = { deadlineMs: 0, metadata: {} };
 
 /** A resolved route: the handler and both codecs, looked up once per request. */
 interface Bound {
@@ -227,109 +224,12 @@ export class Gateway {
   }
 }
 
-/** The error reply of a failed call; a write is never answered with a status clients retry (grpc.ts MethodKind). */
+/** The error reply of a failed call; a write is never answered with a status clients retry (rpc.ts MethodKind). */
 function failure(e: unknown, kind: MethodKind = 'read'): GatewayReply {
   const st = failureStatus(e, kind);
   return errorReply(st.code, st.message);
 }
 
-type StreamCallbacks = ReturnType<StreamHandler>;
-
-/**
- * A ServerStream whose handler runs in process (HTTP/JSON, WebSocket JSON and binary): the state the
- * handler's side and the client's side share. Subclasses write the output: writeMessage (one
- * response) and writeEnd (once, when the call ends with a status).
- */
-export abstract class InProcessStream implements ServerStream {
-  /** Null until start(): a stream may be registered before its handler runs. */
-  #handlers: StreamCallbacks | null = null;
-  #ended = false;
-  #inputClosed = false;
-  #cancelFns: Array<() => void> = [];
-  #drainFns: Array<() => void> = [];
-
-  protected abstract writeMessage(msg: Uint8Array): boolean;
-  protected abstract writeEnd(code: number, message: string): void;
-
-  /** Runs the handler; it may throw (nothing was started then). */
-  start(h: StreamHandler): void {
-    this.#handlers = h(this, NO_CONTEXT);
-  }
-
-  // --- ServerStream (the handler's side) ---
-
-  send(msg: Uint8Array): boolean {
-    if (this.#ended) return false;
-    return this.writeMessage(msg);
-  }
-
-  end(code: GrpcCode, message?: string): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    this.writeEnd(code, message ?? '');
-    // As both gRPC transports do when a stream closes for any reason: the handler's cleanup runs (a
-    // Watch stream ended by the server frees its stream entry and its watchers in the worker).
-    this.#runCancelFns();
-  }
-
-  get closed(): boolean {
-    return this.#ended;
-  }
-
-  onCancel(fn: () => void): void {
-    this.#cancelFns.push(fn);
-  }
-
-  onDrain(fn: () => void): void {
-    this.#drainFns.push(fn);
-  }
-
-  // --- the client's side ---
-
-  /** One request message; a handler that throws ends the call with the error's status. */
-  deliver(bytes: Uint8Array): void {
-    if (this.#inputClosed || this.#ended || this.#handlers === null) return;
-    try {
-      this.#handlers.onMessage(bytes);
-    } catch (e) {
-      const st = errorStatus(e);
-      this.end(st.code, st.message);
-    }
-  }
-
-  /** The client finished sending (half-close). */
-  close(): void {
-    if (this.#inputClosed || this.#handlers === null) return;
-    this.#inputClosed = true;
-    try {
-      this.#handlers.onEnd();
-    } catch (e) {
-      const st = errorStatus(e);
-      this.end(st.code, st.message);
-    }
-  }
-
-  /** The sink can take more again. */
-  drained(): void {
-    for (const fn of this.#drainFns) fn();
-  }
-
-  /** The client went away: the call is over without an answer. */
-  cancel(): void {
-    this.#inputClosed = true;
-    this.#ended = true;
-    this.#runCancelFns();
-  }
-
-  /** Each cancel callback runs once, whichever way the call ended. */
-  #runCancelFns(): void {
-    const fns = this.#cancelFns;
-    this.#cancelFns = [];
-    for (const fn of fns) fn();
-  }
-}
-
-/** One streaming call of the JSON gateway: responses go to a StreamSink as JSON. */
 export class GatewayStream extends InProcessStream {
   readonly #b: Bound;
   readonly #sink: StreamSink;

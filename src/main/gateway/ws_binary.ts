@@ -19,8 +19,8 @@
 //   op 1 ERROR    payload = u32 LE gRPC code, UTF-8 message (a unary call failed)
 //   op 2 END      stream `id` ended; payload empty (OK) or u32 LE code + UTF-8 message
 import { GrpcCode } from '../../shared/errors';
-import { errorStatus, failureStatus, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/grpc';
-import { HandlerSource, InProcessStream, NO_CONTEXT } from './gateway';
+import { errorStatus, failureStatus, InProcessStream, NO_CONTEXT, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/rpc';
+import { HandlerSource } from './gateway';
 
 export const enum BinOp { Call = 0, Send = 1, Close = 2, Cancel = 3 }
 export const enum BinReply { Result = 0, Error = 1, End = 2 }

@@ -4,13 +4,8 @@ import { etcdserverpb } from '../../shared/gen/etcd';
 import { decodeRequest, EtcdError, GrpcCode, unmarshalError } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import { bigIntToLong, toBigInt } from '../../shared/long';
-import type { MethodKind, StreamHandler, UnaryHandler } from '../net/grpc';
+import type { Registrar } from '../net/rpc';
 import { Lessor } from './lessor';
-
-export interface Registrar {
-  addUnary(path: string, h: UnaryHandler, kind?: MethodKind): void;
-  addStream(path: string, h: StreamHandler): void;
-}
 
 /** Response headers with the member's IDs, the current revision and term. */
 export type HeaderFn = () => etcdserverpb.IResponseHeader;

@@ -1,23 +1,46 @@
-// gRPC over our own HTTP/2 server (src/main/net/h2/), a drop-in for GrpcTransport (grpc.ts): the
-// same options, the same addUnary/addStream and handler types, the same status codes and messages
-// (unknown service/method, oversized and compressed messages, deadlines, unexpected EOF). Only
-// `server` differs: an H2Server that takes sockets through emit('connection', socket).
+// gRPC over our own HTTP/2 server (src/main/net/h2/): the one gRPC transport. It serves the method
+// table it extends (GrpcMethods, rpc.ts: handlers, kinds, the guard) and owns only what is gRPC on
+// HTTP/2: the request and response headers, message framing, grpc-status trailers, and when a call's
+// deadline fires. Its status codes and messages for bad calls (unknown service/method, oversized and
+// compressed messages, deadlines, unexpected EOF) are grpc-go's, pinned by h2_transport.test.ts.
+// `server` is an H2Server that takes sockets through emit('connection', socket) (listener.ts).
+//
+// Wire format of a gRPC message inside DATA frames (h2/grpc_message.ts):
+//   +--------+-----------------+------------------+
+//   | u8 cmp | u32 BE length n | n bytes protobuf |
+//   +--------+-----------------+------------------+
+// A unary call: request headers, one message, END_STREAM; response headers, one message,
+// trailers {grpc-status, grpc-message}. Errors are "trailers-only" responses.
 //
 // Per call there is one object (UnaryCall or BidiCall) that is the stream's listener; response
 // header blocks are encoded once at load (RESPONSE_HEADERS, OK_TRAILERS), so a successful unary
 // call writes HEADERS + DATA + HEADERS(trailers) from cached bytes plus the message.
-import type * as http2 from 'node:http2';
 import { EtcdError, GrpcCode } from '../../shared/errors';
 import {
-  CallContext, countSentFramed, deadlineOf, encodeGrpcMessage, errorStatus, failureStatus, GrpcMethods, grpcTraffic, GrpcTransportOptions, ServerStream,
-  StreamHandler, UnaryMethod,
-} from './grpc';
+  CallContext, countSentFramed, deadlineOf, errorStatus, failureStatus, GrpcMethods, grpcTraffic, ServerStream, StreamHandler, UnaryMethod,
+} from './rpc';
 import { h2Limits } from './h2/constants';
 import { GrpcMessageReader, MessageSink, writeGrpcMessage } from './h2/grpc_message';
 import { encodeHeaderBlock } from './h2/hpack';
 import { H2Server } from './h2/server';
 import type { RequestHeaders } from './h2/session';
 import type { H2Stream, StreamListener } from './h2/stream';
+
+export interface GrpcTransportOptions {
+  /** Largest accepted message, in bytes (etcd: --max-request-bytes + 512 KiB of gRPC overhead). */
+  recvMessageBytesMax: number;
+  streamsPerConnMax: number;
+  onError?: (err: Error) => void;
+}
+
+/** grpc-message is percent-encoded (grpc spec: PROTOCOL-HTTP2.md, "Status-Message"). */
+export function encodeGrpcMessage(s: string): string {
+  let out = '';
+  for (const b of Buffer.from(s, 'utf8')) {
+    out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : '%' + b.toString(16).toUpperCase().padStart(2, '0');
+  }
+  return out;
+}
 
 type Fields = Array<[string, string]>;
 const RESPONSE_FIELDS: Fields = [[':status', '200'], ['content-type', 'application/grpc']];
@@ -41,7 +64,7 @@ function sendMessage(stream: H2Stream, msg: Uint8Array): void {
   stream.end(OK_TRAILERS);
 }
 
-/** A trailers-only response (grpc spec: PROTOCOL-HTTP2.md), as grpc.ts's sendStatus. */
+/** A trailers-only response (grpc spec: PROTOCOL-HTTP2.md). */
 function sendStatus(stream: H2Stream, code: GrpcCode, message: string): void {
   if (stream.closed || stream.headersSent) return;
   stream.respond(encodeHeaderBlock([...RESPONSE_FIELDS, ...statusFields(code, message)]), true);
@@ -72,7 +95,7 @@ export class GrpcH2Transport extends GrpcMethods {
       stream.respond(UNSUPPORTED_MEDIA, true);
       return;
     }
-    const ctx: CallContext = { deadlineMs: deadlineOf(headers['grpc-timeout']), metadata: headers as http2.IncomingHttpHeaders };
+    const ctx: CallContext = { deadlineMs: deadlineOf(headers['grpc-timeout']), metadata: headers };
     const unary = this.unaryMethod(path);
     if (unary) {
       stream.listener = new UnaryCall(stream, unary, ctx, this.#opts.recvMessageBytesMax);
@@ -178,7 +201,7 @@ class UnaryCall implements StreamListener, MessageSink {
     sendStatus(this.#stream, st.code, st.message);
   }
 
-  /** The server's deadline: a read answers it; a write only stops waiting (grpc.ts MethodKind). */
+  /** The server's deadline: a read answers it; a write only stops waiting (rpc.ts MethodKind). */
   deadline(): void {
     this.#timer = null;
     if (this.#method.kind === 'read') {
@@ -198,7 +221,7 @@ class UnaryCall implements StreamListener, MessageSink {
 }
 
 /** One bidirectional call; it is also the ServerStream its handler sends through. onCancel
- *  functions run once when the stream closes for any reason, as in grpc.ts. */
+ *  functions run once when the stream closes for any reason. */
 class BidiCall implements StreamListener, MessageSink, ServerStream {
   readonly #stream: H2Stream;
   readonly #reader: GrpcMessageReader;
@@ -226,8 +249,9 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
     if (this.#ended || this.#stream.closed) return false;
     countSentFramed(framed.length, messages);
     // Pieces below copyPayloadBytesMax are copied into the session's (reused) output buffers; only what
-    // the flow-control windows hold back is copied apart. A fresh copy of the whole write (what node:http2
-    // does) cost a full mark-compact every ~80 ms under paced watch fan-out, whose writes pass 64 KiB.
+    // the flow-control windows hold back is copied apart. A fresh copy of the whole write (what the
+    // node:http2 transport, since removed, did) cost a full mark-compact every ~80 ms under paced watch
+    // fan-out, whose writes pass 64 KiB.
     this.#stream.writeCopied(framed, h2Limits.copyPayloadBytesMax - 1);
     return this.#queueOk();
   }

@@ -335,7 +335,7 @@ export class RaftNode {
    * is a leader (its propc is nil meanwhile), bounded by the request timeout and the client's cancel:
    * a proposal that never reached Raft can be refused with any status. Once handed to Raft (here, or
    * forwarded to the leader by Raft) its outcome is unknown until applied: the timeout answers etcd's
-   * "request timed out" (UNAVAILABLE), which clientv3 does not retry for a mutation (grpc.ts MethodKind).
+   * "request timed out" (UNAVAILABLE), which clientv3 does not retry for a mutation (rpc.ts MethodKind).
    */
   #proposeTracked(bodyBytes: number, submit: (requestId: number) => void, dropped: () => EtcdError, onCancel?: OnCancel): Promise<Uint8Array> {
     if (this.#stopped) return Promise.reject(Errors.stopped());

@@ -15,7 +15,7 @@ import {
   CONTROL_MSG_BYTES, createMsgBytes, CreateMsg, expandedBytes, expandItems, GRPC_PREFIX_BYTES, RESPONSE_HEADER_BYTES, readResponseStreamId, W_CANCEL, W_CLOSED, W_DRAINED, W_END, W_RESPONSE_PART,
   W_PROGRESS, WatchSignal, writeControlMsg, writeCreateMsg,
 } from '../../shared/watch_protocol';
-import type { ServerStream, StreamHandler } from '../net/grpc';
+import type { ServerStream, StreamHandler } from '../net/rpc';
 import { parseWatchRequest } from './watch_request';
 import type { Logger } from '../log';
 

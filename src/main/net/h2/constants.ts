@@ -67,7 +67,7 @@ export const h2Limits = {
   connRecvWindowBytes: 16 * 1024 * 1024,
   /** Our SETTINGS_MAX_FRAME_SIZE: the default; grpc clients send 16 KiB DATA frames anyway. */
   recvFrameBytesMax: DEFAULT_FRAME_BYTES,
-  /** Our SETTINGS_MAX_HEADER_LIST_SIZE (same as the node:http2 transport). */
+  /** Our SETTINGS_MAX_HEADER_LIST_SIZE (64 KiB, as the node:http2 transport this one replaced). */
   headerListBytesMax: 64 * 1024,
   /** A header block split over HEADERS+CONTINUATION may not exceed this many encoded bytes
    *  (stops a CONTINUATION flood from buffering without end). */

@@ -1,5 +1,5 @@
-// Reassembles length-prefixed gRPC messages from DATA payloads (same rules and error texts as the
-// node:http2 transport's MessageReader in grpc.ts):
+// Reassembles length-prefixed gRPC messages from DATA payloads (error texts as grpc-go's; the cases
+// are pinned in test/integration/h2_transport.test.ts):
 //   +--------+-----------------+------------------+
 //   | u8 cmp | u32 BE length n | n bytes protobuf |
 //   +--------+-----------------+------------------+
