@@ -18,11 +18,12 @@ import { EtcdServer } from './server';
 import { createHttp1Server } from './http1';
 import { listenMultiplexed } from './net/listener';
 import { startAutoCompaction } from './autocompact';
+import { syncVia } from './compactor';
 import { Ring } from '../shared/ring';
 import { WorkerInit } from '../shared/apply_protocol';
 import { computeClusterId, computeMemberId, idToHex } from '../shared/ids';
 import { limits } from '../shared/limits';
-import { MvccStore } from '../workers/mvcc/store';
+import { MvccStore } from '../shared/mvcc/store';
 import { EntryType, Message, MessageType } from './raft/types';
 import { encodeEntry, RequestKind } from '../shared/entry';
 import { Errors, EtcdError, GrpcCode } from '../shared/errors';
@@ -531,23 +532,6 @@ async function publish(node: RaftNode, store: MvccStore, cfg: Config, ident: Ide
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-}
-
-let syncSeq = 0;
-
-/** Asks the compaction worker (an event-loop thread with a writable handle) to flush the LMDB env. */
-function syncVia(worker: Worker): Promise<void> {
-  const id = ++syncSeq;
-  return new Promise((resolve, reject) => {
-    const onMessage = (m: { synced?: number; syncError?: string }): void => {
-      if (m.synced !== id) return;
-      worker.off('message', onMessage);
-      if (m.syncError) reject(new Error(m.syncError));
-      else resolve();
-    };
-    worker.on('message', onMessage);
-    worker.postMessage({ sync: id });
-  });
 }
 
 /** The address to bind for a listen URL: localhost binds 127.0.0.1, IPv6 brackets dropped. */

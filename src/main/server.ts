@@ -8,7 +8,7 @@ import { etcdserverpb } from '../shared/gen/etcd';
 import { GrpcTransport } from './net/grpc';
 import { GrpcH2Transport } from './net/grpc_h2';
 import { RaftNode } from './node/node';
-import { isTxnReadonly, MvccStore } from '../workers/mvcc/store';
+import { isTxnReadonly, MvccStore } from '../shared/mvcc/store';
 import { RequestKind } from '../shared/entry';
 import { decodeRequest, Errors, EtcdError } from '../shared/errors';
 import { toNum, toUint64, uint64ToLong } from '../shared/long';
@@ -16,7 +16,7 @@ import { limits } from '../shared/limits';
 import { validateDeleteRange, validatePut, validateRange, validateTxn } from '../shared/validate';
 import { ETCD_SERVER_VERSION } from '../shared/version';
 import { HeaderMaker } from '../shared/header';
-import type { RangeTask, RangeTaskResult } from '../workers/range';
+import type { RangeTask, RangeTaskResult } from '../shared/range_protocol';
 import { Config } from './config';
 import type { StreamHandler } from './net/grpc';
 import { Logger } from './log';
@@ -24,6 +24,7 @@ import { Lessor } from './lease/lessor';
 import { registerLeaseService } from './lease/lease_service';
 import { LocalKv, registerElectionService, registerLockService } from './lease/recipes';
 import type { Membership } from './membership';
+import { onCompacted, requestCompaction } from './compactor';
 
 export interface ServerDeps {
   cfg: Config;
@@ -75,11 +76,9 @@ export class EtcdServer {
       onError: (err: Error) => d.log.debug('grpc session error', { error: err.message }),
     };
     this.transport = process.env.ETCD_TS_TRANSPORT === 'node' ? new GrpcTransport(transportOpts) : new GrpcH2Transport(transportOpts);
-    d.compactor.on('message', (m: { done?: number }) => {
-      if (typeof m.done === 'number') this.#onPhysicalCompactDone(m.done);
-    });
+    onCompacted(d.compactor, (rev) => this.#onPhysicalCompactDone(rev));
     this.#register();
-    d.compactor.postMessage({ compact: true }); // finish any compaction a restart interrupted
+    requestCompaction(d.compactor); // finish any compaction a restart interrupted
   }
 
   async close(): Promise<void> {
@@ -192,7 +191,7 @@ export class EtcdServer {
   async #compact(body: Uint8Array): Promise<Uint8Array> {
     const req = decodeRequest(() => etcdserverpb.CompactionRequest.decode(body));
     const resp = await this.#d.node.propose(RequestKind.Compact, body);
-    this.#d.compactor.postMessage({ compact: true });
+    requestCompaction(this.#d.compactor);
     if (req.physical) await this.#waitPhysicalCompaction(toNum(req.revision));
     return resp;
   }

@@ -16,7 +16,7 @@ import { limits } from '../../shared/limits';
 import { bigIntToLong, toBigInt, toNum } from '../../shared/long';
 import type { CallContext, ServerStream } from '../net/grpc';
 import type { RaftNode } from '../node/node';
-import type { MvccStore } from '../../workers/mvcc/store';
+import type { MvccStore } from '../../shared/mvcc/store';
 import { Registrar } from './lease_service';
 import { prefixEnd } from '../../shared/key_range';
 import { Lessor } from './lessor';
