@@ -234,7 +234,7 @@ export async function startMember(cfg: Config, log: Logger): Promise<RunningMemb
         fs.rmSync(dir, { recursive: true, force: true });
       }
     },
-    onRequest: (from, kind, body) => {
+    onRequest: (_from, kind, body) => {
       if (kind === FORWARD_PROMOTE) return clusterRef === null ? Promise.reject(Errors.notCapable()) : clusterRef.promote(body);
       if (lessorRef === null) return Promise.reject(Errors.notCapable());
       return lessorRef.serveForwarded(kind, body);

@@ -72,7 +72,9 @@ export function doneMsg(compactedRevision: number): CompactFromWorker {
 }
 
 export function syncedMsg(id: number, error?: string): CompactFromWorker {
-  return error === undefined ? { v: COMPACT_PROTOCOL_VERSION, kind: 'synced', id } : { v: COMPACT_PROTOCOL_VERSION, kind: 'synced', id, error };
+  return error === undefined
+    ? { v: COMPACT_PROTOCOL_VERSION, kind: 'synced', id }
+    : { v: COMPACT_PROTOCOL_VERSION, kind: 'synced', id, error };
 }
 
 function header(m: unknown, dir: string): Record<string, unknown> {
@@ -90,9 +92,13 @@ function isId(x: unknown): boolean {
 export function assertCompactToWorker(m: unknown): asserts m is CompactToWorker {
   const r = header(m, 'to worker');
   switch (r.kind) {
-    case 'compact': return;
-    case 'sync': assert(isId(r.id), `compaction protocol: sync id ${String(r.id)}`); return;
-    default: assert(false, `compaction protocol (to worker): unknown kind ${String(r.kind)}`);
+    case 'compact':
+      return;
+    case 'sync':
+      assert(isId(r.id), `compaction protocol: sync id ${String(r.id)}`);
+      return;
+    default:
+      assert(false, `compaction protocol (to worker): unknown kind ${String(r.kind)}`);
   }
 }
 
@@ -100,16 +106,20 @@ export function assertCompactToWorker(m: unknown): asserts m is CompactToWorker 
 export function assertCompactFromWorker(m: unknown): asserts m is CompactFromWorker {
   const r = header(m, 'from worker');
   switch (r.kind) {
-    case 'ready': return;
+    case 'ready':
+      return;
     case 'done':
-      assert(typeof r.compactedRevision === 'number' && Number.isSafeInteger(r.compactedRevision) && r.compactedRevision >= -1,
-        `compaction protocol: done revision ${String(r.compactedRevision)}`);
+      assert(
+        typeof r.compactedRevision === 'number' && Number.isSafeInteger(r.compactedRevision) && r.compactedRevision >= -1,
+        `compaction protocol: done revision ${String(r.compactedRevision)}`,
+      );
       return;
     case 'synced':
       assert(isId(r.id), `compaction protocol: synced id ${String(r.id)}`);
       assert(r.error === undefined || typeof r.error === 'string', 'compaction protocol: synced error is not a string');
       return;
-    default: assert(false, `compaction protocol (from worker): unknown kind ${String(r.kind)}`);
+    default:
+      assert(false, `compaction protocol (from worker): unknown kind ${String(r.kind)}`);
   }
 }
 
@@ -118,6 +128,8 @@ export function assertCompactWorkerInit(d: unknown): asserts d is CompactWorkerI
   assert(typeof d === 'object' && d !== null, 'compaction worker: no workerData');
   const r = d as Record<string, unknown>;
   assert(typeof r.lmdbDir === 'string' && r.lmdbDir !== '', 'compaction worker: lmdbDir');
-  assert(typeof r.batchRevisions === 'number' && Number.isSafeInteger(r.batchRevisions) && r.batchRevisions > 0,
-    `compaction worker: batchRevisions ${String(r.batchRevisions)}`);
+  assert(
+    typeof r.batchRevisions === 'number' && Number.isSafeInteger(r.batchRevisions) && r.batchRevisions > 0,
+    `compaction worker: batchRevisions ${String(r.batchRevisions)}`,
+  );
 }

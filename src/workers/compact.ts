@@ -6,7 +6,15 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { MvccWriter } from './mvcc/writer';
 import { assertNever } from '../shared/errors';
-import { assertCompactToWorker, assertCompactWorkerInit, CompactFromWorker, CompactWorkerInit, doneMsg, readyMsg, syncedMsg } from '../shared/compact_protocol';
+import {
+  assertCompactToWorker,
+  assertCompactWorkerInit,
+  CompactFromWorker,
+  CompactWorkerInit,
+  doneMsg,
+  readyMsg,
+  syncedMsg,
+} from '../shared/compact_protocol';
 
 const data: unknown = workerData;
 assertCompactWorkerInit(data);
@@ -39,7 +47,10 @@ parentPort?.on('message', (m: unknown) => {
       // mdb_env_sync is environment-wide: it flushes every transaction committed so far, including
       // the apply worker's, so the applied index read before this call is durable after it.
       const id = m.id;
-      store.sync().then(() => reply(syncedMsg(id)), (e: Error) => reply(syncedMsg(id, e.message)));
+      store.sync().then(
+        () => reply(syncedMsg(id)),
+        (e: Error) => reply(syncedMsg(id, e.message)),
+      );
       return;
     }
     case 'compact':
