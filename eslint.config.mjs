@@ -5,6 +5,7 @@
 // The boundaries are checked on the import specifier. Every import inside src/ is relative, and no
 // folder inside src/main or src/shared is called "workers" (nor one inside src/shared or src/workers
 // "main"), so a specifier that names such a segment is exactly an import of that folder.
+import { defineConfig } from 'eslint/config';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
@@ -64,10 +65,10 @@ const raftRules = [
 
 const boundary = (files, patterns) => ({ files, rules: { 'no-restricted-imports': ['error', { patterns }] } });
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ['dist/**', 'node_modules/**', 'src/shared/gen/**', 'results/**', '.tmp/**', 'bench/go/**', 'flamegraphs/**'] },
   js.configs.recommended,
-  ...tseslint.configs.recommended,
+  tseslint.configs.recommended,
   {
     languageOptions: { globals: { ...globals.node } },
     linterOptions: { reportUnusedDisableDirectives: 'error' },
