@@ -2,7 +2,7 @@
 // and puts applied in batches of 1 and 256 entries (one LMDB write transaction per batch, noSync).
 // Run: npx tsc -p . && node dist/bench/mvcc.bench.js      Prints one JSON object.
 import { Driver, b } from '../src/workers/mvcc/testing';
-import { WriteRequest } from '../src/workers/mvcc/store';
+import { WriteRequest } from '../src/workers/mvcc/writer';
 
 function rate(n: number, f: (i: number) => void): number {
   const t0 = process.hrtime.bigint();

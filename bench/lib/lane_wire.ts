@@ -45,10 +45,10 @@ export function writeBase64(src: Buffer, dst: Buffer, off: number): void {
   const rest = src.length - i;
   if (rest === 1) {
     const n = src[i] << 16;
-    dst[o++] = b64chars[n >>> 18]; dst[o++] = b64chars[(n >>> 12) & 63]; dst[o++] = 61; dst[o++] = 61;
+    dst[o++] = b64chars[n >>> 18]; dst[o++] = b64chars[(n >>> 12) & 63]; dst[o++] = 61; dst[o] = 61;
   } else if (rest === 2) {
     const n = (src[i] << 16) | (src[i + 1] << 8);
-    dst[o++] = b64chars[n >>> 18]; dst[o++] = b64chars[(n >>> 12) & 63]; dst[o++] = b64chars[(n >>> 6) & 63]; dst[o++] = 61;
+    dst[o++] = b64chars[n >>> 18]; dst[o++] = b64chars[(n >>> 12) & 63]; dst[o++] = b64chars[(n >>> 6) & 63]; dst[o] = 61;
   }
 }
 
@@ -99,7 +99,7 @@ function builder(l: KeyLayout): JsonBuilder {
 
 const serializable = (o: RequestOptions): string => (o.consistency === 's' ? ',"serializable":true' : '');
 
-export function putJson(o: RequestOptions, l: KeyLayout, value: Buffer): JsonBody {
+export function putJson(_o: RequestOptions, l: KeyLayout, value: Buffer): JsonBody {
   const b = builder(l).lit('{"key":').key(0).lit(`,"value":"${value.toString('base64')}"}`);
   return { route: '/v3/kv/put', text: b.text, slots: b.slots };
 }
@@ -120,14 +120,14 @@ export function txnPutJson(o: RequestOptions, l: KeyLayout, value: Buffer): Json
 }
 
 /** Txn: if version(key) > 0 then put(key) else range(key), as txnCompareTemplate. */
-export function txnCompareJson(o: RequestOptions, l: KeyLayout, value: Buffer): JsonBody {
+export function txnCompareJson(_o: RequestOptions, l: KeyLayout, value: Buffer): JsonBody {
   const b = builder(l).lit('{"compare":[{"key":').key(0).lit(',"target":"VERSION","result":"GREATER","version":"0"}],')
     .lit('"success":[{"request_put":{"key":').key(0).lit(`,"value":"${value.toString('base64')}"}}],`)
     .lit('"failure":[{"request_range":{"key":').key(0).lit('}}]}');
   return { route: '/v3/kv/txn', text: b.text, slots: b.slots };
 }
 
-export function deleteJson(o: RequestOptions, l: KeyLayout): JsonBody {
+export function deleteJson(_o: RequestOptions, l: KeyLayout): JsonBody {
   const b = builder(l).lit('{"key":').key(0).lit('}');
   return { route: '/v3/kv/deleterange', text: b.text, slots: b.slots };
 }

@@ -150,7 +150,7 @@ export function makeValue(valueSize: number, seed: number): Buffer {
   return v;
 }
 
-export function putTemplate(o: RequestOptions, l: KeyLayout, value: Buffer): Template {
+export function putTemplate(_o: RequestOptions, l: KeyLayout, value: Buffer): Template {
   return template(paths.put, etcdserverpb.PutRequest.encode({ key: placeholder(l, 0), value }).finish(), l, 1);
 }
 
@@ -166,7 +166,7 @@ export function txnPutTemplate(o: RequestOptions, l: KeyLayout, value: Buffer): 
 }
 
 /** Txn: if version(key) > 0 (the key exists) then put(key) else range(key). */
-export function txnCompareTemplate(o: RequestOptions, l: KeyLayout, value: Buffer): Template {
+export function txnCompareTemplate(_o: RequestOptions, l: KeyLayout, value: Buffer): Template {
   const key = placeholder(l, 0);
   const msg = etcdserverpb.TxnRequest.encode({
     compare: [{ key, target: etcdserverpb.Compare.CompareTarget.VERSION, result: etcdserverpb.Compare.CompareResult.GREATER, version: 0 }],
@@ -176,7 +176,7 @@ export function txnCompareTemplate(o: RequestOptions, l: KeyLayout, value: Buffe
   return template(paths.txn, msg, l, 1);
 }
 
-export function deleteTemplate(o: RequestOptions, l: KeyLayout): Template {
+export function deleteTemplate(_o: RequestOptions, l: KeyLayout): Template {
   return template(paths.deleteRange, etcdserverpb.DeleteRangeRequest.encode({ key: placeholder(l, 0) }).finish(), l, 1);
 }
 

@@ -11,7 +11,7 @@ import { toUint64, uint64ToLong } from '../shared/long';
 import type { GrpcMethods } from './net/rpc';
 import type { RaftNode } from './node/node';
 import type { Member, Membership } from './membership';
-import type { MvccStore } from '../workers/mvcc/store';
+import type { MvccStore } from '../shared/mvcc/store';
 
 /** etcd's HealthInterval: a peer counts as connected once its connection has been up this long. */
 const HEALTH_INTERVAL_MS = 5000;

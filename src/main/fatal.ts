@@ -10,7 +10,7 @@ export const FATAL_EXIT_CODE = 2;
 
 /** Logs `msg` with the error at level fatal and exits the process now. Never returns. */
 export function fatal(log: Logger, msg: string, err: unknown): never {
-  const error = err instanceof Error ? err.stack ?? err.message : String(err);
+  const error = err instanceof Error ? (err.stack ?? err.message) : String(err);
   log.fatal(msg, { error });
   process.exit(FATAL_EXIT_CODE);
 }

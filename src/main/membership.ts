@@ -2,7 +2,7 @@
 // which IDs were removed. It changes only when a committed ConfChange entry is handed to apply
 // (RaftNode calls decide() in log order), so every member decides the same way at the same index:
 // etcd's ValidateConfigurationChange, then the change. The decision travels to the apply worker, which
-// stores the resulting state with the entry's applied index (src/workers/mvcc/cluster.ts), and to Raft
+// stores the resulting state with the entry's applied index (src/shared/mvcc/cluster.ts), and to Raft
 // (applyConfChange) and the peer transport.
 import { ConfChange, MemberRecord, MembershipOp, MembershipState } from '../shared/confchange';
 import { Errors, EtcdError } from '../shared/errors';

@@ -7,7 +7,7 @@ import Piscina from 'piscina';
 import { etcdserverpb } from '../shared/gen/etcd';
 import { GrpcH2Transport } from './net/grpc_h2';
 import { OnCancel, RaftNode } from './node/node';
-import { isTxnReadonly, MvccStore } from '../workers/mvcc/store';
+import { isTxnReadonly, MvccStore } from '../shared/mvcc/store';
 import { RequestKind } from '../shared/entry';
 import { decodeRequest, Errors, EtcdError } from '../shared/errors';
 import { toNum, toUint64, uint64ToLong } from '../shared/long';
@@ -15,7 +15,7 @@ import { limits } from '../shared/limits';
 import { validateDeleteRange, validatePut, validateRange, validateTxn } from '../shared/validate';
 import { ETCD_SERVER_VERSION } from '../shared/version';
 import { HeaderMaker } from '../shared/header';
-import type { RangeTask, RangeTaskResult } from '../workers/range';
+import type { RangeTask, RangeTaskResult } from '../shared/range_protocol';
 import { Config } from './config';
 import type { CallContext, StreamHandler } from './net/rpc';
 import { Logger } from './log';
@@ -26,6 +26,7 @@ import { registerLockService } from './lease/lock_service';
 import { registerElectionService } from './lease/election_service';
 import { LocalWatcher } from './watch/local_watch';
 import type { Membership } from './membership';
+import { onCompacted, requestCompaction } from './compactor';
 
 export interface ServerDeps {
   cfg: Config;
@@ -99,11 +100,9 @@ export class EtcdServer {
       deleteRange: (b, ctx) => this.#deleteRange(b, ctx?.onCancel),
       txn: (b, ctx) => this.#txn(b, ctx?.onCancel),
     };
-    d.compactor.on('message', (m: { done?: number }) => {
-      if (typeof m.done === 'number') this.#onPhysicalCompactDone(m.done);
-    });
+    onCompacted(d.compactor, (rev) => this.#onPhysicalCompactDone(rev));
     this.#register();
-    d.compactor.postMessage({ compact: true }); // finish any compaction a restart interrupted
+    requestCompaction(d.compactor); // finish any compaction a restart interrupted
   }
 
   async close(): Promise<void> {
@@ -217,7 +216,7 @@ export class EtcdServer {
   async #compact(body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
     const req = decodeRequest(() => etcdserverpb.CompactionRequest.decode(body));
     const resp = await this.#d.node.propose(RequestKind.Compact, body, onCancel);
-    this.#d.compactor.postMessage({ compact: true });
+    requestCompaction(this.#d.compactor);
     if (req.physical) await this.#waitPhysicalCompaction(toNum(req.revision));
     return resp;
   }

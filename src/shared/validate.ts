@@ -4,7 +4,7 @@
 import { etcdserverpb } from './gen/etcd';
 import { EtcdError, Errors, GrpcCode } from './errors';
 import { Int64 } from './long';
-import { isStorableKey } from '../workers/mvcc/keys';
+import { isStorableKey } from './mvcc/keys';
 
 type Bytes = Uint8Array | null | undefined;
 
@@ -22,7 +22,7 @@ function isZero(v: Int64): boolean {
 
 /**
  * LMDB keys are at most 1978 bytes; a stored user key also carries its escaping (0x00 -> 0x00 0xFF) and a
- * 14-byte revision suffix (workers/mvcc/keys.ts). etcd has no such limit; a larger key is refused as
+ * 14-byte revision suffix (shared/mvcc/keys.ts). etcd has no such limit; a larger key is refused as
  * "request is too large".
  */
 function checkKeyStorable(key: Bytes): void {

@@ -10,8 +10,8 @@ import {
   APPLIED_MSG_BYTES, BACKEND_COMMIT_BOUNDS_S, INSTALL_MSG_HEADER, LEASE_MSG_BYTES, LeaseMsg, LeaseOp, MSG_INSTALL, readEntryMsg, RESULT_ERR,
   RESULT_MSG_HEADER, RESULT_OK, writeAppliedMsg, writeLeaseMsg, writeResultHeader, WorkerInit,
 } from '../shared/apply_protocol';
-import { MvccStore, WriteRequest, WriteResult } from './mvcc/store';
-import { EntryType } from '../main/raft/types';
+import { MvccWriter, WriteRequest, WriteResult } from './mvcc/writer';
+import { EntryType } from '../shared/entry_type';
 import { toBigInt, toNum } from '../shared/long';
 import { HeaderMaker } from '../shared/header';
 import { SharedHistogram } from '../shared/shared_histogram';
@@ -19,7 +19,7 @@ import type { MembershipOp } from '../shared/confchange';
 import { readSwitches } from '../shared/switches';
 
 const init = workerData as WorkerInit;
-const store = MvccStore.open(init.lmdbDir);
+const store = MvccWriter.open(init.lmdbDir);
 const inRing = new Ring(init.toApply as SharedArrayBuffer);
 const outRing = new Ring(init.fromApply as SharedArrayBuffer);
 const headers = new HeaderMaker(init.clusterId, init.memberId);

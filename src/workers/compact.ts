@@ -1,16 +1,31 @@
 // Compaction worker: physically removes revisions below the compact revision in bounded write
 // transactions (limits.compactionBatchRevisions each), yielding between batches so the apply
-// worker's write transactions interleave and writes are never stalled for long.
-// Protocol (parentPort, rare messages): in {compact: true}; out {done: compactRevision}.
-// Also in {sync: id} -> out {synced: id}: flushes the LMDB env for a state-machine snapshot.
+// worker's write transactions interleave and writes are never stalled for long. It also flushes
+// the LMDB environment for a state-machine snapshot. Protocol (typed messages, asserted on
+// receipt): src/shared/compact_protocol.ts.
 import { parentPort, workerData } from 'node:worker_threads';
-import { MvccStore } from './mvcc/store';
-import { WorkerInit } from '../shared/apply_protocol';
+import { MvccWriter } from './mvcc/writer';
+import { assertNever } from '../shared/errors';
+import {
+  assertCompactToWorker,
+  assertCompactWorkerInit,
+  CompactFromWorker,
+  CompactWorkerInit,
+  doneMsg,
+  readyMsg,
+  syncedMsg,
+} from '../shared/compact_protocol';
 
-const init = workerData as WorkerInit & { batchRevisions: number };
-const store = MvccStore.open(init.lmdbDir);
+const data: unknown = workerData;
+assertCompactWorkerInit(data);
+const init: CompactWorkerInit = data;
+const store = MvccWriter.open(init.lmdbDir);
 let running = false;
 let again = false;
+
+function reply(m: CompactFromWorker): void {
+  parentPort?.postMessage(m);
+}
 
 function step(): void {
   const done = store.compactStep(init.batchRevisions);
@@ -18,28 +33,37 @@ function step(): void {
     setImmediate(step);
     return;
   }
-  parentPort?.postMessage({ done: store.compactedRevision });
+  reply(doneMsg(store.compactedRevision));
   if (again) {
     again = false;
     setImmediate(step);
   } else running = false;
 }
 
-parentPort?.on('message', (m: { compact?: boolean; sync?: number }) => {
-  if (m.sync !== undefined) {
-    // mdb_env_sync is environment-wide: it flushes every transaction committed so far, including
-    // the apply worker's, so the applied index read before this call is durable after it.
-    store.sync().then(() => parentPort?.postMessage({ synced: m.sync }),
-      (e: Error) => parentPort?.postMessage({ synced: m.sync, syncError: e.message }));
-    return;
+parentPort?.on('message', (m: unknown) => {
+  assertCompactToWorker(m);
+  switch (m.kind) {
+    case 'sync': {
+      // mdb_env_sync is environment-wide: it flushes every transaction committed so far, including
+      // the apply worker's, so the applied index read before this call is durable after it.
+      const id = m.id;
+      store.sync().then(
+        () => reply(syncedMsg(id)),
+        (e: Error) => reply(syncedMsg(id, e.message)),
+      );
+      return;
+    }
+    case 'compact':
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      setImmediate(step);
+      return;
+    default:
+      assertNever(m);
   }
-  if (!m.compact) return;
-  if (running) {
-    again = true;
-    return;
-  }
-  running = true;
-  setImmediate(step);
 });
 
-parentPort?.postMessage({ ready: true });
+reply(readyMsg());

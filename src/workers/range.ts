@@ -1,22 +1,12 @@
 // Range pool task (piscina): a serializable range over an LMDB read transaction, for scans too
-// large to run inline on the main thread. Returns the encoded RangeResponse with its header.
+// large to run inline on the main thread. Returns the encoded RangeResponse with its header
+// (task and result types: src/shared/range_protocol.ts).
 // The store is opened once per worker thread; LMDB shares one environment across threads.
 import { etcdserverpb } from '../shared/gen/etcd';
-import { MvccStore } from './mvcc/store';
+import { MvccStore } from '../shared/mvcc/store';
 import { EtcdError } from '../shared/errors';
 import { HeaderMaker } from '../shared/header';
-
-export interface RangeTask {
-  /** 'range' (default): request is a RangeRequest. 'hashKV': request is a HashKVRequest. */
-  kind?: 'range' | 'hashKV';
-  lmdbDir: string;
-  clusterId: string;
-  memberId: string;
-  raftTerm: number;
-  request: Uint8Array;
-}
-
-export type RangeTaskResult = { ok: Uint8Array } | { err: { code: number; message: string } };
+import type { RangeTask, RangeTaskResult } from '../shared/range_protocol';
 
 // Per worker thread, made on the first task: the member's store and IDs never change.
 let store: MvccStore | null = null;

@@ -12,7 +12,7 @@ import {
   W_END, W_RESPONSE, W_RESPONSE_PART, WatchSignal, WatchWorkerInit, writeGrpcPrefix, writeResponseHeader, writeU32LE,
 } from '../shared/watch_protocol';
 import { readSwitches } from '../shared/switches';
-import { MvccStore } from './mvcc/store';
+import { MvccStore } from '../shared/mvcc/store';
 import { CreateRequest, ResponseSink, WatchCore } from './watch/watch_core';
 import type { WatcherOptions } from './watch/watcher';
 import { KEY_INF } from './watch/interval_index';

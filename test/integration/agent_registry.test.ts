@@ -44,12 +44,12 @@ describe('agent registry: 1,000 agents, half stop renewing', function () {
 
     const abandoned = new Set<string>();
     const live = new Set<string>();
-    regs.forEach((r, i) => (i % 2 === 0 ? abandoned : live).add(agentKey(caps[i % caps.length], `a${i}`)));
+    regs.forEach((_r, i) => (i % 2 === 0 ? abandoned : live).add(agentKey(caps[i % caps.length], `a${i}`)));
     const t0 = Date.now();
     regs.forEach((r, i) => { if (i % 2 === 0) r.abandon(); });
 
     const deadline = t0 + (TTL + 2) * 1000;
-    let listed: string[] = [];
+    let listed: string[];
     for (;;) {
       listed = (await discover(observer)).map((a) => agentKey(a.capability, a.id));
       if (listed.length === live.size && downs.length >= abandoned.size) break;

@@ -25,15 +25,25 @@ describe('crash policy: a dead apply worker ends the member with a fatal line an
     assert.notEqual(put.code, 0, 'the put that killed the apply worker is not acknowledged');
     const code = await Promise.race([s.exited(), sleep(30_000).then(() => 'still running')]);
     assert.equal(code, 2, `exit status (stderr: ${s.stderr().slice(-2000)})`);
-    const fatalLines = s.stderr().split('\n').filter((l) => l.includes('"level":"fatal"'));
+    const fatalLines = s
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes('"level":"fatal"'));
     assert.equal(fatalLines.length, 1, s.stderr().slice(-2000));
     assert.match(fatalLines[0], /"msg":"apply worker failed".*injected fault/);
 
     restarted = await startEtcdTs({
-      dataDir: s.dataDir, clientPort: Number(s.endpoint.split(':')[1]), peerPort: Number(new URL(s.peerUrl).port), logLevel: 'warn',
+      dataDir: s.dataDir,
+      clientPort: Number(s.endpoint.split(':')[1]),
+      peerPort: Number(new URL(s.peerUrl).port),
+      logLevel: 'warn',
     });
     assert.equal((await etcdctl(restarted.endpoint, ['get', 'before', '--print-value-only'])).stdout, '1\n');
-    assert.equal((await etcdctl(restarted.endpoint, ['get', 'boom', '--print-value-only'])).stdout, 'x\n', 'the committed put is applied on replay');
+    assert.equal(
+      (await etcdctl(restarted.endpoint, ['get', 'boom', '--print-value-only'])).stdout,
+      'x\n',
+      'the committed put is applied on replay',
+    );
     assert.equal((await etcdctl(restarted.endpoint, ['put', 'after', '2'])).code, 0);
   });
 });

@@ -44,10 +44,10 @@ const lincheckBin = path.resolve(__dirname, '..', '..', '..', 'bench', 'go', 'bi
 const CLIENTS = 8;
 const KEYS = 4;
 const TIMEOUT_MS = 1500;
-const LEAD_MS = 1500;    // healed load before the first cut
-const CUT_MS = 3000;     // each member's time cut off
-const HEALED_MS = 2000;  // healed load after each heal
-const ROUNDS = 2;        // each member cut off once per round
+const LEAD_MS = 1500; // healed load before the first cut
+const CUT_MS = 3000; // each member's time cut off
+const HEALED_MS = 2000; // healed load after each heal
+const ROUNDS = 2; // each member cut off once per round
 const WORKLOAD_MS = LEAD_MS + ROUNDS * 3 * (CUT_MS + HEALED_MS);
 const SEED = Number(process.env.DOUBLE_WRITE_SEED ?? 1);
 
@@ -58,7 +58,9 @@ function sleep(ms: number): Promise<void> {
 /** After LEAD_MS, ROUNDS times: cuts off each member in turn (CUT_MS), heals (HEALED_MS); logs what it did when. */
 async function partitionSchedule(part: Partition, members: number, log: string[]): Promise<void> {
   const t0 = Date.now();
-  const at = (what: string): void => { log.push(`${String(Date.now() - t0).padStart(6)} ms  ${what}`); };
+  const at = (what: string): void => {
+    log.push(`${String(Date.now() - t0).padStart(6)} ms  ${what}`);
+  };
   try {
     await sleep(LEAD_MS);
     for (let n = 0; n < ROUNDS * members; n++) {
@@ -87,9 +89,15 @@ function runLincheck(args: string[], stderrPath: string, onStart: () => void): P
       errOut.write(d);
       if (started) return;
       pending += d.toString();
-      if (pending.includes('#phase start\n')) { started = true; onStart(); }
+      if (pending.includes('#phase start\n')) {
+        started = true;
+        onStart();
+      }
     });
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       errOut.end();
@@ -137,19 +145,26 @@ async function putEvents(members: Server[], prefix: string): Promise<PutEvent[]>
     const events: PutEvent[] = [];
     const seen = new Set<string>();
     let read = 0;
-    await w.until(() => {
-      for (; read < w.messages.length; read++) {
-        const resp = etcdserverpb.WatchResponse.decode(w.messages[read]);
-        assert.ok(!resp.canceled, `watch canceled: ${resp.cancelReason}`);
-        for (const ev of resp.events ?? []) {
-          if ((ev.type ?? 0) !== mvccpb.Event.EventType.PUT) continue;
-          const k = Buffer.from(ev.kv!.key!).toString();
-          if (endKeys.includes(k)) { seen.add(k); continue; }
-          events.push({ key: k, value: Buffer.from(ev.kv!.value ?? []).toString(), modRevision: Number(String(ev.kv!.modRevision)) });
+    await w.until(
+      () => {
+        for (; read < w.messages.length; read++) {
+          const resp = etcdserverpb.WatchResponse.decode(w.messages[read]);
+          assert.ok(!resp.canceled, `watch canceled: ${resp.cancelReason}`);
+          for (const ev of resp.events ?? []) {
+            if ((ev.type ?? 0) !== mvccpb.Event.EventType.PUT) continue;
+            const k = Buffer.from(ev.kv!.key!).toString();
+            if (endKeys.includes(k)) {
+              seen.add(k);
+              continue;
+            }
+            events.push({ key: k, value: Buffer.from(ev.kv!.value ?? []).toString(), modRevision: Number(String(ev.kv!.modRevision)) });
+          }
         }
-      }
-      return seen.size === endKeys.length;
-    }, 'the watch from revision 1 to reach every member\'s end marker', 60_000);
+        return seen.size === endKeys.length;
+      },
+      "the watch from revision 1 to reach every member's end marker",
+      60_000,
+    );
     w.cancel();
     return events;
   } finally {
@@ -187,10 +202,22 @@ describe('issue 13: no write applied twice when a member is cut off from its pee
     const names = ['m1', 'm2', 'm3'];
     const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[3 + i]}`).join(',');
     const gidBase = 50_000 + (process.pid % 10_000) * 3; // a group of its own per member, for iptables' owner match
-    members.push(...await Promise.all(names.map((name, i) => startKind(targetKind(), {
-      name, clientPort: ports[i], peerPort: ports[3 + i], initialCluster, token: 'double-write', readyTimeoutMs: 60_000, gid: gidBase + i,
-    }))));
-    part = new Partition(members.map((m, i) => ({ gid: gidBase + i, peerPort: ports[3 + i] })));
+    members.push(
+      ...(await Promise.all(
+        names.map((name, i) =>
+          startKind(targetKind(), {
+            name,
+            clientPort: ports[i],
+            peerPort: ports[3 + i],
+            initialCluster,
+            token: 'double-write',
+            readyTimeoutMs: 60_000,
+            gid: gidBase + i,
+          }),
+        ),
+      )),
+    );
+    part = new Partition(members.map((_m, i) => ({ gid: gidBase + i, peerPort: ports[3 + i] })));
   });
 
   afterEach(function () {
@@ -203,7 +230,9 @@ describe('issue 13: no write applied twice when a member is cut off from its pee
     await Promise.all(members.map((m) => m.stop('SIGTERM')));
     if (failed && dir !== '') {
       for (const [i, m] of members.entries()) fs.writeFileSync(path.join(dir, `m${i + 1}.stderr`), m.stderr());
-      console.log(`      kept for the failure: ${dir} (histories, lincheck stderr, schedules, members' stderr); data dirs: ${members.map((m) => m.dataDir).join(' ')}`);
+      console.log(
+        `      kept for the failure: ${dir} (histories, lincheck stderr, schedules, members' stderr); data dirs: ${members.map((m) => m.dataDir).join(' ')}`,
+      );
       return;
     }
     for (const m of members) removeDataDir(m);
@@ -222,9 +251,30 @@ describe('issue 13: no write applied twice when a member is cut off from its pee
     const schedule: string[] = [];
     let scheduled: Promise<void> = Promise.resolve();
     try {
-      await runLincheck(['--endpoints', members.map((m) => m.endpoint).join(','), '--clients', String(CLIENTS), '--keys', String(KEYS),
-        '--prefix', prefix, '--seconds', String(WORKLOAD_MS / 1000), '--timeout', `${TIMEOUT_MS}ms`, '--seed', String(SEED), '--out', out],
-      stderrPath, () => { scheduled = partitionSchedule(part!, members.length, schedule); });
+      await runLincheck(
+        [
+          '--endpoints',
+          members.map((m) => m.endpoint).join(','),
+          '--clients',
+          String(CLIENTS),
+          '--keys',
+          String(KEYS),
+          '--prefix',
+          prefix,
+          '--seconds',
+          String(WORKLOAD_MS / 1000),
+          '--timeout',
+          `${TIMEOUT_MS}ms`,
+          '--seed',
+          String(SEED),
+          '--out',
+          out,
+        ],
+        stderrPath,
+        () => {
+          scheduled = partitionSchedule(part!, members.length, schedule);
+        },
+      );
     } finally {
       await scheduled; // never leave a cut running into the next test
     }
@@ -232,25 +282,38 @@ describe('issue 13: no write applied twice when a member is cut off from its pee
     const ops = (JSON.parse(fs.readFileSync(out, 'utf8')) as { ops: HistoryOp[] }).ops;
     const events = await putEvents(members, prefix);
     // clientv3 logs every failed attempt (a retry follows unless the context is done or the error is not retried).
-    const failedAttempts = fs.readFileSync(stderrPath, 'utf8').split('\n').filter((l) => l.includes('retrying of unary invoker failed'));
+    const failedAttempts = fs
+      .readFileSync(stderrPath, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('retrying of unary invoker failed'));
     const deadlineAttempts = failedAttempts.filter((l) => l.includes('DeadlineExceeded')).length;
     report('go', dir, ops, events, checkHistory(ops, events), [
       `clientv3 logged ${failedAttempts.length} failed attempts, ${deadlineAttempts} with DeadlineExceeded; lincheck stderr: ${stderrPath}`,
-      `partition schedule (ms after lincheck's first operation):`, ...schedule.map((l) => `  ${l}`),
+      `partition schedule (ms after lincheck's first operation):`,
+      ...schedule.map((l) => `  ${l}`),
     ]);
   });
 
-  it('etcd3 npm client (8 clients, all hosts, default retries but none past the op\'s absolute 1.5 s deadline): each value at most once, no acknowledged write lost', async function () {
+  it("etcd3 npm client (8 clients, all hosts, default retries but none past the op's absolute 1.5 s deadline): each value at most once, no acknowledged write lost", async function () {
     const prefix = '/lin/etcd3/';
     const schedule: string[] = [];
     const [ops] = await Promise.all([
-      runEtcd3Workload({ hosts: members.map((m) => m.clientUrl), clients: CLIENTS, keys: KEYS, prefix, seconds: WORKLOAD_MS / 1000, timeoutMs: TIMEOUT_MS, seed: SEED }),
+      runEtcd3Workload({
+        hosts: members.map((m) => m.clientUrl),
+        clients: CLIENTS,
+        keys: KEYS,
+        prefix,
+        seconds: WORKLOAD_MS / 1000,
+        timeoutMs: TIMEOUT_MS,
+        seed: SEED,
+      }),
       partitionSchedule(part!, members.length, schedule),
     ]);
     fs.writeFileSync(path.join(dir, 'etcd3-schedule.txt'), schedule.join('\n') + '\n');
     const events = await putEvents(members, prefix);
     report('etcd3', dir, ops, events, checkHistory(ops, events), [
-      `partition schedule (ms after the first operation):`, ...schedule.map((l) => `  ${l}`),
+      `partition schedule (ms after the first operation):`,
+      ...schedule.map((l) => `  ${l}`),
     ]);
   });
 });

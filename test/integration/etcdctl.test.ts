@@ -11,11 +11,11 @@
 //
 //   npx tsc -p . && npx mocha dist/test/integration/etcdctl.test.js
 import * as assert from 'node:assert/strict';
-import { etcdctl, EtcdctlResult } from '../support/etcdctl';
+import { etcdctl, EtcdctlJson, EtcdctlResult } from '../support/etcdctl';
 import { cleanupServersAfter, Server, startEtcd, startKind, targetKind } from '../support/procs';
 
 /** JSON.parse that keeps uint64 IDs exact: ID, cluster_id, member_id and leader become strings. */
-function parseBigJson(s: string): any {
+function parseBigJson(s: string): EtcdctlJson {
   return JSON.parse(s.replace(/"(ID|cluster_id|member_id|leader)":(\d+)/g, '"$1":"$2"'));
 }
 
@@ -156,10 +156,10 @@ describe('etcdctl session', function () {
     it('member list -w json', async () => {
       const [js, jr] = await Promise.all([t!, ref!].map(async (s) =>
         parseBigJson(ok(await etcdctl(s.endpoint, ['member', 'list', '-w', 'json']), 'member list'))));
-      const norm = (j: any) => ({
+      const norm = (j: EtcdctlJson) => ({
         keys: Object.keys(j),
         header: Object.keys(j.header),
-        members: j.members.map((m: any) => ({
+        members: j.members.map((m: EtcdctlJson) => ({
           ...m, ID: typeof m.ID, peerURLs: m.peerURLs.map(port), clientURLs: m.clientURLs.map(port),
         })),
       });
@@ -181,7 +181,7 @@ describe('member and cluster IDs are derived like etcd\'s', function () {
   it('same name, token and ports => same member_id and cluster_id', async () => {
     const ids = async (s: Server) => {
       const j = parseBigJson(ok(await etcdctl(s.endpoint, ['member', 'list', '-w', 'json']), 'member list'));
-      return { cluster: j.header.cluster_id, member: j.header.member_id, listed: j.members.map((m: any) => m.ID) };
+      return { cluster: j.header.cluster_id, member: j.header.member_id, listed: j.members.map((m: EtcdctlJson) => m.ID) };
     };
     e = await startEtcd();
     const want = await ids(e);
@@ -202,10 +202,10 @@ describe('member and cluster IDs are derived like etcd\'s', function () {
  * - dbSize, dbSizeInUse: bytes of bbolt vs LMDB files; > 0 and inUse <= size.
  * - version: the server's own version string; clients gate features on it, so major must be 3.
  */
-function compareStatus(js: any, jr: any, t: Server, ref: Server): void {
+function compareStatus(js: EtcdctlJson, jr: EtcdctlJson, t: Server, ref: Server): void {
   const msg = `target: ${JSON.stringify(js)}\netcd: ${JSON.stringify(jr)}`;
   assert.equal(js.length, 1, msg);
-  const shape = (x: any) => ({ top: Object.keys(x[0]).sort(), status: Object.keys(x[0].Status).sort(),
+  const shape = (x: EtcdctlJson) => ({ top: Object.keys(x[0]).sort(), status: Object.keys(x[0].Status).sort(),
     header: Object.keys(x[0].Status.header).sort() });
   assert.deepEqual(shape(js), shape(jr), msg);
   assert.equal(js[0].Endpoint, t.endpoint);

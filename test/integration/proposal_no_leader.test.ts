@@ -44,9 +44,20 @@ describe('a write on a member with no leader waits for one (etcd 3.4), and is ne
     const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
     const names = ['m1', 'm2', 'm3'];
     const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[3 + i]}`).join(',');
-    members.push(...await Promise.all(names.map((name, i) => startEtcdTs({
-      name, clientPort: ports[i], peerPort: ports[3 + i], initialCluster, token: 'no-leader-test', readyTimeoutMs: 60_000,
-    }))));
+    members.push(
+      ...(await Promise.all(
+        names.map((name, i) =>
+          startEtcdTs({
+            name,
+            clientPort: ports[i],
+            peerPort: ports[3 + i],
+            initialCluster,
+            token: 'no-leader-test',
+            readyTimeoutMs: 60_000,
+          }),
+        ),
+      )),
+    );
   });
 
   it('times out with "request timed out" and is dropped; without a deadline it is applied once a leader is back', async () => {
@@ -68,7 +79,10 @@ describe('a write on a member with no leader waits for one (etcd 3.4), and is ne
       await m2.restart();
       const r = await waiting;
       assert.equal(r.status, 0, `the waiting put: ${r.status} ${r.message}`);
-      const got = await c.unary('/etcdserverpb.KV/Range', pb.RangeRequest.encode({ key: Buffer.from('/nl/'), rangeEnd: Buffer.from('/nl0') }).finish());
+      const got = await c.unary(
+        '/etcdserverpb.KV/Range',
+        pb.RangeRequest.encode({ key: Buffer.from('/nl/'), rangeEnd: Buffer.from('/nl0') }).finish(),
+      );
       assert.equal(got.status, 0, got.message);
       const keys = pb.RangeResponse.decode(got.body as Buffer).kvs.map((kv) => Buffer.from(kv.key ?? []).toString());
       assert.deepEqual(keys, ['/nl/waits'], 'the put that timed out before reaching Raft was never applied');

@@ -19,7 +19,9 @@ function runFailing(args: string[], timeoutMs = 20_000): Promise<{ code: number 
     const child = spawn(process.execPath, [etcdTsCli, '--log-level', 'warn', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (s: string) => { stderr += s; });
+    child.stderr.on('data', (s: string) => {
+      stderr += s;
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('exit', (code) => {
       clearTimeout(timer);
@@ -29,19 +31,31 @@ function runFailing(args: string[], timeoutMs = 20_000): Promise<{ code: number 
 }
 
 async function portsArgs(dataDir: string, clientPort?: number, peerPort?: number): Promise<string[]> {
-  const c = clientPort ?? await freePort();
-  const p = peerPort ?? await freePort();
+  const c = clientPort ?? (await freePort());
+  const p = peerPort ?? (await freePort());
   return [
-    '--data-dir', dataDir, '--listen-client-urls', `http://127.0.0.1:${c}`, '--advertise-client-urls', `http://127.0.0.1:${c}`,
-    '--listen-peer-urls', `http://127.0.0.1:${p}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${p}`,
-    '--initial-cluster', `default=http://127.0.0.1:${p}`,
+    '--data-dir',
+    dataDir,
+    '--listen-client-urls',
+    `http://127.0.0.1:${c}`,
+    '--advertise-client-urls',
+    `http://127.0.0.1:${c}`,
+    '--listen-peer-urls',
+    `http://127.0.0.1:${p}`,
+    '--initial-advertise-peer-urls',
+    `http://127.0.0.1:${p}`,
+    '--initial-cluster',
+    `default=http://127.0.0.1:${p}`,
   ];
 }
 
 /** The failure is one fatal JSON line with the given text and no stack. */
 function assertOneLine(r: { code: number | null; stderr: string }, re: RegExp): void {
   assert.ok(r.code !== 0 && r.code !== null, `exit code ${r.code}; stderr: ${r.stderr}`);
-  const lines = r.stderr.trim().split('\n').filter((l) => l.includes('"level":"fatal"'));
+  const lines = r.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.includes('"level":"fatal"'));
   assert.equal(lines.length, 1, r.stderr);
   const rec = JSON.parse(lines[0]) as { error: string };
   assert.match(rec.error, re);
@@ -55,7 +69,7 @@ describe('start-up errors are one line; the data-dir lock is held by the kernel'
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'etcd-ts-startup-'));
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  it('a second process on a running member\'s data dir fails; a restart right after kill -9 works', async () => {
+  it("a second process on a running member's data dir fails; a restart right after kill -9 works", async () => {
     const dataDir = path.join(tmp, 'locked');
     const a = await startEtcdTs({ dataDir });
     servers.push(a);
@@ -83,7 +97,10 @@ describe('start-up errors are one line; the data-dir lock is held by the kernel'
     const taken = (blocker.address() as net.AddressInfo).port;
     try {
       assertOneLine(await runFailing(await portsArgs(path.join(tmp, 'c'), taken)), new RegExp(`EADDRINUSE.*127\\.0\\.0\\.1:${taken}`));
-      assertOneLine(await runFailing(await portsArgs(path.join(tmp, 'p'), undefined, taken)), new RegExp(`cannot listen for peers on 127\\.0\\.0\\.1:${taken}.*EADDRINUSE`));
+      assertOneLine(
+        await runFailing(await portsArgs(path.join(tmp, 'p'), undefined, taken)),
+        new RegExp(`cannot listen for peers on 127\\.0\\.0\\.1:${taken}.*EADDRINUSE`),
+      );
     } finally {
       blocker.close();
     }

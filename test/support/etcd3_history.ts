@@ -22,12 +22,12 @@ import { Etcd3, isRecoverableError } from 'etcd3';
 import { HistoryOp } from './history_check';
 
 export interface Etcd3WorkloadOptions {
-  hosts: string[];     // "http://127.0.0.1:PORT"
+  hosts: string[]; // "http://127.0.0.1:PORT"
   clients: number;
   keys: number;
   prefix: string;
   seconds: number;
-  timeoutMs: number;   // per operation
+  timeoutMs: number; // per operation
   seed: number;
 }
 
@@ -58,12 +58,17 @@ type Known = { value: string } | { absent: true };
 /** One client and what its retry policy needs to know of the operation in flight. */
 class Client {
   readonly etcd: Etcd3;
-  deadlineMs = 0;           // the current operation's deadline (Date.now() clock)
-  retried: string[] = [];   // errors of the current operation's attempts that were retried
+  deadlineMs = 0; // the current operation's deadline (Date.now() clock)
+  retried: string[] = []; // errors of the current operation's attempts that were retried
 
   constructor(hosts: string[]) {
-    const global = retry(handleWhen((e) => isRecoverableError(e) && !this.#past(e)), { maxAttempts: 3 });
-    global.onRetry((r) => { if ('error' in r) this.retried.push(errText(r.error)); });
+    const global = retry(
+      handleWhen((e) => isRecoverableError(e) && !this.#past(e)),
+      { maxAttempts: 3 },
+    );
+    global.onRetry((r) => {
+      if ('error' in r) this.retried.push(errText(r.error));
+    });
     this.etcd = new Etcd3({ hosts, dialTimeout: 5000, faultHandling: { global } });
   }
 
@@ -109,10 +114,12 @@ async function runClient(id: number, c: Client, o: Etcd3WorkloadOptions, base: n
       } else {
         const k = last.get(key)!;
         const cmp = 'absent' in k ? client.if(key, 'Create', '==', 0) : client.if(key, 'Value', '==', k.value);
-        if ('absent' in k) op.expectAbsent = true; else op.expect = k.value;
+        if ('absent' in k) op.expectAbsent = true;
+        else op.expect = k.value;
         const r = await cmp.then(client.put(key).value(op.value!)).options(callOptions).commit();
         Object.assign(op, { result: r.succeeded ? 'ok' : 'fail', rev: Number(r.header.revision) });
-        if (r.succeeded) last.set(key, { value: op.value! }); else last.delete(key);
+        if (r.succeeded) last.set(key, { value: op.value! });
+        else last.delete(key);
       }
     } catch (e) {
       op.result = 'unknown';

@@ -43,12 +43,16 @@ export function etcdctl(endpoint: string, args: string[], opts: EtcdctlOptions =
   });
 }
 
+/** etcdctl's JSON output, which tests inspect field by field as etcd prints it (no declared shape). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the one deliberate escape hatch for etcdctl's output
+export type EtcdctlJson = any;
+
 /**
  * Runs etcdctl with `-w json` appended and parses stdout. Throws with stderr when etcdctl fails.
  * Note: uint64 fields (cluster_id, member_id, ID) above 2^53 lose precision in JSON.parse; compare
  * those as text (see `etcdctl`) when exact values matter.
  */
-export async function etcdctlJson<T = any>(endpoint: string, args: string[], opts: EtcdctlOptions = {}): Promise<T> {
+export async function etcdctlJson<T = EtcdctlJson>(endpoint: string, args: string[], opts: EtcdctlOptions = {}): Promise<T> {
   const r = await etcdctl(endpoint, [...args, '-w', 'json'], opts);
   if (r.code !== 0) {
     throw new Error(`etcdctl ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);

@@ -53,8 +53,12 @@ export interface CheckResult {
 const examplesMax = 15;
 
 function opText(o: HistoryOp): string {
-  const what = o.kind === 'cas' ? `cas ${o.key} ${o.expectAbsent ? '(absent)' : JSON.stringify(o.expect)} -> ${o.value}` :
-    o.kind === 'put' ? `put ${o.key} ${o.value}` : `get ${o.key}`;
+  const what =
+    o.kind === 'cas'
+      ? `cas ${o.key} ${o.expectAbsent ? '(absent)' : JSON.stringify(o.expect)} -> ${o.value}`
+      : o.kind === 'put'
+        ? `put ${o.key} ${o.value}`
+        : `get ${o.key}`;
   const t = `t=${o.invokeMs.toFixed(1)}..${o.completeMs.toFixed(1)} ms`;
   const retried = o.retried ? `; retried after: ${o.retried.join(' | ')}` : '';
   return `client ${o.client} ${what}: ${o.result}${o.rev ? ` rev ${o.rev}` : ''} (${t})${o.err ? ` err: ${o.err}` : ''}${retried}`;
@@ -64,7 +68,10 @@ function opText(o: HistoryOp): string {
 function summarize(ops: HistoryOp[], events: PutEvent[]): string {
   const c = new Map<string, number>();
   for (const o of ops) c.set(`${o.kind} ${o.result}`, (c.get(`${o.kind} ${o.result}`) ?? 0) + 1);
-  return `${ops.length} ops (${[...c].sort().map(([k, n]) => `${k} ${n}`).join(', ')}), ${events.length} PUT events`;
+  return `${ops.length} ops (${[...c]
+    .sort()
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ')}), ${events.length} PUT events`;
 }
 
 /** Checks ops against events (every PUT under the prefix; other keys must be filtered out by the caller). */
@@ -72,12 +79,17 @@ export function checkHistory(ops: HistoryOp[], events: PutEvent[]): CheckResult 
   const problems: string[] = [];
   const note = (kind: string, n: number, lines: string[]): void => {
     if (n === 0) return;
-    problems.push(`${n} ${kind}:`, ...lines.slice(0, examplesMax).map((l) => `  ${l}`), ...(n > examplesMax ? [`  ... ${n - examplesMax} more`] : []));
+    problems.push(
+      `${n} ${kind}:`,
+      ...lines.slice(0, examplesMax).map((l) => `  ${l}`),
+      ...(n > examplesMax ? [`  ... ${n - examplesMax} more`] : []),
+    );
   };
   const eventsOf = new Map<string, PutEvent[]>();
   for (const e of events) {
     const l = eventsOf.get(e.value);
-    if (l) l.push(e); else eventsOf.set(e.value, [e]);
+    if (l) l.push(e);
+    else eventsOf.set(e.value, [e]);
   }
   const writers = new Map<string, HistoryOp>();
   for (const o of ops) if (o.kind !== 'get' && o.value !== undefined) writers.set(o.value, o);
@@ -87,7 +99,9 @@ export function checkHistory(ops: HistoryOp[], events: PutEvent[]): CheckResult 
   for (const [v, es] of eventsOf) {
     if (es.length < 2) continue;
     const w = writers.get(v);
-    dup.push(`value ${v} put ${es.length} times, at revisions ${es.map((e) => e.modRevision).join(', ')} of ${es[0].key}; written by: ${w ? opText(w) : 'no operation'}`);
+    dup.push(
+      `value ${v} put ${es.length} times, at revisions ${es.map((e) => e.modRevision).join(', ')} of ${es[0].key}; written by: ${w ? opText(w) : 'no operation'}`,
+    );
   }
   note('values applied more than once', dup.length, dup);
 
@@ -108,7 +122,8 @@ export function checkHistory(ops: HistoryOp[], events: PutEvent[]): CheckResult 
   for (const [v, es] of eventsOf) {
     const w = writers.get(v);
     if (!w) phantom.push(`value ${v} at ${es[0].key}@${es[0].modRevision}: no operation wrote it`);
-    else if (w.result === 'fail') phantom.push(`value ${v} at ${es[0].key}@${es[0].modRevision}: its cas answered succeeded=false: ${opText(w)}`);
+    else if (w.result === 'fail')
+      phantom.push(`value ${v} at ${es[0].key}@${es[0].modRevision}: its cas answered succeeded=false: ${opText(w)}`);
   }
   note('values in the store that were never (successfully) written', phantom.length, phantom);
 
@@ -117,15 +132,20 @@ export function checkHistory(ops: HistoryOp[], events: PutEvent[]): CheckResult 
   note('stale reads (older than an acknowledged write that completed before the read began)', stale.length, stale);
 
   return {
-    problems, duplicates: dup.length, lost: lost.length, phantoms: phantom.length, badReads: bad.length,
-    staleReads: stale.length, summary: summarize(ops, events),
+    problems,
+    duplicates: dup.length,
+    lost: lost.length,
+    phantoms: phantom.length,
+    badReads: bad.length,
+    staleReads: stale.length,
+    summary: summarize(ops, events),
   };
 }
 
 /** The bad-read and stale-read checks of every successful get. */
 function checkReads(ops: HistoryOp[], events: PutEvent[]): { bad: string[]; stale: string[] } {
   const byKeyRev = new Map<string, string>(); // `${key}@${rev}` -> value
-  const revOf = new Map<string, number>();    // value -> revision of its (first) PUT
+  const revOf = new Map<string, number>(); // value -> revision of its (first) PUT
   for (const e of events) {
     byKeyRev.set(`${e.key}@${e.modRevision}`, e.value);
     if (!revOf.has(e.value)) revOf.set(e.value, e.modRevision);
@@ -143,7 +163,10 @@ function checkReads(ops: HistoryOp[], events: PutEvent[]): { bad: string[]; stal
   for (const l of acked.values()) {
     l.sort((a, b) => a.at - b.at);
     let m = 0;
-    for (const w of l) { m = Math.max(m, w.rev); w.maxRev = m; }
+    for (const w of l) {
+      m = Math.max(m, w.rev);
+      w.maxRev = m;
+    }
   }
   const bad: string[] = [];
   const stale: string[] = [];
@@ -151,7 +174,9 @@ function checkReads(ops: HistoryOp[], events: PutEvent[]): { bad: string[]; stal
     if (o.kind !== 'get' || o.result !== 'ok') continue;
     const readRev = o.readFound ? o.readModRev! : 0;
     if (o.readFound && byKeyRev.get(`${o.key}@${readRev}`) !== o.read) {
-      bad.push(`read ${JSON.stringify(o.read)} at mod revision ${readRev}, the store has ${JSON.stringify(byKeyRev.get(`${o.key}@${readRev}`) ?? null)}: ${opText(o)}`);
+      bad.push(
+        `read ${JSON.stringify(o.read)} at mod revision ${readRev}, the store has ${JSON.stringify(byKeyRev.get(`${o.key}@${readRev}`) ?? null)}: ${opText(o)}`,
+      );
     }
     const l = acked.get(o.key);
     if (!l) continue;
@@ -160,13 +185,16 @@ function checkReads(ops: HistoryOp[], events: PutEvent[]): { bad: string[]; stal
     let hi = l.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (l[mid].at < o.invokeMs) lo = mid + 1; else hi = mid;
+      if (l[mid].at < o.invokeMs) lo = mid + 1;
+      else hi = mid;
     }
     if (lo === 0) continue;
     const before = l[lo - 1];
     if (before.maxRev > readRev) {
       const w = l.slice(0, lo).find((x) => x.rev === before.maxRev)!;
-      stale.push(`read rev ${readRev} (${o.readFound ? o.read : 'absent'}) but rev ${w.rev} was acknowledged before: ${opText(o)}; the write: ${opText(w.op)}`);
+      stale.push(
+        `read rev ${readRev} (${o.readFound ? o.read : 'absent'}) but rev ${w.rev} was acknowledged before: ${opText(o)}; the write: ${opText(w.op)}`,
+      );
     }
   }
   return { bad, stale };

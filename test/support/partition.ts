@@ -78,10 +78,30 @@ export class Partition {
     const m = this.#members[i];
     if (m === undefined) throw new Error(`no member ${i}`);
     this.heal();
-    const mark = String(markBase + (++this.#cuts));
-    const others = this.#members.filter((_, j) => j !== i).map((o) => o.peerPort).join(',');
+    const mark = String(markBase + ++this.#cuts);
+    const others = this.#members
+      .filter((_, j) => j !== i)
+      .map((o) => o.peerPort)
+      .join(',');
     const c = this.chain;
-    ipt(['-A', c, '-p', 'tcp', '-m', 'owner', '--gid-owner', String(m.gid), '-m', 'multiport', '--dports', others, '-j', 'CONNMARK', '--set-mark', mark]);
+    ipt([
+      '-A',
+      c,
+      '-p',
+      'tcp',
+      '-m',
+      'owner',
+      '--gid-owner',
+      String(m.gid),
+      '-m',
+      'multiport',
+      '--dports',
+      others,
+      '-j',
+      'CONNMARK',
+      '--set-mark',
+      mark,
+    ]);
     ipt(['-A', c, '-p', 'tcp', '--dport', String(m.peerPort), '-j', 'CONNMARK', '--set-mark', mark]);
     ipt(['-A', c, '-p', 'tcp', '--sport', String(m.peerPort), '-j', 'CONNMARK', '--set-mark', mark]);
     ipt(['-A', c, '-m', 'connmark', '--mark', mark, '-j', 'DROP']);

@@ -85,11 +85,11 @@ describe('mvcc compaction', () => {
     this.timeout(60_000);
     for (let i = 0; i < 3000; i++) d.put(`k${i % 50}`, `v${i}`);
     d.compact(2500);
-    const storePath = path.join(__dirname, '../../src/workers/mvcc/store.js');
+    const storePath = path.join(__dirname, '../../src/workers/mvcc/writer.js');
     const worker = new Worker(
       `const { parentPort, workerData } = require('node:worker_threads');
-       const { MvccStore } = require(workerData.storePath);
-       const s = MvccStore.open(workerData.dir);
+       const { MvccWriter } = require(workerData.storePath);
+       const s = MvccWriter.open(workerData.dir);
        let steps = 0;
        while (!s.compactStep(7)) steps++;
        s.close().then(() => parentPort.postMessage(steps));`,

@@ -3,12 +3,12 @@
 // key has (counted LMDB calls, not timing). Also pins HashKV to values computed by etcd 3.4.23.
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
-import { openDbs, Dbs } from '../../src/workers/mvcc/dbs';
-import { decodeHistoryKey, escapedBound, escapedKeyBytesMax, historyKey, historyKeyEnd } from '../../src/workers/mvcc/keys';
+import { openDbs, Dbs } from '../../src/shared/mvcc/dbs';
+import { decodeHistoryKey, escapedBound, escapedKeyBytesMax, historyKey, historyKeyEnd } from '../../src/shared/mvcc/keys';
 import { validatePut } from '../../src/shared/validate';
-import { applyRange } from '../../src/workers/mvcc/range';
-import { ReadView } from '../../src/workers/mvcc/view';
-import { readState } from '../../src/workers/mvcc/meta';
+import { applyRange } from '../../src/shared/mvcc/range';
+import { ReadView } from '../../src/shared/mvcc/view';
+import { readState } from '../../src/shared/mvcc/meta';
 import { crc32c } from '../../src/shared/crc32c';
 import { Driver, b, str } from '../../src/workers/mvcc/testing';
 

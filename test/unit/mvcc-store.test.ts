@@ -6,7 +6,7 @@ import { etcdserverpb } from '../../src/shared/gen/etcd';
 import { GrpcCode } from '../../src/shared/errors';
 import { toNum } from '../../src/shared/long';
 import { Driver, b, revs, str } from '../../src/workers/mvcc/testing';
-import { MvccStore } from '../../src/workers/mvcc/store';
+import { MvccStore } from '../../src/shared/mvcc/store';
 
 const { SortOrder, SortTarget } = etcdserverpb.RangeRequest;
 

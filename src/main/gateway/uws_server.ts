@@ -53,7 +53,7 @@ interface UwsWebSocket<T> {
 }
 interface UwsApp {
   any(pattern: string, h: (res: UwsResponse, req: UwsRequest) => void): UwsApp;
-  ws<T>(pattern: string, behavior: Record<string, unknown>): UwsApp;
+  ws(pattern: string, behavior: Record<string, unknown>): UwsApp;
   listen(host: string, port: number, cb: (token: unknown) => void): UwsApp;
 }
 interface UwsModule {
@@ -133,7 +133,7 @@ export class FastPort {
       closeOnBackpressureLimit: true,
       sendPingsAutomatically: true,
     };
-    this.#app.ws<WsState>('/ws', {
+    this.#app.ws('/ws', {
       ...wsLimits,
       upgrade: (res: UwsResponse & { upgrade: (...a: unknown[]) => void }, req: UwsRequest, ctx: unknown) => {
         // uWS copies the user data's own properties: the state object rides in one of them.
@@ -158,7 +158,7 @@ export class FastPort {
       },
     });
     // etcd 3.4's grpc-websocket-proxy: a WebSocket on a /v3/ route (ws_proxy.ts).
-    this.#app.ws<ProxyState>('/v3/*', {
+    this.#app.ws('/v3/*', {
       ...wsLimits,
       upgrade: (res: UwsResponse & { upgrade: (...a: unknown[]) => void }, req: UwsRequest, ctx: unknown) => {
         const route = d.gateway.route(req.getUrl());
@@ -287,7 +287,6 @@ export class FastPort {
 
 /** A streaming route over HTTP on the fast port (watch, keepalive, ...): newline-delimited results. */
 class HttpStreamCall implements StreamSink {
-  readonly #port: FastPort;
   readonly #res: UwsResponse;
   readonly #body: StreamBody;
   /** A UTF-8 character may be cut between two body chunks. */
@@ -298,7 +297,6 @@ class HttpStreamCall implements StreamSink {
   #waitingWritable = false;
 
   constructor(port: FastPort, res: UwsResponse, route: Route) {
-    this.#port = port;
     this.#res = res;
     this.#body = new StreamBody(port.deps.gateway, route, this, port.deps.bodyBytesMax);
     res.onAborted(() => {

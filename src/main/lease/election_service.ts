@@ -203,12 +203,16 @@ export function registerElectionService(t: Registrar, c: RecipeClient): void {
     const header = await asClientErrors(() => resign(c, leadershipOf(req)));
     return v3electionpb.ResignResponse.encode({ header }).finish();
   });
-  t.addUnary(svc + 'Leader', async (b) => {
-    const req = decodeRequest(() => v3electionpb.LeaderRequest.decode(b));
-    const r = await asClientErrors(() => c.getByCreate(recipePrefix(req.name), 'first'));
-    if (r.kvs.length === 0) throw errNoLeader();
-    return v3electionpb.LeaderResponse.encode({ header: r.header, kv: r.kvs[0] }).finish();
-  }, 'read');
+  t.addUnary(
+    svc + 'Leader',
+    async (b) => {
+      const req = decodeRequest(() => v3electionpb.LeaderRequest.decode(b));
+      const r = await asClientErrors(() => c.getByCreate(recipePrefix(req.name), 'first'));
+      if (r.kvs.length === 0) throw errNoLeader();
+      return v3electionpb.LeaderResponse.encode({ header: r.header, kv: r.kvs[0] }).finish();
+    },
+    'read',
+  );
   t.addStream(svc + 'Observe', (stream) => {
     let obs: Observer | null = null;
     stream.onCancel(() => obs?.stop());

@@ -20,7 +20,7 @@ import { Errors, EtcdError } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import { IdGenerator } from '../../shared/ids';
 import type { RaftNode } from '../node/node';
-import type { MvccStore } from '../../workers/mvcc/store';
+import type { MvccStore } from '../../shared/mvcc/store';
 import type { Logger } from '../log';
 import { bigIntToLong } from '../../shared/long';
 

@@ -56,32 +56,44 @@ export class ClientPorts {
     const gateway = new Gateway(server.transport, JsonCodec.load(defaultProtoDir()), { recvMessageBytesMax });
     const bodyBytesMax = gatewayBodyBytesMax(cfg.maxRequestBytes);
     const renderMetrics = (): string => metrics.render();
-    const h1 = createHttp1Server({ healthy }, {
-      gateway: {
-        gateway, bodyBytesMax, streamSendHighBytes: lim.gatewayStreamSendHighBytes, onRequest: () => metrics.counters.clientPortRequests.inc(),
+    const h1 = createHttp1Server(
+      { healthy },
+      {
+        gateway: {
+          gateway,
+          bodyBytesMax,
+          streamSendHighBytes: lim.gatewayStreamSendHighBytes,
+          onRequest: () => metrics.counters.clientPortRequests.inc(),
+        },
+        metrics: renderMetrics,
       },
-      metrics: renderMetrics,
-    });
+    );
     for (const u of cfg.listenClientUrls) {
       this.#listeners.push(await listenMultiplexed(hostOf(u), Number(u.port), server.transport.server, h1));
       log.info('serving client traffic', { address: u.href });
     }
     for (const u of cfg.listenClientHttpUrls) {
       const fast = new FastPort({
-        gateway, bodyBytesMax, healthy, metrics: renderMetrics,
+        gateway,
+        bodyBytesMax,
+        healthy,
+        metrics: renderMetrics,
         ready: async () => {
           if (!node.hasLeader) return false;
           await node.readBarrier();
           return true;
         },
         limits: {
-          streamSendHighBytes: lim.gatewayStreamSendHighBytes, wsIdleTimeoutSeconds: lim.wsIdleTimeoutSeconds,
-          wsSendHighBytes: lim.wsSendHighBytes, wsSendBytesMax: lim.wsSendBytesMax,
-          wsStreamsPerConnMax: lim.wsStreamsPerConnMax, wsUnaryInFlightMax: lim.wsUnaryInFlightMax,
+          streamSendHighBytes: lim.gatewayStreamSendHighBytes,
+          wsIdleTimeoutSeconds: lim.wsIdleTimeoutSeconds,
+          wsSendHighBytes: lim.wsSendHighBytes,
+          wsSendBytesMax: lim.wsSendBytesMax,
+          wsStreamsPerConnMax: lim.wsStreamsPerConnMax,
+          wsUnaryInFlightMax: lim.wsUnaryInFlightMax,
         },
         onHttpRequest: () => metrics.counters.fastPortRequests.inc(),
         onWsMessage: () => metrics.counters.wsMessages.inc(),
-        onError: (e) => log.error('HTTP/JSON port: request failed', { error: e instanceof Error ? e.stack ?? e.message : String(e) }),
+        onError: (e) => log.error('HTTP/JSON port: request failed', { error: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
       });
       await fast.listen(hostOf(u), Number(u.port));
       this.#fastPorts.push(fast);

@@ -8,7 +8,7 @@ import type { Entry } from '../raft/types';
 import { decodeConfChange } from '../../shared/confchange';
 import { encodeEntry, RequestKind } from '../../shared/entry';
 import { idToHex } from '../../shared/ids';
-import type { MvccStore } from '../../workers/mvcc/store';
+import type { MvccStore } from '../../shared/mvcc/store';
 import type { PeerLinks } from './peers';
 
 /** After a removal is applied, the entry's apply and any reply in flight go out before the member stops. */
@@ -44,7 +44,12 @@ export class ConfChanges {
     const d = this.#current.decide(cc);
     if (d.raft !== null) {
       const id = d.raft.nodeId;
-      this.#log.info('applied a membership change', { change: cc.type, promote: cc.promote === true, 'member-id': idToHex(id), index: e.index });
+      this.#log.info('applied a membership change', {
+        change: cc.type,
+        promote: cc.promote === true,
+        'member-id': idToHex(id),
+        index: e.index,
+      });
       if (id === this.#memberId && cc.type === 'RemoveNode') this.removedSelf();
       else this.#peers.follow(this.#current);
     }

@@ -45,20 +45,29 @@ async function joinIdentity(cfg: Config, log: Logger): Promise<Identity> {
     for (const u of urls) {
       let d: { clusterId: string; members: MemberRecord[] };
       try {
-        d = await discoverCluster(u) as { clusterId: string; members: MemberRecord[] };
+        d = (await discoverCluster(u)) as { clusterId: string; members: MemberRecord[] };
       } catch (e) {
         errors.push(`${u}: ${(e as Error).message}`);
         continue;
       }
       const self = d.members.find((m) => key(m.peerURLs) === mine);
       if (self === undefined) {
-        throw new StartupError(`member ${cfg.name} (peer URLs ${mine}) is not in the cluster ${BigInt(d.clusterId).toString(16)}: ` +
-          `add it first (etcdctl member add ${cfg.name} --peer-urls=${cfg.initialAdvertisePeerUrls.join(',')})`);
+        throw new StartupError(
+          `member ${cfg.name} (peer URLs ${mine}) is not in the cluster ${BigInt(d.clusterId).toString(16)}: ` +
+            `add it first (etcdctl member add ${cfg.name} --peer-urls=${cfg.initialAdvertisePeerUrls.join(',')})`,
+        );
       }
       const nameOf = (m: MemberRecord): string => [...cfg.initialCluster].find(([, us]) => key(us) === key(m.peerURLs))?.[0] ?? '';
-      log.info('joining an existing cluster', { 'cluster-id': BigInt(d.clusterId).toString(16), 'member-id': BigInt(self.id).toString(16), via: u });
+      log.info('joining an existing cluster', {
+        'cluster-id': BigInt(d.clusterId).toString(16),
+        'member-id': BigInt(self.id).toString(16),
+        via: u,
+      });
       return {
-        clusterId: d.clusterId, memberId: self.id, joined: true, tag: self.tag,
+        clusterId: d.clusterId,
+        memberId: self.id,
+        joined: true,
+        tag: self.tag,
         members: d.members.map((m) => ({ id: m.id, name: nameOf(m), peerUrls: m.peerURLs })),
       };
     }
@@ -67,7 +76,8 @@ async function joinIdentity(cfg: Config, log: Logger): Promise<Identity> {
 }
 
 function newIdentity(cfg: Config): Identity {
-  const members = [...cfg.initialCluster].map(([name, urls]) => ({ id: computeMemberId(urls, cfg.initialClusterToken), name, peerUrls: urls }))
+  const members = [...cfg.initialCluster]
+    .map(([name, urls]) => ({ id: computeMemberId(urls, cfg.initialClusterToken), name, peerUrls: urls }))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)); // etcd bootstraps members in ID order
   const self = members.find((m) => m.name === cfg.name);
   if (!self) throw new StartupError(`member ${cfg.name} not in --initial-cluster`);

@@ -40,7 +40,7 @@ import { mulberry32 } from '../../shared/random';
 import { Ring } from '../../shared/ring';
 import { readSwitches } from '../../shared/switches';
 import { WatchSignal, WatchWorkerInit } from '../../shared/watch_protocol';
-import { MvccStore } from '../../workers/mvcc/store';
+import { MvccStore } from '../../shared/mvcc/store';
 import { ClientPorts } from './client_ports';
 import { ConfChanges } from './conf_changes';
 import { Identity, loadIdentity } from './identity';
@@ -48,8 +48,8 @@ import { PeerInbound, PeerLinks } from './peers';
 import { publish } from './publish';
 import { RecoveredLog, recoverLog } from './recover';
 import { SnapshotSender } from './snapshot_sender';
-import { EssentialWorker, progressNotifyIntervalMs, startWorker, WATCH_WORKER_LIMITS } from './workers';
-import { syncVia } from './sync';
+import { EssentialWorker, progressNotifyIntervalMs, startWorker, WATCH_WORKER_LIMITS } from './supervision';
+import { syncVia } from '../compactor';
 
 /** What the process that runs a member is told. */
 export interface MemberHooks {
@@ -109,39 +109,77 @@ async function openStorage(cfg: Config, lim: Readonly<Limits>, log: Logger, dir:
   const toApply = Ring.create(lim.ringBytes);
   const fromApply = Ring.create(lim.ringBytes);
   const init: WorkerInit = {
-    lmdbDir, clusterId: ident.clusterId, memberId: ident.memberId, toApply, fromApply, applyBatchEntriesMax: lim.applyBatchEntriesMax,
+    lmdbDir,
+    clusterId: ident.clusterId,
+    memberId: ident.memberId,
+    toApply,
+    fromApply,
+    applyBatchEntriesMax: lim.applyBatchEntriesMax,
   };
   // Watch worker: control ring in, response ring out, and the signal block (the main thread publishes
   // the durable revision there and rings).
   const watchInit: WatchWorkerInit = {
-    lmdbDir, clusterId: ident.clusterId, memberId: ident.memberId, toWatch: Ring.create(lim.watchControlRingBytes),
-    fromWatch: Ring.create(lim.watchResponseRingBytes), signal: WatchSignal.create(), maxRequestBytes: cfg.maxRequestBytes + lim.grpcOverheadBytes,
-    progressNotifyIntervalMs: progressNotifyIntervalMs(cfg, log), batchMaxDelayMs: cfg.watchBatchMaxDelayMs,
+    lmdbDir,
+    clusterId: ident.clusterId,
+    memberId: ident.memberId,
+    toWatch: Ring.create(lim.watchControlRingBytes),
+    fromWatch: Ring.create(lim.watchResponseRingBytes),
+    signal: WatchSignal.create(),
+    maxRequestBytes: cfg.maxRequestBytes + lim.grpcOverheadBytes,
+    progressNotifyIntervalMs: progressNotifyIntervalMs(cfg, log),
+    batchMaxDelayMs: cfg.watchBatchMaxDelayMs,
   };
   const metrics = createEarlyMetrics();
   const [apply, compactor, recovered, watchWorker] = await Promise.all([
     startWorker('apply.js', { ...init, backendCommitHistogram: metrics.backendCommitSab }),
     startWorker('compact.js', { ...init, toApply: undefined, fromApply: undefined, batchRevisions: lim.compactionBatchRevisions }),
     Wal.open(path.join(dir.memberDir, 'wal'), {
-      segmentBytes: lim.walSegmentBytes, batchBytesMax: lim.walBatchBytesMax, onFsync: (sec) => metrics.walFsync.observe(sec),
+      segmentBytes: lim.walSegmentBytes,
+      batchBytesMax: lim.walBatchBytesMax,
+      onFsync: (sec) => metrics.walFsync.observe(sec),
       syncDelayMs: readSwitches(process.env).walSyncDelayMs,
     }),
     startWorker('watch.js', watchInit, WATCH_WORKER_LIMITS),
   ]);
   if (recovered.truncatedTail) log.warn('WAL had a torn tail (crash during a write); truncated it');
   return {
-    apply: new EssentialWorker(apply.worker, 'apply', log), compactor: new EssentialWorker(compactor.worker, 'compaction', log),
-    watchWorker, watchInit, appliedIndex: apply.ready.appliedIndex, recovered, store: MvccStore.open(lmdbDir, { readOnly: true }),
-    metrics, toApply, fromApply,
+    apply: new EssentialWorker(apply.worker, 'apply', log),
+    compactor: new EssentialWorker(compactor.worker, 'compaction', log),
+    watchWorker,
+    watchInit,
+    appliedIndex: apply.ready.appliedIndex,
+    recovered,
+    store: MvccStore.open(lmdbDir, { readOnly: true }),
+    metrics,
+    toApply,
+    fromApply,
   };
 }
 
-function buildRaft(cfg: Config, lim: Readonly<Limits>, log: Logger, dir: DataDir, ident: Identity, st: Storage, rec: RecoveredLog, hooks: MemberHooks): RaftParts {
+function buildRaft(
+  cfg: Config,
+  lim: Readonly<Limits>,
+  log: Logger,
+  dir: DataDir,
+  ident: Identity,
+  st: Storage,
+  rec: RecoveredLog,
+  hooks: MemberHooks,
+): RaftParts {
   const memberId = BigInt(ident.memberId);
   const { storage, conf, applied, membership } = rec;
   const raw = new RawNode({
-    id: memberId, peers: conf.voters, learners: conf.learners, electionTick: Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs), heartbeatTick: 1,
-    storage, applied, maxSizePerMsg: 1024 * 1024, maxInflightMsgs: 256, preVote: true, checkQuorum: true,
+    id: memberId,
+    peers: conf.voters,
+    learners: conf.learners,
+    electionTick: Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs),
+    heartbeatTick: 1,
+    storage,
+    applied,
+    maxSizePerMsg: 1024 * 1024,
+    maxInflightMsgs: 256,
+    preVote: true,
+    checkQuorum: true,
     rand: mulberry32(Number(memberId & 0xffffffffn) ^ Date.now()),
     forwardProposals: true,
   });
@@ -149,50 +187,101 @@ function buildRaft(cfg: Config, lim: Readonly<Limits>, log: Logger, dir: DataDir
   const confChanges = new ConfChanges(memberId, membership, st.store, peers, log, hooks.onRemoved);
   const snapshots = new SnapshotSender(dir.memberDir, st.store, peers, log);
   const watchSignal = new WatchSignal(st.watchInit.signal);
-  const node = new RaftNode({
-    id: memberId, voters: conf.voters, heartbeatIntervalMs: cfg.heartbeatIntervalMs, electionTimeoutMs: cfg.electionTimeoutMs,
-    maxRequestBytes: cfg.maxRequestBytes, pendingProposalsMax: lim.pendingProposalsMax, pendingReadsMax: lim.pendingReadsMax, requestTimeoutMs: lim.requestTimeoutMs,
-    raftLogRetainEntries: lim.raftLogRetainEntries, snapshotCount: cfg.snapshotCount, snapshotEntryBytes: lim.snapshotEntryBytes,
-    syncStateMachine: () => syncVia(st.compactor.worker),
-    send: (msgs) => peers.send(msgs),
-    sendSnapshot: (m, termAt) => snapshots.send(m, termAt),
-    requestIdTag: membership.get(memberId)?.tag ?? ident.tag ?? ident.members.findIndex((m) => BigInt(m.id) === memberId),
-    confState: conf,
-  }, {
-    log, raw, storage, wal: st.recovered.wal, applied, toApply: new Ring(st.toApply), fromApply: new Ring(st.fromApply),
-    decideConfChange: (e) => confChanges.decide(e),
-    // The watch worker fans out up to the newest revision that is applied and durable (node.ts says why).
-    onDurableRevision: (rev) => watchSignal.publishRevision(rev),
-  });
+  const node = new RaftNode(
+    {
+      id: memberId,
+      voters: conf.voters,
+      heartbeatIntervalMs: cfg.heartbeatIntervalMs,
+      electionTimeoutMs: cfg.electionTimeoutMs,
+      maxRequestBytes: cfg.maxRequestBytes,
+      pendingProposalsMax: lim.pendingProposalsMax,
+      pendingReadsMax: lim.pendingReadsMax,
+      requestTimeoutMs: lim.requestTimeoutMs,
+      raftLogRetainEntries: lim.raftLogRetainEntries,
+      snapshotCount: cfg.snapshotCount,
+      snapshotEntryBytes: lim.snapshotEntryBytes,
+      syncStateMachine: () => syncVia(st.compactor.worker),
+      send: (msgs) => peers.send(msgs),
+      sendSnapshot: (m, termAt) => snapshots.send(m, termAt),
+      requestIdTag: membership.get(memberId)?.tag ?? ident.tag ?? ident.members.findIndex((m) => BigInt(m.id) === memberId),
+      confState: conf,
+    },
+    {
+      log,
+      raw,
+      storage,
+      wal: st.recovered.wal,
+      applied,
+      toApply: new Ring(st.toApply),
+      fromApply: new Ring(st.fromApply),
+      decideConfChange: (e) => confChanges.decide(e),
+      // The watch worker fans out up to the newest revision that is applied and durable (node.ts says why).
+      onDurableRevision: (rev) => watchSignal.publishRevision(rev),
+    },
+  );
   node.onSnapshotInstalled(() => confChanges.snapshotInstalled());
   return { node, peers, confChanges };
 }
 
-function buildServices(cfg: Config, lim: Readonly<Limits>, log: Logger, ident: Identity, dir: DataDir, st: Storage, r: RaftParts): Services {
+function buildServices(
+  cfg: Config,
+  lim: Readonly<Limits>,
+  log: Logger,
+  ident: Identity,
+  dir: DataDir,
+  st: Storage,
+  r: RaftParts,
+): Services {
   const memberId = BigInt(ident.memberId);
   const clusterId = BigInt(ident.clusterId);
   const { node, peers, confChanges } = r;
   // Before the node starts: the lessor loads the stored leases, then follows every applied change.
   const electionTicks = Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs);
   const lessor = new Lessor(node, st.store, log, {
-    memberId, minTtlSeconds: Math.ceil((Math.floor((3 * electionTicks) / 2) * cfg.heartbeatIntervalMs) / 1000),
+    memberId,
+    minTtlSeconds: Math.ceil((Math.floor((3 * electionTicks) / 2) * cfg.heartbeatIntervalMs) / 1000),
     forward: (to, kind, body) => peers.request(to, kind, body),
   });
   const watchInit = st.watchInit;
   const watch = new WatchService({
-    worker: st.watchWorker.worker, toWatch: new Ring(watchInit.toWatch), fromWatch: new Ring(watchInit.fromWatch),
-    signal: new WatchSignal(watchInit.signal), term: () => node.term, log,
+    worker: st.watchWorker.worker,
+    toWatch: new Ring(watchInit.toWatch),
+    fromWatch: new Ring(watchInit.fromWatch),
+    signal: new WatchSignal(watchInit.signal),
+    term: () => node.term,
+    log,
     restart: async () => {
       // Fresh rings (the dead worker may have left a record half written), the same signal block.
-      const init: WatchWorkerInit = { ...watchInit, toWatch: Ring.create(lim.watchControlRingBytes), fromWatch: Ring.create(lim.watchResponseRingBytes) };
+      const init: WatchWorkerInit = {
+        ...watchInit,
+        toWatch: Ring.create(lim.watchControlRingBytes),
+        fromWatch: Ring.create(lim.watchResponseRingBytes),
+      };
       const { worker } = await startWorker('watch.js', init, WATCH_WORKER_LIMITS);
       return { worker, toWatch: new Ring(init.toWatch), fromWatch: new Ring(init.fromWatch) };
     },
   });
   const membership = (): Membership => confChanges.current;
-  const server = new EtcdServer({ cfg, log, node, store: st.store, clusterId, memberId, membership, lmdbDir: dir.lmdbDir, compactor: st.compactor.worker, watch, lessor });
+  const server = new EtcdServer({
+    cfg,
+    log,
+    node,
+    store: st.store,
+    clusterId,
+    memberId,
+    membership,
+    lmdbDir: dir.lmdbDir,
+    compactor: st.compactor.worker,
+    watch,
+    lessor,
+  });
   const cluster = new ClusterService({
-    node, selfId: memberId, membership, store: st.store, header: () => server.header(), strictReconfigCheck: cfg.strictReconfigCheck,
+    node,
+    selfId: memberId,
+    membership,
+    store: st.store,
+    header: () => server.header(),
+    strictReconfigCheck: cfg.strictReconfigCheck,
     activeSince: (id) => peers.activeSince(id),
     forwardPromote: (leader, body) => peers.request(leader, FORWARD_PROMOTE, body),
   });
@@ -227,7 +316,15 @@ export class Member {
   readonly #ports: ClientPorts;
   readonly #stopAutoCompaction: () => void;
 
-  private constructor(log: Logger, dir: DataDir, st: Storage, raft: RaftParts, services: Services, ports: ClientPorts, stopAuto: () => void) {
+  private constructor(
+    log: Logger,
+    dir: DataDir,
+    st: Storage,
+    raft: RaftParts,
+    services: Services,
+    ports: ClientPorts,
+    stopAuto: () => void,
+  ) {
     this.#log = log;
     this.#dir = dir;
     this.#st = st;
@@ -248,10 +345,20 @@ export class Member {
     }
     const dir = await openDataDir(cfg);
     const ident = await loadIdentity(cfg, dir.memberDir, log);
-    log.info('starting etcd-ts', { name: cfg.name, 'data-dir': cfg.dataDir, 'member-id': idToHex(BigInt(ident.memberId)), 'cluster-id': idToHex(BigInt(ident.clusterId)) });
+    log.info('starting etcd-ts', {
+      name: cfg.name,
+      'data-dir': cfg.dataDir,
+      'member-id': idToHex(BigInt(ident.memberId)),
+      'cluster-id': idToHex(BigInt(ident.clusterId)),
+    });
     const st = await openStorage(cfg, lim, log, dir, ident);
     const rec = await recoverLog(st.recovered, st.store, ident, st.appliedIndex, log);
-    log.info('recovered WAL', { entries: st.recovered.entries.length, applied: rec.applied, lastIndex: rec.storage.lastIndex(), ms: Date.now() - t0 });
+    log.info('recovered WAL', {
+      entries: st.recovered.entries.length,
+      applied: rec.applied,
+      lastIndex: rec.storage.lastIndex(),
+      ms: Date.now() - t0,
+    });
     const raft = buildRaft(cfg, lim, log, dir, ident, st, rec, hooks);
     const services = buildServices(cfg, lim, log, ident, dir, st, raft);
     await raft.peers.start(peerInbound(ident, raft, services));
@@ -265,12 +372,27 @@ export class Member {
     services.lessor.start();
     await publish(raft.node, st.store, cfg, ident, log);
     const ports = new ClientPorts();
-    const counters = registerMemberMetrics(st.metrics, {
-      node: raft.node, memberId: BigInt(ident.memberId), store: st.store, quotaBackendBytes: cfg.quotaBackendBytes,
-      watchStreams: () => services.watch.streamCount, rings: ringGauges(st, services.watch),
-      rangePool: { threads: () => services.server.rangePoolStats().threads, queueSize: () => services.server.rangePoolStats().queueSize },
-    }, () => ports.webSocketsOpen);
-    await ports.open({ cfg, lim, log, node: raft.node, server: services.server, metrics: { counters, render: () => st.metrics.registry.render() } });
+    const counters = registerMemberMetrics(
+      st.metrics,
+      {
+        node: raft.node,
+        memberId: BigInt(ident.memberId),
+        store: st.store,
+        quotaBackendBytes: cfg.quotaBackendBytes,
+        watchStreams: () => services.watch.streamCount,
+        rings: ringGauges(st, services.watch),
+        rangePool: { threads: () => services.server.rangePoolStats().threads, queueSize: () => services.server.rangePoolStats().queueSize },
+      },
+      () => ports.webSocketsOpen,
+    );
+    await ports.open({
+      cfg,
+      lim,
+      log,
+      node: raft.node,
+      server: services.server,
+      metrics: { counters, render: () => st.metrics.registry.render() },
+    });
     const stopAuto = startAutoCompaction(cfg, log, raft.node, services.server);
     log.info('ready to serve client requests', { ms: Date.now() - t0 });
     return new Member(log, dir, st, raft, services, ports, stopAuto);
@@ -300,8 +422,25 @@ export class Member {
  * worker has fresh ones). */
 function ringGauges(st: Storage, watch: WatchService): Parameters<typeof registerMemberMetrics>[1]['rings'] {
   return [
-    { name: 'to_apply', ring: new Ring(st.toApply) }, { name: 'from_apply', ring: new Ring(st.fromApply) },
-    { name: 'to_watch', ring: { usedBytes: () => watch.rings.toWatch.usedBytes(), get capacityBytes() { return watch.rings.toWatch.capacityBytes; } } },
-    { name: 'from_watch', ring: { usedBytes: () => watch.rings.fromWatch.usedBytes(), get capacityBytes() { return watch.rings.fromWatch.capacityBytes; } } },
+    { name: 'to_apply', ring: new Ring(st.toApply) },
+    { name: 'from_apply', ring: new Ring(st.fromApply) },
+    {
+      name: 'to_watch',
+      ring: {
+        usedBytes: () => watch.rings.toWatch.usedBytes(),
+        get capacityBytes() {
+          return watch.rings.toWatch.capacityBytes;
+        },
+      },
+    },
+    {
+      name: 'from_watch',
+      ring: {
+        usedBytes: () => watch.rings.fromWatch.usedBytes(),
+        get capacityBytes() {
+          return watch.rings.fromWatch.capacityBytes;
+        },
+      },
+    },
   ];
 }

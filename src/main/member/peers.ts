@@ -46,7 +46,9 @@ export class PeerLinks {
   /** Opens the peer port. A port that cannot be bound fails the start. */
   async start(inbound: PeerInbound): Promise<void> {
     const t = new PeerTransport({
-      selfId: this.#selfId, clusterId: this.#clusterId, log: this.#log,
+      selfId: this.#selfId,
+      clusterId: this.#clusterId,
+      log: this.#log,
       listen: this.#cfg.listenPeerUrls.map((u) => ({ host: hostOf(u), port: Number(u.port) })),
       onMessages: (msgs) => inbound.onMessages(msgs),
       onUnreachable: (id) => inbound.onUnreachable(id),
@@ -61,7 +63,9 @@ export class PeerLinks {
       await t.start();
     } catch (e) {
       await t.stop();
-      throw new StartupError(`cannot listen for peers on ${this.#cfg.listenPeerUrls.map((u) => u.host).join(',')}: ${(e as Error).message}`);
+      throw new StartupError(
+        `cannot listen for peers on ${this.#cfg.listenPeerUrls.map((u) => u.host).join(',')}: ${(e as Error).message}`,
+      );
     }
     this.#transport = t;
   }

@@ -5,7 +5,7 @@ import { RaftNode } from '../node/node';
 import { RequestKind } from '../../shared/entry';
 import { EtcdError } from '../../shared/errors';
 import { ETCD_CLUSTER_VERSION } from '../../shared/version';
-import type { MvccStore } from '../../workers/mvcc/store';
+import type { MvccStore } from '../../shared/mvcc/store';
 import type { Identity } from './identity';
 
 /**

@@ -7,7 +7,7 @@ import { MemoryStorage } from '../raft/memory_storage';
 import { ConfState, EntryType } from '../raft/types';
 import { Wal, WalOpenResult } from '../wal/wal';
 import { encodeConfChange } from '../../shared/confchange';
-import type { MvccStore } from '../../workers/mvcc/store';
+import type { MvccStore } from '../../shared/mvcc/store';
 import type { Identity } from './identity';
 import { StartupError } from '../startup_error';
 
@@ -32,7 +32,13 @@ function membershipAtApplied(store: MvccStore, ident: Identity): Membership {
 }
 
 /** Rebuilds Raft's storage from what the WAL replayed and what the state machine has applied. */
-export async function recoverLog(recovered: WalOpenResult, store: MvccStore, ident: Identity, applied: number, log: Logger): Promise<RecoveredLog> {
+export async function recoverLog(
+  recovered: WalOpenResult,
+  store: MvccStore,
+  ident: Identity,
+  applied: number,
+  log: Logger,
+): Promise<RecoveredLog> {
   const memberId = BigInt(ident.memberId);
   const membership = membershipAtApplied(store, ident);
   const conf = membership.confState();
@@ -40,16 +46,19 @@ export async function recoverLog(recovered: WalOpenResult, store: MvccStore, ide
   if (recovered.snapshotIndex > 0) {
     // The state machine (LMDB) is the snapshot: it was synced up to at least this index before the
     // WAL released the entries below it.
-    if (applied < recovered.snapshotIndex) throw new StartupError(`state machine applied index ${applied} is below the WAL snapshot ${recovered.snapshotIndex}: state lost`);
+    if (applied < recovered.snapshotIndex)
+      throw new StartupError(`state machine applied index ${applied} is below the WAL snapshot ${recovered.snapshotIndex}: state lost`);
     storage.applySnapshot({
-      metadata: { index: recovered.snapshotIndex, term: recovered.snapshotTerm, voters: conf.voters, learners: conf.learners }, data: new Uint8Array(0),
+      metadata: { index: recovered.snapshotIndex, term: recovered.snapshotTerm, voters: conf.voters, learners: conf.learners },
+      data: new Uint8Array(0),
     });
   }
   storage.append(recovered.entries);
   if (recovered.hardState === null && recovered.entries.length === 0 && recovered.snapshotIndex === 0 && applied === 0 && !ident.joined) {
     await bootstrapLog(recovered.wal, storage, ident);
   }
-  if (applied > storage.lastIndex()) await adoptStateMachine(recovered.wal, storage, applied, recovered.hardState?.term ?? 1, conf.voters, memberId, log);
+  if (applied > storage.lastIndex())
+    await adoptStateMachine(recovered.wal, storage, applied, recovered.hardState?.term ?? 1, conf.voters, memberId, log);
   if (recovered.hardState) {
     // Entries are applied only once committed, so an applied index above the persisted commit
     // (whose HardState update was not yet synced) is itself proof of commitment.
@@ -65,8 +74,15 @@ export async function recoverLog(recovered: WalOpenResult, store: MvccStore, ide
  * the state machine is adopted as a snapshot at its applied index. With peers this cannot happen
  * (apply follows persistence) and would mean a lost WAL: refuse to start.
  */
-async function adoptStateMachine(wal: Wal, storage: MemoryStorage, applied: number, term: number, voters: bigint[],
-  memberId: bigint, log: Logger): Promise<void> {
+async function adoptStateMachine(
+  wal: Wal,
+  storage: MemoryStorage,
+  applied: number,
+  term: number,
+  voters: bigint[],
+  memberId: bigint,
+  log: Logger,
+): Promise<void> {
   const lastIndex = storage.lastIndex();
   if (voters.length !== 1 || voters[0] !== memberId) {
     throw new StartupError(`state machine applied index ${applied} is beyond the WAL's last index ${lastIndex}: WAL lost`);
@@ -83,7 +99,9 @@ async function adoptStateMachine(wal: Wal, storage: MemoryStorage, applied: numb
  */
 async function bootstrapLog(wal: Wal, storage: MemoryStorage, ident: Identity): Promise<void> {
   const entries = ident.members.map((m, i) => ({
-    term: 1, index: i + 1, type: EntryType.ConfChange,
+    term: 1,
+    index: i + 1,
+    type: EntryType.ConfChange,
     data: encodeConfChange({ type: 'AddNode', nodeId: m.id, member: { name: m.name, peerURLs: m.peerUrls } }),
   }));
   const hardState = { term: 1, vote: 0n, commit: entries.length };

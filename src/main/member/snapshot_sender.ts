@@ -7,7 +7,7 @@ import { Logger } from '../log';
 import { Membership } from '../membership';
 import type { Message } from '../raft/types';
 import { idToHex } from '../../shared/ids';
-import { MvccStore } from '../../workers/mvcc/store';
+import { MvccStore } from '../../shared/mvcc/store';
 import type { PeerLinks } from './peers';
 
 export class SnapshotSender {
@@ -26,7 +26,8 @@ export class SnapshotSender {
 
   /** Copies of snapshots being sent when the process died. */
   static removeLeftovers(memberDir: string): void {
-    for (const f of fs.readdirSync(memberDir)) if (f.startsWith('snap-out-')) fs.rmSync(path.join(memberDir, f), { recursive: true, force: true });
+    for (const f of fs.readdirSync(memberDir))
+      if (f.startsWith('snap-out-')) fs.rmSync(path.join(memberDir, f), { recursive: true, force: true });
   }
 
   /**
@@ -38,7 +39,8 @@ export class SnapshotSender {
     this.#inFlight.add(m.to);
     const dir = fs.mkdtempSync(path.join(this.#memberDir, 'snap-out-'));
     this.#log.info('sending snapshot', { to: idToHex(m.to), index: m.snapshot?.metadata.index });
-    return this.#store.backup(dir)
+    return this.#store
+      .backup(dir)
       .then(() => this.#peers.sendSnapshot(snapshotAtCopy(m, dir, termAt), dir))
       .catch((e: Error) => {
         this.#log.warn('sending snapshot failed', { to: idToHex(m.to), error: e.message });

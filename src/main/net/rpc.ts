@@ -87,7 +87,10 @@ export interface MethodGuard {
   stream(path: string): void;
 }
 
-export type StreamHandler = (stream: ServerStream, ctx: CallContext) => {
+export type StreamHandler = (
+  stream: ServerStream,
+  ctx: CallContext,
+) => {
   onMessage(msg: Uint8Array): void;
   onEnd(): void;
 };

@@ -211,7 +211,7 @@ export class Raft {
     const pr = this.trk.progress.get(to);
     if (pr === undefined || pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
-    let prevTerm = 0;
+    let prevTerm: number;
     let ents: Entry[] = [];
     try {
       prevTerm = this.raftLog.term(prevIndex);

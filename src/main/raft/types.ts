@@ -1,14 +1,13 @@
 // Types of the pure Raft core, shaped after etcd-io/raft (raftpb, rawnode.go). No I/O here:
 // the driver (src/main/node/) persists what Ready says, sends messages, and applies entries.
+import { EntryType } from '../../shared/entry_type';
 
 /** Member IDs are etcd's uint64 IDs. */
 export type NodeId = bigint;
 export const None: NodeId = 0n;
 
-export enum EntryType {
-  Normal = 0,
-  ConfChange = 1,
-}
+/** etcd's raftpb.EntryType; defined in src/shared because the apply worker reads it off the ring too. */
+export { EntryType };
 
 export interface Entry {
   term: number;

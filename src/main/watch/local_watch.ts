@@ -133,7 +133,9 @@ export class LocalWatcher {
   watch(create: etcdserverpb.IWatchCreateRequest, sink: LocalWatchSink): LocalWatch {
     if (this.#open >= limits.watchLocalStreamsMax) throw Errors.tooManyRequests();
     this.#open++;
-    const w = new LocalWatchImpl(this.#handler, create, sink, () => { this.#open--; });
+    const w = new LocalWatchImpl(this.#handler, create, sink, () => {
+      this.#open--;
+    });
     try {
       w.open();
     } catch (e) {

@@ -6,10 +6,10 @@
 // and it is a PUT. Visiting record r of key k (r <= C): k's previous record is superseded by r <= C, so it
 // goes; if r is a tombstone it goes too. Reads at revisions >= C never see a difference.
 import { assert } from '../../shared/errors';
-import { Dbs } from './dbs';
-import { decodeHistoryKey, decodeRevKey, escapedBound, historyKey, revKey } from './keys';
-import { RecordKind, historyKind } from './records';
-import { readProgress, readState, writeProgress } from './meta';
+import { Dbs } from '../../shared/mvcc/dbs';
+import { decodeHistoryKey, decodeRevKey, escapedBound, historyKey, revKey } from '../../shared/mvcc/keys';
+import { RecordKind, historyKind } from '../../shared/mvcc/records';
+import { readProgress, readState, writeProgress } from '../../shared/mvcc/meta';
 
 /** One bounded step; true when everything up to the scheduled compaction revision is removed. */
 export function compactStep(dbs: Dbs, maxRevisions: number): boolean {

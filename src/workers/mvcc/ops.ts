@@ -1,9 +1,9 @@
 // etcd's applierV3backend.Put and DeleteRange against a WriteTxn (standalone or inside a Txn).
 import { etcdserverpb } from '../../shared/gen/etcd';
 import { Errors } from '../../shared/errors';
-import { isStorableKey } from './keys';
-import { int64Words, toPb } from './records';
-import { asBuffer, toInterval } from './view';
+import { isStorableKey } from '../../shared/mvcc/keys';
+import { int64Words, toPb } from '../../shared/mvcc/records';
+import { asBuffer, toInterval } from '../../shared/mvcc/view';
 import { WriteTxn } from './write';
 
 /** Refusals that etcd would not make but LMDB's key size forces; deterministic on every member. */

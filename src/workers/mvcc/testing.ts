@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { etcdserverpb } from '../../shared/gen/etcd';
 import { toNum } from '../../shared/long';
-import { MvccStore, WriteRequest, WriteResult } from './store';
+import { MvccWriter, WriteRequest, WriteResult } from './writer';
 
 export const b = (s: string | Uint8Array): Buffer => (typeof s === 'string' ? Buffer.from(s, 'latin1') : Buffer.from(s));
 export const str = (u: Uint8Array | null | undefined): string => (u ? Buffer.from(u).toString('latin1') : '');
@@ -17,12 +17,12 @@ export function tempDir(prefix = 'mvcc-'): string {
 
 export class Driver {
   readonly dir: string;
-  store: MvccStore;
+  store: MvccWriter;
   index = 0;
 
   constructor(dir = tempDir()) {
     this.dir = dir;
-    this.store = MvccStore.open(dir);
+    this.store = MvccWriter.open(dir);
   }
 
   /** Grants lease `id` through the apply path, as a committed LeaseGrant would. */
@@ -74,7 +74,7 @@ export class Driver {
 
   async reopen(): Promise<void> {
     await this.store.close();
-    this.store = MvccStore.open(this.dir);
+    this.store = MvccWriter.open(this.dir);
   }
 
   async close(): Promise<void> {

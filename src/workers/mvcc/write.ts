@@ -1,11 +1,12 @@
 // etcd's storeTxnWrite inside one LMDB write transaction: every change of one request shares the revision
 // beginRev+1 with increasing sub revisions; the revision advances only if something changed.
-import { attachKey, detachKey, leaseExists } from './leases';
+import { leaseExists } from '../../shared/mvcc/leases';
+import { attachKey, detachKey } from './lease_apply';
 import { assert } from '../../shared/errors';
-import { Dbs } from './dbs';
-import { historyKey, revKey, isStorableKey } from './keys';
-import { Kv, encodeHistoryPut, encodeLatest, tombstoneRecord } from './records';
-import { KeyInterval, ReadView } from './view';
+import { Dbs } from '../../shared/mvcc/dbs';
+import { historyKey, revKey, isStorableKey } from '../../shared/mvcc/keys';
+import { Kv, encodeHistoryPut, encodeLatest, tombstoneRecord } from '../../shared/mvcc/records';
+import { KeyInterval, ReadView } from '../../shared/mvcc/view';
 
 export class WriteTxn {
   readonly #dbs: Dbs;

@@ -127,7 +127,7 @@ export function writeFlagResponse(out: Uint8Array, headerField: Uint8Array, watc
   let p = writeWatchIdField(out, headerField.length, watchId);
   if (flag !== 0) {
     out[p++] = flag;
-    out[p++] = 1;
+    out[p] = 1;
   }
 }
 

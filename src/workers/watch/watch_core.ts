@@ -12,7 +12,7 @@ import { etcdserverpb, mvccpb } from '../../shared/gen/etcd';
 import { assert, EtcdError, GrpcCode, isEtcdError } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import { toNum } from '../../shared/long';
-import type { EventsOptions, EventsResult } from '../mvcc/events';
+import type { EventsOptions, EventsResult } from '../../shared/mvcc/events';
 import {
   encodeControlResponse, encodeEventField, eventResponseBytes, FLAG_CANCELED, FLAG_CREATED, flagResponseBytes, HeaderCache, writeEventResponse,
   writeFlagResponse,

@@ -20,6 +20,7 @@ export const enum FrameType {
 
 export const enum Flag {
   END_STREAM = 0x1,
+  // eslint-disable-next-line @typescript-eslint/no-duplicate-enum-values -- flag bits mean different things per frame type (RFC 9113 6.1, 6.7)
   ACK = 0x1,
   END_HEADERS = 0x4,
   PADDED = 0x8,

@@ -362,7 +362,7 @@ export class H2Session implements FrameSink, HeaderSink {
     // Priorities are deprecated (RFC 9113 5.3) and meaningless for gRPC: ignored.
   }
 
-  #onRstStream(sid: number, buf: Buffer, start: number, end: number): void {
+  #onRstStream(sid: number, _buf: Buffer, start: number, end: number): void {
     if (sid === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
     if (end - start !== 4) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'RST_STREAM length is not 4');
     if (sid > this.#lastStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on an idle stream');

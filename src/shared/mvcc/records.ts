@@ -8,9 +8,9 @@
 // value is stored once. When the key is overwritten or deleted, the old record is rewritten as FULL in the same
 // write transaction. The mod revision and sub revision of a history record are in its key.
 import Long from 'long';
-import { mvccpb } from '../../shared/gen/etcd';
-import { Int64 } from '../../shared/long';
-import { assert } from '../../shared/errors';
+import { mvccpb } from '../gen/etcd';
+import { Int64 } from '../long';
+import { assert } from '../errors';
 
 export const enum RecordKind {
   PutPointer = 0,

@@ -6,7 +6,7 @@
 //
 // compactRev is etcd's compactMainRev (scheduled; -1 before the first compaction); doneRev is the compaction
 // physically finished; the cursor is the next revlog key compaction will look at.
-import { assert } from '../../shared/errors';
+import { assert } from '../errors';
 import { Dbs } from './dbs';
 
 export interface State {

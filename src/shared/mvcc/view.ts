@@ -2,7 +2,7 @@
 // etcd's mvcc rangeKeys. `rev` is the view's current revision; reads at rev use `latest`, older reads use
 // `history`, and nothing here depends on how many revisions a key has.
 import { leaseExists } from './leases';
-import { Errors, assert } from '../../shared/errors';
+import { Errors, assert } from '../errors';
 import { Dbs } from './dbs';
 import {
   escapedBound, escapedKeyBytesMax, escapedLength, historyKey, historyKeyEnd, decodeHistoryKey, isStorableKey,

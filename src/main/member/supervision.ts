@@ -20,12 +20,18 @@ export function progressNotifyIntervalMs(cfg: Config, log: Logger): number {
   const ms = cfg.watchProgressNotifyIntervalMs;
   if (ms <= 0) return limits.watchProgressNotifyIntervalMs;
   if (ms >= limits.watchProgressNotifyIntervalMinMs) return ms;
-  log.warn('adjusting watch progress notify interval to minimum period', { 'min-watch-progress-notify-interval': `${limits.watchProgressNotifyIntervalMinMs}ms` });
+  log.warn('adjusting watch progress notify interval to minimum period', {
+    'min-watch-progress-notify-interval': `${limits.watchProgressNotifyIntervalMinMs}ms`,
+  });
   return limits.watchProgressNotifyIntervalMinMs;
 }
 
 /** Starts src/workers/<file> and resolves once it reports ready (with its applied index, if any). */
-export function startWorker(file: string, data: object, resourceLimits?: ResourceLimits): Promise<{ worker: Worker; ready: { appliedIndex: number } }> {
+export function startWorker(
+  file: string,
+  data: object,
+  resourceLimits?: ResourceLimits,
+): Promise<{ worker: Worker; ready: { appliedIndex: number } }> {
   const worker = new Worker(path.join(__dirname, '../../workers', file), { workerData: data, resourceLimits });
   return new Promise((resolve, reject) => {
     worker.once('error', reject);

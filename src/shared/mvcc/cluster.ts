@@ -6,7 +6,7 @@
 //   version                          -> UTF-8 cluster version ("3.4.0")
 //   membership                       -> JSON MembershipState (voters, learners, peer URLs, removed IDs)
 import { Dbs } from './dbs';
-import type { MembershipState } from '../../shared/confchange';
+import type { MembershipState } from '../confchange';
 
 export interface MemberAttributes {
   name: string;

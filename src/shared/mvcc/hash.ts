@@ -3,9 +3,9 @@
 // `keep` at rev holds them (the newest PUT <= rev of their key) — or, when keep is empty, if they survive
 // the compaction (etcd still has them in bolt).
 //   bolt key = main rev (8 BE) ‖ '_' ‖ sub (8 BE) [‖ 't' for a tombstone]
-import { mvccpb } from '../../shared/gen/etcd';
-import { crc32c } from '../../shared/crc32c';
-import { Errors } from '../../shared/errors';
+import { mvccpb } from '../gen/etcd';
+import { crc32c } from '../crc32c';
+import { Errors } from '../errors';
 import { Dbs } from './dbs';
 import { decodeRevKey, escapedBound, historyKey, revKey } from './keys';
 import { Kv, RecordKind, historyKind, toPb } from './records';

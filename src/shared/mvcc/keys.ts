@@ -13,7 +13,7 @@
 // >= 01). So [esc(a), esc(b)) bounds exactly the history records of the user keys in [a, b).
 //
 //   revlog key  = rev (8 bytes BE) ‖ sub (4 bytes BE)      (global write order, for watch replay and compaction)
-import { assert } from '../../shared/errors';
+import { assert } from '../errors';
 
 /** LMDB's maximum key size with the default 4 KiB page (lmdb-js DEFAULT_MAX_KEY_SIZE). */
 const lmdbKeyBytesMax = 1978;

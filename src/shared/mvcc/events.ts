@@ -1,8 +1,8 @@
 // Watch replay from the revlog: etcd's kvsToEvents over unsynced revisions. A DELETE event's kv is the key
 // with mod_revision patched to the delete's revision; prev_kv is the key's value at mod_revision - 1, as
 // etcd's watch server reads it.
-import { mvccpb } from '../../shared/gen/etcd';
-import { Errors } from '../../shared/errors';
+import { mvccpb } from '../gen/etcd';
+import { Errors } from '../errors';
 import { Dbs } from './dbs';
 import { decodeRevKey, historyKey, revKey } from './keys';
 import { toPb } from './records';

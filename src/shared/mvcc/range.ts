@@ -1,6 +1,6 @@
 // etcd's applierV3backend.Range over a ReadView: limit+1 for `more`, fetch-all when sorting or filtering,
 // count of every key in the interval (filters and limit do not change it), default ASCEND for non-KEY targets.
-import { etcdserverpb } from '../../shared/gen/etcd';
+import { etcdserverpb } from '../gen/etcd';
 import { Kv, approxNum, toPb } from './records';
 import { ReadView, toInterval } from './view';
 import { bytesCompare } from './keys';

@@ -1,0 +1,182 @@
+// The MVCC store's writer: applies committed requests in LMDB write transactions (the apply worker) and
+// removes compacted revisions in bounded steps (the compaction worker). Only workers open it; every read
+// method is MvccStore's (src/shared/mvcc/store.ts), which the other threads open instead.
+import { MemberAttributes, putClusterVersion, putMemberAttributes, putMembership } from '../../shared/mvcc/cluster';
+import type { MembershipOp } from '../../shared/confchange';
+import { approxNum } from '../../shared/mvcc/records';
+import { etcdserverpb } from '../../shared/gen/etcd';
+import { Errors, assert, assertNever, isEtcdError } from '../../shared/errors';
+import { Dbs, openDbs } from '../../shared/mvcc/dbs';
+import { State, readState, writeState } from '../../shared/mvcc/meta';
+import { MvccStore, OpenOptions } from '../../shared/mvcc/store';
+import { applyLeaseCheckpoint, applyLeaseGrant, applyLeaseRevoke } from './lease_apply';
+import { compactStep } from './compact';
+import { applyDeleteRange, applyPut } from './ops';
+import { applyTxn } from './txn';
+import { WriteTxn } from './write';
+
+export type WriteRequest =
+  | { kind: 'put'; req: etcdserverpb.IPutRequest }
+  | { kind: 'deleteRange'; req: etcdserverpb.IDeleteRangeRequest }
+  | { kind: 'txn'; req: etcdserverpb.ITxnRequest }
+  | { kind: 'compact'; req: etcdserverpb.ICompactionRequest }
+  | { kind: 'memberAttributes'; memberIdHex: string; attributes: MemberAttributes }
+  | { kind: 'clusterVersion'; version: string }
+  /** A configuration change as the main thread decided it: store the state, answer the error if any. */
+  | { kind: 'membership'; op: MembershipOp }
+  | { kind: 'leaseGrant'; req: etcdserverpb.ILeaseGrantRequest }
+  | { kind: 'leaseRevoke'; req: etcdserverpb.ILeaseRevokeRequest }
+  | { kind: 'leaseCheckpoint'; req: etcdserverpb.ILeaseCheckpointRequest }
+  /** Committed through the log for its own sake (etcd's /health quorum GET): changes nothing. */
+  | { kind: 'noop' };
+
+export type WriteResult =
+  | { ok: etcdserverpb.IPutResponse | etcdserverpb.IDeleteRangeResponse | etcdserverpb.ITxnResponse | etcdserverpb.ICompactionResponse
+      | etcdserverpb.ILeaseGrantResponse | etcdserverpb.ILeaseRevokeResponse | etcdserverpb.ILeaseCheckpointResponse }
+  | { err: { code: number; message: string } };
+
+export class MvccWriter extends MvccStore {
+  readonly #dbs: Dbs;
+  /** Applied index of no-op entries not yet written; folded into the next applyBatch or close. */
+  #pendingApplied = 0;
+
+  private constructor(dbs: Dbs) {
+    super(dbs);
+    this.#dbs = dbs;
+  }
+
+  /** Opens (or creates) the store in dir for writing. */
+  static override open(dir: string, opts: OpenOptions = {}): MvccWriter {
+    return new MvccWriter(MvccStore.openDbs(dir, { ...opts, readOnly: false }));
+  }
+
+  /**
+   * Applies a batch in one LMDB write transaction, storing the last applied index with it. Entries at or below
+   * the stored applied index are skipped (WAL replay) and get null. Operating errors become {err}.
+   * appliedIndex (optional) is the index of the batch's last entry when it ends in entries without a request
+   * (leader no-ops, conf changes): stored in the same transaction.
+   */
+  applyBatch(items: ReadonlyArray<{ index: number; req: WriteRequest }>, appliedIndex = 0): Array<WriteResult | null> {
+    const dbs = this.#dbs;
+    return dbs.root.transactionSync(() => {
+      const st = readState(dbs);
+      const results: Array<WriteResult | null> = [];
+      for (const it of items) {
+        if (it.index <= st.applied) {
+          results.push(null);
+          continue;
+        }
+        st.applied = it.index;
+        results.push(this.#applyOne(st, it.req));
+      }
+      st.applied = Math.max(st.applied, this.#pendingApplied, appliedIndex);
+      writeState(dbs, st);
+      return results;
+    });
+  }
+
+  /** Records an applied index with no state change (leader no-op entries); folded into the next applyBatch. */
+  recordApplied(index: number): void {
+    this.#pendingApplied = Math.max(this.#pendingApplied, index);
+  }
+
+  #applyOne(st: State, req: WriteRequest): WriteResult {
+    const wt = new WriteTxn(this.#dbs, st.rev, st.compactRev);
+    try {
+      let ok: WriteResult extends infer R ? (R extends { ok: infer O } ? O : never) : never;
+      switch (req.kind) {
+        case 'put': ok = applyPut(wt, req.req); break;
+        case 'deleteRange': ok = applyDeleteRange(wt, req.req); break;
+        case 'txn': ok = applyTxn(wt, req.req); break;
+        case 'compact': ok = applyCompaction(st, req.req); break;
+        case 'memberAttributes': putMemberAttributes(this.#dbs, req.memberIdHex, req.attributes); ok = {}; break;
+        case 'clusterVersion': putClusterVersion(this.#dbs, req.version); ok = {}; break;
+        case 'membership':
+          // Stored even when refused (the state is then unchanged): a restart needs it either way.
+          putMembership(this.#dbs, req.op.state);
+          if (req.op.error) return { err: req.op.error };
+          ok = {};
+          break;
+        case 'noop': ok = {}; break;
+        case 'leaseGrant': ok = applyLeaseGrant(this.#dbs, st.rev, req.req); break;
+        case 'leaseRevoke': ok = applyLeaseRevoke(wt, this.#dbs, req.req); break;
+        case 'leaseCheckpoint': ok = applyLeaseCheckpoint(this.#dbs, st.rev, req.req); break;
+        default: return assertNever(req);
+      }
+      if (wt.changes > 0) st.rev = wt.beginRev + 1;
+      return { ok };
+    } catch (e) {
+      if (!isEtcdError(e)) throw e;
+      assert(wt.changes === 0, 'an operating error after a write would leave a partial request');
+      return { err: e.toWire() };
+    }
+  }
+
+  /** One bounded physical compaction step; true once everything up to compactRevision is removed. */
+  compactStep(maxRevisions: number): boolean {
+    return compactStep(this.#dbs, maxRevisions);
+  }
+
+  /** Revision, compact revision and applied index from ONE read of the meta state (the apply
+   *  worker reports all three after every batch). */
+  snapshotState(): { revision: number; compactRevision: number; appliedIndex: number } {
+    const st = this.freshState();
+    return { revision: st.rev, compactRevision: st.compactRev, appliedIndex: Math.max(st.applied, this.#pendingApplied) };
+  }
+
+  override get appliedIndex(): number {
+    return Math.max(super.appliedIndex, this.#pendingApplied);
+  }
+
+  /**
+   * Replaces this store's whole state with the LMDB environment in dir (a leader's copy: a Raft
+   * snapshot) in ONE write transaction, unless the copy is not newer than what is applied here.
+   * Returns the applied index after the call.
+   */
+  installFrom(dir: string): number {
+    const src = openDbs(dir, { readOnly: true });
+    try {
+      const dbs = this.#dbs;
+      const theirs = readState(src).applied;
+      if (theirs <= readState(dbs).applied) return readState(dbs).applied;
+      dbs.root.transactionSync(() => {
+        for (const name of ['latest', 'history', 'revlog', 'meta', 'leases', 'leasekeys', 'cluster'] as const) {
+          dbs[name].clearSync();
+          for (const { key, value } of src[name].getRange({}) as Iterable<{ key: Buffer; value: Buffer }>) dbs[name].putSync(key, value);
+        }
+      });
+      this.#pendingApplied = 0;
+      return readState(dbs).applied;
+    } finally {
+      void src.root.close();
+    }
+  }
+
+  /** Forces LMDB's dirty pages to disk (the store is opened noSync: the WAL is the durability). */
+  sync(): Promise<void> {
+    const root = this.#dbs.root as unknown as { sync(cb: (err?: Error) => void): void };
+    return new Promise((resolve, reject) => root.sync((err) => (err ? reject(err) : resolve())));
+  }
+
+  /** Persists a pending no-op applied index and closes this thread's handle (resolves once closed). */
+  override close(): Promise<void> {
+    const dbs = this.#dbs;
+    if (this.#pendingApplied > 0 && this.#pendingApplied > readState(dbs).applied) {
+      dbs.root.transactionSync(() => {
+        const st = readState(dbs);
+        st.applied = Math.max(st.applied, this.#pendingApplied);
+        writeState(dbs, st);
+      });
+    }
+    return super.close();
+  }
+}
+
+/** etcd's store.updateCompactRev: schedules compaction; physical removal happens in compactStep. */
+function applyCompaction(st: State, c: etcdserverpb.ICompactionRequest): etcdserverpb.ICompactionResponse {
+  const rev = approxNum(c.revision);
+  if (rev <= st.compactRev) throw Errors.compacted();
+  if (rev > st.rev) throw Errors.futureRev();
+  st.compactRev = rev;
+  return { header: { revision: st.rev } };
+}
