@@ -87,6 +87,7 @@ export class EtcdServer {
       minThreads: 1,
       maxThreads: limits.rangeWorkersMax,
       maxQueue: limits.rangeQueueMax,
+      idleTimeout: limits.rangeWorkerIdleMs,
     });
     const transportOpts = {
       recvMessageBytesMax: d.cfg.maxRequestBytes + limits.grpcOverheadBytes,

@@ -47,6 +47,10 @@ export const limits = {
   rangeInlineKeysMax: 256,
   /** Range worker pool size. */
   rangeWorkersMax: 2,
+  /** A range worker beyond the first is kept this long after its last task. piscina's default (0) ends
+   * it at once, so every burst started a thread that loaded lmdb and opened the environment again, and
+   * a shutdown could catch one mid-load (a fatal napi error at exit, seen once in CI). */
+  rangeWorkerIdleMs: 60_000,
   /** Range tasks queued for the pool before answering "too many requests". */
   rangeQueueMax: 10_000,
   /** Time a request waits for commit+apply before "request timed out" (etcd: 5 s + 2*election). */
