@@ -49,6 +49,7 @@ import { RecoveredLog, recoverLog } from './recover';
 import { SnapshotSender } from './snapshot_sender';
 import { EssentialWorker, progressNotifyIntervalMs, startWorker, WATCH_WORKER_LIMITS } from './workers';
 import { syncVia } from './sync';
+import { MemberTls, resolveTls } from './tls_setup';
 
 /** What the process that runs a member is told. */
 export interface MemberHooks {
@@ -240,6 +241,7 @@ export class Member {
   static async start(cfg: Config, log: Logger, hooks: MemberHooks): Promise<Member> {
     const t0 = Date.now();
     const lim = deriveLimits(cfg);
+    const tls = resolveTls(cfg, log);
     const dir = openDataDir(cfg);
     const ident = await loadIdentity(cfg, dir.memberDir, log);
     log.info('starting etcd-ts', { name: cfg.name, 'data-dir': cfg.dataDir, 'member-id': idToHex(BigInt(ident.memberId)), 'cluster-id': idToHex(BigInt(ident.clusterId)) });
@@ -264,7 +266,7 @@ export class Member {
       watchStreams: () => services.watch.streamCount, rings: ringGauges(st, services.watch),
       rangePool: { threads: () => services.server.rangePoolStats().threads, queueSize: () => services.server.rangePoolStats().queueSize },
     }, () => ports.webSocketsOpen);
-    await ports.open({ cfg, lim, log, node: raft.node, server: services.server, metrics: { counters, render: () => st.metrics.registry.render() } });
+    await ports.open({ cfg, tls: tls.client, lim, log, node: raft.node, server: services.server, metrics: { counters, render: () => st.metrics.registry.render() } });
     const stopAuto = startAutoCompaction(cfg, log, raft.node, services.server);
     log.info('ready to serve client requests', { ms: Date.now() - t0 });
     return new Member(log, dir, st, raft, services, ports, stopAuto);

@@ -72,7 +72,9 @@ export class GrpcH2Transport extends GrpcMethods {
       stream.respond(UNSUPPORTED_MEDIA, true);
       return;
     }
-    const ctx: CallContext = { deadlineMs: deadlineOf(headers['grpc-timeout']), metadata: headers as http2.IncomingHttpHeaders };
+    const ctx: CallContext = {
+      deadlineMs: deadlineOf(headers['grpc-timeout']), metadata: headers as http2.IncomingHttpHeaders, peerCertificateCN: stream.session.peerCertificateCN,
+    };
     const unary = this.unaryMethod(path);
     if (unary) {
       stream.listener = new UnaryCall(stream, unary, ctx, this.#opts.recvMessageBytesMax);
