@@ -136,7 +136,7 @@ async function openStorage(cfg: Config, lim: Readonly<Limits>, log: Logger, dir:
   };
 }
 
-function buildRaft(cfg: Config, lim: Readonly<Limits>, log: Logger, dir: DataDir, ident: Identity, st: Storage, rec: RecoveredLog, hooks: MemberHooks): RaftParts {
+function buildRaft(cfg: Config, lim: Readonly<Limits>, log: Logger, dir: DataDir, ident: Identity, st: Storage, rec: RecoveredLog, hooks: MemberHooks, tls: MemberTls): RaftParts {
   const memberId = BigInt(ident.memberId);
   const { storage, conf, applied, membership } = rec;
   const raw = new RawNode({
@@ -145,7 +145,7 @@ function buildRaft(cfg: Config, lim: Readonly<Limits>, log: Logger, dir: DataDir
     rand: mulberry32(Number(memberId & 0xffffffffn) ^ Date.now()),
     forwardProposals: true,
   });
-  const peers = new PeerLinks(cfg, lim, memberId, BigInt(ident.clusterId), log);
+  const peers = new PeerLinks(cfg, lim, memberId, BigInt(ident.clusterId), log, tls.peer);
   const confChanges = new ConfChanges(memberId, membership, st.store, peers, log, hooks.onRemoved);
   const snapshots = new SnapshotSender(dir.memberDir, st.store, peers, log);
   const watchSignal = new WatchSignal(st.watchInit.signal);
@@ -243,12 +243,12 @@ export class Member {
     const lim = deriveLimits(cfg);
     const tls = resolveTls(cfg, log);
     const dir = openDataDir(cfg);
-    const ident = await loadIdentity(cfg, dir.memberDir, log);
+    const ident = await loadIdentity(cfg, dir.memberDir, log, tls.peer);
     log.info('starting etcd-ts', { name: cfg.name, 'data-dir': cfg.dataDir, 'member-id': idToHex(BigInt(ident.memberId)), 'cluster-id': idToHex(BigInt(ident.clusterId)) });
     const st = await openStorage(cfg, lim, log, dir, ident);
     const rec = await recoverLog(st.recovered, st.store, ident, st.appliedIndex, log);
     log.info('recovered WAL', { entries: st.recovered.entries.length, applied: rec.applied, lastIndex: rec.storage.lastIndex(), ms: Date.now() - t0 });
-    const raft = buildRaft(cfg, lim, log, dir, ident, st, rec, hooks);
+    const raft = buildRaft(cfg, lim, log, dir, ident, st, rec, hooks, tls);
     const services = buildServices(cfg, lim, log, ident, dir, st, raft);
     await raft.peers.start(peerInbound(ident, raft, services));
     if (ident.joined && rec.membership.size === 0) {
