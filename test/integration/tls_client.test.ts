@@ -15,6 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { makeTestPki, removeTestPki, TestPki } from '../support/certs';
+import { WsClient } from '../support/http_client';
 import { etcdctl } from '../support/etcdctl';
 import { cleanupServersAfter, ctlTlsArgs, etcdTsCli, freePort, Server, startKind, targetKind } from '../support/procs';
 
@@ -158,6 +159,41 @@ describe(`one port for http:// and https://, and --auto-tls (${kind})`, function
     assert.equal(fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8'), before);
     const h = await curl(['-k', `${auto.clientUrl}/health`]);
     assert.equal(JSON.parse(h.out).health, 'true');
+  });
+});
+
+describe('TLS on the uWebSockets.js port (--listen-client-http-urls https://, etcd-ts)', function () {
+  this.timeout(120_000);
+  let pki: TestPki;
+  let s: Server;
+  let fastPort: number;
+  cleanupServersAfter(() => [s]);
+  after(() => removeTestPki(pki));
+
+  before(async () => {
+    pki = makeTestPki();
+    fastPort = await freePort();
+    s = await startKind('etcd-ts', {
+      extraArgs: ['--cert-file', pki.server.cert, '--key-file', pki.server.key, '--listen-client-http-urls', `https://127.0.0.1:${fastPort}`],
+    });
+  });
+
+  it('serves the JSON gateway and /health over https, and the WebSocket API over wss', async () => {
+    const put = await curl(['--cacert', pki.ca, `https://127.0.0.1:${fastPort}/v3/kv/put`, '-X', 'POST', '-d', '{"key":"Zm9v","value":"YmFy"}']);
+    assert.equal(put.code, 0, put.err);
+    assert.ok(JSON.parse(put.out).header.revision);
+    const health = await curl(['--cacert', pki.ca, `https://127.0.0.1:${fastPort}/health`]);
+    assert.equal(JSON.parse(health.out).health, 'true');
+    const plain = await curl([`http://127.0.0.1:${fastPort}/health`]);
+    assert.notEqual(plain.code, 0);
+    const ws = await WsClient.connect('127.0.0.1', fastPort, '/ws', { ca: fs.readFileSync(pki.ca) });
+    try {
+      ws.send({ id: 1, path: '/v3/kv/range', body: { key: Buffer.from('foo').toString('base64') } });
+      const [m] = await ws.waitMessages(1);
+      assert.equal((m.result as { kvs: Array<{ value: string }> }).kvs[0].value, Buffer.from('bar').toString('base64'));
+    } finally {
+      ws.close();
+    }
   });
 });
 

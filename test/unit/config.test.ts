@@ -44,11 +44,15 @@ describe('config: etcd flags', () => {
     assert.throws(() => cfg(['--logger', 'capnslog']), /only 'zap'/);
     assert.doesNotThrow(() => cfg(['--logger', 'zap', '--log-outputs', 'stderr']));
   });
-  it('takes --listen-client-http-urls (the uWebSockets.js HTTP/JSON port), http:// only', () => {
+  it('takes --listen-client-http-urls (the uWebSockets.js HTTP/JSON port), https:// with what SSLApp supports', () => {
     const c = cfg(['--listen-client-http-urls', 'http://127.0.0.1:8080,http://localhost:8081']);
     assert.deepEqual(c.listenClientHttpUrls.map((u) => u.href), ['http://127.0.0.1:8080/', 'http://localhost:8081/']);
     assert.deepEqual(cfg([]).listenClientHttpUrls, []);
-    assert.throws(() => cfg(['--listen-client-http-urls', 'https://127.0.0.1:8080', '--auto-tls']), /not implemented/);
+    assert.doesNotThrow(() => cfg(['--listen-client-http-urls', 'https://127.0.0.1:8080', '--auto-tls']));
+    assert.throws(() => cfg(['--listen-client-http-urls', 'https://127.0.0.1:8080', '--cert-file', 'a', '--key-file', 'b', '--client-crl-file', 'c']),
+      /--client-cert-auth, --client-crl-file and --client-cert-allowed-hostname are not supported on the uWebSockets.js port/);
+    assert.throws(() => cfg(['--listen-client-http-urls', 'https://127.0.0.1:8080', '--cert-file', 'a', '--key-file', 'b', '--client-cert-auth']),
+      /cannot require a client certificate/);
   });
   it('takes etcd 3.4\'s TLS flags and ETCD_* variables, and checks them against https:// URLs as etcd', () => {
     const c = cfg(['--cert-file', 's.crt', '--key-file', 's.key', '--client-cert-auth', '--trusted-ca-file', 'ca.crt',

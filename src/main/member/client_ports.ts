@@ -6,11 +6,11 @@ import * as net from 'node:net';
 import { Config } from '../config';
 import { Gateway } from '../gateway/gateway';
 import { defaultProtoDir, JsonCodec } from '../gateway/jsonpb';
-import { FastPort } from '../gateway/uws_server';
+import { FastPort, UwsTlsOptions } from '../gateway/uws_server';
 import { createHttp1Server } from '../http1';
 import { Logger } from '../log';
 import { ClientRoutes, listenClient, routeSecure } from '../net/listener';
-import { TlsAcceptor, TlsInfo } from '../net/tls';
+import { opensslCiphers, TlsAcceptor, TlsInfo } from '../net/tls';
 import { RaftNode } from '../node/node';
 import { EtcdServer } from '../server';
 import type { GatewayCounters } from '../server_metrics';
@@ -66,7 +66,7 @@ export class ClientPorts {
       metrics: renderMetrics,
     });
     const routes: ClientRoutes = { h2: server.transport.server, h1 };
-    await this.#openClientUrls(cfg.listenClientUrls, routes, tls, lim, log);
+    await this.#openClientUrls(cfg.listenClientUrls, routes, tls, lim, log, cfg.listenClientHttpUrls.some((u) => u.protocol === 'https:'));
     for (const u of cfg.listenClientHttpUrls) {
       const fast = new FastPort({
         gateway, bodyBytesMax, healthy, metrics: renderMetrics,
@@ -83,15 +83,16 @@ export class ClientPorts {
         onHttpRequest: () => metrics.counters.fastPortRequests.inc(),
         onWsMessage: () => metrics.counters.wsMessages.inc(),
         onError: (e) => log.error('HTTP/JSON port: request failed', { error: e instanceof Error ? e.stack ?? e.message : String(e) }),
+        tls: u.protocol === 'https:' ? uwsTls(tls) : undefined,
       });
       await fast.listen(hostOf(u), Number(u.port));
       this.#fastPorts.push(fast);
-      log.info('serving client HTTP/JSON traffic (uWebSockets.js)', { address: u.href });
+      log.info('serving client HTTP/JSON traffic (uWebSockets.js)', { address: u.href, tls: u.protocol === 'https:' });
     }
   }
 
   /** One listener per host:port; https:// URLs get TLS, the same host:port as http:// and https:// both. */
-  async #openClientUrls(urls: URL[], routes: ClientRoutes, tls: TlsInfo, lim: Readonly<Limits>, log: Logger): Promise<void> {
+  async #openClientUrls(urls: URL[], routes: ClientRoutes, tls: TlsInfo, lim: Readonly<Limits>, log: Logger, fastHttps: boolean): Promise<void> {
     const byAddr = new Map<string, { host: string; port: number; plain: boolean; secure: boolean; hrefs: string[] }>();
     for (const u of urls) {
       const key = `${hostOf(u)}:${u.port}`;
@@ -102,7 +103,7 @@ export class ClientPorts {
       byAddr.set(key, e);
     }
     const anySecure = [...byAddr.values()].some((e) => e.secure);
-    if (!anySecure && tls.certFile !== '') log.warn('scheme is HTTP while key and cert files are present; ignoring key and cert files', { 'client-url': urls[0]?.href });
+    if (!anySecure && !fastHttps && tls.certFile !== '') log.warn('scheme is HTTP while key and cert files are present; ignoring key and cert files', { 'client-url': urls[0]?.href });
     // One acceptor for every https:// client URL: the same files, the same handshake bound.
     const acceptor = anySecure ? new TlsAcceptor(tls, lim, log.child({ component: 'client-tls' }), (s) => routeSecure(s, routes)) : null;
     for (const e of byAddr.values()) {
@@ -117,4 +118,13 @@ export class ClientPorts {
     for (const l of this.#listeners) l.close();
     for (const f of this.#fastPorts) f.close();
   }
+}
+
+/** The certificate flags as uWebSockets.js' SSLApp takes them (server certificate and ciphers; config.ts
+ * refuses client-certificate auth there: SSLApp cannot require a client certificate). */
+function uwsTls(tls: TlsInfo): UwsTlsOptions {
+  return {
+    key_file_name: tls.keyFile, cert_file_name: tls.certFile,
+    ...(tls.cipherSuites.length > 0 ? { ssl_ciphers: opensslCiphers(tls.cipherSuites) } : {}),
+  };
 }
