@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { Logger } from '../../src/main/log';
 import { makeSelfSignedCert, selfCert } from '../../src/main/net/selfcert';
-import { emptyTlsInfo, opensslCiphers, TlsAcceptor, TlsInfo } from '../../src/main/net/tls';
+import { emptyTlsInfo, opensslCiphers, TlsAcceptor, TlsInfo, verifiedCommonName } from '../../src/main/net/tls';
+import { makeTestPki, removeTestPki, TestPki } from '../support/certs';
 
 const log = new Logger('error');
 
@@ -118,5 +119,43 @@ describe('TLS: TlsAcceptor limits and reload', function () {
     assert.equal(await served(), before);
     fs.writeFileSync(info.certFile, next.certPem);
     assert.equal(await served(), new crypto.X509Certificate(next.certPem).fingerprint256);
+  });
+});
+
+describe('TLS: client certificate checks beyond the CA (--peer-cert-allowed-cn, --client-cert-allowed-hostname)', function () {
+  this.timeout(20_000);
+  let pki: TestPki;
+  const servers: net.Server[] = [];
+  before(() => { pki = makeTestPki(); });
+  after(() => {
+    for (const s of servers) s.close();
+    removeTestPki(pki);
+  });
+
+  /** Whether a client with `cert` gets an answer from an acceptor with `extra`; the answer is the CN it saw. */
+  async function tryWith(extra: Partial<TlsInfo>, cert: { cert: string; key: string }): Promise<string | null> {
+    const info: TlsInfo = {
+      ...emptyTlsInfo('peer-'), certFile: pki.server.cert, keyFile: pki.server.key, trustedCaFile: pki.ca, clientCertAuth: true, ...extra,
+    };
+    const acceptor = new TlsAcceptor(info, { tlsHandshakeTimeoutMs: 2000, tlsHandshakesInFlightMax: 8, tlsReloadCheckMs: 0 }, log,
+      (s) => s.end(`${verifiedCommonName(s)}`));
+    const srv = await listen(acceptor);
+    servers.push(srv);
+    return new Promise((resolve) => {
+      let got = '';
+      const c = tls.connect({ host: '127.0.0.1', port: portOf(srv), ca: fs.readFileSync(pki.ca), cert: fs.readFileSync(cert.cert), key: fs.readFileSync(cert.key) });
+      c.on('data', (d: Buffer) => { got += d.toString(); });
+      c.on('error', () => undefined);
+      c.on('close', () => resolve(got === '' ? null : got));
+    });
+  }
+
+  it('passes the verified common name on, and refuses a certificate whose CN or hostname is not allowed', async () => {
+    assert.equal(await tryWith({}, pki.client), 'client1');
+    assert.equal(await tryWith({ allowedCn: 'client1' }, pki.client), 'client1');
+    assert.equal(await tryWith({ allowedCn: 'm1' }, pki.client), null);
+    assert.equal(await tryWith({ allowedHostname: 'localhost' }, pki.client), 'client1');
+    assert.equal(await tryWith({ allowedHostname: 'example.com' }, pki.client), null);
+    assert.equal(await tryWith({}, pki.stranger), null);
   });
 });

@@ -1,4 +1,5 @@
-// The peer transport: raft messages, snapshots and member-to-member requests over plain TCP.
+// The peer transport: raft messages, snapshots and member-to-member requests over TCP, inside TLS for
+// https:// peer URLs (the handshake in net/tls.ts, then the same protocol).
 //
 //   dialer                                     listener (every member accepts from everyone)
 //   ── HELLO(magic, version, purpose, cluster, from, to) ──►  checks cluster ID, to == self, not removed
