@@ -42,7 +42,14 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop({ signal: 'SIGINT' }));
   process.on('SIGTERM', () => stop({ signal: 'SIGTERM' }));
-  member = await Member.start(cfg, log, { onRemoved: () => stop({ reason: 'removed from the cluster' }) });
+  try {
+    member = await Member.start(cfg, log, { onRemoved: () => stop({ reason: 'removed from the cluster' }) });
+  } catch (e) {
+    // A flag whose value turns out unusable at start (a certificate file): one line, as a bad flag.
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`etcd-ts: ${e.message}\n`);
+    process.exit(1);
+  }
 }
 
 /**

@@ -2,6 +2,7 @@
 // A flag this version recognises but does not implement yet is refused with a clear message;
 // an unknown flag is refused the way Go's flag package does.
 import { limits, requestBytesCeiling } from '../shared/limits';
+import { CIPHER_SUITES, emptyTlsInfo, TlsInfo } from './net/tls';
 
 export interface Config {
   name: string;
@@ -32,6 +33,10 @@ export interface Config {
   watchProgressNotifyIntervalMs: number;
   /** etcd-ts: the longest a watch fan-out pass waits to group revisions under load (0: never waits). */
   watchBatchMaxDelayMs: number;
+  /** --cert-file, --key-file, --trusted-ca-file, --client-cert-auth, --client-crl-file, --auto-tls, ... */
+  clientTls: TlsInfo;
+  /** --peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth, --peer-auto-tls, ... */
+  peerTls: TlsInfo;
 }
 
 interface FlagDef {
@@ -66,14 +71,22 @@ const FLAGS: Record<string, FlagDef> = {
   'listen-client-http-urls': { def: '', help: 'List of URLs to listen on for HTTP/JSON client traffic (uWebSockets.js): the JSON API, WebSocket API, /health, /livez, /readyz, /version, /metrics.' },
   'listen-metrics-urls': { def: '', help: 'List of URLs to listen on for the metrics and health endpoints.',
     unsupported: 'a separate metrics listener is not implemented in this version' },
-  'client-cert-auth': { def: 'false', help: 'Enable client cert authentication.', unsupported: 'TLS is not implemented in this version' },
-  'cert-file': { def: '', help: 'Path to the client server TLS cert file.', unsupported: 'TLS is not implemented in this version' },
-  'key-file': { def: '', help: 'Path to the client server TLS key file.', unsupported: 'TLS is not implemented in this version' },
-  'trusted-ca-file': { def: '', help: 'Path to the client server TLS trusted CA cert file.', unsupported: 'TLS is not implemented in this version' },
-  'auto-tls': { def: 'false', help: 'Client TLS using generated certificates.', unsupported: 'TLS is not implemented in this version' },
-  'peer-cert-file': { def: '', help: 'Path to the peer server TLS cert file.', unsupported: 'TLS is not implemented in this version' },
-  'peer-key-file': { def: '', help: 'Path to the peer server TLS key file.', unsupported: 'TLS is not implemented in this version' },
-  'peer-auto-tls': { def: 'false', help: 'Peer TLS using generated certificates.', unsupported: 'TLS is not implemented in this version' },
+  'cert-file': { def: '', help: 'Path to the client server TLS cert file.' },
+  'key-file': { def: '', help: 'Path to the client server TLS key file.' },
+  'client-cert-auth': { def: 'false', help: 'Enable client cert authentication.' },
+  'client-crl-file': { def: '', help: 'Path to the client certificate revocation list file.' },
+  'client-cert-allowed-hostname': { def: '', help: 'Allowed TLS hostname for client cert authentication.' },
+  'trusted-ca-file': { def: '', help: 'Path to the client server TLS trusted CA cert file.' },
+  'auto-tls': { def: 'false', help: 'Client TLS using generated certificates.' },
+  'peer-cert-file': { def: '', help: 'Path to the peer server TLS cert file.' },
+  'peer-key-file': { def: '', help: 'Path to the peer server TLS key file.' },
+  'peer-client-cert-auth': { def: 'false', help: 'Enable peer client cert authentication.' },
+  'peer-trusted-ca-file': { def: '', help: 'Path to the peer server TLS trusted CA file.' },
+  'peer-cert-allowed-cn': { def: '', help: 'Required CN for client certs connecting to the peer endpoint.' },
+  'peer-cert-allowed-hostname': { def: '', help: 'Allowed TLS hostname for inter peer authentication.' },
+  'peer-auto-tls': { def: 'false', help: 'Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided.' },
+  'peer-crl-file': { def: '', help: 'Path to the peer certificate revocation list file.' },
+  'cipher-suites': { def: '', help: 'Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Node.js).' },
   'enable-v2': { def: 'false', help: 'Accept etcd V2 client requests.', unsupported: 'the v2 API is not implemented' },
   'enable-pprof': { def: 'false', help: 'Enable runtime profiling data via HTTP server.', unsupported: 'pprof is Go-specific' },
   'experimental-enable-lease-checkpoint': { def: 'false', help: 'Accepted for compatibility: etcd-ts always checkpoints the remaining TTL of leases nobody renews (see docs/LEASES.md).' },
@@ -156,6 +169,8 @@ function build(get: (name: string) => string, given: Map<string, string>): Confi
     listenClientHttpUrls: get('listen-client-http-urls') ? urls('listen-client-http-urls', get('listen-client-http-urls')) : [],
     watchProgressNotifyIntervalMs: duration('experimental-watch-progress-notify-interval', get('experimental-watch-progress-notify-interval')),
     watchBatchMaxDelayMs: duration('watch-batch-max-delay', get('watch-batch-max-delay')),
+    clientTls: tlsInfo('', get),
+    peerTls: tlsInfo('peer-', get),
   };
   validate(cfg);
   return cfg;
@@ -175,12 +190,57 @@ function validate(cfg: Config): void {
   if (sorted(mine) !== sorted(cfg.initialAdvertisePeerUrls)) {
     throw new ConfigError(`--initial-cluster has ${cfg.name}=${mine.join(',')} but missing from --initial-advertise-peer-urls=${cfg.initialAdvertisePeerUrls.join(',')}`);
   }
-  for (const u of [...cfg.listenClientUrls, ...cfg.listenPeerUrls, ...cfg.listenClientHttpUrls]) {
-    if (u.protocol !== 'http:') throw new ConfigError(`${u.href}: only http:// URLs are supported in this version (no TLS yet)`);
-  }
+  validateTls(cfg);
   const r = cfg.autoCompactionRetention;
   if (cfg.autoCompactionMode === 'revision' ? !/^\d+$/.test(r) : parseRetentionMs(r) === null) {
     throw new ConfigError(`invalid --auto-compaction-retention '${r}' for mode ${cfg.autoCompactionMode}`);
+  }
+}
+
+function bool(flag: string, s: string): boolean {
+  return oneOf(flag, s, ['true', 'false'] as const) === 'true';
+}
+
+function tlsInfo(prefix: '' | 'peer-', get: (name: string) => string): TlsInfo {
+  const cipherSuites = list(get('cipher-suites'));
+  for (const c of cipherSuites) {
+    if (CIPHER_SUITES[c] === undefined) throw new ConfigError(`unexpected TLS cipher suite "${c}" (--cipher-suites)`);
+  }
+  const p = prefix;
+  return {
+    ...emptyTlsInfo(prefix),
+    certFile: get(`${p}cert-file`), keyFile: get(`${p}key-file`), trustedCaFile: get(`${p}trusted-ca-file`),
+    clientCertAuth: bool(`${p}client-cert-auth`, get(`${p}client-cert-auth`)),
+    crlFile: get(p === '' ? 'client-crl-file' : 'peer-crl-file'),
+    allowedCn: p === '' ? '' : get('peer-cert-allowed-cn'),
+    allowedHostname: get(p === '' ? 'client-cert-allowed-hostname' : 'peer-cert-allowed-hostname'),
+    autoTls: bool(`${p}auto-tls`, get(`${p}auto-tls`)),
+    cipherSuites,
+  };
+}
+
+/** etcd's checks of URL schemes against the certificate flags. */
+function validateTls(cfg: Config): void {
+  for (const u of [...cfg.listenClientUrls, ...cfg.listenPeerUrls, ...cfg.listenClientHttpUrls]) {
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`${u.href}: only http:// and https:// URLs are supported`);
+  }
+  const fastHttps = cfg.listenClientHttpUrls.find((u) => u.protocol === 'https:');
+  // uWebSockets.js' SSLApp loads the files once and has no CRL or hostname check: refused, not ignored.
+  // SSLApp with a CA file verifies a certificate a client presents but lets one without a certificate
+  // in (measured with curl): client-certificate auth cannot be enforced there.
+  if (fastHttps && (cfg.clientTls.clientCertAuth || cfg.clientTls.crlFile || cfg.clientTls.allowedHostname)) {
+    throw new ConfigError(`--listen-client-http-urls ${fastHttps.href}: --client-cert-auth, --client-crl-file and --client-cert-allowed-hostname are not supported on the uWebSockets.js port (it cannot require a client certificate); serve those clients on --listen-client-urls`);
+  }
+  for (const [info, what] of [[cfg.clientTls, 'client'], [cfg.peerTls, 'peer']] as const) {
+    const p = info.flagPrefix;
+    if ((info.certFile === '') !== (info.keyFile === '')) {
+      throw new ConfigError(`--${p}cert-file and --${p}key-file must be given together`);
+    }
+    const urls = what === 'client' ? [...cfg.listenClientUrls, ...cfg.listenClientHttpUrls] : cfg.listenPeerUrls;
+    const https = urls.find((u) => u.protocol === 'https:');
+    if (https && info.certFile === '' && !info.autoTls) {
+      throw new ConfigError(`TLS key/cert (--${p}cert-file, --${p}key-file) must be provided for ${what} url ${https.href.replace(/\/$/, '')} with HTTPS scheme`);
+    }
   }
 }
 

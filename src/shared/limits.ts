@@ -168,6 +168,16 @@ export const limits = {
   peerSnapshotIdleTimeoutMs: 30_000,
   /** The sender waits this long after the last chunk for the receiver's onSnapshot to finish. */
   peerSnapshotApplyTimeoutMs: 10 * 60 * 1000,
+  /** A TLS connection (client or peer port) must finish its handshake within this, or it is dropped: a
+   * client that connects and sends nothing does not hold a socket (etcd 3.4 waits forever; its 2020
+   * security audit reported it). Also the first-byte wait of a port serving both http and https. */
+  tlsHandshakeTimeoutMs: 10_000,
+  /** TLS handshakes in progress at once per port kind; connections past it are closed at once, so a
+   * handshake flood costs bounded CPU and memory and established connections keep being served. */
+  tlsHandshakesInFlightMax: 256,
+  /** Certificate, key, CA and CRL files are checked for replacement at most this often (on a new
+   * connection); a replaced file is used from the next handshake on. */
+  tlsReloadCheckMs: 1000,
 };
 
 /** Largest HTTP/JSON request body: base64 of the largest accepted gRPC message plus JSON overhead.
@@ -202,6 +212,7 @@ export function limitProblems(l: Limits): string[] {
     [l.peerSnapshotChunkBytes + 64 <= l.peerFrameBytesMax, 'a snapshot chunk fits a frame'],
     [l.peerBackoffMinMs > 0 && l.peerBackoffMinMs <= l.peerBackoffMaxMs, 'peer backoff bounds'],
     [l.peerQueueMessagesMax > 0 && l.peerRequestsInflightMax > 0, 'positive peer bounds'],
+    [l.tlsHandshakeTimeoutMs > 0 && l.tlsHandshakesInFlightMax > 0 && l.tlsReloadCheckMs >= 0, 'positive TLS bounds'],
   ];
   return rules.filter(([ok]) => !ok).map(([, m]) => m);
 }

@@ -17,7 +17,7 @@
 import * as assert from 'node:assert/strict';
 import { etcdserverpb } from '../../src/shared/gen/etcd';
 import { KvConnection } from '../../bench/lib/kv_client';
-import { etcdctl, EtcdctlResult } from '../support/etcdctl';
+import { etcdctl, EtcdctlResult, normalize } from '../support/etcdctl';
 import { cleanupServersAfter, Server, startEtcd, startKind, targetKind } from '../support/procs';
 
 interface Case {
@@ -125,17 +125,6 @@ const cases: Case[] = [
   c('get', '', '--from-key', ...J),
   c('endpoint', 'hashkv', ...J),
 ];
-
-/** Keeps KV semantics; removes what legitimately differs between two clusters or two runs. */
-export function normalize(r: EtcdctlResult): string {
-  const fix = (s: string) => s
-    .replace(/"(cluster_id|member_id|raft_term)":\d+/g, '"$1":0')
-    .replace(/"(clusterId|memberId|raftTerm)":"\d+"/g, '"$1":"0"')
-    .replace(/"ts":"[^"]*"/g, '"ts":"T"')
-    .replace(/client-[0-9a-f-]{36}/g, 'client-X')
-    .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT');
-  return `exit code: ${r.code}\n--- stdout ---\n${fix(r.stdout)}\n--- stderr ---\n${fix(r.stderr)}`;
-}
 
 /** One raw gRPC Range; the output is the decoded response (int64 as strings, bytes base64) or the error. */
 async function grpcRange(conn: KvConnection, req: etcdserverpb.IRangeRequest): Promise<EtcdctlResult> {

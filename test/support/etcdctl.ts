@@ -59,3 +59,15 @@ export async function etcdctlJson<T = EtcdctlJson>(endpoint: string, args: strin
   }
   return JSON.parse(r.stdout) as T;
 }
+
+/** For differential tests: keeps KV semantics; removes what legitimately differs between two clusters
+ * or two runs (IDs and terms in headers, log timestamps, etcdctl's client id, 127.0.0.1 ports). */
+export function normalize(r: EtcdctlResult): string {
+  const fix = (s: string) => s
+    .replace(/"(cluster_id|member_id|raft_term)":\d+/g, '"$1":0')
+    .replace(/"(clusterId|memberId|raftTerm)":"\d+"/g, '"$1":"0"')
+    .replace(/"ts":"[^"]*"/g, '"ts":"T"')
+    .replace(/client-[0-9a-f-]{36}/g, 'client-X')
+    .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT');
+  return `exit code: ${r.code}\n--- stdout ---\n${fix(r.stdout)}\n--- stderr ---\n${fix(r.stderr)}`;
+}

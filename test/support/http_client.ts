@@ -4,6 +4,7 @@
 // ping answered, no extensions), enough for the JSON WebSocket API.
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
+import * as tls from 'node:tls';
 import * as net from 'node:net';
 
 export interface HttpResult {
@@ -119,10 +120,12 @@ export class WsClient {
     if (rest.length) this.#onData(rest);
   }
 
-  static connect(host: string, port: number, path = '/ws'): Promise<WsClient> {
+  /** tlsOptions: wss:// (TLS with these options). */
+  static connect(host: string, port: number, path = '/ws', tlsOptions?: tls.ConnectionOptions): Promise<WsClient> {
     return new Promise((resolve, reject) => {
       const key = crypto.randomBytes(16).toString('base64');
-      const sock = net.connect(port, host, () => {
+      const sock: net.Socket = tlsOptions ? tls.connect({ ...tlsOptions, host, port }) : net.connect(port, host);
+      sock.once(tlsOptions ? 'secureConnect' : 'connect', () => {
         sock.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
           `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
       });

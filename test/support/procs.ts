@@ -7,6 +7,7 @@
 import { spawn, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -36,6 +37,29 @@ export interface StartOptions {
   /** Group id of the process (uid unchanged: root stays root, so the data dir stays writable). A gid of
    * its own lets iptables' owner match tell this member's sockets apart (test/support/partition.ts). */
   gid?: number;
+  /** Serve clients over TLS (https:// client URL; add the certificate flags to extraArgs): readiness
+   * probes and `ctlArgs` use these files. */
+  clientTls?: ClientTlsFiles;
+  /** https:// peer URLs (add --peer-* flags to extraArgs). */
+  peerScheme?: 'http' | 'https';
+}
+
+/** What a client presents to a TLS server: the CA to verify it (or insecure), and its own certificate. */
+export interface ClientTlsFiles {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  /** Skip verifying the server (auto TLS): etcdctl --insecure-skip-tls-verify. */
+  insecure?: boolean;
+}
+
+/** etcdctl's flags for these files. */
+export function ctlTlsArgs(t: ClientTlsFiles | undefined): string[] {
+  if (t === undefined) return [];
+  return [
+    ...(t.ca ? [`--cacert=${t.ca}`] : []), ...(t.cert ? [`--cert=${t.cert}`] : []), ...(t.key ? [`--key=${t.key}`] : []),
+    ...(t.insecure ? ['--insecure-skip-tls-verify', '--insecure-transport=false'] : []),
+  ];
 }
 
 export interface Server {
@@ -45,6 +69,8 @@ export interface Server {
   readonly peerUrl: string;
   readonly dataDir: string;
   readonly pid: number;
+  /** etcdctl flags this server's clients need (TLS files), empty for cleartext. */
+  readonly ctlArgs: string[];
   /** Sends `signal`, waits for exit (SIGKILL after 10 s) and returns the exit code (null if killed by a signal). */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   kill9(): Promise<void>;
@@ -69,9 +95,14 @@ export const etcdTsCli = path.join(repoRoot, 'dist', 'src', 'main', 'cli.js');
 const live = new Set<ServerImpl>();
 
 /** GET /health: true when it answers 200 with {"health":"true"}; false on any error. */
-function httpHealthy(clientUrl: string): Promise<boolean> {
+function httpHealthy(clientUrl: string, t?: ClientTlsFiles): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.get(`${clientUrl}/health`, { timeout: 1000 }, (res) => {
+    const get = clientUrl.startsWith('https:') ? https.get : http.get;
+    const tlsOpts = t === undefined ? {} : {
+      ca: t.ca ? fs.readFileSync(t.ca) : undefined, cert: t.cert ? fs.readFileSync(t.cert) : undefined,
+      key: t.key ? fs.readFileSync(t.key) : undefined, rejectUnauthorized: !t.insecure,
+    };
+    const req = get(`${clientUrl}/health`, { timeout: 1000, ...tlsOpts }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => { body += d.toString(); });
       res.on('end', () => resolve(res.statusCode === 200 && body.includes('"true"')));
@@ -113,6 +144,7 @@ class ServerImpl implements Server {
   readonly endpoint: string;
   readonly clientUrl: string;
   readonly peerUrl: string;
+  readonly ctlArgs: string[];
   pid = 0;
   #child: ChildProcess | null = null;
   #exited: Promise<number | null> = Promise.resolve(null);
@@ -121,9 +153,11 @@ class ServerImpl implements Server {
 
   constructor(readonly kind: ServerKind, readonly dataDir: string, readonly clientPort: number,
     readonly peerPort: number, readonly opts: StartOptions) {
-    this.endpoint = `127.0.0.1:${clientPort}`;
-    this.clientUrl = `http://127.0.0.1:${clientPort}`;
-    this.peerUrl = `http://127.0.0.1:${peerPort}`;
+    const scheme = opts.clientTls ? 'https' : 'http';
+    this.endpoint = opts.clientTls ? `https://127.0.0.1:${clientPort}` : `127.0.0.1:${clientPort}`;
+    this.clientUrl = `${scheme}://127.0.0.1:${clientPort}`;
+    this.peerUrl = `${opts.peerScheme ?? 'http'}://127.0.0.1:${peerPort}`;
+    this.ctlArgs = ctlTlsArgs(opts.clientTls);
   }
 
   #command(): { cmd: string; args: string[] } {
@@ -189,13 +223,13 @@ class ServerImpl implements Server {
     // a leader and serve); then one real gRPC request through etcdctl confirms.
     const probe = this.opts.readyProbe ?? 'http';
     const probeHttp = probe === 'http' || probe === 'http-only';
-    while (probeHttp && Date.now() < deadline && this.#exitInfo === null && !(await httpHealthy(this.clientUrl))) await sleep(5);
+    while (probeHttp && Date.now() < deadline && this.#exitInfo === null && !(await httpHealthy(this.clientUrl, this.opts.clientTls))) await sleep(5);
     this.readyMs = Date.now() - started;
     // A learner answers /health but refuses etcdctl's health check (a KV read), as etcd's learners do.
     if (probe === 'http-only' && this.#exitInfo === null && Date.now() < deadline) return;
     while (Date.now() < deadline) {
       if (this.#exitInfo !== null) break;
-      const r = await etcdctl(this.endpoint, ['endpoint', 'health', '--dial-timeout=1s', '--command-timeout=2s']);
+      const r = await etcdctl(this.endpoint, [...this.ctlArgs, 'endpoint', 'health', '--dial-timeout=1s', '--command-timeout=2s']);
       // etcdctl 3.4 prints the health line on stderr.
       if (r.code === 0 && (r.stdout + r.stderr).includes('is healthy')) return;
       last = (r.stdout + r.stderr).trim().split('\n').slice(-2).join('\n');

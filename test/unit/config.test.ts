@@ -39,17 +39,38 @@ describe('config: etcd flags', () => {
     assert.throws(() => cfg(['--no-such-flag', 'x']), (e: Error) => e instanceof ConfigError && /flag provided but not defined: -no-such-flag/.test(e.message));
   });
   it('refuses flags it does not implement yet instead of ignoring them', () => {
-    assert.throws(() => cfg(['--cert-file', '/x.pem']), /TLS is not implemented/);
     assert.throws(() => cfg(['--listen-metrics-urls', 'http://127.0.0.1:8080']), /not implemented/);
     assert.throws(() => cfg(['--log-outputs', '/var/log/etcd.log']), /only 'default' or 'stderr'/);
     assert.throws(() => cfg(['--logger', 'capnslog']), /only 'zap'/);
     assert.doesNotThrow(() => cfg(['--logger', 'zap', '--log-outputs', 'stderr']));
   });
-  it('takes --listen-client-http-urls (the uWebSockets.js HTTP/JSON port), http:// only', () => {
+  it('takes --listen-client-http-urls (the uWebSockets.js HTTP/JSON port), https:// with what SSLApp supports', () => {
     const c = cfg(['--listen-client-http-urls', 'http://127.0.0.1:8080,http://localhost:8081']);
     assert.deepEqual(c.listenClientHttpUrls.map((u) => u.href), ['http://127.0.0.1:8080/', 'http://localhost:8081/']);
     assert.deepEqual(cfg([]).listenClientHttpUrls, []);
-    assert.throws(() => cfg(['--listen-client-http-urls', 'https://127.0.0.1:8080']), /only http:\/\//);
+    assert.doesNotThrow(() => cfg(['--listen-client-http-urls', 'https://127.0.0.1:8080', '--auto-tls']));
+    assert.throws(() => cfg(['--listen-client-http-urls', 'https://127.0.0.1:8080', '--cert-file', 'a', '--key-file', 'b', '--client-crl-file', 'c']),
+      /--client-cert-auth, --client-crl-file and --client-cert-allowed-hostname are not supported on the uWebSockets.js port/);
+    assert.throws(() => cfg(['--listen-client-http-urls', 'https://127.0.0.1:8080', '--cert-file', 'a', '--key-file', 'b', '--client-cert-auth']),
+      /cannot require a client certificate/);
+  });
+  it('takes etcd 3.4\'s TLS flags and ETCD_* variables, and checks them against https:// URLs as etcd', () => {
+    const c = cfg(['--cert-file', 's.crt', '--key-file', 's.key', '--client-cert-auth', '--trusted-ca-file', 'ca.crt',
+      '--listen-client-urls', 'https://127.0.0.1:2379', '--peer-auto-tls', '--peer-cert-allowed-cn', 'm1',
+      '--cipher-suites', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384'],
+    { ETCD_CLIENT_CRL_FILE: 'crl.pem', ETCD_PEER_CLIENT_CERT_AUTH: 'true' });
+    assert.deepEqual(
+      { cert: c.clientTls.certFile, key: c.clientTls.keyFile, ca: c.clientTls.trustedCaFile, auth: c.clientTls.clientCertAuth, crl: c.clientTls.crlFile },
+      { cert: 's.crt', key: 's.key', ca: 'ca.crt', auth: true, crl: 'crl.pem' });
+    assert.deepEqual({ auto: c.peerTls.autoTls, auth: c.peerTls.clientCertAuth, cn: c.peerTls.allowedCn }, { auto: true, auth: true, cn: 'm1' });
+    assert.equal(c.peerTls.cipherSuites.length, 2);
+    assert.throws(() => cfg(['--listen-client-urls', 'https://127.0.0.1:2379']),
+      /^Error: TLS key\/cert \(--cert-file, --key-file\) must be provided for client url https:\/\/127\.0\.0\.1:2379 with HTTPS scheme$/);
+    assert.throws(() => cfg(['--listen-peer-urls', 'https://127.0.0.1:2380']), /--peer-cert-file, --peer-key-file\) must be provided for peer url/);
+    assert.doesNotThrow(() => cfg(['--listen-client-urls', 'https://127.0.0.1:2379', '--auto-tls']));
+    assert.throws(() => cfg(['--key-file', 's.key']), /--cert-file and --key-file must be given together/);
+    assert.throws(() => cfg(['--cipher-suites', 'RC4']), /unexpected TLS cipher suite "RC4"/);
+    assert.throws(() => cfg(['--listen-client-urls', 'unix://x:1']), /only http:\/\/ and https:\/\//);
   });
   it('validates values and the election/heartbeat relation', () => {
     assert.throws(() => cfg(['--max-txn-ops', 'abc']), /invalid value "abc" for flag -max-txn-ops/);

@@ -56,8 +56,16 @@ interface UwsApp {
   ws(pattern: string, behavior: Record<string, unknown>): UwsApp;
   listen(host: string, port: number, cb: (token: unknown) => void): UwsApp;
 }
+/** uWebSockets.js' SSLApp options (uSockets: a CA file makes a client certificate signed by it required). */
+export interface UwsTlsOptions {
+  key_file_name: string;
+  cert_file_name: string;
+  ca_file_name?: string;
+  ssl_ciphers?: string;
+}
 interface UwsModule {
   App(): UwsApp;
+  SSLApp(o: UwsTlsOptions): UwsApp;
   us_listen_socket_close(token: unknown): void;
   us_socket_local_port(token: unknown): number;
   DISABLED: number;
@@ -77,6 +85,8 @@ export interface FastPortDeps {
   onWsMessage?: () => void;
   /** A programmer error caught at the uWS boundary (logged; the connection is closed). */
   onError?: (e: unknown) => void;
+  /** https:// and wss:// through uWebSockets.js' SSLApp (certificate files checked by the caller). */
+  tls?: UwsTlsOptions;
 }
 
 function guard(fn: () => void, onError?: (e: unknown) => void): void {
@@ -123,7 +133,7 @@ export class FastPort {
 
   constructor(d: FastPortDeps) {
     this.#d = d;
-    this.#app = uws().App();
+    this.#app = d.tls ? uws().SSLApp(d.tls) : uws().App();
     // Both WebSocket endpoints: no compression, the body limit per message, a bounded send buffer.
     const wsLimits = {
       compression: uws().DISABLED,

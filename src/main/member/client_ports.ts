@@ -6,10 +6,11 @@ import * as net from 'node:net';
 import { Config } from '../config';
 import { Gateway } from '../gateway/gateway';
 import { defaultProtoDir, JsonCodec } from '../gateway/jsonpb';
-import { FastPort } from '../gateway/uws_server';
+import { FastPort, UwsTlsOptions } from '../gateway/uws_server';
 import { createHttp1Server } from '../http1';
 import { Logger } from '../log';
-import { listenMultiplexed } from '../net/listener';
+import { ClientRoutes, listenClient, routeSecure } from '../net/listener';
+import { opensslCiphers, TlsAcceptor, TlsInfo } from '../net/tls';
 import { RaftNode } from '../node/node';
 import { EtcdServer } from '../server';
 import type { GatewayCounters } from '../server_metrics';
@@ -25,6 +26,8 @@ export interface MemberMetrics {
 
 export interface ClientPortDeps {
   cfg: Config;
+  /** The client certificate flags, auto TLS resolved (member.ts). */
+  tls: TlsInfo;
   /** The member's limits (deriveLimits): the WebSocket caps grow with --max-request-bytes. */
   lim: Readonly<Limits>;
   log: Logger;
@@ -45,7 +48,7 @@ export class ClientPorts {
 
   /** Opens every client port; a port that cannot be bound fails the start. */
   async open(d: ClientPortDeps): Promise<void> {
-    const { cfg, lim, log, node, server, metrics } = d;
+    const { cfg, lim, log, node, server, metrics, tls } = d;
     // As etcd 3.4's /health: a leader must exist and a request must commit through the log.
     const healthy = async (): Promise<boolean> => {
       if (!node.hasLeader) return false;
@@ -68,10 +71,15 @@ export class ClientPorts {
         metrics: renderMetrics,
       },
     );
-    for (const u of cfg.listenClientUrls) {
-      this.#listeners.push(await listenMultiplexed(hostOf(u), Number(u.port), server.transport.server, h1));
-      log.info('serving client traffic', { address: u.href });
-    }
+    const routes: ClientRoutes = { h2: server.transport.server, h1 };
+    await this.#openClientUrls(
+      cfg.listenClientUrls,
+      routes,
+      tls,
+      lim,
+      log,
+      cfg.listenClientHttpUrls.some((u) => u.protocol === 'https:'),
+    );
     for (const u of cfg.listenClientHttpUrls) {
       const fast = new FastPort({
         gateway,
@@ -94,10 +102,47 @@ export class ClientPorts {
         onHttpRequest: () => metrics.counters.fastPortRequests.inc(),
         onWsMessage: () => metrics.counters.wsMessages.inc(),
         onError: (e) => log.error('HTTP/JSON port: request failed', { error: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
+        tls: u.protocol === 'https:' ? uwsTls(tls) : undefined,
       });
       await fast.listen(hostOf(u), Number(u.port));
       this.#fastPorts.push(fast);
-      log.info('serving client HTTP/JSON traffic (uWebSockets.js)', { address: u.href });
+      log.info('serving client HTTP/JSON traffic (uWebSockets.js)', { address: u.href, tls: u.protocol === 'https:' });
+    }
+  }
+
+  /** One listener per host:port; https:// URLs get TLS, the same host:port as http:// and https:// both. */
+  async #openClientUrls(
+    urls: URL[],
+    routes: ClientRoutes,
+    tls: TlsInfo,
+    lim: Readonly<Limits>,
+    log: Logger,
+    fastHttps: boolean,
+  ): Promise<void> {
+    const byAddr = new Map<string, { host: string; port: number; plain: boolean; secure: boolean; hrefs: string[] }>();
+    for (const u of urls) {
+      const key = `${hostOf(u)}:${u.port}`;
+      const e = byAddr.get(key) ?? { host: hostOf(u), port: Number(u.port), plain: false, secure: false, hrefs: [] };
+      if (u.protocol === 'https:') e.secure = true;
+      else e.plain = true;
+      e.hrefs.push(u.href);
+      byAddr.set(key, e);
+    }
+    const anySecure = [...byAddr.values()].some((e) => e.secure);
+    if (!anySecure && !fastHttps && tls.certFile !== '')
+      log.warn('scheme is HTTP while key and cert files are present; ignoring key and cert files', { 'client-url': urls[0]?.href });
+    // One acceptor for every https:// client URL: the same files, the same handshake bound.
+    const acceptor = anySecure ? new TlsAcceptor(tls, lim, log.child({ component: 'client-tls' }), (s) => routeSecure(s, routes)) : null;
+    for (const e of byAddr.values()) {
+      this.#listeners.push(
+        await listenClient(e.host, e.port, {
+          routes,
+          tls: e.secure ? acceptor : null,
+          plain: e.plain,
+          firstByteTimeoutMs: lim.tlsHandshakeTimeoutMs,
+        }),
+      );
+      log.info('serving client traffic', { address: e.hrefs.join(','), tls: e.secure, 'client-cert-auth': e.secure && tls.clientCertAuth });
     }
   }
 
@@ -105,4 +150,14 @@ export class ClientPorts {
     for (const l of this.#listeners) l.close();
     for (const f of this.#fastPorts) f.close();
   }
+}
+
+/** The certificate flags as uWebSockets.js' SSLApp takes them (server certificate and ciphers; config.ts
+ * refuses client-certificate auth there: SSLApp cannot require a client certificate). */
+function uwsTls(tls: TlsInfo): UwsTlsOptions {
+  return {
+    key_file_name: tls.keyFile,
+    cert_file_name: tls.certFile,
+    ...(tls.cipherSuites.length > 0 ? { ssl_ciphers: opensslCiphers(tls.cipherSuites) } : {}),
+  };
 }

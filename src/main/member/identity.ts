@@ -6,8 +6,10 @@ import { Config } from '../config';
 import { Logger } from '../log';
 import { computeClusterId, computeMemberId } from '../../shared/ids';
 import { MemberRecord } from '../../shared/confchange';
+import { clientOptions, TlsInfo } from '../net/tls';
 import { discoverCluster } from '../peer/transport';
 import { StartupError } from '../startup_error';
+import { limits } from '../../shared/limits';
 
 export interface Identity {
   clusterId: string;
@@ -21,10 +23,11 @@ export interface Identity {
   tag?: number;
 }
 
-export async function loadIdentity(cfg: Config, dir: string, log: Logger): Promise<Identity> {
+/** peerTls: the resolved peer TLS settings, to dial https:// members when joining. */
+export async function loadIdentity(cfg: Config, dir: string, log: Logger, peerTls: TlsInfo): Promise<Identity> {
   const file = path.join(dir, 'identity.json');
   if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as Identity;
-  const id = cfg.initialClusterState === 'existing' ? await joinIdentity(cfg, log) : newIdentity(cfg);
+  const id = cfg.initialClusterState === 'existing' ? await joinIdentity(cfg, log, peerTls) : newIdentity(cfg);
   const tmp = file + '.tmp';
   fs.writeFileSync(tmp, JSON.stringify(id, null, 2));
   fs.renameSync(tmp, file);
@@ -36,7 +39,8 @@ export async function loadIdentity(cfg: Config, dir: string, log: Logger): Promi
  * the cluster's ID and membership, and find ourselves in it by our peer URLs, as etcd's
  * ValidateClusterAndAssignIDs does: MemberAdd must have added us first.
  */
-async function joinIdentity(cfg: Config, log: Logger): Promise<Identity> {
+async function joinIdentity(cfg: Config, log: Logger, peerTls: TlsInfo): Promise<Identity> {
+  const tlsOpts = peerTls.certFile ? clientOptions(peerTls) : null;
   const key = (urls: string[]): string => [...urls].sort().join(',');
   const mine = key(cfg.initialAdvertisePeerUrls);
   const errors: string[] = [];
@@ -45,7 +49,7 @@ async function joinIdentity(cfg: Config, log: Logger): Promise<Identity> {
     for (const u of urls) {
       let d: { clusterId: string; members: MemberRecord[] };
       try {
-        d = (await discoverCluster(u)) as { clusterId: string; members: MemberRecord[] };
+        d = (await discoverCluster(u, limits, tlsOpts)) as { clusterId: string; members: MemberRecord[] };
       } catch (e) {
         errors.push(`${u}: ${(e as Error).message}`);
         continue;

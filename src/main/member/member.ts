@@ -50,6 +50,7 @@ import { RecoveredLog, recoverLog } from './recover';
 import { SnapshotSender } from './snapshot_sender';
 import { EssentialWorker, progressNotifyIntervalMs, startWorker, WATCH_WORKER_LIMITS } from './supervision';
 import { syncVia } from '../compactor';
+import { MemberTls, resolveTls } from './tls_setup';
 
 /** What the process that runs a member is told. */
 export interface MemberHooks {
@@ -165,6 +166,7 @@ function buildRaft(
   st: Storage,
   rec: RecoveredLog,
   hooks: MemberHooks,
+  tls: MemberTls,
 ): RaftParts {
   const memberId = BigInt(ident.memberId);
   const { storage, conf, applied, membership } = rec;
@@ -183,7 +185,7 @@ function buildRaft(
     rand: mulberry32(Number(memberId & 0xffffffffn) ^ Date.now()),
     forwardProposals: true,
   });
-  const peers = new PeerLinks(cfg, lim, memberId, BigInt(ident.clusterId), log);
+  const peers = new PeerLinks(cfg, lim, memberId, BigInt(ident.clusterId), log, tls.peer);
   const confChanges = new ConfChanges(memberId, membership, st.store, peers, log, hooks.onRemoved);
   const snapshots = new SnapshotSender(dir.memberDir, st.store, peers, log);
   const watchSignal = new WatchSignal(st.watchInit.signal);
@@ -343,8 +345,9 @@ export class Member {
     } catch (e) {
       throw new StartupError(`limits: ${(e as Error).message}`);
     }
+    const tls = resolveTls(cfg, log);
     const dir = await openDataDir(cfg);
-    const ident = await loadIdentity(cfg, dir.memberDir, log);
+    const ident = await loadIdentity(cfg, dir.memberDir, log, tls.peer);
     log.info('starting etcd-ts', {
       name: cfg.name,
       'data-dir': cfg.dataDir,
@@ -359,7 +362,7 @@ export class Member {
       lastIndex: rec.storage.lastIndex(),
       ms: Date.now() - t0,
     });
-    const raft = buildRaft(cfg, lim, log, dir, ident, st, rec, hooks);
+    const raft = buildRaft(cfg, lim, log, dir, ident, st, rec, hooks, tls);
     const services = buildServices(cfg, lim, log, ident, dir, st, raft);
     await raft.peers.start(peerInbound(ident, raft, services));
     if (ident.joined && rec.membership.size === 0) {
@@ -387,6 +390,7 @@ export class Member {
     );
     await ports.open({
       cfg,
+      tls: tls.client,
       lim,
       log,
       node: raft.node,

@@ -4,6 +4,7 @@
 // peers follow the membership: at start, after each applied ConfChange, after a snapshot.
 import { Config } from '../config';
 import { Logger } from '../log';
+import { TlsInfo } from '../net/tls';
 import { Membership } from '../membership';
 import { PeerTransport } from '../peer/transport';
 import type { Message } from '../raft/types';
@@ -32,10 +33,13 @@ export class PeerLinks {
   readonly #selfId: bigint;
   readonly #clusterId: bigint;
   readonly #log: Logger;
+  readonly #tls: TlsInfo;
   /** Open from start() to stop(); before, messages are dropped (Raft sends them again). */
   #transport: PeerTransport | null = null;
 
-  constructor(cfg: Config, lim: Readonly<Limits>, selfId: bigint, clusterId: bigint, log: Logger) {
+  /** tls: the peer certificate flags, auto TLS resolved (tls_setup.ts). */
+  constructor(cfg: Config, lim: Readonly<Limits>, selfId: bigint, clusterId: bigint, log: Logger, tls: TlsInfo) {
+    this.#tls = tls;
     this.#cfg = cfg;
     this.#lim = lim;
     this.#selfId = selfId;
@@ -49,7 +53,8 @@ export class PeerLinks {
       selfId: this.#selfId,
       clusterId: this.#clusterId,
       log: this.#log,
-      listen: this.#cfg.listenPeerUrls.map((u) => ({ host: hostOf(u), port: Number(u.port) })),
+      listen: this.#cfg.listenPeerUrls.map((u) => ({ host: hostOf(u), port: Number(u.port), tls: u.protocol === 'https:' })),
+      tls: this.#tls,
       onMessages: (msgs) => inbound.onMessages(msgs),
       onUnreachable: (id) => inbound.onUnreachable(id),
       onSnapshot: (msg, dir) => inbound.onSnapshot(msg, dir),
@@ -57,7 +62,12 @@ export class PeerLinks {
       onDiscover: () => inbound.onDiscover(),
       onRemoved: () => inbound.onRemoved(),
       // Frames grow with --max-request-bytes (a MsgApp carries a largest request).
-      limits: { peerFrameBytesMax: this.#lim.peerFrameBytesMax, peerQueueBytesMax: this.#lim.peerQueueBytesMax },
+      limits: {
+        peerFrameBytesMax: this.#lim.peerFrameBytesMax,
+        peerQueueBytesMax: this.#lim.peerQueueBytesMax,
+        tlsHandshakeTimeoutMs: this.#lim.tlsHandshakeTimeoutMs,
+        tlsHandshakesInFlightMax: this.#lim.tlsHandshakesInFlightMax,
+      },
     });
     try {
       await t.start();

@@ -95,7 +95,7 @@ export class GrpcH2Transport extends GrpcMethods {
       stream.respond(UNSUPPORTED_MEDIA, true);
       return;
     }
-    const ctx: CallContext = { deadlineMs: deadlineOf(headers['grpc-timeout']), metadata: headers };
+    const ctx: CallContext = { deadlineMs: deadlineOf(headers['grpc-timeout']), metadata: headers, peerCertificateCN: stream.session.peerCertificateCN };
     const unary = this.unaryMethod(path);
     if (unary) {
       stream.listener = new UnaryCall(stream, unary, ctx, this.#opts.recvMessageBytesMax);

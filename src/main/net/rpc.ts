@@ -16,6 +16,8 @@ export interface CallContext {
   /** Unary calls: registers fn to run if the call ends before it is answered (client cancel, reset
    * or deadline), so a handler that waits (Lock, Campaign) can stop and clean up. */
   onCancel?: (fn: () => void) => void;
+  /** The common name of the client's verified TLS certificate (--client-cert-auth), for auth (issue 16). */
+  peerCertificateCN?: string;
 }
 
 /** The context of an in-process call (HTTP/JSON, WebSocket, Lock and Election): no deadline, no gRPC metadata. */

@@ -2,6 +2,7 @@
 // URLs, HELLO, wait for HELLO_ACK. Resolves with the socket and its frame reader (which may already
 // hold bytes past the ACK); rejects on connect failure, refusal, timeout or garbage.
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { PeerProtocolError } from './codec';
 import {
   FrameReader, HELLO_FRAME_BYTES_MAX, HELLO_STATUS_TEXT, HelloStatus, PEER_PROTOCOL_VERSION, Purpose,
@@ -12,10 +13,12 @@ import type { PeerLimits } from './transport';
 export interface HostPort {
   host: string;
   port: number;
+  /** An https:// URL: dialed with TLS (the peer certificate flags). */
+  secure?: boolean;
 }
 
-/** "http://10.0.0.1:2380", "https://[::1]:2380", "tcp://host:2380" or "host:2380" to host and port.
- * The scheme is ignored: the peer port is plain TCP (no TLS). */
+/** "http://10.0.0.1:2380", "https://[::1]:2380", "tcp://host:2380" or "host:2380" to host and port;
+ * https:// means TLS. */
 export function parsePeerUrl(url: string): HostPort {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `tcp://${url}`;
   let u: URL;
@@ -27,7 +30,7 @@ export function parsePeerUrl(url: string): HostPort {
   const port = Number(u.port || (u.protocol === 'https:' ? 443 : u.protocol === 'http:' ? 80 : NaN));
   if (!u.hostname || !Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`invalid peer URL ${JSON.stringify(url)}`);
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
-  return { host, port };
+  return u.protocol === 'https:' ? { host, port, secure: true } : { host, port };
 }
 
 /** The dialed peer answered HELLO with a refusal (other cluster, other member, busy, ...). */
@@ -46,6 +49,17 @@ export interface DialEnv {
   limits: PeerLimits;
   /** Called with the socket as soon as it exists, so the owner can destroy it on stop(). */
   track(sock: net.Socket): void;
+  /** TLS client options (this member's peer certificate) for https:// peer URLs; null without peer TLS. */
+  tls?: tls.ConnectionOptions | null;
+}
+
+function connect(env: DialEnv, addr: HostPort): net.Socket {
+  if (!addr.secure) return net.connect({ host: addr.host, port: addr.port });
+  const o = env.tls;
+  if (!o) throw new Error(`https://${addr.host}:${addr.port} is a TLS peer URL, but this member has no peer TLS (--peer-cert-file and --peer-key-file, or --peer-auto-tls)`);
+  // The certificate must be valid for the host dialed (an IP is checked against IP SANs); servername
+  // only for names (RFC 6066 has no IP server names).
+  return tls.connect({ ...o, host: addr.host, port: addr.port, servername: net.isIP(addr.host) ? undefined : addr.host });
 }
 
 /** A handshaken connection, paused: attach 'data' and call sock.resume(); the reader may hold bytes. */
@@ -57,7 +71,7 @@ export interface Dialed {
 export function dial(env: DialEnv, addr: HostPort, purpose: Purpose, to: bigint): Promise<Dialed> {
   const l = env.limits;
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: addr.host, port: addr.port });
+    const sock = connect(env, addr);
     env.track(sock);
     // Errors always end in 'close', which is what owners watch; this keeps a late error from being
     // an unhandled 'error' event between resolve() and the owner attaching its listeners.
@@ -67,7 +81,7 @@ export function dial(env: DialEnv, addr: HostPort, purpose: Purpose, to: bigint)
     let settled = false;
     const cleanup = (): void => {
       clearTimeout(timer);
-      sock.removeListener('connect', onConnect);
+      sock.removeListener(addr.secure ? 'secureConnect' : 'connect', onConnect);
       sock.removeListener('data', onData);
       sock.removeListener('error', fail);
       sock.removeListener('close', onClose);
@@ -79,8 +93,11 @@ export function dial(env: DialEnv, addr: HostPort, purpose: Purpose, to: bigint)
       sock.destroy();
       reject(e);
     };
-    const onClose = (): void => fail(new Error('connection closed during peer handshake'));
+    let connected = false;
+    const onClose = (): void => fail(new Error(!addr.secure ? 'connection closed during peer handshake'
+      : connected ? 'connection closed during peer handshake (did the peer refuse our TLS certificate? see its log)' : 'connection closed during the TLS handshake'));
     const onConnect = (): void => {
+      connected = true;
       sock.setKeepAlive(true, 5000);
       sock.write(encodeHello({ version: PEER_PROTOCOL_VERSION, purpose, clusterId: env.clusterId, from: env.selfId, to }));
     };
@@ -104,7 +121,7 @@ export function dial(env: DialEnv, addr: HostPort, purpose: Purpose, to: bigint)
     };
     const timeoutMs = l.peerDialTimeoutMs + l.peerHandshakeTimeoutMs;
     const timer = setTimeout(() => fail(new Error(`peer dial/handshake timed out after ${timeoutMs} ms`)), timeoutMs);
-    sock.on('connect', onConnect);
+    sock.on(addr.secure ? 'secureConnect' : 'connect', onConnect);
     sock.on('data', onData);
     sock.on('error', fail);
     sock.on('close', onClose);

@@ -32,6 +32,8 @@ export class MessageLink {
   #backoffMs: number;
   /** Failed attempts since the last live connection (the first failure is logged at warn). */
   #failures = 0;
+  /** The reason of the last failure logged at warn ('' once connected). */
+  #lastWarned = '';
   #queue: Queued[] = [];
   #queueHead = 0;
   #queueMessages = 0;
@@ -125,6 +127,7 @@ export class MessageLink {
     this.#env.log.info(this.#failures > 0 ? 'peer connection re-established' : 'peer connection established',
       { peer: idToHex(this.id), address: `${addr.host}:${addr.port}` });
     this.#failures = 0;
+    this.#lastWarned = '';
     // The receiver never writes on a message connection after the ACK; reading keeps 'close' timely.
     sock.on('data', () => {});
     sock.resume();
@@ -165,8 +168,12 @@ export class MessageLink {
     this.#dialing = false;
     if (this.#closed) return;
     const fields = { peer: idToHex(this.id), address: `${addr.host}:${addr.port}`, error: e.message, retryMs: this.#backoffMs };
-    if (this.#failures++ === 0) this.#env.log.warn('cannot connect to peer', fields);
+    // Warn on the first failure and whenever the reason changes (a peer that was down and now refuses
+    // our TLS certificate says so), debug while the same reason repeats.
+    this.#failures++;
+    if (e.message !== this.#lastWarned) this.#env.log.warn('cannot connect to peer', fields);
     else this.#env.log.debug('cannot connect to peer', fields);
+    this.#lastWarned = e.message;
     if (this.#queueMessages > 0) this.#env.onUnreachable(this.id);
     if (e instanceof PeerRefusedError && e.status === HelloStatus.Removed) this.#env.onRemovedByPeer(this.id);
     this.#scheduleRetry();

@@ -1,4 +1,5 @@
-// The peer transport: raft messages, snapshots and member-to-member requests over plain TCP.
+// The peer transport: raft messages, snapshots and member-to-member requests over TCP, inside TLS for
+// https:// peer URLs (the handshake in net/tls.ts, then the same protocol).
 //
 //   dialer                                     listener (every member accepts from everyone)
 //   ── HELLO(magic, version, purpose, cluster, from, to) ──►  checks cluster ID, to == self, not removed
@@ -14,7 +15,9 @@
 // cannot join etcd; an HTTP request to this port is refused with a log line saying so.
 import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
+import type * as tls from 'node:tls';
 import { Logger } from '../log';
+import { clientOptions, TlsAcceptor, TlsInfo } from '../net/tls';
 import { Message } from '../raft/types';
 import { limits, Limits } from '../../shared/limits';
 import { idToHex } from '../../shared/ids';
@@ -36,13 +39,16 @@ export type PeerLimits = Pick<Limits,
   'peerFrameBytesMax' | 'peerQueueMessagesMax' | 'peerQueueBytesMax' | 'peerDialTimeoutMs' | 'peerHandshakeTimeoutMs' |
   'peerBackoffMinMs' | 'peerBackoffMaxMs' | 'peerInboundConnectionsMax' | 'peerRequestsInflightMax' |
   'peerSnapshotBytesMax' | 'peerSnapshotFilesMax' | 'peerSnapshotChunkBytes' | 'peerSnapshotIdleTimeoutMs' |
-  'peerSnapshotApplyTimeoutMs'>;
+  'peerSnapshotApplyTimeoutMs' | 'tlsHandshakeTimeoutMs' | 'tlsHandshakesInFlightMax' | 'tlsReloadCheckMs'>;
 
 export interface PeerTransportOptions {
   selfId: bigint;
   clusterId: bigint;
-  /** host/port pairs to listen on (from --listen-peer-urls). Port 0 picks a free port (see addresses()). */
-  listen: Array<{ host: string; port: number }>;
+  /** host/port pairs to listen on (from --listen-peer-urls; tls for https://). Port 0 picks a free port (see addresses()). */
+  listen: Array<{ host: string; port: number; tls?: boolean }>;
+  /** Peer TLS (the --peer-* certificate flags, auto TLS resolved): the handshake on listeners with tls,
+   * and the certificate presented when dialing https:// peer URLs. */
+  tls?: TlsInfo;
   log: Logger;
   /** Called for every received raft message batch, in order per sender. */
   onMessages(msgs: Message[]): void;
@@ -116,6 +122,7 @@ export class PeerTransport {
     this.#log = opts.log.child({ component: 'peer', local: idToHex(opts.selfId) });
     this.#env = {
       selfId: opts.selfId, clusterId: opts.clusterId, limits: this.#l, log: this.#log, track: this.#track,
+      tls: opts.tls && opts.tls.certFile ? clientOptions(opts.tls) : null,
       onUnreachable: (pid: bigint) => this.#reportUnreachable(pid),
       onRemovedByPeer: (pid: bigint) => {
         this.#log.warn('a peer refused us: this member was removed from the cluster', { peer: idToHex(pid) });
@@ -125,8 +132,20 @@ export class PeerTransport {
   }
 
   async start(): Promise<void> {
-    for (const { host, port } of this.#o.listen) {
-      const server = net.createServer((sock) => this.#onConnection(sock));
+    let acceptor: TlsAcceptor | null = null;
+    for (const { host, port, tls: secure } of this.#o.listen) {
+      if (secure && acceptor === null) {
+        if (!this.#o.tls?.certFile) throw new Error('https:// peer URLs need peer TLS (--peer-cert-file and --peer-key-file, or --peer-auto-tls)');
+        acceptor = new TlsAcceptor(this.#o.tls, this.#l, this.#log, (s) => this.#onConnection(s));
+      }
+      const a = secure ? acceptor : null;
+      const server = net.createServer((sock) => {
+        if (a === null) return this.#onConnection(sock);
+        // Tracked from the first byte: stop() closes connections still in their handshake too.
+        this.#track(sock);
+        sock.on('error', () => sock.destroy());
+        a.accept(sock);
+      });
       server.maxConnections = this.#l.peerInboundConnectionsMax;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -137,7 +156,7 @@ export class PeerTransport {
       });
       server.on('error', (e) => this.#log.error('peer listener error', { error: e.message }));
       this.#servers.push(server);
-      this.#log.info('listening for peers', { address: `${host}:${(server.address() as net.AddressInfo).port}` });
+      this.#log.info('listening for peers', { address: `${host}:${(server.address() as net.AddressInfo).port}`, tls: Boolean(secure) });
     }
   }
 
@@ -529,9 +548,9 @@ function remoteOf(sock: net.Socket): string {
  * Asks the member at a peer URL for its cluster's ID and membership (the JSON its onDiscover returns):
  * how a member started with --initial-cluster-state existing learns the ID MemberAdd gave it.
  */
-export async function discoverCluster(url: string, l: PeerLimits = limits): Promise<unknown> {
+export async function discoverCluster(url: string, l: PeerLimits = limits, tlsOpts: tls.ConnectionOptions | null = null): Promise<unknown> {
   // dial() destroys its socket when it fails; after it succeeds, the finally below does.
-  const env = { selfId: 0n, clusterId: 0n, limits: l, track: () => undefined };
+  const env = { selfId: 0n, clusterId: 0n, limits: l, track: () => undefined, tls: tlsOpts };
   const { sock, reader } = await dial(env, parsePeerUrl(url), Purpose.Discover, 0n);
   try {
     return await new Promise<unknown>((resolve, reject) => {

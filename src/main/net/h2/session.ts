@@ -11,6 +11,7 @@
 // credited back at once; a WINDOW_UPDATE goes out when half a window has been consumed. DATA we send
 // never exceeds min(stream window, connection window, peer MAX_FRAME_SIZE); what does not fit stays
 // in the stream's queue and is resumed by the peer's WINDOW_UPDATE or SETTINGS.
+import { verifiedCommonName } from '../tls';
 import type * as net from 'node:net';
 import {
   DEFAULT_FRAME_BYTES, DEFAULT_WINDOW_BYTES, ErrorCode, Flag, FRAME_BYTES_LIMIT,
@@ -108,6 +109,8 @@ export class H2Session implements FrameSink, HeaderSink {
   #goawayReceived = false;
   #dead = false;
   #readPaused = false;
+  /** The common name of the client's verified TLS certificate; undefined on cleartext (net/tls.ts). */
+  readonly peerCertificateCN: string | undefined;
 
   constructor(socket: net.Socket, opts: H2SessionOptions, handler: H2Handler, onClosed: (s: H2Session) => void) {
     this.#socket = socket;
@@ -115,6 +118,7 @@ export class H2Session implements FrameSink, HeaderSink {
     this.#handler = handler;
     this.#onClosed = onClosed;
     this.#reader = new FrameReader(this, h2Limits.recvFrameBytesMax);
+    this.peerCertificateCN = verifiedCommonName(socket);
     socket.on('data', this.#onSocketData);
     socket.on('close', this.#onSocketClose);
     socket.on('error', this.#onSocketError);
