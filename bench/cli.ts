@@ -18,6 +18,7 @@ import {
   summaryLine, writeJson, writeMarkedSection,
 } from './lib/results';
 import { defaultVerdictOptions, judge } from './lib/verdict';
+import { incomparable } from './lib/comparable';
 import {
   allWorkloads, defaultRequestOptions, describe, isWatchWorkload, isWorkloadName, needsPreload, RequestOptions, WorkloadName,
 } from './lib/workloads';
@@ -27,6 +28,7 @@ const usage = `usage:
   etcd-ts-bench <workload> [--endpoints HOST:PORT[,HOST:PORT]] [flags]
   etcd-ts-bench compare <workload...> [--a etcd] [--b etcd-ts] [--etcd /usr/bin/etcd] [--rounds 3] [--members 1] [--md FILE] [flags]
   etcd-ts-bench diff BASE.json HEAD.json [--threshold PCT] [--single-noise PCT] [--server LABEL]
+      (refused, saying why, unless both measured the same server, load model and workload)
   etcd-ts-bench report FILE.json... [-o FILE.html] | report COMPARE.json --md docs/BENCHMARKS.md
 
 workloads: ${allWorkloads.join(', ')} (txn = txn-put)
@@ -375,6 +377,17 @@ function cmdDiff(files: string[], o: Opts): number {
   const sh = pick(head);
   const workloads = [...new Set(base.runs.map((x) => x.workload))].filter((w) => head.runs.some((x) => x.workload === w));
   if (workloads.length === 0) throw new Error('diff: the files have no workload in common');
+  // Refused, saying why, unless both sides measured the same server, load model and workload (comparable.ts).
+  const runsOf = (r: ResultFile, server: string, w: string) => r.runs.filter((x) => x.server === server && x.workload === w);
+  const reasons = workloads.flatMap((w) => incomparable(w, runsOf(base, sb, w), runsOf(head, sh, w)));
+  if (reasons.length > 0) {
+    if (sb !== sh) reasons.push(`(diff compares server "${sb}" of ${files[0]} with "${sh}" of ${files[1]}; --server LABEL picks one label in both)`);
+    throw new Error(`diff: refusing to compare ${files[0]} with ${files[1]}:\n  ${reasons.join('\n  ')}`);
+  }
+  for (const [name, r, other] of [['base', base, head], ['head', head, base]] as const) {
+    const only = [...new Set(r.runs.map((x) => x.workload))].filter((w) => !other.runs.some((x) => x.workload === w));
+    if (only.length > 0) console.log(`only in ${name} (not compared): ${only.join(', ')}`);
+  }
   const opts = { minThreshold: o.threshold / 100, singleSampleNoise: o.singleNoise / 100 };
   let regression = false;
   console.log(`base: ${files[0]} (${sb}, ${base.date}); head: ${files[1]} (${sh}, ${head.date})`);

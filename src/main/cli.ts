@@ -2,7 +2,7 @@
 // etcd-ts: the server binary. Parses etcd's flags, recovers the WAL, starts the apply,
 // compaction and range workers, the Raft driver and the client listeners.
 import { ConfigError, parseConfig, usage } from './config';
-import { Logger } from './log';
+import { Logger, openLogOutputs } from './log';
 import { StartupError } from './startup_error';
 import { WalCorruptError } from './wal/wal';
 import { Member } from './member/member';
@@ -27,7 +27,9 @@ async function main(): Promise<void> {
     process.stdout.write(`etcd-ts Version: ${ETCD_TS_VERSION}\netcd API Version: ${ETCD_SERVER_VERSION}\nNode Version: ${process.version}\n`);
     return;
   }
-  const log = new Logger(cfg.logLevel);
+  const log = new Logger(cfg.logLevel, {}, openLogOutputs(cfg.logOutputs));
+  // Flags accepted but not honoured, unknown ETCD_* variables, the config file: one line each.
+  for (const n of cfg.notes) log[n.level](n.msg, n.fields);
   let member: Member | null = null;
   let stopping = false;
   const stop = (reason: Record<string, string>): void => {

@@ -92,6 +92,9 @@ export class EtcdServer {
     const transportOpts = {
       recvMessageBytesMax: d.cfg.maxRequestBytes + limits.grpcOverheadBytes,
       streamsPerConnMax: d.cfg.maxConcurrentStreams,
+      keepaliveMinTimeMs: d.cfg.grpcKeepaliveMinTimeMs,
+      keepaliveIntervalMs: d.cfg.grpcKeepaliveIntervalMs,
+      keepaliveTimeoutMs: d.cfg.grpcKeepaliveTimeoutMs,
       onError: (err: Error) => d.log.debug('grpc session error', { error: err.message }),
     };
     this.transport = new GrpcH2Transport(transportOpts);

@@ -229,6 +229,8 @@ export interface LimitFlags {
   quotaBackendBytes: number;
   heartbeatIntervalMs: number;
   electionTimeoutMs: number;
+  /** --experimental-compaction-batch-limit (absent: the default). */
+  compactionBatchLimit?: number;
 }
 
 /**
@@ -243,6 +245,7 @@ export function deriveLimits(f: LimitFlags): Readonly<Limits> {
     ...limits,
     requestBytesMax: f.maxRequestBytes, txnOpsMax: f.maxTxnOps, quotaBackendBytes: f.quotaBackendBytes,
     heartbeatIntervalMs: f.heartbeatIntervalMs, electionTimeoutMs: f.electionTimeoutMs,
+    compactionBatchRevisions: f.compactionBatchLimit ?? limits.compactionBatchRevisions,
     ringBytes: Math.max(limits.ringBytes, 2 * msg),
     walBatchBytesMax: Math.max(limits.walBatchBytesMax, msg),
     watchResponseRingBytes: Math.max(limits.watchResponseRingBytes, 4 * msg),

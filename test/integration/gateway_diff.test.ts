@@ -98,6 +98,12 @@ const cases: Case[] = [
   P('/v3/cluster/member/promote', { ID: '1' }),
   P('/v3/maintenance/alarm', {}),
   P('/v3/maintenance/defragment', {}),
+  // Auth (not served yet: 501 with code 12 and etcd's JSON body, like any unregistered method; never a
+  // plain-text 404). Read-only calls, so etcd's state stays as the later cases expect.
+  P('/v3/auth/user/list', {}),
+  P('/v3/auth/role/get', { role: 'r' }),
+  P('/v3/auth/authenticate', { name: 'root', password: 'x' }),
+  P('/v3beta/auth/role/list', {}),
   P('/v3/maintenance/hash', {}),
   P('/v3/maintenance/transfer-leadership', { targetID: '1' }),
   P('/v3/lease/grant', { TTL: '30', ID: '1000' }),

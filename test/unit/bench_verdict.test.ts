@@ -6,6 +6,12 @@
 //
 //   npx tsc -p . && npx mocha --no-config dist/test/unit/bench_verdict.test.js
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { incomparable } from '../../bench/lib/comparable';
+import { RunRecord, schema } from '../../bench/lib/results';
 import { judge, median, relativeSpread, Samples } from '../../bench/lib/verdict';
 import * as W from '../../bench/lib/workloads';
 import { etcdserverpb } from '../../src/shared/gen/etcd';
@@ -105,6 +111,53 @@ describe('bench request templates', () => {
       const k = W.leaseIdFrame();
       W.writeLeaseIdVarint(k.framed, k.idAt, n);
       assert.equal(BigInt(etcdserverpb.LeaseKeepAliveRequest.decode(k.framed.subarray(5)).ID.toString()), W.leaseIdBigInt(n));
+    }
+  });
+});
+
+// `etcd-ts-bench diff` refuses runs that measured different things (bench/lib/comparable.ts), saying
+// why: a closed-loop run against an open-loop one, etcd against etcd-ts, another concurrency, another
+// workload, lane or cluster size. The CLI check runs dist/bench/cli.js on two small result files.
+describe('bench diff: only comparable runs', () => {
+  const run = (over: Partial<RunRecord> = {}): RunRecord => ({
+    server: 'etcd-ts', serverVersion: '3.4.23', workload: 'put', description: 'Put, 8-byte keys, uniform random over 10000, 256-byte values',
+    round: 1, loadModel: 'closed loop, 200 clients over 8 connections, 1 s warm-up, 10 s measured', openLoop: false,
+    result: { reqPerSec: 10_000, p99Ms: 5, errors: 0 } as RunRecord['result'], ...over,
+  });
+  it('the same server, load model and workload: comparable', () => {
+    assert.deepEqual(incomparable('put', [run(), run({ round: 2 })], [run({ lane: 'grpc', members: 1 })]), []);
+  });
+  it('closed loop vs open loop, another server, concurrency, workload, lane or size: refused with both values', () => {
+    const open = run({ openLoop: true, loadModel: 'open loop at 5000 req/s, at most 200 in flight over 8 connections, 1 s warm-up, 10 s measured' });
+    const r = incomparable('put', [run()], [open]);
+    assert.equal(r.length, 1, r.join('\n'));
+    assert.match(r[0], /^put: different load models: base "closed loop", head "open loop"$/);
+    assert.match(incomparable('put', [run()], [run({ server: 'etcd' })])[0], /different servers: base "etcd-ts", head "etcd"/);
+    assert.match(incomparable('put', [run()], [run({ loadModel: 'closed loop, 50 clients over 8 connections, 1 s warm-up, 10 s measured' })])[0], /different load models: base "closed loop, 200 clients/);
+    assert.match(incomparable('put', [run()], [run({ description: 'Put, 8-byte keys, uniform random over 10000, 1024-byte values' })])[0], /different workloads/);
+    assert.match(incomparable('put', [run()], [run({ lane: 'http' })])[0], /different lanes .*base "grpc", head "http"/);
+    assert.match(incomparable('put', [run()], [run({ members: 3 })])[0], /different cluster sizes/);
+    assert.match(incomparable('put', [run(), open], [run()])[0], /^put: base mixes load models/);
+  });
+  it('the CLI refuses with exit status 2 and the reasons; comparable files get a verdict', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-diff-'));
+    const file = (name: string, runs: RunRecord[]): string => {
+      const f = path.join(dir, name);
+      fs.writeFileSync(f, JSON.stringify({ schema, kind: 'run', date: '2026-01-01', command: 'x', machine: {}, options: {}, servers: [], runs, failures: [] }));
+      return f;
+    };
+    const cli = path.join(__dirname, '..', '..', 'bench', 'cli.js');
+    try {
+      const closedF = file('closed.json', [run()]);
+      const openF = file('open.json', [run({ openLoop: true, loadModel: 'open loop at 5000 req/s' })]);
+      const refused = spawnSync(process.execPath, [cli, 'diff', closedF, openF], { encoding: 'utf8' });
+      assert.equal(refused.status, 2, refused.stderr);
+      assert.match(refused.stderr, /diff: refusing to compare .*closed\.json with .*open\.json:\n {2}put: different load models: base "closed loop", head "open loop"/);
+      const ok = spawnSync(process.execPath, [cli, 'diff', closedF, file('again.json', [run()])], { encoding: 'utf8' });
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.match(ok.stdout, /put: WITHIN NOISE/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

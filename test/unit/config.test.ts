@@ -1,13 +1,17 @@
-// Checks etcd's flag handling (defaults, --flag value / --flag=value / -flag, ETCD_* env, refusal
-// of unknown and unsupported flags) and etcd's member/cluster ID derivation, against values
-// printed by Debian's etcd 3.4 for its default single-member configuration.
+// Checks etcd's flag handling (defaults, --flag value / --flag=value / -flag, ETCD_* env as etcd 3.4
+// reads it, the YAML config file, refusal of unknown flags, a warning or a refusal for each flag etcd-ts
+// does not honour) and etcd's member/cluster ID derivation, against values printed by Debian's etcd 3.4
+// for its default single-member configuration. The flag table is compared with `etcd --help` of the
+// installed etcd 3.4 (CI installs it), so a flag etcd has and etcd-ts lacks fails here.
 import { strict as assert } from 'node:assert';
-import { ConfigError, parseConfig, parseDurationMs, parseRetentionMs, Config } from '../../src/main/config';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { ConfigError, flagNames, parseConfig, parseDurationMs, parseRetentionMs, Config, ParseOptions, usage } from '../../src/main/config';
 import { computeClusterId, computeMemberId, idToHex } from '../../src/shared/ids';
 import { deriveLimits, limitProblems, limits, requestBytesCeiling } from '../../src/shared/limits';
 
-function cfg(argv: string[], env: NodeJS.ProcessEnv = {}): Config {
-  const c = parseConfig(argv, env);
+function cfg(argv: string[], env: NodeJS.ProcessEnv = {}, opts: ParseOptions = {}): Config {
+  const c = parseConfig(argv, env, opts);
   if (typeof c === 'string') throw new Error('unexpected ' + c);
   return c;
 }
@@ -26,23 +30,148 @@ describe('config: etcd flags', () => {
     assert.equal(c.maxTxnOps, 128);
     assert.deepEqual([...c.initialCluster], [['default', ['http://localhost:2380']]]);
   });
-  it('accepts --flag value, --flag=value, -flag and ETCD_* env, flags winning', () => {
+  it('accepts --flag value, --flag=value, -flag and ETCD_* env', () => {
     const c = cfg(['--name', 'm1', '-max-txn-ops=7', '--initial-advertise-peer-urls=http://127.0.0.1:2380'],
-      { ETCD_NAME: 'envname', ETCD_SNAPSHOT_COUNT: '42' });
+      { ETCD_SNAPSHOT_COUNT: '42', ETCD_PRE_VOTE: 'true', ETCD_TS_WAL_SYNC_DELAY_MS: '1', ETCD_AUTO_TLS: '' });
     assert.equal(c.name, 'm1');
     assert.equal(c.dataDir, 'm1.etcd');
     assert.equal(c.maxTxnOps, 7);
     assert.equal(c.snapshotCount, 42);
+    assert.equal(c.preVote, true);
     assert.deepEqual([...c.initialCluster], [['m1', ['http://127.0.0.1:2380']]]);
+    assert.deepEqual(c.notes, [], 'ETCD_TS_* (our switches) and empty variables raise no warning');
+  });
+  it('reads ETCD_* as etcd 3.4 does: unknown ones warned about, bad values and conflicts refused with its text', () => {
+    // Texts printed by etcd 3.4.23 (pkg/flags): `ETCD_FOO=bar etcd`, `ETCD_SNAPSHOT_COUNT=abc etcd`, `ETCD_NAME=x etcd --name y`.
+    assert.deepEqual(cfg([], { ETCD_FOO: 'bar' }).notes, [{ level: 'warn', msg: 'unrecognized environment variable ETCD_FOO=bar' }]);
+    assert.throws(() => cfg([], { ETCD_SNAPSHOT_COUNT: 'abc' }), /^Error: invalid value "abc" for ETCD_SNAPSHOT_COUNT: parse error$/);
+    assert.throws(() => cfg([], { ETCD_PRE_VOTE: 'maybe' }), /^Error: invalid value "maybe" for ETCD_PRE_VOTE: parse error$/);
+    assert.throws(() => cfg([], { ETCD_INITIAL_CLUSTER_STATE: 'old' }), /invalid value "old" for ETCD_INITIAL_CLUSTER_STATE/);
+    assert.throws(() => cfg(['--name', 'y'], { ETCD_NAME: 'x' }),
+      /^Error: conflicting environment variable "ETCD_NAME" is shadowed by corresponding command-line flag \(either unset environment variable or disable flag\)$/);
+    assert.throws(() => cfg(['--snapshot-count', 'abc']), /^Error: invalid value "abc" for flag -snapshot-count: parse error$/);
   });
   it('refuses unknown flags like Go flag does', () => {
     assert.throws(() => cfg(['--no-such-flag', 'x']), (e: Error) => e instanceof ConfigError && /flag provided but not defined: -no-such-flag/.test(e.message));
   });
-  it('refuses flags it does not implement yet instead of ignoring them', () => {
-    assert.throws(() => cfg(['--listen-metrics-urls', 'http://127.0.0.1:8080']), /not implemented/);
-    assert.throws(() => cfg(['--log-outputs', '/var/log/etcd.log']), /only 'default' or 'stderr'/);
-    assert.throws(() => cfg(['--logger', 'capnslog']), /only 'zap'/);
-    assert.doesNotThrow(() => cfg(['--logger', 'zap', '--log-outputs', 'stderr']));
+  it('every flag of etcd 3.4 --help is in the table (when /usr/bin/etcd is installed, as in CI)', function () {
+    if (!fs.existsSync('/usr/bin/etcd')) this.skip();
+    // etcd prints its help on stdout and exits 0.
+    const help = execFileSync('/usr/bin/etcd', ['--help'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const theirs = [...help.matchAll(/^\s+--([a-z0-9-]+)/gm)].map((m) => m[1]);
+    assert.ok(theirs.length >= 80, `parsed ${theirs.length} flags from etcd --help`);
+    const ours = new Set(flagNames());
+    assert.deepEqual(theirs.filter((f) => !ours.has(f)), [], 'etcd 3.4 flags missing from etcd-ts');
+    const shown = usage();
+    assert.deepEqual(theirs.filter((f) => f !== 'help' && f !== 'version' && f !== 'config-file' && !shown.includes(`--${f} '`)), [],
+      'etcd-ts --help lists them');
+  });
+  it('every flag of etcd 3.4 starts with its default value and no warning', () => {
+    const all = flagNames().filter((f) => !['help', 'version', 'config-file'].includes(f) && f.length > 2);
+    assert.deepEqual(cfg([]).notes, []);
+    // Each flag given explicitly with etcd's default (bool flags with =false/=true) is accepted silently.
+    const defaults: Record<string, string> = {
+      'max-snapshots': '5', 'max-wals': '5', 'backend-batch-interval': '0s', 'backend-batch-limit': '0', 'discovery-fallback': 'proxy',
+      'cors': '*', 'host-whitelist': '*', 'auth-token': 'simple', 'bcrypt-cost': '10', 'auth-token-ttl': '300', 'metrics': 'basic',
+      'proxy': 'off', 'experimental-corrupt-check-time': '0s', 'force-new-cluster': 'false', 'enable-pprof': 'false', 'enable-v2': 'false',
+      'experimental-initial-corrupt-check': 'false', 'unsafe-no-fsync': 'false', 'grpc-keepalive-interval': '2h', 'logger': 'zap',
+    };
+    for (const [f, v] of Object.entries(defaults)) assert.deepEqual(cfg([`--${f}=${v}`]).notes, [], f);
+    assert.ok(all.length > 80);
+  });
+  it('a flag it does not honour is accepted with one warning naming it and what etcd-ts does instead', () => {
+    const notes = (argv: string[]) => cfg(argv).notes.map((n) => n.msg);
+    assert.deepEqual(notes(['--max-wals', '10']), ['--max-wals=10: --max-wals is not implemented yet: etcd-ts removes WAL segments older than the last snapshot marker (every --snapshot-count entries)']);
+    assert.match(notes(['--listen-metrics-urls', 'http://127.0.0.1:2381'])[0], /^--listen-metrics-urls=http:\/\/127.0.0.1:2381: --listen-metrics-urls is not implemented yet: nothing listens there/);
+    assert.match(notes(['--enable-pprof'])[0], /^--enable-pprof=true: .*--cpu-prof/);
+    assert.match(notes(['--auth-token', 'jwt,pub-key=a'])[0], /--auth-token is not implemented yet/);
+    assert.match(notes(['--metrics', 'extensive'])[0], /--metrics is not implemented yet/);
+    assert.match(notes(['--logger', 'capnslog'])[0], /--logger=capnslog: etcd-ts writes JSON lines as --logger=zap does/);
+    assert.deepEqual(notes(['-v']), ['flag "-v" is no longer supported - ignoring.'], 'etcd 2 flags, as etcd 3.4');
+    assert.match(cfg(['--max-wals', '0']).notes[0].msg, /--max-wals=0/);
+    assert.deepEqual(cfg(['--unsafe-no-fsync']).notes[0].fields, { flag: 'unsafe-no-fsync' });
+    assert.throws(() => cfg(['--logger', 'syslog']), /^Error: unknown logger option "syslog"$/);
+  });
+  it('a value that would weaken what etcd guarantees is refused, not ignored', () => {
+    assert.throws(() => cfg(['--force-new-cluster']), (e: Error) => e instanceof ConfigError && /^--force-new-cluster=true refused: --force-new-cluster is not implemented yet/.test(e.message));
+    assert.throws(() => cfg(['--discovery', 'https://discovery.etcd.io/x']), /refused: --discovery is not implemented/);
+    assert.throws(() => cfg(['--discovery-srv', 'example.com']), /refused/);
+    assert.throws(() => cfg(['--experimental-initial-corrupt-check=true']), /refused/);
+    assert.throws(() => cfg(['--experimental-corrupt-check-time', '1m']), /refused/);
+    assert.throws(() => cfg(['--proxy', 'on']), /refused/);
+    assert.throws(() => cfg(['--host-whitelist', 'example.com']), /refused/);
+    assert.throws(() => cfg([], { ETCD_FORCE_NEW_CLUSTER: 'true' }), /^Error: ETCD_FORCE_NEW_CLUSTER=true refused/);
+    assert.doesNotThrow(() => cfg(['--force-new-cluster=false', '--experimental-corrupt-check-time=0s']));
+  });
+  it('honours --pre-vote, --wal-dir, --grpc-keepalive-*, --log-outputs, --debug, --enable-grpc-gateway, --experimental-compaction-batch-limit', () => {
+    const d = cfg([]);
+    assert.deepEqual([d.preVote, d.walDir, d.grpcKeepaliveMinTimeMs, d.grpcKeepaliveIntervalMs, d.grpcKeepaliveTimeoutMs, d.logOutputs, d.enableGrpcGateway, d.compactionBatchLimit],
+      [false, '', 5000, 7_200_000, 20_000, ['stderr'], true, 1000]);
+    const c = cfg(['--pre-vote', '--wal-dir', '/ssd/wal', '--grpc-keepalive-min-time=1s', '--grpc-keepalive-interval', '0', '--grpc-keepalive-timeout=1m',
+      '--log-outputs', 'stdout,/var/log/etcd.log,stdout', '--debug', '--enable-grpc-gateway=false', '--experimental-compaction-batch-limit', '50']);
+    assert.deepEqual([c.preVote, c.walDir, c.grpcKeepaliveMinTimeMs, c.grpcKeepaliveIntervalMs, c.grpcKeepaliveTimeoutMs, c.logOutputs, c.logLevel, c.enableGrpcGateway, c.compactionBatchLimit],
+      [true, '/ssd/wal', 1000, 0, 60_000, ['stdout', '/var/log/etcd.log'], 'debug', false, 50]);
+    const old = cfg(['--log-output', 'stdout']);
+    assert.deepEqual(old.logOutputs, ['stdout']);
+    assert.match(old.notes[0].msg, /deprecated, use --log-outputs/);
+    assert.throws(() => cfg(['--grpc-keepalive-min-time', '5']), /invalid value "5" for flag -grpc-keepalive-min-time: parse error/);
+    assert.throws(() => cfg(['--experimental-enable-lease-checkpoint-persist']), /requires experimental-enable-lease-checkpoint/);
+  });
+  it('--config-file (or ETCD_CONFIG_FILE): etcd\'s YAML, the flags and variables then ignored', () => {
+    const yaml = [
+      '# This is the configuration file for the etcd server.',
+      'name: \'m1\'',
+      'data-dir: /var/lib/etcd   # comment',
+      'wal-dir:',
+      'snapshot-count: 10000',
+      'heartbeat-interval: 100',
+      'election-timeout: 1000',
+      'listen-peer-urls: http://127.0.0.1:2380',
+      'listen-client-urls: "http://127.0.0.1:2379,http://127.0.0.1:22379"',
+      'initial-advertise-peer-urls: http://127.0.0.1:2380',
+      'advertise-client-urls: http://127.0.0.1:2379',
+      'initial-cluster: m1=http://127.0.0.1:2380',
+      'initial-cluster-state: \'new\'',
+      'strict-reconfig-check: false',
+      'pre-vote: yes',
+      'grpc-keepalive-min-time: 1000000000',
+      'cipher-suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]',
+      'client-transport-security:',
+      '  cert-file: /etc/etcd/server.crt',
+      '  key-file: /etc/etcd/server.key',
+      '  client-cert-auth: true',
+      '  trusted-ca-file: /etc/etcd/ca.crt',
+      '  auto-tls: false',
+      'peer-transport-security:',
+      '  auto-tls: true',
+      'log-outputs:',
+      '  - stderr',
+      'max-wals: 7',
+      'no-such-field: 1',
+    ].join('\n');
+    const read = (p: string): string => { assert.equal(p, '/etc/etcd.yml'); return yaml; };
+    for (const c of [cfg(['--config-file', '/etc/etcd.yml', '--name', 'ignored'], {}, { readFile: read }),
+      cfg([], { ETCD_CONFIG_FILE: '/etc/etcd.yml', ETCD_NAME: 'ignored', ETCD_TYPO: 'x' }, { readFile: read })]) {
+      assert.equal(c.name, 'm1');
+      assert.equal(c.dataDir, '/var/lib/etcd');
+      assert.equal(c.walDir, '');
+      assert.equal(c.snapshotCount, 10000);
+      assert.deepEqual(c.listenClientUrls.map((u) => u.port), ['2379', '22379']);
+      assert.equal(c.strictReconfigCheck, false);
+      assert.equal(c.preVote, true);
+      assert.equal(c.grpcKeepaliveMinTimeMs, 1000, 'a time.Duration in Go\'s JSON is nanoseconds');
+      assert.deepEqual([c.clientTls.certFile, c.clientTls.clientCertAuth, c.clientTls.trustedCaFile, c.peerTls.autoTls], ['/etc/etcd/server.crt', true, '/etc/etcd/ca.crt', true]);
+      assert.equal(c.clientTls.cipherSuites.length, 2);
+      assert.deepEqual(c.notes.map((n) => n.msg), [
+        'config file /etc/etcd.yml: unknown field "no-such-field" ignored',
+        'loaded server configuration, other configuration command line flags and environment variables will be ignored if provided',
+        'max-wals: 7 (/etc/etcd.yml): --max-wals is not implemented yet: etcd-ts removes WAL segments older than the last snapshot marker (every --snapshot-count entries)',
+      ]);
+    }
+    assert.throws(() => cfg(['--config-file', 'x.yml'], {}, { readFile: () => 'snapshot-count: lots' }), /invalid value "lots" for "snapshot-count" in x.yml: parse error/);
+    assert.throws(() => cfg(['--config-file', 'x.yml'], {}, { readFile: () => 'a:\n  b:\n    c: 1' }), /--config-file x.yml: line 3: nesting deeper/);
+    assert.throws(() => cfg(['--config-file', 'x.yml'], {}, { readFile: () => 'force-new-cluster: true' }), /refused/);
+    assert.throws(() => cfg(['--config-file', '/no/such.yml']), /ENOENT/);
   });
   it('takes --listen-client-http-urls (the uWebSockets.js HTTP/JSON port), https:// with what SSLApp supports', () => {
     const c = cfg(['--listen-client-http-urls', 'http://127.0.0.1:8080,http://localhost:8081']);

@@ -405,3 +405,83 @@ describe('h2 session: frames on the wire', function () {
     assert.equal((await ok.response(1)).data.subarray(5).toString(), 'alive');
   });
 });
+
+// etcd's --grpc-keepalive-min-time, -interval and -timeout, as grpc-go's server enforces them (see the
+// top of src/main/net/h2/session.ts): pings too close together without data from us in between are
+// strikes and the third one ends the connection with GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"); a
+// silent connection is pinged and, if still silent, closed.
+describe('h2 session: keepalive (etcd --grpc-keepalive-*)', function () {
+  this.timeout(20_000);
+  let server: net.Server;
+  let port = 0;
+  const clients: RawClient[] = [];
+  const connect = async (): Promise<RawClient> => {
+    const c = await RawClient.connect(port);
+    clients.push(c);
+    return c;
+  };
+  before(async () => {
+    const transport = new GrpcH2Transport({
+      recvMessageBytesMax: 1 << 20, streamsPerConnMax: 4, keepaliveMinTimeMs: 5000, keepaliveIntervalMs: 300, keepaliveTimeoutMs: 300,
+    });
+    transport.addUnary('/t.S/Echo', (b) => b);
+    transport.addStream('/t.S/Bidi', (ss: ServerStream) => ({ onMessage: (m) => ss.send(m), onEnd: () => ss.end(0) }));
+    server = net.createServer((s) => transport.server.emit('connection', s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as net.AddressInfo).port;
+  });
+  afterEach(() => { while (clients.length) clients.pop()?.close(); });
+  after(() => server.close());
+
+  const pingAck = async (c: RawClient, data: string): Promise<void> => {
+    c.send(T.PING, 0, 0, Buffer.from(data));
+    await c.next((f) => f.type === T.PING && (f.flags & F.ACK) !== 0 && f.payload.toString() === data);
+  };
+
+  it('pings closer than the minimum time with nothing sent in between: GOAWAY(ENHANCE_YOUR_CALM, too_many_pings) at the third strike', async () => {
+    const c = await connect();
+    for (let i = 0; i < 3; i++) await pingAck(c, `ping000${i}`); // the first is free, then strikes 1 and 2
+    c.send(T.PING, 0, 0, Buffer.from('ping0003'));
+    const g = await c.next((f) => f.type === T.GOAWAY);
+    assert.equal(g.payload.readUInt32BE(4), 0xb);
+    assert.equal(g.payload.subarray(8).toString(), 'too_many_pings');
+  });
+
+  it('pings on a stream that gets data between them are no strikes (grpc-go\'s BDP pings)', async () => {
+    const c = await connect();
+    c.send(T.HEADERS, F.END_HEADERS, 1, reqBlock('/t.S/Bidi'));
+    for (let i = 0; i < 6; i++) {
+      c.send(T.DATA, 0, 1, grpcMsg(Buffer.from(`m${i}`)));
+      await c.next((f) => f.type === T.DATA && f.sid === 1);
+      await pingAck(c, `bdp0000${i}`);
+    }
+    c.send(T.DATA, F.END_STREAM, 1, Buffer.alloc(0));
+    assert.equal((await c.response(1)).status, '0');
+    assert.ok(!c.frames.some((f) => f.type === T.GOAWAY));
+  });
+
+  it('a silent connection gets a PING; answered, it stays; unanswered, it is closed after the timeout', async () => {
+    const answering = await connect();
+    const silent = await connect();
+    let answered = 0;
+    answering.socket.on('data', () => {
+      for (;;) {
+        const i = answering.frames.findIndex((f) => f.type === T.PING && !(f.flags & F.ACK));
+        if (i < 0) break;
+        const [p] = answering.frames.splice(i, 1);
+        answering.send(T.PING, F.ACK, 0, p.payload);
+        answered++;
+      }
+    });
+    const p = await silent.next((f) => f.type === T.PING && !(f.flags & F.ACK), 2000);
+    assert.equal(p.payload.length, 8);
+    const t0 = Date.now();
+    while (!silent.ended && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(silent.ended, 'the silent connection is closed');
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.ok(answered >= 1, 'the server pinged the answering client');
+    answering.send(T.HEADERS, F.END_HEADERS, 1, reqBlock('/t.S/Echo'));
+    answering.send(T.DATA, F.END_STREAM, 1, grpcMsg(Buffer.from('alive')));
+    assert.equal((await answering.response(1)).status, '0');
+  });
+});

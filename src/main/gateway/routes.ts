@@ -53,6 +53,30 @@ export const ROUTES: readonly Route[] = [
   route('/v3/maintenance/hash', `${PB}.Maintenance`, 'Hash', 'HashRequest', 'HashResponse'),
   route('/v3/maintenance/snapshot', `${PB}.Maintenance`, 'Snapshot', 'SnapshotRequest', 'SnapshotResponse', 'server-stream'),
   route('/v3/maintenance/transfer-leadership', `${PB}.Maintenance`, 'MoveLeader', 'MoveLeaderRequest', 'MoveLeaderResponse'),
+  // Auth: until its service is registered (and its messages are in proto/rpc.proto), these answer like
+  // any unregistered method: HTTP 501, code 12, etcd's JSON error body (never a plain-text 404).
+  route('/v3/auth/enable', `${PB}.Auth`, 'AuthEnable', 'AuthEnableRequest', 'AuthEnableResponse'),
+  route('/v3/auth/disable', `${PB}.Auth`, 'AuthDisable', 'AuthDisableRequest', 'AuthDisableResponse'),
+  route('/v3/auth/authenticate', `${PB}.Auth`, 'Authenticate', 'AuthenticateRequest', 'AuthenticateResponse'),
+  route('/v3/auth/user/add', `${PB}.Auth`, 'UserAdd', 'AuthUserAddRequest', 'AuthUserAddResponse'),
+  route('/v3/auth/user/get', `${PB}.Auth`, 'UserGet', 'AuthUserGetRequest', 'AuthUserGetResponse'),
+  route('/v3/auth/user/list', `${PB}.Auth`, 'UserList', 'AuthUserListRequest', 'AuthUserListResponse'),
+  route('/v3/auth/user/delete', `${PB}.Auth`, 'UserDelete', 'AuthUserDeleteRequest', 'AuthUserDeleteResponse'),
+  route('/v3/auth/user/changepw', `${PB}.Auth`, 'UserChangePassword', 'AuthUserChangePasswordRequest', 'AuthUserChangePasswordResponse'),
+  route('/v3/auth/user/grant', `${PB}.Auth`, 'UserGrantRole', 'AuthUserGrantRoleRequest', 'AuthUserGrantRoleResponse'),
+  route('/v3/auth/user/revoke', `${PB}.Auth`, 'UserRevokeRole', 'AuthUserRevokeRoleRequest', 'AuthUserRevokeRoleResponse'),
+  route('/v3/auth/role/add', `${PB}.Auth`, 'RoleAdd', 'AuthRoleAddRequest', 'AuthRoleAddResponse'),
+  route('/v3/auth/role/get', `${PB}.Auth`, 'RoleGet', 'AuthRoleGetRequest', 'AuthRoleGetResponse'),
+  route('/v3/auth/role/list', `${PB}.Auth`, 'RoleList', 'AuthRoleListRequest', 'AuthRoleListResponse'),
+  route('/v3/auth/role/delete', `${PB}.Auth`, 'RoleDelete', 'AuthRoleDeleteRequest', 'AuthRoleDeleteResponse'),
+  route('/v3/auth/role/grant', `${PB}.Auth`, 'RoleGrantPermission', 'AuthRoleGrantPermissionRequest', 'AuthRoleGrantPermissionResponse'),
+  route(
+    '/v3/auth/role/revoke',
+    `${PB}.Auth`,
+    'RoleRevokePermission',
+    'AuthRoleRevokePermissionRequest',
+    'AuthRoleRevokePermissionResponse',
+  ),
   // v3lockpb and v3electionpb: their messages come from proto/v3lock.proto and proto/v3election.proto
   // once those exist; until then these routes answer Unimplemented like any unregistered method.
   route('/v3/lock/lock', 'v3lockpb.Lock', 'Lock', 'LockRequest', 'LockResponse'),

@@ -62,12 +62,15 @@ export class ClientPorts {
     const h1 = createHttp1Server(
       { healthy },
       {
-        gateway: {
-          gateway,
-          bodyBytesMax,
-          streamSendHighBytes: lim.gatewayStreamSendHighBytes,
-          onRequest: () => metrics.counters.clientPortRequests.inc(),
-        },
+        // --enable-grpc-gateway=false: /v3/* is not served on the client URLs (404), as etcd.
+        gateway: cfg.enableGrpcGateway
+          ? {
+              gateway,
+              bodyBytesMax,
+              streamSendHighBytes: lim.gatewayStreamSendHighBytes,
+              onRequest: () => metrics.counters.clientPortRequests.inc(),
+            }
+          : undefined,
         metrics: renderMetrics,
       },
     );

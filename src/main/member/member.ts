@@ -14,7 +14,7 @@
 //
 // Layout of --data-dir (like etcd's, our formats):
 //   member/identity.json  cluster and member IDs fixed at bootstrap
-//   member/wal/           the Raft WAL (segments)
+//   member/wal/           the Raft WAL (segments), or --wal-dir when given (as etcd: its own device)
 //   member/lmdb/          the MVCC state (LMDB), including the applied Raft index
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -62,6 +62,8 @@ export interface MemberHooks {
 interface DataDir {
   memberDir: string;
   lmdbDir: string;
+  /** --wal-dir, or member/wal. */
+  walDir: string;
   unlock: () => void;
 }
 
@@ -100,7 +102,8 @@ async function openDataDir(cfg: Config): Promise<DataDir> {
   fs.mkdirSync(lmdbDir, { recursive: true, mode: 0o700 });
   const unlock = await lockDataDir(memberDir);
   SnapshotSender.removeLeftovers(memberDir);
-  return { memberDir, lmdbDir, unlock };
+  const walDir = cfg.walDir === '' ? path.join(memberDir, 'wal') : cfg.walDir;
+  return { memberDir, lmdbDir, walDir, unlock };
 }
 
 /** Workers load their modules and open LMDB while this thread reads the WAL: start-up time is the
@@ -134,7 +137,7 @@ async function openStorage(cfg: Config, lim: Readonly<Limits>, log: Logger, dir:
   const [apply, compactor, recovered, watchWorker] = await Promise.all([
     startWorker('apply.js', { ...init, backendCommitHistogram: metrics.backendCommitSab }),
     startWorker('compact.js', { ...init, toApply: undefined, fromApply: undefined, batchRevisions: lim.compactionBatchRevisions }),
-    Wal.open(path.join(dir.memberDir, 'wal'), {
+    Wal.open(dir.walDir, {
       segmentBytes: lim.walSegmentBytes,
       batchBytesMax: lim.walBatchBytesMax,
       onFsync: (sec) => metrics.walFsync.observe(sec),
@@ -180,7 +183,7 @@ function buildRaft(
     applied,
     maxSizePerMsg: 1024 * 1024,
     maxInflightMsgs: 256,
-    preVote: true,
+    preVote: cfg.preVote,
     checkQuorum: true,
     rand: mulberry32(Number(memberId & 0xffffffffn) ^ Date.now()),
     forwardProposals: true,

@@ -30,6 +30,10 @@ export interface GrpcTransportOptions {
   /** Largest accepted message, in bytes (etcd: --max-request-bytes + 512 KiB of gRPC overhead). */
   recvMessageBytesMax: number;
   streamsPerConnMax: number;
+  /** etcd's --grpc-keepalive-min-time, -interval, -timeout, in ms (absent: off). */
+  keepaliveMinTimeMs?: number;
+  keepaliveIntervalMs?: number;
+  keepaliveTimeoutMs?: number;
   onError?: (err: Error) => void;
 }
 
@@ -82,7 +86,13 @@ export class GrpcH2Transport extends GrpcMethods {
   constructor(opts: GrpcTransportOptions) {
     super();
     this.#opts = opts;
-    this.server = new H2Server({ maxConcurrentStreams: opts.streamsPerConnMax }, {
+    const sessionOpts = {
+      maxConcurrentStreams: opts.streamsPerConnMax,
+      keepaliveMinTimeMs: opts.keepaliveMinTimeMs,
+      keepaliveIntervalMs: opts.keepaliveIntervalMs,
+      keepaliveTimeoutMs: opts.keepaliveTimeoutMs,
+    };
+    this.server = new H2Server(sessionOpts, {
       onStream: (stream, headers) => this.#onStream(stream, headers),
       onSessionError: (err) => opts.onError?.(err),
     });

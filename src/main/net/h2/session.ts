@@ -11,6 +11,13 @@
 // credited back at once; a WINDOW_UPDATE goes out when half a window has been consumed. DATA we send
 // never exceeds min(stream window, connection window, peer MAX_FRAME_SIZE); what does not fit stays
 // in the stream's queue and is resumed by the peer's WINDOW_UPDATE or SETTINGS.
+//
+// Keepalive, as grpc-go's server (etcd's --grpc-keepalive-*): a client PING that comes less than
+// keepaliveMinTimeMs after its previous one, with no HEADERS or DATA sent by us in between, is a strike
+// (with no open stream, less than 2 h after: grpc-go's PermitWithoutStream=false, as etcd sets it); the
+// third strike ends the connection with GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"), which grpc-go
+// clients answer by pinging half as often. A connection we receive nothing on for keepaliveIntervalMs
+// gets a PING; if nothing arrives keepaliveTimeoutMs after it, the connection is closed.
 import { verifiedCommonName } from '../tls';
 import type * as net from 'node:net';
 import {
@@ -32,7 +39,18 @@ export interface H2Handler {
 export interface H2SessionOptions {
   /** Our SETTINGS_MAX_CONCURRENT_STREAMS; streams past it are refused (REFUSED_STREAM). */
   maxConcurrentStreams: number;
+  /** Least time between a client's PINGs (grpc-go's EnforcementPolicy.MinTime); 0: no policy. */
+  keepaliveMinTimeMs?: number;
+  /** Silence after which we PING the client (grpc-go's ServerParameters.Time); 0 or absent: never. */
+  keepaliveIntervalMs?: number;
+  /** Wait for anything after our PING before closing (ServerParameters.Timeout); 0 or absent: never. */
+  keepaliveTimeoutMs?: number;
 }
+
+/** grpc-go: a client pinging without open streams must wait this long (defaultPingTimeout, 2 h). */
+const PING_WITHOUT_STREAM_MS = 2 * 3600 * 1000;
+/** grpc-go's maxPingStrikes: the connection ends at the strike after this many. */
+const PING_STRIKES_MAX = 2;
 
 class ConnectionError extends Error {
   readonly code: ErrorCode;
@@ -109,6 +127,15 @@ export class H2Session implements FrameSink, HeaderSink {
   #goawayReceived = false;
   #dead = false;
   #readPaused = false;
+  // Keepalive (see the top of the file).
+  #pingStrikes = 0;
+  #lastPingAt = -Infinity;
+  /** We sent HEADERS or DATA since the client's last PING: its next PING is no strike. */
+  #sentSincePing = false;
+  /** Bytes arrived since the keepalive timer last fired. */
+  #activity = false;
+  #keepalivePingSent = false;
+  #keepaliveTimer: NodeJS.Timeout | null = null;
   /** The common name of the client's verified TLS certificate; undefined on cleartext (net/tls.ts). */
   readonly peerCertificateCN: string | undefined;
 
@@ -124,12 +151,16 @@ export class H2Session implements FrameSink, HeaderSink {
     socket.on('error', this.#onSocketError);
     socket.on('end', this.#onSocketEnd);
     this.#writeInitialSettings();
+    if ((opts.keepaliveIntervalMs ?? 0) > 0 && (opts.keepaliveTimeoutMs ?? 0) > 0) {
+      this.#keepaliveTimer = setTimeout(this.#onKeepaliveTimer, opts.keepaliveIntervalMs).unref();
+    }
   }
 
   // ---- socket events (arrow fields: one closure per connection, none per frame) ----
 
   #onSocketData = (chunk: Buffer): void => {
     if (this.#dead) return;
+    this.#activity = true;
     try {
       if (this.#prefaceLeft > 0) {
         const rest = this.#consumePreface(chunk);
@@ -419,7 +450,47 @@ export class H2Session implements FrameSink, HeaderSink {
     if (flags & Flag.ACK) return;
     const off = this.#frameAt(8, FrameType.PING, Flag.ACK, 0);
     buf.copy(this.#out, off, start, end);
+    this.#enforcePingPolicy();
   }
+
+  /** grpc-go's http2Server.handlePing policy (see the top of the file). */
+  #enforcePingPolicy(): void {
+    const minTime = this.#opts.keepaliveMinTimeMs ?? 0;
+    if (minTime <= 0) return;
+    const now = Date.now();
+    const last = this.#lastPingAt;
+    this.#lastPingAt = now;
+    if (this.#sentSincePing) {
+      this.#sentSincePing = false;
+      this.#pingStrikes = 0;
+      return;
+    }
+    const least = this.#streams.size === 0 ? PING_WITHOUT_STREAM_MS : minTime;
+    if (last + least > now) this.#pingStrikes++;
+    if (this.#pingStrikes > PING_STRIKES_MAX) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too_many_pings');
+  }
+
+  /** Server keepalive: PING a silent connection; close it if still silent a timeout later. */
+  #onKeepaliveTimer = (): void => {
+    this.#keepaliveTimer = null;
+    if (this.#dead) return;
+    if (this.#activity) {
+      this.#activity = false;
+      this.#keepalivePingSent = false;
+      this.#keepaliveTimer = setTimeout(this.#onKeepaliveTimer, this.#opts.keepaliveIntervalMs).unref();
+      return;
+    }
+    if (this.#keepalivePingSent) {
+      this.#handler.onSessionError?.(new Error('h2: keepalive ping not answered; closing the connection'));
+      this.#teardown();
+      this.#socket.destroy();
+      return;
+    }
+    this.#keepalivePingSent = true;
+    const off = this.#frameAt(8, FrameType.PING, 0, 0);
+    this.#out.fill(0, off, off + 8);
+    this.#keepaliveTimer = setTimeout(this.#onKeepaliveTimer, this.#opts.keepaliveTimeoutMs).unref();
+  };
 
   #onGoaway(sid: number, length: number): void {
     if (sid !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'GOAWAY on a stream');
@@ -549,6 +620,7 @@ export class H2Session implements FrameSink, HeaderSink {
   #teardown(): void {
     if (this.#dead) return;
     this.#dead = true;
+    if (this.#keepaliveTimer !== null) clearTimeout(this.#keepaliveTimer);
     for (const s of [...this.#streams.values()]) this.#closeStream(s, true);
     this.#onClosed(this);
   }
@@ -609,6 +681,7 @@ export class H2Session implements FrameSink, HeaderSink {
       // and `block.copy(this.#out, this.#frameAt(...))` would evaluate the OLD buffer first.
       const at = this.#frameAt(block.length, FrameType.HEADERS, Flag.END_HEADERS | es, sid);
       block.copy(this.#out, at);
+      this.#sentSincePing = true;
       return;
     }
     let type: number = FrameType.HEADERS;
@@ -625,6 +698,7 @@ export class H2Session implements FrameSink, HeaderSink {
   /** One DATA frame of n bytes taken from the stream's queue: small pieces are copied into #out,
    *  large ones are passed to the socket by reference. */
   #writeData(stream: H2Stream, n: number): void {
+    this.#sentSincePing = true;
     const payloadAt = this.#frameAt(0, FrameType.DATA, 0, stream.id);
     this.#out.writeUIntBE(n, payloadAt - FRAME_HEADER_BYTES, 3); // the payload is appended below
     let left = n;
