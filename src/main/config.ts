@@ -37,6 +37,18 @@ export interface Config {
   clientTls: TlsInfo;
   /** --peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth, --peer-auto-tls, ... */
   peerTls: TlsInfo;
+  /** --auth-token, --auth-token-ttl, --bcrypt-cost (authConfig below). */
+  auth: AuthConfig;
+}
+
+/** Authentication options: etcd 3.4's --auth-token, --auth-token-ttl and --bcrypt-cost. */
+export interface AuthConfig {
+  /** Only 'simple' so far (etcd's default); jwt is refused at start until it is implemented. */
+  tokenType: 'simple';
+  /** Simple tokens expire after this long without use (--auth-token-ttl, seconds in the flag). */
+  tokenTtlMs: number;
+  /** bcrypt cost of new password hashes (etcd: 4..31, an invalid value falls back to 10). */
+  bcryptCost: number;
 }
 
 interface FlagDef {
@@ -92,6 +104,9 @@ const FLAGS: Record<string, FlagDef> = {
   'experimental-enable-lease-checkpoint': { def: 'false', help: 'Accepted for compatibility: etcd-ts always checkpoints the remaining TTL of leases nobody renews (see docs/LEASES.md).' },
   'experimental-watch-progress-notify-interval': { def: '10m0s', help: 'Duration of periodic watch progress notifications.' },
   'watch-batch-max-delay': { def: `${limits.watchBatchMaxDelayMs}ms`, help: 'etcd-ts only: under heavy watch fan-out, the longest a fan-out pass waits so that each watcher gets one response for several revisions (0s: every revision is sent at once; see docs/ARCHITECTURE.md, Watch).' },
+  'auth-token': { def: 'simple', help: 'Specify auth token specific options (\'simple\' only in this version).' },
+  'auth-token-ttl': { def: '300', help: 'The lifetime in seconds of the auth token.' },
+  'bcrypt-cost': { def: String(limits.bcryptCost), help: 'Specify bcrypt algorithm cost factor for auth password hashing.' },
   'max-concurrent-streams': { def: '4294967295', help: 'Maximum concurrent streams that each client can open at a time.' },
 };
 
@@ -171,6 +186,7 @@ function build(get: (name: string) => string, given: Map<string, string>): Confi
     watchBatchMaxDelayMs: duration('watch-batch-max-delay', get('watch-batch-max-delay')),
     clientTls: tlsInfo('', get),
     peerTls: tlsInfo('peer-', get),
+    auth: authConfig(get),
   };
   validate(cfg);
   return cfg;
@@ -195,6 +211,24 @@ function validate(cfg: Config): void {
   if (cfg.autoCompactionMode === 'revision' ? !/^\d+$/.test(r) : parseRetentionMs(r) === null) {
     throw new ConfigError(`invalid --auto-compaction-retention '${r}' for mode ${cfg.autoCompactionMode}`);
   }
+}
+
+/** --auth-token as etcd parses it (type, then comma-separated key=value options), --auth-token-ttl
+ * and --bcrypt-cost. etcd refuses an unknown type or malformed option with "auth: invalid auth options". */
+function authConfig(get: (name: string) => string): AuthConfig {
+  const spec = get('auth-token');
+  const [type, ...opts] = spec.split(',');
+  const seen = new Set<string>();
+  for (const o of opts) {
+    const kv = o.split('=');
+    if (kv.length !== 2 || seen.has(kv[0])) throw new ConfigError(`--auth-token ${JSON.stringify(spec)}: auth: invalid auth options`);
+    seen.add(kv[0]);
+  }
+  if (type === 'jwt') throw new ConfigError('--auth-token jwt: JWT tokens are not implemented in this version (use simple)');
+  if (type !== 'simple') throw new ConfigError(`--auth-token ${JSON.stringify(spec)}: auth: invalid auth options`);
+  let cost = int('bcrypt-cost', get('bcrypt-cost'), 0);
+  if (cost < 4 || cost > 31) cost = limits.bcryptCost; // etcd: invalid cost -> bcrypt.DefaultCost, with a warning
+  return { tokenType: 'simple', tokenTtlMs: int('auth-token-ttl', get('auth-token-ttl'), 0) * 1000 || limits.simpleTokenTtlMs, bcryptCost: cost };
 }
 
 function bool(flag: string, s: string): boolean {
