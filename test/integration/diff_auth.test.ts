@@ -87,6 +87,8 @@ const cases: Case[] = [
   c(AGENT, 'role', 'get', 'readers'),
   c(AGENT, 'user', 'add', 'x:y'),
   c(AGENT, 'auth', 'disable'),
+  c(AGENT, 'member', 'add', 'm2', '--peer-urls=http://127.0.0.1:1'), // membership changes: root only
+  c('member', 'remove', '1234'),
   c(READER, 'get', '/r/a', ...J),
   c(READER, 'get', '/r/', '--from-key', ...J),
   c(READER, 'get', '/', '--from-key'),

@@ -301,6 +301,7 @@ function buildServices(
     strictReconfigCheck: cfg.strictReconfigCheck,
     activeSince: (id) => peers.activeSince(id),
     forwardPromote: (leader, body) => peers.request(leader, FORWARD_PROMOTE, body),
+    checkAdmin: (ctx) => auth.checkAdmin(ctx),
   });
   cluster.register(server.transport);
   return { lessor, watch, server, cluster };
