@@ -7,7 +7,7 @@ const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 
 const root = path.join(__dirname, '..');
-const inputs = ['proto/kv.proto', 'proto/rpc.proto', 'proto/v3lock.proto', 'proto/v3election.proto'].map((p) => path.join(root, p));
+const inputs = ['proto/kv.proto', 'proto/auth.proto', 'proto/rpc.proto', 'proto/v3lock.proto', 'proto/v3election.proto'].map((p) => path.join(root, p));
 const outDir = path.join(root, 'src/shared/gen');
 const js = path.join(outDir, 'etcd.js');
 const dts = path.join(outDir, 'etcd.d.ts');

@@ -8,7 +8,7 @@ import { ConfChange } from '../shared/confchange';
 import { decodeRequest, Errors } from '../shared/errors';
 import { computeMemberId } from '../shared/ids';
 import { toUint64, uint64ToLong } from '../shared/long';
-import type { GrpcMethods } from './net/rpc';
+import type { CallContext, GrpcMethods } from './net/rpc';
 import type { RaftNode } from './node/node';
 import type { Member, Membership } from './membership';
 import type { MvccStore } from '../shared/mvcc/store';
@@ -32,6 +32,8 @@ export interface ClusterDeps {
   activeSince: (id: bigint) => number;
   /** Sends MemberPromote to the leader (peer request channel). */
   forwardPromote: (leader: bigint, body: Uint8Array) => Promise<Uint8Array>;
+  /** etcd's checkMembershipOperationPermission: with auth enabled, changes are root's only. */
+  checkAdmin?: (ctx: CallContext) => void;
 }
 
 export class ClusterService {
@@ -44,10 +46,14 @@ export class ClusterService {
   register(t: GrpcMethods): void {
     const p = '/etcdserverpb.Cluster/';
     t.addUnary(p + 'MemberList', () => etcdserverpb.MemberListResponse.encode({ header: this.#header(), members: this.#members() }).finish(), 'read');
-    t.addUnary(p + 'MemberAdd', (b) => this.#add(b));
-    t.addUnary(p + 'MemberRemove', (b) => this.#remove(b));
-    t.addUnary(p + 'MemberUpdate', (b) => this.#update(b));
-    t.addUnary(p + 'MemberPromote', (b) => this.promote(b));
+    const admin = (fn: (b: Uint8Array) => Promise<Uint8Array>) => (b: Uint8Array, ctx: CallContext): Promise<Uint8Array> => {
+      this.#d.checkAdmin?.(ctx);
+      return fn(b);
+    };
+    t.addUnary(p + 'MemberAdd', admin((b) => this.#add(b)));
+    t.addUnary(p + 'MemberRemove', admin((b) => this.#remove(b)));
+    t.addUnary(p + 'MemberUpdate', admin((b) => this.#update(b)));
+    t.addUnary(p + 'MemberPromote', admin((b) => this.promote(b)));
   }
 
   /** etcd's cluster server header: cluster_id, member_id, raft_term, no revision. */

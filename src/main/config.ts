@@ -59,6 +59,18 @@ export interface Config {
   peerTls: TlsInfo;
   /** Lines to log at start: flags accepted but not honoured, unknown ETCD_* variables, the config file. */
   notes: StartupNote[];
+  /** --auth-token, --auth-token-ttl, --bcrypt-cost (authConfig below). */
+  auth: AuthConfig;
+}
+
+/** Authentication options: etcd 3.4's --auth-token, --auth-token-ttl and --bcrypt-cost. */
+export interface AuthConfig {
+  /** Only 'simple' so far (etcd's default); jwt is refused at start until it is implemented. */
+  tokenType: 'simple';
+  /** Simple tokens expire after this long without use (--auth-token-ttl, seconds in the flag). */
+  tokenTtlMs: number;
+  /** bcrypt cost of new password hashes (etcd: 4..31, an invalid value falls back to 10). */
+  bcryptCost: number;
 }
 
 type FlagType = 'string' | 'bool' | 'uint' | 'int' | 'duration';
@@ -149,12 +161,9 @@ const FLAGS: Record<string, FlagDef> = {
   'host-whitelist': { def: '*', help: 'Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow all).',
     refuse: 'is not implemented: etcd-ts would answer HTTP requests for any Host' },
   // Auth (issue 16)
-  'auth-token': { def: 'simple', help: 'Specify a v3 authentication token type and its options (\'simple\' or \'jwt\').',
-    warn: `${NOT_YET} etcd-ts has no authentication (the Auth service answers Unimplemented)` },
-  'bcrypt-cost': { def: '10', type: 'uint', help: 'Specify the cost / strength of the bcrypt algorithm for hashing auth passwords. Valid values are between 4 and 31.',
-    warn: `${NOT_YET} etcd-ts has no authentication (the Auth service answers Unimplemented)` },
-  'auth-token-ttl': { def: '300', type: 'uint', help: 'Time (in seconds) of the auth-token-ttl.',
-    warn: `${NOT_YET} etcd-ts has no authentication (the Auth service answers Unimplemented)` },
+  'auth-token': { def: 'simple', help: 'Specify a v3 authentication token type and its options (\'simple\' or \'jwt\').' },
+  'bcrypt-cost': { def: '10', type: 'uint', help: 'Specify the cost / strength of the bcrypt algorithm for hashing auth passwords. Valid values are between 4 and 31.' },
+  'auth-token-ttl': { def: '300', type: 'uint', help: 'Time (in seconds) of the auth-token-ttl.' },
   // Profiling and Monitoring
   'enable-pprof': { def: 'false', type: 'bool', help: 'Enable runtime profiling data via HTTP server (Go only: for Node.js use NODE_OPTIONS=--cpu-prof or npm run flamegraph).',
     warn: 'does not apply to Node.js: there is no /debug/pprof; profile with NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR" (or --heap-prof), or `npm run flamegraph`' },
@@ -452,6 +461,7 @@ function build(get: (name: string) => string, given: Map<string, Given>, notes: 
     clientTls: tlsInfo('', get),
     peerTls: tlsInfo('peer-', get),
     notes,
+    auth: authConfig(get),
   };
   checkLogger(get('logger'), given, notes);
   if (flag('experimental-enable-lease-checkpoint-persist') && !flag('experimental-enable-lease-checkpoint')) {
@@ -502,6 +512,24 @@ function validate(cfg: Config): void {
   if (cfg.autoCompactionMode === 'revision' ? !/^\d+$/.test(r) : parseRetentionMs(r) === null) {
     throw new ConfigError(`invalid --auto-compaction-retention '${r}' for mode ${cfg.autoCompactionMode}`);
   }
+}
+
+/** --auth-token as etcd parses it (type, then comma-separated key=value options), --auth-token-ttl
+ * and --bcrypt-cost. etcd refuses an unknown type or malformed option with "auth: invalid auth options". */
+function authConfig(get: (name: string) => string): AuthConfig {
+  const spec = get('auth-token');
+  const [type, ...opts] = spec.split(',');
+  const seen = new Set<string>();
+  for (const o of opts) {
+    const kv = o.split('=');
+    if (kv.length !== 2 || seen.has(kv[0])) throw new ConfigError(`--auth-token ${JSON.stringify(spec)}: auth: invalid auth options`);
+    seen.add(kv[0]);
+  }
+  if (type === 'jwt') throw new ConfigError('--auth-token jwt: JWT tokens are not implemented in this version (use simple)');
+  if (type !== 'simple') throw new ConfigError(`--auth-token ${JSON.stringify(spec)}: auth: invalid auth options`);
+  let cost = int('bcrypt-cost', get('bcrypt-cost'), 0);
+  if (cost < 4 || cost > 31) cost = limits.bcryptCost; // etcd: invalid cost -> bcrypt.DefaultCost, with a warning
+  return { tokenType: 'simple', tokenTtlMs: int('auth-token-ttl', get('auth-token-ttl'), 0) * 1000 || limits.simpleTokenTtlMs, bcryptCost: cost };
 }
 
 

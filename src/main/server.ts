@@ -8,7 +8,7 @@ import { etcdserverpb } from '../shared/gen/etcd';
 import { GrpcH2Transport } from './net/grpc_h2';
 import { OnCancel, RaftNode } from './node/node';
 import { isTxnReadonly, MvccStore } from '../shared/mvcc/store';
-import { RequestKind } from '../shared/entry';
+import { EntryAuth, RequestKind } from '../shared/entry';
 import { decodeRequest, Errors, EtcdError } from '../shared/errors';
 import { toNum, toUint64, uint64ToLong } from '../shared/long';
 import { limits } from '../shared/limits';
@@ -27,6 +27,8 @@ import { registerElectionService } from './lease/election_service';
 import { LocalWatcher } from './watch/local_watch';
 import type { Membership } from './membership';
 import { onCompacted, requestCompaction } from './compactor';
+import { AuthGate, AuthContext } from './auth/auth_gate';
+import { registerAuthService } from './auth/auth_service';
 
 export interface ServerDeps {
   cfg: Config;
@@ -43,10 +45,13 @@ export interface ServerDeps {
   watch?: { handler: StreamHandler };
   /** Lease bookkeeping (src/main/lease/); with it come the Lease service, and with watch too, Lock and Election. */
   lessor?: Lessor;
+  /** Authentication (src/main/auth/): the Auth service and the permission checks. */
+  auth: AuthGate;
 }
 
-/** What a KV call carries besides its request: its cancel hook (and next, who is calling). */
-export type KvContext = Pick<CallContext, 'onCancel'>;
+/** What a KV call carries besides its request: its cancel hook and who is calling (a token in the
+ * metadata, or the client certificate's CN). */
+export type KvContext = Pick<CallContext, 'onCancel'> & AuthContext;
 
 /**
  * The KV service as functions of protobuf request bytes to response bytes: the gRPC KV handlers are
@@ -99,10 +104,10 @@ export class EtcdServer {
     };
     this.transport = new GrpcH2Transport(transportOpts);
     this.kv = {
-      range: (b) => this.#range(b),
-      put: (b, ctx) => this.#put(b, ctx?.onCancel),
-      deleteRange: (b, ctx) => this.#deleteRange(b, ctx?.onCancel),
-      txn: (b, ctx) => this.#txn(b, ctx?.onCancel),
+      range: (b, ctx) => this.#range(b, ctx),
+      put: (b, ctx) => this.#put(b, ctx),
+      deleteRange: (b, ctx) => this.#deleteRange(b, ctx),
+      txn: (b, ctx) => this.#txn(b, ctx),
     };
     onCompacted(d.compactor, (rev) => this.#onPhysicalCompactDone(rev));
     this.#register();
@@ -125,9 +130,20 @@ export class EtcdServer {
     t.addUnary(kv + 'Put', (b, ctx) => this.kv.put(b, ctx));
     t.addUnary(kv + 'DeleteRange', (b, ctx) => this.kv.deleteRange(b, ctx));
     t.addUnary(kv + 'Txn', (b, ctx) => this.kv.txn(b, ctx));
-    t.addUnary(kv + 'Compact', (b, ctx) => this.#compact(b, ctx.onCancel));
+    t.addUnary(kv + 'Compact', (b, ctx) => this.#compact(b, ctx.onCancel, this.#d.auth.entryAuth(ctx)));
     t.addUnary(`/${SERVICE}.Maintenance/Status`, () => this.#status(), 'read');
-    t.addUnary(`/${SERVICE}.Maintenance/HashKV`, (b) => this.#hashKV(b), 'read');
+    // etcd's authMaintenanceServer: HashKV (with Hash, Defragment, Snapshot) for root only.
+    t.addUnary(`/${SERVICE}.Maintenance/HashKV`, (b, ctx) => {
+      this.#d.auth.checkAdminMaintenance(ctx);
+      return this.#hashKV(b);
+    }, 'read');
+    registerAuthService(t, {
+      gate: this.#d.auth,
+      propose: (kind, body, onCancel, auth) => this.#d.node.propose(kind, body, onCancel, auth),
+      readBarrier: () => this.#d.node.readBarrier(),
+      bcryptCost: this.#d.cfg.auth.bcryptCost,
+      log: this.#d.log,
+    });
     // A repeated MoveLeader to the same member changes nothing more: etcd's DEADLINE_EXCEEDED is kept.
     t.addUnary(`/${SERVICE}.Maintenance/MoveLeader`, (b, ctx) => this.#moveLeader(b, ctx.deadlineMs), 'read');
     // etcd's interceptors: a learner serves only Status and serializable Range (isRPCSupportedForLearner).
@@ -144,7 +160,7 @@ export class EtcdServer {
     if (this.#d.watch) t.addStream(`/${SERVICE}.Watch/Watch`, this.#d.watch.handler);
     const lessor = this.#d.lessor;
     if (!lessor) return;
-    registerLeaseService(t, lessor, () => this.header());
+    registerLeaseService(t, lessor, () => this.header(), (ctx) => this.#d.auth.entryAuth(ctx));
     // Lock and Election run etcd's client recipes over this server's own KV functions and Watch handler.
     if (!this.#d.watch) return;
     const client = new RecipeClient(this.kv, new LocalWatcher(this.#d.watch.handler), lessor);
@@ -157,10 +173,16 @@ export class EtcdServer {
     return this.#headers.make(revision ?? node.revision, node.term);
   }
 
-  async #range(body: Uint8Array): Promise<Uint8Array> {
+  async #range(body: Uint8Array, ctx?: KvContext): Promise<Uint8Array> {
     const req = decodeRequest(() => etcdserverpb.RangeRequest.decode(body));
     validateRange(req);
     if (!req.serializable) await this.#d.node.readBarrier();
+    const gate = this.#d.auth;
+    if (!gate.enabled && ctx?.metadata?.token === undefined && ctx?.metadata?.authorization === undefined) return this.#rangeLocal(req, body);
+    return gate.serialized(ctx, (st, ai) => st.checkRange(ai, req.key, req.rangeEnd), () => this.#rangeLocal(req, body));
+  }
+
+  #rangeLocal(req: etcdserverpb.RangeRequest, body: Uint8Array): Promise<Uint8Array> | Uint8Array {
     if (rangeIsInline(req)) {
       const resp = this.#d.store.range(req);
       resp.header = this.header(toNum(resp.header?.revision));
@@ -191,35 +213,41 @@ export class EtcdServer {
     return this.#runPool('hashKV', body);
   }
 
-  #put(body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
+  // Writes carry the caller's user into the log; the apply worker checks them against the auth store
+  // as it is when they apply (etcd's authApplierV3), so a denied write still takes a Raft index, as in etcd.
+  #put(body: Uint8Array, ctx?: KvContext): Promise<Uint8Array> {
     validatePut(decodeRequest(() => etcdserverpb.PutRequest.decode(body)));
+    const auth = this.#d.auth.entryAuth(ctx);
     this.#checkQuota(body.length);
-    return this.#d.node.propose(RequestKind.Put, body, onCancel);
+    return this.#d.node.propose(RequestKind.Put, body, ctx?.onCancel, auth);
   }
 
-  #deleteRange(body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
+  #deleteRange(body: Uint8Array, ctx?: KvContext): Promise<Uint8Array> {
     validateDeleteRange(decodeRequest(() => etcdserverpb.DeleteRangeRequest.decode(body)));
-    return this.#d.node.propose(RequestKind.DeleteRange, body, onCancel);
+    return this.#d.node.propose(RequestKind.DeleteRange, body, ctx?.onCancel, this.#d.auth.entryAuth(ctx));
   }
 
-  async #txn(body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
+  async #txn(body: Uint8Array, ctx?: KvContext): Promise<Uint8Array> {
     const req = decodeRequest(() => etcdserverpb.TxnRequest.decode(body));
     validateTxn(req, this.#d.cfg.maxTxnOps);
     if (!isTxnReadonly(req)) {
+      const auth = this.#d.auth.entryAuth(ctx);
       this.#checkQuota(body.length);
-      return this.#d.node.propose(RequestKind.Txn, body, onCancel);
+      return this.#d.node.propose(RequestKind.Txn, body, ctx?.onCancel, auth);
     }
     // As etcd: a txn that only reads is served from local state, after a ReadIndex barrier
     // unless every range in it is serializable.
     if (!isTxnSerializable(req)) await this.#d.node.readBarrier();
-    const resp = this.#d.store.txnReadOnly(req);
-    resp.header = this.header(toNum(resp.header?.revision));
-    return etcdserverpb.TxnResponse.encode(resp).finish();
+    return this.#d.auth.serialized(ctx, (st, ai) => st.checkTxn(ai, req), () => {
+      const resp = this.#d.store.txnReadOnly(req);
+      resp.header = this.header(toNum(resp.header?.revision));
+      return etcdserverpb.TxnResponse.encode(resp).finish();
+    });
   }
 
-  async #compact(body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
+  async #compact(body: Uint8Array, onCancel?: OnCancel, auth: EntryAuth | null = null): Promise<Uint8Array> {
     const req = decodeRequest(() => etcdserverpb.CompactionRequest.decode(body));
-    const resp = await this.#d.node.propose(RequestKind.Compact, body, onCancel);
+    const resp = await this.#d.node.propose(RequestKind.Compact, body, onCancel, auth);
     requestCompaction(this.#d.compactor);
     if (req.physical) await this.#waitPhysicalCompaction(toNum(req.revision));
     return resp;

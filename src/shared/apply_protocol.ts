@@ -14,6 +14,9 @@
 //   LEASE   | 4 | op | pad | id i64 @8 | ttl f64 @16 | remaining f64 @24 |
 //           one per lease granted, revoked or checkpointed, whoever proposed it, before the
 //           batch's APPLIED: the main thread's lessor follows the applied lease state from these.
+//   AUTH    | 6 | pad ... | UTF-8 JSON AuthMsg |
+//           one per auth store change, simple token assigned or user whose tokens end, whoever
+//           proposed it, before the batch's results: the main thread's auth gate follows these.
 import { assert } from './errors';
 
 export const MSG_ENTRY = 1;
@@ -26,6 +29,30 @@ export const MSG_LEASE = 4;
  * the copy already covers them: the copy carries its applied index). */
 export const MSG_INSTALL = 5;
 export const INSTALL_MSG_HEADER = 8;
+export const MSG_AUTH = 6;
+export const AUTH_MSG_HEADER = 8;
+
+/** What the main thread learns from applied auth requests (rare: JSON). */
+export type AuthMsg =
+  /** The auth store changed (or a snapshot was installed): read it again. */
+  | { type: 'changed' }
+  /** An Authenticate applied: this simple token now names this user (etcd's assign at apply). */
+  | { type: 'token'; user: string; token: string }
+  /** The user was deleted or its password changed: its simple tokens end (etcd's invalidateUser). */
+  | { type: 'invalidateUser'; user: string };
+
+export function encodeAuthMsg(m: AuthMsg): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(m));
+  const out = new Uint8Array(AUTH_MSG_HEADER + json.length);
+  out[0] = MSG_AUTH;
+  out.set(json, AUTH_MSG_HEADER);
+  return out;
+}
+
+export function readAuthMsg(m: Uint8Array): AuthMsg {
+  assert(m[0] === MSG_AUTH && m.length > AUTH_MSG_HEADER, 'not an auth message');
+  return JSON.parse(new TextDecoder().decode(m.subarray(AUTH_MSG_HEADER))) as AuthMsg;
+}
 
 export const ENTRY_MSG_HEADER = 24;
 export const RESULT_MSG_HEADER = 32;

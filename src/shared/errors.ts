@@ -73,6 +73,24 @@ export const Errors = {
   tooManyRequests: def(GrpcCode.ResourceExhausted, 'etcdserver: too many requests'),
   unhealthyCluster: def(GrpcCode.Unavailable, 'etcdserver: unhealthy cluster'),
   corrupt: def(GrpcCode.DataLoss, 'etcdserver: corrupt cluster'),
+  rootUserNotExist: def(GrpcCode.FailedPrecondition, 'etcdserver: root user does not exist'),
+  rootRoleNotExist: def(GrpcCode.FailedPrecondition, 'etcdserver: root user does not have root role'),
+  userAlreadyExist: def(GrpcCode.FailedPrecondition, 'etcdserver: user name already exists'),
+  userEmpty: def(GrpcCode.InvalidArgument, 'etcdserver: user name is empty'),
+  userNotFound: def(GrpcCode.FailedPrecondition, 'etcdserver: user name not found'),
+  roleAlreadyExist: def(GrpcCode.FailedPrecondition, 'etcdserver: role name already exists'),
+  roleNotFound: def(GrpcCode.FailedPrecondition, 'etcdserver: role name not found'),
+  roleEmpty: def(GrpcCode.InvalidArgument, 'etcdserver: role name is empty'),
+  authFailed: def(GrpcCode.InvalidArgument, 'etcdserver: authentication failed, invalid user ID or password'),
+  permissionDenied: def(GrpcCode.PermissionDenied, 'etcdserver: permission denied'),
+  roleNotGranted: def(GrpcCode.FailedPrecondition, 'etcdserver: role is not granted to the user'),
+  permissionNotGranted: def(GrpcCode.FailedPrecondition, 'etcdserver: permission is not granted to the role'),
+  authNotEnabled: def(GrpcCode.FailedPrecondition, 'etcdserver: authentication is not enabled'),
+  invalidAuthToken: def(GrpcCode.Unauthenticated, 'etcdserver: invalid auth token'),
+  invalidAuthMgmt: def(GrpcCode.InvalidArgument, 'etcdserver: invalid auth management'),
+  authOldRevision: def(GrpcCode.InvalidArgument, 'etcdserver: revision of auth store is old'),
+  /** auth.ErrNoPasswordUser has no gRPC mapping in etcd 3.4 (togRPCError): code Unknown, the auth package's text. */
+  noPasswordUser: def(GrpcCode.Unknown, 'auth: authentication failed, password was given for no password user'),
 } as const;
 
 /** Malformed protobuf in a request is the client's fault: INVALID_ARGUMENT, never a crash. */

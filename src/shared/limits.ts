@@ -16,6 +16,14 @@ export const limits = {
   quotaBackendBytes: 2 * 1024 * 1024 * 1024,
   /** How stale the database size used for the quota check may be. */
   quotaSampleMs: 100,
+  /** etcd's bcrypt cost for stored passwords (--bcrypt-cost default, bcrypt.DefaultCost). */
+  bcryptCost: 10,
+  /** etcd's simple token TTL (--auth-token-ttl default 300 s), renewed on every use. */
+  simpleTokenTtlMs: 300_000,
+  /** How often expired simple tokens are dropped (etcd's simpleTokenTTLResolution). */
+  simpleTokenSweepMs: 1000,
+  /** Simple tokens held at once per member; past it the oldest is dropped (etcd keeps them unbounded). */
+  simpleTokensMax: 1_000_000,
   /** etcd --snapshot-count default. */
   snapshotCount: 100_000,
   /** etcd --heartbeat-interval and --election-timeout defaults. */

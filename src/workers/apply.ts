@@ -5,9 +5,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { etcdserverpb } from '../shared/gen/etcd';
 import { Ring } from '../shared/ring';
-import { decodeEntry, RequestKind } from '../shared/entry';
+import { decodeEntry, EntryAuth, RequestKind } from '../shared/entry';
+import type { AuthRequest } from './mvcc/auth_apply';
 import {
-  APPLIED_MSG_BYTES, BACKEND_COMMIT_BOUNDS_S, INSTALL_MSG_HEADER, LEASE_MSG_BYTES, LeaseMsg, LeaseOp, MSG_INSTALL, readEntryMsg, RESULT_ERR,
+  APPLIED_MSG_BYTES, BACKEND_COMMIT_BOUNDS_S, encodeAuthMsg, INSTALL_MSG_HEADER, LEASE_MSG_BYTES, LeaseMsg, LeaseOp, MSG_INSTALL, readEntryMsg, RESULT_ERR,
   RESULT_MSG_HEADER, RESULT_OK, writeAppliedMsg, writeLeaseMsg, writeResultHeader, WorkerInit,
 } from '../shared/apply_protocol';
 import { MvccWriter, WriteRequest, WriteResult } from './mvcc/writer';
@@ -52,8 +53,52 @@ function decodeRequest(kind: RequestKind, body: Uint8Array): WriteRequest {
     case RequestKind.LeaseRevoke: return { kind: 'leaseRevoke', req: etcdserverpb.LeaseRevokeRequest.decode(body) };
     case RequestKind.LeaseCheckpoint: return { kind: 'leaseCheckpoint', req: etcdserverpb.LeaseCheckpointRequest.decode(body) };
     case RequestKind.Membership: return { kind: 'membership', op: JSON.parse(textDecoder.decode(body)) as MembershipOp };
+    default: return { kind: 'auth', req: decodeAuthRequest(kind, body) };
   }
 }
+
+function decodeAuthRequest(kind: RequestKind, body: Uint8Array): AuthRequest {
+  const pb = etcdserverpb;
+  switch (kind) {
+    case RequestKind.AuthEnable: return { op: 'enable' };
+    case RequestKind.AuthDisable: return { op: 'disable' };
+    case RequestKind.Authenticate: return { op: 'authenticate', req: pb.InternalAuthenticateRequest.decode(body) };
+    case RequestKind.AuthUserAdd: return { op: 'userAdd', req: pb.AuthUserAddRequest.decode(body) };
+    case RequestKind.AuthUserDelete: return { op: 'userDelete', req: pb.AuthUserDeleteRequest.decode(body) };
+    case RequestKind.AuthUserChangePassword: return { op: 'userChangePassword', req: pb.AuthUserChangePasswordRequest.decode(body) };
+    case RequestKind.AuthUserGrantRole: return { op: 'userGrantRole', req: pb.AuthUserGrantRoleRequest.decode(body) };
+    case RequestKind.AuthUserGet: return { op: 'userGet', req: pb.AuthUserGetRequest.decode(body) };
+    case RequestKind.AuthUserRevokeRole: return { op: 'userRevokeRole', req: pb.AuthUserRevokeRoleRequest.decode(body) };
+    case RequestKind.AuthRoleAdd: return { op: 'roleAdd', req: pb.AuthRoleAddRequest.decode(body) };
+    case RequestKind.AuthRoleGrantPermission: return { op: 'roleGrantPermission', req: pb.AuthRoleGrantPermissionRequest.decode(body) };
+    case RequestKind.AuthRoleGet: return { op: 'roleGet', req: pb.AuthRoleGetRequest.decode(body) };
+    case RequestKind.AuthRoleRevokePermission: return { op: 'roleRevokePermission', req: pb.AuthRoleRevokePermissionRequest.decode(body) };
+    case RequestKind.AuthRoleDelete: return { op: 'roleDelete', req: pb.AuthRoleDeleteRequest.decode(body) };
+    case RequestKind.AuthUserList: return { op: 'userList' };
+    case RequestKind.AuthRoleList: return { op: 'roleList' };
+    default: throw new Error(`invariant: request kind ${kind} is not an auth request`);
+  }
+}
+
+/** The response message type of each auth request kind (all are {header, ...fields}). */
+const authResponseTypes: Partial<Record<RequestKind, { encode(m: object): { finish(): Uint8Array } }>> = {
+  [RequestKind.AuthEnable]: etcdserverpb.AuthEnableResponse,
+  [RequestKind.AuthDisable]: etcdserverpb.AuthDisableResponse,
+  [RequestKind.Authenticate]: etcdserverpb.AuthenticateResponse,
+  [RequestKind.AuthUserAdd]: etcdserverpb.AuthUserAddResponse,
+  [RequestKind.AuthUserDelete]: etcdserverpb.AuthUserDeleteResponse,
+  [RequestKind.AuthUserChangePassword]: etcdserverpb.AuthUserChangePasswordResponse,
+  [RequestKind.AuthUserGrantRole]: etcdserverpb.AuthUserGrantRoleResponse,
+  [RequestKind.AuthUserGet]: etcdserverpb.AuthUserGetResponse,
+  [RequestKind.AuthUserRevokeRole]: etcdserverpb.AuthUserRevokeRoleResponse,
+  [RequestKind.AuthRoleAdd]: etcdserverpb.AuthRoleAddResponse,
+  [RequestKind.AuthRoleGrantPermission]: etcdserverpb.AuthRoleGrantPermissionResponse,
+  [RequestKind.AuthRoleGet]: etcdserverpb.AuthRoleGetResponse,
+  [RequestKind.AuthRoleRevokePermission]: etcdserverpb.AuthRoleRevokePermissionResponse,
+  [RequestKind.AuthRoleDelete]: etcdserverpb.AuthRoleDeleteResponse,
+  [RequestKind.AuthUserList]: etcdserverpb.AuthUserListResponse,
+  [RequestKind.AuthRoleList]: etcdserverpb.AuthRoleListResponse,
+};
 
 function encodeResponse(kind: RequestKind, resp: object, term: number): Uint8Array {
   const r = resp as { header?: etcdserverpb.IResponseHeader | null };
@@ -71,6 +116,11 @@ function encodeResponse(kind: RequestKind, resp: object, term: number): Uint8Arr
     case RequestKind.ClusterVersion:
     case RequestKind.HealthCheck:
       return new Uint8Array(0); // internal requests: the proposer only needs to know they applied
+    default: {
+      const t = authResponseTypes[kind];
+      if (t === undefined) throw new Error(`invariant: no response type for request kind ${kind}`);
+      return t.encode(resp).finish();
+    }
   }
 }
 
@@ -126,7 +176,7 @@ function leaseEvents(req: WriteRequest, res: WriteResult, out: LeaseMsg[]): void
 }
 
 function applyBatch(msgs: Uint8Array[]): void {
-  const items: Array<{ index: number; req: WriteRequest }> = [];
+  const items: Array<{ index: number; req: WriteRequest; auth: EntryAuth | null }> = [];
   const pendings: Pending[] = [];
   let lastIndex = 0;
   for (const m of msgs) {
@@ -138,7 +188,7 @@ function applyBatch(msgs: Uint8Array[]): void {
     if (applyFaultKey !== null && req.kind === 'put' && applyFaultKey.equals(req.req.key ?? new Uint8Array(0))) {
       throw new Error('apply worker: injected fault (ETCD_TS_APPLY_FAULT_KEY)');
     }
-    items.push({ index: e.index, req });
+    items.push({ index: e.index, req, auth: d.auth });
     pendings.push({ requestId: d.requestId, index: e.index, term: e.term, kind: d.kind });
   }
   const t0 = performance.now();
@@ -153,10 +203,21 @@ function applyBatch(msgs: Uint8Array[]): void {
     writeLeaseMsg(reserveBlocking(LEASE_MSG_BYTES), lm);
     outRing.commit();
   }
+  pushAuthEvents();
   results.forEach((r: WriteResult | null, i: number) => {
     if (r !== null) pushResult(pendings[i], r);
   });
   reportApplied(lastIndex);
+}
+
+/** Auth changes, tokens and ended users, before the results: a client answered after a change is
+ * checked against it on its next call. */
+function pushAuthEvents(): void {
+  for (const ev of store.takeAuthEvents()) {
+    const msg = encodeAuthMsg(ev);
+    reserveBlocking(msg.length).set(msg);
+    outRing.commit();
+  }
 }
 
 /** APPLIED after a batch or an install: everything up to the applied index (at least minIndex, the
@@ -172,6 +233,7 @@ function reportApplied(minIndex: number): void {
 /** A follower installs the leader's LMDB copy (a Raft snapshot), then reports the new state. */
 function install(m: Uint8Array): void {
   store.installFrom(textDecoder.decode(m.subarray(INSTALL_MSG_HEADER)));
+  pushAuthEvents();
   reportApplied(0);
 }
 

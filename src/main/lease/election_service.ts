@@ -191,29 +191,29 @@ export function registerElectionService(t: Registrar, c: RecipeClient): void {
   t.addUnary(svc + 'Campaign', async (b: Uint8Array, ctx: CallContext) => {
     const cancel = new CallCancel(ctx); // before the first await: the call may be cancelled during it
     const req = decodeRequest(() => v3electionpb.CampaignRequest.decode(b));
-    return v3electionpb.CampaignResponse.encode(await asClientErrors(() => campaign(c, cancel, req))).finish();
+    return v3electionpb.CampaignResponse.encode(await asClientErrors(() => campaign(c.as(ctx), cancel, req))).finish();
   });
-  t.addUnary(svc + 'Proclaim', async (b) => {
+  t.addUnary(svc + 'Proclaim', async (b, ctx) => {
     const req = decodeRequest(() => v3electionpb.ProclaimRequest.decode(b));
-    const header = await asClientErrors(() => proclaim(c, leadershipOf(req), Buffer.from(req.value)));
+    const header = await asClientErrors(() => proclaim(c.as(ctx), leadershipOf(req), Buffer.from(req.value)));
     return v3electionpb.ProclaimResponse.encode({ header }).finish();
   });
-  t.addUnary(svc + 'Resign', async (b) => {
+  t.addUnary(svc + 'Resign', async (b, ctx) => {
     const req = decodeRequest(() => v3electionpb.ResignRequest.decode(b));
-    const header = await asClientErrors(() => resign(c, leadershipOf(req)));
+    const header = await asClientErrors(() => resign(c.as(ctx), leadershipOf(req)));
     return v3electionpb.ResignResponse.encode({ header }).finish();
   });
   t.addUnary(
     svc + 'Leader',
-    async (b) => {
+    async (b, ctx) => {
       const req = decodeRequest(() => v3electionpb.LeaderRequest.decode(b));
-      const r = await asClientErrors(() => c.getByCreate(recipePrefix(req.name), 'first'));
+      const r = await asClientErrors(() => c.as(ctx).getByCreate(recipePrefix(req.name), 'first'));
       if (r.kvs.length === 0) throw errNoLeader();
       return v3electionpb.LeaderResponse.encode({ header: r.header, kv: r.kvs[0] }).finish();
     },
     'read',
   );
-  t.addStream(svc + 'Observe', (stream) => {
+  t.addStream(svc + 'Observe', (stream, ctx) => {
     let obs: Observer | null = null;
     stream.onCancel(() => obs?.stop());
     return {
@@ -227,7 +227,7 @@ export function registerElectionService(t: Registrar, c: RecipeClient): void {
           stream.end(err.code, err.message);
           return;
         }
-        obs = new Observer(c, req.name, stream);
+        obs = new Observer(c.as(ctx), req.name, stream);
         void obs.lookup();
       },
       onEnd(): void {

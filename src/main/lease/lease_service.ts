@@ -4,18 +4,20 @@ import { etcdserverpb } from '../../shared/gen/etcd';
 import { decodeRequest, EtcdError, GrpcCode, unmarshalError } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import { bigIntToLong, toBigInt } from '../../shared/long';
-import type { Registrar } from '../net/rpc';
+import type { CallContext, Registrar } from '../net/rpc';
+import type { EntryAuth } from '../../shared/entry';
 import { Lessor } from './lessor';
 
 /** Response headers with the member's IDs, the current revision and term. */
 export type HeaderFn = () => etcdserverpb.IResponseHeader;
 
-export function registerLeaseService(t: Registrar, lessor: Lessor, header: HeaderFn): void {
+/** entryAuth: the caller's user for a revoke (checked at apply: write permission on every attached key). */
+export function registerLeaseService(t: Registrar, lessor: Lessor, header: HeaderFn, entryAuth: (ctx: CallContext) => EntryAuth): void {
   const svc = '/etcdserverpb.Lease/';
   t.addUnary(svc + 'LeaseGrant', (b) => lessor.grant(decodeRequest(() => etcdserverpb.LeaseGrantRequest.decode(b))));
-  t.addUnary(svc + 'LeaseRevoke', (b) => {
+  t.addUnary(svc + 'LeaseRevoke', (b, ctx) => {
     const r = decodeRequest(() => etcdserverpb.LeaseRevokeRequest.decode(b));
-    return lessor.revoke(toBigInt(r.ID));
+    return lessor.revoke(toBigInt(r.ID), entryAuth(ctx));
   }, 'read'); // clientv3 repeats a revoke (a repeated one finds no lease and changes nothing)
   t.addUnary(svc + 'LeaseTimeToLive', async (b) => {
     const r = decodeRequest(() => etcdserverpb.LeaseTimeToLiveRequest.decode(b));

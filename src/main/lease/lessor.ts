@@ -14,7 +14,7 @@
 //   changes cannot keep an abandoned lease alive forever (etcd issue 9888). A renewal clears the
 //   checkpoint through the log before it is answered, so a restart never shortens a renewed lease.
 import { etcdserverpb } from '../../shared/gen/etcd';
-import { RequestKind } from '../../shared/entry';
+import { EntryAuth, RequestKind } from '../../shared/entry';
 import { LeaseMsg, LeaseOp } from '../../shared/apply_protocol';
 import { Errors, EtcdError } from '../../shared/errors';
 import { limits } from '../../shared/limits';
@@ -110,8 +110,9 @@ export class Lessor {
     return this.#node.propose(RequestKind.LeaseGrant, body);
   }
 
-  revoke(id: bigint): Promise<Uint8Array> {
-    return this.#node.propose(RequestKind.LeaseRevoke, etcdserverpb.LeaseRevokeRequest.encode({ ID: bigIntToLong(id) }).finish());
+  /** auth: the client's user (a client's revoke); none for the leader's own expiry revokes. */
+  revoke(id: bigint, auth: EntryAuth | null = null): Promise<Uint8Array> {
+    return this.#node.propose(RequestKind.LeaseRevoke, etcdserverpb.LeaseRevokeRequest.encode({ ID: bigIntToLong(id) }).finish(), undefined, auth);
   }
 
   /** etcd's lessor.Renew: the granted TTL, or 0 for a lease that does not exist (or expired). */

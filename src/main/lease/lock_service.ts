@@ -43,11 +43,11 @@ export function registerLockService(t: Registrar, c: RecipeClient): void {
   t.addUnary('/v3lockpb.Lock/Lock', async (b: Uint8Array, ctx: CallContext) => {
     const cancel = new CallCancel(ctx); // before the first await: the call may be cancelled during it
     const req = decodeRequest(() => v3lockpb.LockRequest.decode(b));
-    return v3lockpb.LockResponse.encode(await asClientErrors(() => lock(c, cancel, req))).finish();
+    return v3lockpb.LockResponse.encode(await asClientErrors(() => lock(c.as(ctx), cancel, req))).finish();
   });
-  t.addUnary('/v3lockpb.Lock/Unlock', async (b) => {
+  t.addUnary('/v3lockpb.Lock/Unlock', async (b, ctx) => {
     const req = decodeRequest(() => v3lockpb.UnlockRequest.decode(b));
-    const r = await asClientErrors(() => c.del(req.key));
+    const r = await asClientErrors(() => c.as(ctx).del(req.key));
     return v3lockpb.UnlockResponse.encode({ header: r.header }).finish();
   });
 }

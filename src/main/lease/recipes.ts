@@ -16,7 +16,7 @@ import { limits } from '../../shared/limits';
 import { toBigInt, toNum } from '../../shared/long';
 import { prefixEnd } from '../../shared/key_range';
 import type { CallContext } from '../net/rpc';
-import type { KvApi } from '../server';
+import type { KvApi, KvContext } from '../server';
 import type { LocalWatch, LocalWatcher, LocalWatchSink } from '../watch/local_watch';
 import type { Lessor } from './lessor';
 
@@ -92,24 +92,33 @@ export class RecipeClient {
   readonly #kv: KvApi;
   readonly #watches: LocalWatcher;
   readonly #lessor: Lessor;
+  /** Whose calls these are: the Lock or Election call's credentials, as etcd's recipes pass the
+   * incoming token on to the KV calls they make (none: the server's own). */
+  readonly #ctx: KvContext | undefined;
 
-  constructor(kv: KvApi, watches: LocalWatcher, lessor: Lessor) {
+  constructor(kv: KvApi, watches: LocalWatcher, lessor: Lessor, ctx?: KvContext) {
     this.#kv = kv;
     this.#watches = watches;
     this.#lessor = lessor;
+    this.#ctx = ctx;
+  }
+
+  /** The same client making its KV calls with this call's credentials. */
+  as(ctx: KvContext): RecipeClient {
+    return new RecipeClient(this.#kv, this.#watches, this.#lessor, { metadata: ctx.metadata, peerCertificateCN: ctx.peerCertificateCN });
   }
 
   async txn(req: etcdserverpb.ITxnRequest): Promise<etcdserverpb.TxnResponse> {
-    return etcdserverpb.TxnResponse.decode(await this.#kv.txn(etcdserverpb.TxnRequest.encode(req).finish()));
+    return etcdserverpb.TxnResponse.decode(await this.#kv.txn(etcdserverpb.TxnRequest.encode(req).finish(), this.#ctx));
   }
 
   async del(key: Uint8Array): Promise<etcdserverpb.DeleteRangeResponse> {
-    return etcdserverpb.DeleteRangeResponse.decode(await this.#kv.deleteRange(etcdserverpb.DeleteRangeRequest.encode({ key }).finish()));
+    return etcdserverpb.DeleteRangeResponse.decode(await this.#kv.deleteRange(etcdserverpb.DeleteRangeRequest.encode({ key }).finish(), this.#ctx));
   }
 
   /** A linearizable Get, as the Go client's default. */
   async get(req: etcdserverpb.IRangeRequest): Promise<{ header: Header; kvs: mvccpb.IKeyValue[] }> {
-    const r = etcdserverpb.RangeResponse.decode(await this.#kv.range(etcdserverpb.RangeRequest.encode(req).finish()));
+    const r = etcdserverpb.RangeResponse.decode(await this.#kv.range(etcdserverpb.RangeRequest.encode(req).finish(), this.#ctx));
     return { header: r.header ?? {}, kvs: r.kvs };
   }
 

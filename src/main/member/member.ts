@@ -51,6 +51,8 @@ import { SnapshotSender } from './snapshot_sender';
 import { EssentialWorker, progressNotifyIntervalMs, startWorker, WATCH_WORKER_LIMITS } from './supervision';
 import { syncVia } from '../compactor';
 import { MemberTls, resolveTls } from './tls_setup';
+import { AuthContext, AuthGate } from '../auth/auth_gate';
+import { etcdserverpb } from '../../shared/gen/etcd';
 
 /** What the process that runs a member is told. */
 export interface MemberHooks {
@@ -247,6 +249,15 @@ function buildServices(
     minTtlSeconds: Math.ceil((Math.floor((3 * electionTicks) / 2) * cfg.heartbeatIntervalMs) / 1000),
     forward: (to, kind, body) => peers.request(to, kind, body),
   });
+  // Before the node starts, as the lessor: the gate reads the auth store, then follows every change.
+  const auth = new AuthGate({
+    snapshot: () => st.store.authSnapshot(),
+    onAuthApplied: (fn) => node.onAuthApplied(fn),
+    clientCertAuth: cfg.clientTls.clientCertAuth,
+    tokenTtlMs: cfg.auth.tokenTtlMs,
+    log,
+  });
+  let headerOf: () => etcdserverpb.IResponseHeader = () => ({});
   const watchInit = st.watchInit;
   const watch = new WatchService({
     worker: st.watchWorker.worker,
@@ -265,6 +276,8 @@ function buildServices(
       const { worker } = await startWorker('watch.js', init, WATCH_WORKER_LIMITS);
       return { worker, toWatch: new Ring(init.toWatch), fromWatch: new Ring(init.fromWatch) };
     },
+    authorize: (ctx, key, end) => (ctx.serverInternal ? null : watchRefusal(auth, ctx, key, end)),
+    header: () => headerOf(),
   });
   const membership = (): Membership => confChanges.current;
   const server = new EtcdServer({
@@ -279,7 +292,9 @@ function buildServices(
     compactor: st.compactor.worker,
     watch,
     lessor,
+    auth,
   });
+  headerOf = () => server.header();
   const cluster = new ClusterService({
     node,
     selfId: memberId,
@@ -289,9 +304,20 @@ function buildServices(
     strictReconfigCheck: cfg.strictReconfigCheck,
     activeSince: (id) => peers.activeSince(id),
     forwardPromote: (leader, body) => peers.request(leader, FORWARD_PROMOTE, body),
+    checkAdmin: (ctx) => auth.checkAdmin(ctx),
   });
   cluster.register(server.transport);
   return { lessor, watch, server, cluster };
+}
+
+/** etcd's isWatchPermitted and the cancel reason it sends (v3rpc/watch.go recvLoop). */
+function watchRefusal(auth: AuthGate, ctx: AuthContext, key: Uint8Array, end: Uint8Array): string | null {
+  try {
+    auth.state.checkRange(auth.authInfo(ctx), key, end);
+    return null;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
 }
 
 /** What the peer port delivers, and to whom. */

@@ -18,6 +18,9 @@ export interface CallContext {
   onCancel?: (fn: () => void) => void;
   /** The common name of the client's verified TLS certificate (--client-cert-auth), for auth (issue 16). */
   peerCertificateCN?: string;
+  /** A call the server makes itself on a client's behalf after checking it (the watches of Lock and
+   * Election, whose keys the recipe's own reads were checked for): not checked again. */
+  serverInternal?: boolean;
 }
 
 /** The context of an in-process call (HTTP/JSON, WebSocket, Lock and Election): no deadline, no gRPC metadata. */
@@ -215,8 +218,8 @@ export abstract class InProcessStream implements ServerStream {
   protected abstract writeEnd(code: number, message: string): void;
 
   /** Runs the handler; it may throw (nothing was started then). */
-  start(h: StreamHandler): void {
-    this.#handlers = h(this, NO_CONTEXT);
+  start(h: StreamHandler, ctx: CallContext = NO_CONTEXT): void {
+    this.#handlers = h(this, ctx);
   }
 
   // --- ServerStream (the handler's side) ---

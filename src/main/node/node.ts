@@ -15,9 +15,9 @@ import { ConfChange as RaftConfChange, ConfState, Entry, EntryType, Message, Mes
 import { ConfChange, encodeConfChange } from '../../shared/confchange';
 import { Wal } from '../wal/wal';
 import { Ring } from '../../shared/ring';
-import { encodeEntry, RequestKind } from '../../shared/entry';
+import { encodeEntry, EntryAuth, RequestKind } from '../../shared/entry';
 import {
-  ENTRY_MSG_HEADER, INSTALL_MSG_HEADER, LeaseMsg, MSG_INSTALL, MSG_APPLIED, MSG_LEASE, MSG_RESULT, readAppliedMsg, readLeaseMsg, readResultMsg, RESULT_OK,
+  ENTRY_MSG_HEADER, INSTALL_MSG_HEADER, AuthMsg, LeaseMsg, MSG_AUTH, MSG_INSTALL, MSG_APPLIED, MSG_LEASE, MSG_RESULT, readAuthMsg, readAppliedMsg, readLeaseMsg, readResultMsg, RESULT_OK,
   writeEntryMsg,
 } from '../../shared/apply_protocol';
 import { assert, EtcdError, Errors } from '../../shared/errors';
@@ -161,6 +161,7 @@ export class RaftNode {
   readonly #startLastIndex: number;
   /** Applied lease changes, in apply order (the lessor; src/main/lease/lessor.ts). */
   readonly #leaseListeners: Array<(m: LeaseMsg) => void> = [];
+  readonly #authListeners: Array<(m: AuthMsg) => void> = [];
   /** Called with true when this member becomes leader and false when it stops being leader. */
   readonly #leadershipListeners: Array<(isLeader: boolean) => void> = [];
   readonly #installListeners: Array<() => void> = [];
@@ -313,9 +314,11 @@ export class RaftNode {
    * Proposes a write; resolves with the encoded response once the entry is durable and applied.
    * onCancel (the call's CallContext.onCancel): a proposal still waiting for a leader when the client
    * gives up is dropped and never reaches Raft.
+   * auth: who proposes it (every client request passes one, empty without credentials; see
+   * shared/entry.ts); none for the server's own requests.
    */
-  propose(kind: RequestKind, body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
-    return this.#proposeTracked(body.length, (requestId) => this.#raw.propose(encodeEntry(kind, requestId, body)), Errors.notCapable, onCancel);
+  propose(kind: RequestKind, body: Uint8Array, onCancel?: OnCancel, auth: EntryAuth | null = null): Promise<Uint8Array> {
+    return this.#proposeTracked(body.length, (requestId) => this.#raw.propose(encodeEntry(kind, requestId, body, auth)), Errors.notCapable, onCancel);
   }
 
   /**
@@ -491,6 +494,11 @@ export class RaftNode {
   /** Registers fn for every applied lease change, in apply order (the lessor). */
   onLeaseApplied(fn: (m: LeaseMsg) => void): void {
     this.#leaseListeners.push(fn);
+  }
+
+  /** Registers fn for every applied auth change, token and ended user, in apply order (the auth gate). */
+  onAuthApplied(fn: (m: AuthMsg) => void): void {
+    this.#authListeners.push(fn);
   }
 
   /** Registers fn to run after every applied batch; returns the function that unregisters it. */
@@ -827,6 +835,11 @@ export class RaftNode {
     if (m[0] === MSG_LEASE) {
       const lm = readLeaseMsg(m);
       for (const fn of this.#leaseListeners) fn(lm);
+      return;
+    }
+    if (m[0] === MSG_AUTH) {
+      const am = readAuthMsg(m);
+      for (const fn of this.#authListeners) fn(am);
       return;
     }
     if (m[0] !== MSG_RESULT) return;

@@ -12,7 +12,10 @@ import { etcdserverpb } from '../../shared/gen/etcd';
 import { Errors, GrpcCode } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import { toNum } from '../../shared/long';
-import { InProcessStream, StreamHandler } from '../net/rpc';
+import { CallContext, InProcessStream, NO_CONTEXT, StreamHandler } from '../net/rpc';
+
+/** The recipes' watches: the server's own, on keys the recipe's checked reads already covered. */
+const INTERNAL_CONTEXT: CallContext = { ...NO_CONTEXT, serverInternal: true };
 
 export interface LocalWatchSink {
   /** One WatchResponse (created, events, canceled). Return false to have delivery stop (the stream
@@ -73,7 +76,7 @@ class LocalWatchImpl implements LocalWatch {
     if (this.#done) return;
     const stream = new LocalWatchStream(this);
     this.#stream = stream;
-    stream.start(this.#handler); // a refusal arrives as onStreamEnd, before start returns
+    stream.start(this.#handler, INTERNAL_CONTEXT); // a refusal arrives as onStreamEnd, before start returns
     stream.deliver(etcdserverpb.WatchRequest.encode({ createRequest: { ...this.#create, startRevision: this.#nextRev } }).finish());
   }
 

@@ -13,9 +13,10 @@ import { Errors, GrpcCode } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import {
   CONTROL_MSG_BYTES, createMsgBytes, CreateMsg, expandedBytes, expandItems, GRPC_PREFIX_BYTES, RESPONSE_HEADER_BYTES, readResponseStreamId, W_CANCEL, W_CLOSED, W_DRAINED, W_END, W_RESPONSE_PART,
-  W_PROGRESS, WatchSignal, writeControlMsg, writeCreateMsg,
+  W_PROGRESS, WatchSignal, writeControlMsg, writeCreateMsg, CREATE_FROM_KEY,
 } from '../../shared/watch_protocol';
-import type { ServerStream, StreamHandler } from '../net/rpc';
+import type { CallContext, ServerStream, StreamHandler } from '../net/rpc';
+import { etcdserverpb } from '../../shared/gen/etcd';
 import { parseWatchRequest } from './watch_request';
 import type { Logger } from '../log';
 
@@ -71,7 +72,15 @@ export interface WatchServiceDeps extends WatchWorkerHandle {
   /** Starts a fresh watch worker (fresh rings, the same signal block) after one failed. Without it, a
    * failed worker leaves Watch unavailable (every stream refused) while the rest of the server runs. */
   restart?: () => Promise<WatchWorkerHandle>;
+  /** etcd's isWatchPermitted: the cancel reason refusing a watch of [key, end) for this call's
+   * credentials (end "\0": every key from key on), or null when it may watch. Absent: no auth. */
+  authorize?: (ctx: CallContext, key: Uint8Array, end: Uint8Array) => string | null;
+  /** A response header at the current revision (a refused watch's response carries one). */
+  header?: () => etcdserverpb.IResponseHeader;
 }
+
+/** The range end a from-key watch is checked with: every key from its key on. */
+const FROM_KEY_END = new Uint8Array([0]);
 
 /** Restarts allowed within watchRestartWindowMs; past that the worker is left down (a crash loop). */
 const RESTARTS_MAX = 5;
@@ -99,7 +108,7 @@ export class WatchService {
   constructor(d: WatchServiceDeps) {
     this.#d = d;
     this.#w = { worker: d.worker, toWatch: d.toWatch, fromWatch: d.fromWatch };
-    this.handler = (ss) => this.#open(ss);
+    this.handler = (ss, ctx) => this.#open(ss, ctx);
     this.#adopt(this.#w);
   }
 
@@ -184,7 +193,7 @@ export class WatchService {
     await this.#w.worker.terminate();
   }
 
-  #open(ss: ServerStream): { onMessage(m: Uint8Array): void; onEnd(): void } {
+  #open(ss: ServerStream, ctx: CallContext): { onMessage(m: Uint8Array): void; onEnd(): void } {
     if (!this.available) {
       ss.end(GrpcCode.Unavailable, WORKER_FAILED);
       return { onMessage: () => undefined, onEnd: () => undefined };
@@ -201,7 +210,7 @@ export class WatchService {
       this.#report(id, entry);
     }));
     return {
-      onMessage: (m) => this.#onRequest(id, m),
+      onMessage: (m) => this.#onRequest(id, m, ctx),
       // etcd keeps sending after the client half-closes (recvLoop returns nil on EOF): nothing to do.
       onEnd: () => undefined,
     };
@@ -233,15 +242,26 @@ export class WatchService {
     this.#scheduleRing();
   }
 
-  #onRequest(streamId: number, body: Uint8Array): void {
-    if (!this.#streams.has(streamId)) return;
+  #onRequest(streamId: number, body: Uint8Array, ctx: CallContext): void {
+    const entry = this.#streams.get(streamId);
+    if (entry === undefined) return;
     const r = parseWatchRequest(body); // throws EtcdError: the transport ends the stream with it
     switch (r.kind) {
-      case 'create': return this.#send({ create: { ...r.msg, streamId } });
+      case 'create': {
+        const refused = this.#d.authorize?.(ctx, r.msg.key, (r.msg.flags & CREATE_FROM_KEY) !== 0 ? FROM_KEY_END : r.msg.end) ?? null;
+        if (refused !== null) return this.#refuse(entry, refused);
+        return this.#send({ create: { ...r.msg, streamId } });
+      }
       case 'cancel': return this.#send({ type: W_CANCEL, streamId, value: r.watchId });
       case 'progress': return this.#send({ type: W_PROGRESS, streamId, value: 0 });
       case 'ignore': return;
     }
+  }
+
+  /** etcd's answer to a watch it may not create: created and canceled at once, watch ID -1. */
+  #refuse(entry: StreamEntry, cancelReason: string): void {
+    const resp = etcdserverpb.WatchResponse.encode({ header: this.#d.header?.(), watchId: -1, created: true, canceled: true, cancelReason }).finish();
+    entry.ss.send(resp);
   }
 
   // ---- main -> watch ------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ export interface Dbs {
   leasekeys: Database<Buffer, Buffer>;
   /** Member attributes and cluster version (see cluster.ts). */
   cluster: Database<Buffer, Buffer>;
+  /** Users, roles, the enabled flag and the auth revision (see auth.ts). */
+  auth: Database<Buffer, Buffer>;
 }
 
 /** Default map size reservation (address space, not disk): grows on demand in lmdb-js. */
@@ -38,11 +40,11 @@ export function openDbs(dir: string, opts: { readOnly?: boolean; mapSizeBytes?: 
     // lease revokes mixed with puts hit within seconds (the same bug ModSecurity and lmdb-js #212
     // report; the assertion is still in LMDB's tip). Correctness first.
     useWritemap: false,
-    maxDbs: 8,
+    maxDbs: 12,
     readOnly: opts.readOnly ?? false,
     mapSize: opts.mapSizeBytes ?? defaultMapSizeBytes,
   });
   const sub = (name: string): Database<Buffer, Buffer> =>
     root.openDB<Buffer, Buffer>({ name, keyEncoding: 'binary', encoding: 'binary' });
-  return { root, latest: sub('latest'), history: sub('history'), revlog: sub('revlog'), meta: sub('meta'), leases: sub('leases'), leasekeys: sub('leasekeys'), cluster: sub('cluster') };
+  return { root, latest: sub('latest'), history: sub('history'), revlog: sub('revlog'), meta: sub('meta'), leases: sub('leases'), leasekeys: sub('leasekeys'), cluster: sub('cluster'), auth: sub('auth') };
 }

@@ -16,9 +16,10 @@ import { isTxnReadonly, readTxn } from './txn_read';
 import { ReadView } from './view';
 import { hashKV } from './hash';
 import { EventsOptions, EventsResult, readEvents } from './events';
+import { AuthSnapshot, readAuthSnapshot } from './auth';
 
 export { isTxnReadonly };
-export type { MemberAttributes, StoredLease };
+export type { MemberAttributes, StoredLease, AuthSnapshot };
 
 export interface OpenOptions {
   readOnly?: boolean;
@@ -71,6 +72,12 @@ export class MvccStore {
   /** The cluster version the leader set through the log, or null before the first one. */
   clusterVersion(): string | null {
     return this.#read(() => getClusterVersion(this.#dbs));
+  }
+
+  /** The auth store: enabled flag, revision, users and roles (the main thread's auth gate reads it
+   * at start and after every applied auth change). */
+  authSnapshot(): AuthSnapshot {
+    return this.#read(() => readAuthSnapshot(this.#dbs));
   }
 
   /** Every stored lease with its TTL and last checkpointed remaining TTL (the lessor loads these at start). */

@@ -14,6 +14,10 @@ import { compactStep } from './compact';
 import { applyDeleteRange, applyPut } from './ops';
 import { applyTxn } from './txn';
 import { WriteTxn } from './write';
+import { applyAuth, AuthEvent, AuthRequest, AuthResponse, checkLeasePuts } from './auth_apply';
+import { AuthState } from '../../shared/auth/state';
+import { readAuthSnapshot } from '../../shared/mvcc/auth';
+import type { EntryAuth } from '../../shared/entry';
 
 export type WriteRequest =
   | { kind: 'put'; req: etcdserverpb.IPutRequest }
@@ -28,21 +32,35 @@ export type WriteRequest =
   | { kind: 'leaseRevoke'; req: etcdserverpb.ILeaseRevokeRequest }
   | { kind: 'leaseCheckpoint'; req: etcdserverpb.ILeaseCheckpointRequest }
   /** Committed through the log for its own sake (etcd's /health quorum GET): changes nothing. */
-  | { kind: 'noop' };
+  | { kind: 'noop' }
+  /** The Auth service's requests (auth_apply.ts). */
+  | { kind: 'auth'; req: AuthRequest };
 
 export type WriteResult =
   | { ok: etcdserverpb.IPutResponse | etcdserverpb.IDeleteRangeResponse | etcdserverpb.ITxnResponse | etcdserverpb.ICompactionResponse
-      | etcdserverpb.ILeaseGrantResponse | etcdserverpb.ILeaseRevokeResponse | etcdserverpb.ILeaseCheckpointResponse }
+      | etcdserverpb.ILeaseGrantResponse | etcdserverpb.ILeaseRevokeResponse | etcdserverpb.ILeaseCheckpointResponse | AuthResponse }
   | { err: { code: number; message: string } };
 
 export class MvccWriter extends MvccStore {
   readonly #dbs: Dbs;
   /** Applied index of no-op entries not yet written; folded into the next applyBatch or close. */
   #pendingApplied = 0;
+  /** The auth store as of the last applied entry (rebuilt after each change, in the same transaction). */
+  #auth: AuthState;
+  /** What the main thread must learn from the auth requests applied since the last takeAuthEvents(). */
+  #authEvents: AuthEvent[] = [];
 
   private constructor(dbs: Dbs) {
     super(dbs);
     this.#dbs = dbs;
+    this.#auth = new AuthState(readAuthSnapshot(dbs));
+  }
+
+  /** The auth events of the batches applied since the last call (in apply order). */
+  takeAuthEvents(): AuthEvent[] {
+    const e = this.#authEvents;
+    this.#authEvents = [];
+    return e;
   }
 
   /** Opens (or creates) the store in dir for writing. */
@@ -56,7 +74,7 @@ export class MvccWriter extends MvccStore {
    * appliedIndex (optional) is the index of the batch's last entry when it ends in entries without a request
    * (leader no-ops, conf changes): stored in the same transaction.
    */
-  applyBatch(items: ReadonlyArray<{ index: number; req: WriteRequest }>, appliedIndex = 0): Array<WriteResult | null> {
+  applyBatch(items: ReadonlyArray<{ index: number; req: WriteRequest; auth?: EntryAuth | null }>, appliedIndex = 0): Array<WriteResult | null> {
     const dbs = this.#dbs;
     return dbs.root.transactionSync(() => {
       const st = readState(dbs);
@@ -67,7 +85,7 @@ export class MvccWriter extends MvccStore {
           continue;
         }
         st.applied = it.index;
-        results.push(this.#applyOne(st, it.req));
+        results.push(this.#applyOne(st, it.req, it.index, it.auth ?? null));
       }
       st.applied = Math.max(st.applied, this.#pendingApplied, appliedIndex);
       writeState(dbs, st);
@@ -80,9 +98,10 @@ export class MvccWriter extends MvccStore {
     this.#pendingApplied = Math.max(this.#pendingApplied, index);
   }
 
-  #applyOne(st: State, req: WriteRequest): WriteResult {
+  #applyOne(st: State, req: WriteRequest, index: number, ai: EntryAuth | null): WriteResult {
     const wt = new WriteTxn(this.#dbs, st.rev, st.compactRev);
     try {
+      this.#checkPermission(req, ai);
       let ok: WriteResult extends infer R ? (R extends { ok: infer O } ? O : never) : never;
       switch (req.kind) {
         case 'put': ok = applyPut(wt, req.req); break;
@@ -101,6 +120,12 @@ export class MvccWriter extends MvccStore {
         case 'leaseGrant': ok = applyLeaseGrant(this.#dbs, st.rev, req.req); break;
         case 'leaseRevoke': ok = applyLeaseRevoke(wt, this.#dbs, req.req); break;
         case 'leaseCheckpoint': ok = applyLeaseCheckpoint(this.#dbs, st.rev, req.req); break;
+        case 'auth': {
+          const r = applyAuth(this.#dbs, this.#auth, ai, index, req.req, this.#authEvents);
+          this.#auth = r.state;
+          ok = { ...r.resp, header: { revision: st.rev } };
+          break;
+        }
         default: return assertNever(req);
       }
       if (wt.changes > 0) st.rev = wt.beginRev + 1;
@@ -109,6 +134,28 @@ export class MvccWriter extends MvccStore {
       if (!isEtcdError(e)) throw e;
       assert(wt.changes === 0, 'an operating error after a write would leave a partial request');
       return { err: e.toWire() };
+    }
+  }
+
+  /** etcd's authApplierV3: with auth enabled, a client's write runs only if its user may make it
+   * with the auth store as it is now (a stale auth revision is refused). An entry without auth
+   * fields is the server's own (a lease expiry: etcd's WithRoot) and is not checked. */
+  #checkPermission(req: WriteRequest, ai: EntryAuth | null): void {
+    const a = this.#auth;
+    if (!a.enabled || ai === null) return;
+    switch (req.kind) {
+      case 'put':
+        a.checkPut(ai, req.req.key);
+        checkLeasePuts(this.#dbs, a, ai, req.req.lease);
+        if (req.req.prevKv) a.checkRange(ai, req.req.key, null);
+        return;
+      case 'deleteRange':
+        a.checkDeleteRange(ai, req.req.key, req.req.rangeEnd);
+        if (req.req.prevKv) a.checkRange(ai, req.req.key, req.req.rangeEnd);
+        return;
+      case 'txn': a.checkTxn(ai, req.req); return;
+      case 'leaseRevoke': checkLeasePuts(this.#dbs, a, ai, req.req.ID); return;
+      default:
     }
   }
 
@@ -140,12 +187,14 @@ export class MvccWriter extends MvccStore {
       const theirs = readState(src).applied;
       if (theirs <= readState(dbs).applied) return readState(dbs).applied;
       dbs.root.transactionSync(() => {
-        for (const name of ['latest', 'history', 'revlog', 'meta', 'leases', 'leasekeys', 'cluster'] as const) {
+        for (const name of ['latest', 'history', 'revlog', 'meta', 'leases', 'leasekeys', 'cluster', 'auth'] as const) {
           dbs[name].clearSync();
           for (const { key, value } of src[name].getRange({}) as Iterable<{ key: Buffer; value: Buffer }>) dbs[name].putSync(key, value);
         }
       });
       this.#pendingApplied = 0;
+      this.#auth = new AuthState(readAuthSnapshot(dbs));
+      this.#authEvents.push({ type: 'changed' });
       return readState(dbs).applied;
     } finally {
       void src.root.close();

@@ -1,0 +1,149 @@
+// Who is calling, and may they: the main thread's side of authentication. It follows the auth store
+// the apply worker changes (MSG_AUTH: reload after a change, tokens assigned and ended), resolves a
+// call's credentials as etcd's AuthInfoFromCtx and AuthInfoFromTLS do (the `token` or
+// `authorization` metadata first; else, with --client-cert-auth, the verified client certificate's
+// common name), and answers the permission checks made before serving a read, a watch or an
+// admin-only call. Writes are checked again where they apply (workers/mvcc/auth_apply.ts).
+// Never logs a password or a token.
+import type { AuthMsg } from '../../shared/apply_protocol';
+import type { EntryAuth } from '../../shared/entry';
+import { Errors, EtcdError, GrpcCode } from '../../shared/errors';
+import { AuthInfo, AuthState } from '../../shared/auth/state';
+import type { AuthSnapshot } from '../../shared/mvcc/store';
+import type { CallContext } from '../net/rpc';
+import type { Logger } from '../log';
+import { SimpleTokens } from './simple_token';
+
+/** What a call's credentials come from. */
+export type AuthContext = Partial<Pick<CallContext, 'metadata' | 'peerCertificateCN'>>;
+
+export interface AuthGateDeps {
+  /** Reads the auth store (MvccStore.authSnapshot). */
+  snapshot: () => AuthSnapshot;
+  /** Registers for applied auth changes (RaftNode.onAuthApplied). */
+  onAuthApplied: (fn: (m: AuthMsg) => void) => void;
+  /** --client-cert-auth: only then is a certificate's CN a user, as etcd. */
+  clientCertAuth: boolean;
+  tokenTtlMs: number;
+  log: Logger;
+}
+
+/** etcd's gRPC error text -> the auth package's own (auth/store.go), for the unconverted paths. */
+const RAW_AUTH_ERRORS = new Map<string, string>([
+  [Errors.userEmpty().message, 'auth: user name is empty'],
+  [Errors.userNotFound().message, 'auth: user not found'],
+  [Errors.permissionDenied().message, 'auth: permission denied'],
+  [Errors.invalidAuthToken().message, 'auth: invalid auth token'],
+]);
+
+/** No credentials: etcd's empty AuthInfo, which a check refuses with "user name is empty". */
+export const NO_AUTH: EntryAuth = { user: '', revision: 0 };
+
+export class AuthGate {
+  readonly #d: AuthGateDeps;
+  readonly tokens: SimpleTokens;
+  #state: AuthState;
+
+  constructor(d: AuthGateDeps) {
+    this.#d = d;
+    this.tokens = new SimpleTokens(d.tokenTtlMs);
+    this.#state = new AuthState(d.snapshot());
+    if (this.#state.enabled) this.tokens.enable();
+    d.onAuthApplied((m) => this.#onApplied(m));
+  }
+
+  get state(): AuthState {
+    return this.#state;
+  }
+
+  get enabled(): boolean {
+    return this.#state.enabled;
+  }
+
+  #onApplied(m: AuthMsg): void {
+    switch (m.type) {
+      case 'changed': {
+        const was = this.#state.enabled;
+        this.#state = new AuthState(this.#d.snapshot());
+        if (this.#state.enabled && !was) {
+          this.tokens.enable();
+          this.#d.log.info('enabled authentication');
+        } else if (!this.#state.enabled && was) {
+          this.tokens.disable();
+          this.#d.log.info('disabled authentication');
+        }
+        return;
+      }
+      case 'token':
+        this.tokens.assign(m.token, m.user);
+        return;
+      case 'invalidateUser':
+        this.tokens.invalidateUser(m.user);
+        return;
+    }
+  }
+
+  /**
+   * etcd's AuthInfoFromCtx, then AuthInfoFromTLS: a token names its user at the current auth revision
+   * (an unknown or expired one is "invalid auth token", even with auth disabled, as etcd); without a
+   * token, the verified certificate's CN with --client-cert-auth; else null (no credentials).
+   */
+  authInfo(ctx: AuthContext | undefined): AuthInfo | null {
+    const md = ctx?.metadata;
+    const token = md?.token ?? md?.authorization;
+    if (token !== undefined) {
+      const user = this.tokens.user(token);
+      if (user === null) {
+        this.#d.log.warn('invalid auth token');
+        throw Errors.invalidAuthToken();
+      }
+      return { user, revision: this.#state.revision };
+    }
+    const cn = ctx?.peerCertificateCN;
+    if (this.#d.clientCertAuth && cn !== undefined && cn !== '') return { user: cn, revision: this.#state.revision };
+    return null;
+  }
+
+  /** The auth fields of a client's proposal (shared/entry.ts): never null for a client. */
+  entryAuth(ctx: AuthContext | undefined): EntryAuth {
+    return this.authInfo(ctx) ?? NO_AUTH;
+  }
+
+  /** etcd's doSerialize around a local read: the check before, and after it a changed auth store
+   * refuses the answer ("revision of auth store is old"). */
+  async serialized<T>(
+    ctx: AuthContext | undefined,
+    check: (st: AuthState, ai: AuthInfo | null) => void,
+    read: () => Promise<T> | T,
+  ): Promise<T> {
+    const ai = this.authInfo(ctx);
+    check(this.#state, ai);
+    const out = await read();
+    if (ai !== null && ai.revision !== 0 && ai.revision !== this.#state.revision) throw Errors.authOldRevision();
+    return out;
+  }
+
+  /** etcd's IsAdminPermitted for calls checked before they run (membership: etcd's gRPC errors). */
+  checkAdmin(ctx: AuthContext | undefined): void {
+    if (!this.#state.enabled) {
+      this.authInfo(ctx); // an invalid token is refused even so, as etcd's AuthInfoFromCtx
+      return;
+    }
+    this.#state.checkAdmin(this.authInfo(ctx));
+  }
+
+  /** The same for the Maintenance service, whose authMaintenanceServer returns the auth package's
+   * errors unconverted in etcd 3.4: code Unknown, "auth: ..." text. */
+  checkAdminMaintenance(ctx: AuthContext | undefined): void {
+    try {
+      this.checkAdmin(ctx);
+    } catch (e) {
+      const raw = e instanceof EtcdError ? RAW_AUTH_ERRORS.get(e.message) : undefined;
+      throw raw === undefined ? e : new EtcdError(GrpcCode.Unknown, raw);
+    }
+  }
+
+  stop(): void {
+    this.tokens.disable();
+  }
+}
