@@ -84,7 +84,8 @@ describe('config: etcd flags', () => {
     assert.deepEqual(notes(['--max-wals', '10']), ['--max-wals=10: --max-wals is not implemented yet: etcd-ts removes WAL segments older than the last snapshot marker (every --snapshot-count entries)']);
     assert.match(notes(['--listen-metrics-urls', 'http://127.0.0.1:2381'])[0], /^--listen-metrics-urls=http:\/\/127.0.0.1:2381: --listen-metrics-urls is not implemented yet: nothing listens there/);
     assert.match(notes(['--enable-pprof'])[0], /^--enable-pprof=true: .*--cpu-prof/);
-    assert.match(notes(['--auth-token', 'jwt,pub-key=a'])[0], /--auth-token is not implemented yet/);
+    assert.deepEqual(notes(['--auth-token', 'simple', '--bcrypt-cost', '12', '--auth-token-ttl', '60']), [], 'auth flags are honoured (issue 16)');
+    assert.throws(() => cfg(['--auth-token', 'jwt,pub-key=a']), /--auth-token jwt: JWT tokens are not implemented in this version/);
     assert.match(notes(['--metrics', 'extensive'])[0], /--metrics is not implemented yet/);
     assert.match(notes(['--logger', 'capnslog'])[0], /--logger=capnslog: etcd-ts writes JSON lines as --logger=zap does/);
     assert.deepEqual(notes(['-v']), ['flag "-v" is no longer supported - ignoring.'], 'etcd 2 flags, as etcd 3.4');
