@@ -7,7 +7,7 @@ import Piscina from 'piscina';
 import { etcdserverpb } from '../shared/gen/etcd';
 import { GrpcH2Transport } from './net/grpc_h2';
 import { OnCancel, RaftNode } from './node/node';
-import { isTxnReadonly, MvccStore } from '../shared/mvcc/store';
+import { alarmText, isTxnReadonly, MvccStore } from '../shared/mvcc/store';
 import { RequestKind } from '../shared/entry';
 import { decodeRequest, Errors, EtcdError } from '../shared/errors';
 import { toNum, toUint64, uint64ToLong } from '../shared/long';
@@ -124,6 +124,7 @@ export class EtcdServer {
     t.addUnary(kv + 'Txn', (b, ctx) => this.kv.txn(b, ctx));
     t.addUnary(kv + 'Compact', (b, ctx) => this.#compact(b, ctx.onCancel));
     t.addUnary(`/${SERVICE}.Maintenance/Status`, () => this.#status(), 'read');
+    t.addUnary(`/${SERVICE}.Maintenance/Alarm`, (b, ctx) => this.#alarm(b, ctx.onCancel));
     t.addUnary(`/${SERVICE}.Maintenance/HashKV`, (b) => this.#hashKV(b), 'read');
     // A repeated MoveLeader to the same member changes nothing more: etcd's DEADLINE_EXCEEDED is kept.
     t.addUnary(`/${SERVICE}.Maintenance/MoveLeader`, (b, ctx) => this.#moveLeader(b, ctx.deadlineMs), 'read');
@@ -141,7 +142,7 @@ export class EtcdServer {
     if (this.#d.watch) t.addStream(`/${SERVICE}.Watch/Watch`, this.#d.watch.handler);
     const lessor = this.#d.lessor;
     if (!lessor) return;
-    registerLeaseService(t, lessor, () => this.header());
+    registerLeaseService(t, lessor, () => this.header(), () => this.#checkQuota(LEASE_OVERHEAD_BYTES));
     // Lock and Election run etcd's client recipes over this server's own KV functions and Watch handler.
     if (!this.#d.watch) return;
     const client = new RecipeClient(this.kv, new LocalWatcher(this.#d.watch.handler), lessor);
@@ -188,9 +189,10 @@ export class EtcdServer {
     return this.#runPool('hashKV', body);
   }
 
-  #put(body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
-    validatePut(decodeRequest(() => etcdserverpb.PutRequest.decode(body)));
-    this.#checkQuota(body.length);
+  async #put(body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
+    const req = decodeRequest(() => etcdserverpb.PutRequest.decode(body));
+    validatePut(req);
+    await this.#checkQuota(costPut(req));
     return this.#d.node.propose(RequestKind.Put, body, onCancel);
   }
 
@@ -202,8 +204,10 @@ export class EtcdServer {
   async #txn(body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
     const req = decodeRequest(() => etcdserverpb.TxnRequest.decode(body));
     validateTxn(req, this.#d.cfg.maxTxnOps);
+    // As etcd's quotaKVServer, every txn is checked, a read-only one at cost 0 (refused once the
+    // database has reached the quota).
+    await this.#checkQuota(costTxn(req));
     if (!isTxnReadonly(req)) {
-      this.#checkQuota(body.length);
       return this.#d.node.propose(RequestKind.Txn, body, onCancel);
     }
     // As etcd: a txn that only reads is served from local state, after a ReadIndex barrier
@@ -223,19 +227,38 @@ export class EtcdServer {
   }
 
   /**
-   * --quota-backend-bytes, checked as etcd's quota KV server does before a write is proposed:
-   * database size plus the request's cost over the quota is "database space exceeded". Deletes and
-   * compactions stay allowed so space can be reclaimed. (etcd also latches a NOSPACE alarm that
-   * blocks writes until disarmed; the Alarm API is not implemented yet, so here the check is per
-   * request.) The size is sampled at most every quotaSampleMs.
+   * --quota-backend-bytes, checked as etcd's quota servers do before a Put, a writing Txn or a
+   * LeaseGrant is proposed: when database size plus the request's cost (etcd's estimate) is not below
+   * the quota, this member raises a NOSPACE alarm through the log (waiting until it is applied, as
+   * etcd's quotaAlarmer does) and the request fails with "database space exceeded". The alarm latches:
+   * every member then refuses puts, txns with puts and grants at apply until `alarm disarm`
+   * (src/workers/mvcc/alarm_apply.ts). Deletes and compactions stay allowed. A negative quota turns the
+   * check off, as etcd. The size is sampled at most every quotaSampleMs.
    */
-  #checkQuota(cost: number): void {
+  async #checkQuota(cost: number): Promise<void> {
+    const quota = this.#d.cfg.quotaBackendBytes;
+    if (quota < 0) return;
     const now = Date.now();
     if (now - this.#dbSizeAt > limits.quotaSampleMs) {
       this.#dbSize = this.#d.store.dbSizeBytes();
       this.#dbSizeAt = now;
     }
-    if (this.#dbSize + cost > this.#d.cfg.quotaBackendBytes) throw Errors.noSpace();
+    if (this.#dbSize + cost < quota) return;
+    const own = this.#d.memberId;
+    const raised = this.#d.store.alarms().some((a) => a.memberId === own && a.alarm === etcdserverpb.AlarmType.NOSPACE);
+    if (!raised) {
+      const req = { action: etcdserverpb.AlarmRequest.AlarmAction.ACTIVATE, memberID: uint64ToLong(own), alarm: etcdserverpb.AlarmType.NOSPACE };
+      this.#d.log.warn('database space exceeded; raising NOSPACE alarm', { quota, size: this.#dbSize, cost });
+      // etcd ignores the outcome of its alarm proposal too: the request fails either way.
+      await this.#d.node.propose(RequestKind.Alarm, etcdserverpb.AlarmRequest.encode(req).finish()).catch(() => undefined);
+    }
+    throw Errors.noSpace();
+  }
+
+  /** etcd's Maintenance.Alarm: every action goes through the log (GET too) and is answered once applied. */
+  async #alarm(body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
+    decodeRequest(() => etcdserverpb.AlarmRequest.decode(body));
+    return this.#d.node.propose(RequestKind.Alarm, body, onCancel);
   }
 
   /** Starts a compaction at `revision` through Raft (auto-compaction uses this). */
@@ -257,7 +280,11 @@ export class EtcdServer {
 
   #status(): Uint8Array {
     const st = this.#d.node.status();
+    // As etcd 3.4's Status: "no leader" first, then each alarm in protobuf text format.
+    const errors = st.lead === 0n ? [Errors.noLeader().message] : [];
+    for (const a of this.#d.store.alarms()) errors.push(alarmText(a));
     return etcdserverpb.StatusResponse.encode({
+      errors,
       header: this.header(),
       version: ETCD_SERVER_VERSION,
       dbSize: this.#d.store.dbSizeBytes(),
@@ -298,6 +325,21 @@ function rangeIsInline(r: etcdserverpb.IRangeRequest): boolean {
   if ((r.sortOrder ?? 0) !== 0) return false;
   return toNum(r.minModRevision) === 0 && toNum(r.maxModRevision) === 0 &&
     toNum(r.minCreateRevision) === 0 && toNum(r.maxCreateRevision) === 0;
+}
+
+/** etcd's quota costs (etcdserver/quota.go): a key's metadata and a lease are estimated, not measured. */
+const KV_OVERHEAD_BYTES = 256;
+const LEASE_OVERHEAD_BYTES = 64;
+
+function costPut(r: etcdserverpb.IPutRequest): number {
+  return KV_OVERHEAD_BYTES + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+}
+
+/** The larger branch's puts (only top-level puts count, as in etcd). */
+function costTxn(r: etcdserverpb.ITxnRequest): number {
+  const cost = (ops: etcdserverpb.IRequestOp[] | null | undefined): number =>
+    (ops ?? []).reduce((n, op) => n + (op.requestPut ? costPut(op.requestPut) : 0), 0);
+  return Math.max(cost(r.success), cost(r.failure));
 }
 
 function isTxnSerializable(r: etcdserverpb.ITxnRequest): boolean {

@@ -30,6 +30,8 @@ export const enum RequestKind {
   /** A committed ConfChange as the main thread decided it (JSON MembershipOp): never in the log
    * itself, only on the apply ring, in place of the ConfChange entry. */
   Membership = 11,
+  /** etcd's Maintenance.Alarm (GET, ACTIVATE, DEACTIVATE), body = the etcdserverpb.AlarmRequest. */
+  Alarm = 12,
 }
 
 export function encodeEntry(kind: RequestKind, requestId: number, body: Uint8Array): Uint8Array {
@@ -50,7 +52,7 @@ export interface DecodedEntry {
 export function decodeEntry(data: Uint8Array): DecodedEntry {
   assert(data.length >= ENTRY_HEADER_BYTES && data[0] === ENTRY_VERSION, `bad entry header (len ${data.length}, ver ${data[0]})`);
   const kind = data[1] as RequestKind;
-  assert(kind >= RequestKind.Put && kind <= RequestKind.Membership, `unknown request kind ${kind}`);
+  assert(kind >= RequestKind.Put && kind <= RequestKind.Alarm, `unknown request kind ${kind}`);
   const requestId = new DataView(data.buffer, data.byteOffset, data.byteLength).getFloat64(8, true);
   return { kind, requestId, body: data.subarray(ENTRY_HEADER_BYTES) };
 }

@@ -52,6 +52,7 @@ function decodeRequest(kind: RequestKind, body: Uint8Array): WriteRequest {
     case RequestKind.LeaseRevoke: return { kind: 'leaseRevoke', req: etcdserverpb.LeaseRevokeRequest.decode(body) };
     case RequestKind.LeaseCheckpoint: return { kind: 'leaseCheckpoint', req: etcdserverpb.LeaseCheckpointRequest.decode(body) };
     case RequestKind.Membership: return { kind: 'membership', op: JSON.parse(textDecoder.decode(body)) as MembershipOp };
+    case RequestKind.Alarm: return { kind: 'alarm', req: etcdserverpb.AlarmRequest.decode(body) };
   }
 }
 
@@ -66,6 +67,8 @@ function encodeResponse(kind: RequestKind, resp: object, term: number): Uint8Arr
     case RequestKind.LeaseGrant: return etcdserverpb.LeaseGrantResponse.encode(resp as etcdserverpb.ILeaseGrantResponse).finish();
     case RequestKind.LeaseRevoke: return etcdserverpb.LeaseRevokeResponse.encode(resp as etcdserverpb.ILeaseRevokeResponse).finish();
     case RequestKind.LeaseCheckpoint: return etcdserverpb.LeaseCheckpointResponse.encode(resp as etcdserverpb.ILeaseCheckpointResponse).finish();
+    // etcd 3.4 answers Alarm without a header (its maintenance server does not fill one).
+    case RequestKind.Alarm: return etcdserverpb.AlarmResponse.encode({ alarms: (resp as etcdserverpb.IAlarmResponse).alarms }).finish();
     case RequestKind.MemberAttributes:
     case RequestKind.Membership:
     case RequestKind.ClusterVersion:

@@ -16,9 +16,10 @@ import { isTxnReadonly, readTxn } from './txn_read';
 import { ReadView } from './view';
 import { hashKV } from './hash';
 import { EventsOptions, EventsResult, readEvents } from './events';
+import { alarmText, listAlarms, StoredAlarm } from './alarms';
 
-export { isTxnReadonly };
-export type { MemberAttributes, StoredLease };
+export { alarmText, isTxnReadonly };
+export type { MemberAttributes, StoredAlarm, StoredLease };
 
 export interface OpenOptions {
   readOnly?: boolean;
@@ -71,6 +72,11 @@ export class MvccStore {
   /** The cluster version the leader set through the log, or null before the first one. */
   clusterVersion(): string | null {
     return this.#read(() => getClusterVersion(this.#dbs));
+  }
+
+  /** The active alarms as applied here, by type then member ID (etcd's alarm store). */
+  alarms(): StoredAlarm[] {
+    return this.#read(() => listAlarms(this.#dbs));
   }
 
   /** Every stored lease with its TTL and last checkpointed remaining TTL (the lessor loads these at start). */

@@ -14,6 +14,7 @@ import { compactStep } from './compact';
 import { applyDeleteRange, applyPut } from './ops';
 import { applyTxn } from './txn';
 import { WriteTxn } from './write';
+import { AlarmGate, applyAlarm, gateRefusal, loadAlarmGate } from './alarm_apply';
 
 export type WriteRequest =
   | { kind: 'put'; req: etcdserverpb.IPutRequest }
@@ -27,22 +28,29 @@ export type WriteRequest =
   | { kind: 'leaseGrant'; req: etcdserverpb.ILeaseGrantRequest }
   | { kind: 'leaseRevoke'; req: etcdserverpb.ILeaseRevokeRequest }
   | { kind: 'leaseCheckpoint'; req: etcdserverpb.ILeaseCheckpointRequest }
+  /** etcd's Maintenance.Alarm, applied on every member (GET too: it is answered after the log, as etcd). */
+  | { kind: 'alarm'; req: etcdserverpb.IAlarmRequest }
   /** Committed through the log for its own sake (etcd's /health quorum GET): changes nothing. */
   | { kind: 'noop' };
 
 export type WriteResult =
   | { ok: etcdserverpb.IPutResponse | etcdserverpb.IDeleteRangeResponse | etcdserverpb.ITxnResponse | etcdserverpb.ICompactionResponse
-      | etcdserverpb.ILeaseGrantResponse | etcdserverpb.ILeaseRevokeResponse | etcdserverpb.ILeaseCheckpointResponse }
+      | etcdserverpb.ILeaseGrantResponse | etcdserverpb.ILeaseRevokeResponse | etcdserverpb.ILeaseCheckpointResponse
+      | etcdserverpb.IAlarmResponse }
   | { err: { code: number; message: string } };
 
 export class MvccWriter extends MvccStore {
   readonly #dbs: Dbs;
   /** Applied index of no-op entries not yet written; folded into the next applyBatch or close. */
   #pendingApplied = 0;
+  /** Which active alarms refuse which requests (etcd's capped and corrupt appliers). Only this
+   *  writer changes alarms, so the cache is refreshed after each applied Alarm and each install. */
+  #alarmGate: AlarmGate;
 
   private constructor(dbs: Dbs) {
     super(dbs);
     this.#dbs = dbs;
+    this.#alarmGate = loadAlarmGate(dbs);
   }
 
   /** Opens (or creates) the store in dir for writing. */
@@ -82,6 +90,8 @@ export class MvccWriter extends MvccStore {
 
   #applyOne(st: State, req: WriteRequest): WriteResult {
     const wt = new WriteTxn(this.#dbs, st.rev, st.compactRev);
+    const refused = gateRefusal(this.#alarmGate, req);
+    if (refused !== null) return { err: refused.toWire() };
     try {
       let ok: WriteResult extends infer R ? (R extends { ok: infer O } ? O : never) : never;
       switch (req.kind) {
@@ -101,6 +111,10 @@ export class MvccWriter extends MvccStore {
         case 'leaseGrant': ok = applyLeaseGrant(this.#dbs, st.rev, req.req); break;
         case 'leaseRevoke': ok = applyLeaseRevoke(wt, this.#dbs, req.req); break;
         case 'leaseCheckpoint': ok = applyLeaseCheckpoint(this.#dbs, st.rev, req.req); break;
+        case 'alarm':
+          ok = applyAlarm(this.#dbs, req.req);
+          this.#alarmGate = loadAlarmGate(this.#dbs);
+          break;
         default: return assertNever(req);
       }
       if (wt.changes > 0) st.rev = wt.beginRev + 1;
@@ -146,6 +160,7 @@ export class MvccWriter extends MvccStore {
         }
       });
       this.#pendingApplied = 0;
+      this.#alarmGate = loadAlarmGate(dbs);
       return readState(dbs).applied;
     } finally {
       void src.root.close();
