@@ -126,6 +126,7 @@ export class EtcdServer {
     t.addUnary(`/${SERVICE}.Maintenance/Status`, () => this.#status(), 'read');
     t.addUnary(`/${SERVICE}.Maintenance/Alarm`, (b, ctx) => this.#alarm(b, ctx.onCancel));
     t.addUnary(`/${SERVICE}.Maintenance/HashKV`, (b) => this.#hashKV(b), 'read');
+    t.addUnary(`/${SERVICE}.Maintenance/Hash`, (b) => this.#hash(b), 'read');
     // A repeated MoveLeader to the same member changes nothing more: etcd's DEADLINE_EXCEEDED is kept.
     t.addUnary(`/${SERVICE}.Maintenance/MoveLeader`, (b, ctx) => this.#moveLeader(b, ctx.deadlineMs), 'read');
     // etcd's interceptors: a learner serves only Status and serializable Range (isRPCSupportedForLearner).
@@ -167,7 +168,7 @@ export class EtcdServer {
     return this.#runPool('range', body);
   }
 
-  async #runPool(kind: 'range' | 'hashKV', body: Uint8Array): Promise<Uint8Array> {
+  async #runPool(kind: 'range' | 'hashKV' | 'hash', body: Uint8Array): Promise<Uint8Array> {
     const task: RangeTask = {
       kind, lmdbDir: this.#d.lmdbDir, clusterId: this.#clusterIdStr, memberId: this.#memberIdStr,
       raftTerm: this.#d.node.term, request: body,
@@ -187,6 +188,12 @@ export class EtcdServer {
   #hashKV(body: Uint8Array): Promise<Uint8Array> {
     decodeRequest(() => etcdserverpb.HashKVRequest.decode(body));
     return this.#runPool('hashKV', body);
+  }
+
+  /** Maintenance.Hash of this member's whole store (src/shared/mvcc/hash.ts hashAll), a full scan: in the pool. */
+  #hash(body: Uint8Array): Promise<Uint8Array> {
+    decodeRequest(() => etcdserverpb.HashRequest.decode(body));
+    return this.#runPool('hash', body);
   }
 
   async #put(body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {

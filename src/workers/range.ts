@@ -17,6 +17,10 @@ export default function rangeTask(task: RangeTask): RangeTaskResult {
   headers ??= new HeaderMaker(task.clusterId, task.memberId);
   try {
     if (task.kind === 'hashKV') return { ok: hashKVTask(store, headers, task) };
+    if (task.kind === 'hash') {
+      const h = store.hash();
+      return { ok: etcdserverpb.HashResponse.encode({ header: headers.make(h.revision, task.raftTerm), hash: h.hash }).finish() };
+    }
     const req = etcdserverpb.RangeRequest.decode(task.request);
     const resp = store.range(req);
     resp.header = headers.make(resp.header?.revision ?? 0, task.raftTerm);

@@ -2,11 +2,14 @@
 // member 1 until the first refusal; the alarm it raises goes through the log, so every member lists it,
 // shows it in `endpoint status` and refuses puts (also through member 3, which never saw the quota
 // refusal), while reads, deletes and compaction work everywhere. A restarted member still has it
-// (persisted in LMDB). `alarm disarm` through member 3 clears them on every member.
+// (persisted in LMDB). `alarm disarm` through member 3 clears them on every member. Then
+// Maintenance.Hash answers the same hash and revision on every member.
 //
 //   npm run build && npx mocha --no-config --exit --timeout 180000 dist/test/integration/alarm_cluster.test.js
 import { strict as assert } from 'node:assert';
+import { etcdserverpb } from '../../src/shared/gen/etcd';
 import { etcdctl } from '../support/etcdctl';
+import { RawGrpc } from '../support/grpc_raw';
 import { cleanupServersAfter, freePort, Server, startEtcdTs } from '../support/procs';
 
 async function ctlOk(s: Server, args: string[], input?: string): Promise<string> {
@@ -88,5 +91,29 @@ describe('NOSPACE alarm on a 3-member cluster', function () {
     const all = (await alarmsOf(m1)).list;
     assert.equal(await ctlOk(m3, ['alarm', 'disarm']), all);
     for (const m of members) assert.deepEqual(await alarmsOf(m), { list: '', errors: [] });
+  });
+
+  it('Maintenance.Hash is the same on every member once they have applied the same state', async () => {
+    const hashOf = async (s: Server): Promise<string> => {
+      const c = new RawGrpc(s.endpoint);
+      try {
+        const r = await c.unary('/etcdserverpb.Maintenance/Hash', etcdserverpb.HashRequest.encode({}).finish());
+        assert.equal(r.status, 0, r.message);
+        const h = etcdserverpb.HashResponse.decode(r.body as Buffer);
+        return `${String(h.header?.revision)}:${h.hash}`;
+      } finally {
+        c.close();
+      }
+    };
+    let hashes: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      hashes = await Promise.all(members.map(hashOf));
+      if (hashes.every((h) => h === hashes[0])) break;
+      await new Promise((r) => setTimeout(r, 100)); // followers still applying, or compacting
+    }
+    assert.ok(
+      hashes.every((h) => h === hashes[0]),
+      hashes.join(' '),
+    );
   });
 });

@@ -14,7 +14,7 @@ import { State, readProgress, readState, writeState } from './meta';
 import { applyRange } from './range';
 import { isTxnReadonly, readTxn } from './txn_read';
 import { ReadView } from './view';
-import { hashKV } from './hash';
+import { hashAll, hashKV } from './hash';
 import { EventsOptions, EventsResult, readEvents } from './events';
 import { alarmText, listAlarms, StoredAlarm } from './alarms';
 
@@ -176,6 +176,11 @@ export class MvccStore {
   /** etcd's HashKV: crc32c over the mvcc records in (compactRev, rev], plus the revisions it covered. */
   hashKV(rev: number): { hash: number; compactRevision: number; revision: number } {
     return this.#read(() => hashKV(this.#dbs, readState(this.#dbs), rev));
+  }
+
+  /** Maintenance.Hash: a hash of every table (hash.ts hashAll) and the revision it covers. */
+  hash(): { hash: number; revision: number } {
+    return this.#read(() => hashAll(this.#dbs, readState(this.#dbs)));
   }
 
   /** Writes a consistent copy of the environment into dir (data.mdb), for a follower's snapshot. */
