@@ -27,6 +27,7 @@ import { registerElectionService } from './lease/election_service';
 import { LocalWatcher } from './watch/local_watch';
 import type { Membership } from './membership';
 import { onCompacted, requestCompaction } from './compactor';
+import { Defragmenter } from './defrag';
 
 export interface ServerDeps {
   cfg: Config;
@@ -43,6 +44,8 @@ export interface ServerDeps {
   watch?: { handler: StreamHandler };
   /** Lease bookkeeping (src/main/lease/); with it come the Lease service, and with watch too, Lock and Election. */
   lessor?: Lessor;
+  /** Defragment moved the store to dir (src/main/defrag.ts): for whoever starts workers later. */
+  onStoreSwitched?: (dir: string) => void;
 }
 
 /** What a KV call carries besides its request: its cancel hook (and next, who is calling). */
@@ -76,12 +79,27 @@ export class EtcdServer {
   #dbSize = 0;
   #dbSizeAt = 0;
   #physicalWaiters: Array<{ rev: number; resolve: () => void }> = [];
+  /** The store's directory, named in range tasks; Defragment changes it. */
+  #lmdbDir: string;
+  readonly #defrag: Defragmenter;
 
   constructor(d: ServerDeps) {
     this.#d = d;
     this.#clusterIdStr = d.clusterId.toString();
     this.#memberIdStr = d.memberId.toString();
     this.#headers = new HeaderMaker(this.#clusterIdStr, this.#memberIdStr);
+    this.#lmdbDir = d.lmdbDir;
+    this.#defrag = new Defragmenter({
+      memberDir: path.dirname(d.lmdbDir),
+      node: d.node,
+      store: d.store,
+      compactor: d.compactor,
+      log: d.log,
+      onSwitched: (dir) => {
+        this.#lmdbDir = dir;
+        d.onStoreSwitched?.(dir);
+      },
+    });
     this.#pool = new Piscina({
       filename: path.join(__dirname, '../workers/range.js'),
       minThreads: 1,
@@ -125,6 +143,8 @@ export class EtcdServer {
     t.addUnary(kv + 'Compact', (b, ctx) => this.#compact(b, ctx.onCancel));
     t.addUnary(`/${SERVICE}.Maintenance/Status`, () => this.#status(), 'read');
     t.addUnary(`/${SERVICE}.Maintenance/Alarm`, (b, ctx) => this.#alarm(b, ctx.onCancel));
+    // Repeating a Defragment only defragments again.
+    t.addUnary(`/${SERVICE}.Maintenance/Defragment`, (b) => this.#defragment(b), 'read');
     t.addUnary(`/${SERVICE}.Maintenance/HashKV`, (b) => this.#hashKV(b), 'read');
     t.addUnary(`/${SERVICE}.Maintenance/Hash`, (b) => this.#hash(b), 'read');
     // A repeated MoveLeader to the same member changes nothing more: etcd's DEADLINE_EXCEEDED is kept.
@@ -170,7 +190,7 @@ export class EtcdServer {
 
   async #runPool(kind: 'range' | 'hashKV' | 'hash', body: Uint8Array): Promise<Uint8Array> {
     const task: RangeTask = {
-      kind, lmdbDir: this.#d.lmdbDir, clusterId: this.#clusterIdStr, memberId: this.#memberIdStr,
+      kind, lmdbDir: this.#lmdbDir, clusterId: this.#clusterIdStr, memberId: this.#memberIdStr,
       raftTerm: this.#d.node.term, request: body,
     };
     let r: RangeTaskResult;
@@ -260,6 +280,13 @@ export class EtcdServer {
       await this.#d.node.propose(RequestKind.Alarm, etcdserverpb.AlarmRequest.encode(req).finish()).catch(() => undefined);
     }
     throw Errors.noSpace();
+  }
+
+  /** etcd's Maintenance.Defragment, while this member keeps serving (src/main/defrag.ts). */
+  async #defragment(body: Uint8Array): Promise<Uint8Array> {
+    decodeRequest(() => etcdserverpb.DefragmentRequest.decode(body));
+    await this.#defrag.defragment();
+    return etcdserverpb.DefragmentResponse.encode({}).finish(); // etcd 3.4 sends no header either
   }
 
   /** etcd's Maintenance.Alarm: every action goes through the log (GET too) and is answered once applied. */

@@ -7,7 +7,7 @@ import { etcdserverpb } from '../shared/gen/etcd';
 import { Ring } from '../shared/ring';
 import { decodeEntry, RequestKind } from '../shared/entry';
 import {
-  APPLIED_MSG_BYTES, BACKEND_COMMIT_BOUNDS_S, INSTALL_MSG_HEADER, LEASE_MSG_BYTES, LeaseMsg, LeaseOp, MSG_INSTALL, readEntryMsg, RESULT_ERR,
+  APPLIED_MSG_BYTES, BACKEND_COMMIT_BOUNDS_S, defragMsgBytes, DefragOp, INSTALL_MSG_HEADER, MSG_DEFRAG, readDefragMsg, writeDefragMsg, LEASE_MSG_BYTES, LeaseMsg, LeaseOp, MSG_INSTALL, readEntryMsg, RESULT_ERR,
   RESULT_MSG_HEADER, RESULT_OK, writeAppliedMsg, writeLeaseMsg, writeResultHeader, WorkerInit,
 } from '../shared/apply_protocol';
 import { MvccWriter, WriteRequest, WriteResult } from './mvcc/writer';
@@ -17,6 +17,7 @@ import { HeaderMaker } from '../shared/header';
 import { SharedHistogram } from '../shared/shared_histogram';
 import type { MembershipOp } from '../shared/confchange';
 import { readSwitches } from '../shared/switches';
+import { limits } from '../shared/limits';
 
 const init = workerData as WorkerInit;
 const store = MvccWriter.open(init.lmdbDir);
@@ -128,7 +129,8 @@ function leaseEvents(req: WriteRequest, res: WriteResult, out: LeaseMsg[]): void
   }
 }
 
-function applyBatch(msgs: Uint8Array[]): void {
+/** Decodes entry messages into requests (no-ops and conf changes only move the index). */
+function toItems(msgs: Uint8Array[]): { items: Array<{ index: number; req: WriteRequest }>; pendings: Pending[]; lastIndex: number } {
   const items: Array<{ index: number; req: WriteRequest }> = [];
   const pendings: Pending[] = [];
   let lastIndex = 0;
@@ -144,6 +146,12 @@ function applyBatch(msgs: Uint8Array[]): void {
     items.push({ index: e.index, req });
     pendings.push({ requestId: d.requestId, index: e.index, term: e.term, kind: d.kind });
   }
+  return { items, pendings, lastIndex };
+}
+
+function applyBatch(msgs: Uint8Array[]): void {
+  const { items, pendings, lastIndex } = toItems(msgs);
+  keep(msgs);
   const t0 = performance.now();
   const results = store.applyBatch(items, lastIndex); // lastIndex covers trailing no-op entries
   commitHistogram?.observe((performance.now() - t0) / 1000);
@@ -174,8 +182,71 @@ function reportApplied(minIndex: number): void {
 
 /** A follower installs the leader's LMDB copy (a Raft snapshot), then reports the new state. */
 function install(m: Uint8Array): void {
+  if (defrag !== null) defrag.failed = 'a snapshot was installed during the copy';
   store.installFrom(textDecoder.decode(m.subarray(INSTALL_MSG_HEADER)));
   reportApplied(0);
+}
+
+/** While Defragment copies the store: every entry message applied since DEFRAG_BEGIN, in order. */
+let defrag: { kept: Uint8Array[]; bytes: number; failed: string | null } | null = null;
+
+function keep(msgs: Uint8Array[]): void {
+  if (defrag === null || defrag.failed !== null) return;
+  for (const m of msgs) {
+    defrag.kept.push(m);
+    defrag.bytes += m.length;
+  }
+  if (defrag.bytes > limits.defragKeptEntryBytesMax) {
+    defrag.failed = `more than ${limits.defragKeptEntryBytesMax} bytes of entries were applied during the copy`;
+    defrag.kept = [];
+  }
+}
+
+function replyDefrag(op: DefragOp, num: number, text: string): void {
+  writeDefragMsg(reserveBlocking(defragMsgBytes(text)), op, num, text);
+  outRing.commit();
+  outRing.notify();
+}
+
+/**
+ * DEFRAG_SWITCH: replays what was applied since the copy began into the copy (entries it holds are
+ * skipped by index: applyBatch is idempotent) and makes it this worker's store. No entry is
+ * applied meanwhile: that is the pause writes see (reads go on, on the old environment, until the main
+ * thread switches on DEFRAG_SWITCHED).
+ */
+function switchTo(dir: string): void {
+  const d = defrag;
+  defrag = null;
+  if (d === null || d.failed !== null) {
+    replyDefrag(DefragOp.Failed, 0, d?.failed ?? 'no defragmentation was begun');
+    return;
+  }
+  const t0 = performance.now();
+  let copy: MvccWriter;
+  try {
+    copy = MvccWriter.open(dir);
+  } catch (e) {
+    replyDefrag(DefragOp.Failed, 0, `cannot open the copy: ${(e as Error).message}`); // the old store goes on
+    return;
+  }
+  for (let i = 0; i < d.kept.length; i += batchMax) {
+    const items = toItems(d.kept.slice(i, i + batchMax));
+    copy.applyBatch(items.items, items.lastIndex);
+  }
+  copy.recordApplied(store.appliedIndex); // a trailing no-op entry the old store only holds in memory
+  // This thread never returns to its event loop: the old handle's close and the copy's sync are left
+  // to others (the compaction worker syncs the new environment before the main thread points to it).
+  void store.adopt(copy);
+  replyDefrag(DefragOp.Switched, performance.now() - t0, dir);
+}
+
+function onDefrag(m: Uint8Array): void {
+  const r = readDefragMsg(m);
+  if (r.op === DefragOp.Begin) {
+    defrag = { kept: [], bytes: 0, failed: null };
+    replyDefrag(DefragOp.Recording, 0, '');
+  } else if (r.op === DefragOp.Switch) switchTo(r.text);
+  else throw new Error(`invariant: unexpected defrag op ${r.op} to the apply worker`);
 }
 
 function loop(): void {
@@ -188,12 +259,13 @@ function loop(): void {
       // what lets the producer reuse the space while we run the LMDB transaction).
       inRing.drain((m) => { batch.push(m.slice()); }, batchMax);
       if (batch.length === 0) break;
-      // Entries before an install apply first, the install, then the entries after it.
+      // Entries before an install (or a defrag step) apply first, then it, then the entries after it.
       let from = 0;
       for (let i = 0; i < batch.length; i++) {
-        if (batch[i][0] !== MSG_INSTALL) continue;
+        if (batch[i][0] !== MSG_INSTALL && batch[i][0] !== MSG_DEFRAG) continue;
         if (i > from) applyBatch(batch.slice(from, i));
-        install(batch[i]);
+        if (batch[i][0] === MSG_INSTALL) install(batch[i]);
+        else onDefrag(batch[i]);
         from = i + 1;
       }
       if (from < batch.length) applyBatch(from === 0 ? batch : batch.slice(from));

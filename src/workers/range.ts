@@ -13,6 +13,11 @@ let store: MvccStore | null = null;
 let headers: HeaderMaker | null = null;
 
 export default function rangeTask(task: RangeTask): RangeTaskResult {
+  if (store !== null && store.dir !== task.lmdbDir) {
+    // Defragment switched the store to a new directory (src/main/defrag.ts): follow it.
+    void store.close();
+    store = null;
+  }
   store ??= MvccStore.open(task.lmdbDir, { readOnly: true });
   headers ??= new HeaderMaker(task.clusterId, task.memberId);
   try {

@@ -40,22 +40,40 @@ export type WriteResult =
   | { err: { code: number; message: string } };
 
 export class MvccWriter extends MvccStore {
-  readonly #dbs: Dbs;
+  #dbs: Dbs;
   /** Applied index of no-op entries not yet written; folded into the next applyBatch or close. */
   #pendingApplied = 0;
   /** Which active alarms refuse which requests (etcd's capped and corrupt appliers). Only this
    *  writer changes alarms, so the cache is refreshed after each applied Alarm and each install. */
   #alarmGate: AlarmGate;
 
-  private constructor(dbs: Dbs) {
-    super(dbs);
+  private constructor(dbs: Dbs, dir: string) {
+    super(dbs, dir);
     this.#dbs = dbs;
     this.#alarmGate = loadAlarmGate(dbs);
   }
 
   /** Opens (or creates) the store in dir for writing. */
   static override open(dir: string, opts: OpenOptions = {}): MvccWriter {
-    return new MvccWriter(MvccStore.openDbs(dir, { ...opts, readOnly: false }));
+    return new MvccWriter(MvccStore.openDbs(dir, { ...opts, readOnly: false }), dir);
+  }
+
+  protected override swapDbs(dbs: Dbs, dir: string): void {
+    super.swapDbs(dbs, dir);
+    this.#dbs = dbs;
+    this.#alarmGate = loadAlarmGate(dbs);
+  }
+
+  /**
+   * Takes over other's environment (a copy this worker has caught up) and closes its own; other must
+   * not be used afterwards. Keeps this writer's pending no-op applied index.
+   */
+  async adopt(other: MvccWriter): Promise<void> {
+    const old = this.#dbs;
+    const dir = other.dir;
+    if (dir === null) throw new Error('invariant: adopt needs a writer opened on a directory');
+    this.swapDbs(other.#dbs, dir);
+    await old.root.close();
   }
 
   /**
