@@ -7,7 +7,7 @@ import Piscina from 'piscina';
 import { etcdserverpb } from '../shared/gen/etcd';
 import { GrpcH2Transport } from './net/grpc_h2';
 import { OnCancel, RaftNode } from './node/node';
-import { isTxnReadonly, MvccStore } from '../shared/mvcc/store';
+import { alarmText, isTxnReadonly, MvccStore } from '../shared/mvcc/store';
 import { EntryAuth, RequestKind } from '../shared/entry';
 import { decodeRequest, Errors, EtcdError } from '../shared/errors';
 import { toNum, toUint64, uint64ToLong } from '../shared/long';
@@ -29,6 +29,7 @@ import type { Membership } from './membership';
 import { onCompacted, requestCompaction } from './compactor';
 import { AuthGate, AuthContext } from './auth/auth_gate';
 import { registerAuthService } from './auth/auth_service';
+import { Defragmenter } from './defrag';
 
 export interface ServerDeps {
   cfg: Config;
@@ -47,6 +48,8 @@ export interface ServerDeps {
   lessor?: Lessor;
   /** Authentication (src/main/auth/): the Auth service and the permission checks. */
   auth: AuthGate;
+  /** Defragment moved the store to dir (src/main/defrag.ts): for whoever starts workers later. */
+  onStoreSwitched?: (dir: string) => void;
 }
 
 /** What a KV call carries besides its request: its cancel hook and who is calling (a token in the
@@ -81,12 +84,27 @@ export class EtcdServer {
   #dbSize = 0;
   #dbSizeAt = 0;
   #physicalWaiters: Array<{ rev: number; resolve: () => void }> = [];
+  /** The store's directory, named in range tasks; Defragment changes it. */
+  #lmdbDir: string;
+  readonly #defrag: Defragmenter;
 
   constructor(d: ServerDeps) {
     this.#d = d;
     this.#clusterIdStr = d.clusterId.toString();
     this.#memberIdStr = d.memberId.toString();
     this.#headers = new HeaderMaker(this.#clusterIdStr, this.#memberIdStr);
+    this.#lmdbDir = d.lmdbDir;
+    this.#defrag = new Defragmenter({
+      memberDir: path.dirname(d.lmdbDir),
+      node: d.node,
+      store: d.store,
+      compactor: d.compactor,
+      log: d.log,
+      onSwitched: (dir) => {
+        this.#lmdbDir = dir;
+        d.onStoreSwitched?.(dir);
+      },
+    });
     this.#pool = new Piscina({
       filename: path.join(__dirname, '../workers/range.js'),
       minThreads: 1,
@@ -132,11 +150,21 @@ export class EtcdServer {
     t.addUnary(kv + 'Txn', (b, ctx) => this.kv.txn(b, ctx));
     t.addUnary(kv + 'Compact', (b, ctx) => this.#compact(b, ctx.onCancel, this.#d.auth.entryAuth(ctx)));
     t.addUnary(`/${SERVICE}.Maintenance/Status`, () => this.#status(), 'read');
-    // etcd's authMaintenanceServer: HashKV (with Hash, Defragment, Snapshot) for root only.
+    // etcd's authMaintenanceServer: HashKV, Hash and Defragment (with Snapshot) for root only.
     t.addUnary(`/${SERVICE}.Maintenance/HashKV`, (b, ctx) => {
       this.#d.auth.checkAdminMaintenance(ctx);
       return this.#hashKV(b);
     }, 'read');
+    t.addUnary(`/${SERVICE}.Maintenance/Hash`, (b, ctx) => {
+      this.#d.auth.checkAdminMaintenance(ctx);
+      return this.#hash(b);
+    }, 'read');
+    // Repeating a Defragment only defragments again.
+    t.addUnary(`/${SERVICE}.Maintenance/Defragment`, (b, ctx) => {
+      this.#d.auth.checkAdminMaintenance(ctx);
+      return this.#defragment(b);
+    }, 'read');
+    t.addUnary(`/${SERVICE}.Maintenance/Alarm`, (b, ctx) => this.#alarm(b, ctx.onCancel));
     registerAuthService(t, {
       gate: this.#d.auth,
       propose: (kind, body, onCancel, auth) => this.#d.node.propose(kind, body, onCancel, auth),
@@ -160,7 +188,7 @@ export class EtcdServer {
     if (this.#d.watch) t.addStream(`/${SERVICE}.Watch/Watch`, this.#d.watch.handler);
     const lessor = this.#d.lessor;
     if (!lessor) return;
-    registerLeaseService(t, lessor, () => this.header(), (ctx) => this.#d.auth.entryAuth(ctx));
+    registerLeaseService(t, lessor, () => this.header(), (ctx) => this.#d.auth.entryAuth(ctx), () => this.#checkQuota(LEASE_OVERHEAD_BYTES));
     // Lock and Election run etcd's client recipes over this server's own KV functions and Watch handler.
     if (!this.#d.watch) return;
     const client = new RecipeClient(this.kv, new LocalWatcher(this.#d.watch.handler), lessor);
@@ -191,9 +219,9 @@ export class EtcdServer {
     return this.#runPool('range', body);
   }
 
-  async #runPool(kind: 'range' | 'hashKV', body: Uint8Array): Promise<Uint8Array> {
+  async #runPool(kind: 'range' | 'hashKV' | 'hash', body: Uint8Array): Promise<Uint8Array> {
     const task: RangeTask = {
-      kind, lmdbDir: this.#d.lmdbDir, clusterId: this.#clusterIdStr, memberId: this.#memberIdStr,
+      kind, lmdbDir: this.#lmdbDir, clusterId: this.#clusterIdStr, memberId: this.#memberIdStr,
       raftTerm: this.#d.node.term, request: body,
     };
     let r: RangeTaskResult;
@@ -213,12 +241,19 @@ export class EtcdServer {
     return this.#runPool('hashKV', body);
   }
 
+  /** Maintenance.Hash of this member's whole store (src/shared/mvcc/hash.ts hashAll), a full scan: in the pool. */
+  #hash(body: Uint8Array): Promise<Uint8Array> {
+    decodeRequest(() => etcdserverpb.HashRequest.decode(body));
+    return this.#runPool('hash', body);
+  }
+
   // Writes carry the caller's user into the log; the apply worker checks them against the auth store
   // as it is when they apply (etcd's authApplierV3), so a denied write still takes a Raft index, as in etcd.
-  #put(body: Uint8Array, ctx?: KvContext): Promise<Uint8Array> {
-    validatePut(decodeRequest(() => etcdserverpb.PutRequest.decode(body)));
+  async #put(body: Uint8Array, ctx?: KvContext): Promise<Uint8Array> {
+    const req = decodeRequest(() => etcdserverpb.PutRequest.decode(body));
+    validatePut(req);
     const auth = this.#d.auth.entryAuth(ctx);
-    this.#checkQuota(body.length);
+    await this.#checkQuota(costPut(req));
     return this.#d.node.propose(RequestKind.Put, body, ctx?.onCancel, auth);
   }
 
@@ -230,9 +265,11 @@ export class EtcdServer {
   async #txn(body: Uint8Array, ctx?: KvContext): Promise<Uint8Array> {
     const req = decodeRequest(() => etcdserverpb.TxnRequest.decode(body));
     validateTxn(req, this.#d.cfg.maxTxnOps);
+    // As etcd's quotaKVServer, every txn is checked, a read-only one at cost 0 (refused once the
+    // database has reached the quota).
+    await this.#checkQuota(costTxn(req));
     if (!isTxnReadonly(req)) {
       const auth = this.#d.auth.entryAuth(ctx);
-      this.#checkQuota(body.length);
       return this.#d.node.propose(RequestKind.Txn, body, ctx?.onCancel, auth);
     }
     // As etcd: a txn that only reads is served from local state, after a ReadIndex barrier
@@ -254,19 +291,45 @@ export class EtcdServer {
   }
 
   /**
-   * --quota-backend-bytes, checked as etcd's quota KV server does before a write is proposed:
-   * database size plus the request's cost over the quota is "database space exceeded". Deletes and
-   * compactions stay allowed so space can be reclaimed. (etcd also latches a NOSPACE alarm that
-   * blocks writes until disarmed; the Alarm API is not implemented yet, so here the check is per
-   * request.) The size is sampled at most every quotaSampleMs.
+   * --quota-backend-bytes, checked as etcd's quota servers do before a Put, a writing Txn or a
+   * LeaseGrant is proposed: when database size plus the request's cost (etcd's estimate) is not below
+   * the quota, this member raises a NOSPACE alarm through the log (waiting until it is applied, as
+   * etcd's quotaAlarmer does) and the request fails with "database space exceeded". The alarm latches:
+   * every member then refuses puts, txns with puts and grants at apply until `alarm disarm`
+   * (src/workers/mvcc/alarm_apply.ts). Deletes and compactions stay allowed. A negative quota turns the
+   * check off, as etcd. The size is sampled at most every quotaSampleMs.
    */
-  #checkQuota(cost: number): void {
+  async #checkQuota(cost: number): Promise<void> {
+    const quota = this.#d.cfg.quotaBackendBytes;
+    if (quota < 0) return;
     const now = Date.now();
     if (now - this.#dbSizeAt > limits.quotaSampleMs) {
       this.#dbSize = this.#d.store.dbSizeBytes();
       this.#dbSizeAt = now;
     }
-    if (this.#dbSize + cost > this.#d.cfg.quotaBackendBytes) throw Errors.noSpace();
+    if (this.#dbSize + cost < quota) return;
+    const own = this.#d.memberId;
+    const raised = this.#d.store.alarms().some((a) => a.memberId === own && a.alarm === etcdserverpb.AlarmType.NOSPACE);
+    if (!raised) {
+      const req = { action: etcdserverpb.AlarmRequest.AlarmAction.ACTIVATE, memberID: uint64ToLong(own), alarm: etcdserverpb.AlarmType.NOSPACE };
+      this.#d.log.warn('database space exceeded; raising NOSPACE alarm', { quota, size: this.#dbSize, cost });
+      // etcd ignores the outcome of its alarm proposal too: the request fails either way.
+      await this.#d.node.propose(RequestKind.Alarm, etcdserverpb.AlarmRequest.encode(req).finish()).catch(() => undefined);
+    }
+    throw Errors.noSpace();
+  }
+
+  /** etcd's Maintenance.Defragment, while this member keeps serving (src/main/defrag.ts). */
+  async #defragment(body: Uint8Array): Promise<Uint8Array> {
+    decodeRequest(() => etcdserverpb.DefragmentRequest.decode(body));
+    await this.#defrag.defragment();
+    return etcdserverpb.DefragmentResponse.encode({}).finish(); // etcd 3.4 sends no header either
+  }
+
+  /** etcd's Maintenance.Alarm: every action goes through the log (GET too) and is answered once applied. */
+  async #alarm(body: Uint8Array, onCancel?: OnCancel): Promise<Uint8Array> {
+    decodeRequest(() => etcdserverpb.AlarmRequest.decode(body));
+    return this.#d.node.propose(RequestKind.Alarm, body, onCancel);
   }
 
   /** Starts a compaction at `revision` through Raft (auto-compaction uses this). */
@@ -288,7 +351,11 @@ export class EtcdServer {
 
   #status(): Uint8Array {
     const st = this.#d.node.status();
+    // As etcd 3.4's Status: "no leader" first, then each alarm in protobuf text format.
+    const errors = st.lead === 0n ? [Errors.noLeader().message] : [];
+    for (const a of this.#d.store.alarms()) errors.push(alarmText(a));
     return etcdserverpb.StatusResponse.encode({
+      errors,
       header: this.header(),
       version: ETCD_SERVER_VERSION,
       dbSize: this.#d.store.dbSizeBytes(),
@@ -329,6 +396,21 @@ function rangeIsInline(r: etcdserverpb.IRangeRequest): boolean {
   if ((r.sortOrder ?? 0) !== 0) return false;
   return toNum(r.minModRevision) === 0 && toNum(r.maxModRevision) === 0 &&
     toNum(r.minCreateRevision) === 0 && toNum(r.maxCreateRevision) === 0;
+}
+
+/** etcd's quota costs (etcdserver/quota.go): a key's metadata and a lease are estimated, not measured. */
+const KV_OVERHEAD_BYTES = 256;
+const LEASE_OVERHEAD_BYTES = 64;
+
+function costPut(r: etcdserverpb.IPutRequest): number {
+  return KV_OVERHEAD_BYTES + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+}
+
+/** The larger branch's puts (only top-level puts count, as in etcd). */
+function costTxn(r: etcdserverpb.ITxnRequest): number {
+  const cost = (ops: etcdserverpb.IRequestOp[] | null | undefined): number =>
+    (ops ?? []).reduce((n, op) => n + (op.requestPut ? costPut(op.requestPut) : 0), 0);
+  return Math.max(cost(r.success), cost(r.failure));
 }
 
 function isTxnSerializable(r: etcdserverpb.ITxnRequest): boolean {

@@ -54,6 +54,45 @@ export function readAuthMsg(m: Uint8Array): AuthMsg {
   return JSON.parse(new TextDecoder().decode(m.subarray(AUTH_MSG_HEADER))) as AuthMsg;
 }
 
+/**
+ * Defragment (src/main/defrag.ts), in both directions: | 6 | op | pad (6) | f64 @8 | UTF-8 text @16 |.
+ *   main -> apply  DEFRAG_BEGIN            from now on keep a copy of every entry message applied
+ *                                          (then the compaction worker copies the environment)
+ *   apply -> main  DEFRAG_RECORDING        the worker keeps them: a copy started now misses nothing
+ *   main -> apply  DEFRAG_SWITCH, text=dir the compacted copy is in dir: replay the kept entries into it
+ *                                          (those it already holds are skipped by their index), sync
+ *                                          it, and write to it from now on
+ *   apply -> main  DEFRAG_SWITCHED, f64 = the pause in ms (no entry applied meanwhile), text = dir:
+ *                                          sent before any result of a later entry
+ *   apply -> main  DEFRAG_FAILED, text = why (kept entries over their bound, a snapshot installed meanwhile)
+ */
+export const MSG_DEFRAG = 7;
+export const DEFRAG_MSG_HEADER = 16;
+export const enum DefragOp {
+  Begin = 1,
+  Recording = 2,
+  Switch = 3,
+  Switched = 4,
+  Failed = 5,
+}
+
+export function defragMsgBytes(text: string): number {
+  return DEFRAG_MSG_HEADER + Buffer.byteLength(text, 'utf8');
+}
+
+export function writeDefragMsg(out: Uint8Array, op: DefragOp, num: number, text: string): void {
+  out.fill(0, 0, DEFRAG_MSG_HEADER);
+  out[0] = MSG_DEFRAG;
+  out[1] = op;
+  dv(out).setFloat64(8, num, true);
+  Buffer.from(out.buffer, out.byteOffset, out.byteLength).write(text, DEFRAG_MSG_HEADER, 'utf8');
+}
+
+export function readDefragMsg(m: Uint8Array): { op: DefragOp; num: number; text: string } {
+  assert(m[0] === MSG_DEFRAG && m.length >= DEFRAG_MSG_HEADER, 'not a defrag message');
+  return { op: m[1] as DefragOp, num: dv(m).getFloat64(8, true), text: Buffer.from(m.subarray(DEFRAG_MSG_HEADER)).toString('utf8') };
+}
+
 export const ENTRY_MSG_HEADER = 24;
 export const RESULT_MSG_HEADER = 32;
 export const APPLIED_MSG_BYTES = 32;

@@ -23,13 +23,21 @@
 //   sync id                                   ─────► mdb_env_sync: flushes every transaction
 //     (id > 0, unique per request)                    committed so far, the apply worker's too
 //                                             ◄───── synced id [error]       exactly one per sync
+//   copy id dir                               ─────► Defragment: a compacted copy of the environment
+//                                                     from one read transaction into dir (LMDB's
+//                                                     mdb_env_copy2 with MDB_CP_COMPACT, in LMDB's
+//                                                     thread); compaction passes wait meanwhile
+//                                             ◄───── copied id [error]       exactly one per copy
+//   reopen id dir                             ─────► switch this worker's handle to dir (the apply
+//                                                     worker writes there now) and sync it
+//                                             ◄───── reopened id [error]     exactly one per reopen
 //
 // Replies carry no request ID except synced: done answers every compact that arrived before its pass
 // ended (the main thread compares compactedRevision with the revision it waits for).
 import { assert } from './errors';
 
 /** Bumped whenever a message below changes shape; both sides assert it on every message. */
-export const COMPACT_PROTOCOL_VERSION = 1;
+export const COMPACT_PROTOCOL_VERSION = 2;
 
 type V = typeof COMPACT_PROTOCOL_VERSION;
 
@@ -45,7 +53,11 @@ export type CompactToWorker =
   /** The compact revision may have moved: remove what lies below it. */
   | { v: V; kind: 'compact' }
   /** Flush the LMDB environment to disk, then answer synced with the same id. */
-  | { v: V; kind: 'sync'; id: number };
+  | { v: V; kind: 'sync'; id: number }
+  /** Defragment: write a compacted copy of the environment into dir, then answer copied. */
+  | { v: V; kind: 'copy'; id: number; dir: string }
+  /** Defragment: use dir from now on, sync it, then answer reopened. */
+  | { v: V; kind: 'reopen'; id: number; dir: string };
 
 /** worker -> main. */
 export type CompactFromWorker =
@@ -54,13 +66,30 @@ export type CompactFromWorker =
   /** A pass finished: every revision below compactedRevision is physically gone (-1 before any). */
   | { v: V; kind: 'done'; compactedRevision: number }
   /** The answer to sync id: error is the failure's message, absent when the flush succeeded. */
-  | { v: V; kind: 'synced'; id: number; error?: string };
+  | { v: V; kind: 'synced'; id: number; error?: string }
+  | { v: V; kind: 'copied'; id: number; error?: string }
+  | { v: V; kind: 'reopened'; id: number; error?: string };
 
 export const compactMsg: Readonly<CompactToWorker> = Object.freeze({ v: COMPACT_PROTOCOL_VERSION, kind: 'compact' });
 
 export function syncMsg(id: number): CompactToWorker {
   assert(Number.isSafeInteger(id) && id > 0, `compaction protocol: sync id ${id} must be a positive integer`);
   return { v: COMPACT_PROTOCOL_VERSION, kind: 'sync', id };
+}
+
+export function copyMsg(id: number, dir: string): CompactToWorker {
+  assert(Number.isSafeInteger(id) && id > 0 && dir !== '', 'compaction protocol: copy');
+  return { v: COMPACT_PROTOCOL_VERSION, kind: 'copy', id, dir };
+}
+
+export function reopenMsg(id: number, dir: string): CompactToWorker {
+  assert(Number.isSafeInteger(id) && id > 0 && dir !== '', 'compaction protocol: reopen');
+  return { v: COMPACT_PROTOCOL_VERSION, kind: 'reopen', id, dir };
+}
+
+/** The answer to copy or reopen id (kind names which). */
+export function defragReplyMsg(kind: 'copied' | 'reopened', id: number, error?: string): CompactFromWorker {
+  return error === undefined ? { v: COMPACT_PROTOCOL_VERSION, kind, id } : { v: COMPACT_PROTOCOL_VERSION, kind, id, error };
 }
 
 export function readyMsg(): CompactFromWorker {
@@ -97,6 +126,11 @@ export function assertCompactToWorker(m: unknown): asserts m is CompactToWorker 
     case 'sync':
       assert(isId(r.id), `compaction protocol: sync id ${String(r.id)}`);
       return;
+    case 'copy':
+    case 'reopen':
+      assert(isId(r.id), `compaction protocol: ${r.kind} id ${String(r.id)}`);
+      assert(typeof r.dir === 'string' && r.dir !== '', `compaction protocol: ${r.kind} dir`);
+      return;
     default:
       assert(false, `compaction protocol (to worker): unknown kind ${String(r.kind)}`);
   }
@@ -115,8 +149,10 @@ export function assertCompactFromWorker(m: unknown): asserts m is CompactFromWor
       );
       return;
     case 'synced':
-      assert(isId(r.id), `compaction protocol: synced id ${String(r.id)}`);
-      assert(r.error === undefined || typeof r.error === 'string', 'compaction protocol: synced error is not a string');
+    case 'copied':
+    case 'reopened':
+      assert(isId(r.id), `compaction protocol: ${r.kind} id ${String(r.id)}`);
+      assert(r.error === undefined || typeof r.error === 'string', `compaction protocol: ${r.kind} error is not a string`);
       return;
     default:
       assert(false, `compaction protocol (from worker): unknown kind ${String(r.kind)}`);

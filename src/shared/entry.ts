@@ -57,10 +57,12 @@ export const enum RequestKind {
   AuthRoleDelete = 25,
   AuthUserList = 26,
   AuthRoleList = 27,
+  /** etcd's Maintenance.Alarm (GET, ACTIVATE, DEACTIVATE), body = the etcdserverpb.AlarmRequest. */
+  Alarm = 28,
 }
 
 /** The last kind: decodeEntry refuses anything above it. */
-const LAST_KIND = RequestKind.AuthRoleList;
+const LAST_KIND = RequestKind.Alarm;
 
 /** Who proposed a request (etcd's RequestHeader username, auth_revision): from a token or a client
  * certificate. revision 0 means no credentials were given (etcd's empty AuthInfo). */

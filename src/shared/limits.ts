@@ -14,6 +14,9 @@ export const limits = {
   txnOpsMax: 128,
   /** etcd --quota-backend-bytes default: 2 GiB. */
   quotaBackendBytes: 2 * 1024 * 1024 * 1024,
+  /** Entry bytes the apply worker keeps while Defragment copies the store (replayed into the copy
+   *  before the switch); past this the defragmentation fails and the member carries on. */
+  defragKeptEntryBytesMax: 256 * 1024 * 1024,
   /** How stale the database size used for the quota check may be. */
   quotaSampleMs: 100,
   /** etcd's bcrypt cost for stored passwords (--bcrypt-cost default, bcrypt.DefaultCost). */

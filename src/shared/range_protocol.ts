@@ -2,8 +2,8 @@
 // one for scans too large to serve inline (src/main/server.ts). Structured clone carries it, so
 // only plain data: the encoded request, and the encoded response or an operating error as {code, message}.
 export interface RangeTask {
-  /** 'range' (default): request is a RangeRequest. 'hashKV': request is a HashKVRequest. */
-  kind?: 'range' | 'hashKV';
+  /** 'range' (default): request is a RangeRequest. 'hashKV': request is a HashKVRequest. 'hash': a HashRequest. */
+  kind?: 'range' | 'hashKV' | 'hash';
   lmdbDir: string;
   clusterId: string;
   memberId: string;

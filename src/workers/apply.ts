@@ -8,7 +8,7 @@ import { Ring } from '../shared/ring';
 import { decodeEntry, EntryAuth, RequestKind } from '../shared/entry';
 import type { AuthRequest } from './mvcc/auth_apply';
 import {
-  APPLIED_MSG_BYTES, BACKEND_COMMIT_BOUNDS_S, encodeAuthMsg, INSTALL_MSG_HEADER, LEASE_MSG_BYTES, LeaseMsg, LeaseOp, MSG_INSTALL, readEntryMsg, RESULT_ERR,
+  APPLIED_MSG_BYTES, BACKEND_COMMIT_BOUNDS_S, defragMsgBytes, DefragOp, encodeAuthMsg, INSTALL_MSG_HEADER, MSG_DEFRAG, readDefragMsg, writeDefragMsg, LEASE_MSG_BYTES, LeaseMsg, LeaseOp, MSG_INSTALL, readEntryMsg, RESULT_ERR,
   RESULT_MSG_HEADER, RESULT_OK, writeAppliedMsg, writeLeaseMsg, writeResultHeader, WorkerInit,
 } from '../shared/apply_protocol';
 import { MvccWriter, WriteRequest, WriteResult } from './mvcc/writer';
@@ -18,6 +18,7 @@ import { HeaderMaker } from '../shared/header';
 import { SharedHistogram } from '../shared/shared_histogram';
 import type { MembershipOp } from '../shared/confchange';
 import { readSwitches } from '../shared/switches';
+import { limits } from '../shared/limits';
 
 const init = workerData as WorkerInit;
 const store = MvccWriter.open(init.lmdbDir);
@@ -53,6 +54,7 @@ function decodeRequest(kind: RequestKind, body: Uint8Array): WriteRequest {
     case RequestKind.LeaseRevoke: return { kind: 'leaseRevoke', req: etcdserverpb.LeaseRevokeRequest.decode(body) };
     case RequestKind.LeaseCheckpoint: return { kind: 'leaseCheckpoint', req: etcdserverpb.LeaseCheckpointRequest.decode(body) };
     case RequestKind.Membership: return { kind: 'membership', op: JSON.parse(textDecoder.decode(body)) as MembershipOp };
+    case RequestKind.Alarm: return { kind: 'alarm', req: etcdserverpb.AlarmRequest.decode(body) };
     default: return { kind: 'auth', req: decodeAuthRequest(kind, body) };
   }
 }
@@ -111,6 +113,8 @@ function encodeResponse(kind: RequestKind, resp: object, term: number): Uint8Arr
     case RequestKind.LeaseGrant: return etcdserverpb.LeaseGrantResponse.encode(resp as etcdserverpb.ILeaseGrantResponse).finish();
     case RequestKind.LeaseRevoke: return etcdserverpb.LeaseRevokeResponse.encode(resp as etcdserverpb.ILeaseRevokeResponse).finish();
     case RequestKind.LeaseCheckpoint: return etcdserverpb.LeaseCheckpointResponse.encode(resp as etcdserverpb.ILeaseCheckpointResponse).finish();
+    // etcd 3.4 answers Alarm without a header (its maintenance server does not fill one).
+    case RequestKind.Alarm: return etcdserverpb.AlarmResponse.encode({ alarms: (resp as etcdserverpb.IAlarmResponse).alarms }).finish();
     case RequestKind.MemberAttributes:
     case RequestKind.Membership:
     case RequestKind.ClusterVersion:
@@ -175,7 +179,8 @@ function leaseEvents(req: WriteRequest, res: WriteResult, out: LeaseMsg[]): void
   }
 }
 
-function applyBatch(msgs: Uint8Array[]): void {
+/** Decodes entry messages into requests (no-ops and conf changes only move the index). */
+function toItems(msgs: Uint8Array[]): { items: Array<{ index: number; req: WriteRequest; auth: EntryAuth | null }>; pendings: Pending[]; lastIndex: number } {
   const items: Array<{ index: number; req: WriteRequest; auth: EntryAuth | null }> = [];
   const pendings: Pending[] = [];
   let lastIndex = 0;
@@ -191,6 +196,12 @@ function applyBatch(msgs: Uint8Array[]): void {
     items.push({ index: e.index, req, auth: d.auth });
     pendings.push({ requestId: d.requestId, index: e.index, term: e.term, kind: d.kind });
   }
+  return { items, pendings, lastIndex };
+}
+
+function applyBatch(msgs: Uint8Array[]): void {
+  const { items, pendings, lastIndex } = toItems(msgs);
+  keep(msgs);
   const t0 = performance.now();
   const results = store.applyBatch(items, lastIndex); // lastIndex covers trailing no-op entries
   commitHistogram?.observe((performance.now() - t0) / 1000);
@@ -232,9 +243,72 @@ function reportApplied(minIndex: number): void {
 
 /** A follower installs the leader's LMDB copy (a Raft snapshot), then reports the new state. */
 function install(m: Uint8Array): void {
+  if (defrag !== null) defrag.failed = 'a snapshot was installed during the copy';
   store.installFrom(textDecoder.decode(m.subarray(INSTALL_MSG_HEADER)));
   pushAuthEvents();
   reportApplied(0);
+}
+
+/** While Defragment copies the store: every entry message applied since DEFRAG_BEGIN, in order. */
+let defrag: { kept: Uint8Array[]; bytes: number; failed: string | null } | null = null;
+
+function keep(msgs: Uint8Array[]): void {
+  if (defrag === null || defrag.failed !== null) return;
+  for (const m of msgs) {
+    defrag.kept.push(m);
+    defrag.bytes += m.length;
+  }
+  if (defrag.bytes > limits.defragKeptEntryBytesMax) {
+    defrag.failed = `more than ${limits.defragKeptEntryBytesMax} bytes of entries were applied during the copy`;
+    defrag.kept = [];
+  }
+}
+
+function replyDefrag(op: DefragOp, num: number, text: string): void {
+  writeDefragMsg(reserveBlocking(defragMsgBytes(text)), op, num, text);
+  outRing.commit();
+  outRing.notify();
+}
+
+/**
+ * DEFRAG_SWITCH: replays what was applied since the copy began into the copy (entries it holds are
+ * skipped by index: applyBatch is idempotent) and makes it this worker's store. No entry is
+ * applied meanwhile: that is the pause writes see (reads go on, on the old environment, until the main
+ * thread switches on DEFRAG_SWITCHED).
+ */
+function switchTo(dir: string): void {
+  const d = defrag;
+  defrag = null;
+  if (d === null || d.failed !== null) {
+    replyDefrag(DefragOp.Failed, 0, d?.failed ?? 'no defragmentation was begun');
+    return;
+  }
+  const t0 = performance.now();
+  let copy: MvccWriter;
+  try {
+    copy = MvccWriter.open(dir);
+  } catch (e) {
+    replyDefrag(DefragOp.Failed, 0, `cannot open the copy: ${(e as Error).message}`); // the old store goes on
+    return;
+  }
+  for (let i = 0; i < d.kept.length; i += batchMax) {
+    const items = toItems(d.kept.slice(i, i + batchMax));
+    copy.applyBatch(items.items, items.lastIndex);
+  }
+  copy.recordApplied(store.appliedIndex); // a trailing no-op entry the old store only holds in memory
+  // This thread never returns to its event loop: the old handle's close and the copy's sync are left
+  // to others (the compaction worker syncs the new environment before the main thread points to it).
+  void store.adopt(copy);
+  replyDefrag(DefragOp.Switched, performance.now() - t0, dir);
+}
+
+function onDefrag(m: Uint8Array): void {
+  const r = readDefragMsg(m);
+  if (r.op === DefragOp.Begin) {
+    defrag = { kept: [], bytes: 0, failed: null };
+    replyDefrag(DefragOp.Recording, 0, '');
+  } else if (r.op === DefragOp.Switch) switchTo(r.text);
+  else throw new Error(`invariant: unexpected defrag op ${r.op} to the apply worker`);
 }
 
 function loop(): void {
@@ -247,12 +321,13 @@ function loop(): void {
       // what lets the producer reuse the space while we run the LMDB transaction).
       inRing.drain((m) => { batch.push(m.slice()); }, batchMax);
       if (batch.length === 0) break;
-      // Entries before an install apply first, the install, then the entries after it.
+      // Entries before an install (or a defrag step) apply first, then it, then the entries after it.
       let from = 0;
       for (let i = 0; i < batch.length; i++) {
-        if (batch[i][0] !== MSG_INSTALL) continue;
+        if (batch[i][0] !== MSG_INSTALL && batch[i][0] !== MSG_DEFRAG) continue;
         if (i > from) applyBatch(batch.slice(from, i));
-        install(batch[i]);
+        if (batch[i][0] === MSG_INSTALL) install(batch[i]);
+        else onDefrag(batch[i]);
         from = i + 1;
       }
       if (from < batch.length) applyBatch(from === 0 ? batch : batch.slice(from));

@@ -11,6 +11,7 @@ import {
   assertCompactWorkerInit,
   CompactFromWorker,
   CompactWorkerInit,
+  defragReplyMsg,
   doneMsg,
   readyMsg,
   syncedMsg,
@@ -22,12 +23,19 @@ const init: CompactWorkerInit = data;
 const store = MvccWriter.open(init.lmdbDir);
 let running = false;
 let again = false;
+/** A Defragment copy is being written: compaction passes wait (their deletes would not be in the copy's
+ * replay, and the copy is cheaper without them running). */
+let copying = false;
 
 function reply(m: CompactFromWorker): void {
   parentPort?.postMessage(m);
 }
 
 function step(): void {
+  if (copying) {
+    setTimeout(step, 10);
+    return;
+  }
   const done = store.compactStep(init.batchRevisions);
   if (!done) {
     setImmediate(step);
@@ -51,6 +59,33 @@ parentPort?.on('message', (m: unknown) => {
         () => reply(syncedMsg(id)),
         (e: Error) => reply(syncedMsg(id, e.message)),
       );
+      return;
+    }
+    case 'copy': {
+      const { id, dir } = m;
+      copying = true;
+      store
+        .backup(dir, true)
+        .then(
+          () => reply(defragReplyMsg('copied', id)),
+          (e: Error) => reply(defragReplyMsg('copied', id, e.message)),
+        )
+        .finally(() => {
+          copying = false;
+        });
+      return;
+    }
+    case 'reopen': {
+      const { id, dir } = m;
+      // mdb_env_sync of the new environment flushes the copy and everything the apply worker wrote
+      // into it since the switch: after this, the main thread may point the data dir at it.
+      store
+        .reopen(dir)
+        .then(() => store.sync())
+        .then(
+          () => reply(defragReplyMsg('reopened', id)),
+          (e: Error) => reply(defragReplyMsg('reopened', id, e.message)),
+        );
       return;
     }
     case 'compact':

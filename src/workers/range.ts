@@ -13,10 +13,19 @@ let store: MvccStore | null = null;
 let headers: HeaderMaker | null = null;
 
 export default function rangeTask(task: RangeTask): RangeTaskResult {
+  if (store !== null && store.dir !== task.lmdbDir) {
+    // Defragment switched the store to a new directory (src/main/defrag.ts): follow it.
+    void store.close();
+    store = null;
+  }
   store ??= MvccStore.open(task.lmdbDir, { readOnly: true });
   headers ??= new HeaderMaker(task.clusterId, task.memberId);
   try {
     if (task.kind === 'hashKV') return { ok: hashKVTask(store, headers, task) };
+    if (task.kind === 'hash') {
+      const h = store.hash();
+      return { ok: etcdserverpb.HashResponse.encode({ header: headers.make(h.revision, task.raftTerm), hash: h.hash }).finish() };
+    }
     const req = etcdserverpb.RangeRequest.decode(task.request);
     const resp = store.range(req);
     resp.header = headers.make(resp.header?.revision ?? 0, task.raftTerm);

@@ -18,6 +18,8 @@ import type { WatcherOptions } from './watch/watcher';
 import { KEY_INF } from './watch/interval_index';
 import { watchIdFieldBytes, writeWatchIdField } from './watch/encode';
 import { assert } from '../shared/errors';
+import { newestLmdbDir } from '../shared/store_generation';
+import * as path from 'node:path';
 
 /** Test switches (src/shared/switches.ts): read once, at load. */
 const switches = readSwitches(process.env);
@@ -169,8 +171,23 @@ function toCreate(m: Uint8Array): CreateRequest {
  */
 const faultKey = switches.watchFaultKey;
 
+const memberDir = path.dirname(init.lmdbDir);
+
+/**
+ * Defragment moved the store to a new directory (src/main/defrag.ts): a revision announced past what
+ * this handle holds can only come from there (a revision is announced once applied), so switch to the
+ * newest generation before reading up to rev. Checked before every pass, every create, and with the
+ * revision a fan-out reads up to.
+ */
+function followDefrag(rev = signal.revision()): void {
+  if (rev <= store.revision) return;
+  const dir = newestLmdbDir(memberDir);
+  if (dir !== store.dir) void store.reopen(dir);
+}
+
 function onControl(m: Uint8Array): void {
   if (m[0] === W_CREATE) {
+    followDefrag();
     const c = toCreate(m);
     if (faultKey !== null && faultKey.equals(c.key)) throw new Error('watch worker: injected fault (ETCD_TS_WATCH_FAULT_KEY)');
     return core.create(c);
@@ -194,12 +211,14 @@ function loop(): void {
     core.term = signal.term();
     // Idle (no watchers): jump to the newest revision first, so that a watcher created now does not
     // make the next fan-out read every event written while nobody watched.
+    followDefrag();
     if (core.watcherCount === 0) core.skipTo(signal.revision());
     inRing.drain(onControl);
     const watching = core.watcherCount > 0;
     signal.setWatching(watching); // before reading REVISION: see the signal block's comment
     // The signal word may lag our own start-up read; the store is the truth, the word only wakes us.
     const rev = Math.max(signal.revision(), core.lastRev);
+    followDefrag(rev);
     // Two ways revisions are grouped under load, so that each watcher gets one response for several:
     // * paced: a pass that sent n responses is followed by a gap of n × watchBatchDelayPerResponseUs
     //   (capped by --watch-batch-max-delay) before the next pass; a quiet server sends at once.

@@ -48,9 +48,10 @@ describe('--quota-backend-bytes', function () {
   });
 
   it('Lock and Campaign write through the quota check: etcd\'s error, as code Unknown', async () => {
-    // etcd latches a NOSPACE alarm at the first refusal; etcd-ts checks each write against the room
-    // left (no alarms yet). So the room is filled with smaller puts first, and the recipes' writes are
-    // larger than what is left: a lock name near the key size limit, a campaign value of 128 KiB.
+    // Both latch a NOSPACE alarm at the first refusal (diff_alarm.test.ts), so these are refused by the
+    // alarm whatever their size; the room is still filled with smaller puts first, and the recipes'
+    // writes are larger than what is left (a lock name near the key size limit, a campaign value of
+    // 128 KiB), so the test does not depend on the latch.
     const topUp = async (s: Server): Promise<void> => {
       const c = new RawGrpc(s.endpoint);
       try {

@@ -11,10 +11,23 @@ import { Lessor } from './lessor';
 /** Response headers with the member's IDs, the current revision and term. */
 export type HeaderFn = () => etcdserverpb.IResponseHeader;
 
+/** etcd's quotaLeaseServer: refuses a grant (and raises NOSPACE) when the backend is over its quota. */
+export type GrantQuotaCheck = () => Promise<void>;
+
 /** entryAuth: the caller's user for a revoke (checked at apply: write permission on every attached key). */
-export function registerLeaseService(t: Registrar, lessor: Lessor, header: HeaderFn, entryAuth: (ctx: CallContext) => EntryAuth): void {
+export function registerLeaseService(
+  t: Registrar,
+  lessor: Lessor,
+  header: HeaderFn,
+  entryAuth: (ctx: CallContext) => EntryAuth,
+  quota?: GrantQuotaCheck,
+): void {
   const svc = '/etcdserverpb.Lease/';
-  t.addUnary(svc + 'LeaseGrant', (b) => lessor.grant(decodeRequest(() => etcdserverpb.LeaseGrantRequest.decode(b))));
+  t.addUnary(svc + 'LeaseGrant', async (b) => {
+    const req = decodeRequest(() => etcdserverpb.LeaseGrantRequest.decode(b));
+    await quota?.();
+    return lessor.grant(req);
+  });
   t.addUnary(svc + 'LeaseRevoke', (b, ctx) => {
     const r = decodeRequest(() => etcdserverpb.LeaseRevokeRequest.decode(b));
     return lessor.revoke(toBigInt(r.ID), entryAuth(ctx));

@@ -41,6 +41,7 @@ import { Ring } from '../../shared/ring';
 import { readSwitches } from '../../shared/switches';
 import { WatchSignal, WatchWorkerInit } from '../../shared/watch_protocol';
 import { MvccStore } from '../../shared/mvcc/store';
+import { currentLmdbDir, removeOtherGenerations } from '../../shared/store_generation';
 import { ClientPorts } from './client_ports';
 import { ConfChanges } from './conf_changes';
 import { Identity, loadIdentity } from './identity';
@@ -100,9 +101,13 @@ interface Services {
 
 async function openDataDir(cfg: Config): Promise<DataDir> {
   const memberDir = path.join(cfg.dataDir, 'member');
-  const lmdbDir = path.join(memberDir, 'lmdb');
-  fs.mkdirSync(lmdbDir, { recursive: true, mode: 0o700 });
+  fs.mkdirSync(memberDir, { recursive: true, mode: 0o700 });
   const unlock = await lockDataDir(memberDir);
+  // The store's directory moves with every Defragment (src/shared/mvcc/generation.ts); what an
+  // interrupted one left is removed.
+  const lmdbDir = currentLmdbDir(memberDir);
+  removeOtherGenerations(memberDir);
+  fs.mkdirSync(lmdbDir, { recursive: true, mode: 0o700 });
   SnapshotSender.removeLeftovers(memberDir);
   const walDir = cfg.walDir === '' ? path.join(memberDir, 'wal') : cfg.walDir;
   return { memberDir, lmdbDir, walDir, unlock };
@@ -293,6 +298,9 @@ function buildServices(
     watch,
     lessor,
     auth,
+    onStoreSwitched: (d) => {
+      watchInit.lmdbDir = d; // a restarted watch worker opens the current store
+    },
   });
   headerOf = () => server.header();
   const cluster = new ClusterService({

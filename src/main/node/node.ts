@@ -17,7 +17,7 @@ import { Wal } from '../wal/wal';
 import { Ring } from '../../shared/ring';
 import { encodeEntry, EntryAuth, RequestKind } from '../../shared/entry';
 import {
-  ENTRY_MSG_HEADER, INSTALL_MSG_HEADER, AuthMsg, LeaseMsg, MSG_AUTH, MSG_INSTALL, MSG_APPLIED, MSG_LEASE, MSG_RESULT, readAuthMsg, readAppliedMsg, readLeaseMsg, readResultMsg, RESULT_OK,
+  defragMsgBytes, DefragOp, MSG_DEFRAG, readDefragMsg, writeDefragMsg, ENTRY_MSG_HEADER, INSTALL_MSG_HEADER, AuthMsg, LeaseMsg, MSG_AUTH, MSG_INSTALL, MSG_APPLIED, MSG_LEASE, MSG_RESULT, readAuthMsg, readAppliedMsg, readLeaseMsg, readResultMsg, RESULT_OK,
   writeEntryMsg,
 } from '../../shared/apply_protocol';
 import { assert, EtcdError, Errors } from '../../shared/errors';
@@ -165,6 +165,7 @@ export class RaftNode {
   /** Called with true when this member becomes leader and false when it stops being leader. */
   readonly #leadershipListeners: Array<(isLeader: boolean) => void> = [];
   readonly #installListeners: Array<() => void> = [];
+  #defragListener: ((op: DefragOp, num: number, text: string) => void) | null = null;
   /** Called after each applied batch with the newest revision (lock and election waiters). */
   readonly #appliedListeners = new Set<(revision: number) => void>();
 
@@ -228,6 +229,23 @@ export class RaftNode {
    * worker replaces its state with the copy (one transaction), then Raft takes the snapshot and
    * the log continues after it. Entries the copy already covers are skipped by the apply worker.
    */
+  /**
+   * Defragment's messages to the apply worker (apply_protocol.ts MSG_DEFRAG), in order with the
+   * committed entries; its replies go to onReply, in order with its results (a reply is handled before
+   * the results and APPLIED of entries applied after it).
+   */
+  async sendDefrag(op: DefragOp, text: string): Promise<void> {
+    const len = defragMsgBytes(text);
+    const slot = this.#toApply.reserve(len) ?? await this.#applySlotWhenFree(len);
+    writeDefragMsg(slot, op, 0, text);
+    this.#toApply.commit();
+    this.#toApply.notify();
+  }
+
+  onDefragReply(fn: ((op: DefragOp, num: number, text: string) => void) | null): void {
+    this.#defragListener = fn;
+  }
+
   async installSnapshot(msg: Message, dir: string): Promise<void> {
     if (this.#stopped || msg.snapshot === null) return;
     const index = msg.snapshot.metadata.index;
@@ -830,6 +848,11 @@ export class RaftNode {
         this.#onDurableRevision(a.revision);
       }
       for (const fn of this.#appliedListeners) fn(a.revision);
+      return;
+    }
+    if (m[0] === MSG_DEFRAG) {
+      const d = readDefragMsg(m);
+      this.#defragListener?.(d.op, d.num, d.text);
       return;
     }
     if (m[0] === MSG_LEASE) {

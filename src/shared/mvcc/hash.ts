@@ -54,3 +54,31 @@ function isNewestPutAt(dbs: Dbs, key: Buffer, r: number, sub: number, at: number
   }
   return false;
 }
+
+/**
+ * Maintenance.Hash: etcd hashes its whole bbolt file's buckets (all keys and values but meta's
+ * consistent index). Ours is crc32c over every table's name and records in key order, with the meta
+ * state's applied index left out (as etcd leaves out its consistent index) and the compaction worker's
+ * progress record too (it differs between members while a physical compaction runs). Members with the
+ * same applied state and finished compactions have the same hash; the value is not etcd's (the layouts
+ * differ).
+ */
+export function hashAll(dbs: Dbs, st: State): { hash: number; revision: number } {
+  let h = 0;
+  const add = (b: Uint8Array): void => {
+    h = crc32c(b, 0, b.length, h);
+  };
+  for (const name of ['latest', 'history', 'revlog', 'leases', 'leasekeys', 'cluster'] as const) {
+    add(Buffer.from(name));
+    for (const { key, value } of dbs[name].getRange({}) as Iterable<{ key: Buffer; value: Buffer }>) {
+      add(key);
+      add(value);
+    }
+  }
+  const meta = Buffer.alloc(16);
+  meta.writeDoubleBE(st.rev, 0);
+  meta.writeDoubleBE(st.compactRev, 8);
+  add(Buffer.from('meta'));
+  add(meta);
+  return { hash: h >>> 0, revision: st.rev };
+}

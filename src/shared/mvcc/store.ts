@@ -14,12 +14,13 @@ import { State, readProgress, readState, writeState } from './meta';
 import { applyRange } from './range';
 import { isTxnReadonly, readTxn } from './txn_read';
 import { ReadView } from './view';
-import { hashKV } from './hash';
+import { hashAll, hashKV } from './hash';
 import { EventsOptions, EventsResult, readEvents } from './events';
 import { AuthSnapshot, readAuthSnapshot } from './auth';
+import { alarmText, listAlarms, StoredAlarm } from './alarms';
 
-export { isTxnReadonly };
-export type { MemberAttributes, StoredLease, AuthSnapshot };
+export { alarmText, isTxnReadonly };
+export type { MemberAttributes, StoredAlarm, StoredLease, AuthSnapshot };
 
 export interface OpenOptions {
   readOnly?: boolean;
@@ -27,10 +28,34 @@ export interface OpenOptions {
 }
 
 export class MvccStore {
-  readonly #dbs: Dbs;
+  /** Replaced by reopen (Defragment switches the store to a compacted copy); every call reads it anew. */
+  #dbs: Dbs;
+  #dir: string | null = null;
 
-  protected constructor(dbs: Dbs) {
+  protected constructor(dbs: Dbs, dir: string | null = null) {
     this.#dbs = dbs;
+    this.#dir = dir;
+  }
+
+  /** The directory this handle reads (null for a store opened by a subclass without one). */
+  get dir(): string | null {
+    return this.#dir;
+  }
+
+  /**
+   * Switches this handle to the environment in dir (a defragmented copy with the same content) and
+   * closes the previous one. Callers keep the same MvccStore object; the next call reads the new one.
+   */
+  async reopen(dir: string): Promise<void> {
+    const old = this.#dbs;
+    this.swapDbs(MvccStore.openDbs(dir, {}), dir);
+    await old.root.close();
+  }
+
+  /** Installs dbs (opened on dir) in place of the current handles; subclasses that keep their own copy override it. */
+  protected swapDbs(dbs: Dbs, dir: string): void {
+    this.#dbs = dbs;
+    this.#dir = dir;
   }
 
   /**
@@ -38,7 +63,7 @@ export class MvccStore {
    * when the store does not exist yet (a reader started before the apply worker), it is created writable.
    */
   static open(dir: string, opts: OpenOptions = {}): MvccStore {
-    return new MvccStore(MvccStore.openDbs(dir, opts));
+    return new MvccStore(MvccStore.openDbs(dir, opts), dir);
   }
 
   /** open's LMDB handles (the writer's open shares them). */
@@ -78,6 +103,11 @@ export class MvccStore {
    * at start and after every applied auth change). */
   authSnapshot(): AuthSnapshot {
     return this.#read(() => readAuthSnapshot(this.#dbs));
+  }
+
+  /** The active alarms as applied here, by type then member ID (etcd's alarm store). */
+  alarms(): StoredAlarm[] {
+    return this.#read(() => listAlarms(this.#dbs));
   }
 
   /** Every stored lease with its TTL and last checkpointed remaining TTL (the lessor loads these at start). */
@@ -179,9 +209,15 @@ export class MvccStore {
     return this.#read(() => hashKV(this.#dbs, readState(this.#dbs), rev));
   }
 
-  /** Writes a consistent copy of the environment into dir (data.mdb), for a follower's snapshot. */
-  backup(dir: string): Promise<void> {
-    return (this.#dbs.root as unknown as { backup(p: string, compact: boolean): Promise<void> }).backup(dir, false);
+  /** Maintenance.Hash: a hash of every table (hash.ts hashAll) and the revision it covers. */
+  hash(): { hash: number; revision: number } {
+    return this.#read(() => hashAll(this.#dbs, readState(this.#dbs)));
+  }
+
+  /** Writes a consistent copy of the environment into dir (data.mdb), for a follower's snapshot, or
+   *  with compact (Defragment) page by page from the B-trees, leaving out free pages. */
+  backup(dir: string, compact = false): Promise<void> {
+    return (this.#dbs.root as unknown as { backup(p: string, compact: boolean): Promise<void> }).backup(dir, compact);
   }
 
   /**

@@ -18,6 +18,7 @@ import { applyAuth, AuthEvent, AuthRequest, AuthResponse, checkLeasePuts } from 
 import { AuthState } from '../../shared/auth/state';
 import { readAuthSnapshot } from '../../shared/mvcc/auth';
 import type { EntryAuth } from '../../shared/entry';
+import { AlarmGate, applyAlarm, gateRefusal, loadAlarmGate } from './alarm_apply';
 
 export type WriteRequest =
   | { kind: 'put'; req: etcdserverpb.IPutRequest }
@@ -31,6 +32,8 @@ export type WriteRequest =
   | { kind: 'leaseGrant'; req: etcdserverpb.ILeaseGrantRequest }
   | { kind: 'leaseRevoke'; req: etcdserverpb.ILeaseRevokeRequest }
   | { kind: 'leaseCheckpoint'; req: etcdserverpb.ILeaseCheckpointRequest }
+  /** etcd's Maintenance.Alarm, applied on every member (GET too: it is answered after the log, as etcd). */
+  | { kind: 'alarm'; req: etcdserverpb.IAlarmRequest }
   /** Committed through the log for its own sake (etcd's /health quorum GET): changes nothing. */
   | { kind: 'noop' }
   /** The Auth service's requests (auth_apply.ts). */
@@ -38,22 +41,27 @@ export type WriteRequest =
 
 export type WriteResult =
   | { ok: etcdserverpb.IPutResponse | etcdserverpb.IDeleteRangeResponse | etcdserverpb.ITxnResponse | etcdserverpb.ICompactionResponse
-      | etcdserverpb.ILeaseGrantResponse | etcdserverpb.ILeaseRevokeResponse | etcdserverpb.ILeaseCheckpointResponse | AuthResponse }
+      | etcdserverpb.ILeaseGrantResponse | etcdserverpb.ILeaseRevokeResponse | etcdserverpb.ILeaseCheckpointResponse | AuthResponse
+      | etcdserverpb.IAlarmResponse }
   | { err: { code: number; message: string } };
 
 export class MvccWriter extends MvccStore {
-  readonly #dbs: Dbs;
+  #dbs: Dbs;
   /** Applied index of no-op entries not yet written; folded into the next applyBatch or close. */
   #pendingApplied = 0;
   /** The auth store as of the last applied entry (rebuilt after each change, in the same transaction). */
   #auth: AuthState;
   /** What the main thread must learn from the auth requests applied since the last takeAuthEvents(). */
   #authEvents: AuthEvent[] = [];
+  /** Which active alarms refuse which requests (etcd's capped and corrupt appliers). Only this
+   *  writer changes alarms, so the cache is refreshed after each applied Alarm and each install. */
+  #alarmGate: AlarmGate;
 
-  private constructor(dbs: Dbs) {
-    super(dbs);
+  private constructor(dbs: Dbs, dir: string) {
+    super(dbs, dir);
     this.#dbs = dbs;
     this.#auth = new AuthState(readAuthSnapshot(dbs));
+    this.#alarmGate = loadAlarmGate(dbs);
   }
 
   /** The auth events of the batches applied since the last call (in apply order). */
@@ -65,7 +73,25 @@ export class MvccWriter extends MvccStore {
 
   /** Opens (or creates) the store in dir for writing. */
   static override open(dir: string, opts: OpenOptions = {}): MvccWriter {
-    return new MvccWriter(MvccStore.openDbs(dir, { ...opts, readOnly: false }));
+    return new MvccWriter(MvccStore.openDbs(dir, { ...opts, readOnly: false }), dir);
+  }
+
+  protected override swapDbs(dbs: Dbs, dir: string): void {
+    super.swapDbs(dbs, dir);
+    this.#dbs = dbs;
+    this.#alarmGate = loadAlarmGate(dbs);
+  }
+
+  /**
+   * Takes over other's environment (a copy this worker has caught up) and closes its own; other must
+   * not be used afterwards. Keeps this writer's pending no-op applied index.
+   */
+  async adopt(other: MvccWriter): Promise<void> {
+    const old = this.#dbs;
+    const dir = other.dir;
+    if (dir === null) throw new Error('invariant: adopt needs a writer opened on a directory');
+    this.swapDbs(other.#dbs, dir);
+    await old.root.close();
   }
 
   /**
@@ -100,6 +126,8 @@ export class MvccWriter extends MvccStore {
 
   #applyOne(st: State, req: WriteRequest, index: number, ai: EntryAuth | null): WriteResult {
     const wt = new WriteTxn(this.#dbs, st.rev, st.compactRev);
+    const refused = gateRefusal(this.#alarmGate, req);
+    if (refused !== null) return { err: refused.toWire() };
     try {
       this.#checkPermission(req, ai);
       let ok: WriteResult extends infer R ? (R extends { ok: infer O } ? O : never) : never;
@@ -126,6 +154,10 @@ export class MvccWriter extends MvccStore {
           ok = { ...r.resp, header: { revision: st.rev } };
           break;
         }
+        case 'alarm':
+          ok = applyAlarm(this.#dbs, req.req);
+          this.#alarmGate = loadAlarmGate(this.#dbs);
+          break;
         default: return assertNever(req);
       }
       if (wt.changes > 0) st.rev = wt.beginRev + 1;
@@ -195,6 +227,7 @@ export class MvccWriter extends MvccStore {
       this.#pendingApplied = 0;
       this.#auth = new AuthState(readAuthSnapshot(dbs));
       this.#authEvents.push({ type: 'changed' });
+      this.#alarmGate = loadAlarmGate(dbs);
       return readState(dbs).applied;
     } finally {
       void src.root.close();
