@@ -10,7 +10,7 @@ import { strict as assert } from 'node:assert';
 import { etcdserverpb } from '../../src/shared/gen/etcd';
 import { etcdctl } from '../support/etcdctl';
 import { RawGrpc } from '../support/grpc_raw';
-import { cleanupServersAfter, freePort, Server, startEtcdTs } from '../support/procs';
+import { cleanupServersAfter, Server, startEtcdTsCluster } from '../support/procs';
 
 async function ctlOk(s: Server, args: string[], input?: string): Promise<string> {
   const r = await etcdctl(s.endpoint, args, { input });
@@ -38,25 +38,7 @@ describe('NOSPACE alarm on a 3-member cluster', function () {
   cleanupServersAfter(() => members);
 
   before(async () => {
-    const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
-    const names = ['m1', 'm2', 'm3'];
-    const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[3 + i]}`).join(',');
-    const extraArgs = ['--quota-backend-bytes', String(1024 * 1024)];
-    members.push(
-      ...(await Promise.all(
-        names.map((name, i) =>
-          startEtcdTs({
-            name,
-            clientPort: ports[i],
-            peerPort: ports[3 + i],
-            initialCluster,
-            token: 'alarm-test',
-            readyTimeoutMs: 60_000,
-            extraArgs,
-          }),
-        ),
-      )),
-    );
+    members.push(...(await startEtcdTsCluster(3, 'alarm-test', { extraArgs: ['--quota-backend-bytes', String(1024 * 1024)] })));
   });
 
   it('is raised through the log on every member, latches, persists, and is disarmed everywhere', async () => {

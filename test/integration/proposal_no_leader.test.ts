@@ -14,7 +14,7 @@
 //   npx tsc -p . && npx mocha --no-config --exit --timeout 180000 dist/test/integration/proposal_no_leader.test.js
 import { strict as assert } from 'node:assert';
 import { RawGrpc } from '../support/grpc_raw';
-import { cleanupServersAfter, freePort, Server, startEtcdTs } from '../support/procs';
+import { cleanupServersAfter, Server, startEtcdTsCluster } from '../support/procs';
 import { etcdserverpb } from '../../src/shared/gen/etcd';
 import { GrpcCode } from '../../src/shared/errors';
 import { sleep } from './watch_client';
@@ -41,23 +41,7 @@ describe('a write on a member with no leader waits for one (etcd 3.4), and is ne
   cleanupServersAfter(() => members);
 
   before(async () => {
-    const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
-    const names = ['m1', 'm2', 'm3'];
-    const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[3 + i]}`).join(',');
-    members.push(
-      ...(await Promise.all(
-        names.map((name, i) =>
-          startEtcdTs({
-            name,
-            clientPort: ports[i],
-            peerPort: ports[3 + i],
-            initialCluster,
-            token: 'no-leader-test',
-            readyTimeoutMs: 60_000,
-          }),
-        ),
-      )),
-    );
+    members.push(...(await startEtcdTsCluster(3, 'no-leader-test')));
   });
 
   it('times out with "request timed out" and is dropped; without a deadline it is applied once a leader is back', async () => {

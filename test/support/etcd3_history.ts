@@ -20,6 +20,7 @@
 import { handleWhen, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError } from 'etcd3';
 import { HistoryOp } from './history_check';
+import { mulberry32 } from '../../src/shared/random';
 
 export interface Etcd3WorkloadOptions {
   hosts: string[]; // "http://127.0.0.1:PORT"
@@ -37,17 +38,8 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** A small seeded generator (mulberry32): the op mix replays for a seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded generator (src/shared/random.ts mulberry32): the op mix replays for a seed. */
+const rng = mulberry32;
 
 function errText(e: Error): string {
   return `${e.constructor.name}: ${e.message}`;
