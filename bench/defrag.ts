@@ -120,14 +120,18 @@ async function run(kind: ServerKind): Promise<void> {
     const c = new RawGrpc(s.endpoint);
     const t1 = performance.now();
     let defragMs = 0;
+    let defragError: unknown = null;
     const defrag = (async () => {
       await new Promise((r) => setTimeout(r, 300)); // load first
       const t = performance.now();
       await call(c, '/etcdserverpb.Maintenance/Defragment', new Uint8Array(0));
       defragMs = performance.now() - t;
       await new Promise((r) => setTimeout(r, 300));
-    })();
+    })().catch((e: unknown) => {
+      defragError = e;
+    });
     const during = await load(s, defrag);
+    if (defragError !== null) throw defragError;
     c.close();
     const after = await dbSize(s);
     console.log(
@@ -141,6 +145,9 @@ async function run(kind: ServerKind): Promise<void> {
         .find((l) => l.includes('"msg":"defragmented"'));
       if (line) console.log(`${kind}: server log: ${line}`);
     }
+  } catch (e) {
+    console.error(`${kind}: failed; server stderr (tail):\n${s.stderr().split('\n').slice(-40).join('\n')}`);
+    throw e;
   } finally {
     await s.stop();
     removeDataDir(s);

@@ -17,8 +17,9 @@
 //   lmdb.current := dir (generation.ts: durable), then the old directory is removed
 //
 // The watch worker and the range workers switch by themselves: a range task names its directory, and
-// the watch worker reopens the newest generation when the revision it is told of is past its store's
-// (only the switch can make that happen: a revision is announced only once applied).
+// the watch worker reopens the store named in member/lmdb.active (written at the switch) when the
+// revision it is told of is past its store's (only the switch can make that happen: a revision is
+// announced only once applied).
 // Until the pointer is written a restart uses the old directory, which holds everything the WAL does
 // not replay: the WAL is released only after a sync, which after the switch syncs the new directory
 // and is answered after `reopened` (the compaction worker's messages are ordered).
@@ -27,7 +28,7 @@ import type { Worker } from 'node:worker_threads';
 import { DefragOp } from '../shared/apply_protocol';
 import { assertCompactFromWorker, copyMsg, reopenMsg } from '../shared/compact_protocol';
 import { EtcdError, GrpcCode } from '../shared/errors';
-import { nextLmdbDir, setCurrentLmdbDir } from '../shared/store_generation';
+import { nextLmdbDir, setActiveLmdbDir, setCurrentLmdbDir } from '../shared/store_generation';
 import type { MvccStore } from '../shared/mvcc/store';
 import type { Logger } from './log';
 import type { RaftNode } from './node/node';
@@ -84,6 +85,7 @@ export class Defragmenter {
       // messages behind it: nothing on this thread reads the old environment after a later revision.
       const pauseMs = await this.#applyStep(DefragOp.Switch, dir, DefragOp.Switched, () => {
         void d.store.reopen(dir); // the switch is synchronous; the promise is the old handle's close
+        setActiveLmdbDir(d.memberDir, dir); // for the watch worker, before any later revision is announced
         d.onSwitched(dir);
       });
       await this.#compactorStep('reopened', (id) => reopenMsg(id, dir));

@@ -66,14 +66,36 @@ export function removeOtherGenerations(memberDir: string): void {
       fs.rmSync(path.join(memberDir, name), { recursive: true, force: true });
   }
   fs.rmSync(path.join(memberDir, `${POINTER}.tmp`), { force: true });
+  fs.rmSync(path.join(memberDir, ACTIVE), { force: true });
+  fs.rmSync(path.join(memberDir, `${ACTIVE}.tmp`), { force: true });
 }
 
-/** The newest generation directory under memberDir (the one the apply worker writes once switched). */
-export function newestLmdbDir(memberDir: string): string {
-  let best = 0;
-  for (const name of fs.readdirSync(memberDir)) {
-    const m = /^lmdb-(\d+)$/.exec(name);
-    if (m && Number(m[1]) > best) best = Number(m[1]);
+const ACTIVE = 'lmdb.active';
+
+/**
+ * Records dir as the store every thread must read from now on (the main thread, when the apply worker
+ * has switched to it). Not synced: only running threads read it (the watch worker); a restart goes by
+ * lmdb.current.
+ */
+export function setActiveLmdbDir(memberDir: string, dir: string): void {
+  const tmp = path.join(memberDir, `${ACTIVE}.tmp`);
+  fs.writeFileSync(tmp, path.basename(dir));
+  fs.renameSync(tmp, path.join(memberDir, ACTIVE));
+}
+
+/** The store the apply worker writes to, as the main thread last recorded it (else lmdb.current). */
+export function activeLmdbDir(memberDir: string): string {
+  try {
+    const name = fs.readFileSync(path.join(memberDir, ACTIVE), 'utf8').trim();
+    if (/^lmdb-\d+$/.test(name)) return path.join(memberDir, name);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
-  return path.join(memberDir, best === 0 ? BASE : `${BASE}-${best}`);
+  return currentLmdbDir(memberDir);
+}
+
+/** The generation number of a store directory (lmdb: 0). */
+export function generationOf(dir: string): number {
+  const name = path.basename(dir);
+  return name === BASE ? 0 : Number(name.slice(BASE.length + 1));
 }

@@ -4,6 +4,7 @@
 // The store is opened once per worker thread; LMDB shares one environment across threads.
 import { etcdserverpb } from '../shared/gen/etcd';
 import { MvccStore } from '../shared/mvcc/store';
+import { generationOf } from '../shared/store_generation';
 import { EtcdError } from '../shared/errors';
 import { HeaderMaker } from '../shared/header';
 import type { RangeTask, RangeTaskResult } from '../shared/range_protocol';
@@ -13,8 +14,10 @@ let store: MvccStore | null = null;
 let headers: HeaderMaker | null = null;
 
 export default function rangeTask(task: RangeTask): RangeTaskResult {
-  if (store !== null && store.dir !== task.lmdbDir) {
-    // Defragment switched the store to a new directory (src/main/defrag.ts): follow it.
+  // Defragment switched the store to a newer directory (src/main/defrag.ts): follow it. A task queued
+  // before the switch may name the older one (removed by now): it reads the newer store, which holds
+  // at least what that task could see.
+  if (store !== null && store.dir !== task.lmdbDir && generationOf(task.lmdbDir) > generationOf(store.dir ?? '')) {
     void store.close();
     store = null;
   }

@@ -18,7 +18,7 @@ import type { WatcherOptions } from './watch/watcher';
 import { KEY_INF } from './watch/interval_index';
 import { watchIdFieldBytes, writeWatchIdField } from './watch/encode';
 import { assert } from '../shared/errors';
-import { newestLmdbDir } from '../shared/store_generation';
+import { activeLmdbDir } from '../shared/store_generation';
 import * as path from 'node:path';
 
 /** Test switches (src/shared/switches.ts): read once, at load. */
@@ -176,12 +176,13 @@ const memberDir = path.dirname(init.lmdbDir);
 /**
  * Defragment moved the store to a new directory (src/main/defrag.ts): a revision announced past what
  * this handle holds can only come from there (a revision is announced once applied), so switch to the
- * newest generation before reading up to rev. Checked before every pass, every create, and with the
+ * store the main thread recorded as active (it does so before announcing any later revision) before
+ * reading up to rev. Checked before every pass, every create, and with the
  * revision a fan-out reads up to.
  */
 function followDefrag(rev = signal.revision()): void {
   if (rev <= store.revision) return;
-  const dir = newestLmdbDir(memberDir);
+  const dir = activeLmdbDir(memberDir);
   if (dir !== store.dir) void store.reopen(dir);
 }
 
