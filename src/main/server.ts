@@ -249,11 +249,13 @@ export class EtcdServer {
 
   // Writes carry the caller's user into the log; the apply worker checks them against the auth store
   // as it is when they apply (etcd's authApplierV3), so a denied write still takes a Raft index, as in etcd.
-  async #put(body: Uint8Array, ctx?: KvContext): Promise<Uint8Array> {
+  // Not async: below the quota a Put goes straight to propose(), without a promise or turn of its own.
+  #put(body: Uint8Array, ctx?: KvContext): Promise<Uint8Array> {
     const req = decodeRequest(() => etcdserverpb.PutRequest.decode(body));
     validatePut(req);
     const auth = this.#d.auth.entryAuth(ctx);
-    await this.#checkQuota(costPut(req));
+    const cost = costPut(req);
+    if (this.#overQuota(cost)) return this.#refuseNoSpace(cost);
     return this.#d.node.propose(RequestKind.Put, body, ctx?.onCancel, auth);
   }
 
@@ -262,18 +264,23 @@ export class EtcdServer {
     return this.#d.node.propose(RequestKind.DeleteRange, body, ctx?.onCancel, this.#d.auth.entryAuth(ctx));
   }
 
-  async #txn(body: Uint8Array, ctx?: KvContext): Promise<Uint8Array> {
+  #txn(body: Uint8Array, ctx?: KvContext): Promise<Uint8Array> {
     const req = decodeRequest(() => etcdserverpb.TxnRequest.decode(body));
     validateTxn(req, this.#d.cfg.maxTxnOps);
     // As etcd's quotaKVServer, every txn is checked, a read-only one at cost 0 (refused once the
     // database has reached the quota).
-    await this.#checkQuota(costTxn(req));
+    const cost = costTxn(req);
+    if (this.#overQuota(cost)) return this.#refuseNoSpace(cost);
     if (!isTxnReadonly(req)) {
       const auth = this.#d.auth.entryAuth(ctx);
       return this.#d.node.propose(RequestKind.Txn, body, ctx?.onCancel, auth);
     }
-    // As etcd: a txn that only reads is served from local state, after a ReadIndex barrier
-    // unless every range in it is serializable.
+    return this.#txnReadOnly(req, ctx);
+  }
+
+  /** As etcd: a txn that only reads is served from local state, after a ReadIndex barrier unless
+   * every range in it is serializable. */
+  async #txnReadOnly(req: etcdserverpb.TxnRequest, ctx?: KvContext): Promise<Uint8Array> {
     if (!isTxnSerializable(req)) await this.#d.node.readBarrier();
     return this.#d.auth.serialized(ctx, (st, ai) => st.checkTxn(ai, req), () => {
       const resp = this.#d.store.txnReadOnly(req);
@@ -299,15 +306,26 @@ export class EtcdServer {
    * (src/workers/mvcc/alarm_apply.ts). Deletes and compactions stay allowed. A negative quota turns the
    * check off, as etcd. The size is sampled at most every quotaSampleMs.
    */
+  /** etcd's quota check, with the LeaseGrant path's signature: resolves, or refuses over the quota. */
   async #checkQuota(cost: number): Promise<void> {
+    if (this.#overQuota(cost)) await this.#refuseNoSpace(cost);
+  }
+
+  /** The database size (sampled at most every quotaSampleMs) plus cost reaches the quota. */
+  #overQuota(cost: number): boolean {
     const quota = this.#d.cfg.quotaBackendBytes;
-    if (quota < 0) return;
+    if (quota < 0) return false;
     const now = Date.now();
     if (now - this.#dbSizeAt > limits.quotaSampleMs) {
       this.#dbSize = this.#d.store.dbSizeBytes();
       this.#dbSizeAt = now;
     }
-    if (this.#dbSize + cost < quota) return;
+    return this.#dbSize + cost >= quota;
+  }
+
+  /** Over the quota: raises this member's NOSPACE alarm through the log (once), then refuses. */
+  async #refuseNoSpace(cost: number): Promise<never> {
+    const quota = this.#d.cfg.quotaBackendBytes;
     const own = this.#d.memberId;
     const raised = this.#d.store.alarms().some((a) => a.memberId === own && a.alarm === etcdserverpb.AlarmType.NOSPACE);
     if (!raised) {

@@ -8,7 +8,7 @@
 //   npm run build && npx mocha --no-config --exit --timeout 180000 dist/test/integration/alarm_cluster.test.js
 import { strict as assert } from 'node:assert';
 import { etcdserverpb } from '../../src/shared/gen/etcd';
-import { etcdctl } from '../support/etcdctl';
+import { etcdctl, fillUntilRefused } from '../support/etcdctl';
 import { RawGrpc } from '../support/grpc_raw';
 import { cleanupServersAfter, Server, startEtcdTsCluster } from '../support/procs';
 
@@ -43,12 +43,7 @@ describe('NOSPACE alarm on a 3-member cluster', function () {
 
   it('is raised through the log on every member, latches, persists, and is disarmed everywhere', async () => {
     const [m1, m2, m3] = members;
-    const value = 'q'.repeat(64 * 1024);
-    let refused = '';
-    for (let i = 0; i < 200 && refused === ''; i++) {
-      const r = await etcdctl(m1.endpoint, ['put', `quota/${i}`], { input: value });
-      if (r.code !== 0) refused = r.stderr.trim().split('\n').pop() as string;
-    }
+    const refused = await fillUntilRefused(m1);
     assert.equal(refused, 'Error: etcdserver: mvcc: database space exceeded');
     const m1Id = /member_id":(\d+)/.exec(await ctlOk(m1, ['endpoint', 'status', '-w', 'json']))?.[1];
     const expected = `memberID:${m1Id} alarm:NOSPACE `;

@@ -17,7 +17,7 @@
 import * as assert from 'node:assert/strict';
 import { etcdserverpb } from '../../src/shared/gen/etcd';
 import { uint64ToLong } from '../../src/shared/long';
-import { etcdctl, normalize } from '../support/etcdctl';
+import { etcdctl, normalize, fillUntilRefused } from '../support/etcdctl';
 import { RawGrpc } from '../support/grpc_raw';
 import { cleanupServersAfter, Server, startEtcd, startEtcdTs } from '../support/procs';
 
@@ -131,15 +131,6 @@ async function runSteps(ref: Side, ours: Side, steps: Step[], anyRevision = fals
     if (process.env.ETCD_TS_DIFF_SHOW) console.log(`--- ${label}\n${a}`);
     assert.equal(b, a, `step: ${label}`);
   }
-}
-
-async function fillUntilRefused(s: Server): Promise<string> {
-  const value = 'q'.repeat(64 * 1024);
-  for (let i = 0; i < 200; i++) {
-    const r = await etcdctl(s.endpoint, ['put', `quota/${i}`], { input: value });
-    if (r.code !== 0) return r.stderr.trim().split('\n').pop() as string;
-  }
-  return 'never refused';
 }
 
 describe('alarms against etcd 3.4', function () {

@@ -6,18 +6,10 @@
 // Unknown with the same text, because etcd's recipes call the server through its Go client).
 import { strict as assert } from 'node:assert';
 import { etcdserverpb, v3electionpb, v3lockpb } from '../../src/shared/gen/etcd';
-import { etcdctl } from '../support/etcdctl';
+import { etcdctl, fillUntilRefused } from '../support/etcdctl';
 import { RawGrpc } from '../support/grpc_raw';
 import { cleanupServersAfter, Server, startEtcd, startEtcdTs } from '../support/procs';
 
-async function fillUntilRefused(s: Server): Promise<string> {
-  const value = 'q'.repeat(64 * 1024);
-  for (let i = 0; i < 200; i++) {
-    const r = await etcdctl(s.endpoint, ['put', `quota/${i}`], { input: value });
-    if (r.code !== 0) return r.stderr.trim().split('\n').pop() as string;
-  }
-  return 'never refused';
-}
 
 describe('--quota-backend-bytes', function () {
   this.timeout(120_000);

@@ -71,3 +71,14 @@ export function normalize(r: EtcdctlResult): string {
     .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT');
   return `exit code: ${r.code}\n--- stdout ---\n${fix(r.stdout)}\n--- stderr ---\n${fix(r.stderr)}`;
 }
+
+/** Puts 64 KiB values (etcdctl, one at a time) until one is refused: the last line of its error, or
+ * 'never refused' after 200 (about 12.5 MiB). For the --quota-backend-bytes and NOSPACE tests. */
+export async function fillUntilRefused(s: { endpoint: string }): Promise<string> {
+  const value = 'q'.repeat(64 * 1024);
+  for (let i = 0; i < 200; i++) {
+    const r = await etcdctl(s.endpoint, ['put', `quota/${i}`], { input: value });
+    if (r.code !== 0) return r.stderr.trim().split('\n').pop() as string;
+  }
+  return 'never refused';
+}

@@ -421,7 +421,8 @@ export class RaftNode {
       try {
         submit(id);
       } catch (e) {
-        if (!(e instanceof ProposalDroppedError)) throw e;
+        // Runs from setImmediate: a throw would be an uncaught exception, not the crash policy.
+        if (!(e instanceof ProposalDroppedError)) fatal(this.#log, 'proposing a write that waited for a leader failed', e);
         this.#proposals.delete(id);
         clearTimeout(p.timer);
         p.reject(p.dropped());
