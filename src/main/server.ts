@@ -206,7 +206,7 @@ export class EtcdServer {
     validateRange(req);
     if (!req.serializable) await this.#d.node.readBarrier();
     const gate = this.#d.auth;
-    if (!gate.enabled && ctx?.metadata?.token === undefined && ctx?.metadata?.authorization === undefined) return this.#rangeLocal(req, body);
+    if (!gate.mustCheck(ctx)) return this.#rangeLocal(req, body);
     return gate.serialized(ctx, (st, ai) => st.checkRange(ai, req.key, req.rangeEnd), () => this.#rangeLocal(req, body));
   }
 
@@ -282,11 +282,14 @@ export class EtcdServer {
    * every range in it is serializable. */
   async #txnReadOnly(req: etcdserverpb.TxnRequest, ctx?: KvContext): Promise<Uint8Array> {
     if (!isTxnSerializable(req)) await this.#d.node.readBarrier();
-    return this.#d.auth.serialized(ctx, (st, ai) => st.checkTxn(ai, req), () => {
-      const resp = this.#d.store.txnReadOnly(req);
-      resp.header = this.header(toNum(resp.header?.revision));
-      return etcdserverpb.TxnResponse.encode(resp).finish();
-    });
+    if (!this.#d.auth.mustCheck(ctx)) return this.#txnLocal(req);
+    return this.#d.auth.serialized(ctx, (st, ai) => st.checkTxn(ai, req), () => this.#txnLocal(req));
+  }
+
+  #txnLocal(req: etcdserverpb.TxnRequest): Uint8Array {
+    const resp = this.#d.store.txnReadOnly(req);
+    resp.header = this.header(toNum(resp.header?.revision));
+    return etcdserverpb.TxnResponse.encode(resp).finish();
   }
 
   async #compact(body: Uint8Array, onCancel?: OnCancel, auth: EntryAuth | null = null): Promise<Uint8Array> {

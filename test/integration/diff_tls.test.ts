@@ -10,7 +10,7 @@
 //   ETCD_TS_DIFF_TARGET=etcd ...    side B is a second real etcd: must pass (validates the harness)
 //   ETCD_TS_DIFF_SHOW=1 ...         also print the reference output of every case
 import * as assert from 'node:assert/strict';
-import { makeTestPki, removeTestPki, TestPki } from '../support/certs';
+import { makeTestPki, removeTestPki, TestPki, clientAuthTlsArgs } from '../support/certs';
 import { etcdctl, EtcdctlResult, normalize as normalizeKv } from '../support/etcdctl';
 import { cleanupServersAfter, ClientTlsFiles, ctlTlsArgs, Server, startEtcd, startKind, targetKind } from '../support/procs';
 
@@ -70,17 +70,7 @@ describe('differential TLS: etcdctl with client certificates against real etcd v
     };
     const opts = {
       clientTls: files.client,
-      extraArgs: [
-        '--cert-file',
-        pki.server.cert,
-        '--key-file',
-        pki.server.key,
-        '--trusted-ca-file',
-        pki.ca,
-        '--client-cert-auth',
-        '--client-crl-file',
-        pki.crl,
-      ],
+      extraArgs: clientAuthTlsArgs(pki),
     };
     [a, b] = await Promise.all([startEtcd(opts), startKind(targetB, opts)]);
   });

@@ -14,7 +14,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { makeTestPki, removeTestPki, TestPki } from '../support/certs';
+import { makeTestPki, removeTestPki, TestPki, clientAuthTlsArgs } from '../support/certs';
 import { WsClient } from '../support/http_client';
 import { etcdctl } from '../support/etcdctl';
 import { cleanupServersAfter, ctlTlsArgs, etcdTsCli, freePort, Server, startKind, targetKind } from '../support/procs';
@@ -38,17 +38,7 @@ describe(`client TLS (${kind})`, function () {
     pki = makeTestPki();
     s = await startKind(kind, {
       clientTls: { ca: pki.ca, cert: pki.client.cert, key: pki.client.key },
-      extraArgs: [
-        '--cert-file',
-        pki.server.cert,
-        '--key-file',
-        pki.server.key,
-        '--trusted-ca-file',
-        pki.ca,
-        '--client-cert-auth',
-        '--client-crl-file',
-        pki.crl,
-      ],
+      extraArgs: clientAuthTlsArgs(pki),
     });
   });
 

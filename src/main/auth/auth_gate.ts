@@ -60,6 +60,13 @@ export class AuthGate {
     return this.#state.enabled;
   }
 
+  /** Whether a local read must go through serialized(): auth is on, or the call carries a token (an
+   * unknown one is refused). Otherwise the read runs as it is, with no closure or promise of its own. */
+  mustCheck(ctx: AuthContext | undefined): boolean {
+    const md = ctx?.metadata;
+    return this.#state.enabled || md?.token !== undefined || md?.authorization !== undefined;
+  }
+
   #onApplied(m: AuthMsg): void {
     switch (m.type) {
       case 'changed': {

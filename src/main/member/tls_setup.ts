@@ -15,7 +15,7 @@ export interface MemberTls {
   peer: TlsInfo;
 }
 
-function resolveOne(cfg: Config, log: Logger, info: TlsInfo, urls: URL[], _dir: string): TlsInfo {
+function resolveOne(cfg: Config, log: Logger, info: TlsInfo, urls: URL[]): TlsInfo {
   if (!info.autoTls) return info;
   const what = info.flagPrefix === '' ? 'client' : 'peer';
   if (info.certFile !== '') {
@@ -34,8 +34,8 @@ function resolveOne(cfg: Config, log: Logger, info: TlsInfo, urls: URL[], _dir: 
 /** Throws ConfigError with one line naming the file when a certificate file a port needs is unusable. */
 export function resolveTls(cfg: Config, log: Logger): MemberTls {
   const clientUrls = [...cfg.listenClientUrls, ...cfg.listenClientHttpUrls];
-  const client = resolveOne(cfg, log, cfg.clientTls, clientUrls, cfg.dataDir);
-  const peer = resolveOne(cfg, log, cfg.peerTls, cfg.listenPeerUrls, cfg.dataDir);
+  const client = resolveOne(cfg, log, cfg.clientTls, clientUrls);
+  const peer = resolveOne(cfg, log, cfg.peerTls, cfg.listenPeerUrls);
   const peerUsesTls =
     cfg.listenPeerUrls.some((u) => u.protocol === 'https:') ||
     [...cfg.initialCluster.values()].flat().some((u) => u.startsWith('https://'));
