@@ -4,7 +4,6 @@
 import { etcdserverpb } from './gen/etcd';
 import { EtcdError, Errors, GrpcCode } from './errors';
 import { Int64 } from './long';
-import { isStorableKey } from './mvcc/keys';
 
 type Bytes = Uint8Array | null | undefined;
 
@@ -20,15 +19,6 @@ function isZero(v: Int64): boolean {
   return typeof v === 'number' ? v === 0 : v.isZero();
 }
 
-/**
- * LMDB keys are at most 1978 bytes; a stored user key also carries its escaping (0x00 -> 0x00 0xFF) and a
- * 14-byte revision suffix (shared/mvcc/keys.ts). etcd has no such limit; a larger key is refused as
- * "request is too large".
- */
-function checkKeyStorable(key: Bytes): void {
-  if (key && key.length > 0 && !isStorableKey(key)) throw Errors.requestTooLarge();
-}
-
 export function validateRange(r: etcdserverpb.IRangeRequest): void {
   if (len(r.key) === 0) throw Errors.emptyKey();
   // etcd 3.4 treats an unknown sort order as "fetch all, no sort": accepted here too.
@@ -42,7 +32,6 @@ export function validatePut(r: etcdserverpb.IPutRequest): void {
   if (len(r.key) === 0) throw Errors.emptyKey();
   if (r.ignoreValue && len(r.value) !== 0) throw Errors.valueProvided();
   if (r.ignoreLease && !isZero(r.lease)) throw Errors.leaseProvided();
-  checkKeyStorable(r.key);
 }
 
 export function validateDeleteRange(r: etcdserverpb.IDeleteRangeRequest): void {

@@ -107,15 +107,46 @@ describe('mvcc store: writes and revisions', () => {
     assert.deepEqual(d.range('a', 'a\x01', { revision: 4 }).kvs?.map((kv) => str(kv.key)), ['a', 'a\x00', 'a\x00\x00']);
   });
 
-  it('refuses a key too large for LMDB as "request is too large" (etcd has no such limit)', () => {
-    const r = d.apply({ kind: 'put', req: { key: Buffer.alloc(1965, 0x61), value: b('v') } });
-    assert.deepEqual(r, { err: { code: GrpcCode.InvalidArgument, message: 'etcdserver: request is too large' } });
-    d.put('a'.repeat(1964), 'fits');
-    // ranges with huge bounds still work
-    assert.equal(d.range('a'.repeat(3000)).kvs, undefined);
-    assert.deepEqual(d.range('a', 'a'.repeat(3000)).kvs?.map((kv) => str(kv.key).length), [1964]);
-    assert.deepEqual(d.range('a'.repeat(3000), '\x00').kvs, undefined);
-    assert.deepEqual(d.range('a'.repeat(1963) + '\x00'.repeat(2000), '\x00').kvs?.map((kv) => str(kv.key).length), [1964]);
+  it('stores keys longer than an LMDB key: prev_kv, old revisions, watch events, leases, compaction', () => {
+    const X = 'x'.repeat(1990);
+    const [k1, k2, k3] = [X + 'c', X + 'a', X + 'b']; // one bucket in xlatest and xhistory: stored by hash tag
+    const huge = 'h'.repeat(65536);
+    d.put('a'.repeat(1964), 'short');
+    const r1 = d.put(k1, 'v1');
+    d.put(k2, 'v2');
+    d.put(k3, 'v3');
+    d.put(huge, 'big');
+    assert.deepEqual(d.pairs(X, X + '\xff').map((p) => p.slice(1990)), ['a=v2', 'b=v3', 'c=v1']);
+    assert.deepEqual(d.range('\x00', '\x00').kvs?.map((kv) => str(kv.key).length), [1964, 65536, 1991, 1991, 1991]);
+    assert.equal(d.range(k3, k1, { countOnly: true }).count, 1);
+    assert.deepEqual(d.range(X, '\x00', { limit: 2 }).kvs?.map((kv) => str(kv.key).slice(1990)), ['a', 'b']);
+    const r2 = d.put(k1, 'v1b', { prevKv: true });
+    assert.equal(str(r2.prevKv?.value), 'v1');
+    assert.deepEqual(revs(d.range(k1).kvs?.[0]), [toNum(r1.header?.revision), toNum(r2.header?.revision), 2]);
+    assert.equal(str(d.range(k1, undefined, { revision: toNum(r1.header?.revision) }).kvs?.[0].value), 'v1');
+    // events carry the whole key
+    const ev = d.store.events(toNum(r2.header?.revision), { prevKv: true }).events;
+    assert.equal(str(ev[0].kv?.key), k1);
+    assert.equal(str(ev[0].prevKv?.value), 'v1');
+    // a lease revoke deletes its keys in key order, whatever their length
+    d.grantLease(7);
+    for (const k of [k1, 'b', k2, huge]) d.put(k, 'leased', { lease: 7 });
+    assert.deepEqual(d.store.leaseKeys(7n).map((k) => str(k)), ['b', huge, k2, k1]);
+    const before = d.store.revision;
+    d.revokeLease(7);
+    const dels = d.store.events(before + 1).events.map((e) => str(e.kv?.key));
+    assert.deepEqual(dels, ['b', huge, k2, k1]);
+    assert.deepEqual(d.pairs(X, X + '\xff').map((p) => p.slice(1990)), ['b=v3']);
+    // compaction removes the superseded long-key records and keeps reads at the compacted revision
+    const counts = d.store.recordCounts();
+    assert.ok('ok' in d.compact(d.store.revision));
+    while (!d.store.compactStep(2));
+    assert.ok(d.store.recordCounts().history < counts.history);
+    assert.deepEqual(d.pairs(X, X + '\xff').map((p) => p.slice(1990)), ['b=v3']);
+    // txn compares and deletes with long keys and long range ends
+    const t = d.txn({ compare: [{ key: b(k3), target: 3, result: 0, value: b('v3') }], success: [{ requestDeleteRange: { key: b(X), rangeEnd: b(X + 'c') } }] });
+    assert.equal(t.succeeded, true);
+    assert.equal(d.range(X, X + '\xff').kvs, undefined);
   });
 });
 

@@ -4,6 +4,7 @@
 //   history  key‖00 00‖rev‖sub   -> history record               every revision incl. tombstones (keys.ts)
 //   revlog   rev‖sub             -> user key                     global write order: watch replay, compaction
 //   meta     name                -> f64 fields                   state, compaction progress
+//   xlatest, xhistory                                            latest and history of keys too long for them (long_keys.ts)
 //
 // The apply worker is the only writer of latest/history/revlog/meta.state; the compaction worker removes
 // history+revlog records and writes meta.compact. LMDB serialises the two writers; readers never block.
@@ -15,6 +16,9 @@ export interface Dbs {
   history: Database<Buffer, Buffer>;
   revlog: Database<Buffer, Buffer>;
   meta: Database<Buffer, Buffer>;
+  /** `latest` and `history` of the keys that do not fit them (see long_keys.ts). */
+  xlatest: Database<Buffer, Buffer>;
+  xhistory: Database<Buffer, Buffer>;
   /** Lease ID -> lease record (see leases.ts). */
   leases: Database<Buffer, Buffer>;
   /** Lease ID ‖ user key -> empty: the keys attached to each lease (see leases.ts). */
@@ -46,5 +50,5 @@ export function openDbs(dir: string, opts: { readOnly?: boolean; mapSizeBytes?: 
   });
   const sub = (name: string): Database<Buffer, Buffer> =>
     root.openDB<Buffer, Buffer>({ name, keyEncoding: 'binary', encoding: 'binary' });
-  return { root, latest: sub('latest'), history: sub('history'), revlog: sub('revlog'), meta: sub('meta'), leases: sub('leases'), leasekeys: sub('leasekeys'), cluster: sub('cluster'), auth: sub('auth') };
+  return { root, latest: sub('latest'), history: sub('history'), revlog: sub('revlog'), meta: sub('meta'), xlatest: sub('xlatest'), xhistory: sub('xhistory'), leases: sub('leases'), leasekeys: sub('leasekeys'), cluster: sub('cluster'), auth: sub('auth') };
 }

@@ -4,7 +4,8 @@
 import { mvccpb } from '../gen/etcd';
 import { Errors } from '../errors';
 import { Dbs } from './dbs';
-import { decodeRevKey, historyKey, revKey } from './keys';
+import { decodeRevKey, revKey } from './keys';
+import { historyRecord } from './history';
 import { toPb } from './records';
 import { ReadView } from './view';
 
@@ -40,7 +41,7 @@ export function readEvents(view: ReadView, dbs: Dbs, fromRev: number, opts: Even
     lastRev = rev;
     const key = e.value;
     if (opts.filter && !opts.filter(key)) continue;
-    const rec = dbs.history.getBinary(historyKey(key, rev, sub));
+    const rec = historyRecord(dbs, key, rev, sub);
     if (rec === undefined) continue; // removed by compaction meanwhile
     const kv = view.decodeRecord(key, rev, sub, rec);
     const ev: mvccpb.IEvent = kv

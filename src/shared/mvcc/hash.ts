@@ -7,7 +7,8 @@ import { mvccpb } from '../gen/etcd';
 import { crc32c } from '../crc32c';
 import { Errors } from '../errors';
 import { Dbs } from './dbs';
-import { decodeRevKey, escapedBound, historyKey, revKey } from './keys';
+import { decodeRevKey, revKey } from './keys';
+import { historyRecord, newestRecord } from './history';
 import { Kv, RecordKind, historyKind, toPb } from './records';
 import { State } from './meta';
 import { ReadView } from './view';
@@ -34,7 +35,7 @@ export function hashKV(dbs: Dbs, st: State, reqRev: number): { hash: number; com
     const { rev: r, sub } = decodeRevKey(e.key as Buffer);
     const key = e.value;
     if (r <= st.compactRev && !isNewestPutAt(dbs, key, r, sub, keepAt)) continue;
-    const rec = dbs.history.getBinary(historyKey(key, r, sub));
+    const rec = historyRecord(dbs, key, r, sub);
     if (rec === undefined) continue;
     const tomb = historyKind(rec) === RecordKind.Tombstone;
     const kv: mvccpb.IKeyValue = tomb ? { key } : toPb(view.decodeRecord(key, r, sub, rec) as Kv, false);
@@ -48,11 +49,8 @@ export function hashKV(dbs: Dbs, st: State, reqRev: number): { hash: number; com
 
 /** True when (r, sub) is key's newest record at or below at, and a PUT. */
 function isNewestPutAt(dbs: Dbs, key: Buffer, r: number, sub: number, at: number): boolean {
-  for (const e of dbs.history.getRange({ start: historyKey(key, at, 0xffff_ffff), end: escapedBound(key), reverse: true, limit: 1 })) {
-    const same = Buffer.compare(e.key as Buffer, historyKey(key, r, sub)) === 0;
-    return same && historyKind(e.value) !== RecordKind.Tombstone;
-  }
-  return false;
+  const newest = newestRecord(dbs, key, at);
+  return newest !== undefined && newest.rev === r && newest.sub === sub && historyKind(newest.rec) !== RecordKind.Tombstone;
 }
 
 /**
@@ -68,7 +66,9 @@ export function hashAll(dbs: Dbs, st: State): { hash: number; revision: number }
   const add = (b: Uint8Array): void => {
     h = crc32c(b, 0, b.length, h);
   };
-  for (const name of ['latest', 'history', 'revlog', 'leases', 'leasekeys', 'cluster'] as const) {
+  for (const name of ['latest', 'history', 'revlog', 'leases', 'leasekeys', 'cluster', 'xlatest', 'xhistory'] as const) {
+    // The long-key tables count only when they hold something: stores without long keys hash as before.
+    if ((name === 'xlatest' || name === 'xhistory') && dbs[name].getKeysCount({ limit: 1 }) === 0) continue;
     add(Buffer.from(name));
     for (const { key, value } of dbs[name].getRange({}) as Iterable<{ key: Buffer; value: Buffer }>) {
       add(key);

@@ -16,7 +16,9 @@
 import { assert } from '../errors';
 
 /** LMDB's maximum key size with the default 4 KiB page (lmdb-js DEFAULT_MAX_KEY_SIZE). */
-const lmdbKeyBytesMax = 1978;
+export const lmdbKeyBytesMax = 1978;
+/** Bytes of rev ‖ sub. */
+export const historyRevBytes = 12;
 /** Bytes after esc(key) in a history key: terminator, revision, sub revision. */
 const historySuffixBytes = 2 + 8 + 4;
 /** Largest escaped user key that fits in a history key. */
@@ -31,13 +33,16 @@ export function escapedLength(key: Uint8Array): number {
   return n;
 }
 
-/** True when a user key can be stored (its history key fits LMDB's key size). */
-export function isStorableKey(key: Uint8Array): boolean {
-  return key.length > 0 && key.length <= escapedKeyBytesMax && escapedLength(key) <= escapedKeyBytesMax;
+/**
+ * True when a user key is stored in `latest` and `history` (its history key fits LMDB's key size);
+ * longer keys are stored in xlatest and xhistory (long_keys.ts).
+ */
+export function isShortKey(key: Uint8Array): boolean {
+  return key.length <= escapedKeyBytesMax && escapedLength(key) <= escapedKeyBytesMax;
 }
 
 /** Writes esc(key) into out at pos; returns the end position. */
-function writeEscaped(key: Uint8Array, out: Buffer, pos: number): number {
+export function writeEscaped(key: Uint8Array, out: Buffer, pos: number): number {
   for (let i = 0; i < key.length; i++) {
     const b = key[i];
     out[pos++] = b;
@@ -46,7 +51,7 @@ function writeEscaped(key: Uint8Array, out: Buffer, pos: number): number {
   return pos;
 }
 
-function writeRev(out: Buffer, pos: number, rev: number, sub: number): void {
+export function writeRev(out: Buffer, pos: number, rev: number, sub: number): void {
   assert(rev >= 0 && Number.isSafeInteger(rev) && sub >= 0 && sub < two32, 'revision out of range');
   out.writeUInt32BE(Math.floor(rev / two32), pos);
   out.writeUInt32BE(rev >>> 0, pos + 4);
@@ -55,6 +60,10 @@ function writeRev(out: Buffer, pos: number, rev: number, sub: number): void {
 
 function readRevMain(buf: Uint8Array, pos: number): number {
   return readSub(buf, pos) * two32 + readSub(buf, pos + 4);
+}
+
+export function readRevSub(buf: Uint8Array, pos: number): { rev: number; sub: number } {
+  return { rev: readRevMain(buf, pos), sub: readSub(buf, pos + 8) };
 }
 
 function readSub(buf: Uint8Array, pos: number): number {

@@ -3,6 +3,10 @@
 //
 //   leases     leaseKey(id)              -> record: [u8 ver=1][7 pad][f64 TTL s][f64 remaining TTL s]
 //   leasekeys  leaseKey(id) ‖ user key   -> empty       one entry per live key attached to the lease
+//              leaseKey(id) ‖ key[0..1956) ‖ tag -> key  the same for a key over 1964 bytes (tag: long_keys.ts)
+//
+// Inlined entries are at most 8 + 1964 bytes, hashed ones exactly 1978 (LMDB's key size), so the length
+// tells them apart. Hashed entries do not sort by key: leaseKeys sorts when it meets one.
 //
 // leaseKey is the ID as 8 bytes big endian two's complement (etcd's int64). The remaining TTL is the
 // last checkpoint (0 = none): a restart or a new leader counts down from it rather than from the
@@ -12,6 +16,12 @@
 // This file is the layout and the reads (any thread); the apply worker's writes of these records
 // are in src/workers/mvcc/lease_apply.ts.
 import { Dbs } from './dbs';
+import { keyTag } from './long_keys';
+
+/** Longest user key inlined in a leasekeys key. */
+const inlineKeyBytesMax = 1964;
+const hashedEntryBytes = 1978;
+const hashedPrefixBytes = hashedEntryBytes - 8 - 14;
 
 export function leaseKey(hi: number, lo: number): Buffer {
   const k = Buffer.allocUnsafe(8);
@@ -43,10 +53,16 @@ export function decodeLeaseRecord(b: Buffer): LeaseRecord {
 
 /** The leasekeys entry of one key attached to lease (hi, lo). */
 export function leaseIndexKey(hi: number, lo: number, key: Buffer): Buffer {
-  const k = Buffer.allocUnsafe(8 + key.length);
+  const inline = key.length <= inlineKeyBytesMax;
+  const k = Buffer.allocUnsafe(inline ? 8 + key.length : hashedEntryBytes);
   k.writeInt32BE(hi | 0, 0);
   k.writeUInt32BE(lo >>> 0, 4);
-  key.copy(k, 8);
+  if (inline) {
+    key.copy(k, 8);
+  } else {
+    key.copy(k, 8, 0, hashedPrefixBytes);
+    keyTag(key).copy(k, 8 + hashedPrefixBytes);
+  }
   return k;
 }
 
@@ -54,10 +70,17 @@ export function leaseIndexKey(hi: number, lo: number, key: Buffer): Buffer {
 export function leaseKeys(dbs: Dbs, hi: number, lo: number): Buffer[] {
   const start = leaseKey(hi, lo);
   const out: Buffer[] = [];
-  for (const k of dbs.leasekeys.getKeys({ start }) as Iterable<Buffer>) {
+  let hashed = false;
+  for (const { key: k, value } of dbs.leasekeys.getRange({ start }) as Iterable<{ key: Buffer; value: Buffer }>) {
     if (k.length < 8 || k.compare(start, 0, 8, 0, 8) !== 0) break;
-    out.push(k.subarray(8));
+    if (k.length === hashedEntryBytes) {
+      hashed = true;
+      out.push(Buffer.from(value));
+    } else {
+      out.push(k.subarray(8));
+    }
   }
+  if (hashed) out.sort(Buffer.compare);
   return out;
 }
 

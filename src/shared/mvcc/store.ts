@@ -176,8 +176,8 @@ export class MvccStore {
   /** Entries per database (tests and metrics): live keys, history records, revlog records. */
   recordCounts(): { latest: number; history: number; revlog: number } {
     return this.#read(() => {
-      const { latest, history, revlog } = this.#dbs;
-      return { latest: latest.getCount(), history: history.getCount(), revlog: revlog.getCount() };
+      const { latest, history, revlog, xlatest, xhistory } = this.#dbs;
+      return { latest: latest.getCount() + xlatest.getCount(), history: history.getCount() + xhistory.getCount(), revlog: revlog.getCount() };
     });
   }
 
@@ -193,11 +193,11 @@ export class MvccStore {
   }
 
   #pagesInUse(): number {
-    const { root, latest, history, revlog, meta, leases, leasekeys, cluster } = this.#dbs;
+    const { root, latest, history, revlog, meta, leases, leasekeys, cluster, xlatest, xhistory, auth } = this.#dbs;
     type Stats = { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
     const rootStats = root.getStats() as Stats;
     let pages = 2; // LMDB's two meta pages
-    for (const db of [root, latest, history, revlog, meta, leases, leasekeys, cluster]) {
+    for (const db of [root, latest, history, revlog, meta, leases, leasekeys, cluster, xlatest, xhistory, auth]) {
       const s = db === root ? rootStats : (db.getStats() as Stats);
       pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
     }

@@ -5,8 +5,10 @@ import { leaseExists } from './leases';
 import { Errors, assert } from '../errors';
 import { Dbs } from './dbs';
 import {
-  escapedBound, escapedKeyBytesMax, escapedLength, historyKey, historyKeyEnd, decodeHistoryKey, isStorableKey,
+  escapedBound, escapedKeyBytesMax, escapedLength, historyKeyEnd, decodeHistoryKey, isShortKey,
 } from './keys';
+import { isRecordOf, longHistoryKeys, longKeyFree, longLatestRange, unwrapRecord, xlatestKey } from './long_keys';
+import { newestRecord } from './history';
 import { Kv, RecordKind, decodeHistoryPut, decodeLatest, historyKind } from './records';
 
 /** A key interval as etcd's index sees it: end null = the single key, end empty = to the last key. */
@@ -20,8 +22,6 @@ export interface RangeKeysResult {
   count: number;
   rev: number;
 }
-
-const maxSub = 0xffff_ffff;
 
 export function asBuffer(b: Uint8Array | null | undefined): Buffer {
   if (!b) return Buffer.alloc(0);
@@ -77,20 +77,26 @@ export class ReadView {
 
   /** The live record of key (one B-tree lookup in `latest`, independent of the key's history). */
   latest(key: Buffer): Kv | undefined {
-    if (!isStorableKey(key)) return undefined;
-    const b = this.#dbs.latest.getBinary(key);
-    return b === undefined ? undefined : decodeLatest(key, b);
+    if (key.length === 0) return undefined;
+    if (isShortKey(key)) {
+      const b = this.#dbs.latest.getBinary(key);
+      return b === undefined ? undefined : decodeLatest(key, b);
+    }
+    const v = this.#dbs.xlatest.getBinary(xlatestKey(key));
+    return v !== undefined && isRecordOf(v, key) ? decodeLatest(key, unwrapRecord(v)) : undefined;
   }
 
   /** The key's value at rev (rev <= this.rev), or undefined if absent or deleted then. */
   kvAt(key: Buffer, rev: number): Kv | undefined {
     if (rev >= this.rev) return this.latest(key);
-    if (!isStorableKey(key)) return undefined;
-    for (const e of this.#dbs.history.getRange({ start: historyKey(key, rev, maxSub), end: escapedBound(key), reverse: true, limit: 1 })) {
-      const parts = decodeHistoryKey(e.key);
-      return this.decodeRecord(parts.key, parts.rev, parts.sub, e.value);
-    }
-    return undefined;
+    if (key.length === 0) return undefined;
+    const r = newestRecord(this.#dbs, key, rev);
+    return r === undefined ? undefined : this.decodeRecord(key, r.rev, r.sub, r.rec);
+  }
+
+  /** False for a long key whose hash tag another stored key holds (long_keys.ts): its put is refused. */
+  canStore(key: Buffer): boolean {
+    return isShortKey(key) || longKeyFree(this.#dbs, key);
   }
 
   /** A history record as a KeyValue (undefined for a tombstone); a POINTER takes its value from `latest`. */
@@ -122,6 +128,15 @@ export class ReadView {
   }
 
   #rangeLatest(iv: KeyInterval, opts: { limit: number; countOnly: boolean }): RangeKeysResult {
+    const long = longLatestRange(this.#dbs, iv.key, iv.end && iv.end.length > 0 ? iv.end : undefined);
+    const r = this.#rangeLatestShort(iv, opts);
+    if (long.length === 0) return r;
+    r.count += long.length;
+    if (!opts.countOnly) r.kvs = mergeByKey(r.kvs, long.map((e) => decodeLatest(e.key, e.record)), opts.limit);
+    return r;
+  }
+
+  #rangeLatestShort(iv: KeyInterval, opts: { limit: number; countOnly: boolean }): RangeKeysResult {
     const { start, end } = latestBounds(iv);
     if (end !== undefined && Buffer.compare(start, end) >= 0) return { kvs: [], count: 0, rev: 0 };
     const latest = this.#dbs.latest;
@@ -155,6 +170,26 @@ export class ReadView {
       }
       pos = historyKeyEnd(parts.key);
     }
-    return { kvs, count, rev: 0 };
+    const long: Kv[] = [];
+    for (const key of longHistoryKeys(this.#dbs, iv.key, iv.end && iv.end.length > 0 ? iv.end : undefined)) {
+      const kv = this.kvAt(key, rev);
+      if (kv === undefined) continue;
+      count++;
+      if (!opts.countOnly) long.push(kv);
+    }
+    return { kvs: long.length === 0 ? kvs : mergeByKey(kvs, long, opts.limit), count, rev: 0 };
   }
+}
+
+/** Two key-ordered lists as one, cut to limit (<= 0: no limit). */
+function mergeByKey(a: Kv[], b: Kv[], limit: number): Kv[] {
+  const max = limit > 0 ? limit : Infinity;
+  const out: Kv[] = [];
+  let i = 0;
+  let j = 0;
+  while (out.length < max && (i < a.length || j < b.length)) {
+    if (j >= b.length || (i < a.length && Buffer.compare(a[i].key, b[j].key) < 0)) out.push(a[i++]);
+    else out.push(b[j++]);
+  }
+  return out;
 }

@@ -7,7 +7,8 @@
 // goes; if r is a tombstone it goes too. Reads at revisions >= C never see a difference.
 import { assert } from '../../shared/errors';
 import { Dbs } from '../../shared/mvcc/dbs';
-import { decodeHistoryKey, decodeRevKey, escapedBound, historyKey, revKey } from '../../shared/mvcc/keys';
+import { decodeRevKey, revKey } from '../../shared/mvcc/keys';
+import { recordsAtOrBelow } from '../../shared/mvcc/history';
 import { RecordKind, historyKind } from '../../shared/mvcc/records';
 import { readProgress, readState, writeProgress } from '../../shared/mvcc/meta';
 
@@ -38,20 +39,16 @@ export function compactStep(dbs: Dbs, maxRevisions: number): boolean {
 }
 
 function compactRecord(dbs: Dbs, key: Buffer, rev: number, sub: number): void {
-  const hk = historyKey(key, rev, sub);
-  const rec = dbs.history.getBinary(hk);
-  assert(rec !== undefined, 'revlog entry without its history record');
   // Materialised before deleting: no cursor stays open across the removal.
-  const older = [...dbs.history.getRange({ start: hk, end: escapedBound(key), reverse: true, limit: 2 })]
-    .filter((e) => Buffer.compare(e.key as Buffer, hk) !== 0);
-  for (const e of older) {
-    assert(historyKind(e.value) !== RecordKind.PutPointer, 'superseded record is still a pointer');
-    const prev = decodeHistoryKey(e.key as Buffer);
-    dbs.history.removeSync(e.key as Buffer);
+  const [self, ...older] = recordsAtOrBelow(dbs, key, rev, sub, 2);
+  assert(self !== undefined && self.rev === rev && self.sub === sub, 'revlog entry without its history record');
+  for (const prev of older) {
+    assert(historyKind(prev.rec) !== RecordKind.PutPointer, 'superseded record is still a pointer');
+    prev.db.removeSync(prev.hk);
     dbs.revlog.removeSync(revKey(prev.rev, prev.sub));
   }
-  if (historyKind(rec) === RecordKind.Tombstone) {
-    dbs.history.removeSync(hk);
+  if (historyKind(self.rec) === RecordKind.Tombstone) {
+    self.db.removeSync(self.hk);
     dbs.revlog.removeSync(revKey(rev, sub));
   }
 }

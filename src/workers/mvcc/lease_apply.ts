@@ -14,7 +14,9 @@ export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
 const empty = Buffer.alloc(0);
 
 export function attachKey(dbs: Dbs, hi: number, lo: number, key: Buffer): void {
-  dbs.leasekeys.putSync(leaseIndexKey(hi, lo, key), empty);
+  // A key too long to be inlined in the index key (leases.ts) is the entry's value.
+  const ik = leaseIndexKey(hi, lo, key);
+  dbs.leasekeys.putSync(ik, ik.length === 8 + key.length ? empty : key);
 }
 
 export function detachKey(dbs: Dbs, hi: number, lo: number, key: Buffer): void {

@@ -24,7 +24,7 @@ export function applyTxn(wt: WriteTxn, rt: etcdserverpb.ITxnRequest): etcdserver
 function checkPut(rv: ReadView, op: Op): void {
   const p = op.requestPut;
   if (p == null) return;
-  checkStorable(p.key);
+  checkStorable(rv, p.key);
   if ((p.ignoreValue || p.ignoreLease) && rv.latest(asBuffer(p.key)) === undefined) throw Errors.keyNotFound();
   const { hi, lo } = int64Words(p.lease);
   if ((hi !== 0 || lo !== 0) && !rv.hasLease(hi, lo)) throw Errors.leaseNotFound();

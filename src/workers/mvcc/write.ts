@@ -4,7 +4,8 @@ import { leaseExists } from '../../shared/mvcc/leases';
 import { attachKey, detachKey } from './lease_apply';
 import { assert } from '../../shared/errors';
 import { Dbs } from '../../shared/mvcc/dbs';
-import { historyKey, revKey, isStorableKey } from '../../shared/mvcc/keys';
+import { historyKey, revKey, isShortKey } from '../../shared/mvcc/keys';
+import { keyTag, wrapRecord, xhistoryKey, xlatestKey } from '../../shared/mvcc/long_keys';
 import { Kv, encodeHistoryPut, encodeLatest, tombstoneRecord } from '../../shared/mvcc/records';
 import { KeyInterval, ReadView } from '../../shared/mvcc/view';
 
@@ -37,7 +38,7 @@ export class WriteTxn {
 
   /** `old` is the key's live record in this txn (view().latest(key)), which the caller has already read. */
   put(key: Buffer, value: Buffer, leaseHi: number, leaseLo: number, old: Kv | undefined): void {
-    assert(isStorableKey(key), 'put of an unstorable key must be refused before apply');
+    assert(key.length > 0, 'put of an empty key must be refused before apply');
     const rev = this.beginRev + 1;
     const sub = this.changes++;
     if (old !== undefined) this.#retire(old);
@@ -51,10 +52,15 @@ export class WriteTxn {
       create: old ? old.create : rev,
       version: old ? old.version + 1 : 1,
     };
-    const { latest, history, revlog } = this.#dbs;
-    latest.putSync(key, encodeLatest(kv));
-    history.putSync(historyKey(key, rev, sub), encodeHistoryPut(kv, false));
-    revlog.putSync(revKey(rev, sub), key);
+    if (isShortKey(key)) {
+      this.#dbs.latest.putSync(key, encodeLatest(kv));
+      this.#dbs.history.putSync(historyKey(key, rev, sub), encodeHistoryPut(kv, false));
+    } else {
+      const tag = keyTag(key);
+      this.#dbs.xlatest.putSync(xlatestKey(key, tag), wrapRecord(key, encodeLatest(kv)));
+      this.#dbs.xhistory.putSync(xhistoryKey(key, rev, sub, tag), wrapRecord(key, encodeHistoryPut(kv, false)));
+    }
+    this.#dbs.revlog.putSync(revKey(rev, sub), key);
   }
 
   /** Deletes every live key in the interval; returns them as they were (etcd's prev_kvs). */
@@ -81,15 +87,24 @@ export class WriteTxn {
     const sub = this.changes++;
     this.#retire(old);
     if (old.leaseHi !== 0 || old.leaseLo !== 0) detachKey(this.#dbs, old.leaseHi, old.leaseLo, old.key);
-    const { latest, history, revlog } = this.#dbs;
-    history.putSync(historyKey(old.key, rev, sub), tombstoneRecord);
-    revlog.putSync(revKey(rev, sub), old.key);
-    latest.removeSync(old.key);
+    if (isShortKey(old.key)) {
+      this.#dbs.history.putSync(historyKey(old.key, rev, sub), tombstoneRecord);
+      this.#dbs.latest.removeSync(old.key);
+    } else {
+      const tag = keyTag(old.key);
+      this.#dbs.xhistory.putSync(xhistoryKey(old.key, rev, sub, tag), wrapRecord(old.key, tombstoneRecord));
+      this.#dbs.xlatest.removeSync(xlatestKey(old.key, tag));
+    }
+    this.#dbs.revlog.putSync(revKey(rev, sub), old.key);
   }
 
   /** The key's current history record stops being a pointer into `latest`: store its value in full. */
   #retire(old: Kv): void {
-    this.#dbs.history.putSync(historyKey(old.key, old.mod, old.sub), encodeHistoryPut(old, true));
+    if (isShortKey(old.key)) {
+      this.#dbs.history.putSync(historyKey(old.key, old.mod, old.sub), encodeHistoryPut(old, true));
+    } else {
+      this.#dbs.xhistory.putSync(xhistoryKey(old.key, old.mod, old.sub), wrapRecord(old.key, encodeHistoryPut(old, true)));
+    }
   }
 }
 

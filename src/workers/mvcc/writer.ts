@@ -219,7 +219,7 @@ export class MvccWriter extends MvccStore {
       const theirs = readState(src).applied;
       if (theirs <= readState(dbs).applied) return readState(dbs).applied;
       dbs.root.transactionSync(() => {
-        for (const name of ['latest', 'history', 'revlog', 'meta', 'leases', 'leasekeys', 'cluster', 'auth'] as const) {
+        for (const name of ['latest', 'history', 'revlog', 'meta', 'leases', 'leasekeys', 'cluster', 'auth', 'xlatest', 'xhistory'] as const) {
           dbs[name].clearSync();
           for (const { key, value } of src[name].getRange({}) as Iterable<{ key: Buffer; value: Buffer }>) dbs[name].putSync(key, value);
         }
