@@ -177,7 +177,11 @@ export class MvccStore {
   recordCounts(): { latest: number; history: number; revlog: number } {
     return this.#read(() => {
       const { latest, history, revlog, xlatest, xhistory } = this.#dbs;
-      return { latest: latest.getCount() + xlatest.getCount(), history: history.getCount() + xhistory.getCount(), revlog: revlog.getCount() };
+      return {
+        latest: latest.getCount() + xlatest.getCount(),
+        history: history.getCount() + xhistory.getCount(),
+        revlog: revlog.getCount(),
+      };
     });
   }
 
