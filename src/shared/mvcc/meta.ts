@@ -3,6 +3,7 @@
 //
 //   "state"   rev f64 ‖ applied f64 ‖ compactRev f64     written by the apply worker only
 //   "compact" doneRev f64 ‖ cursorRev f64 ‖ cursorSub f64  written by the compaction worker only
+//   "long"    1 byte, present once any long key was stored   written by the apply worker only (long_keys.ts)
 //
 // compactRev is etcd's compactMainRev (scheduled; -1 before the first compaction); doneRev is the compaction
 // physically finished; the cursor is the next revlog key compaction will look at.

@@ -5,7 +5,7 @@ import { attachKey, detachKey } from './lease_apply';
 import { assert } from '../../shared/errors';
 import { Dbs } from '../../shared/mvcc/dbs';
 import { historyKey, revKey, isShortKey } from '../../shared/mvcc/keys';
-import { keyTag, wrapRecord, xhistoryKey, xlatestKey } from '../../shared/mvcc/long_keys';
+import { keyTag, markLongKeys, wrapRecord, xhistoryKey, xlatestKey } from '../../shared/mvcc/long_keys';
 import { Kv, encodeHistoryPut, encodeLatest, tombstoneRecord } from '../../shared/mvcc/records';
 import { KeyInterval, ReadView } from '../../shared/mvcc/view';
 
@@ -57,6 +57,7 @@ export class WriteTxn {
       this.#dbs.history.putSync(historyKey(key, rev, sub), encodeHistoryPut(kv, false));
     } else {
       const tag = keyTag(key);
+      markLongKeys(this.#dbs);
       this.#dbs.xlatest.putSync(xlatestKey(key, tag), wrapRecord(key, encodeLatest(kv)));
       this.#dbs.xhistory.putSync(xhistoryKey(key, rev, sub, tag), wrapRecord(key, encodeHistoryPut(kv, false)));
     }
