@@ -245,8 +245,9 @@ export class MvccWriter extends MvccStore {
    * the first one, mdb_page_alloc then searches the free-page database whose root leaf was created a
    * moment before and is still empty, and reads a key of size 0: `Assertion 'key.mv_size > 0' failed
    * in mdb_page_alloc()` (lmdb-js #317, there after clearSync), or a segfault. The transaction here
-   * rewrites the meta state unchanged: it frees two or three pages (the path to that record), few
-   * enough for an inline record, and every later commit appends to a non-empty free-page database.
+   * rewrites the meta state unchanged: it frees only the few pages on the path to that record, an
+   * inline free-list record, and the free-page database stays non-empty from then on (every commit
+   * that frees pages adds its own record first).
    * Reproduced and checked in test/unit/mvcc-defrag-copy.test.ts.
    */
   async compactCopyTo(dir: string): Promise<void> {
