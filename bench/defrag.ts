@@ -6,7 +6,7 @@
 // asserts nothing about speed.
 //
 //   npm run build && node dist/bench/defrag.js --mb 1024 --writers 8
-//   node dist/bench/defrag.js --mb 256 --only etcd-ts
+//   node dist/bench/defrag.js --mb 256 --only etcd-ts [--port 26000]
 import { etcdserverpb } from '../src/shared/gen/etcd';
 import { RawGrpc } from '../test/support/grpc_raw';
 import { removeDataDir, Server, ServerKind, startKind } from '../test/support/procs';
@@ -22,6 +22,8 @@ const ONLY = arg('only', '');
 /** defrag (default), or hashkv: the same window with full HashKV scans instead (a long read transaction
  *  without a defragmentation, to tell LMDB troubles of long readers from the defragmentation's own). */
 const OP = arg('op', 'defrag');
+/** Client port (the peer port is the next one); default: free ports the OS picks. */
+const PORT = Number(arg('port', '0'));
 const VALUE = Buffer.alloc(64 * 1024, 0x61);
 
 async function call(c: RawGrpc, method: string, body: Uint8Array): Promise<Buffer> {
@@ -110,7 +112,8 @@ const fmt = (r: LoadResult): string =>
   `${r.ops} put+get pairs, put p99 ${r.p99PutMs.toFixed(1)} ms, longest put ${r.maxPutMs.toFixed(1)} ms, longest get ${r.maxGetMs.toFixed(1)} ms`;
 
 async function run(kind: ServerKind): Promise<void> {
-  const s = await startKind(kind, { logLevel: 'info' });
+  const ports = PORT > 0 ? { clientPort: PORT, peerPort: PORT + 1 } : {};
+  const s = await startKind(kind, { logLevel: 'info', ...ports });
   try {
     const t0 = performance.now();
     await fill(s);

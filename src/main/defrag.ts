@@ -6,7 +6,8 @@
 //   DEFRAG_BEGIN ───────────────► keeps every entry it applies
 //                ◄─────────────── DEFRAG_RECORDING
 //   copy dir ───────────────────────────────────────────────► mdb_env_copy2(COMPACT) of one
-//                                                              read txn, in LMDB's thread
+//                                                              read txn, in LMDB's thread; one
+//                                                              small write txn on the copy
 //                ◄─────────────────────────────────────────── copied
 //   DEFRAG_SWITCH dir ──────────► replays the kept entries into the copy (those it holds are skipped
 //                                 by index), writes to it from now on

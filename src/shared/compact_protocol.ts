@@ -26,7 +26,9 @@
 //   copy id dir                               ─────► Defragment: a compacted copy of the environment
 //                                                     from one read transaction into dir (LMDB's
 //                                                     mdb_env_copy2 with MDB_CP_COMPACT, in LMDB's
-//                                                     thread); compaction passes wait meanwhile
+//                                                     thread), then one small write transaction on
+//                                                     it (MvccWriter.compactCopyTo says why);
+//                                                     compaction passes wait meanwhile
 //                                             ◄───── copied id [error]       exactly one per copy
 //   reopen id dir                             ─────► switch this worker's handle to dir (the apply
 //                                                     worker writes there now) and sync it

@@ -65,7 +65,7 @@ parentPort?.on('message', (m: unknown) => {
       const { id, dir } = m;
       copying = true;
       store
-        .backup(dir, true)
+        .compactCopyTo(dir)
         .then(
           () => reply(defragReplyMsg('copied', id)),
           (e: Error) => reply(defragReplyMsg('copied', id, e.message)),

@@ -234,6 +234,33 @@ export class MvccWriter extends MvccStore {
     }
   }
 
+  /**
+   * Defragment's copy: LMDB's compacting copy of this environment into dir (MvccStore.backup), then one
+   * small write transaction on the copy, so that the copy's free-page database is no longer empty when
+   * the apply worker's first transaction on it (the replay, which rewrites hundreds of pages) commits.
+   *
+   * Why: a compacting copy has an empty free-page database. In the LMDB of lmdb-js (3.5.6, its own
+   * free-list code in mdb_page_alloc), a commit that freed more page numbers than fit in one node
+   * (about 250 at 4 KiB pages) needs an overflow page for its free-list record; when that record is
+   * the first one, mdb_page_alloc then searches the free-page database whose root leaf was created a
+   * moment before and is still empty, and reads a key of size 0: `Assertion 'key.mv_size > 0' failed
+   * in mdb_page_alloc()` (lmdb-js #317, there after clearSync), or a segfault. The transaction here
+   * rewrites the meta state unchanged: it frees only the few pages on the path to that record, an
+   * inline free-list record, and the free-page database stays non-empty from then on (every commit
+   * that frees pages adds its own record first).
+   * Reproduced and checked in test/unit/mvcc-defrag-copy.test.ts.
+   */
+  async compactCopyTo(dir: string): Promise<void> {
+    await this.backup(dir, true);
+    const copy = MvccWriter.open(dir);
+    try {
+      const dbs = copy.#dbs;
+      dbs.root.transactionSync(() => writeState(dbs, readState(dbs)));
+    } finally {
+      await copy.close();
+    }
+  }
+
   /** Forces LMDB's dirty pages to disk (the store is opened noSync: the WAL is the durability). */
   sync(): Promise<void> {
     const root = this.#dbs.root as unknown as { sync(cb: (err?: Error) => void): void };
