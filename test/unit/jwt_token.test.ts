@@ -13,24 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, JWT_SIGN_METHODS, JwtOptions, JwtSignMethod } from '../../src/main/config';
 import { JwtTokens, VERIFY_ONLY_MESSAGE } from '../../src/main/auth/jwt_token';
-
-const CURVE: Record<string, string> = { ES256: 'prime256v1', ES384: 'secp384r1', ES512: 'secp521r1' };
-
-/** Writes a key pair for `method` (PKCS#8 private, SPKI public; HS*: a secret) and returns the paths. */
-export function writeJwtKeys(dir: string, method: JwtSignMethod): { priv: string; pub: string } {
-  const priv = path.join(dir, `${method}.key`);
-  const pub = path.join(dir, `${method}.pub`);
-  if (method.startsWith('HS')) {
-    fs.writeFileSync(priv, crypto.randomBytes(32).toString('hex'));
-    return { priv, pub: '' };
-  }
-  const kp = method.startsWith('ES')
-    ? crypto.generateKeyPairSync('ec', { namedCurve: CURVE[method] })
-    : crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  fs.writeFileSync(priv, kp.privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  fs.writeFileSync(pub, kp.publicKey.export({ type: 'spki', format: 'pem' }));
-  return { priv, pub };
-}
+import { writeJwtKeys } from '../support/jwt_keys';
 
 const b64json = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
 const part = (token: string, i: number): Record<string, unknown> => JSON.parse(Buffer.from(token.split('.')[i], 'base64url').toString());
