@@ -65,12 +65,27 @@ export interface Config {
 
 /** Authentication options: etcd 3.4's --auth-token, --auth-token-ttl and --bcrypt-cost. */
 export interface AuthConfig {
-  /** Only 'simple' so far (etcd's default); jwt is refused at start until it is implemented. */
-  tokenType: 'simple';
+  /** etcd's two token providers: 'simple' (the default) or 'jwt' (with `jwt` below). */
+  tokenType: 'simple' | 'jwt';
   /** Simple tokens expire after this long without use (--auth-token-ttl, seconds in the flag). */
   tokenTtlMs: number;
   /** bcrypt cost of new password hashes (etcd: 4..31, an invalid value falls back to 10). */
   bcryptCost: number;
+  /** --auth-token jwt,...: the options as given; the key files are read when the member starts. */
+  jwt?: JwtOptions;
+}
+
+/** The signing algorithms etcd 3.4 accepts for JWT (golang-jwt's names; HS* take priv-key as the secret). */
+export const JWT_SIGN_METHODS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'HS256', 'HS384', 'HS512'] as const;
+export type JwtSignMethod = (typeof JWT_SIGN_METHODS)[number];
+
+/** etcd's jwtOptions (auth/options.go): sign-method, pub-key, priv-key, ttl (default 5m). */
+export interface JwtOptions {
+  signMethod: JwtSignMethod;
+  /** Key file paths; '' when not given. Only pub-key: this member verifies tokens but cannot issue them. */
+  pubKeyFile: string;
+  privKeyFile: string;
+  ttlMs: number;
 }
 
 type FlagType = 'string' | 'bool' | 'uint' | 'int' | 'duration';
@@ -461,7 +476,7 @@ function build(get: (name: string) => string, given: Map<string, Given>, notes: 
     clientTls: tlsInfo('', get),
     peerTls: tlsInfo('peer-', get),
     notes,
-    auth: authConfig(get),
+    auth: authConfig(get, notes),
   };
   checkLogger(get('logger'), given, notes);
   if (flag('experimental-enable-lease-checkpoint-persist') && !flag('experimental-enable-lease-checkpoint')) {
@@ -516,22 +531,38 @@ function validate(cfg: Config): void {
 
 /** --auth-token as etcd parses it (type, then comma-separated key=value options), --auth-token-ttl
  * and --bcrypt-cost. etcd refuses an unknown type or malformed option with "auth: invalid auth options". */
-function authConfig(get: (name: string) => string): AuthConfig {
+function authConfig(get: (name: string) => string, notes: StartupNote[]): AuthConfig {
   const spec = get('auth-token');
   const [type, ...opts] = spec.split(',');
-  const seen = new Set<string>();
+  const invalid = (): ConfigError => new ConfigError(`--auth-token ${JSON.stringify(spec)}: auth: invalid auth options`);
+  const options = new Map<string, string>();
   for (const o of opts) {
     const kv = o.split('=');
-    if (kv.length !== 2 || seen.has(kv[0])) throw new ConfigError(`--auth-token ${JSON.stringify(spec)}: auth: invalid auth options`);
-    seen.add(kv[0]);
+    if (kv.length !== 2 || options.has(kv[0])) throw invalid();
+    options.set(kv[0], kv[1]);
   }
-  if (type === 'jwt') throw new ConfigError('--auth-token jwt: JWT tokens are not implemented in this version (use simple)');
-  if (type !== 'simple') throw new ConfigError(`--auth-token ${JSON.stringify(spec)}: auth: invalid auth options`);
+  if (type !== 'simple' && type !== 'jwt') throw invalid();
   let cost = int('bcrypt-cost', get('bcrypt-cost'), 0);
   if (cost < 4 || cost > 31) cost = limits.bcryptCost; // etcd: invalid cost -> bcrypt.DefaultCost, with a warning
-  return { tokenType: 'simple', tokenTtlMs: int('auth-token-ttl', get('auth-token-ttl'), 0) * 1000 || limits.simpleTokenTtlMs, bcryptCost: cost };
+  const tokenTtlMs = int('auth-token-ttl', get('auth-token-ttl'), 0) * 1000 || limits.simpleTokenTtlMs;
+  if (type === 'simple') return { tokenType: 'simple', tokenTtlMs, bcryptCost: cost };
+  return { tokenType: 'jwt', tokenTtlMs, bcryptCost: cost, jwt: jwtOptions(spec, options, notes) };
 }
 
+/** etcd's jwtOptions.ParseWithDefaults: a bad ttl or sign method is "auth: invalid auth options";
+ * unknown options are only warned about. Key files are read later (member start), as etcd reads
+ * them when the server starts. */
+function jwtOptions(spec: string, options: Map<string, string>, notes: StartupNote[]): JwtOptions {
+  const invalid = (why: string): ConfigError => new ConfigError(`--auth-token ${JSON.stringify(spec)}: auth: invalid auth options (${why})`);
+  const ttl = options.get('ttl') ?? '';
+  const ttlMs = ttl === '' ? limits.jwtTokenTtlMs : parseDurationMs(ttl);
+  if (ttlMs === null) throw invalid(`time: invalid duration ${JSON.stringify(ttl)}`);
+  const method = options.get('sign-method') ?? '';
+  if (!(JWT_SIGN_METHODS as readonly string[]).includes(method)) throw invalid('auth: invalid auth signature method');
+  const unknown = [...options.keys()].filter((k) => !['sign-method', 'pub-key', 'priv-key', 'ttl'].includes(k));
+  if (unknown.length > 0) notes.push({ level: 'warn', msg: 'unknown JWT options', fields: { keys: unknown } });
+  return { signMethod: method as JwtSignMethod, pubKeyFile: options.get('pub-key') ?? '', privKeyFile: options.get('priv-key') ?? '', ttlMs };
+}
 
 function tlsInfo(prefix: '' | 'peer-', get: (name: string) => string): TlsInfo {
   const cipherSuites = list(get('cipher-suites'));

@@ -5,7 +5,7 @@ import * as http from 'node:http';
 import type * as net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from '../shared/version';
-import { handleGatewayRequest, NodeGatewayOptions } from './gateway/http_node';
+import { handleGatewayRequest, NodeGatewayOptions, requestContext } from './gateway/http_node';
 import { acceptWebSocket } from './gateway/ws_node';
 import { WsProxyCall } from './gateway/ws_proxy';
 import { PROMETHEUS_CONTENT_TYPE } from './metrics';
@@ -63,7 +63,7 @@ export function createHttp1Server(health: HealthSource, extras: Http1Extras = {}
         return;
       }
       acceptWebSocket(req, socket, head, gw.bodyBytesMax, gw.streamSendHighBytes, (ws) => {
-        const call = new WsProxyCall(gw.gateway, route, ws, gw.bodyBytesMax);
+        const call = new WsProxyCall(gw.gateway, route, ws, gw.bodyBytesMax, requestContext(req));
         return { onText: (t) => call.onText(t), onClose: () => call.onClose(), onDrain: () => call.drained() };
       });
     });

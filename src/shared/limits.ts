@@ -25,6 +25,8 @@ export const limits = {
   simpleTokenTtlMs: 300_000,
   /** How often expired simple tokens are dropped (etcd's simpleTokenTTLResolution). */
   simpleTokenSweepMs: 1000,
+  /** etcd's JWT lifetime when --auth-token jwt,... gives no ttl (auth/options.go DefaultTTL, 5m). */
+  jwtTokenTtlMs: 300_000,
   /** Simple tokens held at once per member; past it the oldest is dropped (etcd keeps them unbounded). */
   simpleTokensMax: 1_000_000,
   /** etcd --snapshot-count default. */

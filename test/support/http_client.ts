@@ -120,14 +120,15 @@ export class WsClient {
     if (rest.length) this.#onData(rest);
   }
 
-  /** tlsOptions: wss:// (TLS with these options). */
-  static connect(host: string, port: number, path = '/ws', tlsOptions?: tls.ConnectionOptions): Promise<WsClient> {
+  /** tlsOptions: wss:// (TLS with these options). headers: more upgrade request headers (Authorization). */
+  static connect(host: string, port: number, path = '/ws', tlsOptions?: tls.ConnectionOptions, headers: Record<string, string> = {}): Promise<WsClient> {
     return new Promise((resolve, reject) => {
       const key = crypto.randomBytes(16).toString('base64');
       const sock: net.Socket = tlsOptions ? tls.connect({ ...tlsOptions, host, port }) : net.connect(port, host);
       sock.once(tlsOptions ? 'secureConnect' : 'connect', () => {
         sock.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+          Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('') + '\r\n');
       });
       let head = Buffer.alloc(0);
       const onData = (d: Buffer): void => {

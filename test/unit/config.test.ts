@@ -85,7 +85,16 @@ describe('config: etcd flags', () => {
     assert.match(notes(['--listen-metrics-urls', 'http://127.0.0.1:2381'])[0], /^--listen-metrics-urls=http:\/\/127.0.0.1:2381: --listen-metrics-urls is not implemented yet: nothing listens there/);
     assert.match(notes(['--enable-pprof'])[0], /^--enable-pprof=true: .*--cpu-prof/);
     assert.deepEqual(notes(['--auth-token', 'simple', '--bcrypt-cost', '12', '--auth-token-ttl', '60']), [], 'auth flags are honoured (issue 16)');
-    assert.throws(() => cfg(['--auth-token', 'jwt,pub-key=a']), /--auth-token jwt: JWT tokens are not implemented in this version/);
+    assert.throws(() => cfg(['--auth-token', 'jwt,pub-key=a']), /auth: invalid auth options \(auth: invalid auth signature method\)/);
+    assert.throws(() => cfg(['--auth-token', 'jwt,sign-method=RS256,ttl=10']), /auth: invalid auth options \(time: invalid duration "10"\)/);
+    assert.throws(() => cfg(['--auth-token', 'jwt,sign-method=none']), /auth: invalid auth signature method/);
+    assert.throws(() => cfg(['--auth-token', 'jwt,sign-method=RS256,ttl=1m,ttl=2m']), /auth: invalid auth options/);
+    assert.throws(() => cfg(['--auth-token', 'oauth']), /auth: invalid auth options/);
+    const j = cfg(['--auth-token', 'jwt,pub-key=p.pem,priv-key=k.pem,sign-method=ES384,ttl=10m']).auth;
+    assert.deepEqual(j.jwt, { signMethod: 'ES384', pubKeyFile: 'p.pem', privKeyFile: 'k.pem', ttlMs: 600_000 });
+    assert.equal(j.tokenType, 'jwt');
+    assert.equal(cfg(['--auth-token', 'jwt,sign-method=HS256,priv-key=s']).auth.jwt?.ttlMs, 300_000, "etcd's default JWT ttl is 5m");
+    assert.deepEqual(cfg(['--auth-token', 'jwt,sign-method=RS256,priv-key=k,colour=blue']).notes, [{ level: 'warn', msg: 'unknown JWT options', fields: { keys: ['colour'] } }]);
     assert.match(notes(['--metrics', 'extensive'])[0], /--metrics is not implemented yet/);
     assert.match(notes(['--logger', 'capnslog'])[0], /--logger=capnslog: etcd-ts writes JSON lines as --logger=zap does/);
     assert.deepEqual(notes(['-v']), ['flag "-v" is no longer supported - ignoring.'], 'etcd 2 flags, as etcd 3.4');

@@ -12,7 +12,7 @@ import { AuthInfo, AuthState } from '../../shared/auth/state';
 import type { AuthSnapshot } from '../../shared/mvcc/store';
 import type { CallContext } from '../net/rpc';
 import type { Logger } from '../log';
-import { SimpleTokens } from './simple_token';
+import type { TokenProvider } from './token_provider';
 
 /** What a call's credentials come from. */
 export type AuthContext = Partial<Pick<CallContext, 'metadata' | 'peerCertificateCN'>>;
@@ -24,7 +24,8 @@ export interface AuthGateDeps {
   onAuthApplied: (fn: (m: AuthMsg) => void) => void;
   /** --client-cert-auth: only then is a certificate's CN a user, as etcd. */
   clientCertAuth: boolean;
-  tokenTtlMs: number;
+  /** Simple tokens or JWT (--auth-token): made by the member from the flags. */
+  tokens: TokenProvider;
   log: Logger;
 }
 
@@ -41,12 +42,12 @@ export const NO_AUTH: EntryAuth = { user: '', revision: 0 };
 
 export class AuthGate {
   readonly #d: AuthGateDeps;
-  readonly tokens: SimpleTokens;
+  readonly tokens: TokenProvider;
   #state: AuthState;
 
   constructor(d: AuthGateDeps) {
     this.#d = d;
-    this.tokens = new SimpleTokens(d.tokenTtlMs);
+    this.tokens = d.tokens;
     this.#state = new AuthState(d.snapshot());
     if (this.#state.enabled) this.tokens.enable();
     d.onAuthApplied((m) => this.#onApplied(m));
@@ -82,7 +83,7 @@ export class AuthGate {
         return;
       }
       case 'token':
-        this.tokens.assign(m.token, m.user);
+        this.tokens.assigned(m.token, m.user);
         return;
       case 'invalidateUser':
         this.tokens.invalidateUser(m.user);
@@ -91,20 +92,20 @@ export class AuthGate {
   }
 
   /**
-   * etcd's AuthInfoFromCtx, then AuthInfoFromTLS: a token names its user at the current auth revision
-   * (an unknown or expired one is "invalid auth token", even with auth disabled, as etcd); without a
+   * etcd's AuthInfoFromCtx, then AuthInfoFromTLS: a token names its user (a simple token at the
+   * current auth revision, a JWT at the one it was signed at; an unknown, forged or expired one is "invalid auth token", even with auth disabled, as etcd); without a
    * token, the verified certificate's CN with --client-cert-auth; else null (no credentials).
    */
   authInfo(ctx: AuthContext | undefined): AuthInfo | null {
     const md = ctx?.metadata;
     const token = md?.token ?? md?.authorization;
     if (token !== undefined) {
-      const user = this.tokens.user(token);
-      if (user === null) {
+      const ai = this.tokens.info(token, this.#state.revision);
+      if (ai === null) {
         this.#d.log.warn('invalid auth token');
         throw Errors.invalidAuthToken();
       }
-      return { user, revision: this.#state.revision };
+      return ai;
     }
     const cn = ctx?.peerCertificateCN;
     if (this.#d.clientCertAuth && cn !== undefined && cn !== '') return { user: cn, revision: this.#state.revision };

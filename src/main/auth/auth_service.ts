@@ -12,7 +12,6 @@ import type { OnCancel } from '../node/node';
 import type { EntryAuth } from '../../shared/entry';
 import type { Logger } from '../log';
 import { AuthGate } from './auth_gate';
-import { simpleTokenPrefix } from './simple_token';
 
 export interface AuthServiceDeps {
   gate: AuthGate;
@@ -119,11 +118,21 @@ async function authenticate(d: AuthServiceDeps, r: etcdserverpb.AuthenticateRequ
       d.log.info('invalid password', { 'user-name': r.name });
       return refuse(d, r.name, Errors.authFailed());
     }
-    const body = etcdserverpb.InternalAuthenticateRequest.encode({ name: r.name, simpleToken: simpleTokenPrefix() }).finish();
+    const prefix = d.gate.tokens.genTokenPrefix();
+    const body = etcdserverpb.InternalAuthenticateRequest.encode({ name: r.name, simpleToken: prefix }).finish();
     const resp = await d.propose(RequestKind.Authenticate, body, onCancel, { user: '', revision: 0 });
-    if (d.gate.state.revision === st.revision) return resp;
+    if (d.gate.state.revision === st.revision) return issue(d, resp, r.name, st.revision);
     d.log.info('revision when password checked became stale; retrying');
   }
+}
+
+/** The answer to a local Authenticate whose entry applied at auth revision `revision`: the simple
+ * token the apply assigned, or a JWT signed here with that revision (etcd's assign at apply). */
+function issue(d: AuthServiceDeps, resp: Uint8Array, user: string, revision: number): Uint8Array {
+  if (d.gate.tokens.type === 'simple') return resp;
+  const applied = etcdserverpb.AuthenticateResponse.decode(resp);
+  const token = d.gate.tokens.issue(applied.token, user, revision);
+  return etcdserverpb.AuthenticateResponse.encode({ header: applied.header, token }).finish();
 }
 
 function refuse(d: AuthServiceDeps, user: string, e: Error): never {

@@ -4,7 +4,9 @@
 // or its password changes, and all dropped when auth is disabled. The map is bounded
 // (limits.simpleTokensMax; the oldest token goes first), which etcd's is not.
 import { randomInt } from 'node:crypto';
+import type { AuthInfo } from '../../shared/auth/state';
 import { limits } from '../../shared/limits';
+import type { TokenProvider } from './token_provider';
 
 const LETTERS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
 const PREFIX_LENGTH = 16;
@@ -21,7 +23,8 @@ interface Held {
   expiresMs: number;
 }
 
-export class SimpleTokens {
+export class SimpleTokens implements TokenProvider {
+  readonly type = 'simple';
   readonly #ttlMs: number;
   readonly #now: () => number;
   /** token -> user and expiry; Map order is assignment order (the oldest is dropped when full). */
@@ -55,8 +58,22 @@ export class SimpleTokens {
     this.#tokens.clear();
   }
 
+  genTokenPrefix(): string {
+    return simpleTokenPrefix();
+  }
+
+  /** A local Authenticate is answered with the token its entry assigned. */
+  issue(applied: string): string {
+    return applied;
+  }
+
+  info(token: string, currentRevision: number): AuthInfo | null {
+    const user = this.user(token);
+    return user === null ? null : { user, revision: currentRevision };
+  }
+
   /** An Authenticate applied. Ignored while disabled, as etcd's keeper is nil then. */
-  assign(token: string, user: string): void {
+  assigned(token: string, user: string): void {
     if (this.#timer === null) return;
     if (this.#tokens.size >= limits.simpleTokensMax) {
       const oldest = this.#tokens.keys().next();

@@ -12,7 +12,7 @@
 //    response is one line {"result":...}; a stream that ends with an error writes one line
 //    {"error":{"grpc_code":..,"http_code":..,"message":..,"http_status":..}}.
 import { EtcdError, GrpcCode } from '../../shared/errors';
-import { failureStatus, InProcessStream, MethodKind, NO_CONTEXT, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/rpc';
+import { CallContext, failureStatus, InProcessStream, MethodKind, NO_CONTEXT, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/rpc';
 import { JsonCodec, JsonInputError, MessageCodec, goJsonString } from './jsonpb';
 import { Route, routeMap } from './routes';
 import { scanFirstValue, parseFirstValue, quoteLongNumbers } from './json_scan';
@@ -88,6 +88,17 @@ export interface StreamSink {
   end(code: number, message: string): void;
 }
 
+/**
+ * The call context of a gateway request, as etcd 3.4's grpc-gateway makes it: the `Authorization`
+ * header becomes the `authorization` metadata and `Grpc-Metadata-Token` the `token` metadata,
+ * which the auth gate reads as the token (etcd's AuthInfoFromCtx: `token` first). No header: the
+ * shared empty context.
+ */
+export function gatewayContext(authorization: string | undefined, token: string | undefined): CallContext {
+  if (!authorization && !token) return NO_CONTEXT;
+  return { deadlineMs: 0, metadata: { authorization: authorization || undefined, token: token || undefined } };
+}
+
 /** A resolved route: the handler and both codecs, looked up once per request. */
 interface Bound {
   route: Route;
@@ -149,24 +160,24 @@ export class Gateway {
   }
 
   /** A unary route with a complete body. Never rejects: every failure is an error reply. */
-  unary(route: Route, body: string): Promise<GatewayReply> | GatewayReply {
+  unary(route: Route, body: string, ctx: CallContext = NO_CONTEXT): Promise<GatewayReply> | GatewayReply {
     const b = this.#bind(route);
     const h = this.#src.unaryMethod(route.method);
     if (!b || !h) return this.#unimplemented(route);
     const parsed = parseFirstValue(body);
     if ('error' in parsed) return errorReply(GrpcCode.InvalidArgument, parsed.error);
-    return this.call(b, h, parsed.value);
+    return this.call(b, h, parsed.value, ctx);
   }
 
   /** A unary call with an already parsed JSON value (the WebSocket API). */
-  unaryValue(route: Route, value: unknown): Promise<GatewayReply> | GatewayReply {
+  unaryValue(route: Route, value: unknown, ctx: CallContext = NO_CONTEXT): Promise<GatewayReply> | GatewayReply {
     const b = this.#bind(route);
     const h = this.#src.unaryMethod(route.method);
     if (!b || !h) return this.#unimplemented(route);
-    return this.call(b, h, value);
+    return this.call(b, h, value, ctx);
   }
 
-  call(b: Bound, m: UnaryMethod, value: unknown): Promise<GatewayReply> | GatewayReply {
+  call(b: Bound, m: UnaryMethod, value: unknown, ctx: CallContext = NO_CONTEXT): Promise<GatewayReply> | GatewayReply {
     let req: Uint8Array;
     try {
       req = this.#encode(b, value);
@@ -176,7 +187,7 @@ export class Gateway {
     }
     let out: Promise<Uint8Array> | Uint8Array;
     try {
-      out = m.handler(req, NO_CONTEXT);
+      out = m.handler(req, ctx);
     } catch (e) {
       return failure(e, m.kind);
     }
@@ -189,7 +200,7 @@ export class Gateway {
    * empty); an undecodable one is an error reply and nothing is opened. Otherwise the returned call
    * takes later requests (send), the end of the client's input (close) and the client going away (cancel).
    */
-  openStream(route: Route, first: unknown, hasFirst: boolean, sink: StreamSink): GatewayStream | GatewayReply {
+  openStream(route: Route, first: unknown, hasFirst: boolean, sink: StreamSink, ctx: CallContext = NO_CONTEXT): GatewayStream | GatewayReply {
     const b = this.#bind(route);
     const h = this.#src.streamHandler(route.method);
     if (!b || !h) return this.#unimplemented(route);
@@ -206,7 +217,7 @@ export class Gateway {
     }
     const call = new GatewayStream(b, sink, this);
     try {
-      call.start(h);
+      call.start(h, ctx);
     } catch (e) {
       return failure(e);
     }
@@ -303,11 +314,13 @@ export class StreamBody {
   readonly #route: Route;
   readonly #sink: StreamSink;
   readonly #split: JsonValueSplitter;
+  readonly #ctx: CallContext;
   #call: GatewayStream | null = null;
   #stopped = false;
 
-  constructor(gw: Gateway, route: Route, sink: StreamSink, bodyBytesMax: number) {
+  constructor(gw: Gateway, route: Route, sink: StreamSink, bodyBytesMax: number, ctx: CallContext = NO_CONTEXT) {
     this.#gw = gw;
+    this.#ctx = ctx;
     this.#route = route;
     this.#sink = sink;
     this.#split = new JsonValueSplitter(bodyBytesMax);
@@ -334,7 +347,7 @@ export class StreamBody {
       // The first request does not parse: answered as grpc-gateway does, before any stream.
       if (r.values.length === 0 && r.error !== undefined) return errorReply(GrpcCode.Unknown, r.error); // HTTP 500
       if (r.values.length === 0 && !last) return null; // wait for the first request
-      const opened = this.#gw.openStream(this.#route, r.values[0], r.values.length > 0, this.#sink);
+      const opened = this.#gw.openStream(this.#route, r.values[0], r.values.length > 0, this.#sink, this.#ctx);
       if (!(opened instanceof GatewayStream)) return opened;
       this.#call = opened;
       i = 1;

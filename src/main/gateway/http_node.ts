@@ -3,7 +3,8 @@
 // gateway, including its plain-text 404/405 for unknown routes and wrong methods.
 import type * as http from 'node:http';
 import { GrpcCode } from '../../shared/errors';
-import { errorBody, Gateway, GatewayReply, StreamBody, streamErrorLine } from './gateway';
+import type { CallContext } from '../net/rpc';
+import { errorBody, Gateway, gatewayContext, GatewayReply, StreamBody, streamErrorLine } from './gateway';
 import { Route } from './routes';
 
 /** Headers etcd's gateway mux sends on every response. */
@@ -52,9 +53,16 @@ export function handleGatewayRequest(o: NodeGatewayOptions, req: http.IncomingMe
   }
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > o.bodyBytesMax) return tooLarge(res, o), true;
-  if (route.kind === 'unary') readUnary(o, route, req, res);
-  else serveStream(o, route, req, res);
+  const ctx = requestContext(req);
+  if (route.kind === 'unary') readUnary(o, route, req, res, ctx);
+  else serveStream(o, route, req, res, ctx);
   return true;
+}
+
+/** The token headers of a gateway request or a WebSocket upgrade (gatewayContext). */
+export function requestContext(req: http.IncomingMessage): CallContext {
+  const token = req.headers['grpc-metadata-token'];
+  return gatewayContext(req.headers.authorization, Array.isArray(token) ? token[0] : token);
 }
 
 function tooLarge(res: http.ServerResponse, o: NodeGatewayOptions): void {
@@ -64,7 +72,7 @@ function tooLarge(res: http.ServerResponse, o: NodeGatewayOptions): void {
   o.onRequest?.(413);
 }
 
-function readUnary(o: NodeGatewayOptions, route: Route, req: http.IncomingMessage, res: http.ServerResponse): void {
+function readUnary(o: NodeGatewayOptions, route: Route, req: http.IncomingMessage, res: http.ServerResponse, ctx: CallContext): void {
   const chunks: Buffer[] = [];
   let bytes = 0;
   let failed = false;
@@ -82,7 +90,7 @@ function readUnary(o: NodeGatewayOptions, route: Route, req: http.IncomingMessag
   req.on('end', () => {
     if (failed) return;
     const body = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
-    const r = o.gateway.unary(route, body);
+    const r = o.gateway.unary(route, body, ctx);
     if ('then' in r) r.then((x) => { o.onRequest?.(x.status); sendReply(res, x); }).catch(() => res.destroy());
     else {
       o.onRequest?.(r.status);
@@ -92,7 +100,7 @@ function readUnary(o: NodeGatewayOptions, route: Route, req: http.IncomingMessag
 }
 
 /** A streaming route: each JSON value of the body is a request; each response is a line. */
-function serveStream(o: NodeGatewayOptions, route: Route, req: http.IncomingMessage, res: http.ServerResponse): void {
+function serveStream(o: NodeGatewayOptions, route: Route, req: http.IncomingMessage, res: http.ServerResponse, ctx: CallContext): void {
   let done = false;
   let headersSent = false;
   const writeHead = (status: number): void => {
@@ -118,7 +126,7 @@ function serveStream(o: NodeGatewayOptions, route: Route, req: http.IncomingMess
       res.end();
     },
   };
-  const body = new StreamBody(o.gateway, route, sink, o.bodyBytesMax);
+  const body = new StreamBody(o.gateway, route, sink, o.bodyBytesMax, ctx);
   res.on('drain', () => body.call?.drained());
   res.on('close', () => {
     if (!done) body.call?.cancel();

@@ -10,13 +10,14 @@
 import { StringDecoder } from 'node:string_decoder';
 import { GrpcCode } from '../../shared/errors';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from '../../shared/version';
-import { errorBody, Gateway, GatewayReply, GatewayStream, HTTP_STATUS_TEXT, httpStatusFromCode, StreamBody, streamErrorLine, StreamSink } from './gateway';
+import { CallContext } from '../net/rpc';
+import { errorBody, Gateway, gatewayContext, GatewayReply, GatewayStream, HTTP_STATUS_TEXT, httpStatusFromCode, StreamBody, streamErrorLine, StreamSink } from './gateway';
 import { Route } from './routes';
 import { goJsonString } from './jsonpb';
 import { quoteLongNumbers } from './json_scan';
 import { PROMETHEUS_CONTENT_TYPE } from '../metrics';
 import { CORS_HEADERS } from './http_node';
-import { BinaryConnection, BinarySender } from './ws_binary';
+import { AUTHENTICATE_METHOD, BinaryConnection, BinarySender } from './ws_binary';
 import { WsProxyCall, WsTextSocket } from './ws_proxy';
 
 /** Loaded on first use: a server without --listen-client-http-urls never loads the native module. */
@@ -121,6 +122,11 @@ function gatewayText(res: UwsResponse, status: number, body: string): void {
   res.writeHeader('Content-Type', 'text/plain; charset=utf-8').writeHeader('X-Content-Type-Options', 'nosniff').end(body);
 }
 
+/** A request's or an upgrade's token headers (gatewayContext); read inside the uWS callback. */
+function uwsContext(req: UwsRequest): CallContext {
+  return gatewayContext(req.getHeader('authorization'), req.getHeader('grpc-metadata-token'));
+}
+
 function sendText(res: UwsResponse, status: number, body: string, type: string): void {
   res.writeStatus(statusLine(status)).writeHeader('Content-Type', type).end(body);
 }
@@ -147,7 +153,7 @@ export class FastPort {
       ...wsLimits,
       upgrade: (res: UwsResponse & { upgrade: (...a: unknown[]) => void }, req: UwsRequest, ctx: unknown) => {
         // uWS copies the user data's own properties: the state object rides in one of them.
-        res.upgrade({ state: new WsState(this) }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
+        res.upgrade({ state: new WsState(this, uwsContext(req)) }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
           req.getHeader('sec-websocket-extensions'), ctx);
       },
       open: (ws: UwsWebSocket<WsState>) => {
@@ -173,7 +179,7 @@ export class FastPort {
       upgrade: (res: UwsResponse & { upgrade: (...a: unknown[]) => void }, req: UwsRequest, ctx: unknown) => {
         const route = d.gateway.route(req.getUrl());
         if (!route) return gatewayText(res, 404, 'Not Found\n');
-        res.upgrade({ state: new ProxyState(this, route) }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
+        res.upgrade({ state: new ProxyState(this, route, uwsContext(req)) }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
           req.getHeader('sec-websocket-extensions'), ctx);
       },
       open: (ws: UwsWebSocket<ProxyState>) => ws.getUserData().state.open(ws),
@@ -262,11 +268,12 @@ export class FastPort {
         .end(errorBody(GrpcCode.ResourceExhausted, 'http: request body too large'), true);
       return;
     }
-    if (route.kind === 'unary') this.#unary(res, route);
-    else new HttpStreamCall(this, res, route);
+    const ctx = uwsContext(req);
+    if (route.kind === 'unary') this.#unary(res, route, ctx);
+    else new HttpStreamCall(this, res, route, ctx);
   }
 
-  #unary(res: UwsResponse, route: Route): void {
+  #unary(res: UwsResponse, route: Route, ctx: CallContext): void {
     const state = { aborted: false };
     res.onAborted(() => { state.aborted = true; });
     let chunks: Buffer[] | null = null;
@@ -280,14 +287,14 @@ export class FastPort {
         res.close();
         return;
       }
-      if (isLast && chunks === null) return this.#runUnary(res, route, Buffer.from(ab).toString('utf8'), state);
+      if (isLast && chunks === null) return this.#runUnary(res, route, Buffer.from(ab).toString('utf8'), state, ctx);
       (chunks ??= []).push(Buffer.from(new Uint8Array(ab))); // a copy: the view dies with this callback
-      if (isLast) this.#runUnary(res, route, Buffer.concat(chunks).toString('utf8'), state);
+      if (isLast) this.#runUnary(res, route, Buffer.concat(chunks).toString('utf8'), state, ctx);
     });
   }
 
-  #runUnary(res: UwsResponse, route: Route, body: string, state: { aborted: boolean }): void {
-    const r = this.#d.gateway.unary(route, body);
+  #runUnary(res: UwsResponse, route: Route, body: string, state: { aborted: boolean }, ctx: CallContext): void {
+    const r = this.#d.gateway.unary(route, body, ctx);
     if (!('then' in r)) return void res.cork(() => sendReply(res, r));
     r.then((x) => {
       if (!state.aborted) res.cork(() => sendReply(res, x));
@@ -306,9 +313,9 @@ class HttpStreamCall implements StreamSink {
   #headersSent = false;
   #waitingWritable = false;
 
-  constructor(port: FastPort, res: UwsResponse, route: Route) {
+  constructor(port: FastPort, res: UwsResponse, route: Route, ctx: CallContext) {
     this.#res = res;
-    this.#body = new StreamBody(port.deps.gateway, route, this, port.deps.bodyBytesMax);
+    this.#body = new StreamBody(port.deps.gateway, route, this, port.deps.bodyBytesMax, ctx);
     res.onAborted(() => {
       this.#aborted = true;
       if (!this.#done) this.#body.call?.cancel();
@@ -407,9 +414,21 @@ export class WsState implements BinarySender {
   #inFlight = 0;
   #closed = false;
   readonly #port: FastPort;
+  /** The connection's credentials: the upgrade's token headers, then the token of the last
+   * Authenticate call on this connection that succeeded (docs/WEBSOCKET.md, "Authentication"). */
+  #ctx: CallContext;
 
-  constructor(port: FastPort) {
+  constructor(port: FastPort, ctx: CallContext) {
     this.#port = port;
+    this.#ctx = ctx;
+  }
+
+  get callContext(): CallContext {
+    return this.#ctx;
+  }
+
+  authenticated(token: string): void {
+    if (token !== '') this.#ctx = gatewayContext(undefined, token);
   }
 
   /** Sends one text message; false when the socket is past its backpressure mark (or gone). */
@@ -487,8 +506,10 @@ export class WsState implements BinarySender {
     if (this.#inFlight >= this.#port.deps.limits.wsUnaryInFlightMax) {
       return this.#sendError(idJson, GrpcCode.ResourceExhausted, 'etcdserver: too many requests');
     }
-    const r = this.#port.deps.gateway.unaryValue(route, body);
+    const r = this.#port.deps.gateway.unaryValue(route, body, this.#ctx);
+    const authenticate = route.method === AUTHENTICATE_METHOD;
     const reply = (x: GatewayReply): void => {
+      if (x.status === 200 && authenticate) this.authenticated((JSON.parse(x.body) as { token?: string }).token ?? '');
       if (x.status === 200) this.send('{"id":' + idJson + ',"result":' + x.body + '}');
       else this.send('{"id":' + idJson + ',"error":' + wsErrorFromBody(x) + '}');
     };
@@ -506,7 +527,7 @@ export class WsState implements BinarySender {
     }
     const sink = new WsStreamSink(this, idJson, key);
     this.streams.set(key, sink);
-    const opened = this.#port.deps.gateway.openStream(route, m.body, m.body !== undefined, sink);
+    const opened = this.#port.deps.gateway.openStream(route, m.body, m.body !== undefined, sink, this.#ctx);
     if (!(opened instanceof GatewayStream)) {
       this.streams.delete(key);
       this.send('{"id":' + idJson + ',"end":true,"error":' + wsErrorFromBody(opened) + '}');
@@ -557,11 +578,11 @@ class ProxyState implements WsTextSocket {
   call: WsProxyCall | null = null;
   #ws: UwsWebSocket<ProxyState> | null = null;
   #closed = false;
-  constructor(readonly port: FastPort, readonly route: Route) {}
+  constructor(readonly port: FastPort, readonly route: Route, readonly ctx: CallContext) {}
 
   open(ws: UwsWebSocket<ProxyState>): void {
     this.#ws = ws;
-    this.call = new WsProxyCall(this.port.deps.gateway, this.route, this, this.port.deps.bodyBytesMax);
+    this.call = new WsProxyCall(this.port.deps.gateway, this.route, this, this.port.deps.bodyBytesMax, this.ctx);
   }
 
   sendText(text: string): boolean {

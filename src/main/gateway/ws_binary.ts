@@ -19,7 +19,8 @@
 //   op 1 ERROR    payload = u32 LE gRPC code, UTF-8 message (a unary call failed)
 //   op 2 END      stream `id` ended; payload empty (OK) or u32 LE code + UTF-8 message
 import { GrpcCode } from '../../shared/errors';
-import { errorStatus, failureStatus, InProcessStream, NO_CONTEXT, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/rpc';
+import { etcdserverpb } from '../../shared/gen/etcd';
+import { CallContext, errorStatus, failureStatus, InProcessStream, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/rpc';
 import { HandlerSource } from './gateway';
 
 export const enum BinOp { Call = 0, Send = 1, Close = 2, Cancel = 3 }
@@ -49,7 +50,13 @@ export interface BinarySender {
   readonly streamsMax: number;
   readonly unaryInFlightMax: number;
   readonly recvMessageBytesMax: number;
+  /** The connection's credentials (docs/WEBSOCKET.md, "Authentication"), for every call it makes. */
+  readonly callContext: CallContext;
+  /** An Authenticate call on this connection succeeded: its token is the connection's from now on. */
+  authenticated(token: string): void;
 }
+
+export const AUTHENTICATE_METHOD = '/etcdserverpb.Auth/Authenticate';
 
 /** One binary stream: its handler's protobuf messages go out as RESULT frames. */
 class BinaryStream extends InProcessStream {
@@ -99,7 +106,7 @@ export class BinaryConnection {
       case BinOp.Call: {
         const method = buf.toString('latin1', HEADER_BYTES, HEADER_BYTES + n);
         const u = this.src.unaryMethod(method);
-        if (u) return this.#unary(id, u, msg);
+        if (u) return this.#unary(id, u, msg, method === AUTHENTICATE_METHOD);
         const s = this.src.streamHandler(method);
         if (s) return this.#open(id, s, msg);
         return this.#error(id, GrpcCode.Unimplemented, unknownMethodMessage(method, this.src.methodPaths()));
@@ -119,11 +126,11 @@ export class BinaryConnection {
     }
   }
 
-  #unary(id: number, m: UnaryMethod, msg: Uint8Array): void {
+  #unary(id: number, m: UnaryMethod, msg: Uint8Array, authenticate: boolean): void {
     if (this.#inFlight >= this.out.unaryInFlightMax) return this.#error(id, GrpcCode.ResourceExhausted, 'etcdserver: too many requests');
     let r: Promise<Uint8Array> | Uint8Array;
     try {
-      r = m.handler(msg, NO_CONTEXT);
+      r = m.handler(msg, this.out.callContext);
     } catch (e) {
       const st = failureStatus(e, m.kind);
       return this.#error(id, st.code, st.message);
@@ -135,6 +142,7 @@ export class BinaryConnection {
     this.#inFlight++;
     r.then((out) => {
       this.#inFlight--;
+      if (authenticate) this.out.authenticated(etcdserverpb.AuthenticateResponse.decode(out).token);
       this.out.sendBinary(replyFrame(BinReply.Result, id, out));
     }, (e: unknown) => {
       this.#inFlight--;
@@ -149,7 +157,7 @@ export class BinaryConnection {
     const s = new BinaryStream(this, id);
     this.streams.set(id, s);
     try {
-      s.start(h);
+      s.start(h, this.out.callContext);
     } catch (e) {
       const st = errorStatus(e);
       s.end(st.code, st.message);

@@ -6,6 +6,7 @@
 // This is that behaviour on top of the gateway core, for both ports (ws_node.ts for the client
 // port's node:http, uws_server.ts for the fast port). The connection closes when the call ends.
 import { GrpcCode } from '../../shared/errors';
+import { CallContext, NO_CONTEXT } from '../net/rpc';
 import { errorBody, Gateway, JsonValueSplitter, StreamBody, StreamSink, streamErrorLine } from './gateway';
 import { Route } from './routes';
 
@@ -25,14 +26,17 @@ export class WsProxyCall implements StreamSink {
   readonly #split: JsonValueSplitter;
   /** A streaming route: the body feeds the call. */
   readonly #body: StreamBody;
+  /** The upgrade request's token headers: the credentials of the connection's one call. */
+  readonly #ctx: CallContext;
   #done = false;
 
-  constructor(gw: Gateway, route: Route, sock: WsTextSocket, bodyBytesMax: number) {
+  constructor(gw: Gateway, route: Route, sock: WsTextSocket, bodyBytesMax: number, ctx: CallContext = NO_CONTEXT) {
     this.#gw = gw;
+    this.#ctx = ctx;
     this.#route = route;
     this.#sock = sock;
     this.#split = new JsonValueSplitter(bodyBytesMax);
-    this.#body = new StreamBody(gw, route, this, bodyBytesMax);
+    this.#body = new StreamBody(gw, route, this, bodyBytesMax, ctx);
   }
 
   /** One client text message: more of the request body (the proxy adds a newline after each). */
@@ -50,7 +54,7 @@ export class WsProxyCall implements StreamSink {
 
   #unary(value: unknown): void {
     this.#done = true;
-    const r = this.#gw.unaryValue(this.#route, value);
+    const r = this.#gw.unaryValue(this.#route, value, this.#ctx);
     if ('then' in r) void r.then((x) => this.#finish(x.body));
     else this.#finish(r.body);
   }

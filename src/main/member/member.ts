@@ -53,6 +53,9 @@ import { EssentialWorker, progressNotifyIntervalMs, startWorker, WATCH_WORKER_LI
 import { syncVia } from '../compactor';
 import { MemberTls, resolveTls } from './tls_setup';
 import { AuthContext, AuthGate } from '../auth/auth_gate';
+import { JwtTokens } from '../auth/jwt_token';
+import { SimpleTokens } from '../auth/simple_token';
+import type { TokenProvider } from '../auth/token_provider';
 import { etcdserverpb } from '../../shared/gen/etcd';
 
 /** What the process that runs a member is told. */
@@ -243,6 +246,7 @@ function buildServices(
   dir: DataDir,
   st: Storage,
   r: RaftParts,
+  tokens: TokenProvider,
 ): Services {
   const memberId = BigInt(ident.memberId);
   const clusterId = BigInt(ident.clusterId);
@@ -259,7 +263,7 @@ function buildServices(
     snapshot: () => st.store.authSnapshot(),
     onAuthApplied: (fn) => node.onAuthApplied(fn),
     clientCertAuth: cfg.clientTls.clientCertAuth,
-    tokenTtlMs: cfg.auth.tokenTtlMs,
+    tokens,
     log,
   });
   let headerOf: () => etcdserverpb.IResponseHeader = () => ({});
@@ -383,6 +387,8 @@ export class Member {
       throw new StartupError(`limits: ${(e as Error).message}`);
     }
     const tls = resolveTls(cfg, log);
+    // --auth-token: JWT keys are read (and refused) before anything is opened.
+    const tokens: TokenProvider = cfg.auth.jwt ? new JwtTokens(cfg.auth.jwt) : new SimpleTokens(cfg.auth.tokenTtlMs);
     const dir = await openDataDir(cfg);
     const ident = await loadIdentity(cfg, dir.memberDir, log, tls.peer);
     log.info('starting etcd-ts', {
@@ -400,7 +406,7 @@ export class Member {
       ms: Date.now() - t0,
     });
     const raft = buildRaft(cfg, lim, log, dir, ident, st, rec, hooks, tls);
-    const services = buildServices(cfg, lim, log, ident, dir, st, raft);
+    const services = buildServices(cfg, lim, log, ident, dir, st, raft, tokens);
     await raft.peers.start(peerInbound(ident, raft, services));
     if (ident.joined && rec.membership.size === 0) {
       // Before our first applied ConfChange: talk to the members the cluster told us about.
