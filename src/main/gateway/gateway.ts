@@ -12,7 +12,7 @@
 //    response is one line {"result":...}; a stream that ends with an error writes one line
 //    {"error":{"grpc_code":..,"http_code":..,"message":..,"http_status":..}}.
 import { EtcdError, GrpcCode } from '../../shared/errors';
-import { failureStatus, InProcessStream, MethodKind, NO_CONTEXT, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/rpc';
+import { CallContext, failureStatus, InProcessStream, MethodKind, NO_CONTEXT, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/rpc';
 import { JsonCodec, JsonInputError, MessageCodec, goJsonString } from './jsonpb';
 import { Route, routeMap } from './routes';
 import { scanFirstValue, parseFirstValue, quoteLongNumbers } from './json_scan';
@@ -22,6 +22,13 @@ export interface HandlerSource {
   unaryMethod(method: string): UnaryMethod | undefined;
   streamHandler(method: string): StreamHandler | undefined;
   methodPaths(): string[];
+  /** True while the audit log is on (GrpcMethods.auditing): carriers then pass the client's address. */
+  readonly auditing?: boolean;
+}
+
+/** The context of a gateway call whose client's address the audit log wants (audit log on only). */
+export function remoteContext(remoteAddress: string): CallContext {
+  return { deadlineMs: 0, metadata: {}, remoteAddress };
 }
 
 export interface GatewayOptions {
@@ -118,6 +125,11 @@ export class Gateway {
     return this.#opts.recvMessageBytesMax;
   }
 
+  /** Whether calls are audited (see HandlerSource.auditing). */
+  get auditing(): boolean {
+    return this.#src.auditing === true;
+  }
+
   route(path: string): Route | undefined {
     return this.#routes.get(path);
   }
@@ -149,24 +161,24 @@ export class Gateway {
   }
 
   /** A unary route with a complete body. Never rejects: every failure is an error reply. */
-  unary(route: Route, body: string): Promise<GatewayReply> | GatewayReply {
+  unary(route: Route, body: string, ctx: CallContext = NO_CONTEXT): Promise<GatewayReply> | GatewayReply {
     const b = this.#bind(route);
     const h = this.#src.unaryMethod(route.method);
     if (!b || !h) return this.#unimplemented(route);
     const parsed = parseFirstValue(body);
     if ('error' in parsed) return errorReply(GrpcCode.InvalidArgument, parsed.error);
-    return this.call(b, h, parsed.value);
+    return this.call(b, h, parsed.value, ctx);
   }
 
   /** A unary call with an already parsed JSON value (the WebSocket API). */
-  unaryValue(route: Route, value: unknown): Promise<GatewayReply> | GatewayReply {
+  unaryValue(route: Route, value: unknown, ctx: CallContext = NO_CONTEXT): Promise<GatewayReply> | GatewayReply {
     const b = this.#bind(route);
     const h = this.#src.unaryMethod(route.method);
     if (!b || !h) return this.#unimplemented(route);
-    return this.call(b, h, value);
+    return this.call(b, h, value, ctx);
   }
 
-  call(b: Bound, m: UnaryMethod, value: unknown): Promise<GatewayReply> | GatewayReply {
+  call(b: Bound, m: UnaryMethod, value: unknown, ctx: CallContext = NO_CONTEXT): Promise<GatewayReply> | GatewayReply {
     let req: Uint8Array;
     try {
       req = this.#encode(b, value);
@@ -176,7 +188,7 @@ export class Gateway {
     }
     let out: Promise<Uint8Array> | Uint8Array;
     try {
-      out = m.handler(req, NO_CONTEXT);
+      out = m.handler(req, ctx);
     } catch (e) {
       return failure(e, m.kind);
     }
@@ -189,7 +201,7 @@ export class Gateway {
    * empty); an undecodable one is an error reply and nothing is opened. Otherwise the returned call
    * takes later requests (send), the end of the client's input (close) and the client going away (cancel).
    */
-  openStream(route: Route, first: unknown, hasFirst: boolean, sink: StreamSink): GatewayStream | GatewayReply {
+  openStream(route: Route, first: unknown, hasFirst: boolean, sink: StreamSink, ctx: CallContext = NO_CONTEXT): GatewayStream | GatewayReply {
     const b = this.#bind(route);
     const h = this.#src.streamHandler(route.method);
     if (!b || !h) return this.#unimplemented(route);
@@ -206,7 +218,7 @@ export class Gateway {
     }
     const call = new GatewayStream(b, sink, this);
     try {
-      call.start(h);
+      call.start(h, ctx);
     } catch (e) {
       return failure(e);
     }

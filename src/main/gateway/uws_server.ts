@@ -10,7 +10,8 @@
 import { StringDecoder } from 'node:string_decoder';
 import { GrpcCode } from '../../shared/errors';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from '../../shared/version';
-import { errorBody, Gateway, GatewayReply, GatewayStream, HTTP_STATUS_TEXT, httpStatusFromCode, StreamBody, streamErrorLine, StreamSink } from './gateway';
+import { CallContext, NO_CONTEXT } from '../net/rpc';
+import { errorBody, Gateway, GatewayReply, GatewayStream, HTTP_STATUS_TEXT, httpStatusFromCode, remoteContext, StreamBody, streamErrorLine, StreamSink } from './gateway';
 import { Route } from './routes';
 import { goJsonString } from './jsonpb';
 import { quoteLongNumbers } from './json_scan';
@@ -38,6 +39,7 @@ interface UwsResponse {
   onWritable(fn: (offset: number) => boolean): UwsResponse;
   cork(fn: () => void): UwsResponse;
   close(): UwsResponse;
+  getRemoteAddressAsText(): ArrayBuffer;
 }
 interface UwsRequest {
   getUrl(): string;
@@ -50,6 +52,7 @@ interface UwsWebSocket<T> {
   getUserData(): { state: T };
   cork(fn: () => void): void;
   end(code?: number, msg?: string): void;
+  getRemoteAddressAsText(): ArrayBuffer;
 }
 interface UwsApp {
   any(pattern: string, h: (res: UwsResponse, req: UwsRequest) => void): UwsApp;
@@ -152,7 +155,9 @@ export class FastPort {
       },
       open: (ws: UwsWebSocket<WsState>) => {
         this.#wsOpen++;
-        ws.getUserData().state.ws = ws;
+        const state = ws.getUserData().state;
+        state.ws = ws;
+        if (d.gateway.auditing) state.callContext = remoteContext(Buffer.from(ws.getRemoteAddressAsText()).toString());
       },
       message: (ws: UwsWebSocket<WsState>, msg: ArrayBuffer, isBinary: boolean) => {
         d.onWsMessage?.();
@@ -287,7 +292,8 @@ export class FastPort {
   }
 
   #runUnary(res: UwsResponse, route: Route, body: string, state: { aborted: boolean }): void {
-    const r = this.#d.gateway.unary(route, body);
+    const gw = this.#d.gateway;
+    const r = gw.unary(route, body, gw.auditing ? remoteContext(Buffer.from(res.getRemoteAddressAsText()).toString()) : NO_CONTEXT);
     if (!('then' in r)) return void res.cork(() => sendReply(res, r));
     r.then((x) => {
       if (!state.aborted) res.cork(() => sendReply(res, x));
@@ -407,6 +413,8 @@ export class WsState implements BinarySender {
   #inFlight = 0;
   #closed = false;
   readonly #port: FastPort;
+  /** What this connection's calls carry: the client's address while the audit log is on. */
+  callContext: CallContext = NO_CONTEXT;
 
   constructor(port: FastPort) {
     this.#port = port;
@@ -487,7 +495,7 @@ export class WsState implements BinarySender {
     if (this.#inFlight >= this.#port.deps.limits.wsUnaryInFlightMax) {
       return this.#sendError(idJson, GrpcCode.ResourceExhausted, 'etcdserver: too many requests');
     }
-    const r = this.#port.deps.gateway.unaryValue(route, body);
+    const r = this.#port.deps.gateway.unaryValue(route, body, this.callContext);
     const reply = (x: GatewayReply): void => {
       if (x.status === 200) this.send('{"id":' + idJson + ',"result":' + x.body + '}');
       else this.send('{"id":' + idJson + ',"error":' + wsErrorFromBody(x) + '}');
@@ -506,7 +514,7 @@ export class WsState implements BinarySender {
     }
     const sink = new WsStreamSink(this, idJson, key);
     this.streams.set(key, sink);
-    const opened = this.#port.deps.gateway.openStream(route, m.body, m.body !== undefined, sink);
+    const opened = this.#port.deps.gateway.openStream(route, m.body, m.body !== undefined, sink, this.callContext);
     if (!(opened instanceof GatewayStream)) {
       this.streams.delete(key);
       this.send('{"id":' + idJson + ',"end":true,"error":' + wsErrorFromBody(opened) + '}');

@@ -19,7 +19,7 @@
 //   op 1 ERROR    payload = u32 LE gRPC code, UTF-8 message (a unary call failed)
 //   op 2 END      stream `id` ended; payload empty (OK) or u32 LE code + UTF-8 message
 import { GrpcCode } from '../../shared/errors';
-import { errorStatus, failureStatus, InProcessStream, NO_CONTEXT, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/rpc';
+import { CallContext, errorStatus, failureStatus, InProcessStream, NO_CONTEXT, StreamHandler, UnaryMethod, unknownMethodMessage } from '../net/rpc';
 import { HandlerSource } from './gateway';
 
 export const enum BinOp { Call = 0, Send = 1, Close = 2, Cancel = 3 }
@@ -49,6 +49,8 @@ export interface BinarySender {
   readonly streamsMax: number;
   readonly unaryInFlightMax: number;
   readonly recvMessageBytesMax: number;
+  /** The context of this connection's calls (the client's address for the audit log), if any. */
+  readonly callContext?: CallContext;
 }
 
 /** One binary stream: its handler's protobuf messages go out as RESULT frames. */
@@ -123,7 +125,7 @@ export class BinaryConnection {
     if (this.#inFlight >= this.out.unaryInFlightMax) return this.#error(id, GrpcCode.ResourceExhausted, 'etcdserver: too many requests');
     let r: Promise<Uint8Array> | Uint8Array;
     try {
-      r = m.handler(msg, NO_CONTEXT);
+      r = m.handler(msg, this.out.callContext ?? NO_CONTEXT);
     } catch (e) {
       const st = failureStatus(e, m.kind);
       return this.#error(id, st.code, st.message);
@@ -149,7 +151,7 @@ export class BinaryConnection {
     const s = new BinaryStream(this, id);
     this.streams.set(id, s);
     try {
-      s.start(h);
+      s.start(h, this.out.callContext ?? NO_CONTEXT);
     } catch (e) {
       const st = errorStatus(e);
       s.end(st.code, st.message);
