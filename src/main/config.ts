@@ -61,6 +61,19 @@ export interface Config {
   notes: StartupNote[];
   /** --auth-token, --auth-token-ttl, --bcrypt-cost (authConfig below). */
   auth: AuthConfig;
+  /** etcd-ts's audit log: --audit-log-path, --audit-log-max-size, --audit-log-max-backups, --audit-log-mode. */
+  audit: AuditConfig;
+}
+
+/** The audit log (docs/AUDIT.md); etcd has none. */
+export interface AuditConfig {
+  /** A file, '-' for stdout, '' for no audit log (the default). */
+  path: string;
+  /** Rotate when the file would pass this size (0: never). */
+  maxSizeBytes: number;
+  /** Rotated files kept (path.1 .. path.N). */
+  maxBackups: number;
+  mode: 'batch' | 'blocking';
 }
 
 /** Authentication options: etcd 3.4's --auth-token, --auth-token-ttl and --bcrypt-cost. */
@@ -229,6 +242,10 @@ const FLAGS: Record<string, FlagDef> = {
   // etcd-ts's own
   'listen-client-http-urls': { def: '', help: 'List of URLs to listen on for HTTP/JSON client traffic (uWebSockets.js): the JSON API, WebSocket API, /health, /livez, /readyz, /version, /metrics.' },
   'watch-batch-max-delay': { def: `${limits.watchBatchMaxDelayMs}ms`, type: 'duration', help: 'etcd-ts only: under heavy watch fan-out, the longest a fan-out pass waits so that each watcher gets one response for several revisions (0s: every revision is sent at once; see docs/ARCHITECTURE.md, Watch).' },
+  'audit-log-path': { def: '', help: 'etcd-ts only: write the audit log (one JSON line per authenticated request, every auth change and failed login; docs/AUDIT.md) to this file, or to stdout with \'-\'. Empty: no audit log.' },
+  'audit-log-max-size': { def: '100', type: 'uint', help: 'etcd-ts only: size in megabytes at which the audit log file is rotated (0: never).' },
+  'audit-log-max-backups': { def: '10', type: 'uint', help: 'etcd-ts only: rotated audit log files kept (<path>.1 is the newest).' },
+  'audit-log-mode': { def: 'batch', help: 'etcd-ts only: \'batch\' (lines are buffered and written off the request path; a full buffer drops lines and counts them) or \'blocking\' (a request is answered once its line is written).' },
 };
 
 /** etcd 3.4 accepts these (flags of etcd 2) and logs that it ignores them; they take no value. */
@@ -477,6 +494,12 @@ function build(get: (name: string) => string, given: Map<string, Given>, notes: 
     peerTls: tlsInfo('peer-', get),
     notes,
     auth: authConfig(get, notes),
+    audit: {
+      path: get('audit-log-path'),
+      maxSizeBytes: num('audit-log-max-size', 0) * 1024 * 1024,
+      maxBackups: num('audit-log-max-backups', 0),
+      mode: oneOf(label('audit-log-mode'), get('audit-log-mode'), ['batch', 'blocking'] as const),
+    },
   };
   checkLogger(get('logger'), given, notes);
   if (flag('experimental-enable-lease-checkpoint-persist') && !flag('experimental-enable-lease-checkpoint')) {

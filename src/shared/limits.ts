@@ -191,6 +191,17 @@ export const limits = {
   /** Certificate, key, CA and CRL files are checked for replacement at most this often (on a new
    * connection); a replaced file is used from the next handshake on. */
   tlsReloadCheckMs: 1000,
+  /** Audit log (--audit-log-path, docs/AUDIT.md), batch mode: lines not yet written (queued, and the
+   * one write in flight) are at most this many bytes; a line that does not fit is dropped and counted
+   * (etcd_ts_audit_log_dropped_lines_total). About 40,000 lines of 200 bytes. */
+  auditBufferBytesMax: 8 * 1024 * 1024,
+  /** Batch mode: a write starts as soon as this many bytes are queued ... */
+  auditFlushBytes: 256 * 1024,
+  /** ... and at most this long after the first line of a batch was queued. */
+  auditFlushIntervalMs: 100,
+  /** A key, range end or name is printed up to this many of its bytes (etcd accepts 1.5 MiB keys);
+   * a longer one is cut there and the line says so ("key_truncated"). */
+  auditKeyBytesMax: 1024,
 };
 
 /** Largest HTTP/JSON request body: base64 of the largest accepted gRPC message plus JSON overhead.
@@ -226,6 +237,11 @@ export function limitProblems(l: Limits): string[] {
     [l.peerBackoffMinMs > 0 && l.peerBackoffMinMs <= l.peerBackoffMaxMs, 'peer backoff bounds'],
     [l.peerQueueMessagesMax > 0 && l.peerRequestsInflightMax > 0, 'positive peer bounds'],
     [l.tlsHandshakeTimeoutMs > 0 && l.tlsHandshakesInFlightMax > 0 && l.tlsReloadCheckMs >= 0, 'positive TLS bounds'],
+    [l.auditFlushIntervalMs > 0 && l.auditFlushBytes > 0, 'positive audit log flush bounds'],
+    // The longest line (two cut keys, each byte at most 6 characters escaped, and the other fields) fits
+    // one flush, and several flushes fit the buffer, so a write in flight never stops queueing.
+    [14 * l.auditKeyBytesMax + 1024 <= l.auditFlushBytes, 'an audit line with the longest keys fits one flush'],
+    [l.auditBufferBytesMax >= 4 * l.auditFlushBytes, 'the audit buffer holds several flushes'],
   ];
   return rules.filter(([ok]) => !ok).map(([, m]) => m);
 }

@@ -216,6 +216,16 @@ describe('config: etcd flags', () => {
     assert.throws(() => cfg(['--election-timeout', '300']), /at least as 5 times/);
     assert.throws(() => cfg(['--log-level', 'chatty']), /invalid value/);
   });
+  it('reads the audit log flags (etcd-ts only) from flags and ETCD_AUDIT_LOG_*', () => {
+    assert.deepEqual(cfg([]).audit, { path: '', maxSizeBytes: 100 * 1024 * 1024, maxBackups: 10, mode: 'batch' });
+    const c = cfg(['--audit-log-path', '/var/log/etcd-audit.log', '--audit-log-max-size', '5'],
+      { ETCD_AUDIT_LOG_MAX_BACKUPS: '3', ETCD_AUDIT_LOG_MODE: 'blocking' });
+    assert.deepEqual(c.audit, { path: '/var/log/etcd-audit.log', maxSizeBytes: 5 * 1024 * 1024, maxBackups: 3, mode: 'blocking' });
+    assert.equal(cfg(['--audit-log-path', '-']).audit.path, '-');
+    assert.throws(() => cfg(['--audit-log-mode', 'async']), /invalid value "async" for flag -audit-log-mode: one of batch\|blocking/);
+    assert.throws(() => cfg(['--audit-log-max-size', '-1']), /invalid value "-1" for flag -audit-log-max-size/);
+    assert.deepEqual(cfg(['--audit-log-path', 'a.log']).notes, [], 'honoured: no warning');
+  });
   it('parses auto-compaction retention', () => {
     assert.equal(parseRetentionMs('1'), 3_600_000);
     assert.equal(parseRetentionMs('1h30m'), 5_400_000);

@@ -22,6 +22,13 @@ export interface HandlerSource {
   unaryMethod(method: string): UnaryMethod | undefined;
   streamHandler(method: string): StreamHandler | undefined;
   methodPaths(): string[];
+  /** True while the audit log is on (GrpcMethods.auditing): carriers then pass the client's address. */
+  readonly auditing?: boolean;
+}
+
+/** ctx with the client's address, for the audit log (carriers call it only while auditing). */
+export function withRemote(ctx: CallContext, remoteAddress: string): CallContext {
+  return { ...ctx, remoteAddress };
 }
 
 export interface GatewayOptions {
@@ -127,6 +134,11 @@ export class Gateway {
 
   get recvMessageBytesMax(): number {
     return this.#opts.recvMessageBytesMax;
+  }
+
+  /** Whether calls are audited (see HandlerSource.auditing). */
+  get auditing(): boolean {
+    return this.#src.auditing === true;
   }
 
   route(path: string): Route | undefined {

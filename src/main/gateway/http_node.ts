@@ -3,8 +3,8 @@
 // gateway, including its plain-text 404/405 for unknown routes and wrong methods.
 import type * as http from 'node:http';
 import { GrpcCode } from '../../shared/errors';
-import type { CallContext } from '../net/rpc';
-import { errorBody, Gateway, gatewayContext, GatewayReply, StreamBody, streamErrorLine } from './gateway';
+import { remoteAddressText, type CallContext } from '../net/rpc';
+import { errorBody, Gateway, gatewayContext, GatewayReply, StreamBody, streamErrorLine, withRemote } from './gateway';
 import { Route } from './routes';
 
 /** Headers etcd's gateway mux sends on every response. */
@@ -90,7 +90,7 @@ function readUnary(o: NodeGatewayOptions, route: Route, req: http.IncomingMessag
   req.on('end', () => {
     if (failed) return;
     const body = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
-    const r = o.gateway.unary(route, body, ctx);
+    const r = o.gateway.unary(route, body, o.gateway.auditing ? withRemote(ctx, remoteAddressText(req.socket.remoteAddress, req.socket.remotePort)) : ctx);
     if ('then' in r) r.then((x) => { o.onRequest?.(x.status); sendReply(res, x); }).catch(() => res.destroy());
     else {
       o.onRequest?.(r.status);

@@ -11,7 +11,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { GrpcCode } from '../../shared/errors';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from '../../shared/version';
 import { CallContext } from '../net/rpc';
-import { errorBody, Gateway, gatewayContext, GatewayReply, GatewayStream, HTTP_STATUS_TEXT, httpStatusFromCode, StreamBody, streamErrorLine, StreamSink } from './gateway';
+import { errorBody, Gateway, gatewayContext, GatewayReply, GatewayStream, HTTP_STATUS_TEXT, httpStatusFromCode, StreamBody, streamErrorLine, StreamSink, withRemote } from './gateway';
 import { Route } from './routes';
 import { goJsonString } from './jsonpb';
 import { quoteLongNumbers } from './json_scan';
@@ -39,6 +39,7 @@ interface UwsResponse {
   onWritable(fn: (offset: number) => boolean): UwsResponse;
   cork(fn: () => void): UwsResponse;
   close(): UwsResponse;
+  getRemoteAddressAsText(): ArrayBuffer;
 }
 interface UwsRequest {
   getUrl(): string;
@@ -51,6 +52,7 @@ interface UwsWebSocket<T> {
   getUserData(): { state: T };
   cork(fn: () => void): void;
   end(code?: number, msg?: string): void;
+  getRemoteAddressAsText(): ArrayBuffer;
 }
 interface UwsApp {
   any(pattern: string, h: (res: UwsResponse, req: UwsRequest) => void): UwsApp;
@@ -158,7 +160,9 @@ export class FastPort {
       },
       open: (ws: UwsWebSocket<WsState>) => {
         this.#wsOpen++;
-        ws.getUserData().state.ws = ws;
+        const state = ws.getUserData().state;
+        state.ws = ws;
+        if (d.gateway.auditing) state.auditRemote(Buffer.from(ws.getRemoteAddressAsText()).toString());
       },
       message: (ws: UwsWebSocket<WsState>, msg: ArrayBuffer, isBinary: boolean) => {
         d.onWsMessage?.();
@@ -294,7 +298,8 @@ export class FastPort {
   }
 
   #runUnary(res: UwsResponse, route: Route, body: string, state: { aborted: boolean }, ctx: CallContext): void {
-    const r = this.#d.gateway.unary(route, body, ctx);
+    const gw = this.#d.gateway;
+    const r = gw.unary(route, body, gw.auditing ? withRemote(ctx, Buffer.from(res.getRemoteAddressAsText()).toString()) : ctx);
     if (!('then' in r)) return void res.cork(() => sendReply(res, r));
     r.then((x) => {
       if (!state.aborted) res.cork(() => sendReply(res, x));
@@ -415,7 +420,8 @@ export class WsState implements BinarySender {
   #closed = false;
   readonly #port: FastPort;
   /** The connection's credentials: the upgrade's token headers, then the token of the last
-   * Authenticate call on this connection that succeeded (docs/WEBSOCKET.md, "Authentication"). */
+   * Authenticate call on this connection that succeeded (docs/WEBSOCKET.md, "Authentication"),
+   * and the client's address while the audit log is on. */
   #ctx: CallContext;
 
   constructor(port: FastPort, ctx: CallContext) {
@@ -428,7 +434,15 @@ export class WsState implements BinarySender {
   }
 
   authenticated(token: string): void {
-    if (token !== '') this.#ctx = gatewayContext(undefined, token);
+    if (token === '') return;
+    const remote = this.#ctx.remoteAddress;
+    this.#ctx = gatewayContext(undefined, token);
+    if (remote !== undefined) this.#ctx = withRemote(this.#ctx, remote);
+  }
+
+  /** The audit log is on: the connection's calls carry the client's address. */
+  auditRemote(remoteAddress: string): void {
+    this.#ctx = withRemote(this.#ctx, remoteAddress);
   }
 
   /** Sends one text message; false when the socket is past its backpressure mark (or gone). */

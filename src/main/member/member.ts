@@ -31,6 +31,8 @@ import { RaftNode } from '../node/node';
 import { RawNode } from '../raft/rawnode';
 import { EtcdServer } from '../server';
 import { createEarlyMetrics, EarlyMetrics, registerMemberMetrics } from '../server_metrics';
+import { AuditLog } from '../audit/audit_log';
+import { Auditor } from '../audit/auditor';
 import { Wal, WalOpenResult } from '../wal/wal';
 import { WatchService } from '../watch/watch_service';
 import { WorkerInit } from '../../shared/apply_protocol';
@@ -100,6 +102,38 @@ interface Services {
   watch: WatchService;
   server: EtcdServer;
   cluster: ClusterService;
+  /** --audit-log-path: null when there is no audit log. */
+  auditLog: AuditLog | null;
+}
+
+/** --audit-log-path (docs/AUDIT.md): opened before the member serves, so a bad path stops the start. */
+async function openAuditLog(cfg: Config, log: Logger, metrics: EarlyMetrics): Promise<AuditLog | null> {
+  const a = cfg.audit;
+  if (a.path === '') return null;
+  const dropped = metrics.registry.counter(
+    'etcd_ts_audit_log_dropped_lines_total',
+    'Audit log lines lost: dropped in batch mode when the buffer was full, or in a failed write.',
+  );
+  let lastErrorAt = 0;
+  try {
+    const audit = await AuditLog.open({
+      path: a.path,
+      maxSizeBytes: a.maxSizeBytes,
+      maxBackups: a.maxBackups,
+      mode: a.mode,
+      onDropped: (n) => dropped.inc(n),
+      onError: (e) => {
+        const now = Date.now();
+        if (now - lastErrorAt < 1000) return; // one line a second, not one per failed batch
+        lastErrorAt = now;
+        log.error('failed to write the audit log', { path: a.path, error: e.message });
+      },
+    });
+    log.info('audit log', { path: a.path, mode: a.mode, 'max-size-bytes': a.maxSizeBytes, 'max-backups': a.maxBackups });
+    return audit;
+  } catch (e) {
+    throw new StartupError(`--audit-log-path ${a.path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 async function openDataDir(cfg: Config): Promise<DataDir> {
@@ -247,6 +281,7 @@ function buildServices(
   st: Storage,
   r: RaftParts,
   tokens: TokenProvider,
+  auditLog: AuditLog | null,
 ): Services {
   const memberId = BigInt(ident.memberId);
   const clusterId = BigInt(ident.clusterId);
@@ -266,6 +301,7 @@ function buildServices(
     tokens,
     log,
   });
+  const auditor = auditLog === null ? null : new Auditor({ log: auditLog, member: cfg.name, gate: auth });
   let headerOf: () => etcdserverpb.IResponseHeader = () => ({});
   const watchInit = st.watchInit;
   const watch = new WatchService({
@@ -285,7 +321,12 @@ function buildServices(
       const { worker } = await startWorker('watch.js', init, WATCH_WORKER_LIMITS);
       return { worker, toWatch: new Ring(init.toWatch), fromWatch: new Ring(init.fromWatch) };
     },
-    authorize: (ctx, key, end) => (ctx.serverInternal ? null : watchRefusal(auth, ctx, key, end)),
+    authorize: (ctx, key, end) => {
+      if (ctx.serverInternal) return null;
+      const refusal = watchRefusal(auth, ctx, key, end);
+      auditor?.watchCreate(ctx, key, end, refusal);
+      return refusal;
+    },
     header: () => headerOf(),
   });
   const membership = (): Membership => confChanges.current;
@@ -319,7 +360,8 @@ function buildServices(
     checkAdmin: (ctx) => auth.checkAdmin(ctx),
   });
   cluster.register(server.transport);
-  return { lessor, watch, server, cluster };
+  server.transport.setAudit(auditor);
+  return { lessor, watch, server, cluster, auditLog };
 }
 
 /** etcd's isWatchPermitted and the cancel reason it sends (v3rpc/watch.go recvLoop). */
@@ -406,7 +448,8 @@ export class Member {
       ms: Date.now() - t0,
     });
     const raft = buildRaft(cfg, lim, log, dir, ident, st, rec, hooks, tls);
-    const services = buildServices(cfg, lim, log, ident, dir, st, raft, tokens);
+    const auditLog = await openAuditLog(cfg, log, st.metrics);
+    const services = buildServices(cfg, lim, log, ident, dir, st, raft, tokens, auditLog);
     await raft.peers.start(peerInbound(ident, raft, services));
     if (ident.joined && rec.membership.size === 0) {
       // Before our first applied ConfChange: talk to the members the cluster told us about.
@@ -460,6 +503,7 @@ export class Member {
     await this.#st.compactor.terminate();
     await this.#services.watch.stop();
     await this.#st.store.close();
+    await this.#services.auditLog?.close();
     this.#dir.unlock();
     this.#log.info('stopped');
   }

@@ -105,7 +105,10 @@ export class GrpcH2Transport extends GrpcMethods {
       stream.respond(UNSUPPORTED_MEDIA, true);
       return;
     }
-    const ctx: CallContext = { deadlineMs: deadlineOf(headers['grpc-timeout']), metadata: headers, peerCertificateCN: stream.session.peerCertificateCN };
+    const ctx: CallContext = {
+      deadlineMs: deadlineOf(headers['grpc-timeout']), metadata: headers, peerCertificateCN: stream.session.peerCertificateCN,
+      remoteAddress: stream.session.remoteAddress,
+    };
     const unary = this.unaryMethod(path);
     if (unary) {
       stream.listener = new UnaryCall(stream, unary, ctx, this.#opts.recvMessageBytesMax);

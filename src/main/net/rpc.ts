@@ -21,6 +21,15 @@ export interface CallContext {
   /** A call the server makes itself on a client's behalf after checking it (the watches of Lock and
    * Election, whose keys the recipe's own reads were checked for): not checked again. */
   serverInternal?: boolean;
+  /** The client's address ("ip:port", "[ip6]:port"), for the audit log; set by the carriers. */
+  remoteAddress?: string;
+}
+
+/** An address as Go's net.Addr prints it: "ip:port", "[ip6]:port"; the ip alone without a port. */
+export function remoteAddressText(ip: string | undefined, port?: number): string {
+  if (ip === undefined) return '';
+  if (port === undefined) return ip;
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 /** The context of an in-process call (HTTP/JSON, WebSocket, Lock and Election): no deadline, no gRPC metadata. */
@@ -84,6 +93,14 @@ export interface ServerStream {
   /** Called each time the transport can take more after send() returned false (optional: a transport
    * without it is treated as never applying backpressure). */
   onDrain?(fn: () => void): void;
+}
+
+/** The audit log's hook (src/main/audit/auditor.ts), see GrpcMethods.setAudit. */
+export interface CallAudit {
+  /** Runs h(body, ctx) and logs the call if it is audited; in blocking mode answers only once logged. */
+  unary(path: string, kind: MethodKind, body: Uint8Array, ctx: CallContext, h: UnaryHandler): Promise<Uint8Array> | Uint8Array;
+  /** A stream opened (err null) or was refused before its handler ran. */
+  stream(path: string, ctx: CallContext, err: unknown): void;
 }
 
 /** See GrpcMethods.setGuard. */
@@ -151,6 +168,8 @@ export class GrpcMethods implements Registrar {
   readonly #unary = new Map<string, UnaryMethod>();
   readonly #streams = new Map<string, StreamHandler>();
   #guard: MethodGuard | null = null;
+  /** The audit log's hook, null when --audit-log-path is empty: then a call pays one null check. */
+  #audit: CallAudit | null = null;
 
   /** A check before every call (etcd's interceptors, e.g. what a learner may serve): throwing an
    * EtcdError refuses the call with its status. Applies to handlers added before and after. */
@@ -158,11 +177,26 @@ export class GrpcMethods implements Registrar {
     this.#guard = g;
   }
 
+  /** Every call, the refused ones included, goes through a.unary / a.stream (the audit log). Applies
+   * to handlers added before and after. */
+  setAudit(a: CallAudit | null): void {
+    this.#audit = a;
+  }
+
+  /** Whether calls are audited: carriers then put the client's address in the call's context. */
+  get auditing(): boolean {
+    return this.#audit !== null;
+  }
+
   /** Registers a unary method; kind 'write' (the default) unless every call of it is safe to repeat. */
   addUnary(path: string, h: UnaryHandler, kind: MethodKind = 'write'): void {
-    const handler: UnaryHandler = (body, ctx) => {
+    const guarded: UnaryHandler = (body, ctx) => {
       this.#guard?.unary(path, body);
       return h(body, ctx);
+    };
+    const handler: UnaryHandler = (body, ctx) => {
+      const a = this.#audit;
+      return a === null ? guarded(body, ctx) : a.unary(path, kind, body, ctx, guarded);
     };
     this.#unary.set(path, { handler, kind });
   }
@@ -172,10 +206,12 @@ export class GrpcMethods implements Registrar {
       try {
         this.#guard?.stream(path);
       } catch (e) {
+        this.#audit?.stream(path, ctx, e);
         const st = errorStatus(e);
         ss.end(st.code, st.message);
         return { onMessage: () => undefined, onEnd: () => undefined };
       }
+      this.#audit?.stream(path, ctx, null);
       return h(ss, ctx);
     });
   }

@@ -19,6 +19,7 @@
 // clients answer by pinging half as often. A connection we receive nothing on for keepaliveIntervalMs
 // gets a PING; if nothing arrives keepaliveTimeoutMs after it, the connection is closed.
 import { verifiedCommonName } from '../tls';
+import { remoteAddressText } from '../rpc';
 import type * as net from 'node:net';
 import {
   DEFAULT_FRAME_BYTES, DEFAULT_WINDOW_BYTES, ErrorCode, Flag, FRAME_BYTES_LIMIT,
@@ -138,6 +139,8 @@ export class H2Session implements FrameSink, HeaderSink {
   #keepaliveTimer: NodeJS.Timeout | null = null;
   /** The common name of the client's verified TLS certificate; undefined on cleartext (net/tls.ts). */
   readonly peerCertificateCN: string | undefined;
+  /** The client's address, for the audit log: read once per connection. */
+  readonly remoteAddress: string;
 
   constructor(socket: net.Socket, opts: H2SessionOptions, handler: H2Handler, onClosed: (s: H2Session) => void) {
     this.#socket = socket;
@@ -146,6 +149,7 @@ export class H2Session implements FrameSink, HeaderSink {
     this.#onClosed = onClosed;
     this.#reader = new FrameReader(this, h2Limits.recvFrameBytesMax);
     this.peerCertificateCN = verifiedCommonName(socket);
+    this.remoteAddress = remoteAddressText(socket.remoteAddress, socket.remotePort);
     socket.on('data', this.#onSocketData);
     socket.on('close', this.#onSocketClose);
     socket.on('error', this.#onSocketError);
