@@ -23,6 +23,8 @@ const ROOT = '--user=root:rootpw';
 const AGENT = '--user=agent-7:secret';
 const READER = '--user=reader:rpw';
 
+const longName = 'n'.repeat(3000);
+
 const cases: Case[] = [
   c('auth', 'enable'), // no root user yet
   c('user', 'add', 'root:rootpw'),
@@ -32,6 +34,18 @@ const cases: Case[] = [
   c('role', 'add', 'agents'), // already exists
   c('role', 'add', ''), // empty name
   c('role', 'add', 'readers'),
+  // names longer than an LMDB key (etcd has no such limit): stored under a hash, listed and granted as any
+  c('user', 'add', `${longName}:lpw`),
+  c('role', 'add', longName),
+  c('user', 'grant-role', longName, longName),
+  c('user', 'get', longName),
+  c('role', 'grant-permission', longName, 'read', 'L'.repeat(3000)),
+  c('role', 'get', longName),
+  c('user', 'list'),
+  c('role', 'list'),
+  c('user', 'delete', longName),
+  c('role', 'delete', longName),
+  c('user', 'list'),
   c('user', 'add', 'agent-7:secret'),
   c('user', 'add', 'reader:rpw'),
   c('role', 'grant-permission', 'agents', '--prefix=true', 'readwrite', '/agents/'),

@@ -3,7 +3,10 @@
 //   meta/revision      -> u64 big endian, bumped by every change (etcd's authRevision)
 //   user/<name>        -> authpb.User  (password: the bcrypt hash, as etcd stores it)
 //   role/<name>        -> authpb.Role  (keyPermission sorted by key, as etcd keeps it)
+// A name too long for an LMDB key (etcd has no such limit) is stored under its first bytes and its
+// sha256 (authKey); names are read from the records, never from the keys.
 // Changed only by the apply worker, in the same LMDB transaction as the entry's applied index.
+import { createHash } from 'node:crypto';
 import { authpb } from '../gen/etcd';
 import { Dbs } from './dbs';
 
@@ -11,6 +14,16 @@ const enabledKey = Buffer.from('meta/enabled');
 const revisionKey = Buffer.from('meta/revision');
 const userPrefix = 'user/';
 const rolePrefix = 'role/';
+/** LMDB's key size: inlined keys are shorter, hashed ones exactly this long. */
+const keyBytesMax = 1978;
+
+/** prefix ‖ name, or for a long name prefix ‖ its first bytes ‖ sha256(name) (exactly keyBytesMax). */
+function authKey(prefix: string, name: string): Buffer {
+  const k = Buffer.from(prefix + name, 'utf8');
+  if (k.length < keyBytesMax) return k;
+  const digest = createHash('sha256').update(name, 'utf8').digest();
+  return Buffer.concat([k.subarray(0, keyBytesMax - digest.length), digest]);
+}
 
 /** Everything the auth store holds, decoded (small: read whole after each change). */
 export interface AuthSnapshot {
@@ -25,17 +38,19 @@ export function readAuthSnapshot(dbs: Dbs): AuthSnapshot {
   const rev = dbs.auth.getBinary(revisionKey);
   const users = new Map<string, authpb.IUser>();
   const roles = new Map<string, authpb.IRole>();
-  for (const { key, value } of dbs.auth.getRange({ start: Buffer.from(userPrefix), end: Buffer.from('user0') }) as Iterable<{
+  for (const { value } of dbs.auth.getRange({ start: Buffer.from(userPrefix), end: Buffer.from('user0') }) as Iterable<{
     key: Buffer;
     value: Buffer;
   }>) {
-    users.set(key.subarray(userPrefix.length).toString('utf8'), authpb.User.decode(value));
+    const u = authpb.User.decode(value);
+    users.set(Buffer.from(u.name ?? new Uint8Array(0)).toString('utf8'), u);
   }
-  for (const { key, value } of dbs.auth.getRange({ start: Buffer.from(rolePrefix), end: Buffer.from('role0') }) as Iterable<{
+  for (const { value } of dbs.auth.getRange({ start: Buffer.from(rolePrefix), end: Buffer.from('role0') }) as Iterable<{
     key: Buffer;
     value: Buffer;
   }>) {
-    roles.set(key.subarray(rolePrefix.length).toString('utf8'), authpb.Role.decode(value));
+    const r = authpb.Role.decode(value);
+    roles.set(Buffer.from(r.name ?? new Uint8Array(0)).toString('utf8'), r);
   }
   return {
     enabled: en !== undefined && en[0] === 1,
@@ -57,18 +72,18 @@ export function putAuthRevision(dbs: Dbs, revision: number): void {
 
 export function putUser(dbs: Dbs, user: authpb.IUser): void {
   const name = Buffer.from(user.name ?? new Uint8Array(0)).toString('utf8');
-  dbs.auth.putSync(Buffer.from(userPrefix + name, 'utf8'), Buffer.from(authpb.User.encode(user).finish()));
+  dbs.auth.putSync(authKey(userPrefix, name), Buffer.from(authpb.User.encode(user).finish()));
 }
 
 export function deleteUser(dbs: Dbs, name: string): void {
-  dbs.auth.removeSync(Buffer.from(userPrefix + name, 'utf8'));
+  dbs.auth.removeSync(authKey(userPrefix, name));
 }
 
 export function putRole(dbs: Dbs, role: authpb.IRole): void {
   const name = Buffer.from(role.name ?? new Uint8Array(0)).toString('utf8');
-  dbs.auth.putSync(Buffer.from(rolePrefix + name, 'utf8'), Buffer.from(authpb.Role.encode(role).finish()));
+  dbs.auth.putSync(authKey(rolePrefix, name), Buffer.from(authpb.Role.encode(role).finish()));
 }
 
 export function deleteRole(dbs: Dbs, name: string): void {
-  dbs.auth.removeSync(Buffer.from(rolePrefix + name, 'utf8'));
+  dbs.auth.removeSync(authKey(rolePrefix, name));
 }
