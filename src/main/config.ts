@@ -217,10 +217,8 @@ const FLAGS: Record<string, FlagDef> = {
   'proxy-write-timeout': { def: '5000', type: 'uint', help: 'Time (in milliseconds) for a write to timeout.', warn: 'does not apply: etcd-ts has no v2 proxy' },
   'proxy-read-timeout': { def: '0', type: 'uint', help: 'Time (in milliseconds) for a read to timeout.', warn: 'does not apply: etcd-ts has no v2 proxy' },
   // Experimental
-  'experimental-initial-corrupt-check': { def: 'false', type: 'bool', help: 'Enable to check data corruption before serving any client/peer traffic.',
-    refuse: 'is not implemented yet: etcd-ts would serve without checking its data against its peers first' },
-  'experimental-corrupt-check-time': { def: '0s', type: 'duration', help: 'Duration of time between cluster corruption check passes.',
-    refuse: 'is not implemented yet: etcd-ts would never compare its data with its peers\'' },
+  'experimental-initial-corrupt-check': { def: 'false', type: 'bool', help: 'Enable to check data corruption before serving any client/peer traffic.' },
+  'experimental-corrupt-check-time': { def: '0s', type: 'duration', help: 'Duration of time between cluster corruption check passes.' },
   'experimental-enable-v2v3': { def: '', help: 'Serve v2 requests through the v3 backend under a given prefix.', warn: 'does not apply: etcd-ts serves only the v3 API' },
   'experimental-backend-bbolt-freelist-type': { def: 'array', help: 'ExperimentalBackendFreelistType specifies the type of freelist that boltdb backend uses(array and map are supported types).',
     warn: 'does not apply: etcd-ts stores its state in LMDB, not bbolt' },

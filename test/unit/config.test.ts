@@ -85,6 +85,9 @@ describe('config: etcd flags', () => {
     assert.deepEqual(notes(['--listen-metrics-urls', 'http://127.0.0.1:2381']), [], '--listen-metrics-urls is honoured');
     assert.deepEqual(cfg(['--listen-metrics-urls', 'http://127.0.0.1:2381,http://127.0.0.1:2382']).listenMetricsUrls.map((u) => u.port), ['2381', '2382']);
     assert.throws(() => cfg(['--listen-metrics-urls', 'https://127.0.0.1:2381']), /TLS key\/cert \(--cert-file, --key-file\) must be provided for client url https:\/\/127.0.0.1:2381/);
+    assert.deepEqual(notes(['--experimental-initial-corrupt-check', '--experimental-corrupt-check-time', '1m']), [], 'corruption checks are honoured');
+    const cc = cfg(['--experimental-initial-corrupt-check', '--experimental-corrupt-check-time', '1m']);
+    assert.deepEqual([cc.initialCorruptCheck, cc.corruptCheckTimeMs], [true, 60_000]);
     assert.match(notes(['--enable-pprof'])[0], /^--enable-pprof=true: .*--cpu-prof/);
     assert.deepEqual(notes(['--auth-token', 'simple', '--bcrypt-cost', '12', '--auth-token-ttl', '60']), [], 'auth flags are honoured (issue 16)');
     assert.throws(() => cfg(['--auth-token', 'jwt,pub-key=a']), /auth: invalid auth options \(auth: invalid auth signature method\)/);
