@@ -4,7 +4,10 @@
 //
 //   npm run build && npx mocha --no-config --exit --timeout 60000 dist/test/integration/metrics_urls.test.js
 import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
+import { makeTestPki, removeTestPki, TestPki } from '../support/certs';
 import { cleanupServersAfter, freePort, Server, ServerKind, startKind } from '../support/procs';
 
 interface Answer {
@@ -13,9 +16,13 @@ interface Answer {
   body: string;
 }
 
+/** The CA that verifies https:// metrics URLs (set by the TLS test). */
+let ca: Buffer | undefined;
+
 function request(url: string, method = 'GET'): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, timeout: 5000 }, (res) => {
+    const send = url.startsWith('https:') ? https.request : http.request;
+    const req = send(url, { method, timeout: 5000, ca }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
@@ -42,10 +49,13 @@ describe('--listen-metrics-urls (etcd and etcd-ts)', function () {
   const servers: Server[] = [];
   cleanupServersAfter(() => servers);
 
-  async function start(kind: ServerKind): Promise<string> {
+  let pki: TestPki | undefined;
+  after(() => removeTestPki(pki));
+
+  async function start(kind: ServerKind, scheme = 'http', extraArgs: string[] = []): Promise<string> {
     const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    servers.push(await startKind(kind, { logLevel: 'warn', extraArgs: ['--listen-metrics-urls', url] }));
+    const url = `${scheme}://127.0.0.1:${port}`;
+    servers.push(await startKind(kind, { logLevel: 'warn', extraArgs: [...extraArgs, '--listen-metrics-urls', url] }));
     return url;
   }
 
@@ -57,5 +67,15 @@ describe('--listen-metrics-urls (etcd and etcd-ts)', function () {
     assert.deepEqual(want.health, { status: 200, type: 'text/plain; charset=utf-8', body: '{"health":"true"}' });
     assert.deepEqual(want.metrics, { status: 200, type: 'text/plain; version=0.0.4; charset=utf-8', hasServerMetrics: true });
     assert.deepEqual(want['/version'], { status: 404, type: 'text/plain; charset=utf-8', body: '404 page not found\n' });
+  });
+
+  it('serves https:// metrics URLs with the client certificate files, as etcd does', async () => {
+    pki = makeTestPki();
+    ca = fs.readFileSync(pki.ca);
+    const tlsArgs = ['--cert-file', pki.server.cert, '--key-file', pki.server.key];
+    const [etcdUrl, tsUrl] = await Promise.all([start('etcd', 'https', tlsArgs), start('etcd-ts', 'https', tlsArgs)]);
+    const [want, got] = await Promise.all([probe(etcdUrl), probe(tsUrl)]);
+    assert.deepEqual(got, want);
+    assert.deepEqual(want.health, { status: 200, type: 'text/plain; charset=utf-8', body: '{"health":"true"}' });
   });
 });
