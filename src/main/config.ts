@@ -49,6 +49,12 @@ export interface Config {
   /** --enable-grpc-gateway: the HTTP/JSON API on the client URLs. */
   enableGrpcGateway: boolean;
   listenClientHttpUrls: URL[];
+  /** --listen-metrics-urls: extra listeners serving only /metrics and /health (https:// with the client TLS files). */
+  listenMetricsUrls: URL[];
+  /** --experimental-initial-corrupt-check: compare HashKV with the peers' before serving. */
+  initialCorruptCheck: boolean;
+  /** --experimental-corrupt-check-time: the leader's HashKV comparison period (0: never). */
+  corruptCheckTimeMs: number;
   /** etcd 3.4's --experimental-watch-progress-notify-interval (progress_notify watchers). */
   watchProgressNotifyIntervalMs: number;
   /** etcd-ts: the longest a watch fan-out pass waits to group revisions under load (0: never waits). */
@@ -197,8 +203,7 @@ const FLAGS: Record<string, FlagDef> = {
     warn: 'does not apply to Node.js: there is no /debug/pprof; profile with NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR" (or --heap-prof), or `npm run flamegraph`' },
   'metrics': { def: 'basic', help: 'Set level of detail for exported metrics, specify \'extensive\' to include histogram metrics.',
     warn: `${NOT_YET} etcd-ts serves one set of metrics (its histograms included) whatever the level` },
-  'listen-metrics-urls': { def: '', help: 'List of URLs to listen on for the metrics and health endpoints.',
-    warn: `${NOT_YET} nothing listens there; /metrics and /health are served on the client URLs (and --listen-client-http-urls)` },
+  'listen-metrics-urls': { def: '', help: 'List of URLs to listen on for the metrics and health endpoints.' },
   // Logging
   'logger': { def: 'capnslog', help: 'Specify \'zap\' for structured logging or \'capnslog\' (etcd-ts always writes zap\'s JSON lines).' },
   'log-outputs': { def: 'default', help: 'Specify \'stdout\' or \'stderr\' to skip journald logging even when running under systemd, or list of comma separated output targets (file paths).' },
@@ -212,10 +217,8 @@ const FLAGS: Record<string, FlagDef> = {
   'proxy-write-timeout': { def: '5000', type: 'uint', help: 'Time (in milliseconds) for a write to timeout.', warn: 'does not apply: etcd-ts has no v2 proxy' },
   'proxy-read-timeout': { def: '0', type: 'uint', help: 'Time (in milliseconds) for a read to timeout.', warn: 'does not apply: etcd-ts has no v2 proxy' },
   // Experimental
-  'experimental-initial-corrupt-check': { def: 'false', type: 'bool', help: 'Enable to check data corruption before serving any client/peer traffic.',
-    refuse: 'is not implemented yet: etcd-ts would serve without checking its data against its peers first' },
-  'experimental-corrupt-check-time': { def: '0s', type: 'duration', help: 'Duration of time between cluster corruption check passes.',
-    refuse: 'is not implemented yet: etcd-ts would never compare its data with its peers\'' },
+  'experimental-initial-corrupt-check': { def: 'false', type: 'bool', help: 'Enable to check data corruption before serving any client/peer traffic.' },
+  'experimental-corrupt-check-time': { def: '0s', type: 'duration', help: 'Duration of time between cluster corruption check passes.' },
   'experimental-enable-v2v3': { def: '', help: 'Serve v2 requests through the v3 backend under a given prefix.', warn: 'does not apply: etcd-ts serves only the v3 API' },
   'experimental-backend-bbolt-freelist-type': { def: 'array', help: 'ExperimentalBackendFreelistType specifies the type of freelist that boltdb backend uses(array and map are supported types).',
     warn: 'does not apply: etcd-ts stores its state in LMDB, not bbolt' },
@@ -488,6 +491,9 @@ function build(get: (name: string) => string, given: Map<string, Given>, notes: 
     logOutputs: logOutputs(get, given, notes),
     enableGrpcGateway: flag('enable-grpc-gateway'),
     listenClientHttpUrls: get('listen-client-http-urls') ? urls(label('listen-client-http-urls'), get('listen-client-http-urls')) : [],
+    listenMetricsUrls: get('listen-metrics-urls') ? urls(label('listen-metrics-urls'), get('listen-metrics-urls')) : [],
+    initialCorruptCheck: flag('experimental-initial-corrupt-check'),
+    corruptCheckTimeMs: dur('experimental-corrupt-check-time'),
     watchProgressNotifyIntervalMs: dur('experimental-watch-progress-notify-interval'),
     watchBatchMaxDelayMs: dur('watch-batch-max-delay'),
     clientTls: tlsInfo('', get),
@@ -607,7 +613,7 @@ function tlsInfo(prefix: '' | 'peer-', get: (name: string) => string): TlsInfo {
 
 /** etcd's checks of URL schemes against the certificate flags. */
 function validateTls(cfg: Config): void {
-  for (const u of [...cfg.listenClientUrls, ...cfg.listenPeerUrls, ...cfg.listenClientHttpUrls]) {
+  for (const u of [...cfg.listenClientUrls, ...cfg.listenPeerUrls, ...cfg.listenClientHttpUrls, ...cfg.listenMetricsUrls]) {
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`${u.href}: only http:// and https:// URLs are supported`);
   }
   const fastHttps = cfg.listenClientHttpUrls.find((u) => u.protocol === 'https:');
@@ -622,7 +628,7 @@ function validateTls(cfg: Config): void {
     if ((info.certFile === '') !== (info.keyFile === '')) {
       throw new ConfigError(`--${p}cert-file and --${p}key-file must be given together`);
     }
-    const urls = what === 'client' ? [...cfg.listenClientUrls, ...cfg.listenClientHttpUrls] : cfg.listenPeerUrls;
+    const urls = what === 'client' ? [...cfg.listenClientUrls, ...cfg.listenClientHttpUrls, ...cfg.listenMetricsUrls] : cfg.listenPeerUrls;
     const https = urls.find((u) => u.protocol === 'https:');
     if (https && info.certFile === '' && !info.autoTls) {
       throw new ConfigError(`TLS key/cert (--${p}cert-file, --${p}key-file) must be provided for ${what} url ${https.href.replace(/\/$/, '')} with HTTPS scheme`);

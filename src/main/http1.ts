@@ -19,6 +19,8 @@ export interface Http1Extras {
   gateway?: NodeGatewayOptions;
   /** The Prometheus exposition text of /metrics. */
   metrics?: () => string;
+  /** --listen-metrics-urls: only /metrics and /health (etcd's HandleMetricsHealth mux; no /version). */
+  metricsHealthOnly?: boolean;
 }
 
 export function createHttp1Server(health: HealthSource, extras: Http1Extras = {}): http.Server {
@@ -27,12 +29,12 @@ export function createHttp1Server(health: HealthSource, extras: Http1Extras = {}
     const url = (req.url ?? '/').split('?')[0];
     if (extras.gateway && handleGatewayRequest(extras.gateway, req, res, url)) return;
     // As etcd's etcdhttp handlers: GET only, else Go's http.Error 405 with Allow: GET.
-    if ((url === '/version' || url === '/health') && req.method !== 'GET' && req.method !== 'HEAD') {
+    if ((url === '/health' || (url === '/version' && extras.metricsHealthOnly !== true)) && req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET');
       res.setHeader('X-Content-Type-Options', 'nosniff');
       return send(res, 405, 'Method Not Allowed\n', 'text/plain; charset=utf-8');
     }
-    if (url === '/version') {
+    if (url === '/version' && extras.metricsHealthOnly !== true) {
       return send(res, 200, JSON.stringify({ etcdserver: ETCD_SERVER_VERSION, etcdcluster: ETCD_CLUSTER_VERSION }));
     }
     if (url === '/metrics' && extras.metrics) {

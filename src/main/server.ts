@@ -235,6 +235,14 @@ export class EtcdServer {
     return r.ok;
   }
 
+  /** etcd's kv.HashByRev(rev) on this member's applied state (0: its current revision), for the
+   * corruption checks (src/main/member/corrupt.ts); the errors are HashKV's (compacted, future revision). */
+  async hashByRev(rev: number): Promise<{ hash: number; revision: number; compactRevision: number }> {
+    const out = await this.#runPool('hashKV', etcdserverpb.HashKVRequest.encode({ revision: rev }).finish());
+    const r = etcdserverpb.HashKVResponse.decode(out);
+    return { hash: r.hash ?? 0, revision: toNum(r.header?.revision), compactRevision: toNum(r.compactRevision) };
+  }
+
   /** HashKV is computed over the local state; as etcd, it reflects what this member has applied. */
   #hashKV(body: Uint8Array): Promise<Uint8Array> {
     decodeRequest(() => etcdserverpb.HashKVRequest.decode(body));

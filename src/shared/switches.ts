@@ -10,12 +10,16 @@
 //                                 limits.watchBatchDelayPerResponseUs (test/integration/watch_batch.test.ts)
 //   ETCD_TS_APPLY_FAULT_KEY=K     the apply worker throws when it applies a Put of key K, before the
 //                                 batch commits (a dead worker; test/integration/crash_policy.test.ts)
+//   ETCD_TS_APPLY_CORRUPT_KEY=K   the apply worker stores a Put of key K with "!corrupt" appended to its
+//                                 value (this member's store silently differs from its peers';
+//                                 test/integration/corrupt_check.test.ts)
 import { limits } from './limits';
 
 export interface Switches {
   readonly walSyncDelayMs: number;
   readonly watchFaultKey: Buffer | null;
   readonly applyFaultKey: Buffer | null;
+  readonly applyCorruptKey: Buffer | null;
   readonly watchBatchUsPerResponse: number;
 }
 
@@ -25,6 +29,7 @@ export function readSwitches(env: NodeJS.ProcessEnv): Switches {
     walSyncDelayMs: Number(env.ETCD_TS_WAL_SYNC_DELAY_MS ?? 0) || 0,
     watchFaultKey: env.ETCD_TS_WATCH_FAULT_KEY ? Buffer.from(env.ETCD_TS_WATCH_FAULT_KEY) : null,
     applyFaultKey: env.ETCD_TS_APPLY_FAULT_KEY ? Buffer.from(env.ETCD_TS_APPLY_FAULT_KEY) : null,
+    applyCorruptKey: env.ETCD_TS_APPLY_CORRUPT_KEY ? Buffer.from(env.ETCD_TS_APPLY_CORRUPT_KEY) : null,
     watchBatchUsPerResponse: Number(env.ETCD_TS_WATCH_BATCH_US) || limits.watchBatchDelayPerResponseUs,
   });
 }

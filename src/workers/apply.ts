@@ -28,7 +28,8 @@ const headers = new HeaderMaker(init.clusterId, init.memberId);
 const batchMax = init.applyBatchEntriesMax ?? 4096;
 const textDecoder = new TextDecoder();
 /** Test switch (src/shared/switches.ts): a Put of this key kills the worker. */
-const applyFaultKey = readSwitches(process.env).applyFaultKey;
+const { applyFaultKey, applyCorruptKey } = readSwitches(process.env);
+const CORRUPT_SUFFIX = Buffer.from('!corrupt');
 const commitHistogram = init.backendCommitHistogram ? new SharedHistogram(init.backendCommitHistogram, BACKEND_COMMIT_BOUNDS_S) : null;
 
 interface Pending {
@@ -192,6 +193,9 @@ function toItems(msgs: Uint8Array[]): { items: Array<{ index: number; req: Write
     const req = decodeRequest(d.kind, d.body);
     if (applyFaultKey !== null && req.kind === 'put' && applyFaultKey.equals(req.req.key ?? new Uint8Array(0))) {
       throw new Error('apply worker: injected fault (ETCD_TS_APPLY_FAULT_KEY)');
+    }
+    if (applyCorruptKey !== null && req.kind === 'put' && applyCorruptKey.equals(req.req.key ?? new Uint8Array(0))) {
+      req.req.value = Buffer.concat([req.req.value ?? new Uint8Array(0), CORRUPT_SUFFIX]);
     }
     items.push({ index: e.index, req, auth: d.auth });
     pendings.push({ requestId: d.requestId, index: e.index, term: e.term, kind: d.kind });

@@ -316,15 +316,18 @@ export function startKind(kind: ServerKind, opts?: StartOptions): Promise<Server
 
 /**
  * Starts a cluster of `size` etcd-ts members (m1, m2, ...) on free 127.0.0.1 ports, as etcd's are
- * started: the same --initial-cluster and token on every member, all at once. `opts` go to every member.
+ * started: the same --initial-cluster and token on every member, all at once. `opts` go to every member,
+ * `perMember(i)` to member i (0-based) on top of them.
  */
-export async function startEtcdTsCluster(size: number, token: string, opts: StartOptions = {}): Promise<Server[]> {
+export async function startEtcdTsCluster(
+  size: number, token: string, opts: StartOptions = {}, perMember: (i: number) => StartOptions = () => ({}),
+): Promise<Server[]> {
   const ports = await Promise.all(Array.from({ length: 2 * size }, () => freePort()));
   const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
   const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[size + i]}`).join(',');
   return Promise.all(
     names.map((name, i) =>
-      startEtcdTs({ readyTimeoutMs: 60_000, ...opts, name, clientPort: ports[i], peerPort: ports[size + i], initialCluster, token }),
+      startEtcdTs({ readyTimeoutMs: 60_000, ...opts, ...perMember(i), name, clientPort: ports[i], peerPort: ports[size + i], initialCluster, token }),
     ),
   );
 }

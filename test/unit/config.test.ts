@@ -82,7 +82,12 @@ describe('config: etcd flags', () => {
   it('a flag it does not honour is accepted with one warning naming it and what etcd-ts does instead', () => {
     const notes = (argv: string[]) => cfg(argv).notes.map((n) => n.msg);
     assert.deepEqual(notes(['--max-wals', '10']), ['--max-wals=10: --max-wals is not implemented yet: etcd-ts removes WAL segments older than the last snapshot marker (every --snapshot-count entries)']);
-    assert.match(notes(['--listen-metrics-urls', 'http://127.0.0.1:2381'])[0], /^--listen-metrics-urls=http:\/\/127.0.0.1:2381: --listen-metrics-urls is not implemented yet: nothing listens there/);
+    assert.deepEqual(notes(['--listen-metrics-urls', 'http://127.0.0.1:2381']), [], '--listen-metrics-urls is honoured');
+    assert.deepEqual(cfg(['--listen-metrics-urls', 'http://127.0.0.1:2381,http://127.0.0.1:2382']).listenMetricsUrls.map((u) => u.port), ['2381', '2382']);
+    assert.throws(() => cfg(['--listen-metrics-urls', 'https://127.0.0.1:2381']), /TLS key\/cert \(--cert-file, --key-file\) must be provided for client url https:\/\/127.0.0.1:2381/);
+    assert.deepEqual(notes(['--experimental-initial-corrupt-check', '--experimental-corrupt-check-time', '1m']), [], 'corruption checks are honoured');
+    const cc = cfg(['--experimental-initial-corrupt-check', '--experimental-corrupt-check-time', '1m']);
+    assert.deepEqual([cc.initialCorruptCheck, cc.corruptCheckTimeMs], [true, 60_000]);
     assert.match(notes(['--enable-pprof'])[0], /^--enable-pprof=true: .*--cpu-prof/);
     assert.deepEqual(notes(['--auth-token', 'simple', '--bcrypt-cost', '12', '--auth-token-ttl', '60']), [], 'auth flags are honoured (issue 16)');
     assert.throws(() => cfg(['--auth-token', 'jwt,pub-key=a']), /auth: invalid auth options \(auth: invalid auth signature method\)/);
@@ -106,8 +111,6 @@ describe('config: etcd flags', () => {
     assert.throws(() => cfg(['--force-new-cluster']), (e: Error) => e instanceof ConfigError && /^--force-new-cluster=true refused: --force-new-cluster is not implemented yet/.test(e.message));
     assert.throws(() => cfg(['--discovery', 'https://discovery.etcd.io/x']), /refused: --discovery is not implemented/);
     assert.throws(() => cfg(['--discovery-srv', 'example.com']), /refused/);
-    assert.throws(() => cfg(['--experimental-initial-corrupt-check=true']), /refused/);
-    assert.throws(() => cfg(['--experimental-corrupt-check-time', '1m']), /refused/);
     assert.throws(() => cfg(['--proxy', 'on']), /refused/);
     assert.throws(() => cfg(['--host-whitelist', 'example.com']), /refused/);
     assert.throws(() => cfg([], { ETCD_FORCE_NEW_CLUSTER: 'true' }), /^Error: ETCD_FORCE_NEW_CLUSTER=true refused/);

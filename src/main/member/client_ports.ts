@@ -83,6 +83,7 @@ export class ClientPorts {
       log,
       cfg.listenClientHttpUrls.some((u) => u.protocol === 'https:'),
     );
+    await this.#openMetricsUrls(cfg.listenMetricsUrls, healthy, renderMetrics, tls, lim, log);
     for (const u of cfg.listenClientHttpUrls) {
       const fast = new FastPort({
         gateway,
@@ -146,6 +147,44 @@ export class ClientPorts {
         }),
       );
       log.info('serving client traffic', { address: e.hrefs.join(','), tls: e.secure, 'client-cert-auth': e.secure && tls.clientCertAuth });
+    }
+  }
+
+  /** --listen-metrics-urls: as etcd 3.4's serveMetrics, a mux of /metrics and /health alone (the same
+   * handlers as on the client port) over HTTP/1.1; https:// URLs use the client TLS files. */
+  async #openMetricsUrls(
+    urls: URL[],
+    healthy: () => Promise<boolean>,
+    renderMetrics: () => string,
+    tls: TlsInfo,
+    lim: Readonly<Limits>,
+    log: Logger,
+  ): Promise<void> {
+    if (urls.length === 0) return;
+    const h1 = createHttp1Server({ healthy }, { metrics: renderMetrics, metricsHealthOnly: true });
+    const secure = urls.some((u) => u.protocol === 'https:');
+    // ALPN may pick h2 for a client offering only h2: there is no HTTP/2 server here, so it is closed.
+    const acceptor = secure
+      ? new TlsAcceptor(tls, lim, log.child({ component: 'metrics-tls' }), (s) =>
+          s.alpnProtocol === 'h2' ? s.destroy() : h1.emit('connection', s),
+        )
+      : null;
+    for (const u of urls) {
+      const l = net.createServer((socket) => {
+        socket.setNoDelay(true);
+        socket.on('error', () => socket.destroy());
+        if (u.protocol === 'https:' && acceptor !== null) acceptor.accept(socket);
+        else h1.emit('connection', socket);
+      });
+      await new Promise<void>((resolve, reject) => {
+        l.once('error', reject);
+        l.listen(Number(u.port), hostOf(u), () => {
+          l.off('error', reject);
+          resolve();
+        });
+      });
+      this.#listeners.push(l);
+      log.info('serving metrics', { address: u.href, tls: u.protocol === 'https:' });
     }
   }
 

@@ -24,6 +24,7 @@ import { ClusterService, FORWARD_PROMOTE } from '../cluster_service';
 import { Config } from '../config';
 import { lockDataDir } from '../datadir_lock';
 import { StartupError } from '../startup_error';
+import { CorruptChecker, PEER_HASHKV } from './corrupt';
 import { Lessor } from '../lease/lessor';
 import { Logger } from '../log';
 import type { Membership } from '../membership';
@@ -375,7 +376,7 @@ function watchRefusal(auth: AuthGate, ctx: AuthContext, key: Uint8Array, end: Ui
 }
 
 /** What the peer port delivers, and to whom. */
-function peerInbound(ident: Identity, r: RaftParts, s: Services): PeerInbound {
+function peerInbound(ident: Identity, r: RaftParts, s: Services, corrupt: CorruptChecker): PeerInbound {
   return {
     onMessages: (msgs) => r.node.step(msgs),
     onUnreachable: (id) => r.node.reportUnreachable(id),
@@ -386,7 +387,11 @@ function peerInbound(ident: Identity, r: RaftParts, s: Services): PeerInbound {
         fs.rmSync(dir, { recursive: true, force: true });
       }
     },
-    onRequest: (_from, kind, body) => (kind === FORWARD_PROMOTE ? s.cluster.promote(body) : s.lessor.serveForwarded(kind, body)),
+    onRequest: (_from, kind, body) => {
+      if (kind === FORWARD_PROMOTE) return s.cluster.promote(body);
+      if (kind === PEER_HASHKV) return corrupt.serve(body);
+      return s.lessor.serveForwarded(kind, body);
+    },
     onDiscover: () => Buffer.from(JSON.stringify({ clusterId: ident.clusterId, members: r.confChanges.current.toState().members })),
     onRemoved: () => r.confChanges.removedSelf(),
   };
@@ -432,6 +437,8 @@ export class Member {
     // --auth-token: JWT keys are read (and refused) before anything is opened.
     const tokens: TokenProvider = cfg.auth.jwt ? new JwtTokens(cfg.auth.jwt) : new SimpleTokens(cfg.auth.tokenTtlMs);
     const dir = await openDataDir(cfg);
+    // etcd's memberInitialized: a member with data (not one created now) runs the initial corruption check.
+    const initialized = fs.existsSync(path.join(dir.memberDir, 'identity.json'));
     const ident = await loadIdentity(cfg, dir.memberDir, log, tls.peer);
     log.info('starting etcd-ts', {
       name: cfg.name,
@@ -450,13 +457,23 @@ export class Member {
     const raft = buildRaft(cfg, lim, log, dir, ident, st, rec, hooks, tls);
     const auditLog = await openAuditLog(cfg, log, st.metrics);
     const services = buildServices(cfg, lim, log, ident, dir, st, raft, tokens, auditLog);
-    await raft.peers.start(peerInbound(ident, raft, services));
+    const corrupt = new CorruptChecker({
+      selfId: BigInt(ident.memberId),
+      log,
+      members: () => raft.confChanges.current.list(),
+      request: (to, kind, body) => raft.peers.request(to, kind, body),
+      hashByRev: (rev) => services.server.hashByRev(rev),
+      node: raft.node,
+    });
+    await raft.peers.start(peerInbound(ident, raft, services, corrupt));
     if (ident.joined && rec.membership.size === 0) {
       // Before our first applied ConfChange: talk to the members the cluster told us about.
       raft.peers.addPeers(ident.members.map((m) => ({ id: BigInt(m.id), peerUrls: m.peerUrls })));
     } else {
       raft.peers.follow(rec.membership);
     }
+    // As etcd: before this member serves peers' Raft traffic or clients (a new member has nothing to check).
+    if (cfg.initialCorruptCheck && initialized) await corrupt.initialCheck();
     raft.node.start();
     services.lessor.start();
     await publish(raft.node, st.store, cfg, ident, log);
@@ -483,7 +500,12 @@ export class Member {
       server: services.server,
       metrics: { counters, render: () => st.metrics.registry.render() },
     });
-    const stopAuto = startAutoCompaction(cfg, log, raft.node, services.server);
+    const stopCompaction = startAutoCompaction(cfg, log, raft.node, services.server);
+    corrupt.start(cfg.corruptCheckTimeMs);
+    const stopAuto = (): void => {
+      stopCompaction();
+      corrupt.stop();
+    };
     log.info('ready to serve client requests', { ms: Date.now() - t0 });
     return new Member(log, dir, st, raft, services, ports, stopAuto);
   }
