@@ -20,7 +20,7 @@ function call(sess, p, body, token) {
   });
 }
 async function round(audit, i) {
-  const dir = fs.mkdtempSync('require("node:os").tmpdir() + "/audit-bench-"');
+  const dir = fs.mkdtempSync(require('node:os').tmpdir() + '/audit-bench-');
   const args = ['--name', 'b', '--data-dir', dir + '/data', '--listen-client-urls', 'http://127.0.0.1:25301', '--advertise-client-urls', 'http://127.0.0.1:25301',
     '--listen-peer-urls', 'http://127.0.0.1:25302', '--initial-advertise-peer-urls', 'http://127.0.0.1:25302', '--initial-cluster', 'b=http://127.0.0.1:25302', '--log-level', 'error'];
   if (audit) args.push('--audit-log-path', dir + '/audit.log', '--audit-log-mode', audit);

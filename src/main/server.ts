@@ -29,6 +29,7 @@ import type { Membership } from './membership';
 import { onCompacted, requestCompaction } from './compactor';
 import { AuthGate, AuthContext } from './auth/auth_gate';
 import { registerAuthService } from './auth/auth_service';
+import type { BcryptResult, BcryptTask } from '../shared/auth/bcrypt_task';
 import { Defragmenter } from './defrag';
 
 export interface ServerDeps {
@@ -76,6 +77,8 @@ export class EtcdServer {
   readonly kv: KvApi;
   readonly #d: ServerDeps;
   readonly #pool: Piscina;
+  /** Password hashing and checking (src/workers/bcrypt.ts); threads start with the first login. */
+  readonly #bcryptPool: Piscina;
   readonly #headers: HeaderMaker;
   /** IDs as decimal strings, as range tasks carry them to the pool. */
   readonly #clusterIdStr: string;
@@ -112,6 +115,13 @@ export class EtcdServer {
       maxQueue: limits.rangeQueueMax,
       idleTimeout: limits.rangeWorkerIdleMs,
     });
+    this.#bcryptPool = new Piscina({
+      filename: path.join(__dirname, '../workers/bcrypt.js'),
+      minThreads: 0,
+      maxThreads: limits.bcryptWorkersMax,
+      maxQueue: limits.bcryptQueueMax,
+      idleTimeout: limits.rangeWorkerIdleMs,
+    });
     const transportOpts = {
       recvMessageBytesMax: d.cfg.maxRequestBytes + limits.grpcOverheadBytes,
       streamsPerConnMax: d.cfg.maxConcurrentStreams,
@@ -132,7 +142,17 @@ export class EtcdServer {
     requestCompaction(d.compactor); // finish any compaction a restart interrupted
   }
 
+  async #bcrypt(task: BcryptTask): Promise<BcryptResult> {
+    try {
+      return (await this.#bcryptPool.run(task)) as BcryptResult;
+    } catch (e) {
+      if ((e as Error).message?.includes('Task queue is at limit')) throw Errors.tooManyRequests();
+      throw e;
+    }
+  }
+
   async close(): Promise<void> {
+    await this.#bcryptPool.destroy();
     await this.#pool.destroy();
   }
 
@@ -169,7 +189,8 @@ export class EtcdServer {
       gate: this.#d.auth,
       propose: (kind, body, onCancel, auth) => this.#d.node.propose(kind, body, onCancel, auth),
       readBarrier: () => this.#d.node.readBarrier(),
-      bcryptCost: this.#d.cfg.auth.bcryptCost,
+      hashPassword: (password) => this.#bcrypt({ op: 'hash', password, cost: this.#d.cfg.auth.bcryptCost }) as Promise<string>,
+      checkPassword: (password, hash) => this.#bcrypt({ op: 'compare', password, hash }) as Promise<boolean>,
       log: this.#d.log,
     });
     // A repeated MoveLeader to the same member changes nothing more: etcd's DEADLINE_EXCEEDED is kept.

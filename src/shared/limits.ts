@@ -64,6 +64,11 @@ export const limits = {
    * it at once, so every burst started a thread that loaded lmdb and opened the environment again, and
    * a shutdown could catch one mid-load (a fatal napi error at exit, seen once in CI). */
   rangeWorkerIdleMs: 60_000,
+  /** Bcrypt pool threads (hashing at UserAdd/ChangePassword, checking at Authenticate): one per core of
+   * the 2-core machines we measure on; etcd's Go runtime uses every core for the same work. */
+  bcryptWorkersMax: 2,
+  /** Bcrypt tasks queued before answering "too many requests" (each is ~50-100 ms of CPU at cost 10). */
+  bcryptQueueMax: 1000,
   /** Range tasks queued for the pool before answering "too many requests". */
   rangeQueueMax: 10_000,
   /** Time a request waits for commit+apply before "request timed out" (etcd: 5 s + 2*election). */

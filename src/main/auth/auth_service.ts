@@ -3,7 +3,6 @@
 // user in the entry for the admin checks made at apply. Passwords are hashed here, before the
 // proposal (etcd 3.5's hashedPassword), so the log never holds one; Authenticate checks the password
 // here against the applied store and proposes only the user name and a fresh token prefix.
-import * as bcrypt from 'bcryptjs';
 import { etcdserverpb } from '../../shared/gen/etcd';
 import { RequestKind } from '../../shared/entry';
 import { decodeRequest, Errors } from '../../shared/errors';
@@ -18,7 +17,10 @@ export interface AuthServiceDeps {
   propose: (kind: RequestKind, body: Uint8Array, onCancel: OnCancel | undefined, auth: EntryAuth) => Promise<Uint8Array>;
   /** A ReadIndex barrier (Authenticate reads the store linearizably, as etcd). */
   readBarrier: () => Promise<void>;
-  bcryptCost: number;
+  /** bcrypt of a new password at the member's --bcrypt-cost, off the event loop (the bcrypt pool). */
+  hashPassword: (password: string) => Promise<string>;
+  /** Whether password matches a stored bcrypt hash (constant time), off the event loop. */
+  checkPassword: (password: string, hash: string) => Promise<boolean>;
   log: Logger;
 }
 
@@ -74,7 +76,7 @@ export function registerAuthService(t: Registrar, d: AuthServiceDeps): void {
     const auth = d.gate.entryAuth(ctx);
     d.gate.state.checkAdmin(auth); // before spending a hash on a caller the apply would refuse
     const noPassword = r.options?.noPassword === true;
-    const hashedPassword = noPassword || r.hashedPassword ? (r.hashedPassword ?? '') : await hash(r.password ?? '', d.bcryptCost);
+    const hashedPassword = noPassword || r.hashedPassword ? (r.hashedPassword ?? '') : await d.hashPassword(r.password ?? '');
     const body = etcdserverpb.AuthUserAddRequest.encode({ name: r.name, options: r.options, hashedPassword }).finish();
     return d.propose(RequestKind.AuthUserAdd, body, ctx.onCancel, auth);
   });
@@ -82,7 +84,7 @@ export function registerAuthService(t: Registrar, d: AuthServiceDeps): void {
     const r = decodeRequest(() => etcdserverpb.AuthUserChangePasswordRequest.decode(b));
     const auth = d.gate.entryAuth(ctx);
     d.gate.state.checkAdmin(auth);
-    const hashedPassword = r.hashedPassword ? r.hashedPassword : await hash(r.password ?? '', d.bcryptCost);
+    const hashedPassword = r.hashedPassword ? r.hashedPassword : await d.hashPassword(r.password ?? '');
     const body = etcdserverpb.AuthUserChangePasswordRequest.encode({ name: r.name, hashedPassword }).finish();
     return d.propose(RequestKind.AuthUserChangePassword, body, ctx.onCancel, auth);
   });
@@ -93,10 +95,6 @@ export function registerAuthService(t: Registrar, d: AuthServiceDeps): void {
       ctx.onCancel,
     ),
   );
-}
-
-function hash(password: string, cost: number): Promise<string> {
-  return bcrypt.hash(password, cost);
 }
 
 /**
@@ -114,7 +112,7 @@ async function authenticate(d: AuthServiceDeps, r: etcdserverpb.AuthenticateRequ
     if (u === undefined) return refuse(d, r.name, Errors.authFailed());
     if (u.options?.noPassword) return refuse(d, r.name, Errors.noPasswordUser());
     const stored = Buffer.from(u.password ?? new Uint8Array(0)).toString('utf8');
-    if (!(await bcrypt.compare(r.password, stored))) {
+    if (!(await d.checkPassword(r.password, stored))) {
       d.log.info('invalid password', { 'user-name': r.name });
       return refuse(d, r.name, Errors.authFailed());
     }
