@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/clientv3"
+	"go.etcd.io/etcd/pkg/transport"
 )
 
 const dialTimeout = 5 * time.Second
@@ -51,6 +52,9 @@ type config struct {
 	timeout   time.Duration
 	seed      int64
 	out       string
+	cacert    string
+	cert      string
+	key       string
 }
 
 // op is one operation of the history. Value: the value a put or cas writes; Expect: the value a cas
@@ -96,6 +100,9 @@ func parseFlags() config {
 	flag.DurationVar(&c.timeout, "timeout", 1500*time.Millisecond, "deadline of each operation (context.WithTimeout)")
 	flag.Int64Var(&c.seed, "seed", 1, "seed of the operation mix (client i uses seed+i)")
 	flag.StringVar(&c.out, "out", "", "write the JSON here instead of stdout")
+	flag.StringVar(&c.cacert, "cacert", "", "TLS: verify the server with this CA bundle (etcdctl's --cacert)")
+	flag.StringVar(&c.cert, "cert", "", "TLS: client certificate (etcdctl's --cert)")
+	flag.StringVar(&c.key, "key", "", "TLS: client key (etcdctl's --key)")
 	flag.Parse()
 	c.endpoints = strings.Split(endpoints, ",")
 	if c.clients < 1 || c.keys < 1 || c.seconds <= 0 || c.timeout <= 0 {
@@ -192,7 +199,16 @@ func main() {
 	c := parseFlags()
 	clients := make([]*clientv3.Client, c.clients)
 	for i := range clients {
-		cli, err := clientv3.New(clientv3.Config{Endpoints: c.endpoints, DialTimeout: dialTimeout})
+		cfg := clientv3.Config{Endpoints: c.endpoints, DialTimeout: dialTimeout}
+		if c.cacert != "" || c.cert != "" {
+			tlsCfg, err := transport.TLSInfo{TrustedCAFile: c.cacert, CertFile: c.cert, KeyFile: c.key}.ClientConfig()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "lincheck: TLS files: %v\n", err)
+				os.Exit(2)
+			}
+			cfg.TLS = tlsCfg
+		}
+		cli, err := clientv3.New(cfg)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "lincheck: connect %v: %v\n", c.endpoints, err)
 			os.Exit(1)
