@@ -44,8 +44,15 @@ interface Opts {
 
 function parse(argv: string[]): Opts {
   const o: Opts = {
-    servers: ['etcd', 'etcd-ts'], members: [1, 3], clients: [1, 16], puts: 3000, stracePuts: 1500, basePort: undefined,
-    out: path.join('results', 'write-cost.json'), md: null, etcd: process.env.ETCD_TS_ETCD_BIN ?? '/usr/bin/etcd',
+    servers: ['etcd', 'etcd-ts'],
+    members: [1, 3],
+    clients: [1, 16],
+    puts: 3000,
+    stracePuts: 1500,
+    basePort: undefined,
+    out: path.join('results', 'write-cost.json'),
+    md: null,
+    etcd: process.env.ETCD_TS_ETCD_BIN ?? '/usr/bin/etcd',
   };
   const list = (v: string | undefined): string[] => (v ?? '').split(',').filter(Boolean);
   const nums = (v: string | undefined, flag: string): number[] => {
@@ -57,16 +64,35 @@ function parse(argv: string[]): Opts {
     const f = argv[i];
     const v = (): string | undefined => argv[++i];
     switch (f) {
-      case '--servers': o.servers = list(v()); break;
-      case '--members': o.members = nums(v(), f); break;
-      case '--clients': o.clients = nums(v(), f); break;
-      case '--puts': o.puts = nums(v(), f)[0]; break;
-      case '--strace-puts': o.stracePuts = nums(v(), f)[0]; break;
-      case '--base-port': o.basePort = nums(v(), f)[0]; break;
-      case '--out': o.out = v() ?? o.out; break;
-      case '--md': o.md = v() ?? null; break;
-      case '--etcd': o.etcd = v() ?? o.etcd; break;
-      default: throw new Error(`unknown argument ${f}`);
+      case '--servers':
+        o.servers = list(v());
+        break;
+      case '--members':
+        o.members = nums(v(), f);
+        break;
+      case '--clients':
+        o.clients = nums(v(), f);
+        break;
+      case '--puts':
+        o.puts = nums(v(), f)[0];
+        break;
+      case '--strace-puts':
+        o.stracePuts = nums(v(), f)[0];
+        break;
+      case '--base-port':
+        o.basePort = nums(v(), f)[0];
+        break;
+      case '--out':
+        o.out = v() ?? o.out;
+        break;
+      case '--md':
+        o.md = v() ?? null;
+        break;
+      case '--etcd':
+        o.etcd = v() ?? o.etcd;
+        break;
+      default:
+        throw new Error(`unknown argument ${f}`);
     }
   }
   return o;
@@ -74,7 +100,11 @@ function parse(argv: string[]): Opts {
 
 // ---- readings ----
 
-interface Status { memberId: string; leader: string; revision: number }
+interface Status {
+  memberId: string;
+  leader: string;
+  revision: number;
+}
 
 async function status(endpoint: string): Promise<Status> {
   const c = new KvConnection(endpoint);
@@ -111,10 +141,13 @@ function switches(pid: number): Switches {
 
 /** Switches between two readings, per thread; threads that ended in between are not counted. */
 function switchDelta(pid: number, a: Switches, b: Switches): Array<{ tid: string; name: string; vol: number; invol: number }> {
-  return [...b].map(([tid, x]) => {
-    const y = a.get(tid) ?? { vol: 0, invol: 0 };
-    return { tid: tid === String(pid) ? `${tid} (main)` : tid, name: x.name, vol: x.vol - y.vol, invol: x.invol - y.invol };
-  }).filter((t) => t.vol + t.invol > 0).sort((p, q) => q.vol + q.invol - (p.vol + p.invol));
+  return [...b]
+    .map(([tid, x]) => {
+      const y = a.get(tid) ?? { vol: 0, invol: 0 };
+      return { tid: tid === String(pid) ? `${tid} (main)` : tid, name: x.name, vol: x.vol - y.vol, invol: x.invol - y.invol };
+    })
+    .filter((t) => t.vol + t.invol > 0)
+    .sort((p, q) => q.vol + q.invol - (p.vol + p.invol));
 }
 
 /**
@@ -123,13 +156,19 @@ function switchDelta(pid: number, a: Switches, b: Switches): Array<{ tid: string
  * by tid. (`strace -c` sums over threads; several `strace -c -p TID` cannot tell apart threads started
  * during the run. The log costs more than -c, but the traced run only counts.)
  */
-interface Tracer { stop(): Promise<Map<string, Map<string, number>>> }
+interface Tracer {
+  stop(): Promise<Map<string, Map<string, number>>>;
+}
 
 async function strace(pid: number, dir: string): Promise<Tracer> {
   const outFile = path.join(dir, `strace-${pid}-${Date.now()}.txt`);
-  const child = spawn('strace', ['-f', '-qq', '-s', '0', '-e', 'verbose=none', '-o', outFile, '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('strace', ['-f', '-qq', '-s', '0', '-e', 'verbose=none', '-o', outFile, '-p', String(pid)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   await new Promise((r) => setTimeout(r, 1500)); // attaching to every thread
   return {
@@ -162,25 +201,46 @@ export function parseStraceLog(text: string): Map<string, Map<string, number>> {
 // ---- one measurement ----
 
 interface RoleCost {
-  role: string;                 // "member" (1 member), "leader", "follower"
-  committed: number;            // Puts committed in the untraced run (revision delta)
-  committedTraced: number;      // ... and in the traced run
+  role: string; // "member" (1 member), "leader", "follower"
+  committed: number; // Puts committed in the untraced run (revision delta)
+  committedTraced: number; // ... and in the traced run
   perPut: Record<string, number>;
   /** Per thread, busiest first: switches, CPU and the main system calls per committed Put. */
-  threads: Array<{ tid: string; name: string; volPerPut: number; involPerPut: number; cpuUsPerPut: number; syscallsPerPut: Record<string, number> }>;
+  threads: Array<{
+    tid: string;
+    name: string;
+    volPerPut: number;
+    involPerPut: number;
+    cpuUsPerPut: number;
+    syscallsPerPut: Record<string, number>;
+  }>;
   syscallsPerPut: Record<string, number>; // every system call strace counted, per committed Put
-  reqPerSec: number;            // of the untraced run (context only: the machine is shared)
+  reqPerSec: number; // of the untraced run (context only: the machine is shared)
   reqPerSecTraced: number;
 }
 
-interface Row { server: string; version: string; members: number; clients: number; roles: RoleCost[] }
+interface Row {
+  server: string;
+  version: string;
+  members: number;
+  clients: number;
+  roles: RoleCost[];
+}
 
 const shown = ['futex', 'write', 'writev', 'sendmsg', 'sendto', 'fsync', 'fdatasync', 'pwrite64', 'epoll_wait', 'epoll_pwait'];
 
 async function load(endpoint: string, clients: number, total: number): Promise<number> {
   const r = await runKvLoad({
-    endpoint, workload: 'put', client: 'raw', clients, connections: Math.min(8, clients), req: { ...defaultRequestOptions },
-    warmupMs: 0, durationMs: 0, total, ratePerSec: 0,
+    endpoint,
+    workload: 'put',
+    client: 'raw',
+    clients,
+    connections: Math.min(8, clients),
+    req: { ...defaultRequestOptions },
+    warmupMs: 0,
+    durationMs: 0,
+    total,
+    ratePerSec: 0,
   });
   if (r.errors > 0) throw new Error(`${r.errors} errors: ${r.firstError}`);
   return r.reqPerSec;
@@ -191,8 +251,13 @@ async function measure(s: RunningServer, members: number, clients: number, o: Op
   const leaderIdx = st.findIndex((x) => x.memberId === x.leader);
   if (leaderIdx < 0) throw new Error('no member says it is the leader');
   const leader = s.members[leaderIdx];
-  const measured = members === 1 ? [{ role: 'member', m: leader }]
-    : [{ role: 'leader', m: leader }, { role: 'follower', m: s.members[(leaderIdx + 1) % members] }];
+  const measured =
+    members === 1
+      ? [{ role: 'member', m: leader }]
+      : [
+          { role: 'leader', m: leader },
+          { role: 'follower', m: s.members[(leaderIdx + 1) % members] },
+        ];
   // Warm-up (JIT, connections, first WAL segment): not counted.
   await load(leader.endpoint, clients, Math.min(1000, o.puts));
   // 1. untraced: switches and CPU.
@@ -221,7 +286,10 @@ async function measure(s: RunningServer, members: number, clients: number, o: Op
     for (const perThread of counts[i].values()) for (const [name, n] of perThread) all.set(name, (all.get(name) ?? 0) + n);
     const sys: Record<string, number> = {};
     let total = 0;
-    for (const [name, n] of [...all].sort((p, q) => q[1] - p[1])) { sys[name] = n / committedTraced; total += n; }
+    for (const [name, n] of [...all].sort((p, q) => q[1] - p[1])) {
+      sys[name] = n / committedTraced;
+      total += n;
+    }
     const cpuOf = (tid: string): number => {
       const k = [...tcpu1[i].keys()].find((key) => key.split(' ')[0] === tid);
       const k0 = [...tcpu0[i].keys()].find((key) => key.split(' ')[0] === tid);
@@ -234,15 +302,30 @@ async function measure(s: RunningServer, members: number, clients: number, o: Op
       return r;
     };
     const perPut: Record<string, number> = {
-      ctxVoluntary: vol / committed, ctxInvoluntary: invol / committed, cpuUs: (cpu1[i] - cpu0[i]) / committed,
+      ctxVoluntary: vol / committed,
+      ctxInvoluntary: invol / committed,
+      cpuUs: (cpu1[i] - cpu0[i]) / committed,
       syscalls: total / committedTraced,
     };
     for (const k of shown) perPut[k] = (all.get(k) ?? 0) / committedTraced;
     return {
-      role: x.role, committed, committedTraced, perPut, syscallsPerPut: sys, reqPerSec: rate, reqPerSecTraced: rateTraced,
+      role: x.role,
+      committed,
+      committedTraced,
+      perPut,
+      syscallsPerPut: sys,
+      reqPerSec: rate,
+      reqPerSecTraced: rateTraced,
       threads: th.map((t) => {
         const tid = t.tid.split(' ')[0];
-        return { tid: t.tid, name: t.name, volPerPut: t.vol / committed, involPerPut: t.invol / committed, cpuUsPerPut: cpuOf(tid), syscallsPerPut: threadSys(tid) };
+        return {
+          tid: t.tid,
+          name: t.name,
+          volPerPut: t.vol / committed,
+          involPerPut: t.invol / committed,
+          cpuUsPerPut: cpuOf(tid),
+          syscallsPerPut: threadSys(tid),
+        };
       }),
     };
   });
@@ -264,19 +347,34 @@ export function markdown(rows: Row[]): string {
       const x = r.roles.find((y) => keyOf(r, y.role) === k);
       if (!x) continue;
       const p = x.perPut;
-      lines.push(`| ${r.members} | ${r.clients} | ${x.role} | ${r.server} | ${f2(p.ctxVoluntary)} + ${f2(p.ctxInvoluntary)} | ${f2(p.futex)} | ${f2(p.write)} | ` +
-        `${f2(p.writev)} | ${f2(p.sendmsg + p.sendto)} | ${f2(p.fsync)} | ${f2(p.fdatasync)} | ${f2(p.pwrite64)} | ${f2(p.syscalls)} | ${f2(p.cpuUs)} |`);
+      lines.push(
+        `| ${r.members} | ${r.clients} | ${x.role} | ${r.server} | ${f2(p.ctxVoluntary)} + ${f2(p.ctxInvoluntary)} | ${f2(p.futex)} | ${f2(p.write)} | ` +
+          `${f2(p.writev)} | ${f2(p.sendmsg + p.sendto)} | ${f2(p.fsync)} | ${f2(p.fdatasync)} | ${f2(p.pwrite64)} | ${f2(p.syscalls)} | ${f2(p.cpuUs)} |`,
+      );
     }
   }
-  lines.push('', 'Per committed Put. sendmsg includes sendto. The threads with the most context switches per Put: voluntary + involuntary switches, CPU µs, the most frequent system calls (threads a thread started during the run count with it):', '');
+  lines.push(
+    '',
+    'Per committed Put. sendmsg includes sendto. The threads with the most context switches per Put: voluntary + involuntary switches, CPU µs, the most frequent system calls (threads a thread started during the run count with it):',
+    '',
+  );
   for (const r of rows) {
     for (const x of r.roles) {
-      const top = x.threads.slice(0, 6).map((t) => {
-        const calls = Object.entries(t.syscallsPerPut).filter(([, n]) => n >= 0.1).slice(0, 4).map(([k, n]) => `${k} ${f2(n)}`).join(' ');
-        return `${t.name} ${t.tid}: ${f2(t.volPerPut)}+${f2(t.involPerPut)} sw, ${f2(t.cpuUsPerPut)} µs${calls ? `, ${calls}` : ''}`;
-      }).join('; ');
-      lines.push(`- ${r.server}, ${r.members} member${r.members > 1 ? 's' : ''}, ${r.clients} client${r.clients > 1 ? 's' : ''}, ${x.role} ` +
-        `(${Math.round(x.reqPerSec)} Put/s untraced, ${Math.round(x.reqPerSecTraced)} traced): ${top}`);
+      const top = x.threads
+        .slice(0, 6)
+        .map((t) => {
+          const calls = Object.entries(t.syscallsPerPut)
+            .filter(([, n]) => n >= 0.1)
+            .slice(0, 4)
+            .map(([k, n]) => `${k} ${f2(n)}`)
+            .join(' ');
+          return `${t.name} ${t.tid}: ${f2(t.volPerPut)}+${f2(t.involPerPut)} sw, ${f2(t.cpuUsPerPut)} µs${calls ? `, ${calls}` : ''}`;
+        })
+        .join('; ');
+      lines.push(
+        `- ${r.server}, ${r.members} member${r.members > 1 ? 's' : ''}, ${r.clients} client${r.clients > 1 ? 's' : ''}, ${x.role} ` +
+          `(${Math.round(x.reqPerSec)} Put/s untraced, ${Math.round(x.reqPerSecTraced)} traced): ${top}`,
+      );
     }
   }
   return lines.join('\n') + '\n';
@@ -297,7 +395,10 @@ async function main(): Promise<void> {
             console.error(`${name}, ${members} member(s), ${clients} client(s)...`);
             const roles = await measure(s, members, clients, o, tmp);
             rows.push({ server: s.label, version: s.version, members, clients, roles });
-            for (const x of roles) console.error(`  ${x.role}: ${JSON.stringify(Object.fromEntries(Object.entries(x.perPut).map(([k, v]) => [k, Number(v.toFixed(2))])))}`);
+            for (const x of roles)
+              console.error(
+                `  ${x.role}: ${JSON.stringify(Object.fromEntries(Object.entries(x.perPut).map(([k, v]) => [k, Number(v.toFixed(2))])))}`,
+              );
           } finally {
             await s.stop();
           }
@@ -309,16 +410,31 @@ async function main(): Promise<void> {
   }
   const md = markdown(rows);
   const file = {
-    schema: 'etcd-ts-write-cost/1', date: started, command: ['node', 'dist/bench/write_cost.js', ...process.argv.slice(2)].join(' '),
-    machine: machineInfo(o.etcd), loadAvgStart: load0, loadAvgEnd: os.loadavg(), options: o, rows,
+    schema: 'etcd-ts-write-cost/1',
+    date: started,
+    command: ['node', 'dist/bench/write_cost.js', ...process.argv.slice(2)].join(' '),
+    machine: machineInfo(o.etcd),
+    loadAvgStart: load0,
+    loadAvgEnd: os.loadavg(),
+    options: o,
+    rows,
   };
   fs.mkdirSync(path.dirname(o.out), { recursive: true });
   fs.writeFileSync(o.out, JSON.stringify(file, null, 2) + '\n');
   console.error(`wrote ${o.out}`);
-  if (o.md) { fs.writeFileSync(o.md, md); console.error(`wrote ${o.md}`); }
+  if (o.md) {
+    fs.writeFileSync(o.md, md);
+    console.error(`wrote ${o.md}`);
+  }
   process.stdout.write(md);
 }
 
 if (require.main === module) {
-  main().then(() => process.exit(0), (e: unknown) => { console.error(e instanceof Error ? e.stack : e); process.exit(1); });
+  main().then(
+    () => process.exit(0),
+    (e: unknown) => {
+      console.error(e instanceof Error ? e.stack : e);
+      process.exit(1);
+    },
+  );
 }

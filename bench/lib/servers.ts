@@ -60,13 +60,17 @@ const etcdFlags = [
 
 /**
  * `etcd`, `etcd-ts`, or `cmd:<shell-free command template>` (split on spaces). With fastHttp,
- * etcd-ts also listens on its uWebSockets.js port (--listen-client-http-urls {httpUrl}).
+ * etcd-ts also listens on its uWebSockets.js port (--listen-client-http-urls {httpUrl}). With
+ * etcdTsRoot, etcd-ts is the build in that checkout (its dist/src/main/cli.js), still labelled etcd-ts:
+ * another commit, measured by this tool.
  */
-export function serverSpec(name: string, etcdBin: string, opts: { fastHttp?: boolean } = {}): ServerSpec {
+export function serverSpec(name: string, etcdBin: string, opts: { fastHttp?: boolean; etcdTsRoot?: string } = {}): ServerSpec {
   if (name === 'etcd') return { label: 'etcd', kind: 'etcd', command: [etcdBin, '--logger', 'zap', ...etcdFlags] };
   if (name === 'etcd-ts') {
     const fast = opts.fastHttp ? ['--listen-client-http-urls', '{httpUrl}'] : [];
-    return { label: 'etcd-ts', kind: 'etcd-ts', command: [process.execPath, path.join(repoRoot, 'dist', 'src', 'main', 'cli.js'), ...etcdFlags, ...fast] };
+    const cli = path.join(path.resolve(opts.etcdTsRoot ?? repoRoot), 'dist', 'src', 'main', 'cli.js');
+    if (!fs.existsSync(cli)) throw new Error(`etcd-ts: ${cli} not found (build that checkout with npm run build)`);
+    return { label: 'etcd-ts', kind: 'etcd-ts', command: [process.execPath, cli, ...etcdFlags, ...fast] };
   }
   if (name.startsWith('cmd:')) {
     const argv = name.slice(4).trim().split(/\s+/);
