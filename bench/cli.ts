@@ -3,7 +3,7 @@
 //
 //   etcd-ts-bench <workload> --endpoints 127.0.0.1:2379 [load flags]      one workload, one endpoint
 //   etcd-ts-bench compare <workload...> [--a etcd] [--b etcd-ts] [--rounds 3] [--md docs/BENCHMARKS.md]
-//   etcd-ts-bench suite write-path [--server etcd-ts] [--etcd-ts-root DIR] [--rounds 3] [--out FILE]
+//   etcd-ts-bench suite write-path [--server etcd-ts] [--etcd-ts-root DIR] [--base-root DIR] [--rounds 3] [--out FILE]
 //   etcd-ts-bench diff base.json head.json [--threshold 5] [--server etcd-ts]
 //   etcd-ts-bench report results/a.json [more.json] [-o report.html]   (or --md FILE: a compare file's table)
 //
@@ -18,7 +18,7 @@ import {
   caseOf, gatewayVersion, htmlReport, markdownReport, newResultFile, readResultFile, ResultFile, RunRecord, samplesOf, serverVersion,
   summaryLine, writeJson, writeMarkedSection,
 } from './lib/results';
-import { defaultVerdictOptions, judge } from './lib/verdict';
+import { defaultVerdictOptions, judge, median } from './lib/verdict';
 import { incomparable } from './lib/comparable';
 import {
   allWorkloads, defaultRequestOptions, describe, isWatchWorkload, isWorkloadName, needsPreload, RequestOptions, WorkloadName,
@@ -29,9 +29,9 @@ import { isSuiteName, SuiteCase, suites } from './lib/suites';
 const usage = `usage:
   etcd-ts-bench <workload> [--endpoints HOST:PORT[,HOST:PORT]] [flags]
   etcd-ts-bench compare <workload...> [--a etcd] [--b etcd-ts] [--etcd /usr/bin/etcd] [--rounds 3] [--members 1] [--md FILE] [flags]
-  etcd-ts-bench suite SUITE [--server etcd-ts|etcd|cmd:...] [--etcd-ts-root DIR] [--rounds N] [--duration S] [--warmup S] [--base-port P]
+  etcd-ts-bench suite SUITE [--server etcd-ts|etcd|cmd:...] [--etcd-ts-root DIR] [--base-root DIR] [--rounds N] [--duration S] [--warmup S] [--base-port P]
       a fresh single member per round (etcd-ts of DIR/dist when --etcd-ts-root is given), every case of the suite
-      in turn; suites: ${Object.entries(suites).map(([k, v]) => `${k} (${v.cases.map((c) => c.name).join(', ')}; ${v.rounds} rounds of ${v.duration} s)`).join('; ')}
+      in turn; --base-root DIR: each round also measures DIR's etcd-ts build, alternating, into OUT.base.json, then diffs; suites: ${Object.entries(suites).map(([k, v]) => `${k} (${v.cases.map((c) => c.name).join(', ')}; ${v.rounds} rounds of ${v.duration} s)`).join('; ')}
   etcd-ts-bench diff BASE.json HEAD.json [--threshold PCT] [--single-noise PCT] [--server LABEL]
       (refused, saying why, unless both measured the same server, load model and workload or suite case)
   etcd-ts-bench report FILE.json... [-o FILE.html] | report COMPARE.json --md docs/BENCHMARKS.md
@@ -66,7 +66,7 @@ interface Opts {
   out: string | null; html: boolean; serverPid?: number;
   a: string; b: string; etcd: string; md: string | null;
   threshold: number; singleNoise: number; server: string | null; o: string | null;
-  etcdTsRoot: string | null; basePort: number | null;
+  etcdTsRoot: string | null; baseRoot: string | null; basePort: number | null;
   given: Set<string>; // flags given on the command line (a suite's defaults yield to them)
 }
 
@@ -88,7 +88,7 @@ function parse(argv: string[]): { positional: string[]; o: Opts } {
     client: 'raw', lane: 'grpc', aLane: null, bLane: null, wsBinary: false, httpPort: 'client', members: 1, rounds: 1, preload: true, progress: process.stderr.isTTY === true, out: null, html: true,
     a: 'etcd', b: 'etcd-ts', etcd: process.env.ETCD_TS_ETCD_BIN ?? '/usr/bin/etcd', md: null,
     threshold: defaultVerdictOptions.minThreshold * 100, singleNoise: defaultVerdictOptions.singleSampleNoise * 100, server: null, o: null,
-    etcdTsRoot: null, basePort: null, given: new Set(),
+    etcdTsRoot: null, baseRoot: null, basePort: null, given: new Set(),
   };
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -143,6 +143,7 @@ function parse(argv: string[]): { positional: string[]; o: Opts } {
       case '--server': o.server = v() ?? null; break;
       case '-o': o.o = v() ?? null; break;
       case '--etcd-ts-root': o.etcdTsRoot = v() ?? null; break;
+      case '--base-root': o.baseRoot = v() ?? null; break;
       case '--base-port': o.basePort = num(v(), flag, 1); break;
       case '-h': case '--help': process.stdout.write(usage); process.exit(0); break;
       default:
@@ -378,7 +379,9 @@ async function cmdCompare(workloads: WorkloadName[], o: Opts): Promise<number> {
 
 /**
  * A suite: per round a fresh single member of one server kind (etcd-ts by default), every case in turn
- * (keys preloaded before the first case that reads them), each a record keyed by its case name.
+ * (keys preloaded before the first case that reads them), each a record keyed by its case name. With
+ * --base-root DIR, each round also measures the etcd-ts built in DIR (the base), in alternating order
+ * (base head, head base, ...), into a second file (OUT with .base before .json), then diffs base and head.
  */
 async function cmdSuite(names: string[], o: Opts): Promise<number> {
   if (names.length !== 1 || !isSuiteName(names[0])) throw new Error(`suite: name one suite: ${Object.keys(suites).join(', ')}`);
@@ -391,50 +394,64 @@ async function cmdSuite(names: string[], o: Opts): Promise<number> {
     rounds: o.given.has('--rounds') ? o.rounds : suite.rounds,
   };
   if (o.lane !== 'grpc' || o.members !== 1 || o.rate > 0) throw new Error('suite: a suite runs closed-loop gRPC load against one member');
-  const spec = serverSpec(o.server ?? 'etcd-ts', o.etcd, { etcdTsRoot: o.etcdTsRoot ?? undefined });
-  const file = newResultFile('suite', commandLine(), o.etcd, {
-    ...so, req: so.req, given: [...o.given], suite: name, cases: suite.cases, etcdTsRoot: o.etcdTsRoot,
+  if (o.baseRoot !== null && (o.server ?? 'etcd-ts') !== 'etcd-ts') throw new Error('suite: --base-root compares two etcd-ts builds (no --server)');
+  const headOut = o.out ?? defaultOut(`suite-${name}`);
+  const sides = [{ role: 'head', root: o.etcdTsRoot, out: headOut }];
+  if (o.baseRoot !== null) sides.unshift({ role: 'base', root: o.baseRoot, out: headOut.replace(/(\.json)?$/, '.base.json') });
+  const runs = sides.map((side) => {
+    const spec = serverSpec(o.server ?? 'etcd-ts', o.etcd, { etcdTsRoot: side.root ?? undefined });
+    const file = newResultFile('suite', commandLine(), o.etcd, {
+      ...so, req: so.req, given: [...o.given], suite: name, cases: suite.cases, etcdTsRoot: side.root, role: side.role,
+    });
+    return { ...side, spec, file };
   });
   const target: Target = { lane: 'grpc', port: 'client port', members: 1 };
   let failed = 0;
   for (let round = 1; round <= so.rounds; round++) {
-    let s: RunningServer | undefined;
-    let current: SuiteCase | null = null;
-    try {
-      s = await startServer(spec, 1, { basePort: o.basePort ?? undefined });
-      if (file.servers.length === 0) file.servers.push({ label: spec.label, version: s.version, command: s.commandLine, members: 1 });
-      let preloaded = false;
-      for (const c of suite.cases) {
-        current = c;
-        if (so.preload && needsPreload(c.workload) && !preloaded) { await preloadKeys(s.endpoint, so.req, preloadClient(so)); preloaded = true; }
-        const co: Opts = { ...so, clients: c.clients, conns: c.conns };
-        const res = await runOne(c.workload, s.endpoints, co, s.pids, `${spec.label} ${c.name}`);
-        const x: RunRecord = { ...record(c.workload, co, spec.label, s.version, round, res, target), case: c.name };
-        console.error(summaryLine(x));
-        file.runs.push(x);
-        if (res.errors > 0) failed++;
-        const died = s.exitInfo();
-        if (died !== null) throw new Error(`server ${died} during ${c.name}`);
+    // Alternate the order so that a drift of the shared machine does not favour one side.
+    for (const { role, spec, file } of round % 2 === 1 ? runs : [...runs].reverse()) {
+      const label = runs.length > 1 ? `${role} ${spec.label}` : spec.label;
+      let s: RunningServer | undefined;
+      let current: SuiteCase | null = null;
+      try {
+        s = await startServer(spec, 1, { basePort: o.basePort ?? undefined });
+        if (file.servers.length === 0) file.servers.push({ label: spec.label, version: s.version, command: s.commandLine, members: 1 });
+        let preloaded = false;
+        for (const c of suite.cases) {
+          current = c;
+          if (so.preload && needsPreload(c.workload) && !preloaded) { await preloadKeys(s.endpoint, so.req, preloadClient(so)); preloaded = true; }
+          const co: Opts = { ...so, clients: c.clients, conns: c.conns };
+          const res = await runOne(c.workload, s.endpoints, co, s.pids, `${label} ${c.name}`);
+          const x: RunRecord = { ...record(c.workload, co, spec.label, s.version, round, res, target), case: c.name };
+          console.error(`${runs.length > 1 ? `${role}: ` : ''}${summaryLine(x)}`);
+          file.runs.push(x);
+          if (res.errors > 0) failed++;
+          const died = s.exitInfo();
+          if (died !== null) throw new Error(`server ${died} during ${c.name}`);
+        }
+        current = null;
+      } catch (e) {
+        const message = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+        console.error(`${label} round ${round}${current ? ` ${current.name}` : ''}: ${message}${s?.exitInfo() ? `\n${s.stderrTail(20)}` : ''}`);
+        file.failures.push({ server: spec.label, round, workload: current?.name ?? null, message });
+        failed++;
+      } finally {
+        if (s) await s.stop();
       }
-      current = null;
-    } catch (e) {
-      const message = (e instanceof Error ? e.message : String(e)).split('\n')[0];
-      console.error(`${spec.label} round ${round}${current ? ` ${current.name}` : ''}: ${message}${s?.exitInfo() ? `\n${s.stderrTail(20)}` : ''}`);
-      file.failures.push({ server: spec.label, round, workload: current?.name ?? null, message });
-      failed++;
-    } finally {
-      if (s) await s.stop();
     }
   }
-  // One line per case: the median over the rounds, which diff compares.
-  for (const c of suite.cases) {
-    const runs = file.runs.filter((x) => x.case === c.name);
-    if (runs.length === 0) continue;
-    const med = (xs: number[]): number => [...xs].sort((p, q) => p - q)[Math.floor((xs.length - 1) / 2)];
-    console.log(`${c.name}: median ${Math.round(med(runs.map((x) => x.result.reqPerSec)))} req/s, p99 ${med(runs.map((x) => x.result.p99Ms)).toFixed(2)} ms ` +
-      `(${runs.map((x) => Math.round(x.result.reqPerSec)).join(', ')} req/s over ${runs.length} rounds)`);
+  // One line per case and side: the median over the rounds, which diff compares.
+  const med = median;
+  for (const { role, file, out } of runs) {
+    for (const c of suite.cases) {
+      const rs = file.runs.filter((x) => x.case === c.name);
+      if (rs.length === 0) continue;
+      console.log(`${runs.length > 1 ? `${role} ` : ''}${c.name}: median ${Math.round(med(rs.map((x) => x.result.reqPerSec)))} req/s, ` +
+        `p99 ${med(rs.map((x) => x.result.p99Ms)).toFixed(2)} ms (${rs.map((x) => Math.round(x.result.reqPerSec)).join(', ')} req/s over ${rs.length} rounds)`);
+    }
+    save(file, { ...so, out }, `suite-${name}`);
   }
-  save(file, so, `suite-${name}`);
+  if (runs.length > 1 && failed === 0) return cmdDiff([runs[0].out, runs[1].out], { ...o, server: null });
   return failed > 0 ? 1 : 0;
 }
 
