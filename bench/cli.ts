@@ -3,6 +3,7 @@
 //
 //   etcd-ts-bench <workload> --endpoints 127.0.0.1:2379 [load flags]      one workload, one endpoint
 //   etcd-ts-bench compare <workload...> [--a etcd] [--b etcd-ts] [--rounds 3] [--md docs/BENCHMARKS.md]
+//   etcd-ts-bench suite write-path [--server etcd-ts] [--etcd-ts-root DIR] [--base-root DIR] [--rounds 3] [--out FILE]
 //   etcd-ts-bench diff base.json head.json [--threshold 5] [--server etcd-ts]
 //   etcd-ts-bench report results/a.json [more.json] [-o report.html]   (or --md FILE: a compare file's table)
 //
@@ -14,21 +15,25 @@ import { ClientKind, clientFor, LaneName } from './lib/load_types';
 import { runWatchLoad } from './lib/watch_load';
 import { hasHttpPort, startServer, serverSpec, RunningServer, ServerSpec } from './lib/servers';
 import {
-  gatewayVersion, htmlReport, markdownReport, newResultFile, readResultFile, ResultFile, RunRecord, samplesOf, serverVersion,
+  caseOf, gatewayVersion, htmlReport, markdownReport, newResultFile, readResultFile, ResultFile, RunRecord, samplesOf, serverVersion,
   summaryLine, writeJson, writeMarkedSection,
 } from './lib/results';
-import { defaultVerdictOptions, judge } from './lib/verdict';
+import { defaultVerdictOptions, judge, median } from './lib/verdict';
 import { incomparable } from './lib/comparable';
 import {
   allWorkloads, defaultRequestOptions, describe, isWatchWorkload, isWorkloadName, needsPreload, RequestOptions, WorkloadName,
 } from './lib/workloads';
 import { isLaneName, laneConnections, laneLabel, laneRefuses } from './lib/lanes';
+import { isSuiteName, SuiteCase, suites } from './lib/suites';
 
 const usage = `usage:
   etcd-ts-bench <workload> [--endpoints HOST:PORT[,HOST:PORT]] [flags]
   etcd-ts-bench compare <workload...> [--a etcd] [--b etcd-ts] [--etcd /usr/bin/etcd] [--rounds 3] [--members 1] [--md FILE] [flags]
+  etcd-ts-bench suite SUITE [--server etcd-ts|etcd|cmd:...] [--etcd-ts-root DIR] [--base-root DIR] [--rounds N] [--duration S] [--warmup S] [--base-port P]
+      a fresh single member per round (etcd-ts of DIR/dist when --etcd-ts-root is given), every case of the suite
+      in turn; --base-root DIR: each round also measures DIR's etcd-ts build, alternating, into OUT.base.json, then diffs; suites: ${Object.entries(suites).map(([k, v]) => `${k} (${v.cases.map((c) => c.name).join(', ')}; ${v.rounds} rounds of ${v.duration} s)`).join('; ')}
   etcd-ts-bench diff BASE.json HEAD.json [--threshold PCT] [--single-noise PCT] [--server LABEL]
-      (refused, saying why, unless both measured the same server, load model and workload)
+      (refused, saying why, unless both measured the same server, load model and workload or suite case)
   etcd-ts-bench report FILE.json... [-o FILE.html] | report COMPARE.json --md docs/BENCHMARKS.md
 
 workloads: ${allWorkloads.join(', ')} (txn = txn-put)
@@ -61,6 +66,8 @@ interface Opts {
   out: string | null; html: boolean; serverPid?: number;
   a: string; b: string; etcd: string; md: string | null;
   threshold: number; singleNoise: number; server: string | null; o: string | null;
+  etcdTsRoot: string | null; baseRoot: string | null; basePort: number | null;
+  given: Set<string>; // flags given on the command line (a suite's defaults yield to them)
 }
 
 function num(v: string | undefined, flag: string, min = 0): number {
@@ -81,6 +88,7 @@ function parse(argv: string[]): { positional: string[]; o: Opts } {
     client: 'raw', lane: 'grpc', aLane: null, bLane: null, wsBinary: false, httpPort: 'client', members: 1, rounds: 1, preload: true, progress: process.stderr.isTTY === true, out: null, html: true,
     a: 'etcd', b: 'etcd-ts', etcd: process.env.ETCD_TS_ETCD_BIN ?? '/usr/bin/etcd', md: null,
     threshold: defaultVerdictOptions.minThreshold * 100, singleNoise: defaultVerdictOptions.singleSampleNoise * 100, server: null, o: null,
+    etcdTsRoot: null, baseRoot: null, basePort: null, given: new Set(),
   };
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -89,6 +97,7 @@ function parse(argv: string[]): { positional: string[]; o: Opts } {
     const flag = f.startsWith('--') && eq > 0 ? f.slice(0, eq) : f;
     const inline = f.startsWith('--') && eq > 0 ? f.slice(eq + 1) : undefined;
     const v = (): string | undefined => inline ?? argv[++i];
+    if (flag.startsWith('-')) o.given.add(flag);
     switch (flag) {
       case '--endpoints': o.endpoints = (v() ?? '').split(',').filter(Boolean).map((e) => e.replace(/^https?:\/\//, '')); break;
       case '--conns': o.conns = num(v(), flag, 1); break;
@@ -133,6 +142,9 @@ function parse(argv: string[]): { positional: string[]; o: Opts } {
       case '--single-noise': o.singleNoise = num(v(), flag, 0); break;
       case '--server': o.server = v() ?? null; break;
       case '-o': o.o = v() ?? null; break;
+      case '--etcd-ts-root': o.etcdTsRoot = v() ?? null; break;
+      case '--base-root': o.baseRoot = v() ?? null; break;
+      case '--base-port': o.basePort = num(v(), flag, 1); break;
       case '-h': case '--help': process.stdout.write(usage); process.exit(0); break;
       default:
         if (f.startsWith('-')) throw new Error(`unknown flag ${f}\n${usage}`);
@@ -365,6 +377,84 @@ async function cmdCompare(workloads: WorkloadName[], o: Opts): Promise<number> {
   return failed > 0 ? 1 : 0;
 }
 
+/**
+ * A suite: per round a fresh single member of one server kind (etcd-ts by default), every case in turn
+ * (keys preloaded before the first case that reads them), each a record keyed by its case name. With
+ * --base-root DIR, each round also measures the etcd-ts built in DIR (the base), in alternating order
+ * (base head, head base, ...), into a second file (OUT with .base before .json), then diffs base and head.
+ */
+async function cmdSuite(names: string[], o: Opts): Promise<number> {
+  if (names.length !== 1 || !isSuiteName(names[0])) throw new Error(`suite: name one suite: ${Object.keys(suites).join(', ')}`);
+  const name = names[0];
+  const suite = suites[name];
+  const so: Opts = {
+    ...o,
+    duration: o.given.has('--duration') || o.given.has('--total') ? o.duration : suite.duration,
+    warmup: o.given.has('--warmup') ? o.warmup : suite.warmup,
+    rounds: o.given.has('--rounds') ? o.rounds : suite.rounds,
+  };
+  if (o.lane !== 'grpc' || o.members !== 1 || o.rate > 0) throw new Error('suite: a suite runs closed-loop gRPC load against one member');
+  if (o.baseRoot !== null && (o.server ?? 'etcd-ts') !== 'etcd-ts') throw new Error('suite: --base-root compares two etcd-ts builds (no --server)');
+  const headOut = o.out ?? defaultOut(`suite-${name}`);
+  const sides = [{ role: 'head', root: o.etcdTsRoot, out: headOut }];
+  if (o.baseRoot !== null) sides.unshift({ role: 'base', root: o.baseRoot, out: headOut.replace(/(\.json)?$/, '.base.json') });
+  const runs = sides.map((side) => {
+    const spec = serverSpec(o.server ?? 'etcd-ts', o.etcd, { etcdTsRoot: side.root ?? undefined });
+    const file = newResultFile('suite', commandLine(), o.etcd, {
+      ...so, req: so.req, given: [...o.given], suite: name, cases: suite.cases, etcdTsRoot: side.root, role: side.role,
+    });
+    return { ...side, spec, file };
+  });
+  const target: Target = { lane: 'grpc', port: 'client port', members: 1 };
+  let failed = 0;
+  for (let round = 1; round <= so.rounds; round++) {
+    // Alternate the order so that a drift of the shared machine does not favour one side.
+    for (const { role, spec, file } of round % 2 === 1 ? runs : [...runs].reverse()) {
+      const label = runs.length > 1 ? `${role} ${spec.label}` : spec.label;
+      let s: RunningServer | undefined;
+      let current: SuiteCase | null = null;
+      try {
+        s = await startServer(spec, 1, { basePort: o.basePort ?? undefined });
+        if (file.servers.length === 0) file.servers.push({ label: spec.label, version: s.version, command: s.commandLine, members: 1 });
+        let preloaded = false;
+        for (const c of suite.cases) {
+          current = c;
+          if (so.preload && needsPreload(c.workload) && !preloaded) { await preloadKeys(s.endpoint, so.req, preloadClient(so)); preloaded = true; }
+          const co: Opts = { ...so, clients: c.clients, conns: c.conns };
+          const res = await runOne(c.workload, s.endpoints, co, s.pids, `${label} ${c.name}`);
+          const x: RunRecord = { ...record(c.workload, co, spec.label, s.version, round, res, target), case: c.name };
+          console.error(`${runs.length > 1 ? `${role}: ` : ''}${summaryLine(x)}`);
+          file.runs.push(x);
+          if (res.errors > 0) failed++;
+          const died = s.exitInfo();
+          if (died !== null) throw new Error(`server ${died} during ${c.name}`);
+        }
+        current = null;
+      } catch (e) {
+        const message = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+        console.error(`${label} round ${round}${current ? ` ${current.name}` : ''}: ${message}${s?.exitInfo() ? `\n${s.stderrTail(20)}` : ''}`);
+        file.failures.push({ server: spec.label, round, workload: current?.name ?? null, message });
+        failed++;
+      } finally {
+        if (s) await s.stop();
+      }
+    }
+  }
+  // One line per case and side: the median over the rounds, which diff compares.
+  const med = median;
+  for (const { role, file, out } of runs) {
+    for (const c of suite.cases) {
+      const rs = file.runs.filter((x) => x.case === c.name);
+      if (rs.length === 0) continue;
+      console.log(`${runs.length > 1 ? `${role} ` : ''}${c.name}: median ${Math.round(med(rs.map((x) => x.result.reqPerSec)))} req/s, ` +
+        `p99 ${med(rs.map((x) => x.result.p99Ms)).toFixed(2)} ms (${rs.map((x) => Math.round(x.result.reqPerSec)).join(', ')} req/s over ${rs.length} rounds)`);
+    }
+    save(file, { ...so, out }, `suite-${name}`);
+  }
+  if (runs.length > 1 && failed === 0) return cmdDiff([runs[0].out, runs[1].out], { ...o, server: null });
+  return failed > 0 ? 1 : 0;
+}
+
 function cmdDiff(files: string[], o: Opts): number {
   if (files.length !== 2) throw new Error('diff needs two result files: BASE.json HEAD.json');
   const [base, head] = files.map(readResultFile);
@@ -375,17 +465,18 @@ function cmdDiff(files: string[], o: Opts): number {
   };
   const sb = pick(base);
   const sh = pick(head);
-  const workloads = [...new Set(base.runs.map((x) => x.workload))].filter((w) => head.runs.some((x) => x.workload === w));
+  // Runs are keyed by workload, or by case in a suite's file (put-c1 and put-c200 are both Put).
+  const workloads = [...new Set(base.runs.map(caseOf))].filter((w) => head.runs.some((x) => caseOf(x) === w));
   if (workloads.length === 0) throw new Error('diff: the files have no workload in common');
   // Refused, saying why, unless both sides measured the same server, load model and workload (comparable.ts).
-  const runsOf = (r: ResultFile, server: string, w: string) => r.runs.filter((x) => x.server === server && x.workload === w);
+  const runsOf = (r: ResultFile, server: string, w: string) => r.runs.filter((x) => x.server === server && caseOf(x) === w);
   const reasons = workloads.flatMap((w) => incomparable(w, runsOf(base, sb, w), runsOf(head, sh, w)));
   if (reasons.length > 0) {
     if (sb !== sh) reasons.push(`(diff compares server "${sb}" of ${files[0]} with "${sh}" of ${files[1]}; --server LABEL picks one label in both)`);
     throw new Error(`diff: refusing to compare ${files[0]} with ${files[1]}:\n  ${reasons.join('\n  ')}`);
   }
   for (const [name, r, other] of [['base', base, head], ['head', head, base]] as const) {
-    const only = [...new Set(r.runs.map((x) => x.workload))].filter((w) => !other.runs.some((x) => x.workload === w));
+    const only = [...new Set(r.runs.map(caseOf))].filter((w) => !other.runs.some((x) => caseOf(x) === w));
     if (only.length > 0) console.log(`only in ${name} (not compared): ${only.join(', ')}`);
   }
   const opts = { minThreshold: o.threshold / 100, singleSampleNoise: o.singleNoise / 100 };
@@ -439,6 +530,7 @@ async function main(): Promise<number> {
   switch (cmd) {
     case undefined: process.stderr.write(usage); return 2;
     case 'compare': return cmdCompare(workloadList(rest), o);
+    case 'suite': return cmdSuite(rest, o);
     case 'diff': return cmdDiff(rest, o);
     case 'report': return cmdReport(rest, o);
     default: {

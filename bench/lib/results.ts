@@ -27,11 +27,15 @@ export interface RunRecord {
   lane?: string;       // grpc, http, ws/json, ws/binary (absent in files before lanes: grpc)
   target?: string;     // which port the lane used: "client port" or "fast port" (--listen-client-http-urls)
   members?: number;    // members of the server measured (absent in older files: 1)
+  case?: string;       // a suite's case (e.g. put-c16): runs are grouped and diffed by it (absent: by workload)
 }
+
+/** What runs are grouped and diffed by: a suite's case, else the workload. */
+export const caseOf = (x: RunRecord): string => x.case ?? x.workload;
 
 export interface ResultFile {
   schema: string;
-  kind: 'run' | 'compare';
+  kind: 'run' | 'compare' | 'suite';
   date: string;
   command: string;
   machine: MachineInfo;
@@ -84,7 +88,7 @@ export function gatewayVersion(endpoint: string, timeoutMs: number): Promise<str
   });
 }
 
-export function newResultFile(kind: 'run' | 'compare', command: string, etcdBin: string, options: Record<string, unknown>): ResultFile {
+export function newResultFile(kind: ResultFile['kind'], command: string, etcdBin: string, options: Record<string, unknown>): ResultFile {
   return {
     schema, kind, date: new Date().toISOString(), command, machine: machineInfo(etcdBin),
     loadAvgStart: os.loadavg(), loadAvgEnd: [], options, servers: [], runs: [], failures: [],
@@ -106,9 +110,9 @@ export function readResultFile(file: string): ResultFile {
   return r;
 }
 
-/** The samples of one server and workload, for diff. */
+/** The samples of one server and workload (or suite case), for diff. */
 export function samplesOf(r: ResultFile, server: string, workload: string): Samples | null {
-  const runs = r.runs.filter((x) => x.server === server && x.workload === workload);
+  const runs = r.runs.filter((x) => x.server === server && caseOf(x) === workload);
   if (runs.length === 0) return null;
   return {
     throughput: runs.map((x) => x.result.reqPerSec), p99Ms: runs.map((x) => x.result.p99Ms),
@@ -129,7 +133,7 @@ export function summaryLine(x: RunRecord): string {
   const r = x.result;
   const errs = Object.entries(r.errorsByCode).map(([k, n]) => `${k} ${n}`).join(', ');
   const unit = x.workload.startsWith('watch') ? 'events/s' : 'req/s';
-  return `${x.server} ${x.workload}${x.round ? ` round ${x.round}` : ''}: ${fmtRate(r.reqPerSec)} ${unit} (${r.ops} in ${(r.measuredMs / 1000).toFixed(1)} s), ` +
+  return `${x.server} ${caseOf(x)}${x.round ? ` round ${x.round}` : ''}: ${fmtRate(r.reqPerSec)} ${unit} (${r.ops} in ${(r.measuredMs / 1000).toFixed(1)} s), ` +
     `latency ms p50 ${fmtMs(r.p50Ms)} p90 ${fmtMs(r.p90Ms)} p99 ${fmtMs(r.p99Ms)} p99.9 ${fmtMs(r.p999Ms)} max ${fmtMs(r.maxMs)}, ` +
     `errors ${r.errors}${errs ? ` (${errs}; first: ${r.firstError})` : ''}, generator ${r.generatorCpu.toFixed(2)} cores = ${r.cpuUsPerReq.toFixed(1)} µs/${unit === 'req/s' ? 'req' : 'event'}` +
     (r.serverCpu !== null ? `, server ${r.serverCpu.toFixed(2)} cores` : '') +
@@ -144,8 +148,8 @@ export function summaryLine(x: RunRecord): string {
 function groups(r: ResultFile): Array<{ workload: string; description: string; byServer: Map<string, RunRecord[]> }> {
   const out: Array<{ workload: string; description: string; byServer: Map<string, RunRecord[]> }> = [];
   for (const x of r.runs) {
-    let g = out.find((y) => y.workload === x.workload);
-    if (!g) out.push((g = { workload: x.workload, description: x.description, byServer: new Map() }));
+    let g = out.find((y) => y.workload === caseOf(x));
+    if (!g) out.push((g = { workload: caseOf(x), description: x.description, byServer: new Map() }));
     const l = g.byServer.get(x.server) ?? [];
     l.push(x);
     g.byServer.set(x.server, l);
@@ -171,7 +175,7 @@ export function markdownReport(r: ResultFile): string {
     'The load generator runs on the same machine and its CPU use is in the last column (near the core count, it is the limit).',
     '',
   ];
-  const general = r.failures.filter((f) => f.workload === null || !r.runs.some((x) => x.workload === f.workload));
+  const general = r.failures.filter((f) => f.workload === null || !r.runs.some((x) => caseOf(x) === f.workload));
   if (general.length) lines.push(...general.map((f) => `- ${f.server}, round ${f.round}${f.workload ? `, ${f.workload}` : ''}: ${f.message}`), '');
   for (const g of groups(r)) {
     const first = [...g.byServer.values()][0][0];

@@ -60,13 +60,17 @@ const etcdFlags = [
 
 /**
  * `etcd`, `etcd-ts`, or `cmd:<shell-free command template>` (split on spaces). With fastHttp,
- * etcd-ts also listens on its uWebSockets.js port (--listen-client-http-urls {httpUrl}).
+ * etcd-ts also listens on its uWebSockets.js port (--listen-client-http-urls {httpUrl}). With
+ * etcdTsRoot, etcd-ts is the build in that checkout (its dist/src/main/cli.js), still labelled etcd-ts:
+ * another commit, measured by this tool.
  */
-export function serverSpec(name: string, etcdBin: string, opts: { fastHttp?: boolean } = {}): ServerSpec {
+export function serverSpec(name: string, etcdBin: string, opts: { fastHttp?: boolean; etcdTsRoot?: string } = {}): ServerSpec {
   if (name === 'etcd') return { label: 'etcd', kind: 'etcd', command: [etcdBin, '--logger', 'zap', ...etcdFlags] };
   if (name === 'etcd-ts') {
     const fast = opts.fastHttp ? ['--listen-client-http-urls', '{httpUrl}'] : [];
-    return { label: 'etcd-ts', kind: 'etcd-ts', command: [process.execPath, path.join(repoRoot, 'dist', 'src', 'main', 'cli.js'), ...etcdFlags, ...fast] };
+    const cli = path.join(path.resolve(opts.etcdTsRoot ?? repoRoot), 'dist', 'src', 'main', 'cli.js');
+    if (!fs.existsSync(cli)) throw new Error(`etcd-ts: ${cli} not found (build that checkout with npm run build)`);
+    return { label: 'etcd-ts', kind: 'etcd-ts', command: [process.execPath, cli, ...etcdFlags, ...fast] };
   }
   if (name.startsWith('cmd:')) {
     const argv = name.slice(4).trim().split(/\s+/);
@@ -94,10 +98,13 @@ async function freePorts(n: number): Promise<number[]> {
  * Starts `members` processes of the spec together (fresh data dirs, free ports, one
  * --initial-cluster naming them all) and waits until each answers Maintenance/Status and knows a
  * leader. One member is named `default`, as etcd's default; members of a cluster m1, m2, ...
+ * With opts.basePort, the ports are basePort, basePort + 1, ... (members x 2, or x 3 with a fast port).
  */
-export async function startServer(spec: ServerSpec, members = 1): Promise<RunningServer> {
+export async function startServer(spec: ServerSpec, members = 1, opts: { basePort?: number } = {}): Promise<RunningServer> {
   const http = hasHttpPort(spec);
-  const ports = await freePorts(members * (http ? 3 : 2));
+  const count = members * (http ? 3 : 2);
+  // basePort: consecutive ports from it (a caller given a port range); else free ephemeral ports.
+  const ports = opts.basePort !== undefined ? Array.from({ length: count }, (_, i) => opts.basePort! + i) : await freePorts(count);
   const names = members === 1 ? ['default'] : Array.from({ length: members }, (_, i) => `m${i + 1}`);
   const peerUrl = (i: number): string => `http://127.0.0.1:${ports[members + i]}`;
   const initialCluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');

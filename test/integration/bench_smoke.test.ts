@@ -191,4 +191,35 @@ describe('bench smoke: compare starts etcd and etcd-ts itself', function () {
   });
 });
 
+describe('bench smoke: suite write-path starts etcd-ts itself, diff compares it case by case', function () {
+  this.timeout(120_000);
 
+  it('one short round of every case; diff against itself is no regression, against other flags refused', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-suite-'));
+    try {
+      const out = path.join(dir, 'suite.json');
+      const args = ['suite', 'write-path', '--rounds', '1', '--duration', '0.3', '--warmup', '0', '--key-space', '200', '--no-progress', '--no-html'];
+      const r = await runCli([...args, '--out', out]);
+      assert.equal(r.code, 0, r.stderr);
+      const f = JSON.parse(fs.readFileSync(out, 'utf8')) as ResultFile;
+      assert.equal(f.kind, 'suite');
+      assert.deepEqual(f.runs.map((x) => [x.case, x.workload, x.server]), [
+        ['put-c1', 'put', 'etcd-ts'], ['put-c16', 'put', 'etcd-ts'], ['put-c200', 'put', 'etcd-ts'], ['txn-compare-c200', 'txn-compare', 'etcd-ts'],
+      ]);
+      assert.ok(f.runs.every((x) => x.result.errors === 0 && x.result.ops > 0));
+      assert.match(f.runs[2].loadModel, /200 clients over 8 connections/);
+      const d = await runCli(['diff', out, out]);
+      assert.equal(d.code, 0, d.stdout + d.stderr);
+      for (const c of ['put-c1', 'put-c16', 'put-c200', 'txn-compare-c200']) assert.match(d.stdout, new RegExp(`^${c}: WITHIN NOISE`, 'm'));
+      // A file of other settings is refused, not judged.
+      const other = path.join(dir, 'other.json');
+      const f2 = { ...f, runs: f.runs.map((x) => ({ ...x, loadModel: x.loadModel.replace('0.3 s measured', '5 s measured') })) };
+      fs.writeFileSync(other, JSON.stringify(f2));
+      const refused = await runCli(['diff', out, other]);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /put-c16: different load models/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
