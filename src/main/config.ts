@@ -53,6 +53,8 @@ export interface Config {
   listenMetricsUrls: URL[];
   /** --experimental-initial-corrupt-check: compare HashKV with the peers' before serving. */
   initialCorruptCheck: boolean;
+  /** --force-new-cluster: restart this member's data as a one-member cluster (etcd's semantics). */
+  forceNewCluster: boolean;
   /** --experimental-corrupt-check-time: the leader's HashKV comparison period (0: never). */
   corruptCheckTimeMs: number;
   /** etcd 3.4's --experimental-watch-progress-notify-interval (progress_notify watchers). */
@@ -229,8 +231,7 @@ const FLAGS: Record<string, FlagDef> = {
   'experimental-warning-apply-duration': { def: '100ms', type: 'duration', help: 'Warning is generated if requests take more than this duration.',
     warn: `${NOT_YET} etcd-ts does not log slow applies (see /metrics: etcd_disk_backend_commit_duration_seconds)` },
   // Unsafe
-  'force-new-cluster': { def: 'false', type: 'bool', help: 'Force to create a new one-member cluster.',
-    refuse: 'is not implemented yet: etcd-ts would start the existing cluster instead of forcing a new one-member cluster' },
+  'force-new-cluster': { def: 'false', type: 'bool', help: 'Force to create a new one-member cluster.' },
   // To be deprecated
   'debug': { def: 'false', type: 'bool', help: 'Enable debug-level logging for etcd. Use \'--log-level=debug\' instead.' },
   'log-package-levels': { def: '', help: 'Specify a particular log level for each etcd package (eg: \'etcdmain=CRITICAL,etcdserver=DEBUG\').',
@@ -493,6 +494,7 @@ function build(get: (name: string) => string, given: Map<string, Given>, notes: 
     listenClientHttpUrls: get('listen-client-http-urls') ? urls(label('listen-client-http-urls'), get('listen-client-http-urls')) : [],
     listenMetricsUrls: get('listen-metrics-urls') ? urls(label('listen-metrics-urls'), get('listen-metrics-urls')) : [],
     initialCorruptCheck: flag('experimental-initial-corrupt-check'),
+    forceNewCluster: flag('force-new-cluster'),
     corruptCheckTimeMs: dur('experimental-corrupt-check-time'),
     watchProgressNotifyIntervalMs: dur('experimental-watch-progress-notify-interval'),
     watchBatchMaxDelayMs: dur('watch-batch-max-delay'),

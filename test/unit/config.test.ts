@@ -108,12 +108,12 @@ describe('config: etcd flags', () => {
     assert.throws(() => cfg(['--logger', 'syslog']), /^Error: unknown logger option "syslog"$/);
   });
   it('a value that would weaken what etcd guarantees is refused, not ignored', () => {
-    assert.throws(() => cfg(['--force-new-cluster']), (e: Error) => e instanceof ConfigError && /^--force-new-cluster=true refused: --force-new-cluster is not implemented yet/.test(e.message));
+    assert.equal(cfg(['--force-new-cluster']).forceNewCluster, true); // implemented: etcd's disaster recovery
     assert.throws(() => cfg(['--discovery', 'https://discovery.etcd.io/x']), /refused: --discovery is not implemented/);
     assert.throws(() => cfg(['--discovery-srv', 'example.com']), /refused/);
     assert.throws(() => cfg(['--proxy', 'on']), /refused/);
     assert.throws(() => cfg(['--host-whitelist', 'example.com']), /refused/);
-    assert.throws(() => cfg([], { ETCD_FORCE_NEW_CLUSTER: 'true' }), /^Error: ETCD_FORCE_NEW_CLUSTER=true refused/);
+    assert.equal(cfg([], { ETCD_FORCE_NEW_CLUSTER: 'true' }).forceNewCluster, true);
     assert.doesNotThrow(() => cfg(['--force-new-cluster=false', '--experimental-corrupt-check-time=0s']));
   });
   it('honours --pre-vote, --wal-dir, --grpc-keepalive-*, --log-outputs, --debug, --enable-grpc-gateway, --experimental-compaction-batch-limit', () => {
@@ -183,7 +183,7 @@ describe('config: etcd flags', () => {
     }
     assert.throws(() => cfg(['--config-file', 'x.yml'], {}, { readFile: () => 'snapshot-count: lots' }), /invalid value "lots" for "snapshot-count" in x.yml: parse error/);
     assert.throws(() => cfg(['--config-file', 'x.yml'], {}, { readFile: () => 'a:\n  b:\n    c: 1' }), /--config-file x.yml: line 3: nesting deeper/);
-    assert.throws(() => cfg(['--config-file', 'x.yml'], {}, { readFile: () => 'force-new-cluster: true' }), /refused/);
+    assert.throws(() => cfg(['--config-file', 'x.yml'], {}, { readFile: () => 'proxy: on' }), /refused/);
     assert.throws(() => cfg(['--config-file', '/no/such.yml']), /ENOENT/);
   });
   it('takes --listen-client-http-urls (the uWebSockets.js HTTP/JSON port), https:// with what SSLApp supports', () => {

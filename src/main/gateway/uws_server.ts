@@ -59,7 +59,9 @@ interface UwsApp {
   ws(pattern: string, behavior: Record<string, unknown>): UwsApp;
   listen(host: string, port: number, cb: (token: unknown) => void): UwsApp;
 }
-/** uWebSockets.js' SSLApp options (uSockets: a CA file makes a client certificate signed by it required). */
+/** uWebSockets.js' SSLApp options. With ca_file_name uSockets verifies a client certificate that is presented
+ * but does not require one (curl without a certificate got 200, 2026-12-08): client-certificate auth
+ * stays refused on this port (config.ts). */
 export interface UwsTlsOptions {
   key_file_name: string;
   cert_file_name: string;

@@ -50,7 +50,7 @@ import { ConfChanges } from './conf_changes';
 import { Identity, loadIdentity } from './identity';
 import { PeerInbound, PeerLinks } from './peers';
 import { publish } from './publish';
-import { RecoveredLog, recoverLog } from './recover';
+import { forceNewCluster, RecoveredLog, recoverLog } from './recover';
 import { SnapshotSender } from './snapshot_sender';
 import { EssentialWorker, progressNotifyIntervalMs, startWorker, WATCH_WORKER_LIMITS } from './supervision';
 import { syncVia } from '../compactor';
@@ -448,6 +448,7 @@ export class Member {
     });
     const st = await openStorage(cfg, lim, log, dir, ident);
     const rec = await recoverLog(st.recovered, st.store, ident, st.appliedIndex, log);
+    if (cfg.forceNewCluster) await forceNewCluster(rec, st.recovered.wal, BigInt(ident.memberId), log);
     log.info('recovered WAL', {
       entries: st.recovered.entries.length,
       applied: rec.applied,

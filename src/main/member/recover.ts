@@ -6,7 +6,7 @@ import { Membership } from '../membership';
 import { MemoryStorage } from '../raft/memory_storage';
 import { ConfState, EntryType } from '../raft/types';
 import { Wal, WalOpenResult } from '../wal/wal';
-import { encodeConfChange } from '../../shared/confchange';
+import { decodeConfChange, encodeConfChange } from '../../shared/confchange';
 import type { MvccStore } from '../../shared/mvcc/store';
 import type { Identity } from './identity';
 import { StartupError } from '../startup_error';
@@ -105,6 +105,43 @@ async function bootstrapLog(wal: Wal, storage: MemoryStorage, ident: Identity): 
     data: encodeConfChange({ type: 'AddNode', nodeId: m.id, member: { name: m.name, peerURLs: m.peerUrls } }),
   }));
   const hardState = { term: 1, vote: 0n, commit: entries.length };
+  await wal.save(hardState, entries);
+  storage.append(entries);
+  storage.setHardState(hardState);
+}
+
+/**
+ * etcd's --force-new-cluster (restartAsStandaloneNode): the log's uncommitted tail is dropped, and a
+ * RemoveNode entry for every other member (voters and learners, as the committed log leaves the
+ * membership) is appended at the current term and marked committed, so this member applies them first
+ * and then campaigns alone. Its data, revisions and IDs are kept; the removed members can never
+ * rejoin (their IDs are removed), as in etcd.
+ */
+export async function forceNewCluster(rec: RecoveredLog, wal: Wal, memberId: bigint, log: Logger): Promise<void> {
+  const storage = rec.storage;
+  const hs = storage.hardState();
+  const members = Membership.fromState(rec.membership.toState());
+  if (hs.commit > rec.applied) {
+    for (const e of storage.entries(rec.applied + 1, hs.commit + 1, Number.MAX_SAFE_INTEGER)) {
+      if (e.type === EntryType.ConfChange) members.decide(decodeConfChange(e.data));
+    }
+  }
+  if (members.get(memberId) === undefined)
+    throw new StartupError('--force-new-cluster: this member is not in the cluster its log describes');
+  const others = members.list().filter((m) => m.id !== memberId);
+  log.warn('forcing a new one-member cluster', {
+    removing: others.map((m) => m.id.toString(16)),
+    commit: hs.commit,
+    dropped: storage.lastIndex() - hs.commit,
+  });
+  if (others.length === 0) return;
+  const entries = others.map((m, i) => ({
+    term: hs.term,
+    index: hs.commit + 1 + i,
+    type: EntryType.ConfChange,
+    data: encodeConfChange({ type: 'RemoveNode', nodeId: m.id.toString() }),
+  }));
+  const hardState = { ...hs, commit: hs.commit + entries.length };
   await wal.save(hardState, entries);
   storage.append(entries);
   storage.setHardState(hardState);
