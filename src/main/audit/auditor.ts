@@ -156,11 +156,7 @@ export class Auditor implements CallAudit {
   }
 
   #caller(ctx: CallContext): string {
-    try {
-      return this.#gate.authInfo(ctx)?.user ?? '';
-    } catch {
-      return ''; // an invalid token: the call is refused, and its line says so
-    }
+    return this.#gate.userOf(ctx); // '' for an invalid token: the call is refused, and its line says so
   }
 
   #head(t: number, user: string, ctx: CallContext, path: string): string {

@@ -112,6 +112,16 @@ export class AuthGate {
     return null;
   }
 
+  /** The caller's user name for the audit log ('' for none or an invalid token), without authInfo's
+   * warning: the request's own check has already logged and refused an invalid token. */
+  userOf(ctx: AuthContext | undefined): string {
+    const md = ctx?.metadata;
+    const token = md?.token ?? md?.authorization;
+    if (token !== undefined) return this.tokens.info(token, this.#state.revision)?.user ?? '';
+    const cn = ctx?.peerCertificateCN;
+    return this.#d.clientCertAuth && cn !== undefined ? cn : '';
+  }
+
   /** The auth fields of a client's proposal (shared/entry.ts): never null for a client. */
   entryAuth(ctx: AuthContext | undefined): EntryAuth {
     return this.authInfo(ctx) ?? NO_AUTH;
