@@ -142,13 +142,8 @@ export class EtcdServer {
     requestCompaction(d.compactor); // finish any compaction a restart interrupted
   }
 
-  async #bcrypt(task: BcryptTask): Promise<BcryptResult> {
-    try {
-      return (await this.#bcryptPool.run(task)) as BcryptResult;
-    } catch (e) {
-      if ((e as Error).message?.includes('Task queue is at limit')) throw Errors.tooManyRequests();
-      throw e;
-    }
+  #bcrypt(task: BcryptTask): Promise<BcryptResult> {
+    return runPooled<BcryptResult>(this.#bcryptPool, task);
   }
 
   async close(): Promise<void> {
@@ -245,13 +240,7 @@ export class EtcdServer {
       kind, lmdbDir: this.#lmdbDir, clusterId: this.#clusterIdStr, memberId: this.#memberIdStr,
       raftTerm: this.#d.node.term, request: body,
     };
-    let r: RangeTaskResult;
-    try {
-      r = (await this.#pool.run(task)) as RangeTaskResult;
-    } catch (e) {
-      if ((e as Error).message?.includes('Task queue is at limit')) throw Errors.tooManyRequests();
-      throw e;
-    }
+    const r = await runPooled<RangeTaskResult>(this.#pool, task);
     if ('err' in r) throw new EtcdError(r.err.code, r.err.message);
     return r.ok;
   }
@@ -466,4 +455,14 @@ function costTxn(r: etcdserverpb.ITxnRequest): number {
 function isTxnSerializable(r: etcdserverpb.ITxnRequest): boolean {
   const ops = [...(r.success ?? []), ...(r.failure ?? [])];
   return ops.every((op) => op.requestRange?.serializable === true);
+}
+
+/** A task on a piscina pool whose queue is bounded: a full queue is etcd's "too many requests". */
+async function runPooled<T>(pool: Piscina, task: unknown): Promise<T> {
+  try {
+    return (await pool.run(task)) as T;
+  } catch (e) {
+    if ((e as Error).message?.includes('Task queue is at limit')) throw Errors.tooManyRequests();
+    throw e;
+  }
 }
