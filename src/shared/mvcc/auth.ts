@@ -4,25 +4,19 @@
 //   user/<name>        -> authpb.User  (password: the bcrypt hash, as etcd stores it)
 //   role/<name>        -> authpb.Role  (keyPermission sorted by key, as etcd keeps it)
 // A name too long for an LMDB key (etcd has no such limit) is stored under its first bytes and its
-// sha256 (authKey); names are read from the records, never from the keys.
+// hash (fitKey, long_keys.ts); names are read from the records, never from the keys.
 // Changed only by the apply worker, in the same LMDB transaction as the entry's applied index.
-import { createHash } from 'node:crypto';
 import { authpb } from '../gen/etcd';
 import { Dbs } from './dbs';
+import { fitKey } from './long_keys';
 
 const enabledKey = Buffer.from('meta/enabled');
 const revisionKey = Buffer.from('meta/revision');
 const userPrefix = 'user/';
 const rolePrefix = 'role/';
-/** LMDB's key size: inlined keys are shorter, hashed ones exactly this long. */
-const keyBytesMax = 1978;
 
-/** prefix ‖ name, or for a long name prefix ‖ its first bytes ‖ sha256(name) (exactly keyBytesMax). */
 function authKey(prefix: string, name: string): Buffer {
-  const k = Buffer.from(prefix + name, 'utf8');
-  if (k.length < keyBytesMax) return k;
-  const digest = createHash('sha256').update(name, 'utf8').digest();
-  return Buffer.concat([k.subarray(0, keyBytesMax - digest.length), digest]);
+  return fitKey(Buffer.from(prefix), Buffer.from(name, 'utf8'));
 }
 
 /** Everything the auth store holds, decoded (small: read whole after each change). */

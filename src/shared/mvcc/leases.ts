@@ -3,10 +3,9 @@
 //
 //   leases     leaseKey(id)              -> record: [u8 ver=1][7 pad][f64 TTL s][f64 remaining TTL s]
 //   leasekeys  leaseKey(id) ‖ user key   -> empty       one entry per live key attached to the lease
-//              leaseKey(id) ‖ key[0..1956) ‖ tag -> key  the same for a key over 1964 bytes (tag: long_keys.ts)
-//
-// Inlined entries are at most 8 + 1964 bytes, hashed ones exactly 1978 (LMDB's key size), so the length
-// tells them apart. Hashed entries do not sort by key: leaseKeys sorts when it meets one.
+//              leaseKey(id) ‖ key[0..1956) ‖ tag -> key  the same for a key too long to inline (fitKey,
+//                                                       long_keys.ts); hashed entries do not sort by key:
+//                                                       leaseKeys sorts when it meets one.
 //
 // leaseKey is the ID as 8 bytes big endian two's complement (etcd's int64). The remaining TTL is the
 // last checkpoint (0 = none): a restart or a new leader counts down from it rather than from the
@@ -16,12 +15,7 @@
 // This file is the layout and the reads (any thread); the apply worker's writes of these records
 // are in src/workers/mvcc/lease_apply.ts.
 import { Dbs } from './dbs';
-import { keyTag } from './long_keys';
-
-/** Longest user key inlined in a leasekeys key. */
-const inlineKeyBytesMax = 1964;
-const hashedEntryBytes = 1978;
-const hashedPrefixBytes = hashedEntryBytes - 8 - 14;
+import { fitKey, isHashedKey } from './long_keys';
 
 export function leaseKey(hi: number, lo: number): Buffer {
   const k = Buffer.allocUnsafe(8);
@@ -53,17 +47,7 @@ export function decodeLeaseRecord(b: Buffer): LeaseRecord {
 
 /** The leasekeys entry of one key attached to lease (hi, lo). */
 export function leaseIndexKey(hi: number, lo: number, key: Buffer): Buffer {
-  const inline = key.length <= inlineKeyBytesMax;
-  const k = Buffer.allocUnsafe(inline ? 8 + key.length : hashedEntryBytes);
-  k.writeInt32BE(hi | 0, 0);
-  k.writeUInt32BE(lo >>> 0, 4);
-  if (inline) {
-    key.copy(k, 8);
-  } else {
-    key.copy(k, 8, 0, hashedPrefixBytes);
-    keyTag(key).copy(k, 8 + hashedPrefixBytes);
-  }
-  return k;
+  return fitKey(leaseKey(hi, lo), key);
 }
 
 /** Keys attached to the lease, in key order (etcd sorts them before a revoke deletes them). */
@@ -73,7 +57,7 @@ export function leaseKeys(dbs: Dbs, hi: number, lo: number): Buffer[] {
   let hashed = false;
   for (const { key: k, value } of dbs.leasekeys.getRange({ start }) as Iterable<{ key: Buffer; value: Buffer }>) {
     if (k.length < 8 || k.compare(start, 0, 8, 0, 8) !== 0) break;
-    if (k.length === hashedEntryBytes) {
+    if (isHashedKey(k)) {
       hashed = true;
       out.push(Buffer.from(value));
     } else {

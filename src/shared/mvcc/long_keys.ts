@@ -48,6 +48,26 @@ export function keyTag(key: Uint8Array): Buffer {
   return tag;
 }
 
+/**
+ * head ‖ body as one LMDB key for tables that need each body's entry, not its order (leasekeys,
+ * auth): inline when it fits, else head ‖ the body's first bytes ‖ keyTag(body), exactly LMDB's key
+ * size, so the length alone tells a hashed key (isHashedKey) from an inline one. A hashed key's
+ * table keeps the whole body in the value.
+ */
+export function fitKey(head: Uint8Array, body: Uint8Array): Buffer {
+  if (head.length + body.length < lmdbKeyBytesMax) return Buffer.concat([head, body]);
+  const out = Buffer.allocUnsafe(lmdbKeyBytesMax);
+  out.set(head, 0);
+  const kept = lmdbKeyBytesMax - head.length - tagBytes;
+  out.set(body.subarray(0, kept), head.length);
+  keyTag(body).copy(out, head.length + kept);
+  return out;
+}
+
+export function isHashedKey(k: Uint8Array): boolean {
+  return k.length === lmdbKeyBytesMax;
+}
+
 /** Raw length of the longest prefix of key whose escaped form is at most q bytes. */
 function prefixLength(key: Uint8Array, q: number): number {
   let n = 0;

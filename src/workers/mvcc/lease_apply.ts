@@ -6,6 +6,7 @@ import { Errors } from '../../shared/errors';
 import { Dbs } from '../../shared/mvcc/dbs';
 import { decodeLeaseRecord, encodeLeaseRecord, leaseExists, leaseIndexKey, leaseKey, leaseKeys } from '../../shared/mvcc/leases';
 import { approxNum, int64Words } from '../../shared/mvcc/records';
+import { isHashedKey } from '../../shared/mvcc/long_keys';
 import type { WriteTxn } from './write';
 
 /** etcd's lease.MaxLeaseTTL: 9,000,000,000 seconds. */
@@ -16,7 +17,7 @@ const empty = Buffer.alloc(0);
 export function attachKey(dbs: Dbs, hi: number, lo: number, key: Buffer): void {
   // A key too long to be inlined in the index key (leases.ts) is the entry's value.
   const ik = leaseIndexKey(hi, lo, key);
-  dbs.leasekeys.putSync(ik, ik.length === 8 + key.length ? empty : key);
+  dbs.leasekeys.putSync(ik, isHashedKey(ik) ? key : empty);
 }
 
 export function detachKey(dbs: Dbs, hi: number, lo: number, key: Buffer): void {
