@@ -41,7 +41,8 @@ export class WriteTxn {
     assert(key.length > 0, 'put of an empty key must be refused before apply');
     const rev = this.beginRev + 1;
     const sub = this.changes++;
-    if (old !== undefined) this.#retire(old);
+    const tag = tagOf(key);
+    if (old !== undefined) this.#retire(old, tag);
     const sameLease = old !== undefined && old.leaseHi === leaseHi && old.leaseLo === leaseLo;
     if (!sameLease) {
       if (old !== undefined && (old.leaseHi !== 0 || old.leaseLo !== 0)) detachKey(this.#dbs, old.leaseHi, old.leaseLo, key);
@@ -52,15 +53,13 @@ export class WriteTxn {
       create: old ? old.create : rev,
       version: old ? old.version + 1 : 1,
     };
-    if (isShortKey(key)) {
+    if (tag === null) {
       this.#dbs.latest.putSync(key, encodeLatest(kv));
-      this.#dbs.history.putSync(historyKey(key, rev, sub), encodeHistoryPut(kv, false));
     } else {
-      const tag = keyTag(key);
       markLongKeys(this.#dbs);
       this.#dbs.xlatest.putSync(xlatestKey(key, tag), wrapRecord(key, encodeLatest(kv)));
-      this.#dbs.xhistory.putSync(xhistoryKey(key, rev, sub, tag), wrapRecord(key, encodeHistoryPut(kv, false)));
     }
+    this.#putHistory(key, tag, rev, sub, encodeHistoryPut(kv, false));
     this.#dbs.revlog.putSync(revKey(rev, sub), key);
   }
 
@@ -86,26 +85,29 @@ export class WriteTxn {
   #delete(old: Kv): void {
     const rev = this.beginRev + 1;
     const sub = this.changes++;
-    this.#retire(old);
+    const tag = tagOf(old.key);
+    this.#retire(old, tag);
     if (old.leaseHi !== 0 || old.leaseLo !== 0) detachKey(this.#dbs, old.leaseHi, old.leaseLo, old.key);
-    if (isShortKey(old.key)) {
-      this.#dbs.history.putSync(historyKey(old.key, rev, sub), tombstoneRecord);
-      this.#dbs.latest.removeSync(old.key);
-    } else {
-      const tag = keyTag(old.key);
-      this.#dbs.xhistory.putSync(xhistoryKey(old.key, rev, sub, tag), wrapRecord(old.key, tombstoneRecord));
-      this.#dbs.xlatest.removeSync(xlatestKey(old.key, tag));
-    }
+    this.#putHistory(old.key, tag, rev, sub, tombstoneRecord);
+    if (tag === null) this.#dbs.latest.removeSync(old.key);
+    else this.#dbs.xlatest.removeSync(xlatestKey(old.key, tag));
     this.#dbs.revlog.putSync(revKey(rev, sub), old.key);
   }
 
   /** The key's current history record stops being a pointer into `latest`: store its value in full. */
-  #retire(old: Kv): void {
-    if (isShortKey(old.key)) {
-      this.#dbs.history.putSync(historyKey(old.key, old.mod, old.sub), encodeHistoryPut(old, true));
-    } else {
-      this.#dbs.xhistory.putSync(xhistoryKey(old.key, old.mod, old.sub), wrapRecord(old.key, encodeHistoryPut(old, true)));
-    }
+  #retire(old: Kv, tag: Buffer | null): void {
+    this.#putHistory(old.key, tag, old.mod, old.sub, encodeHistoryPut(old, true));
   }
+
+  /** A history record, in `history` for a short key (tag null) or `xhistory` for a long one. */
+  #putHistory(key: Buffer, tag: Buffer | null, rev: number, sub: number, rec: Buffer): void {
+    if (tag === null) this.#dbs.history.putSync(historyKey(key, rev, sub), rec);
+    else this.#dbs.xhistory.putSync(xhistoryKey(key, rev, sub, tag), wrapRecord(key, rec));
+  }
+}
+
+/** null for a key stored in `latest`/`history`, else its hash tag in the long-key tables (long_keys.ts). */
+function tagOf(key: Buffer): Buffer | null {
+  return isShortKey(key) ? null : keyTag(key);
 }
 
