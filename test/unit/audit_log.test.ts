@@ -97,6 +97,21 @@ describe('audit log', () => {
     await a.close();
   });
 
+  it('blocking mode: a full buffer refuses the line and counts it, instead of growing', async () => {
+    const dropped: number[] = [];
+    const a = await open({ mode: 'blocking', bufferBytesMax: 300 }, dropped);
+    // Synchronously: the first write takes what is queued only once the loop runs; 3 lines fill 300 bytes.
+    const ps = Array.from({ length: 4 }, (_, i) =>
+      a.appendAndWait(line(i)).then(
+        () => 'ok',
+        (e: Error) => e.message,
+      ),
+    );
+    assert.deepEqual(await Promise.all(ps), ['ok', 'ok', 'ok', 'etcd-ts: audit log buffer full']);
+    assert.deepEqual(dropped, [1]);
+    await a.close();
+  });
+
   it('the limits keep their relations', () => {
     assert.deepEqual(limitProblems(limits), []);
     assert.deepEqual(limitProblems({ ...limits, auditBufferBytesMax: limits.auditFlushBytes }), ['the audit buffer holds several flushes']);

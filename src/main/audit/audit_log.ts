@@ -90,12 +90,18 @@ export class AuditLog {
     else this.#timer ??= setTimeout(this.#onTimer, this.#flushIntervalMs);
   }
 
-  /** Blocking mode: resolves once the line has been written; rejects if the write failed. */
+  /** Blocking mode: resolves once the line has been written; rejects if the write failed or the
+   * buffer (the same bound as batch mode's) is full, so a stalled disk cannot grow it without end. */
   appendAndWait(line: string): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('etcd-ts: audit log closed'));
+    const n = Buffer.byteLength(line);
+    if (this.#queuedBytes + this.#inFlightBytes + n > this.#bufferBytesMax) {
+      this.#o.onDropped(1);
+      return Promise.reject(new Error('etcd-ts: audit log buffer full'));
+    }
     return new Promise((resolve, reject) => {
       this.#queued.push(line);
-      this.#queuedBytes += Buffer.byteLength(line);
+      this.#queuedBytes += n;
       this.#waiters.push((err) => (err === null ? resolve() : reject(err)));
       if (!this.#writing) this.#startWriter();
     });
