@@ -15,6 +15,9 @@ import type { Logger } from '../log';
 import type { TokenProvider } from './token_provider';
 
 /** What a call's credentials come from. */
+
+/** #resolve's answer for a token that names nobody (unknown, forged, expired). */
+const INVALID = Symbol('invalid auth token');
 export type AuthContext = Partial<Pick<CallContext, 'metadata' | 'peerCertificateCN'>>;
 
 export interface AuthGateDeps {
@@ -97,29 +100,29 @@ export class AuthGate {
    * token, the verified certificate's CN with --client-cert-auth; else null (no credentials).
    */
   authInfo(ctx: AuthContext | undefined): AuthInfo | null {
-    const md = ctx?.metadata;
-    const token = md?.token ?? md?.authorization;
-    if (token !== undefined) {
-      const ai = this.tokens.info(token, this.#state.revision);
-      if (ai === null) {
-        this.#d.log.warn('invalid auth token');
-        throw Errors.invalidAuthToken();
-      }
-      return ai;
+    const ai = this.#resolve(ctx);
+    if (ai === INVALID) {
+      this.#d.log.warn('invalid auth token');
+      throw Errors.invalidAuthToken();
     }
-    const cn = ctx?.peerCertificateCN;
-    if (this.#d.clientCertAuth && cn !== undefined && cn !== '') return { user: cn, revision: this.#state.revision };
-    return null;
+    return ai;
   }
 
   /** The caller's user name for the audit log ('' for none or an invalid token), without authInfo's
    * warning: the request's own check has already logged and refused an invalid token. */
   userOf(ctx: AuthContext | undefined): string {
+    const ai = this.#resolve(ctx);
+    return ai === null || ai === INVALID ? '' : ai.user;
+  }
+
+  /** authInfo without its warning and error: INVALID for a token that names nobody. */
+  #resolve(ctx: AuthContext | undefined): AuthInfo | null | typeof INVALID {
     const md = ctx?.metadata;
     const token = md?.token ?? md?.authorization;
-    if (token !== undefined) return this.tokens.info(token, this.#state.revision)?.user ?? '';
+    if (token !== undefined) return this.tokens.info(token, this.#state.revision) ?? INVALID;
     const cn = ctx?.peerCertificateCN;
-    return this.#d.clientCertAuth && cn !== undefined ? cn : '';
+    if (this.#d.clientCertAuth && cn !== undefined && cn !== '') return { user: cn, revision: this.#state.revision };
+    return null;
   }
 
   /** The auth fields of a client's proposal (shared/entry.ts): never null for a client. */
