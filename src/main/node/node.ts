@@ -85,6 +85,8 @@ interface Proposal {
   /** Set while the proposal waits for a leader and is not in Raft yet (see #proposeTracked): it hands
    * the proposal to Raft. Null once handed over; from then on its outcome is unknown until applied. */
   submit: ((requestId: number) => void) | null;
+  /** A normal write waiting in #batch for the next Ready turn: its entry's bytes. Null once handed over. */
+  entry: ((requestId: number) => Uint8Array) | null;
   /** What Raft dropping it at submission is answered with (leader but not accepting, for example). */
   dropped: () => EtcdError;
 }
@@ -117,6 +119,11 @@ export class RaftNode {
   readonly #proposals = new Map<number, Proposal>();
   /** Request IDs of proposals waiting for a leader, in arrival order (each in #proposals with submit set). */
   #awaitingLeader: number[] = [];
+  /** Normal writes proposed since the last Ready turn, in arrival order: they go to Raft together in one
+   * MsgProp (#flushBatch), so a leader appends them once and sends each follower one MsgApp for all,
+   * which the follower acknowledges once. Proposing them one by one cost a MsgApp, an ack and an
+   * in-flight slot per write and per follower. */
+  #batch: number[] = [];
   #awaitingFlushScheduled = false;
   #nextRequestId: number;
   #running = false;
@@ -336,7 +343,8 @@ export class RaftNode {
    * shared/entry.ts); none for the server's own requests.
    */
   propose(kind: RequestKind, body: Uint8Array, onCancel?: OnCancel, auth: EntryAuth | null = null): Promise<Uint8Array> {
-    return this.#proposeTracked(body.length, (requestId) => this.#raw.propose(encodeEntry(kind, requestId, body, auth)), Errors.notCapable, onCancel);
+    const entry = (requestId: number): Uint8Array => encodeEntry(kind, requestId, body, auth);
+    return this.#proposeTracked(body.length, (requestId) => this.#raw.propose(entry(requestId)), Errors.notCapable, onCancel, entry);
   }
 
   /**
@@ -357,14 +365,19 @@ export class RaftNode {
    * a proposal that never reached Raft can be refused with any status. Once handed to Raft (here, or
    * forwarded to the leader by Raft) its outcome is unknown until applied: the timeout answers etcd's
    * "request timed out" (UNAVAILABLE), which clientv3 does not retry for a mutation (rpc.ts MethodKind).
+   * entry: given for a normal write, which is batched with the others of this turn (#batch); it is
+   * still cancellable until the batch is handed to Raft.
    */
-  #proposeTracked(bodyBytes: number, submit: (requestId: number) => void, dropped: () => EtcdError, onCancel?: OnCancel): Promise<Uint8Array> {
+  #proposeTracked(
+    bodyBytes: number, submit: (requestId: number) => void, dropped: () => EtcdError, onCancel?: OnCancel, entry?: (requestId: number) => Uint8Array,
+  ): Promise<Uint8Array> {
     if (this.#stopped) return Promise.reject(Errors.stopped());
     if (this.#proposals.size >= this.#opts.pendingProposalsMax) return Promise.reject(Errors.tooManyRequests());
     if (bodyBytes > this.#opts.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     const requestId = this.#nextRequestId++;
     const waitForLeader = this.#lead === 0n;
-    if (!waitForLeader) {
+    const batched = !waitForLeader && entry !== undefined;
+    if (!waitForLeader && !batched) {
       try {
         submit(requestId);
       } catch (e) {
@@ -382,9 +395,9 @@ export class RaftNode {
         if (p?.submit != null) this.#compactAwaiting();
         reject(err);
       }, this.#opts.requestTimeoutMs);
-      this.#proposals.set(requestId, { resolve, reject, timer, submit: waitForLeader ? submit : null, dropped });
-      if (waitForLeader) {
-        this.#awaitingLeader.push(requestId);
+      this.#proposals.set(requestId, { resolve, reject, timer, submit: waitForLeader || batched ? submit : null, entry: batched ? entry : null, dropped });
+      if (waitForLeader || batched) {
+        (waitForLeader ? this.#awaitingLeader : this.#batch).push(requestId);
         onCancel?.(() => this.#dropUnsubmitted(requestId));
       }
       this.#schedule();
@@ -399,6 +412,45 @@ export class RaftNode {
     clearTimeout(p.timer);
     p.reject(Errors.timeout());
     this.#compactAwaiting();
+  }
+
+  /**
+   * Hands this turn's normal writes to Raft in one MsgProp. With no leader known any more they wait for
+   * one instead, as a write proposed now would. Raft drops all of them or none (a leader handing over
+   * leadership, or removed): each is then answered as a dropped proposal.
+   */
+  #flushBatch(): void {
+    if (this.#batch.length === 0) return;
+    const ids = this.#batch;
+    this.#batch = [];
+    if (this.#lead === 0n) {
+      for (const id of ids) if (this.#proposals.get(id)?.submit != null) this.#awaitingLeader.push(id);
+      return;
+    }
+    const datas: Uint8Array[] = [];
+    const taken: Array<[number, Proposal]> = [];
+    for (const id of ids) {
+      const p = this.#proposals.get(id);
+      if (p === undefined || p.entry === null) continue; // timed out or cancelled meanwhile
+      datas.push(p.entry(id));
+      taken.push([id, p]);
+    }
+    if (datas.length === 0) return;
+    try {
+      this.#raw.proposeMany(datas);
+    } catch (e) {
+      if (!(e instanceof ProposalDroppedError)) throw e;
+      for (const [id, p] of taken) {
+        this.#proposals.delete(id);
+        clearTimeout(p.timer);
+        p.reject(p.dropped());
+      }
+      return;
+    }
+    for (const [, p] of taken) {
+      p.submit = null;
+      p.entry = null;
+    }
   }
 
   /** Keeps #awaitingLeader bounded while no leader comes: forgets IDs that no longer wait. */
@@ -418,6 +470,7 @@ export class RaftNode {
       if (p === undefined || p.submit === null) continue; // timed out or cancelled meanwhile
       const submit = p.submit;
       p.submit = null;
+      p.entry = null;
       try {
         submit(id);
       } catch (e) {
@@ -580,11 +633,13 @@ export class RaftNode {
     if (this.#running) return;
     this.#running = true;
     try {
+      this.#flushBatch();
       this.#issueReadIndex();
       while (!this.#stopped && this.#raw.hasReady()) {
         const rd = this.#raw.ready();
         await this.#handleReady(rd);
         this.#raw.advance(rd);
+        this.#flushBatch();
         this.#issueReadIndex();
       }
     } catch (e) {
@@ -594,7 +649,7 @@ export class RaftNode {
     } finally {
       this.#running = false;
     }
-    if (!this.#stopped && this.#raw.hasReady()) this.#schedule();
+    if (!this.#stopped && (this.#batch.length > 0 || this.#raw.hasReady())) this.#schedule();
   }
 
   async #handleReady(rd: Ready): Promise<void> {
@@ -608,7 +663,7 @@ export class RaftNode {
     if (rd.softState) this.#onSoftState(rd.softState.lead);
     // A lone voter's committed entries may be applied while their WAL write is in flight (etcd
     // does the same for its leader): apply and fsync overlap, and the answer still waits for both
-    // (results above the durable index are held). With peers, apply strictly after persisting.
+    // (results above the durable index are held). With peers, only what is durable here (below).
     const overlap = this.#loneVoter;
     if (rd.snapshot) {
       // The state machine already holds the snapshot (installSnapshot): make it durable, then
@@ -621,15 +676,25 @@ export class RaftNode {
       this.#snapshotIndex = Math.max(this.#snapshotIndex, meta.index);
       if (meta.index > this.#commit) this.#commit = meta.index;
     }
-    if (overlap) await this.#applyCommitted(rd);
+    // Committed entries this member already holds durably do not wait for this Ready's WAL write either
+    // (etcd's raftNode hands them to its applier before storage.Save too): committed means durable on a
+    // quorum, and these are durable here, so a restart finds them in the WAL. This takes one WAL write
+    // out of every cluster write's path: the leader learns of a commit while its next batch is being
+    // written. Entries above the durable index (a follower told of a commit in the same MsgApp that
+    // carries them) wait for the write, and so do a ConfChange and what follows it: its decision changes
+    // Raft's configuration and the transport, which etcd also orders after the save.
+    const applyFirst = overlap ? rd.committedEntries.length : this.#durablyHeldPrefix(rd.committedEntries);
     // etcd's MustSync: new entries, term or vote must be durable before anything depends on them; a
     // Ready that only moves the commit index needs no write (etcd writes it without a sync). The commit
     // index is recovered without it: from the applied index in LMDB, and from the leader. Skipping it
     // keeps a synchronous WAL write out of every write's path on the leader (between the followers'
     // acks and the apply) and on followers (between a commit notice and the next ack).
-    if (rd.entries.length > 0 || (rd.hardState !== null && rd.mustSync)) {
-      await this.#wal.save(rd.hardState, rd.entries);
-    }
+    // The write is queued before the apply worker is woken: it is the longer of the two.
+    const mustSave = rd.entries.length > 0 || (rd.hardState !== null && rd.mustSync);
+    const saving = mustSave ? this.#wal.save(rd.hardState, rd.entries) : null;
+    saving?.catch(() => {}); // awaited below; not an unhandled rejection while apply waits for ring space
+    if (applyFirst > 0) await this.#applyCommitted(rd.committedEntries.slice(0, applyFirst));
+    if (saving !== null) await saving;
     if (rd.entries.length > 0) {
       this.#storage.append(rd.entries);
       for (const e of rd.entries) this.#bytesSinceSnapshot += e.data.length;
@@ -647,7 +712,7 @@ export class RaftNode {
     this.#releaseHeld();
     // Term, vote and entries are durable: now the messages that depend on them may go out.
     if (!early && rd.messages.length > 0) this.#sendMessages(rd.messages);
-    if (!overlap) await this.#applyCommitted(rd);
+    if (applyFirst < rd.committedEntries.length) await this.#applyCommitted(rd.committedEntries.slice(applyFirst));
     for (const rs of rd.readStates) this.#onReadState(rs.index, rs.requestCtx);
   }
 
@@ -665,11 +730,19 @@ export class RaftNode {
     if (plain.length > 0) send(plain);
   }
 
-  async #applyCommitted(rd: Ready): Promise<void> {
-    if (rd.committedEntries.length === 0) return;
-    for (const e of rd.committedEntries) await this.#pushApply(e);
+  /** How many of these committed entries may go to apply before this Ready's WAL write: those at or below
+   * the durable index, up to the first ConfChange. */
+  #durablyHeldPrefix(entries: Entry[]): number {
+    let n = 0;
+    while (n < entries.length && entries[n].index <= this.#durableIndex && entries[n].type !== EntryType.ConfChange) n++;
+    return n;
+  }
+
+  async #applyCommitted(entries: Entry[]): Promise<void> {
+    if (entries.length === 0) return;
+    for (const e of entries) await this.#pushApply(e);
     this.#toApply.notify();
-    const last = rd.committedEntries[rd.committedEntries.length - 1].index;
+    const last = entries[entries.length - 1].index;
     if (last > this.#commit) this.#commit = last;
     this.#maybeCompactLog(Math.min(last, this.#durableIndex));
   }

@@ -80,10 +80,17 @@ export class RawNode {
 
   /** Appends data to the log; throws ProposalDroppedError unless we are a leader accepting it. */
   propose(data: Uint8Array): void {
+    this.proposeMany([data]);
+  }
+
+  /** Proposes several normal entries in one MsgProp: one append and one MsgApp per follower for all of
+   * them. Dropped (ProposalDroppedError) together or not at all. */
+  proposeMany(datas: Uint8Array[]): void {
+    assert(datas.length > 0, 'proposeMany without entries');
     this.#raft.step(newMessage({
       type: MessageType.Prop,
       from: this.#raft.id,
-      entries: [{ term: 0, index: 0, type: EntryType.Normal, data }],
+      entries: datas.map((data) => ({ term: 0, index: 0, type: EntryType.Normal, data })),
     }));
   }
 

@@ -63,7 +63,9 @@ export class Unstable {
     if (ents.length === 0) return;
     const after = ents[0].index;
     if (after === this.offset + this.entries.length) {
-      this.entries = this.entries.concat(ents);
+      // In place: a leader appends one proposal at a time, and a copy per append made a Ready of n
+      // proposals cost O(n²). Nothing outside holds this array (RawNode.ready copies it).
+      for (const e of ents) this.entries.push(e);
     } else if (after <= this.offset) {
       // The log is being replaced from before what we hold: the durable part is overwritten too.
       this.offset = after;
