@@ -207,6 +207,11 @@ export const limits = {
   /** A key, range end or name is printed up to this many of its bytes (etcd accepts 1.5 MiB keys);
    * a longer one is cut there and the line says so ("key_truncated"). */
   auditKeyBytesMax: 1024,
+  /** A Txn's audit line lists at most this many of its compares and operations (with their keys). */
+  auditTxnOpsMax: 8,
+  /** JWTs whose signature this member verified, kept (until they expire) so that a client's next call
+   * with the same token does not verify it again; the oldest is forgotten past this many. */
+  jwtVerifiedTokensMax: 4096,
 };
 
 /** Largest HTTP/JSON request body: base64 of the largest accepted gRPC message plus JSON overhead.
@@ -243,9 +248,10 @@ export function limitProblems(l: Limits): string[] {
     [l.peerQueueMessagesMax > 0 && l.peerRequestsInflightMax > 0, 'positive peer bounds'],
     [l.tlsHandshakeTimeoutMs > 0 && l.tlsHandshakesInFlightMax > 0 && l.tlsReloadCheckMs >= 0, 'positive TLS bounds'],
     [l.auditFlushIntervalMs > 0 && l.auditFlushBytes > 0, 'positive audit log flush bounds'],
-    // The longest line (two cut keys, each byte at most 6 characters escaped, and the other fields) fits
+    // The longest line (two cut keys, or a Txn's auditTxnOpsMax items of two each, each byte at most 6
+    // characters escaped, and the other fields) fits
     // one flush, and several flushes fit the buffer, so a write in flight never stops queueing.
-    [14 * l.auditKeyBytesMax + 1024 <= l.auditFlushBytes, 'an audit line with the longest keys fits one flush'],
+    [(14 + 12 * l.auditTxnOpsMax) * l.auditKeyBytesMax + 1024 <= l.auditFlushBytes, 'an audit line with the longest keys fits one flush'],
     [l.auditBufferBytesMax >= 4 * l.auditFlushBytes, 'the audit buffer holds several flushes'],
   ];
   return rules.filter(([ok]) => !ok).map(([, m]) => m);

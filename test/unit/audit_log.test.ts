@@ -161,4 +161,28 @@ describe('audit line fields', () => {
     const long = etcdserverpb.PutRequest.encode({ key: Buffer.alloc(limits.auditKeyBytesMax + 1, 0x61) }).finish();
     assert.equal(requestFields('/etcdserverpb.KV/Put', long), `,"key":"${'a'.repeat(limits.auditKeyBytesMax)}","key_truncated":true`);
   });
+
+  it('shows what a Txn compares and touches, nested txns included, up to a bound', () => {
+    const b = (s: string): Buffer => Buffer.from(s);
+    const txn = etcdserverpb.TxnRequest.encode({
+      compare: [{ key: b('c1'), target: 2, result: 0, value: b('secret-value') }, { key: b('c2'), rangeEnd: b('c3'), target: 1 }],
+      success: [
+        { requestPut: { key: b('p1'), value: b('v') } },
+        { requestTxn: { success: [{ requestDeleteRange: { key: b('d1'), rangeEnd: b('d2') } }] } },
+      ],
+      failure: [{ requestRange: { key: b('r1') } }],
+    }).finish();
+    assert.equal(
+      requestFields('/etcdserverpb.KV/Txn', txn),
+      ',"txn":[{"op":"compare","key":"c1"},{"op":"compare","key":"c2","range_end":"c3"},{"op":"put","key":"p1"},' +
+        '{"op":"delete_range","key":"d1","range_end":"d2"},{"op":"range","key":"r1"}]',
+    );
+    const many = etcdserverpb.TxnRequest.encode({
+      success: Array.from({ length: limits.auditTxnOpsMax + 3 }, (_, i) => ({ requestPut: { key: b(`k${i}`), value: b('v') } })),
+    }).finish();
+    const line = requestFields('/etcdserverpb.KV/Txn', many);
+    assert.equal((line.match(/"op":"put"/g) ?? []).length, limits.auditTxnOpsMax);
+    assert.ok(line.endsWith(',"txn_truncated":true'));
+    assert.equal(requestFields('/etcdserverpb.KV/Txn', etcdserverpb.TxnRequest.encode({}).finish()), ',"txn":[]');
+  });
 });

@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, JWT_SIGN_METHODS, JwtOptions, JwtSignMethod } from '../../src/main/config';
+import { limits } from '../../src/shared/limits';
 import { JwtTokens, VERIFY_ONLY_MESSAGE } from '../../src/main/auth/jwt_token';
 import { writeJwtKeys } from '../support/jwt_keys';
 
@@ -74,6 +75,21 @@ describe('JWT tokens (etcd 3.4 auth/jwt.go)', () => {
       assert.equal(t.info(tok), null);
     });
   }
+
+  it('remembers verified tokens up to a bound, and still checks their expiry', () => {
+    let now = 1_700_000_000_000;
+    const t = new JwtTokens(opts('HS256', { ttlMs: 60_000 }), { nowMs: () => now });
+    const first = t.issue('', 'u0', 1);
+    assert.deepEqual(t.info(first), { user: 'u0', revision: 1 });
+    // More distinct tokens than are remembered: each verifies; the first, forgotten, verifies again.
+    for (let i = 1; i <= limits.jwtVerifiedTokensMax + 10; i++) assert.equal(t.info(t.issue('', `u${i}`, 1))?.user, `u${i}`);
+    assert.deepEqual(t.info(first), { user: 'u0', revision: 1 });
+    // A remembered token is refused once expired, and a tampered copy of it is never taken for it.
+    const [h, c, sig] = first.split('.');
+    assert.equal(t.info(`${h}.${c}.${sig.slice(0, -2)}${sig.endsWith('AA') ? 'BB' : 'AA'}`), null);
+    now += 61_000;
+    assert.equal(t.info(first), null);
+  });
 
   it('refuses another algorithm in the header: none, HS256 keyed with the public key', () => {
     const t = new JwtTokens(opts('RS256'));

@@ -47,6 +47,8 @@ interface Shape {
   role?: number;
   /** An authpb.Permission message: perm_type (1), key (2), range_end (3). */
   perm?: number;
+  /** A TxnRequest: the keys of its compares and operations (txnFields). */
+  txn?: true;
 }
 
 const AUTH = '/etcdserverpb.Auth/';
@@ -56,6 +58,7 @@ const SHAPES = new Map<string, Shape>([
   ['/etcdserverpb.KV/Range', { key: 1, end: 2 }],
   ['/etcdserverpb.KV/Put', { key: 1 }],
   ['/etcdserverpb.KV/DeleteRange', { key: 1, end: 2 }],
+  ['/etcdserverpb.KV/Txn', { txn: true }],
   ['/v3lockpb.Lock/Lock', { key: 1 }],
   ['/v3lockpb.Lock/Unlock', { key: 1 }],
   [AUTHENTICATE, { user: 1 }], // field 2, the password, is never printed
@@ -238,7 +241,64 @@ export function requestFields(path: string, body: Uint8Array): string {
     const e = f.get(shape.end);
     if (e !== undefined && e.length > 0) s += keyField('range_end', e);
   }
+  if (shape.txn === true) s += txnFields(body);
   return s;
+}
+
+/** RequestOp's fields (etcdserverpb): the operation each holds, and its key and range_end fields. */
+const REQUEST_OPS: ReadonlyArray<[field: number, op: string, key: number, end: number]> = [
+  [1, 'range', 1, 2],
+  [2, 'put', 1, 0],
+  [3, 'delete_range', 1, 2],
+];
+/** TxnRequest: compare (1), success (2), failure (3); Compare: key (3), range_end (64); RequestOp.request_txn (4). */
+const TXN_COMPARE = 1;
+const TXN_SUCCESS = 2;
+const TXN_FAILURE = 3;
+const COMPARE_KEY = 3;
+const COMPARE_END = 64;
+const REQUEST_TXN = 4;
+
+/**
+ * `,"txn":[{"op":..,"key":..,"range_end":..},...]`: what a Txn compares and touches, in request order
+ * (compares, then the success branch, then the failure branch, a nested txn's in its place), whichever
+ * branch ran. At most auditTxnOpsMax items, then `,"txn_truncated":true`.
+ */
+function txnFields(body: Uint8Array): string {
+  const items: string[] = [];
+  let truncated = false;
+  const add = (op: string, key: Uint8Array | undefined, end: Uint8Array | undefined): void => {
+    if (items.length >= limits.auditTxnOpsMax) {
+      truncated = true;
+      return;
+    }
+    let item = `{"op":"${op}"` + keyField('key', key ?? EMPTY);
+    if (end !== undefined && end.length > 0) item += keyField('range_end', end);
+    items.push(item + '}');
+  };
+  const walk = (txn: Uint8Array, depth: number): void => {
+    for (const [field, value] of lengthDelimitedFields(txn)) {
+      if (field === TXN_COMPARE) {
+        const c = topLevelFields(value);
+        add('compare', c.get(COMPARE_KEY), c.get(COMPARE_END));
+      } else if (field === TXN_SUCCESS || field === TXN_FAILURE) {
+        for (const [opField, req] of lengthDelimitedFields(value)) {
+          if (opField === REQUEST_TXN) {
+            // Nesting is bounded by the request's size; the depth bound keeps a hostile one cheap.
+            if (depth < limits.auditTxnOpsMax) walk(req, depth + 1);
+            else truncated = true;
+            continue;
+          }
+          const shape = REQUEST_OPS.find((r) => r[0] === opField);
+          if (shape === undefined) continue;
+          const f = topLevelFields(req);
+          add(shape[1], f.get(shape[2]), shape[3] === 0 ? undefined : f.get(shape[3]));
+        }
+      }
+    }
+  };
+  walk(body, 0);
+  return `,"txn":[${items.join(',')}]` + (truncated ? ',"txn_truncated":true' : '');
 }
 
 const EMPTY = new Uint8Array(0);
@@ -257,6 +317,22 @@ function keyField(name: string, b: Uint8Array): string {
  */
 export function topLevelFields(b: Uint8Array): Map<number, Uint8Array> {
   const out = new Map<number, Uint8Array>();
+  walkFields(b, (field, value) => out.set(field, value));
+  return out;
+}
+
+/** Every length-delimited field at the top level of a message, repeated ones included, in order. */
+export function lengthDelimitedFields(b: Uint8Array): Array<[number, Uint8Array]> {
+  const out: Array<[number, Uint8Array]> = [];
+  walkFields(b, (field, value, wire) => {
+    if (wire === 2) out.push([field, value]);
+  });
+  return out;
+}
+
+/** Visits the top-level varint (as one byte holding its low 7 bits) and length-delimited fields of a
+ * message, stopping at the first malformed byte. */
+function walkFields(b: Uint8Array, visit: (field: number, value: Uint8Array, wire: number) => void): void {
   let i = 0;
   while (i < b.length) {
     const tag = readVarint(b, i);
@@ -267,18 +343,17 @@ export function topLevelFields(b: Uint8Array): Map<number, Uint8Array> {
     if (wire === 0) {
       const v = readVarint(b, i);
       if (v === null) break;
-      out.set(field, Uint8Array.of(v.value % 128));
+      visit(field, Uint8Array.of(v.value % 128), 0);
       i = v.next;
     } else if (wire === 2) {
       const n = readVarint(b, i);
       if (n === null || n.next + n.value > b.length) break;
-      out.set(field, b.subarray(n.next, n.next + n.value));
+      visit(field, b.subarray(n.next, n.next + n.value), 2);
       i = n.next + n.value;
     } else if (wire === 1) i += 8;
     else if (wire === 5) i += 4;
     else break;
   }
-  return out;
 }
 
 /** A varint as a number (exact up to 2^53; revisions are far below). */

@@ -13,6 +13,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import type { AuthInfo } from '../../shared/auth/state';
 import { EtcdError, GrpcCode } from '../../shared/errors';
+import { limits } from '../../shared/limits';
 import type { JwtOptions, JwtSignMethod } from '../config';
 import { ConfigError } from '../config';
 import type { TokenProvider } from './token_provider';
@@ -50,6 +51,8 @@ export class JwtTokens implements TokenProvider {
   readonly #clock: JwtClock;
   /** The encoded header: every token this member issues or accepts has exactly this `alg`. */
   readonly #header: string;
+  /** Tokens whose signature verified, in the order first seen (bounded: jwtVerifiedTokensMax). */
+  readonly #verified = new Map<string, { claims: Record<string, unknown>; info: AuthInfo }>();
 
   constructor(opts: JwtOptions, clock: JwtClock = { nowMs: Date.now }) {
     this.#method = opts.signMethod;
@@ -85,6 +88,24 @@ export class JwtTokens implements TokenProvider {
   }
 
   info(token: string): AuthInfo | null {
+    // A token verified before is the same bytes, so the same signature and claims: only its times are
+    // checked again. A client sends its token with every call; an RS256 verification costs far more
+    // than the call (and an audited call looked its caller up twice).
+    const known = this.#verified.get(token);
+    if (known !== undefined) {
+      if (this.#timely(known.claims)) return known.info;
+      this.#verified.delete(token);
+      return null;
+    }
+    const v = this.#verify(token);
+    if (v === null) return null;
+    if (this.#verified.size >= limits.jwtVerifiedTokensMax) this.#verified.delete(this.#verified.keys().next().value as string);
+    this.#verified.set(token, v);
+    return v.info;
+  }
+
+  /** Checks the token's algorithm, signature and times; its user and revision, or null. */
+  #verify(token: string): { claims: Record<string, unknown>; info: AuthInfo } | null {
     const parts = token.split('.');
     if (parts.length !== 3) return null;
     const header = decodeJson(parts[0]);
@@ -92,13 +113,13 @@ export class JwtTokens implements TokenProvider {
     // the public key as the secret).
     if (header === null || header.alg !== this.#method) return null;
     const sig = fromB64url(parts[2]);
-    if (sig === null || !this.#verify(Buffer.from(parts[0] + '.' + parts[1]), sig)) return null;
+    if (sig === null || !this.#verifySignature(Buffer.from(parts[0] + '.' + parts[1]), sig)) return null;
     const claims = decodeJson(parts[1]);
     if (claims === null || !this.#timely(claims)) return null;
     const user = claims.username;
     const revision = claims.revision;
     if (typeof user !== 'string' || typeof revision !== 'number') return null;
-    return { user, revision: revision < 0 ? 0 : Math.floor(revision) };
+    return { claims, info: Object.freeze({ user, revision: revision < 0 ? 0 : Math.floor(revision) }) };
   }
 
   /** golang-jwt v3 MapClaims.Valid: exp, iat and nbf, each only when it is a number. */
@@ -131,7 +152,7 @@ export class JwtTokens implements TokenProvider {
     }
   }
 
-  #verify(data: Buffer, sig: Buffer): boolean {
+  #verifySignature(data: Buffer, sig: Buffer): boolean {
     const key = this.#keys.verify;
     switch (this.#family) {
       case 'HS': {
