@@ -165,7 +165,10 @@ describe('audit line fields', () => {
   it('shows what a Txn compares and touches, nested txns included, up to a bound', () => {
     const b = (s: string): Buffer => Buffer.from(s);
     const txn = etcdserverpb.TxnRequest.encode({
-      compare: [{ key: b('c1'), target: 2, result: 0, value: b('secret-value') }, { key: b('c2'), rangeEnd: b('c3'), target: 1 }],
+      compare: [
+        { key: b('c1'), target: 2, result: 0, value: b('secret-value') },
+        { key: b('c2'), rangeEnd: b('c3'), target: 1 },
+      ],
       success: [
         { requestPut: { key: b('p1'), value: b('v') } },
         { requestTxn: { success: [{ requestDeleteRange: { key: b('d1'), rangeEnd: b('d2') } }] } },
