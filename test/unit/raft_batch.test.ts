@@ -104,6 +104,51 @@ describe('raft: proposals in batches (proposeMany)', () => {
     );
   });
 
+  it('takeCommitted hands out what an ack commits while a Ready is outstanding, once, and stops at a ConfChange', () => {
+    const { node, storage } = cluster();
+    node.proposeMany(['a', 'b'].map(enc));
+    drain(node, storage);
+    const durable = storage.lastIndex();
+    // The next batch's Ready is outstanding (its WAL write in flight) when the followers' acks arrive.
+    node.proposeMany(['c'].map(enc));
+    const rd = node.ready();
+    assert.deepEqual(node.takeCommitted(durable), []); // nothing committed yet
+    node.step(newMessage({ type: MessageType.AppResp, from: 2n, to: 1n, term: 1, index: durable }));
+    assert.deepEqual(
+      node.takeCommitted(durable - 1).map((e) => dec(e.data)),
+      ['a'],
+    ); // bounded by maxIndex
+    assert.deepEqual(
+      node.takeCommitted(durable).map((e) => dec(e.data)),
+      ['b'],
+    );
+    assert.deepEqual(node.takeCommitted(durable), []); // handed out once
+    storage.append(rd.entries);
+    node.advance(rd);
+    const next = node.ready();
+    assert.ok(!next.committedEntries.some((e) => ['a', 'b'].includes(dec(e.data))), 'not handed out again');
+    node.advance(next);
+    // A ConfChange and what follows it wait for a Ready.
+    node.proposeConfChange(enc('cc'));
+    node.proposeMany(['d'].map(enc));
+    drain(node, storage);
+    const last = storage.lastIndex();
+    node.proposeMany(['e'].map(enc));
+    const rd2 = node.ready();
+    node.step(newMessage({ type: MessageType.AppResp, from: 3n, to: 1n, term: 1, index: last }));
+    const taken = node.takeCommitted(last).map((e) => dec(e.data));
+    assert.ok(!taken.includes('cc') && !taken.includes('d'), `took ${taken.join(',')}`);
+    storage.append(rd2.entries);
+    node.advance(rd2);
+    const rd3 = node.ready();
+    assert.deepEqual(
+      rd3.committedEntries.map((e) => dec(e.data)).filter((d) => d === 'cc' || d === 'd'),
+      ['cc', 'd'],
+    );
+    node.advance(rd3);
+    assert.throws(() => node.takeCommitted(last), /takeCommitted\(\) outside a Ready/);
+  });
+
   it('a leader handing over leadership drops the whole batch and appends nothing', () => {
     const { node, storage } = cluster();
     node.transferLeader(2n);

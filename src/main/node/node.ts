@@ -124,6 +124,12 @@ export class RaftNode {
    * which the follower acknowledges once. Proposing them one by one cost a MsgApp, an ack and an
    * in-flight slot per write and per follower. */
   #batch: number[] = [];
+  /** True while the Ready loop waits for a WAL write whose Ready's committed entries are all handed to
+   * apply: entries committed meanwhile may follow them at once (#applyTaken). */
+  #applyWhileSaving = false;
+  /** The last #applyCommitted call: each waits for the one before it, so entries reach the apply ring
+   * in log order. */
+  #applyTail: Promise<void> = Promise.resolve();
   #awaitingFlushScheduled = false;
   #nextRequestId: number;
   #running = false;
@@ -217,7 +223,15 @@ export class RaftNode {
         this.#log.debug('raft dropped a forwarded proposal', { from: m.from });
       }
     }
+    if (this.#applyWhileSaving) this.#applyTaken();
     this.#schedule();
+  }
+
+  /** While this Ready's WAL write runs, what a peer's message just committed (a follower's ack, on a
+   * leader) goes to apply now rather than after the write (RawNode.takeCommitted). */
+  #applyTaken(): void {
+    const ents = this.#raw.takeCommitted(this.#durableIndex);
+    if (ents.length > 0) this.#applyCommitted(ents).catch((e: unknown) => fatal(this.#log, 'handing committed entries to apply failed', e));
   }
 
   reportSnapshot(id: NodeId, failed: boolean): void {
@@ -694,7 +708,15 @@ export class RaftNode {
     const saving = mustSave ? this.#wal.save(rd.hardState, rd.entries) : null;
     saving?.catch(() => {}); // awaited below; not an unhandled rejection while apply waits for ring space
     if (applyFirst > 0) await this.#applyCommitted(rd.committedEntries.slice(0, applyFirst));
-    if (saving !== null) await saving;
+    if (saving !== null) {
+      // Entries committed while the write runs may go to apply at once, if none of this Ready's waits.
+      this.#applyWhileSaving = applyFirst === rd.committedEntries.length && !overlap;
+      try {
+        await saving;
+      } finally {
+        this.#applyWhileSaving = false;
+      }
+    }
     if (rd.entries.length > 0) {
       this.#storage.append(rd.entries);
       for (const e of rd.entries) this.#bytesSinceSnapshot += e.data.length;
@@ -738,7 +760,15 @@ export class RaftNode {
     return n;
   }
 
-  async #applyCommitted(entries: Entry[]): Promise<void> {
+  /** Hands committed entries to the apply worker, in the order of the calls (the Ready loop's and
+   * #applyTaken's), each call after the one before it. */
+  #applyCommitted(entries: Entry[]): Promise<void> {
+    const run = this.#applyTail.then(() => this.#pushCommitted(entries));
+    this.#applyTail = run.catch(() => {}); // the failure is the caller's (the Ready loop's, or fatal)
+    return run;
+  }
+
+  async #pushCommitted(entries: Entry[]): Promise<void> {
     if (entries.length === 0) return;
     for (const e of entries) await this.#pushApply(e);
     this.#toApply.notify();

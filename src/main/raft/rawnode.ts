@@ -24,7 +24,7 @@
 
 import { assert } from '../../shared/errors';
 import { Raft, isEmptyHardState } from './raft';
-import { Config, ConfigExtras, ConfChange, ConfState, EntryType, HardState, Message, MessageType, NodeId, ProposalDroppedError, Ready, SoftState, StateType } from './types';
+import { Config, ConfigExtras, ConfChange, ConfState, Entry, EntryType, HardState, Message, MessageType, NodeId, ProposalDroppedError, Ready, SoftState, StateType } from './types';
 import { isLocalMsg, isResponseMsg, newMessage } from './util';
 
 export interface Status {
@@ -60,6 +60,8 @@ export class RawNode {
   #prevHardState: HardState;
   /** True between ready() and advance(). */
   #readyOutstanding: boolean;
+  /** The last committed index handed to the driver (by ready() or takeCommitted()). */
+  #handedOut = 0;
 
   constructor(config: Config & ConfigExtras) {
     this.#raft = new Raft(config);
@@ -191,10 +193,35 @@ export class RawNode {
       mustSync: entries.length > 0 || hs.term !== this.#prevHardState.term || hs.vote !== this.#prevHardState.vote,
     };
     if (softChanged) this.#prevSoftState = ss;
+    const nc = rd.committedEntries.length;
+    this.#handedOut = Math.max(r.raftLog.applied, nc > 0 ? rd.committedEntries[nc - 1].index : 0);
     r.msgs = [];
     r.readStates = [];
     this.#readyOutstanding = true;
     return rd;
+  }
+
+  /**
+   * While a Ready is outstanding (its WAL write in flight): the entries committed since, up to maxIndex
+   * (the driver's durable index) and before any ConfChange, handed out now instead of in the next Ready,
+   * and counted as applied. Lets a leader apply a write as soon as a follower's ack commits it, without
+   * waiting for its own write of the next batch. The driver must already have handed every committed
+   * entry of the outstanding Ready to its state machine, so that these follow them in log order.
+   */
+  takeCommitted(maxIndex: number): Entry[] {
+    assert(this.#readyOutstanding, 'takeCommitted() outside a Ready');
+    const log = this.#raft.raftLog;
+    const lo = Math.max(this.#handedOut, log.applied) + 1;
+    const hi = Math.min(log.committed, maxIndex);
+    if (hi < lo || lo < log.firstIndex()) return [];
+    const ents = log.slice(lo, hi + 1, log.maxNextEntsSize);
+    let n = 0;
+    while (n < ents.length && ents[n].type !== EntryType.ConfChange) n++;
+    if (n === 0) return [];
+    const taken = n === ents.length ? ents : ents.slice(0, n);
+    this.#handedOut = taken[n - 1].index;
+    log.appliedTo(this.#handedOut);
+    return taken;
   }
 
   /** The driver has persisted, sent and applied everything in rd. */
@@ -203,9 +230,10 @@ export class RawNode {
     this.#readyOutstanding = false;
     const r = this.#raft;
     if (rd.hardState !== null) this.#prevHardState = rd.hardState;
+    // takeCommitted() may already have handed out (and marked applied) entries past rd's.
     const n = rd.committedEntries.length;
-    if (n > 0) r.raftLog.appliedTo(rd.committedEntries[n - 1].index);
-    else if (rd.snapshot !== null) r.raftLog.appliedTo(rd.snapshot.metadata.index);
+    const appliedNow = n > 0 ? rd.committedEntries[n - 1].index : rd.snapshot !== null ? rd.snapshot.metadata.index : 0;
+    if (appliedNow > r.raftLog.applied) r.raftLog.appliedTo(appliedNow);
     if (rd.entries.length > 0) {
       const last = rd.entries[rd.entries.length - 1];
       r.raftLog.stableTo(last.index, last.term);
