@@ -36,7 +36,7 @@ import { readSwitches } from '../../shared/switches';
 import { Logger } from '../log';
 import { Entry, HardState } from '../raft/types';
 import { StartupError } from '../startup_error';
-import { decodeEtcdConfChange, EtcdWal, readEtcdWal } from '../wal/etcd_wal';
+import { decodeEtcdConfChange, EtcdWal, listEtcdWalFiles, readEtcdWal } from '../wal/etcd_wal';
 import { WalCorruptError } from '../wal/errors';
 import { Wal } from '../wal/wal';
 import { convertEtcdEntry, EtcdEntryError, parseMemberContext } from './etcd_entries';
@@ -74,6 +74,8 @@ export async function importEtcdIfPresent(memberDir: string, walDir: string, log
   const etcdWalDir = path.join(memberDir, 'wal');
   if (path.resolve(walDir) === path.resolve(etcdWalDir))
     throw new StartupError(`--wal-dir ${walDir} is etcd's WAL directory: give etcd-ts another one (or none)`);
+  const holder = lockedFile([dbFile, ...listEtcdWalFiles(etcdWalDir).map((n) => path.join(etcdWalDir, n))]);
+  if (holder !== null) throw new StartupError(`etcd data dir: ${holder} is locked: etcd is still running on it; stop it first`);
   log.info('importing an etcd data dir', { db: dbFile, wal: etcdWalDir });
   const wal = readWal(etcdWalDir);
   const { consistentIndex, members, removed } = readDbHead(dbFile, wal);
@@ -102,6 +104,29 @@ export async function importEtcdIfPresent(memberDir: string, walDir: string, log
   if (switches.importKillAtStep === 'store') process.kill(process.pid, 'SIGKILL');
   writeIdentity(memberDir, wal, members);
   logDone(log, counts, wal, entries, applied, members.length, Date.now() - t0);
+}
+
+/**
+ * The first of files that a process holds a lock on, else null. A running etcd holds an OFD lock on its
+ * WAL files and an flock on its database; Linux lists both in /proc/locks by device and inode
+ * ("maj:min:inode", major and minor in hex). Without /proc/locks nothing can be told: null.
+ */
+function lockedFile(files: string[]): string | null {
+  let text: string;
+  try {
+    text = fs.readFileSync('/proc/locks', 'utf8');
+  } catch {
+    return null;
+  }
+  const held = new Set(text.split('\n').flatMap((l) => l.split(/\s+/).filter((t) => /^[0-9a-f]+:[0-9a-f]+:\d+$/.test(t))));
+  for (const f of files) {
+    const st = fs.statSync(f, { bigint: true });
+    const major = Number(((st.dev >> 8n) & 0xfffn) | ((st.dev >> 32n) & ~0xfffn));
+    const minor = Number((st.dev & 0xffn) | ((st.dev >> 12n) & ~0xffn));
+    const id = `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}:${st.ino}`;
+    if (held.has(id)) return f;
+  }
+  return null;
 }
 
 function logDone(log: Logger, c: ImportCounts, wal: EtcdWal, entries: Entry[], applied: number, members: number, ms: number): void {
