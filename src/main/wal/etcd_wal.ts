@@ -135,7 +135,7 @@ function readFile(st: ReadState, buf: Buffer, file: string, isLast: boolean): bo
     const pad = (top & 0x80) !== 0 ? top & 0x7 : 0;
     const end = off + 8 + recBytes;
     const damage = (what: string): boolean => {
-      if (isLast && tornAt(buf, off, end + pad)) return true;
+      if (isLast && tornAt(buf, off + 8, end)) return true;
       throw new WalCorruptError(file, off, what);
     };
     if (recBytes > RECORD_BYTES_MAX || end + pad > buf.length) return damage('frame runs past the end of the file');
@@ -160,7 +160,8 @@ function readFile(st: ReadState, buf: Buffer, file: string, isLast: boolean): bo
   return false;
 }
 
-/** etcd's isTornEntry: a torn write leaves a whole sector of zeros inside the frame. */
+/** etcd's isTornEntry: the record's bytes [start, end) split at sector boundaries; a torn write leaves
+ * one of the pieces all zeros. A frame running past the end of the file is torn too. */
 function tornAt(buf: Buffer, start: number, end: number): boolean {
   const last = Math.min(end, buf.length);
   for (let s = start - (start % SECTOR_BYTES); s < last; s += SECTOR_BYTES) {
