@@ -13,7 +13,10 @@
 // are only in its WAL (the import must apply them: the log line's wal-entries-to-apply is checked);
 // `etcdctl snapshot save` + `snapshot restore` (compared with real etcd started on the restored dir);
 // an import killed mid-way (after the keys, after our WAL, after the store switch) then restarted.
-// etcd's files (member/snap, member/wal) are hashed before and after: byte-identical, none removed.
+// etcd's files (member/snap, member/wal) are hashed before and after: byte-identical, none removed; and
+// real etcd still starts on the data dir etcd-ts used and serves what it served before. Refused, with
+// one start-up line and nothing written: a data dir etcd still runs on, a database with both meta
+// pages damaged, a WAL with a flipped byte.
 import * as assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -201,6 +204,11 @@ describe('import of an etcd 3.4 data dir', function () {
     assert.ok(!ts.stderr().includes('"importing an etcd data dir"'));
     const again = await observe(ts.endpoint);
     for (const k of Object.keys(seen.text)) assert.equal(again.text[k], seen.text[k], `after restart: ${k}`);
+    await ts.stop('SIGTERM');
+    // etcd itself still starts on the data dir etcd-ts used (its files as it left them, ours beside).
+    const back = await startEtcd({ dataDir: ts.dataDir, ...ports, readyProbe: 'http-only' });
+    servers.push(back);
+    assertSame(await observe(back.endpoint), seen, seen.term);
   });
 
   it('etcd killed with writes only in its WAL: they are applied', async () => {
@@ -259,6 +267,53 @@ describe('import of an etcd 3.4 data dir', function () {
     assertSame(await observe(ts.endpoint), seen, seen.term - 1);
     await ts.stop('SIGTERM');
     assert.deepEqual(etcdFiles(restored), before, "etcd's files changed");
+  });
+
+  it('refuses, in one line, a data dir etcd still runs on, a damaged database and a damaged WAL', async () => {
+    assert.ok(stopped !== undefined, 'needs the first case');
+    await Promise.all(servers.map((s) => s?.stop('SIGTERM')));
+    const refused = async (dataDir: string, why: RegExp): Promise<void> => {
+      await assert.rejects(startEtcdTs({ dataDir, readyProbe: 'http-only' }), (e: Error) => {
+        const fatal = e.message.split('\n').filter((l) => l.includes('"level":"fatal"'));
+        assert.equal(fatal.length, 1, e.message);
+        assert.match(fatal[0], why);
+        assert.ok(!fatal[0].includes('    at '), 'no stack');
+        return true;
+      });
+      assert.ok(!fs.existsSync(path.join(dataDir, 'member', 'identity.json')));
+    };
+    // etcd running on it: nothing is added to member/ (etcd's own files change: it is running), and
+    // etcd keeps serving.
+    const etcd = await startEtcd({ readyProbe: 'etcdctl' });
+    servers.push(etcd);
+    await refused(etcd.dataDir, /is locked: etcd is still running on it; stop it first/);
+    assert.deepEqual(fs.readdirSync(path.join(etcd.dataDir, 'member')).sort(), ['snap', 'wal']);
+    await ctl(etcd.endpoint, ['put', 'still', 'serving']);
+    await etcd.stop('SIGTERM');
+    // Both meta pages of the database damaged.
+    const badDb = path.join(tmpDir('bad-db'), 'data');
+    fs.cpSync(stopped.dataDir, badDb, { recursive: true });
+    const db = path.join(badDb, 'member', 'snap', 'db');
+    const b = fs.readFileSync(db);
+    b[16 + 20] ^= 0xff;
+    b[b.readUInt32LE(16 + 8) + 16 + 20] ^= 0xff;
+    fs.writeFileSync(db, b);
+    await refused(badDb, /not a valid bbolt database: both meta pages are invalid/);
+    // A byte of an early WAL record flipped (not the last record: that could be a torn write).
+    const badWal = path.join(tmpDir('bad-wal'), 'data');
+    fs.cpSync(stopped.dataDir, badWal, { recursive: true });
+    const walDir = path.join(badWal, 'member', 'wal');
+    const wal = path.join(
+      walDir,
+      fs
+        .readdirSync(walDir)
+        .filter((n) => n.endsWith('.wal'))
+        .sort()[0],
+    );
+    const w = fs.readFileSync(wal);
+    w[200] ^= 0x01;
+    fs.writeFileSync(wal, w);
+    await refused(badWal, /etcd data dir: .*\.wal.*(crc|undecodable|frame)/);
   });
 
   for (const [what, env] of [
