@@ -9,7 +9,7 @@
 //   - cluster ID and member ID (exact, as text), the member list
 //   - leases: IDs, granted TTL, attached keys (remaining TTL: counted down, only bounded)
 //   - users, roles, their permissions; an unauthenticated read refused the same way
-// Cases: etcd stopped cleanly; etcd killed (-9) with its backend commit held back, so the last writes
+// Cases: a NOSPACE alarm (listed, and a put refused the same); etcd stopped cleanly; etcd killed (-9) with its backend commit held back, so the last writes
 // are only in its WAL (the import must apply them: the log line's wal-entries-to-apply is checked);
 // `etcdctl snapshot save` + `snapshot restore` (compared with real etcd started on the restored dir);
 // an import killed mid-way (after the keys, after our WAL, after the store switch) then restarted.
@@ -22,7 +22,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { etcdctl, EtcdctlResult } from '../support/etcdctl';
+import { etcdctl, EtcdctlResult, fillUntilRefused } from '../support/etcdctl';
 import { cleanupServersAfter, Server, startEtcd, startEtcdTs, StartOptions } from '../support/procs';
 
 const root = ['--user', 'root:rootpw'];
@@ -167,11 +167,11 @@ describe('import of an etcd 3.4 data dir', function () {
     dataDir: string,
     ports: Pick<StartOptions, 'clientPort' | 'peerPort'>,
     tag: string,
-    env?: NodeJS.ProcessEnv,
+    readyProbe: StartOptions['readyProbe'] = 'http-only',
   ): Promise<Server> => {
     const copy = path.join(tmpDir(tag), 'data');
     fs.cpSync(dataDir, copy, { recursive: true });
-    const s = await startEtcdTs({ dataDir: copy, ...ports, logLevel: 'info', readyProbe: 'http-only', env });
+    const s = await startEtcdTs({ dataDir: copy, ...ports, logLevel: 'info', readyProbe });
     servers.push(s);
     return s;
   };
@@ -314,6 +314,23 @@ describe('import of an etcd 3.4 data dir', function () {
     w[200] ^= 0x01;
     fs.writeFileSync(wal, w);
     await refused(badWal, /etcd data dir: .*\.wal.*(crc|undecodable|frame)/);
+  });
+
+  it('a NOSPACE alarm etcd raised: listed and enforced the same', async () => {
+    const etcd = await startEtcd({ readyProbe: 'etcdctl', extraArgs: ['--quota-backend-bytes', String(2 * 1024 * 1024)] });
+    servers.push(etcd);
+    assert.match(await fillUntilRefused(etcd), /database space exceeded/);
+    const lastLine = (r: EtcdctlResult): string => `${r.code} ${r.stdout} ${r.stderr.trim().split('\n').slice(-1)[0]}`;
+    const alarms = await etcdctl(etcd.endpoint, ['alarm', 'list']);
+    assert.match(alarms.stdout, /alarm:NOSPACE/);
+    const put = lastLine(await etcdctl(etcd.endpoint, ['put', 'k', 'v']));
+    await etcd.stop('SIGTERM');
+    // /health is false while an alarm is active (etcd's too): ready when etcdctl's health read works.
+    const ts = await startOnCopy(etcd.dataDir, portsOf(etcd), 'alarm', 'etcdctl');
+    assert.equal(importLine(ts.stderr()).alarms, 1);
+    assert.equal((await etcdctl(ts.endpoint, ['alarm', 'list'])).stdout, alarms.stdout);
+    assert.equal(lastLine(await etcdctl(ts.endpoint, ['put', 'k', 'v'])), put);
+    await ts.stop('SIGTERM');
   });
 
   for (const [what, env] of [
