@@ -180,7 +180,8 @@ describe('import of an etcd 3.4 data dir', function () {
     { dataDir: string; ports: Pick<StartOptions, 'clientPort' | 'peerPort'>; seen: Awaited<ReturnType<typeof observe>> } | undefined;
 
   it('etcd stopped cleanly: every key, revision, lease, user, role and ID; etcd files untouched', async () => {
-    const etcd = await startEtcd({ readyProbe: 'etcdctl' });
+    // Snapshots every 10 entries: etcd's WAL holds snapshot records and entries after the last one.
+    const etcd = await startEtcd({ readyProbe: 'etcdctl', extraArgs: ['--snapshot-count=10'] });
     servers.push(etcd);
     await writeKv(etcd.endpoint);
     await writeAuth(etcd.endpoint);
@@ -196,6 +197,8 @@ describe('import of an etcd 3.4 data dir', function () {
     assertSame(await observe(ts.endpoint), seen, seen.term);
     const line = importLine(ts.stderr());
     assert.equal(line['auth-enabled'], true);
+    assert.ok((line['etcd-snapshot-index'] as number) > 0, 'etcd took snapshots');
+    assert.ok(fs.readdirSync(path.join(etcd.dataDir, 'member', 'snap')).some((n) => n.endsWith('.snap')));
     await ts.stop('SIGTERM');
     assert.deepEqual(etcdFiles(ts.dataDir), before, "etcd's files changed");
     assert.deepEqual(etcdFiles(etcd.dataDir), before);

@@ -145,6 +145,7 @@ function logDone(log: Logger, c: ImportCounts, wal: EtcdWal, entries: Entry[], a
     alarms: c.alarms,
     'auth-enabled': c.authEnabled,
     'consistent-index': c.consistentIndex,
+    'etcd-snapshot-index': wal.snapshotIndex,
     applied,
     'wal-entries-to-apply': entries.length,
     term: wal.hardState?.term ?? 0,
