@@ -5,7 +5,9 @@
 // same ports. The captures are compared as etcdctl printed them (only the Raft term is left out: a
 // restart's election raises it, as etcd's own restart does; it is checked to be etcd's + 1):
 //   - every key with create/mod revision, version, lease, value; the store revision
-//   - a read at a compacted revision (the same error)
+//   - a read at a compacted revision (the same error), a read at an older revision after it
+//   - HashKV now and at that older revision (etcd's hash over every kept revision, tombstones included,
+//     and the compaction revision: the imported history is etcd's)
 //   - cluster ID and member ID (exact, as text), the member list
 //   - leases: IDs, granted TTL, attached keys (remaining TTL: counted down, only bounded)
 //   - users, roles, their permissions; an unauthenticated read refused the same way
@@ -81,10 +83,15 @@ async function observe(ep: string): Promise<{ text: Record<string, string>; term
   text['get all'] = text['get all'].replace(/"raft_term":\d+/, '');
   await run('get keys', [...root, 'get', '', '--prefix']);
   await run('get compacted', [...root, 'get', 'k/4', '--rev=2']);
-  await run('get old', [...root, 'get', 'k/', '--prefix', `--rev=${Number(/"compact_revision":(\d+)/.exec(all)?.[1] ?? 0)}`]);
+  // A revision between the compaction (8 before the revision then) and now (2 writes later, or more).
+  const old = Number(/"revision":(\d+)/.exec(all)![1]) - 6;
+  await run('get old', [...root, 'get', 'k/', '--prefix', `--rev=${old}`]);
   const status = await run('status', [...root, 'endpoint', 'status', '-w', 'json']);
   text.status = (/"cluster_id":\d+,"member_id":\d+,"revision":\d+/.exec(status) ?? [''])[0];
   await run('member list', [...root, 'member', 'list']);
+  // etcd's HashKV covers every revision kept (tombstones too) and the compaction revision.
+  await run('hashkv', [...root, 'endpoint', 'hashkv']);
+  await run('hashkv at a revision', [...root, 'endpoint', 'hashkv', `--rev=${old}`]);
   await run('alice reads', ['--user', 'alice:alicepw', 'get', 'k/', '--prefix']);
   await run('alice refused', ['--user', 'alice:alicepw', 'put', 'k/x', '1']);
   await run('anonymous refused', ['get', 'k/4']);
