@@ -56,6 +56,9 @@ export const limits = {
   snapshotEntryBytes: 8 * 1024 * 1024,
   /** Revisions removed per compaction transaction, so writes are not stalled. */
   compactionBatchRevisions: 1000,
+  /** Key records of an imported etcd database per LMDB write transaction (src/workers/mvcc/import_bolt.ts):
+   * bounds the transaction's dirty pages (memory) while keeping commits few. */
+  importBatchRecords: 20_000,
   /** A range without limit over more keys than this is answered from the range pool. */
   rangeInlineKeysMax: 256,
   /** Range worker pool size. */

@@ -13,6 +13,11 @@
 //   ETCD_TS_APPLY_CORRUPT_KEY=K   the apply worker stores a Put of key K with "!corrupt" appended to its
 //                                 value (this member's store silently differs from its peers';
 //                                 test/integration/corrupt_check.test.ts)
+//   ETCD_TS_IMPORT_KILL_AT_RECORDS=N  the import of an etcd data dir SIGKILLs the process once N key
+//                                 records are in the new store (test/integration/import_etcd.test.ts)
+//   ETCD_TS_IMPORT_KILL_AT_STEP=S  the same after step S of the import: `wal` (our WAL written, the
+//                                 store not yet the member's) or `store` (the store switched, identity.json
+//                                 not yet written)
 import { limits } from './limits';
 
 export interface Switches {
@@ -21,6 +26,8 @@ export interface Switches {
   readonly applyFaultKey: Buffer | null;
   readonly applyCorruptKey: Buffer | null;
   readonly watchBatchUsPerResponse: number;
+  readonly importKillAtRecords: number;
+  readonly importKillAtStep: string;
 }
 
 /** Reads the switches from an environment (process.env where they apply). Unset or invalid: off. */
@@ -31,5 +38,7 @@ export function readSwitches(env: NodeJS.ProcessEnv): Switches {
     applyFaultKey: env.ETCD_TS_APPLY_FAULT_KEY ? Buffer.from(env.ETCD_TS_APPLY_FAULT_KEY) : null,
     applyCorruptKey: env.ETCD_TS_APPLY_CORRUPT_KEY ? Buffer.from(env.ETCD_TS_APPLY_CORRUPT_KEY) : null,
     watchBatchUsPerResponse: Number(env.ETCD_TS_WATCH_BATCH_US) || limits.watchBatchDelayPerResponseUs,
+    importKillAtRecords: Number(env.ETCD_TS_IMPORT_KILL_AT_RECORDS ?? 0) || 0,
+    importKillAtStep: env.ETCD_TS_IMPORT_KILL_AT_STEP ?? '',
   });
 }

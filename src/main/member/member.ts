@@ -14,7 +14,8 @@
 //
 // Layout of --data-dir (like etcd's, our formats):
 //   member/identity.json  cluster and member IDs fixed at bootstrap
-//   member/wal/           the Raft WAL (segments), or --wal-dir when given (as etcd: its own device)
+//   member/wal/           the Raft WAL (segments), or --wal-dir when given (as etcd: its own device);
+//                         member/ts-wal/ beside an imported etcd data dir (etcd_import.ts)
 //   member/lmdb/          the MVCC state (LMDB), including the applied Raft index
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -47,6 +48,7 @@ import { MvccStore } from '../../shared/mvcc/store';
 import { currentLmdbDir, removeOtherGenerations } from '../../shared/store_generation';
 import { ClientPorts } from './client_ports';
 import { ConfChanges } from './conf_changes';
+import { defaultWalDir, importEtcdIfPresent } from './etcd_import';
 import { Identity, loadIdentity } from './identity';
 import { PeerInbound, PeerLinks } from './peers';
 import { publish } from './publish';
@@ -137,17 +139,24 @@ async function openAuditLog(cfg: Config, log: Logger, metrics: EarlyMetrics): Pr
   }
 }
 
-async function openDataDir(cfg: Config): Promise<DataDir> {
+async function openDataDir(cfg: Config, log: Logger): Promise<DataDir> {
   const memberDir = path.join(cfg.dataDir, 'member');
   fs.mkdirSync(memberDir, { recursive: true, mode: 0o700 });
   const unlock = await lockDataDir(memberDir);
+  // An etcd data dir (docs/MIGRATION.md): imported once, before anything below reads the store.
+  const walDir = cfg.walDir === '' ? defaultWalDir(memberDir) : cfg.walDir;
+  try {
+    await importEtcdIfPresent(memberDir, walDir, log);
+  } catch (e) {
+    unlock();
+    throw e;
+  }
   // The store's directory moves with every Defragment (src/shared/mvcc/generation.ts); what an
   // interrupted one left is removed.
   const lmdbDir = currentLmdbDir(memberDir);
   removeOtherGenerations(memberDir);
   fs.mkdirSync(lmdbDir, { recursive: true, mode: 0o700 });
   SnapshotSender.removeLeftovers(memberDir);
-  const walDir = cfg.walDir === '' ? path.join(memberDir, 'wal') : cfg.walDir;
   return { memberDir, lmdbDir, walDir, unlock };
 }
 
@@ -436,7 +445,7 @@ export class Member {
     const tls = resolveTls(cfg, log);
     // --auth-token: JWT keys are read (and refused) before anything is opened.
     const tokens: TokenProvider = cfg.auth.jwt ? new JwtTokens(cfg.auth.jwt) : new SimpleTokens(cfg.auth.tokenTtlMs);
-    const dir = await openDataDir(cfg);
+    const dir = await openDataDir(cfg, log);
     // etcd's memberInitialized: a member with data (not one created now) runs the initial corruption check.
     const initialized = fs.existsSync(path.join(dir.memberDir, 'identity.json'));
     const ident = await loadIdentity(cfg, dir.memberDir, log, tls.peer);

@@ -36,8 +36,10 @@ export class WriteTxn {
     return leaseExists(this.#dbs, hi, lo);
   }
 
-  /** `old` is the key's live record in this txn (view().latest(key)), which the caller has already read. */
-  put(key: Buffer, value: Buffer, leaseHi: number, leaseLo: number, old: Kv | undefined): void {
+  /** `old` is the key's live record in this txn (view().latest(key)), which the caller has already read.
+   * `given` (the import of an etcd database, whose compacted history no longer shows how a key was
+   * created) sets the create revision and version instead of deriving them from `old`. */
+  put(key: Buffer, value: Buffer, leaseHi: number, leaseLo: number, old: Kv | undefined, given?: { create: number; version: number }): void {
     assert(key.length > 0, 'put of an empty key must be refused before apply');
     const rev = this.beginRev + 1;
     const sub = this.changes++;
@@ -50,8 +52,8 @@ export class WriteTxn {
     }
     const kv: Kv = {
       key, value, leaseHi, leaseLo, mod: rev, sub,
-      create: old ? old.create : rev,
-      version: old ? old.version + 1 : 1,
+      create: given ? given.create : old ? old.create : rev,
+      version: given ? given.version : old ? old.version + 1 : 1,
     };
     if (tag === null) {
       this.#dbs.latest.putSync(key, encodeLatest(kv));
