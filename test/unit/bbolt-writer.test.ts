@@ -92,6 +92,7 @@ function dump(file: string, etcd = false): string[] {
         .filter((l) => l.startsWith('ERR'))
         .slice(0, 20)
         .join('\n')}`,
+      { cause: e },
     );
   }
 }
