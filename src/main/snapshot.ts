@@ -76,7 +76,11 @@ export class SnapshotService {
       const fh = await fsp.open(file, 'r');
       rmSync(file, { force: true });
       try {
-        this.#d.log.info('sending database snapshot to client', { 'total-bytes': made.bytes, revision: made.revision, 'took-ms': Math.round(performance.now() - t0) });
+        this.#d.log.info('sending database snapshot to client', {
+          'total-bytes': made.bytes,
+          revision: made.revision,
+          'took-ms': Math.round(performance.now() - t0),
+        });
         if (!(await send(stream, fh, made.bytes))) return;
       } finally {
         await fh.close();
@@ -127,9 +131,9 @@ async function send(stream: ServerStream, fh: fsp.FileHandle, bytes: number): Pr
   stream.onDrain?.(waken);
   stream.onCancel(waken);
   const chunk = limits.snapshotChunkBytes;
-  for (let at = 0; at < bytes; ) {
+  for (let at = 0; at < bytes;) {
     const block = Buffer.allocUnsafe(Math.min(limits.snapshotReadBytes, bytes - at));
-    for (let got = 0; got < block.length; ) {
+    for (let got = 0; got < block.length;) {
       const { bytesRead } = await fh.read(block, got, block.length - got, at + got);
       if (bytesRead === 0) throw new Error(`snapshot file ended at ${at + got} of ${bytes} bytes`);
       got += bytesRead;

@@ -17,7 +17,7 @@ function sha256Of(file: string, bytes: number): Buffer {
   const buf = Buffer.allocUnsafe(limits.snapshotWriteBufferBytes);
   const fd = openSync(file, 'r');
   try {
-    for (let at = 0; at < bytes; ) {
+    for (let at = 0; at < bytes;) {
       const n = readSync(fd, buf, 0, Math.min(buf.length, bytes - at), at);
       if (n === 0) throw new Error(`snapshot file ended at ${at} of ${bytes} bytes`);
       h.update(buf.subarray(0, n));

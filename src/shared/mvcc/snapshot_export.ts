@@ -13,6 +13,7 @@
 //   lease            every lease: ID, TTL, the last checkpointed remaining TTL (attached keys are in the
 //                    key bucket's records, from which etcd rebuilds them)
 //   members, members_removed, cluster, alarm, auth, authUsers, authRoles   as etcd keeps them
+import { assert } from '../errors';
 import { BoltWriter } from '../bbolt/writer';
 import { etcdBuckets } from '../bbolt/format';
 import * as codec from '../bbolt/etcd_codec';
@@ -50,10 +51,22 @@ export function exportBolt(dbs: Dbs, w: BoltWriter, membership: MembershipState)
   const st = readState(dbs);
   let keyRecords = 0;
   const writers: Record<string, (put: Put) => void> = {
-    [etcdBuckets.alarm]: (put) => sorted(listAlarms(dbs).map((a) => [codec.encodeAlarmKey(a), Buffer.alloc(0)]), put),
+    [etcdBuckets.alarm]: (put) =>
+      sorted(
+        listAlarms(dbs).map((a) => [codec.encodeAlarmKey(a), Buffer.alloc(0)]),
+        put,
+      ),
     [etcdBuckets.auth]: (put) => writeAuth(dbs, put),
-    [etcdBuckets.authRoles]: (put) => sorted([...readAuthSnapshot(dbs).roles.values()].map((r) => pair(codec.encodeRole(r))), put),
-    [etcdBuckets.authUsers]: (put) => sorted([...readAuthSnapshot(dbs).users.values()].map((u) => pair(codec.encodeUser(u))), put),
+    [etcdBuckets.authRoles]: (put) =>
+      sorted(
+        [...readAuthSnapshot(dbs).roles.values()].map((r) => pair(codec.encodeRole(r))),
+        put,
+      ),
+    [etcdBuckets.authUsers]: (put) =>
+      sorted(
+        [...readAuthSnapshot(dbs).users.values()].map((u) => pair(codec.encodeUser(u))),
+        put,
+      ),
     [etcdBuckets.cluster]: (put) => {
       const v = getClusterVersion(dbs);
       if (v !== null) put(Buffer.from(codec.clusterVersionKey), Buffer.from(v));
@@ -62,12 +75,20 @@ export function exportBolt(dbs: Dbs, w: BoltWriter, membership: MembershipState)
       keyRecords = writeKeys(dbs, st, put);
     },
     [etcdBuckets.lease]: (put) => {
-      const leases = listLeases(dbs).map((l) => [codec.encodeLeaseKey(l.id), codec.encodeLease({ id: l.id, ttl: Math.ceil(l.ttl), remainingTtl: Math.ceil(l.remaining) })] as const);
+      const leases = listLeases(dbs).map(
+        (l) =>
+          [
+            codec.encodeLeaseKey(l.id),
+            codec.encodeLease({ id: l.id, ttl: Math.ceil(l.ttl), remainingTtl: Math.ceil(l.remaining) }),
+          ] as const,
+      );
       sorted(leases, put);
     },
     [etcdBuckets.members]: (put) => writeMembers(dbs, getMembership(dbs) ?? membership, put),
     [etcdBuckets.membersRemoved]: (put) => {
-      const removed = (getMembership(dbs) ?? membership).removed.map((id) => [codec.encodeMemberKey(BigInt(id)), codec.memberRemovedValue] as const);
+      const removed = (getMembership(dbs) ?? membership).removed.map(
+        (id) => [codec.encodeMemberKey(BigInt(id)), codec.memberRemovedValue] as const,
+      );
       sorted(removed, put);
     },
     [etcdBuckets.meta]: (put) => writeMeta(st, put),
@@ -96,6 +117,8 @@ function writeKeys(dbs: Dbs, st: State, put: Put): number {
   let n = 0;
   for (const { key: rk, value: key } of dbs.revlog.getRange({}) as Iterable<{ key: Buffer; value: Buffer }>) {
     const { rev, sub } = decodeRevKey(rk);
+    // One read transaction: nothing past the state it read first (a write slipping in would show here).
+    assert(rev <= st.rev, 'snapshot: a revision past the state read at its start');
     // At or below the compaction revision etcd keeps only each key's newest record, and only a PUT (the
     // compaction worker may not have removed the rest yet).
     if (rev <= st.compactRev && !isNewestPutAt(dbs, key, rev, sub, st.compactRev)) continue;
@@ -128,7 +151,9 @@ function writeMeta(st: State, put: Put): void {
 }
 
 function writeAuth(dbs: Dbs, put: Put): void {
-  const entries: Array<readonly [Buffer, Buffer]> = [[Buffer.from(codec.authKeys.revision), codec.encodeU64(readAuthSnapshot(dbs).revision)]];
+  const entries: Array<readonly [Buffer, Buffer]> = [
+    [Buffer.from(codec.authKeys.revision), codec.encodeU64(readAuthSnapshot(dbs).revision)],
+  ];
   const enabled = readAuthEnabledRecord(dbs);
   if (enabled !== undefined) entries.push([Buffer.from(codec.authKeys.enabled), codec.encodeAuthEnabled(enabled)]);
   sorted(entries, put);
@@ -138,7 +163,13 @@ function writeMembers(dbs: Dbs, m: MembershipState, put: Put): void {
   const entries = m.members.map((r) => {
     const id = BigInt(r.id);
     const attrs = getMemberAttributes(dbs, id.toString(16));
-    const value = codec.encodeMember({ id, peerURLs: r.peerURLs, isLearner: r.isLearner, name: attrs?.name ?? '', clientURLs: attrs?.clientURLs ?? [] });
+    const value = codec.encodeMember({
+      id,
+      peerURLs: r.peerURLs,
+      isLearner: r.isLearner,
+      name: attrs?.name ?? '',
+      clientURLs: attrs?.clientURLs ?? [],
+    });
     return [codec.encodeMemberKey(id), value] as const;
   });
   sorted(entries, put);
