@@ -104,10 +104,13 @@ export class SnapshotService {
         done = true;
         f();
       };
+      // The worker is stopped before the handler removes its file, so it cannot create it afterwards.
       stream.onCancel(() =>
         finish(() => {
-          void w.terminate();
-          resolve(null);
+          w.terminate().then(
+            () => resolve(null),
+            () => resolve(null),
+          );
         }),
       );
       w.once('message', (r: SnapshotResult) => finish(() => ('ok' in r ? resolve(r.ok) : reject(new Error(`snapshot: ${r.err}`)))));

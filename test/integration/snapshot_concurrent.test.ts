@@ -193,6 +193,39 @@ describe('snapshot: writes go on while a snapshot streams, and it is of one poin
       assert.equal(got.header.revision, rev);
       assert.equal(got.count, want.count);
       assert.deepEqual(got.kvs, want.kvs);
+
+      // Clients that go away, while the file is made and while it is sent: nothing is left behind in
+      // the member dir, and the next snapshot is served (the concurrency count came back down).
+      const memberDir = path.join(ts.dataDir, 'member');
+      const leftovers = (): string[] => fs.readdirSync(memberDir).filter((n) => n.startsWith('snapshot-'));
+      // Cancelled at once, after 300 ms (while the worker writes the file, on this store), and after
+      // the first message: whichever phase each one hits, nothing may stay behind.
+      for (const cancelAfter of [0, 300, -1]) {
+        const cancelAfterData = cancelAfter < 0;
+        const s2 = http2.connect(`http://${ts.endpoint}`);
+        s2.on('error', () => undefined);
+        const r2 = s2.request({
+          ':method': 'POST',
+          ':path': '/etcdserverpb.Maintenance/Snapshot',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
+        r2.on('error', () => undefined);
+        const data = new Promise<void>((resolve) => r2.once('data', () => resolve()));
+        r2.end(Buffer.alloc(5));
+        if (cancelAfterData) await data;
+        else await new Promise((r) => setTimeout(r, cancelAfter));
+        r2.close(http2.constants.NGHTTP2_CANCEL);
+        s2.close();
+      }
+      const until = Date.now() + 30_000;
+      while (leftovers().length > 0) {
+        assert.ok(Date.now() < until, `left in ${memberDir}: ${leftovers().join(', ')}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const again = await etcdctl(ts.endpoint, ['snapshot', 'save', path.join(dir, 'again.db')]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(leftovers(), []);
     } finally {
       c.close();
     }
