@@ -76,12 +76,17 @@ export class SnapshotService {
       const fh = await fsp.open(file, 'r');
       rmSync(file, { force: true });
       try {
-        this.#d.log.info('sending database snapshot to client', {
+        const t1 = performance.now();
+        if (!(await send(stream, fh, made.bytes))) return;
+        this.#d.log.info('sent database snapshot to client', {
           'total-bytes': made.bytes,
           revision: made.revision,
-          'took-ms': Math.round(performance.now() - t0),
+          'key-records': made.keyRecords,
+          'write-ms': Math.round(made.writeMs),
+          'hash-ms': Math.round(made.hashMs),
+          'worker-ms': Math.round(t1 - t0),
+          'send-ms': Math.round(performance.now() - t1),
         });
-        if (!(await send(stream, fh, made.bytes))) return;
       } finally {
         await fh.close();
       }
@@ -95,7 +100,7 @@ export class SnapshotService {
   }
 
   /** Runs the worker; null when the stream closed first (the worker is stopped). */
-  #make(task: SnapshotTask, stream: ServerStream): Promise<{ bytes: number; sha256: Uint8Array; revision: number } | null> {
+  #make(task: SnapshotTask, stream: ServerStream): Promise<Extract<SnapshotResult, { ok: unknown }>['ok'] | null> {
     return new Promise((resolve, reject) => {
       const w = new Worker(path.join(__dirname, '../workers/snapshot.js'), { workerData: task });
       let done = false;

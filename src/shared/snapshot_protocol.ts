@@ -11,4 +11,5 @@ export interface SnapshotTask {
   membership: MembershipState;
 }
 
-export type SnapshotResult = { ok: { bytes: number; sha256: Uint8Array; revision: number; keyRecords: number } } | { err: string };
+export type SnapshotResult =
+  { ok: { bytes: number; sha256: Uint8Array; revision: number; keyRecords: number; writeMs: number; hashMs: number } } | { err: string };

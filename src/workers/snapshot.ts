@@ -33,6 +33,7 @@ async function run(task: SnapshotTask): Promise<SnapshotResult> {
   const dbs = openDbs(task.lmdbDir, { readOnly: true });
   try {
     const sink = new FileSink(task.file, firstAppendOffset(defaultPageBytes), limits.snapshotWriteBufferBytes);
+    const t0 = performance.now();
     let bytes: number;
     let summary: ReturnType<typeof exportBolt>;
     try {
@@ -45,8 +46,10 @@ async function run(task: SnapshotTask): Promise<SnapshotResult> {
       dbs.root.resetReadTxn();
       sink.close();
     }
+    const t1 = performance.now();
     const sha256 = sha256Of(task.file, bytes);
-    return { ok: { bytes, sha256, revision: summary.revision, keyRecords: summary.keyRecords } };
+    const t2 = performance.now();
+    return { ok: { bytes, sha256, revision: summary.revision, keyRecords: summary.keyRecords, writeMs: t1 - t0, hashMs: t2 - t1 } };
   } finally {
     await dbs.root.close();
   }

@@ -39,7 +39,8 @@ import {
   pageHeaderBytes,
 } from './format';
 
-/** Where the pages go. append() gets pages 3.. in id order; writeAt(0, ...) gets pages 0-2 once, at the end. */
+/** Where the pages go. append() gets pages 3.. in id order; writeAt(0, ...) gets pages 0-2 once, at the end.
+ * The bytes are the writer's again when either returns (the writer reuses its page buffer): copy them. */
 export interface PageSink {
   append(bytes: Buffer): void;
   writeAt(offset: number, bytes: Buffer): void;
@@ -145,11 +146,14 @@ export class BoltWriter {
   #open: { tree: Tree; name: Buffer } | null = null;
   readonly #stack: Array<{ tree: Tree; name: Buffer }> = [];
   #finished = false;
+  /** The page being encoded, reused (sinks copy what they get). Grows for overflow pages. */
+  #page: Buffer;
 
   constructor(sink: PageSink, pageBytes = defaultPageBytes) {
     assert(pageBytes >= 1024 && (pageBytes & (pageBytes - 1)) === 0, 'page size must be a power of two >= 1024');
     this.pageBytes = pageBytes;
     this.#sink = sink;
+    this.#page = Buffer.alloc(pageBytes);
   }
 
   /** Pages written so far past the header pages (the file is this many pages plus 3 once finished). */
@@ -161,18 +165,23 @@ export class BoltWriter {
   beginBucket(name: Uint8Array): void {
     assert(!this.#finished, 'writer finished');
     const parent = this.#open?.tree ?? this.#root!;
-    this.#checkOrder(parent, name);
+    const n = asBuffer(name);
+    this.#checkOrder(parent, n);
     parent.hasSubBucket = true;
-    const open = { tree: new Tree(parent), name: Buffer.from(name) };
+    const open = { tree: new Tree(parent), name: n };
     if (this.#open !== null) this.#stack.push(this.#open);
     this.#open = open;
   }
 
-  /** Adds key -> value to the open bucket; keys strictly increasing. */
+  /**
+   * Adds key -> value to the open bucket; keys strictly increasing. The writer keeps key and value (not
+   * copies) until their page is written: the caller must not change them.
+   */
   put(key: Uint8Array, value: Uint8Array): void {
     assert(this.#open !== null, 'put outside a bucket');
-    this.#checkOrder(this.#open.tree, key);
-    this.#add(this.#open.tree, 0, { key: Buffer.from(key), value: Buffer.from(value), flags: 0, pgid: 0 });
+    const k = asBuffer(key);
+    this.#checkOrder(this.#open.tree, k);
+    this.#add(this.#open.tree, 0, { key: k, value: asBuffer(value), flags: 0, pgid: 0 });
   }
 
   /** Closes the open bucket: writes its remaining pages (or makes it inline) and adds it to its parent. */
@@ -218,10 +227,10 @@ export class BoltWriter {
     m.writeBigUInt64LE(fnv1a64(m.subarray(0, 56)), 56);
   }
 
-  #checkOrder(t: Tree, key: Uint8Array): void {
+  #checkOrder(t: Tree, key: Buffer): void {
     assert(key.length > 0, 'bbolt keys are never empty');
     assert(t.last === null || Buffer.compare(t.last, key) < 0, 'keys must be strictly increasing');
-    t.last = Buffer.from(key);
+    t.last = key;
   }
 
   /** Adds an element to level i of t, writing the level's page first when the element does not fit. */
@@ -246,7 +255,9 @@ export class BoltWriter {
   #writePage(lv: Level): number {
     const pgid = this.#next;
     const count = Math.ceil(lv.bytes / this.pageBytes);
-    const page = Buffer.alloc(count * this.pageBytes);
+    if (this.#page.length < count * this.pageBytes) this.#page = Buffer.alloc(count * this.pageBytes);
+    const page = this.#page.subarray(0, count * this.pageBytes);
+    page.fill(0); // the bytes past the data, as bbolt's zeroed pages
     encodePage(page, pgid, lv, count - 1);
     this.#next += count;
     lv.elements = [];
@@ -289,6 +300,10 @@ export class BoltWriter {
     header.writeBigUInt64LE(BigInt(root), 0);
     return header;
   }
+}
+
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.length);
 }
 
 /** node.write: the page header, then the elements, then each element's key and value. */
