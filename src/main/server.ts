@@ -31,6 +31,7 @@ import { AuthGate, AuthContext } from './auth/auth_gate';
 import { registerAuthService } from './auth/auth_service';
 import type { BcryptResult, BcryptTask } from '../shared/auth/bcrypt_task';
 import { Defragmenter } from './defrag';
+import { SnapshotService } from './snapshot';
 
 export interface ServerDeps {
   cfg: Config;
@@ -179,6 +180,14 @@ export class EtcdServer {
       this.#d.auth.checkAdminMaintenance(ctx);
       return this.#defragment(b);
     }, 'read');
+    // etcd 3.4's snapshot file, made off the main thread and streamed (src/main/snapshot.ts); root only.
+    const snapshots = new SnapshotService({
+      lmdbDir: () => this.#lmdbDir,
+      membership: () => this.#d.membership().toState(),
+      checkAdmin: (ctx) => this.#d.auth.checkAdminMaintenance(ctx),
+      log: this.#d.log,
+    });
+    t.addStream(`/${SERVICE}.Maintenance/Snapshot`, snapshots.handler);
     t.addUnary(`/${SERVICE}.Maintenance/Alarm`, (b, ctx) => this.#alarm(b, ctx.onCancel));
     registerAuthService(t, {
       gate: this.#d.auth,

@@ -63,6 +63,15 @@ export const limits = {
   rangeInlineKeysMax: 256,
   /** Range worker pool size. */
   rangeWorkersMax: 2,
+  /** Maintenance.Snapshot: the blob of one SnapshotResponse (etcd's snapshotSendBufferSize). */
+  snapshotChunkBytes: 32 * 1024,
+  /** Maintenance.Snapshot: bytes read from the snapshot file at a time (a whole number of chunks). */
+  snapshotReadBytes: 512 * 1024,
+  /** Maintenance.Snapshot: the writer's output buffer (one write to the file each time it fills). */
+  snapshotWriteBufferBytes: 1024 * 1024,
+  /** Maintenance.Snapshots being made or sent at once (each a worker thread while its file is written,
+   * and a file of the store's size until sent); past it a call is answered "too many requests". */
+  snapshotsConcurrentMax: 2,
   /** A range worker beyond the first is kept this long after its last task. piscina's default (0) ends
    * it at once, so every burst started a thread that loaded lmdb and opened the environment again, and
    * a shutdown could catch one mid-load (a fatal napi error at exit, seen once in CI). */
@@ -242,6 +251,7 @@ export function limitProblems(l: Limits): string[] {
     [l.watchBufferedBytesMax >= l.watchResponseBytesSoftMax, 'a stream buffers at least one response'],
     [l.watchStreamBytesHardMax >= 2 * l.watchBufferedBytesMax, 'request replies get room beyond the event buffer'],
     [l.txnOpsMax > 0, 'positive txn op count'],
+    [l.snapshotReadBytes % l.snapshotChunkBytes === 0, 'a snapshot read is a whole number of chunks'],
     [l.wsSendBytesMax >= 4 * msg, 'a WebSocket holds a few max responses in base64'],
     [l.wsSendHighBytes < l.wsSendBytesMax, 'WebSocket backpressure starts below the disconnect cap'],
     [l.peerFrameBytesMax >= 2 * msg, 'a peer frame holds a MsgApp with a max request'],

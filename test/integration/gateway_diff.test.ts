@@ -300,7 +300,9 @@ describe('differential HTTP/JSON gateway: etcd 3.4 vs etcd-ts client port vs etc
             continue;
           }
           assert.equal(streams[k].status, streams[0].status, path);
-          assert.equal(normalizeBody(first[k][0] ?? ''), normalizeBody(first[0][0] ?? ''), path);
+          // A snapshot's bytes are each server's own bbolt file: compare the message's shape.
+          const shape = (l: string): string => normalizeBody(l).replace(/"remaining_bytes":"\d+",?/, '').replace(/"blob":"[^"]*"/, '"blob":"B"');
+          assert.equal(shape(first[k][0] ?? ''), shape(first[0][0] ?? ''), path);
         }
       } finally {
         for (const s of streams) s.close();

@@ -54,6 +54,12 @@ export function readAuthSnapshot(dbs: Dbs): AuthSnapshot {
   };
 }
 
+/** The enabled flag as stored: undefined when auth was never enabled or disabled (etcd then has no authEnabled key). */
+export function readAuthEnabledRecord(dbs: Dbs): boolean | undefined {
+  const en = dbs.auth.getBinary(enabledKey);
+  return en === undefined ? undefined : en[0] === 1;
+}
+
 export function putAuthEnabled(dbs: Dbs, enabled: boolean): void {
   dbs.auth.putSync(enabledKey, Buffer.from([enabled ? 1 : 0]));
 }
