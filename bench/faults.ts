@@ -5,12 +5,16 @@
 //
 //   npm run build && sh bench/go/build.sh
 //   npm run faults -- --nemesis kill-leader --runs 10 [--seconds 8] [--client go|etcd3|alternate]
-//                     [--target etcd-ts|etcd] [--seed 1] [--root DIR]
+//                     [--target etcd-ts|etcd] [--seed 1] [--root DIR] [--verbose]
 //   --nemesis all runs every nemesis in turn (N runs each); a comma list runs those.
 //
 // Needs root for the partition nemesis (iptables) and bench/go/bin/lincheck for the Go client. Exits 1
 // when any run found a violation or could not decide, 2 on bad arguments.
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
+import { checkRun, LinOp } from '../test/support/lin/check';
+import { WatchRecord } from '../test/support/lin/watch';
 import { Nemesis, nemeses, nemesisNamed } from '../test/support/nemesis';
 import { ClientKind, faultRun, RunVerdict } from '../test/support/lin/run';
 import { ServerKind, stopAllServers } from '../test/support/procs';
@@ -23,6 +27,7 @@ interface Args {
   target: ServerKind;
   seed: number;
   root: string;
+  verbose: boolean;
 }
 
 function usage(msg: string): never {
@@ -35,7 +40,7 @@ function usage(msg: string): never {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { nemeses: [], runs: 1, seconds: 8, client: 'alternate', target: 'etcd-ts', seed: 1, root: os.tmpdir() };
+  const a: Args = { nemeses: [], runs: 1, seconds: 8, client: 'alternate', target: 'etcd-ts', seed: 1, root: os.tmpdir(), verbose: false };
   const t = process.env.ETCD_TS_TARGET;
   if (t === 'etcd' || t === 'etcd-ts') a.target = t;
   for (let i = 0; i < argv.length; i++) {
@@ -74,6 +79,9 @@ function parseArgs(argv: string[]): Args {
         a.target = v;
         i++;
         break;
+      case '--verbose':
+        a.verbose = true;
+        break;
       case '--root':
         if (v === undefined) usage('--root needs a directory');
         a.root = v;
@@ -87,7 +95,26 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
+/** --recheck DIR...: the checker again on kept runs' history.json and watches.json (after a checker change). */
+function recheck(dirs: string[]): void {
+  let bad = 0;
+  for (const d of dirs) {
+    const ops = (JSON.parse(fs.readFileSync(path.join(d, 'history.json'), 'utf8')) as { ops: LinOp[] }).ops;
+    const [ref, ...others] = JSON.parse(fs.readFileSync(path.join(d, 'watches.json'), 'utf8')) as WatchRecord[];
+    const c = checkRun(
+      ops.filter((o) => o.key.startsWith('/lin/')),
+      ref,
+      others,
+    );
+    if (c.verdict !== 'ok') bad++;
+    console.log(`${d}: ${c.verdict}; ${c.summary}`);
+    for (const p of c.problems.slice(0, 30)) console.log(`    ${p}`);
+  }
+  process.exit(bad > 0 ? 1 : 0);
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === '--recheck') recheck(process.argv.slice(3));
   const a = parseArgs(process.argv.slice(2));
   const counts = new Map<RunVerdict, number>();
   const kept: string[] = [];
@@ -104,6 +131,7 @@ async function main(): Promise<void> {
       console.log(
         `run ${n} ${nem.name} ${a.target} ${client} seed ${seed}: ${o.verdict} in ${(o.ms / 1000).toFixed(1)} s; ${o.summary}${where}`,
       );
+      if (a.verbose) for (const l of o.nemesisLog) console.log(`    nemesis ${l.trim()}`);
       for (const e of o.errors) console.log(`    ${e}`);
       for (const p of o.problems.slice(0, 30)) console.log(`    ${p}`);
       if (o.dir !== null) kept.push(o.dir);

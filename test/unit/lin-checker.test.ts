@@ -140,6 +140,24 @@ describe('linearizability checker: known violations fail', () => {
     assert.match(r.problems.join('\n'), /values applied more than once/);
   });
 
+  it('a write the client resent after "Connection dropped" may be applied once per attempt, not more', () => {
+    const resent = { retried: ['GRPCUnavailableError: 14 UNAVAILABLE: Connection dropped'] };
+    const ops = [put(0, 'a', [0, 100], 3, resent), get(1, [10, 20], 2, 'a', 2), get(1, [110, 120], 3, 'a', 3)];
+    const twice = ref(putEv('a', 2), putEv('a', 3));
+    const ok = verdict(ops, twice);
+    assert.equal(ok.verdict, 'ok', ok.problems.join('\n'));
+    assert.match(ok.summary, /1 writes applied more than once after the client resent them/);
+    assert.equal(verdict(ops, ref(putEv('a', 2), putEv('a', 3), putEv('a', 4))).verdict, 'violation');
+    // Never sent the first time: at most once again.
+    const notSent = ops.map((o) => (o.retried ? { ...o, retried: ['UNAVAILABLE: No connection established. Last error: null'] } : o));
+    assert.match(verdict(notSent, twice).problems.join('\n'), /values applied more than once/);
+    // A resent cas whose first attempt succeeded and whose last found the value changed (by itself).
+    const casOps = [put(0, 'a', [0, 10], 2), cas(1, 'a', 'b', [20, 100], 4, false)];
+    const casResent = [casOps[0], { ...casOps[1], ...resent }];
+    assert.equal(verdict(casResent, ref(putEv('a', 2), putEv('b', 3))).verdict, 'ok');
+    assert.equal(verdict(casOps, ref(putEv('a', 2), putEv('b', 3))).verdict, 'violation');
+  });
+
   it('two cas from the same value both succeed', () => {
     const ops = [put(0, 'a', [0, 10], 2), cas(1, 'a', 'b', [20, 40], 3, true), cas(2, 'a', 'c', [21, 41], 4, true)];
     const r = verdict(ops, ref(putEv('a', 2), putEv('b', 3), putEv('c', 4)));

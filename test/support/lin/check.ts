@@ -82,8 +82,23 @@ class Problems {
   }
 }
 
+/** A model operation of a key; `src` is the client operation (index into the run's ops) it comes from. */
+type SettledOp = Operation<Input, Output> & { key: string; src: number };
+
+/**
+ * How many times the client may have sent this write: once, plus each retry after an error that does not
+ * prove the earlier attempt never reached a member. The etcd3 npm client (test/support/etcd3_history.ts)
+ * retries a write on another member after UNAVAILABLE "Connection dropped" (the member died with the
+ * request in flight): both attempts can be applied, a client double write, not the store's. Only
+ * "No connection established" proves an attempt was never sent. clientv3 (Go) retries a write only
+ * when it was never sent and reports no retries: its writes must be applied at most once.
+ */
+function sendsOf(o: LinOp): number {
+  return 1 + (o.retried ?? []).filter((e) => !e.includes('No connection established')).length;
+}
+
 /** Step 1 and 2: the model operations (settled) and the problems the watch shows directly. */
-function settle(ops: LinOp[], events: WatchEvent[], p: Problems): Array<Operation<Input, Output> & { key: string }> {
+function settle(ops: LinOp[], events: WatchEvent[], p: Problems, resent: string[]): SettledOp[] {
   const keys = new Set(ops.map((o) => o.key));
   const putsOf = new Map<string, WatchEvent[]>();
   for (const e of events) {
@@ -103,40 +118,56 @@ function settle(ops: LinOp[], events: WatchEvent[], p: Problems): Array<Operatio
   const early: string[] = [];
   for (const [v, es] of putsOf) {
     const w = writers.get(v);
-    if (es.length > 1)
-      dup.push(`${v} applied ${es.length} times (@${es.map((e) => e.modRev).join(', @')}); ${w ? opText(w) : 'no writer'}`);
     if (!w) phantom.push(`${es[0].key}=${v} @${es[0].modRev}: no operation wrote it`);
-    else if (w.result === 'fail') phantom.push(`${es[0].key}=${v} @${es[0].modRev}: its cas answered succeeded=false: ${opText(w)}`);
+    else if (es.length > sendsOf(w)) {
+      const why = sendsOf(w) > 1 ? ` (the client sent it ${sendsOf(w)} times)` : '';
+      dup.push(`${v} applied ${es.length} times${why} (@${es.map((e) => e.modRev).join(', @')}); ${opText(w)}`);
+    } else if (w.result === 'fail' && es.length >= sendsOf(w)) {
+      phantom.push(`${es[0].key}=${v} @${es[0].modRev}: its cas answered succeeded=false: ${opText(w)}`);
+    }
+    if (w && es.length > 1 && es.length <= sendsOf(w)) resent.push(v);
   }
-  const out: Array<Operation<Input, Output> & { key: string }> = [];
-  ops.forEach((o, id) => {
-    const base = { id, key: o.key, client: o.client, input: inputOf(o), call: o.invokeMs };
+  const out: SettledOp[] = [];
+  const settled = (o: LinOp, src: number, e: WatchEvent): void => {
+    const by = firstSeenAt(e.modRev);
+    if (by < o.invokeMs)
+      early.push(`applied @${e.modRev}, a response showed that revision at t=${by.toFixed(1)} ms, before the call: ${opText(o)}`);
+    out.push({
+      id: out.length,
+      src,
+      key: o.key,
+      client: o.client,
+      input: inputOf(o),
+      call: o.invokeMs,
+      output: { known: false, rev: e.modRev },
+      ret: Math.max(by, o.invokeMs),
+    });
+  };
+  ops.forEach((o, src) => {
+    const base = { src, key: o.key, client: o.client, input: inputOf(o), call: o.invokeMs };
+    const applied = o.kind === 'put' || o.kind === 'cas' ? (putsOf.get(o.value!) ?? []).filter((e) => e.key === o.key) : [];
     if (o.result !== 'unknown') {
-      if ((o.kind === 'put' || o.kind === 'cas') && o.result === 'ok') {
+      if ((o.kind === 'put' || o.kind === 'cas') && o.result === 'ok' && !applied.some((e) => e.modRev === o.rev)) {
         const es = putsOf.get(o.value!) ?? [];
-        if (!es.some((e) => e.key === o.key && e.modRev === o.rev)) {
-          lost.push(
-            `${es.length === 0 ? 'in no event' : `in the watch at ${es.map((e) => `${e.key}@${e.modRev}`).join(', ')}`}: ${opText(o)}`,
-          );
-        }
+        lost.push(
+          `${es.length === 0 ? 'in no event' : `in the watch at ${es.map((e) => `${e.key}@${e.modRev}`).join(', ')}`}: ${opText(o)}`,
+        );
       }
       if (o.kind === 'del' && o.result === 'ok' && (o.deleted ?? 0) > 0 && !dels.has(`${o.key}@${o.rev}`)) {
         lost.push(`no DELETE event of ${o.key} @${o.rev}: ${opText(o)}`);
       }
-      out.push({ ...base, output: knownOutput(o), ret: o.completeMs });
+      out.push({ ...base, id: out.length, output: knownOutput(o), ret: o.completeMs });
+      // Earlier attempts of a write the client resent took effect too: each is an operation of its own.
+      if (sendsOf(o) > 1) for (const e of applied) if (!(o.result === 'ok' && e.modRev === o.rev)) settled(o, src, e);
       return;
     }
     if (o.kind === 'get') return; // a read that returned nothing constrains nothing
     if (o.kind === 'del') {
-      out.push({ ...base, output: { known: false }, ret: Infinity });
+      out.push({ ...base, id: out.length, output: { known: false }, ret: Infinity });
       return;
     }
-    const e = putsOf.get(o.value!)?.find((x) => x.key === o.key);
-    if (e === undefined) return; // never happened
-    const by = firstSeenAt(e.modRev);
-    if (by < o.invokeMs)
-      early.push(`applied @${e.modRev}, a response showed that revision at t=${by.toFixed(1)} ms, before the call: ${opText(o)}`);
-    out.push({ ...base, output: { known: false, rev: e.modRev }, ret: Math.max(by, o.invokeMs) });
+    // Applied (at that revision) or, in no event, never. Resent: each application is an attempt.
+    for (const e of applied.slice(0, sendsOf(o))) settled(o, src, e);
   });
   p.add('values applied more than once (a write applied twice)', dup);
   p.add('acknowledged writes missing from the watch or at another revision', lost);
@@ -188,12 +219,13 @@ function checkRevisionOrder(ops: LinOp[], p: Problems): void {
 export function checkRun(ops: LinOp[], ref: WatchRecord, watches: WatchRecord[], opts: CheckOptions = {}): RunCheck {
   const p = new Problems();
   const events = ref.responses.flatMap((r) => r.events);
-  const modelOps = settle(ops, events, p);
+  const resent: string[] = [];
+  const modelOps = settle(ops, events, p, resent);
   checkRevisionOrder(ops, p);
-  const byKey = new Map<string, Array<Operation<Input, Output>>>();
+  const byKey = new Map<string, SettledOp[]>();
   for (const o of modelOps) {
     const l = byKey.get(o.key) ?? [];
-    l.push(o);
+    l.push({ ...o, id: l.length });
     byKey.set(o.key, l);
   }
   const keys: KeyVerdict[] = [];
@@ -211,10 +243,10 @@ export function checkRun(ops: LinOp[], ref: WatchRecord, watches: WatchRecord[],
   const undecided = keys.filter((k) => k.verdict === 'unknown');
   const verdict = p.lines.length > 0 ? 'violation' : undecided.length > 0 ? 'unknown' : 'ok';
   if (undecided.length > 0) p.lines.push(`undecided (step budget spent): ${undecided.map((k) => `${k.key} (${k.ops} ops)`).join(', ')}`);
-  return { verdict, problems: p.lines, keys, watchProblems, summary: summarize(ops, events, keys, watches.length + 1) };
+  return { verdict, problems: p.lines, keys, watchProblems, summary: summarize(ops, events, keys, watches.length + 1, resent) };
 }
 
-function summarize(ops: LinOp[], events: WatchEvent[], keys: KeyVerdict[], watchCount: number): string {
+function summarize(ops: LinOp[], events: WatchEvent[], keys: KeyVerdict[], watchCount: number, resent: string[]): string {
   const c = new Map<string, number>();
   for (const o of ops) c.set(`${o.kind} ${o.result}`, (c.get(`${o.kind} ${o.result}`) ?? 0) + 1);
   const kinds = [...c]
@@ -222,16 +254,20 @@ function summarize(ops: LinOp[], events: WatchEvent[], keys: KeyVerdict[], watch
     .map(([k, n]) => `${k} ${n}`)
     .join(', ');
   const steps = keys.reduce((s, k) => s + k.steps, 0);
-  return `${ops.length} ops (${kinds}); ${events.length} events; ${watchCount} watches; ${keys.length} keys, ${steps} search steps`;
+  const r =
+    resent.length > 0
+      ? `; ${resent.length} writes applied more than once after the client resent them (${resent.slice(0, 5).join(', ')})`
+      : '';
+  return `${ops.length} ops (${kinds}); ${events.length} events; ${watchCount} watches; ${keys.length} keys, ${steps} search steps${r}`;
 }
 
 /** The minimal history around a key's violation: where the longest linearization got stuck. */
-function excerpt(kops: Array<Operation<Input, Output>>, r: PartitionResult, ops: LinOp[]): string {
+function excerpt(kops: SettledOp[], r: PartitionResult, ops: LinOp[]): string {
   const byId = new Map(kops.map((o) => [o.id, o]));
   const line = (id: number): string => {
     const o = byId.get(id)!;
     const ret = Number.isFinite(o.ret) ? o.ret.toFixed(1) : 'inf';
-    return `#${id} client ${o.client} ${describeInput(o.input)} -> ${describeOutput(o.output)} [${o.call.toFixed(1)}..${ret} ms]${ops[id].err ? ` err: ${ops[id].err}` : ''}`;
+    return `#${id} client ${o.client} ${describeInput(o.input)} -> ${describeOutput(o.output)} [${o.call.toFixed(1)}..${ret} ms]${ops[o.src].err ? ` err: ${ops[o.src].err}` : ''}${ops[o.src].retried ? ` resent after: ${ops[o.src].retried!.join(' | ')}` : ''}`;
   };
   const tail = r.longest.slice(-8);
   const lines = [

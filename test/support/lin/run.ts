@@ -50,6 +50,8 @@ export interface RunOutcome {
   problems: string[];
   /** Inject/heal/harness errors (not a verdict on the store by themselves). */
   errors: string[];
+  /** What the nemesis did, when (FaultCluster.log). */
+  nemesisLog: string[];
   check?: RunCheck;
 }
 
@@ -174,12 +176,12 @@ function writeReport(
 export async function faultRun(o: RunOptions): Promise<RunOutcome> {
   const t0 = Date.now();
   const why = o.nemesis.unsupported({ kind: o.kind, canPartition: partitionUnsupported() === null });
-  if (why !== null) return { verdict: 'skipped', ms: 0, summary: why, dir: null, problems: [], errors: [] };
+  if (why !== null) return { verdict: 'skipped', ms: 0, summary: why, dir: null, problems: [], errors: [], nemesisLog: [] };
   const dir = fs.mkdtempSync(path.join(o.root ?? os.tmpdir(), `faults-${o.nemesis.name}-${o.seed}-`));
   const errors: string[] = [];
   let cluster: FaultCluster | null = null;
   let live: LiveWatch | null = null;
-  let out: RunOutcome = { verdict: 'error', ms: 0, summary: '', dir, problems: [], errors };
+  let out: RunOutcome = { verdict: 'error', ms: 0, summary: '', dir, problems: [], errors, nemesisLog: [] };
   try {
     cluster = await FaultCluster.start(o.kind, dir, `faults-${o.seed}`);
     const c = cluster;
@@ -206,10 +208,10 @@ export async function faultRun(o: RunOptions): Promise<RunOutcome> {
     );
     writeReport(dir, o, ops, w, chk, c, errors);
     const verdict: RunVerdict = chk.verdict === 'violation' ? 'violation' : errors.length > 0 ? 'error' : chk.verdict;
-    out = { verdict, ms: 0, summary: chk.summary, dir, problems: chk.problems, errors, check: chk };
+    out = { verdict, ms: 0, summary: chk.summary, dir, problems: chk.problems, errors, nemesisLog: c.log, check: chk };
   } catch (e) {
     errors.push(`harness: ${(e as Error).message.split('\n').slice(0, 3).join(' | ')}`);
-    out = { verdict: 'error', ms: 0, summary: errors[errors.length - 1], dir, problems: [], errors };
+    out = { verdict: 'error', ms: 0, summary: errors[errors.length - 1], dir, problems: [], errors, nemesisLog: cluster?.log ?? [] };
     if (cluster !== null) fs.writeFileSync(path.join(dir, 'nemesis.log'), cluster.log.join('\n') + '\n');
   } finally {
     if (live !== null) await live.stop(0, 0);
