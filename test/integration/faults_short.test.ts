@@ -20,7 +20,7 @@ import { nemesisNamed } from '../support/nemesis';
 import { ClientKind, faultRun, lincheckBin, RunOutcome } from '../support/lin/run';
 import { targetKind } from '../support/procs';
 
-const seconds = 6;
+const seconds = 5; // 1 s healthy, one round: 2 s of fault, 1.5 s healed (test/support/lin/run.ts)
 
 function describeOutcome(o: RunOutcome): string {
   return [
@@ -60,7 +60,7 @@ describe('issue 20: short fault runs, histories checked for linearizability and 
 
   it('a follower that stores a wrong value (ETCD_TS_APPLY_CORRUPT_KEY) is caught: the same path ends in a violation', async function () {
     if (targetKind() === 'etcd') this.skip(); // an etcd-ts switch
-    const o = await faultRun({ nemesis: nemesisNamed('corrupt-follower'), kind: 'etcd-ts', client: 'etcd3', seconds: 4, seed: 5 });
+    const o = await faultRun({ nemesis: nemesisNamed('corrupt-follower'), kind: 'etcd-ts', client: 'etcd3', seconds, seed: 5 });
     try {
       assert.equal(o.verdict, 'violation', describeOutcome(o));
       assert.ok(o.check !== undefined && o.dir !== null && fs.existsSync(`${o.dir}/check.html`), describeOutcome(o));
