@@ -249,6 +249,8 @@ async function retryUnhealthy(
 
 export interface Nemesis {
   readonly name: string;
+  /** How long a fault is held, when not the schedule's faultMs. */
+  readonly holdMs?: number;
   /** Why it cannot run against this kind of cluster here, or null. */
   unsupported(c: { kind: ServerKind; canPartition: boolean }): string | null;
   inject(c: FaultCluster, round: number): Promise<void>;
@@ -322,6 +324,7 @@ const partitionOne: Nemesis = {
 
 const diskStall: Nemesis = {
   name: 'disk-stall',
+  holdMs: 5000, // the restart with the switch is slow already; give the slow member time to matter
   unsupported: (c) => (c.kind === 'etcd' ? 'ETCD_TS_WAL_SYNC_DELAY_MS is an etcd-ts switch' : null),
   async inject(c) {
     target = (await c.leader()).leader;
@@ -431,10 +434,11 @@ export async function runSchedule(c: FaultCluster, n: Nemesis, s: Schedule): Pro
   target = -1;
   try {
     await sleep(s.leadMs);
-    for (let round = 0; Date.now() - start + s.faultMs + s.healedMs <= s.totalMs; round++) {
+    const hold = n.holdMs ?? s.faultMs;
+    for (let round = 0; Date.now() - start + hold + s.healedMs <= s.totalMs; round++) {
       try {
         await n.inject(c, round);
-        await sleep(s.faultMs);
+        await sleep(hold);
       } catch (e) {
         errors.push(`inject ${n.name} round ${round}: ${(e as Error).message.split('\n')[0]}`);
         c.note(`inject failed: ${(e as Error).message.split('\n')[0]}`);

@@ -8,8 +8,8 @@ import { KeyVerdict, RunCheck } from './check';
 
 const widthPx = 1400;
 const rowPx = 22;
-const windowBeforeMs = 1500;
-const windowAfterMs = 500;
+const windowTailOps = 8; // the last operations of the longest linearization shown with the stuck ones
+const windowMarginFraction = 0.1;
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -18,10 +18,15 @@ function esc(s: string): string {
 function keyTimeline(k: KeyVerdict): string {
   const stuck = new Set(k.result.stuck);
   const order = new Map(k.result.longest.map((id, i) => [id, i + 1]));
-  const focus = k.modelOps.filter((o) => stuck.has(o.id));
-  const t0 = Math.min(...focus.map((o) => o.call)) - windowBeforeMs;
+  // The window: the operations that could not be placed and the last ones placed before them, with a margin.
+  const tail = new Set(k.result.longest.slice(-windowTailOps));
+  const focus = k.modelOps.filter((o) => stuck.has(o.id) || tail.has(o.id));
+  const lo = Math.min(...focus.map((o) => o.call));
   const finiteEnds = focus.map((o) => o.ret).filter(Number.isFinite);
-  const t1 = (finiteEnds.length > 0 ? Math.max(...finiteEnds) : Math.max(...focus.map((o) => o.call))) + windowAfterMs;
+  const hi = finiteEnds.length > 0 ? Math.max(...finiteEnds) : Math.max(...focus.map((o) => o.call));
+  const margin = Math.max(1, (hi - lo) * windowMarginFraction);
+  const t0 = lo - margin;
+  const t1 = hi + margin;
   const shown = k.modelOps.filter((o) => o.ret >= t0 && o.call <= t1);
   const clients = [...new Set(shown.map((o) => o.client))].sort((a, b) => a - b);
   const x = (t: number): number => ((Math.min(Math.max(t, t0), t1) - t0) / (t1 - t0)) * widthPx;

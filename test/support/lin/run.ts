@@ -211,6 +211,7 @@ export async function faultRun(o: RunOptions): Promise<RunOutcome> {
     out = { verdict, ms: 0, summary: chk.summary, dir, problems: chk.problems, errors, nemesisLog: c.log, check: chk };
   } catch (e) {
     errors.push(`harness: ${(e as Error).message.split('\n').slice(0, 3).join(' | ')}`);
+    fs.writeFileSync(path.join(dir, 'harness-error.txt'), `${(e as Error).stack ?? String(e)}\n`); // with a member's stderr tail
     out = { verdict: 'error', ms: 0, summary: errors[errors.length - 1], dir, problems: [], errors, nemesisLog: cluster?.log ?? [] };
     if (cluster !== null) fs.writeFileSync(path.join(dir, 'nemesis.log'), cluster.log.join('\n') + '\n');
   } finally {
