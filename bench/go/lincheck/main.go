@@ -9,6 +9,8 @@
 //	get  linearizable Get(key)                             remembers the value read for the next cas
 //	cas  Txn If(Value(key) == last value this client read or wrote) Then Put(key, new unique value);
 //	     If(CreateRevision(key) == 0) when the client last saw the key absent. Without a last value: a get.
+//	del  Delete(key), only with --del-pct P (that percentage of operations; the rest split as above);
+//	     records the deleted count (test/support/lin checks it)
 //
 // The history has one record per operation (type op): its client, kind, key, the value it writes, the value
 // a cas expected, the outcome, the response's header revision, what a get read (value and mod revision),
@@ -55,6 +57,7 @@ type config struct {
 	cacert    string
 	cert      string
 	key       string
+	delPct    int
 }
 
 // op is one operation of the history. Value: the value a put or cas writes; Expect: the value a cas
@@ -75,6 +78,7 @@ type op struct {
 	InvokeMs     float64 `json:"invokeMs"`
 	CompleteMs   float64 `json:"completeMs"`
 	Err          string  `json:"err,omitempty"`
+	Deleted      *int64  `json:"deleted,omitempty"` // del: the response's deleted count
 }
 
 type result struct {
@@ -103,10 +107,11 @@ func parseFlags() config {
 	flag.StringVar(&c.cacert, "cacert", "", "TLS: verify the server with this CA bundle (etcdctl's --cacert)")
 	flag.StringVar(&c.cert, "cert", "", "TLS: client certificate (etcdctl's --cert)")
 	flag.StringVar(&c.key, "key", "", "TLS: client key (etcdctl's --key)")
+	flag.IntVar(&c.delPct, "del-pct", 0, "percentage of operations that are deletes (0: none, the history_check.ts workload)")
 	flag.Parse()
 	c.endpoints = strings.Split(endpoints, ",")
-	if c.clients < 1 || c.keys < 1 || c.seconds <= 0 || c.timeout <= 0 {
-		fmt.Fprintln(os.Stderr, "lincheck: --clients and --keys must be >= 1, --seconds and --timeout > 0")
+	if c.clients < 1 || c.keys < 1 || c.seconds <= 0 || c.timeout <= 0 || c.delPct < 0 || c.delPct > 100 {
+		fmt.Fprintln(os.Stderr, "lincheck: --clients and --keys must be >= 1, --seconds and --timeout > 0, --del-pct 0..100")
 		os.Exit(2)
 	}
 	return c
@@ -129,6 +134,9 @@ func runClient(id int, cli *clientv3.Client, c config, base time.Time, stopAt ti
 	for time.Since(base) < stopAt {
 		key := fmt.Sprintf("%sk%d", c.prefix, rng.Intn(c.keys))
 		kind := []string{"put", "get", "cas"}[rng.Intn(3)]
+		if c.delPct > 0 && rng.Intn(100) < c.delPct {
+			kind = "del"
+		}
 		if _, ok := last[key]; kind == "cas" && !ok {
 			kind = "get"
 		}
@@ -159,6 +167,14 @@ func runClient(id int, cli *clientv3.Client, c config, base time.Time, stopAt ti
 				} else {
 					last[key] = known{absent: true}
 				}
+			}
+			setErr(&o, err)
+		case "del":
+			resp, err := cli.Delete(ctx, key)
+			o.CompleteMs = msSince(base)
+			if err == nil {
+				o.Result, o.Rev, o.Deleted = "ok", resp.Header.Revision, &resp.Deleted
+				last[key] = known{absent: true}
 			}
 			setErr(&o, err)
 		case "cas":
