@@ -51,6 +51,8 @@ export const limits = {
    * (O_DSYNC) write into space that already exists changes no file size, so it needs no journal commit
    * of its own (etcd preallocates its segments with fallocate for the same reason). */
   walPreallocBytes: 1024 * 1024,
+  /** WAL segments kept when the snapshot covers them (etcd --max-wals default; the flag sets it). */
+  walSegmentsMax: 5,
   /** A state-machine snapshot (and WAL release) also every this many entry bytes, whatever
    * --snapshot-count says, so a restart never replays more than about this much plus a segment. */
   snapshotEntryBytes: 8 * 1024 * 1024,

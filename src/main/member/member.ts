@@ -183,8 +183,9 @@ async function openStorage(cfg: Config, lim: Readonly<Limits>, log: Logger, dir:
     startWorker('apply.js', { ...init, backendCommitHistogram: metrics.backendCommitSab }),
     startWorker('compact.js', { ...init, toApply: undefined, fromApply: undefined, batchRevisions: lim.compactionBatchRevisions }),
     Wal.open(dir.walDir, {
-      segmentBytes: lim.walSegmentBytes,
+      segmentBytes: readSwitches(process.env).walSegmentBytes,
       batchBytesMax: lim.walBatchBytesMax,
+      maxSegments: cfg.maxWals,
       onFsync: (sec) => metrics.walFsync.observe(sec),
       syncDelayMs: readSwitches(process.env).walSyncDelayMs,
     }),
