@@ -207,8 +207,7 @@ const FLAGS: Record<string, FlagDef> = {
   // Profiling and Monitoring
   'enable-pprof': { def: 'false', type: 'bool', help: 'Enable runtime profiling data via HTTP server (Go only: for Node.js use NODE_OPTIONS=--cpu-prof or npm run flamegraph).',
     warn: 'does not apply to Node.js: there is no /debug/pprof; profile with NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR" (or --heap-prof), or `npm run flamegraph`' },
-  'metrics': { def: 'basic', help: 'Set level of detail for exported metrics, specify \'extensive\' to include histogram metrics.',
-    warn: `${NOT_YET} etcd-ts serves one set of metrics (its histograms included) whatever the level` },
+  'metrics': { def: 'basic', help: 'Set level of detail for exported metrics, specify \'extensive\' to include histogram metrics.' },
   'listen-metrics-urls': { def: '', help: 'List of URLs to listen on for the metrics and health endpoints.' },
   // Logging
   'logger': { def: 'capnslog', help: 'Specify \'zap\' for structured logging or \'capnslog\' (etcd-ts always writes zap\'s JSON lines).' },

@@ -102,7 +102,7 @@ describe('config: etcd flags', () => {
     assert.equal(j.tokenType, 'jwt');
     assert.equal(cfg(['--auth-token', 'jwt,sign-method=HS256,priv-key=s']).auth.jwt?.ttlMs, 300_000, "etcd's default JWT ttl is 5m");
     assert.deepEqual(cfg(['--auth-token', 'jwt,sign-method=RS256,priv-key=k,colour=blue']).notes, [{ level: 'warn', msg: 'unknown JWT options', fields: { keys: ['colour'] } }]);
-    assert.match(notes(['--metrics', 'extensive'])[0], /--metrics is not implemented yet/);
+    assert.deepEqual(notes(['--metrics', 'extensive']), [], '--metrics is honoured');
     assert.deepEqual([cfg(['--metrics', 'extensive']).metricsExtensive, cfg([]).metricsExtensive, cfg(['--metrics', 'other']).metricsExtensive], [true, false, false]);
     assert.match(notes(['--logger', 'capnslog'])[0], /--logger=capnslog: etcd-ts writes JSON lines as --logger=zap does/);
     assert.deepEqual(notes(['-v']), ['flag "-v" is no longer supported - ignoring.'], 'etcd 2 flags, as etcd 3.4');

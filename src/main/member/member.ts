@@ -32,6 +32,7 @@ import { RaftNode } from '../node/node';
 import { RawNode } from '../raft/rawnode';
 import { EtcdServer } from '../server';
 import { createEarlyMetrics, EarlyMetrics, registerMemberMetrics } from '../server_metrics';
+import { GrpcServerMetrics } from '../grpc_metrics';
 import { AuditLog } from '../audit/audit_log';
 import { Auditor } from '../audit/auditor';
 import { Wal, WalOpenResult } from '../wal/wal';
@@ -480,6 +481,8 @@ export class Member {
     services.lessor.start();
     await publish(raft.node, st.store, cfg, ident, log);
     const ports = new ClientPorts();
+    const grpcMetrics = new GrpcServerMetrics(cfg.metricsExtensive);
+    services.server.transport.setMetrics(grpcMetrics);
     const counters = registerMemberMetrics(
       st.metrics,
       {
@@ -490,6 +493,7 @@ export class Member {
         watchStreams: () => services.watch.streamCount,
         rings: ringGauges(st, services.watch),
         rangePool: { threads: () => services.server.rangePoolStats().threads, queueSize: () => services.server.rangePoolStats().queueSize },
+        grpc: grpcMetrics,
       },
       () => ports.webSocketsOpen,
     );
