@@ -55,6 +55,9 @@ export const limits = {
    * so the kernel's ~2 min SYN retries bound it), and connections open at once (etcd: unbounded). */
   tcpGatewayDialTimeoutMs: 10_000,
   tcpGatewayConnectionsMax: 10_000,
+  /** SNI server names the fast port (uWebSockets.js) keeps a TLS context for, so a reloaded certificate
+   * reaches clients that send SNI (gateway/uws_server.ts UwsTlsReload); past it, the default context. */
+  uwsSniNamesMax: 64,
   /** WAL segments kept when the snapshot covers them (etcd --max-wals default; the flag sets it). */
   walSegmentsMax: 5,
   /** A state-machine snapshot (and WAL release) also every this many entry bytes, whatever

@@ -7,6 +7,12 @@
 // connection keeps working; after the trusted CA file is replaced with one that did not sign the server,
 // a new dial is refused (the CA was reloaded too), and the established connection still works. Files
 // that do not load (a half-written key) leave the previous ones in use.
+//
+// The uWebSockets.js port (--listen-client-http-urls https://) reloads only for clients that send SNI
+// (a host name): uWS has no way to replace the context of connections without SNI (see UwsTlsReload in
+// gateway/uws_server.ts). Pinned here: after the files are replaced, a new connection to "localhost"
+// gets the new certificate, one to 127.0.0.1 (no SNI) still the old one, and an established
+// connection keeps serving requests.
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -17,6 +23,7 @@ import { encodeHelloAck, FrameReader, HELLO_FRAME_BYTES_MAX, HelloStatus, Purpos
 import { emptyTlsInfo, TlsInfo } from '../../src/main/net/tls';
 import { limits } from '../../src/shared/limits';
 import { makeTestPki, removeTestPki, TestPki } from '../support/certs';
+import { cleanupServersAfter, freePort, Server, startEtcdTs } from '../support/procs';
 
 /** Replaces a file the way certificate tooling does: write a new file, rename it over the old one. */
 function replace(to: string, from: string): void {
@@ -126,5 +133,73 @@ describe('TLS reload: outgoing peer connections use replaced certificate files',
     await assert.rejects(dial(env, to, Purpose.Messages, 3n), /certificate|closed|verify/i);
     assert.equal(await echo(first.sock, 'old one'), 'old one');
     assert.equal(await echo(second.sock, 'and this'), 'and this');
+  });
+});
+
+/** The subject CN a new TLS connection to the fast port sees, and the socket (kept open by the caller). */
+function connectTls(port: number, pki: TestPki, servername?: string): Promise<{ cn: string; sock: tls.TLSSocket }> {
+  return new Promise((resolve, reject) => {
+    const sock = tls.connect({ host: '127.0.0.1', port, servername, ca: fs.readFileSync(pki.ca), ALPNProtocols: ['http/1.1'] }, () =>
+      resolve({ cn: String(sock.getPeerCertificate().subject?.CN), sock }),
+    );
+    sock.once('error', reject);
+  });
+}
+
+/** GET /version on an open TLS connection (keep-alive): the status line. */
+function getVersion(sock: tls.TLSSocket): Promise<string> {
+  return new Promise((resolve) => {
+    sock.once('data', (d: Buffer) => resolve(d.toString().split('\r\n')[0]));
+    sock.once('close', () => resolve('closed'));
+    sock.write('GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  });
+}
+
+describe('TLS reload: the uWebSockets.js port, for clients that send SNI', function () {
+  this.timeout(120_000);
+  let pki: TestPki | undefined;
+  let server: Server | undefined;
+  const socks: tls.TLSSocket[] = [];
+  cleanupServersAfter(() => [server]);
+  after(() => {
+    for (const s of socks) s.destroy();
+    removeTestPki(pki);
+  });
+
+  it('serves the replaced certificate to new SNI connections; IP (no SNI) connections keep the first one', async () => {
+    pki = makeTestPki();
+    const dir = fs.mkdtempSync(path.join(pki.dir, 'fast-'));
+    const cert = path.join(dir, 'server.crt');
+    const key = path.join(dir, 'server.key');
+    fs.copyFileSync(pki.server.cert, cert);
+    fs.copyFileSync(pki.server.key, key);
+    const fastPort = await freePort();
+    server = await startEtcdTs({
+      logLevel: 'info',
+      extraArgs: ['--cert-file', cert, '--key-file', key, '--listen-client-http-urls', `https://127.0.0.1:${fastPort}`],
+    });
+    const before = await connectTls(fastPort, pki, 'localhost');
+    socks.push(before.sock);
+    assert.equal(before.cn, 'etcd-server');
+    assert.equal(await getVersion(before.sock), 'HTTP/1.1 200 OK');
+    const next = pki.issue('server2', 'etcd-server-2');
+    replace(cert, next.cert);
+    replace(key, next.key);
+    let cn = '';
+    for (let i = 0; i < 100 && cn !== 'etcd-server-2'; i++) {
+      const c = await connectTls(fastPort, pki, 'localhost');
+      cn = c.cn;
+      c.sock.destroy();
+      if (cn !== 'etcd-server-2') await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(cn, 'etcd-server-2', 'a new SNI connection gets the replaced certificate');
+    assert.match(server.stderr(), /reloaded TLS certificate files for SNI clients of the HTTP\/JSON port/);
+    const after = await connectTls(fastPort, pki, 'localhost');
+    socks.push(after.sock);
+    assert.equal(await getVersion(after.sock), 'HTTP/1.1 200 OK', 'a new SNI connection is served (routes under its domain)');
+    const noSni = await connectTls(fastPort, pki);
+    socks.push(noSni.sock);
+    assert.equal(noSni.cn, 'etcd-server', 'without SNI uWS keeps the context it started with');
+    assert.equal(await getVersion(before.sock), 'HTTP/1.1 200 OK', 'the established connection keeps working');
   });
 });
