@@ -7,8 +7,21 @@ import { StartupError } from './startup_error';
 import { WalCorruptError } from './wal/wal';
 import { Member } from './member/member';
 import { ETCD_SERVER_VERSION, ETCD_TS_VERSION } from '../shared/version';
+import { runGateway } from './tcp_gateway';
+
+/** etcd's subcommands: `gateway` (the TCP proxy) is served; `grpc-proxy` is refused in one line. */
+async function subcommand(argv: string[]): Promise<number | null> {
+  if (argv[0] === 'gateway') return runGateway(argv.slice(1));
+  if (argv[0] === 'grpc-proxy') {
+    process.stderr.write('etcd-ts: grpc-proxy is not supported (etcd-ts has no gRPC proxy; `etcd-ts gateway start` is the TCP proxy)\n');
+    return 1;
+  }
+  return null;
+}
 
 async function main(): Promise<void> {
+  const sub = await subcommand(process.argv.slice(2));
+  if (sub !== null) process.exit(sub);
   let cfg;
   try {
     cfg = parseConfig(process.argv.slice(2), process.env);

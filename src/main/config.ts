@@ -26,6 +26,12 @@ export interface Config {
   /** Raft's pre-vote phase (etcd 3.4 default: false). */
   preVote: boolean;
   snapshotCount: number;
+  /** --max-wals: WAL segments kept once the snapshot covers them (0: all). */
+  maxWals: number;
+  /** --max-snapshots: etcd-ts keeps no snapshot files at rest (LMDB is the snapshot), so any value holds. */
+  maxSnapshots: number;
+  /** --metrics extensive: also the gRPC handling-time histograms (etcd: any other value is basic). */
+  metricsExtensive: boolean;
   heartbeatIntervalMs: number;
   electionTimeoutMs: number;
   quotaBackendBytes: number;
@@ -140,10 +146,8 @@ const FLAGS: Record<string, FlagDef> = {
   'initial-election-tick-advance': { def: 'true', type: 'bool', help: 'Whether to fast-forward initial election ticks on boot for faster election (etcd-ts: a lone member campaigns at once; members of a cluster wait one election timeout).' },
   'listen-peer-urls': { def: 'http://localhost:2380', help: 'List of URLs to listen on for peer traffic.' },
   'listen-client-urls': { def: 'http://localhost:2379', help: 'List of URLs to listen on for client traffic.' },
-  'max-snapshots': { def: '5', type: 'uint', help: 'Maximum number of snapshot files to retain (0 is unlimited).',
-    warn: `${NOT_YET} etcd-ts keeps no snapshot files (the state is in LMDB; a snapshot sent to a peer is removed once sent)` },
-  'max-wals': { def: '5', type: 'uint', help: 'Maximum number of wal files to retain (0 is unlimited).',
-    warn: `${NOT_YET} etcd-ts removes WAL segments older than the last snapshot marker (every --snapshot-count entries)` },
+  'max-snapshots': { def: '5', type: 'uint', help: 'Maximum number of snapshot files to retain (0 is unlimited).' },
+  'max-wals': { def: '5', type: 'uint', help: 'Maximum number of wal files to retain (0 is unlimited).' },
   'quota-backend-bytes': { def: '0', type: 'int', help: 'Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).' },
   'backend-batch-interval': { def: '0s', type: 'duration', help: 'BackendBatchInterval is the maximum time before commit the backend transaction.',
     warn: 'does not apply: etcd-ts commits one LMDB transaction per batch of applied entries' },
@@ -203,8 +207,7 @@ const FLAGS: Record<string, FlagDef> = {
   // Profiling and Monitoring
   'enable-pprof': { def: 'false', type: 'bool', help: 'Enable runtime profiling data via HTTP server (Go only: for Node.js use NODE_OPTIONS=--cpu-prof or npm run flamegraph).',
     warn: 'does not apply to Node.js: there is no /debug/pprof; profile with NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR" (or --heap-prof), or `npm run flamegraph`' },
-  'metrics': { def: 'basic', help: 'Set level of detail for exported metrics, specify \'extensive\' to include histogram metrics.',
-    warn: `${NOT_YET} etcd-ts serves one set of metrics (its histograms included) whatever the level` },
+  'metrics': { def: 'basic', help: 'Set level of detail for exported metrics, specify \'extensive\' to include histogram metrics.' },
   'listen-metrics-urls': { def: '', help: 'List of URLs to listen on for the metrics and health endpoints.' },
   // Logging
   'logger': { def: 'capnslog', help: 'Specify \'zap\' for structured logging or \'capnslog\' (etcd-ts always writes zap\'s JSON lines).' },
@@ -476,6 +479,9 @@ function build(get: (name: string) => string, given: Map<string, Given>, notes: 
     strictReconfigCheck: flag('strict-reconfig-check'),
     preVote: flag('pre-vote'),
     snapshotCount: num('snapshot-count', 1),
+    maxWals: num('max-wals', 0),
+    maxSnapshots: num('max-snapshots', 0),
+    metricsExtensive: get('metrics') === 'extensive',
     heartbeatIntervalMs: num('heartbeat-interval', 1),
     electionTimeoutMs: num('election-timeout', 1),
     quotaBackendBytes: num('quota-backend-bytes', 0) || limits.quotaBackendBytes,

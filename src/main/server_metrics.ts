@@ -6,6 +6,7 @@ import { SharedHistogram } from '../shared/shared_histogram';
 import { BACKEND_COMMIT_BOUNDS_S } from '../shared/apply_protocol';
 import { grpcTraffic } from './net/rpc';
 import { ETCD_SERVER_VERSION } from '../shared/version';
+import type { GrpcServerMetrics } from './grpc_metrics';
 
 /** Created before the WAL opens, so the WAL can report into it. */
 export interface EarlyMetrics {
@@ -39,6 +40,8 @@ export interface MemberMetricSources {
   watchStreams: () => number;
   rings: Array<{ name: string; ring: { usedBytes(): number; readonly capacityBytes: number } }>;
   rangePool: { threads: () => number; queueSize: () => number };
+  /** etcd's grpc_server_* series (the handling-time histogram only with --metrics extensive). */
+  grpc: GrpcServerMetrics;
 }
 
 export interface GatewayCounters {
@@ -49,6 +52,7 @@ export interface GatewayCounters {
 
 export function registerMemberMetrics(m: EarlyMetrics, s: MemberMetricSources, wsOpen: () => number): GatewayCounters {
   const r = m.registry;
+  for (const g of s.grpc.metrics()) r.register(g);
   r.gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => (s.node.hasLeader ? 1 : 0));
   r.gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => (s.node.status().lead === s.memberId ? 1 : 0));
   r.counter('etcd_server_leader_changes_seen_total', 'The number of leader changes seen.', () => s.node.leaderChanges);

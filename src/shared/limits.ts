@@ -51,6 +51,15 @@ export const limits = {
    * (O_DSYNC) write into space that already exists changes no file size, so it needs no journal commit
    * of its own (etcd preallocates its segments with fallocate for the same reason). */
   walPreallocBytes: 1024 * 1024,
+  /** `etcd-ts gateway start`: a dial to an endpoint fails after this (etcd's has no timeout of its own,
+   * so the kernel's ~2 min SYN retries bound it), and connections open at once (etcd: unbounded). */
+  tcpGatewayDialTimeoutMs: 10_000,
+  tcpGatewayConnectionsMax: 10_000,
+  /** SNI server names the fast port (uWebSockets.js) keeps a TLS context for, so a reloaded certificate
+   * reaches clients that send SNI (gateway/uws_server.ts UwsTlsReload); past it, the default context. */
+  uwsSniNamesMax: 64,
+  /** WAL segments kept when the snapshot covers them (etcd --max-wals default; the flag sets it). */
+  walSegmentsMax: 5,
   /** A state-machine snapshot (and WAL release) also every this many entry bytes, whatever
    * --snapshot-count says, so a restart never replays more than about this much plus a segment. */
   snapshotEntryBytes: 8 * 1024 * 1024,

@@ -4,6 +4,8 @@
 //
 //   ETCD_TS_WAL_SYNC_DELAY_MS=N   every WAL write waits N ms more before it resolves (a slow disk;
 //                                 test/integration/watch_durable.test.ts)
+//   ETCD_TS_WAL_SEGMENT_BYTES=N   WAL segments are cut past N bytes instead of limits.walSegmentBytes (many
+//                                 small segments for --max-wals; test/integration/retention_wal.test.ts)
 //   ETCD_TS_WATCH_FAULT_KEY=K     the watch worker throws when a watcher on key K is created (a worker
 //                                 crash; test/integration/watch_crash.test.ts)
 //   ETCD_TS_WATCH_BATCH_US=N      watch fan-out pacing per response, in µs, instead of
@@ -22,6 +24,7 @@ import { limits } from './limits';
 
 export interface Switches {
   readonly walSyncDelayMs: number;
+  readonly walSegmentBytes: number;
   readonly watchFaultKey: Buffer | null;
   readonly applyFaultKey: Buffer | null;
   readonly applyCorruptKey: Buffer | null;
@@ -34,6 +37,7 @@ export interface Switches {
 export function readSwitches(env: NodeJS.ProcessEnv): Switches {
   return Object.freeze({
     walSyncDelayMs: Number(env.ETCD_TS_WAL_SYNC_DELAY_MS ?? 0) || 0,
+    walSegmentBytes: Number(env.ETCD_TS_WAL_SEGMENT_BYTES) > 0 ? Number(env.ETCD_TS_WAL_SEGMENT_BYTES) : limits.walSegmentBytes,
     watchFaultKey: env.ETCD_TS_WATCH_FAULT_KEY ? Buffer.from(env.ETCD_TS_WATCH_FAULT_KEY) : null,
     applyFaultKey: env.ETCD_TS_APPLY_FAULT_KEY ? Buffer.from(env.ETCD_TS_APPLY_FAULT_KEY) : null,
     applyCorruptKey: env.ETCD_TS_APPLY_CORRUPT_KEY ? Buffer.from(env.ETCD_TS_APPLY_CORRUPT_KEY) : null,

@@ -2,7 +2,12 @@
 // member 1 until the first refusal; the alarm it raises goes through the log, so every member lists it,
 // shows it in `endpoint status` and refuses puts (also through member 3, which never saw the quota
 // refusal), while reads, deletes and compaction work everywhere. A restarted member still has it
-// (persisted in LMDB). `alarm disarm` through member 3 clears them on every member. Then
+// (persisted in LMDB). `alarm disarm` through member 3 clears them on every member. Then, filled again
+// with overwrites: puts, txns with a put and lease grants are refused with etcd's error on every member
+// while reads, a delete and compaction work; compact + `etcdctl defrag --cluster` +
+// `alarm disarm` restore writes on every member, and every acknowledged write reads back from each.
+// Compaction runs on every member that applies it, not only on the one that served the request (before,
+// the others kept every old revision: their databases never shrank and Maintenance.Hash differed). Then
 // Maintenance.Hash answers the same hash and revision on every member.
 //
 //   npm run build && npx mocha --no-config --exit --timeout 180000 dist/test/integration/alarm_cluster.test.js
@@ -24,6 +29,39 @@ async function ctlErr(s: Server, args: string[]): Promise<string> {
   return r.stderr.trim().split('\n').pop() as string;
 }
 
+/** The header revision of an `etcdctl ... -w json` answer, as text. */
+function revisionOf(json: string): string {
+  const m = /"revision":(\d+)/.exec(json);
+  assert.ok(m, json);
+  return m[1];
+}
+
+const QUOTA_BYTES = 1024 * 1024;
+
+/** This member's database size (endpoint status), in bytes. */
+async function dbSizeOf(s: Server): Promise<number> {
+  const m = /"dbSize":(\d+)/.exec(await ctlOk(s, ['endpoint', 'status', '-w', 'json']));
+  assert.ok(m);
+  return Number(m[1]);
+}
+
+/**
+ * `etcdctl defrag --cluster` through s until every member's database is below the quota: each member
+ * removes compacted revisions in the background (only the one that was asked waits with --physical),
+ * so a defragmentation that ran before a member's compaction finished is repeated, as an operator would.
+ */
+async function defragUntilBelowQuota(s: Server): Promise<void> {
+  let sizes: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const out = await ctlOk(s, ['defrag', '--cluster']);
+    assert.equal(out.split('\n').filter((l) => l.startsWith('Finished defragmenting etcd member')).length, 3, out);
+    sizes = await Promise.all(members.map(dbSizeOf));
+    if (sizes.every((b) => b < QUOTA_BYTES / 2)) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.fail(`database sizes after defrag: ${sizes.join(' ')}`);
+}
+
 /** Alarm list and the errors of endpoint status, as this member answers them (serializable: its own state). */
 async function alarmsOf(s: Server): Promise<{ list: string; errors: string[] }> {
   const list = await ctlOk(s, ['alarm', 'list']);
@@ -32,13 +70,14 @@ async function alarmsOf(s: Server): Promise<{ list: string; errors: string[] }> 
   return { list, errors };
 }
 
+const members: Server[] = [];
+
 describe('NOSPACE alarm on a 3-member cluster', function () {
   this.timeout(180_000);
-  const members: Server[] = [];
   cleanupServersAfter(() => members);
 
   before(async () => {
-    members.push(...(await startEtcdTsCluster(3, 'alarm-test', { extraArgs: ['--quota-backend-bytes', String(1024 * 1024)] })));
+    members.push(...(await startEtcdTsCluster(3, 'alarm-test', { extraArgs: ['--quota-backend-bytes', String(QUOTA_BYTES)] })));
   });
 
   it('is raised through the log on every member, latches, persists, and is disarmed everywhere', async () => {
@@ -68,6 +107,83 @@ describe('NOSPACE alarm on a 3-member cluster', function () {
     const all = (await alarmsOf(m1)).list;
     assert.equal(await ctlOk(m3, ['alarm', 'disarm']), all);
     for (const m of members) assert.deepEqual(await alarmsOf(m), { list: '', errors: [] });
+  });
+
+  it('refuses puts, txns with puts and grants on every member, and compact + defrag --cluster + disarm restore writes', async () => {
+    const [m1] = members;
+    // Start from a store below the quota: the first test left it full.
+    await ctlOk(m1, ['del', '--prefix', 'quota/']);
+    await ctlOk(m1, ['compact', revisionOf(await ctlOk(m1, ['get', 'x', '-w', 'json']))]);
+    await defragUntilBelowQuota(m1);
+    await ctlOk(m1, ['alarm', 'disarm']);
+    // What every member must serve at the end: the last acknowledged value of each key.
+    const acked = new Map<string, string>();
+    for (let i = 0; i < 3; i++) {
+      await ctlOk(members[i], ['put', `keep/${i}`, `k${i}`]);
+      acked.set(`keep/${i}`, `k${i}`);
+    }
+    // 64 KiB overwrites of four keys until refused: the history, not the live keys, fills the quota,
+    // so compaction can free it (etcd's documented NOSPACE recovery).
+    let refusal = 'never refused';
+    for (let i = 0; i < 200; i++) {
+      const key = `fill/${i % 4}`;
+      const value = `${i}-`.padEnd(64 * 1024, 'f');
+      const r = await etcdctl(m1.endpoint, ['put', key], { input: value });
+      if (r.code !== 0) {
+        refusal = r.stderr.trim().split('\n').pop() as string;
+        break;
+      }
+      acked.set(key, value);
+    }
+    assert.equal(refusal, 'Error: etcdserver: mvcc: database space exceeded', m1.stderr().slice(-6000));
+    const nospace = 'Error: etcdserver: mvcc: database space exceeded';
+    for (const m of members) {
+      assert.match((await alarmsOf(m)).list, /alarm:NOSPACE/);
+      assert.equal(await ctlErr(m, ['put', 'small', 'x']), nospace);
+      const txn = await etcdctl(m.endpoint, ['txn', '-i'], { input: '\nput t1 v\n\n\n' });
+      assert.notEqual(txn.code, 0, 'a txn with a put is refused');
+      assert.equal(txn.stderr.trim().split('\n').pop(), nospace);
+      assert.equal(await ctlErr(m, ['lease', 'grant', '10']), 'Error: failed to grant lease (etcdserver: mvcc: database space exceeded)');
+      // Reads keep working. (A read-only txn does not: etcd's quotaKVServer checks every txn, at cost 0,
+      // and refuses it once this member's database has reached the quota, as etcd-ts does.)
+      assert.equal(await ctlOk(m, ['get', 'keep/0', '--print-value-only']), 'k0\n');
+      assert.equal(await ctlOk(m, ['get', 'keep/1', '--print-value-only', '--consistency=s']), 'k1\n');
+    }
+    // A delete and a compaction are allowed under NOSPACE.
+    assert.equal(await ctlOk(members[1], ['del', 'keep/2']), '1\n');
+    acked.delete('keep/2');
+    const rev = revisionOf(await ctlOk(members[2], ['get', 'keep/0', '-w', 'json']));
+    assert.match(await ctlOk(members[2], ['compact', rev, '--physical']), new RegExp(`compacted revision ${rev}`));
+    await defragUntilBelowQuota(members[0]);
+    await ctlOk(members[2], ['alarm', 'disarm']);
+    for (const m of members) assert.deepEqual(await alarmsOf(m), { list: '', errors: [] });
+    for (let i = 0; i < 3; i++) {
+      await ctlOk(members[i], ['put', `after/${i}`, `a${i}`]);
+      acked.set(`after/${i}`, `a${i}`);
+      assert.match(await ctlOk(members[i], ['lease', 'grant', '10']), /granted with TTL\(10s\)/);
+      assert.match(await ctlOk(members[i], ['txn', '-i'], '\nput t2 v\n\n\n'), /SUCCESS\n\nOK\n$/);
+    }
+    // Every acknowledged write, from every member (linearizable reads).
+    for (const m of members) {
+      for (const prefix of ['keep/', 'fill/', 'after/']) {
+        const json = JSON.parse(await ctlOk(m, ['get', '--prefix', prefix, '-w', 'json'])) as {
+          kvs?: Array<{ key: string; value: string }>;
+        };
+        const got = new Map(
+          (json.kvs ?? []).map((kv) => [Buffer.from(kv.key, 'base64').toString(), Buffer.from(kv.value, 'base64').toString()]),
+        );
+        const want = new Map([...acked].filter(([k]) => k.startsWith(prefix)));
+        assert.equal(got.size, want.size, `${m.endpoint} ${prefix}: keys`);
+        for (const [k, v] of want) assert.ok(got.get(k) === v, `${m.endpoint}: ${k} is not its last acknowledged value`);
+      }
+    }
+    // The same KV history on every member (HashKV at the current revision).
+    const rev2 = revisionOf(await ctlOk(members[0], ['get', 'x', '-w', 'json']));
+    const hashkv = await Promise.all(members.map(async (m) => (await ctlOk(m, ['endpoint', 'hashkv', `--rev=${rev2}`])).split(', ')[1]));
+    assert.ok(
+      hashkv.every((h) => h === hashkv[0]),
+      hashkv.join(' '),
+    );
   });
 
   it('Maintenance.Hash is the same on every member once they have applied the same state', async () => {

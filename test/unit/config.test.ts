@@ -81,7 +81,9 @@ describe('config: etcd flags', () => {
   });
   it('a flag it does not honour is accepted with one warning naming it and what etcd-ts does instead', () => {
     const notes = (argv: string[]) => cfg(argv).notes.map((n) => n.msg);
-    assert.deepEqual(notes(['--max-wals', '10']), ['--max-wals=10: --max-wals is not implemented yet: etcd-ts removes WAL segments older than the last snapshot marker (every --snapshot-count entries)']);
+    assert.deepEqual(notes(['--backend-batch-limit', '10']), ['--backend-batch-limit=10: --backend-batch-limit does not apply: etcd-ts commits one LMDB transaction per batch of applied entries']);
+    assert.deepEqual(notes(['--max-wals', '10', '--max-snapshots', '0']), [], '--max-wals and --max-snapshots are honoured');
+    assert.deepEqual([cfg(['--max-wals', '0']).maxWals, cfg([]).maxWals, cfg(['--max-snapshots', '2']).maxSnapshots], [0, 5, 2]);
     assert.deepEqual(notes(['--listen-metrics-urls', 'http://127.0.0.1:2381']), [], '--listen-metrics-urls is honoured');
     assert.deepEqual(cfg(['--listen-metrics-urls', 'http://127.0.0.1:2381,http://127.0.0.1:2382']).listenMetricsUrls.map((u) => u.port), ['2381', '2382']);
     assert.throws(() => cfg(['--listen-metrics-urls', 'https://127.0.0.1:2381']), /TLS key\/cert \(--cert-file, --key-file\) must be provided for client url https:\/\/127.0.0.1:2381/);
@@ -100,10 +102,11 @@ describe('config: etcd flags', () => {
     assert.equal(j.tokenType, 'jwt');
     assert.equal(cfg(['--auth-token', 'jwt,sign-method=HS256,priv-key=s']).auth.jwt?.ttlMs, 300_000, "etcd's default JWT ttl is 5m");
     assert.deepEqual(cfg(['--auth-token', 'jwt,sign-method=RS256,priv-key=k,colour=blue']).notes, [{ level: 'warn', msg: 'unknown JWT options', fields: { keys: ['colour'] } }]);
-    assert.match(notes(['--metrics', 'extensive'])[0], /--metrics is not implemented yet/);
+    assert.deepEqual(notes(['--metrics', 'extensive']), [], '--metrics is honoured');
+    assert.deepEqual([cfg(['--metrics', 'extensive']).metricsExtensive, cfg([]).metricsExtensive, cfg(['--metrics', 'other']).metricsExtensive], [true, false, false]);
     assert.match(notes(['--logger', 'capnslog'])[0], /--logger=capnslog: etcd-ts writes JSON lines as --logger=zap does/);
     assert.deepEqual(notes(['-v']), ['flag "-v" is no longer supported - ignoring.'], 'etcd 2 flags, as etcd 3.4');
-    assert.match(cfg(['--max-wals', '0']).notes[0].msg, /--max-wals=0/);
+    assert.match(cfg(['--backend-batch-limit', '0', '--backend-batch-interval', '1s']).notes[0].msg, /--backend-batch-interval=1s/);
     assert.deepEqual(cfg(['--unsafe-no-fsync']).notes[0].fields, { flag: 'unsafe-no-fsync' });
     assert.throws(() => cfg(['--logger', 'syslog']), /^Error: unknown logger option "syslog"$/);
   });
@@ -178,8 +181,8 @@ describe('config: etcd flags', () => {
       assert.deepEqual(c.notes.map((n) => n.msg), [
         'config file /etc/etcd.yml: unknown field "no-such-field" ignored',
         'loaded server configuration, other configuration command line flags and environment variables will be ignored if provided',
-        'max-wals: 7 (/etc/etcd.yml): --max-wals is not implemented yet: etcd-ts removes WAL segments older than the last snapshot marker (every --snapshot-count entries)',
       ]);
+      assert.equal(c.maxWals, 7);
     }
     assert.throws(() => cfg(['--config-file', 'x.yml'], {}, { readFile: () => 'snapshot-count: lots' }), /invalid value "lots" for "snapshot-count" in x.yml: parse error/);
     assert.throws(() => cfg(['--config-file', 'x.yml'], {}, { readFile: () => 'a:\n  b:\n    c: 1' }), /--config-file x.yml: line 3: nesting deeper/);

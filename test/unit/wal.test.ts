@@ -161,7 +161,7 @@ describe('wal: write and replay', () => {
 
   it('keeps the hardState when every segment holding one was released', async () => {
     const dir = fresh();
-    const { wal } = await Wal.open(dir, { segmentBytes: 1024 });
+    const { wal } = await Wal.open(dir, { segmentBytes: 1024, maxSegments: 1 });
     await wal.save({ term: 5, vote: 9n, commit: 40 }, range(1, 40, 5, 100));
     for (let i = 41; i <= 60; i++) await wal.save(null, [ent(i, 5, 100)]);
     await wal.releaseTo(59, 5);
@@ -171,6 +171,60 @@ describe('wal: write and replay', () => {
     assert.deepEqual(r.hardState, { term: 5, vote: 9n, commit: 40 });
     assert.deepEqual(r.entries, [ent(60, 5, 100)]);
     await r.wal.close();
+  });
+
+  it('keeps at most maxSegments covered segments (--max-wals), oldest removed first, never an uncovered one', async () => {
+    const dir = fresh();
+    const { wal } = await Wal.open(dir, { segmentBytes: 1024, maxSegments: 3 });
+    for (let i = 1; i <= 100; i++) await wal.save({ term: 1, vote: 1n, commit: i }, [ent(i, 1, 100)]);
+    // Nothing is covered yet: every segment stays, whatever the limit.
+    const all = segmentFiles(dir);
+    assert.ok(all.length > 6, `segments ${all.length}`);
+    await wal.releaseTo(40, 1);
+    const left = segmentFiles(dir);
+    // Segments holding entries above 40 stay; the covered ones go down to the limit, oldest first.
+    const firstKept = left[0];
+    assert.ok(left.length >= 3, `kept ${left.length}`);
+    assert.deepEqual(left, all.slice(all.indexOf(firstKept)));
+    assert.ok(parseInt(left[0].slice(17, 33), 16) <= 41, `${left[0]} must hold entry 41`);
+    await wal.releaseTo(100, 1);
+    assert.deepEqual(segmentFiles(dir), all.slice(-3));
+    for (let i = 101; i <= 200; i++) await wal.save({ term: 1, vote: 1n, commit: i }, [ent(i, 1, 100)]);
+    await wal.releaseTo(195, 1);
+    assert.equal(segmentFiles(dir).length, 3);
+    await wal.close();
+    const r = await Wal.open(dir, { segmentBytes: 1024, maxSegments: 3 });
+    assert.deepEqual(r.entries, range(196, 200, 1, 100));
+    assert.equal(r.snapshotIndex, 195);
+    await r.wal.close();
+  });
+
+  it('keeps every segment with maxSegments 0, replays only from the snapshot on, and trims on reopen', async () => {
+    const dir = fresh();
+    const { wal } = await Wal.open(dir, { segmentBytes: 1024, maxSegments: 0 });
+    for (let i = 1; i <= 100; i++) await wal.save({ term: 1, vote: 2n, commit: i }, [ent(i, 1, 100)]);
+    await wal.releaseTo(90, 1);
+    await wal.save({ term: 1, vote: 2n, commit: 100 }, range(101, 110, 1, 100));
+    await wal.close();
+    const all = segmentFiles(dir);
+    assert.ok(all.length > 10 && all[0] === '0000000000000000-0000000000000001.wal', `segments ${all.length}`);
+    // A covered segment is not read at start-up (etcd reads from its snapshot on): damage there is harmless.
+    fs.writeFileSync(path.join(dir, all[0]), Buffer.from('not a wal segment'));
+    const r = await Wal.open(dir, { segmentBytes: 1024, maxSegments: 0 });
+    assert.deepEqual(r.entries, range(91, 110, 1, 100));
+    assert.deepEqual(r.hardState, { term: 1, vote: 2n, commit: 100 });
+    await r.wal.close();
+    assert.deepEqual(segmentFiles(dir), all);
+    // A restart with a limit removes the covered surplus.
+    const r2 = await Wal.open(dir, { segmentBytes: 1024, maxSegments: 2 });
+    assert.deepEqual(r2.entries, range(91, 110, 1, 100));
+    await r2.wal.close();
+    const left = segmentFiles(dir);
+    assert.ok(left.length < all.length && left.length >= 2, `kept ${left.length}`);
+    assert.deepEqual(left, all.slice(-left.length));
+    const r3 = await Wal.open(dir, { segmentBytes: 1024, maxSegments: 2 });
+    assert.deepEqual(r3.entries, range(91, 110, 1, 100));
+    await r3.wal.close();
   });
 
   it('refuses an index gap that no snapshot marker explains, and a missing segment', async () => {

@@ -7,7 +7,10 @@
 // needed is read there); a response needs onAborted before any asynchronous work and must not be
 // touched after it fired; body chunks are views valid only during onData (copied or decoded there);
 // writes from outside a uWS callback are corked. A WebSocket must not be used after its close event.
+import * as fs from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
+import * as tls from 'node:tls';
+import { limits } from '../../shared/limits';
 import { GrpcCode } from '../../shared/errors';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from '../../shared/version';
 import { CallContext } from '../net/rpc';
@@ -58,6 +61,10 @@ interface UwsApp {
   any(pattern: string, h: (res: UwsResponse, req: UwsRequest) => void): UwsApp;
   ws(pattern: string, behavior: Record<string, unknown>): UwsApp;
   listen(host: string, port: number, cb: (token: unknown) => void): UwsApp;
+  missingServerName(cb: (hostname: string) => void): UwsApp;
+  addServerName(hostname: string, o: UwsTlsOptions): UwsApp;
+  removeServerName(hostname: string): UwsApp;
+  domain(hostname: string): UwsApp;
 }
 /** uWebSockets.js' SSLApp options. With ca_file_name uSockets verifies a client certificate that is presented
  * but does not require one (curl without a certificate got 200, 2026-12-08): client-certificate auth
@@ -92,6 +99,102 @@ export interface FastPortDeps {
   onError?: (e: unknown) => void;
   /** https:// and wss:// through uWebSockets.js' SSLApp (certificate files checked by the caller). */
   tls?: UwsTlsOptions;
+  /** How often the certificate files are checked for replacement (UwsTlsReload), and what it reports. */
+  tlsReloadCheckMs?: number;
+  onTlsReload?: (error: string | null) => void;
+}
+
+/** Identity of a file's current content: inode, size, mtime (changes when it is replaced). */
+function fileStamp(file: string | undefined): string {
+  if (!file) return '';
+  try {
+    const st = fs.statSync(file);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return 'missing';
+  }
+}
+
+/**
+ * Certificate reload on the fast port, as far as uWebSockets.js allows. SSLApp reads its files once,
+ * into the default context that every connection without SNI uses, and it has no call to replace it;
+ * nor can a second SSLApp take over the port (uSockets sets neither SO_REUSEPORT nor SO_REUSEADDR on
+ * Linux, so listening again fails while any connection on the port is open; tried 2026-12-08). What it
+ * has is one context per SNI name: each server name a client sends gets its own context, loaded from the
+ * files when first seen (missingServerName), and when the files are replaced every such context is
+ * loaded again (removeServerName + addServerName). So a client that dials a host NAME (and sends SNI)
+ * gets the new certificate on its next connection; a client that dials an IP address (no SNI, as
+ * etcdctl and Go clients do for IPs) keeps getting the certificate the port started with until a
+ * restart. Established connections keep their session either way. Names are bounded
+ * (limits.uwsSniNamesMax): past it, a new name gets the default context.
+ */
+class UwsTlsReload {
+  readonly #app: UwsApp;
+  readonly #opts: UwsTlsOptions;
+  readonly #names = new Set<string>();
+  readonly #report: (error: string | null) => void;
+  readonly #timer: NodeJS.Timeout;
+  /** Registers the port's routes on the app's currently selected domain: uWS routes per SNI domain. */
+  readonly #routes: (app: UwsApp) => void;
+  #stamp: string;
+  /** The stamp of files that failed to load, so a broken set is reported once. */
+  #failed = '';
+
+  constructor(app: UwsApp, opts: UwsTlsOptions, checkMs: number, report: (error: string | null) => void, routes: (app: UwsApp) => void) {
+    this.#app = app;
+    this.#routes = routes;
+    this.#opts = opts;
+    this.#report = report;
+    this.#stamp = this.#stampNow();
+    app.missingServerName((hostname) => {
+      if (this.#names.size >= limits.uwsSniNamesMax) return;
+      this.#names.add(hostname);
+      this.#add(hostname);
+    });
+    this.#timer = setInterval(() => this.#check(), checkMs);
+    this.#timer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** A context for hostname from the files as they are now, with the port's routes under its domain. */
+  #add(hostname: string): void {
+    this.#app.addServerName(hostname, this.#opts);
+    this.#routes(this.#app.domain(hostname));
+  }
+
+  #stampNow(): string {
+    return [this.#opts.cert_file_name, this.#opts.key_file_name, this.#opts.ca_file_name].map(fileStamp).join('|');
+  }
+
+  #check(): void {
+    const stamp = this.#stampNow();
+    if (stamp === this.#stamp || stamp === this.#failed) return;
+    try {
+      // uWS logs and carries on with a context it could not load: check the files here first.
+      tls.createSecureContext({
+        cert: fs.readFileSync(this.#opts.cert_file_name),
+        key: fs.readFileSync(this.#opts.key_file_name),
+        ca: this.#opts.ca_file_name ? fs.readFileSync(this.#opts.ca_file_name) : undefined,
+      });
+    } catch (e) {
+      this.#failed = stamp;
+      this.#report((e as Error).message);
+      return;
+    }
+    for (const h of this.#names) {
+      this.#app.removeServerName(h);
+      this.#add(h);
+    }
+    this.#stamp = stamp;
+    this.#report(null);
+  }
+}
+
+function noReport(): void {
+  /* nothing to report to */
 }
 
 function guard(fn: () => void, onError?: (e: unknown) => void): void {
@@ -138,12 +241,22 @@ function sendText(res: UwsResponse, status: number, body: string, type: string):
 export class FastPort {
   readonly #d: FastPortDeps;
   readonly #app: UwsApp;
+  readonly #tlsReload: UwsTlsReload | null;
   #token: unknown = null;
   #wsOpen = 0;
 
   constructor(d: FastPortDeps) {
     this.#d = d;
     this.#app = d.tls ? uws().SSLApp(d.tls) : uws().App();
+    this.#routes(this.#app);
+    this.#tlsReload = d.tls
+      ? new UwsTlsReload(this.#app, d.tls, d.tlsReloadCheckMs ?? limits.tlsReloadCheckMs, d.onTlsReload ?? noReport, (app) => this.#routes(app))
+      : null;
+  }
+
+  /** Registers every route on app (the default domain, or an SNI domain selected with app.domain()). */
+  #routes(app: UwsApp): void {
+    const d = this.#d;
     // Both WebSocket endpoints: no compression, the body limit per message, a bounded send buffer.
     const wsLimits = {
       compression: uws().DISABLED,
@@ -153,7 +266,7 @@ export class FastPort {
       closeOnBackpressureLimit: true,
       sendPingsAutomatically: true,
     };
-    this.#app.ws('/ws', {
+    app.ws('/ws', {
       ...wsLimits,
       upgrade: (res: UwsResponse & { upgrade: (...a: unknown[]) => void }, req: UwsRequest, ctx: unknown) => {
         // uWS copies the user data's own properties: the state object rides in one of them.
@@ -180,7 +293,7 @@ export class FastPort {
       },
     });
     // etcd 3.4's grpc-websocket-proxy: a WebSocket on a /v3/ route (ws_proxy.ts).
-    this.#app.ws('/v3/*', {
+    app.ws('/v3/*', {
       ...wsLimits,
       upgrade: (res: UwsResponse & { upgrade: (...a: unknown[]) => void }, req: UwsRequest, ctx: unknown) => {
         const route = d.gateway.route(req.getUrl());
@@ -196,7 +309,7 @@ export class FastPort {
       drain: (ws: UwsWebSocket<ProxyState>) => ws.getUserData().state.call?.drained(),
       close: (ws: UwsWebSocket<ProxyState>) => ws.getUserData().state.closed(),
     });
-    this.#app.any('/*', (res, req) => {
+    app.any('/*', (res, req) => {
       try {
         this.#onRequest(res, req);
       } catch (e) {
@@ -225,6 +338,7 @@ export class FastPort {
   }
 
   close(): void {
+    this.#tlsReload?.close();
     if (this.#token) uws().us_listen_socket_close(this.#token);
     this.#token = null;
   }

@@ -107,6 +107,11 @@ export class ClientPorts {
         onWsMessage: () => metrics.counters.wsMessages.inc(),
         onError: (e) => log.error('HTTP/JSON port: request failed', { error: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
         tls: u.protocol === 'https:' ? uwsTls(tls) : undefined,
+        tlsReloadCheckMs: lim.tlsReloadCheckMs,
+        onTlsReload: (error) =>
+          error === null
+            ? log.info('reloaded TLS certificate files for SNI clients of the HTTP/JSON port', { address: u.href })
+            : log.warn('cannot reload TLS certificate files; keeping the previous ones', { address: u.href, error }),
       });
       await fast.listen(hostOf(u), Number(u.port));
       this.#fastPorts.push(fast);

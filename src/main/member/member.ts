@@ -33,6 +33,7 @@ import { RaftNode } from '../node/node';
 import { RawNode } from '../raft/rawnode';
 import { EtcdServer } from '../server';
 import { createEarlyMetrics, EarlyMetrics, registerMemberMetrics } from '../server_metrics';
+import { GrpcServerMetrics } from '../grpc_metrics';
 import { AuditLog } from '../audit/audit_log';
 import { Auditor } from '../audit/auditor';
 import { Wal, WalOpenResult } from '../wal/wal';
@@ -55,7 +56,7 @@ import { publish } from './publish';
 import { forceNewCluster, RecoveredLog, recoverLog } from './recover';
 import { SnapshotSender } from './snapshot_sender';
 import { EssentialWorker, progressNotifyIntervalMs, startWorker, WATCH_WORKER_LIMITS } from './supervision';
-import { syncVia } from '../compactor';
+import { requestCompaction, syncVia } from '../compactor';
 import { MemberTls, resolveTls } from './tls_setup';
 import { AuthContext, AuthGate } from '../auth/auth_gate';
 import { JwtTokens } from '../auth/jwt_token';
@@ -192,8 +193,9 @@ async function openStorage(cfg: Config, lim: Readonly<Limits>, log: Logger, dir:
     startWorker('apply.js', { ...init, backendCommitHistogram: metrics.backendCommitSab }),
     startWorker('compact.js', { ...init, toApply: undefined, fromApply: undefined, batchRevisions: lim.compactionBatchRevisions }),
     Wal.open(dir.walDir, {
-      segmentBytes: lim.walSegmentBytes,
+      segmentBytes: readSwitches(process.env).walSegmentBytes,
       batchBytesMax: lim.walBatchBytesMax,
+      maxSegments: cfg.maxWals,
       onFsync: (sec) => metrics.walFsync.observe(sec),
       syncDelayMs: readSwitches(process.env).walSyncDelayMs,
     }),
@@ -384,6 +386,22 @@ function watchRefusal(auth: AuthGate, ctx: AuthContext, key: Uint8Array, end: Ui
   }
 }
 
+/**
+ * Every applied Compaction, on every member, starts the compaction worker: the member that served the
+ * request also asks it directly (server.ts), but the others only learn the new compact revision by
+ * applying the entry, and without this kept every old revision until a restart (their database never
+ * shrank, so a NOSPACE alarm could not be cleared by compact + defrag, and Maintenance.Hash differed).
+ */
+function compactWhenApplied(node: RaftNode, compactor: Worker): void {
+  let last = node.status().compactRevision;
+  node.onApplied(() => {
+    const rev = node.status().compactRevision;
+    if (rev <= last) return;
+    last = rev;
+    requestCompaction(compactor);
+  });
+}
+
 /** What the peer port delivers, and to whom. */
 function peerInbound(ident: Identity, r: RaftParts, s: Services, corrupt: CorruptChecker): PeerInbound {
   return {
@@ -484,10 +502,13 @@ export class Member {
     }
     // As etcd: before this member serves peers' Raft traffic or clients (a new member has nothing to check).
     if (cfg.initialCorruptCheck && initialized) await corrupt.initialCheck();
+    compactWhenApplied(raft.node, st.compactor.worker);
     raft.node.start();
     services.lessor.start();
     await publish(raft.node, st.store, cfg, ident, log);
     const ports = new ClientPorts();
+    const grpcMetrics = new GrpcServerMetrics(cfg.metricsExtensive);
+    services.server.transport.setMetrics(grpcMetrics);
     const counters = registerMemberMetrics(
       st.metrics,
       {
@@ -498,6 +519,7 @@ export class Member {
         watchStreams: () => services.watch.streamCount,
         rings: ringGauges(st, services.watch),
         rangePool: { threads: () => services.server.rangePoolStats().threads, queueSize: () => services.server.rangePoolStats().queueSize },
+        grpc: grpcMetrics,
       },
       () => ports.webSocketsOpen,
     );

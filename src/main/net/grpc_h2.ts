@@ -25,6 +25,8 @@ import { encodeHeaderBlock } from './h2/hpack';
 import { H2Server } from './h2/server';
 import type { RequestHeaders } from './h2/session';
 import type { H2Stream, StreamListener } from './h2/stream';
+import { performance } from 'node:perf_hooks';
+import type { GrpcServerMetrics, MethodStats } from '../grpc_metrics';
 
 export interface GrpcTransportOptions {
   /** Largest accepted message, in bytes (etcd: --max-request-bytes + 512 KiB of gRPC overhead). */
@@ -82,6 +84,8 @@ function sendError(stream: H2Stream, e: unknown): void {
 export class GrpcH2Transport extends GrpcMethods {
   readonly server: H2Server;
   #opts: GrpcTransportOptions;
+  /** etcd's grpc_server_* metrics (grpc_metrics.ts); null until the member registers them. */
+  #metrics: GrpcServerMetrics | null = null;
 
   constructor(opts: GrpcTransportOptions) {
     super();
@@ -98,6 +102,13 @@ export class GrpcH2Transport extends GrpcMethods {
     });
   }
 
+  /** Counts every call from now on in m (etcd's go-grpc-prometheus interceptors), after pre-registering
+   * etcd's methods that this table serves. */
+  setMetrics(m: GrpcServerMetrics): void {
+    m.preRegister(this);
+    this.#metrics = m;
+  }
+
   #onStream(stream: H2Stream, headers: RequestHeaders): void {
     const path = headers[':path'] ?? '';
     const ctype = headers['content-type'] ?? '';
@@ -111,19 +122,56 @@ export class GrpcH2Transport extends GrpcMethods {
     };
     const unary = this.unaryMethod(path);
     if (unary) {
-      stream.listener = new UnaryCall(stream, unary, ctx, this.#opts.recvMessageBytesMax);
+      stream.listener = new UnaryCall(stream, unary, ctx, this.#opts.recvMessageBytesMax, this.#callStats(path, true));
       return;
     }
     const bidi = this.streamHandler(path);
     if (bidi) {
       try {
-        stream.listener = new BidiCall(stream, bidi, ctx, this.#opts.recvMessageBytesMax);
+        stream.listener = new BidiCall(stream, bidi, ctx, this.#opts.recvMessageBytesMax, this.#callStats(path, false));
       } catch (e) {
         sendError(stream, e);
       }
       return;
     }
     sendStatus(stream, GrpcCode.Unimplemented, this.unknownMethodMessage(path));
+  }
+
+  #callStats(path: string, unary: boolean): CallStats | null {
+    const m = this.#metrics;
+    return m === null ? null : new CallStats(m.method(path, unary), m.extensive);
+  }
+}
+
+/** One call's share of its method's metrics: started once, handled once (with its time when extensive). */
+class CallStats {
+  readonly #m: MethodStats;
+  readonly #timed: boolean;
+  #t0 = -1;
+  #handled = false;
+
+  constructor(m: MethodStats, timed: boolean) {
+    this.#m = m;
+    this.#timed = timed;
+  }
+
+  start(): void {
+    if (this.#timed) this.#t0 = performance.now();
+    this.#m.started++;
+  }
+
+  received(): void {
+    this.#m.received++;
+  }
+
+  sent(messages: number): void {
+    this.#m.sent += messages;
+  }
+
+  handled(code: number): void {
+    if (this.#handled) return;
+    this.#handled = true;
+    this.#m.handle(code, this.#t0 < 0 ? -1 : (performance.now() - this.#t0) / 1000);
   }
 }
 
@@ -143,12 +191,15 @@ class UnaryCall implements StreamListener, MessageSink {
   /** Set once answered; cancel hooks run only for a call that ends unanswered. */
   #answered = false;
   #cancelFns: Array<() => void> | null = null;
+  /** Counted from the handler's start, as etcd's unary interceptor (a call refused while decoding is not). */
+  readonly #stats: CallStats | null;
 
-  constructor(stream: H2Stream, method: UnaryMethod, ctx: CallContext, max: number) {
+  constructor(stream: H2Stream, method: UnaryMethod, ctx: CallContext, max: number, stats: CallStats | null) {
     this.#stream = stream;
     this.#method = method;
     this.#ctx = ctx;
     this.#reader = new GrpcMessageReader(max);
+    this.#stats = stats;
   }
 
   onData(stream: H2Stream, buf: Buffer, start: number, end: number): void {
@@ -190,6 +241,8 @@ class UnaryCall implements StreamListener, MessageSink {
   }
 
   #run(body: Uint8Array): void {
+    this.#stats?.start();
+    this.#stats?.received();
     if (this.#ctx.deadlineMs > 0) this.#timer = setTimeout(onDeadline, Math.max(0, this.#ctx.deadlineMs - Date.now()), this);
     this.#ctx.onCancel = (fn) => { (this.#cancelFns ??= []).push(fn); };
     try {
@@ -205,6 +258,10 @@ class UnaryCall implements StreamListener, MessageSink {
     this.#answered = true;
     this.#clearTimer();
     sendMessage(this.#stream, out);
+    if (this.#stats !== null) {
+      this.#stats.handled(GrpcCode.OK);
+      this.#stats.sent(1);
+    }
   }
 
   fail(e: unknown): void {
@@ -212,6 +269,7 @@ class UnaryCall implements StreamListener, MessageSink {
     this.#clearTimer();
     const st = failureStatus(e, this.#method.kind);
     sendStatus(this.#stream, st.code, st.message);
+    this.#stats?.handled(st.code);
   }
 
   /** The server's deadline: a read answers it; a write only stops waiting (rpc.ts MethodKind). */
@@ -219,6 +277,7 @@ class UnaryCall implements StreamListener, MessageSink {
     this.#timer = null;
     if (this.#method.kind === 'read') {
       sendStatus(this.#stream, GrpcCode.DeadlineExceeded, 'context deadline exceeded');
+      this.#stats?.handled(GrpcCode.DeadlineExceeded);
       this.#cancel();
       return;
     }
@@ -243,16 +302,20 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
   #failed = false;
   #cancelFns: Array<() => void> = [];
   #drainFns: Array<() => void> = [];
+  readonly #stats: CallStats | null;
 
-  constructor(stream: H2Stream, h: StreamHandler, ctx: CallContext, max: number) {
+  constructor(stream: H2Stream, h: StreamHandler, ctx: CallContext, max: number, stats: CallStats | null) {
     this.#stream = stream;
     this.#reader = new GrpcMessageReader(max);
+    this.#stats = stats;
+    stats?.start();
     stream.respond(RESPONSE_HEADERS, false);
     this.#handlers = h(this, ctx);
   }
 
   send(msg: Uint8Array): boolean {
     if (this.#ended || this.#stream.closed) return false;
+    this.#stats?.sent(1);
     grpcTraffic.sentBytes += msg.length;
     writeGrpcMessage(this.#stream, msg);
     return this.#queueOk();
@@ -261,6 +324,7 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
   sendFramed(framed: Buffer, messages: number): boolean {
     if (this.#ended || this.#stream.closed) return false;
     countSentFramed(framed.length, messages);
+    this.#stats?.sent(messages);
     // Pieces below copyPayloadBytesMax are copied into the session's (reused) output buffers; only what
     // the flow-control windows hold back is copied apart. A fresh copy of the whole write (what the
     // node:http2 transport, since removed, did) cost a full mark-compact every ~80 ms under paced watch
@@ -286,6 +350,7 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
   end(code: GrpcCode, message?: string): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#stats?.handled(code);
     if (!this.#stream.closed) this.#stream.end(trailersBlock(code, message ?? ''));
   }
 
@@ -314,6 +379,7 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
 
   onMessage(msg: Uint8Array): void {
     grpcTraffic.receivedBytes += msg.length;
+    this.#stats?.received();
     this.#handlers.onMessage(msg);
   }
 
@@ -328,6 +394,8 @@ class BidiCall implements StreamListener, MessageSink, ServerStream {
 
   onClose(): void {
     this.#ended = true;
+    // Closed without a status of ours: the client went away (grpc-go's handler returns Canceled).
+    this.#stats?.handled(GrpcCode.Canceled);
     const fns = this.#cancelFns;
     this.#cancelFns = [];
     for (const fn of fns) fn();

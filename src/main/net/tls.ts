@@ -206,6 +206,11 @@ function fileStamp(file: string): string {
   }
 }
 
+/** Identity of the contents of every file of info (certificate, key, CA, CRL): changes when one is replaced. */
+export function tlsFilesStamp(i: TlsInfo): string {
+  return [i.certFile, i.keyFile, i.trustedCaFile, i.crlFile].map(fileStamp).join('|');
+}
+
 export class TlsAcceptor {
   readonly #info: TlsInfo;
   readonly #lim: TlsAcceptorLimits;
@@ -288,8 +293,7 @@ export class TlsAcceptor {
   }
 
   #stampNow(): string {
-    const i = this.#info;
-    return [i.certFile, i.keyFile, i.trustedCaFile, i.crlFile].map(fileStamp).join('|');
+    return tlsFilesStamp(this.#info);
   }
 
   /** Reloads the certificate files if they changed since the last check (etcd reads them per handshake). */

@@ -9,6 +9,8 @@ import {
   decodeHelloAck, encodeHello,
 } from './frame';
 import type { PeerLimits } from './transport';
+import { clientOptions, tlsFilesStamp, TlsInfo } from '../net/tls';
+import type { Logger } from '../log';
 
 export interface HostPort {
   host: string;
@@ -49,13 +51,63 @@ export interface DialEnv {
   limits: PeerLimits;
   /** Called with the socket as soon as it exists, so the owner can destroy it on stop(). */
   track(sock: net.Socket): void;
-  /** TLS client options (this member's peer certificate) for https:// peer URLs; null without peer TLS. */
-  tls?: tls.ConnectionOptions | null;
+  /** TLS client options (this member's peer certificate) for https:// peer URLs, fixed or re-read when
+   * the files change (PeerDialTls); null without peer TLS. */
+  tls?: tls.ConnectionOptions | PeerDialTls | null;
+}
+
+/**
+ * This member's peer certificate for dialing, re-read when its files are replaced: etcd builds the
+ * client TLS config from the files for every new connection, so a rotated certificate, key or CA is
+ * used by the next dial without a restart. Here the files' identities (inode, size, mtime) are
+ * compared at most every checkMs, at a dial; connections already established keep their TLS session.
+ * Files that do not load (half written) leave the previous ones in use, retried at a later dial.
+ */
+export class PeerDialTls {
+  readonly #info: TlsInfo;
+  readonly #checkMs: number;
+  readonly #log: Logger | null;
+  #opts: tls.ConnectionOptions;
+  #stamp: string;
+  #checkedAt: number;
+
+  /** Loads the files now (throws a one-line message naming a bad one). */
+  constructor(info: TlsInfo, checkMs: number, log: Logger | null) {
+    this.#info = info;
+    this.#checkMs = checkMs;
+    this.#log = log;
+    this.#stamp = tlsFilesStamp(info);
+    this.#opts = PeerDialTls.#load(info);
+    this.#checkedAt = Date.now();
+  }
+
+  /** One secure context for every dial with these files (a context per dial would parse them each time). */
+  static #load(info: TlsInfo): tls.ConnectionOptions {
+    const o = clientOptions(info);
+    return { secureContext: tls.createSecureContext(o), rejectUnauthorized: o.rejectUnauthorized };
+  }
+
+  /** The options for the next dial. */
+  options(): tls.ConnectionOptions {
+    const now = Date.now();
+    if (now - this.#checkedAt < this.#checkMs) return this.#opts;
+    this.#checkedAt = now;
+    const stamp = tlsFilesStamp(this.#info);
+    if (stamp === this.#stamp) return this.#opts;
+    try {
+      this.#opts = PeerDialTls.#load(this.#info);
+      this.#stamp = stamp;
+      this.#log?.info('reloaded peer TLS certificate files for dialing', { 'cert-file': this.#info.certFile });
+    } catch (e) {
+      this.#log?.warn('cannot reload peer TLS certificate files; keeping the previous ones', { error: (e as Error).message });
+    }
+    return this.#opts;
+  }
 }
 
 function connect(env: DialEnv, addr: HostPort): net.Socket {
   if (!addr.secure) return net.connect({ host: addr.host, port: addr.port });
-  const o = env.tls;
+  const o = env.tls instanceof PeerDialTls ? env.tls.options() : env.tls;
   if (!o) throw new Error(`https://${addr.host}:${addr.port} is a TLS peer URL, but this member has no peer TLS (--peer-cert-file and --peer-key-file, or --peer-auto-tls)`);
   // The certificate must be valid for the host dialed (an IP is checked against IP SANs); servername
   // only for names (RFC 6066 has no IP server names).

@@ -17,7 +17,7 @@ import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import { Logger } from '../log';
-import { clientOptions, TlsAcceptor, TlsInfo } from '../net/tls';
+import { TlsAcceptor, TlsInfo } from '../net/tls';
 import { Message } from '../raft/types';
 import { limits, Limits } from '../../shared/limits';
 import { idToHex } from '../../shared/ids';
@@ -27,7 +27,7 @@ import {
   FRAME_HEADER_BYTES, Frame, FrameReader, FrameType, HELLO_FRAME_BYTES_MAX, HELLO_STATUS_TEXT, HelloStatus, PEER_PROTOCOL_VERSION,
   Purpose, decodeHello, encodeFrame, encodeHelloAck, looksLikeHttp, sealFrame,
 } from './frame';
-import { dial, Dialed, HostPort, parsePeerUrl } from './dial';
+import { dial, Dialed, HostPort, parsePeerUrl, PeerDialTls } from './dial';
 import { LinkEnv, MessageLink } from './link';
 import { PeerRequestError, RequestLink, RequestServer, errorToWire } from './request';
 import { SnapshotReceiver, encodeSnapResult, listSnapshotFiles, streamSnapshot } from './snapshot';
@@ -122,7 +122,7 @@ export class PeerTransport {
     this.#log = opts.log.child({ component: 'peer', local: idToHex(opts.selfId) });
     this.#env = {
       selfId: opts.selfId, clusterId: opts.clusterId, limits: this.#l, log: this.#log, track: this.#track,
-      tls: opts.tls && opts.tls.certFile ? clientOptions(opts.tls) : null,
+      tls: opts.tls && opts.tls.certFile ? new PeerDialTls(opts.tls, this.#l.tlsReloadCheckMs, this.#log) : null,
       onUnreachable: (pid: bigint) => this.#reportUnreachable(pid),
       onRemovedByPeer: (pid: bigint) => {
         this.#log.warn('a peer refused us: this member was removed from the cluster', { peer: idToHex(pid) });

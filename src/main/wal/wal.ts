@@ -60,6 +60,12 @@ export interface WalOptions {
   /** Zeros written ahead of the records (limits.walPreallocBytes); 0 appends at the end of the file.
    * Only with fsync. */
   preallocBytes?: number;
+  /**
+   * etcd --max-wals: segments kept at most, counting the active one; 0 keeps every segment. Only
+   * segments whose entries the snapshot marker covers are removed (oldest first), so more may stay
+   * while the state machine has not caught up, as etcd's purge skips WAL files still locked.
+   */
+  maxSegments?: number;
 }
 
 export interface WalStats {
@@ -158,9 +164,11 @@ async function removeTempFiles(dir: string): Promise<void> {
 async function replaySegments(dir: string, segs: SegmentName[], replay: LogReplay): Promise<{ truncated: boolean; lastEnd: number }> {
   let truncated = false;
   let lastEnd = 0;
-  for (let i = 0; i < segs.length; i++) {
+  const lastFile = path.join(dir, segs[segs.length - 1].name);
+  const lastBuf = await fsp.readFile(lastFile);
+  for (let i = coveredPrefix(segs, lastSnapshotIn(lastBuf, lastFile)); i < segs.length; i++) {
     const file = path.join(dir, segs[i].name);
-    const buf = await fsp.readFile(file);
+    const buf = i === segs.length - 1 ? lastBuf : await fsp.readFile(file);
     const res = scanSegment(buf, file, i === segs.length - 1, (rec, offset) => {
       if (rec.type === RecordType.Entry) replay.addEntry(rec.entry, file, offset);
       else if (rec.type === RecordType.HardState) replay.hardState = rec.hardState;
@@ -179,6 +187,27 @@ async function replaySegments(dir: string, segs: SegmentName[], replay: LogRepla
     lastEnd = res.validBytes;
   }
   return { truncated, lastEnd };
+}
+
+/** The highest snapshot marker in the last segment (its header carries the one in force when it was cut). */
+function lastSnapshotIn(buf: Buffer, file: string): number {
+  let index = 0;
+  scanSegment(buf, file, true, (rec) => {
+    if (rec.type === RecordType.Snapshot && rec.index > index) index = rec.index;
+  });
+  return index;
+}
+
+/**
+ * How many leading segments hold only entries at or below snapshotIndex (see Wal.#purge): replay would
+ * drop them, and a later segment's header carries the hardState and marker they held, so they are not
+ * read. Segments kept for --max-wals thus cost no start-up time, as etcd reads only the WAL files from
+ * its snapshot on.
+ */
+function coveredPrefix(segs: SegmentName[], snapshotIndex: number): number {
+  let k = 0;
+  while (k < segs.length - 1 && segs[k + 1].firstIndex - 1 <= snapshotIndex) k++;
+  return k;
 }
 
 /** A zero chunk for preallocation, shared (never written to). */
@@ -203,6 +232,7 @@ export class Wal {
   /** The active segment opened without O_DSYNC, for writing zeros ahead (null until needed). */
   #allocFh: fsp.FileHandle | null;
   readonly #preallocBytes: number;
+  readonly #maxSegments: number;
   /** Reused batch buffer (batchBytesMax); only touched by #run, never while its write is in flight. */
   readonly #buf: Buffer;
   readonly #dv: DataView;
@@ -239,6 +269,7 @@ export class Wal {
     this.#allocatedTo = fileSize;
     this.#allocFh = null;
     this.#preallocBytes = opts.fsync ? opts.preallocBytes : 0;
+    this.#maxSegments = opts.maxSegments;
     this.#buf = Buffer.allocUnsafeSlow(opts.batchBytesMax);
     this.#dv = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
     this.#queue = [];
@@ -265,10 +296,12 @@ export class Wal {
       onFsync: opts.onFsync ?? noFsyncObserver,
       syncDelayMs: opts.syncDelayMs ?? 0,
       preallocBytes: opts.preallocBytes ?? limits.walPreallocBytes,
+      maxSegments: opts.maxSegments ?? limits.walSegmentsMax,
     };
     // A batch must hold at least the fixed-size records; bigger entries go alone (oversized path).
     assert(o.batchBytesMax >= HARD_STATE_RECORD_BYTES + SNAPSHOT_RECORD_BYTES, 'wal: batchBytesMax too small');
     assert(o.segmentBytes > 0, 'wal: segmentBytes');
+    assert(Number.isSafeInteger(o.maxSegments) && o.maxSegments >= 0, 'wal: maxSegments');
     await fsp.mkdir(dir, { recursive: true });
     await removeTempFiles(dir);
     const segments = await listSegments(dir);
@@ -287,6 +320,8 @@ export class Wal {
     const fh = await openActive(path.join(dir, segments[segments.length - 1].name), o.fsync);
     const { size } = await fh.stat();
     const wal = new Wal(dir, o, segments, fh, lastEnd, size, replay, lastIndex);
+    // A restart with a smaller --max-wals trims what an earlier run kept.
+    await wal.#purge();
     return {
       wal, hardState: replay.hardState, entries, snapshotIndex: replay.snapshotIndex,
       snapshotTerm: replay.snapshotTerm, truncatedTail,
@@ -471,17 +506,20 @@ export class Wal {
     this.#snapshotIndex = op.index;
     this.#snapshotTerm = op.term;
     if (op.index > this.#lastIndex) this.#lastIndex = op.index;
-    await this.#removeSegmentsThrough(op.index);
+    await this.#purge();
   }
 
   /**
-   * Segment k holds no live entry above segments[k+1].firstIndex - 1 (that was lastIndex when k+1
-   * was cut; later overwrites only lower it), so it can go once that is <= index. Never the last.
+   * Removes the oldest segments while more than maxSegments remain (etcd's purge of --max-wals), each
+   * only if the snapshot marker covers it: segment k holds no live entry above segments[k+1].firstIndex
+   * - 1 (that was lastIndex when k+1 was cut; later overwrites only lower it). Never the last segment.
+   * Replay skips covered segments (coveredPrefix), so keeping them costs disk, not start-up time.
    */
-  async #removeSegmentsThrough(index: number): Promise<void> {
+  async #purge(): Promise<void> {
+    if (this.#maxSegments === 0) return;
     const segs = this.#segments;
     let k = 0;
-    while (k < segs.length - 1 && segs[k + 1].firstIndex - 1 <= index) k++;
+    while (segs.length - k > this.#maxSegments && k < segs.length - 1 && segs[k + 1].firstIndex - 1 <= this.#snapshotIndex) k++;
     if (k === 0) return;
     for (const seg of segs.splice(0, k)) await fsp.unlink(path.join(this.#dir, seg.name));
     if (this.#fsync) await syncDir(this.#dir);
@@ -510,5 +548,6 @@ export class Wal {
     this.#allocatedTo = off;
     this.#bytesWritten += off;
     this.#segments.push(seg);
+    await this.#purge();
   }
 }
