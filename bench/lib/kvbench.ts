@@ -9,11 +9,27 @@ export const kvbenchBin = path.resolve(__dirname, '..', '..', '..', 'bench', 'go
 
 /** kvbench's JSON (main.go, type result); percentiles are -1 when no request succeeded. */
 export interface KvbenchResult {
-  op: string; endpoints: string[]; conns: number; clients: number; total: number; tls: boolean;
-  consistency?: string; compare?: boolean;
-  ok: number; errors: number; errorSample: string[];
-  seconds: number; reqPerSec: number; avgMs: number; p50Ms: number; p90Ms: number; p99Ms: number; p999Ms: number; maxMs: number;
-  clientCores: number; gomaxprocs: number;
+  op: string;
+  endpoints: string[];
+  conns: number;
+  clients: number;
+  total: number;
+  tls: boolean;
+  consistency?: string;
+  compare?: boolean;
+  ok: number;
+  errors: number;
+  errorSample: string[];
+  seconds: number;
+  reqPerSec: number;
+  avgMs: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+  clientCores: number;
+  gomaxprocs: number;
 }
 
 /** Runs `kvbench <args>` and resolves with its JSON; rejects with its stderr tail when it fails. Killed after limitMs. */
@@ -22,13 +38,25 @@ export function runKvbench(args: string[], limitMs: number): Promise<KvbenchResu
     const child = spawn(kvbenchBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    const timer = setTimeout(() => { child.kill('SIGKILL'); }, limitMs);
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+    }, limitMs);
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000);
+    });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (code !== 0) { reject(new Error(`kvbench ${args[0]} exited with ${code ?? signal}: ${stderr.trim()}`)); return; }
+      if (code !== 0) {
+        reject(new Error(`kvbench ${args[0]} exited with ${code ?? signal}: ${stderr.trim()}`));
+        return;
+      }
       try {
         resolve(JSON.parse(stdout) as KvbenchResult);
       } catch {
