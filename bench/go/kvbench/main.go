@@ -282,7 +282,9 @@ func connWork(c config, tc *tls.Config) work {
 	return func(ctx context.Context, i int) error {
 		dctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 		defer cancel()
-		conn, err := grpc.DialContext(dctx, c.endpoints[i%len(c.endpoints)], creds, grpc.WithBlock())
+		// grpc.Dial takes host:port; clientv3 (and so --endpoints) also accepts http:// and https:// URLs.
+		target := strings.TrimPrefix(strings.TrimPrefix(c.endpoints[i%len(c.endpoints)], "https://"), "http://")
+		conn, err := grpc.DialContext(dctx, target, creds, grpc.WithBlock())
 		if err != nil {
 			return err
 		}
