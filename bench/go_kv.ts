@@ -183,6 +183,8 @@ interface Run {
 
 /** Starts one server (or cluster) of this kind on fresh data dirs. */
 async function startServers(kind: ServerKind, a: Args, pki: TestPki | null): Promise<Server[]> {
+  const peerPki = a.peerTls ? pki : null;
+  pki = a.tls ? pki : null; // --peer-tls alone: cleartext clients
   const tlsArgs = pki
     ? ['--cert-file', pki.server.cert, '--key-file', pki.server.key, '--trusted-ca-file', pki.ca, '--client-cert-auth']
     : [];
@@ -193,18 +195,17 @@ async function startServers(kind: ServerKind, a: Args, pki: TestPki | null): Pro
   const scheme = a.peerTls ? 'https' : 'http';
   const names = Array.from({ length: a.members }, (_, i) => `m${i + 1}`);
   const initialCluster = names.map((n, i) => `${n}=${scheme}://127.0.0.1:${ports[a.members + i]}`).join(',');
-  const peerArgs =
-    a.peerTls && pki
-      ? [
-          '--peer-cert-file',
-          pki.server.cert,
-          '--peer-key-file',
-          pki.server.key,
-          '--peer-trusted-ca-file',
-          pki.ca,
-          '--peer-client-cert-auth',
-        ]
-      : [];
+  const peerArgs = peerPki
+    ? [
+        '--peer-cert-file',
+        peerPki.server.cert,
+        '--peer-key-file',
+        peerPki.server.key,
+        '--peer-trusted-ca-file',
+        peerPki.ca,
+        '--peer-client-cert-auth',
+      ]
+    : [];
   const started = await Promise.allSettled(
     names.map((name, i) =>
       startKind(kind, {
@@ -263,7 +264,7 @@ async function runWorkloads(kind: ServerKind, round: number, a: Args, pki: TestP
       const w = parseWorkload(name, a.scale);
       const cpu0 = serverCpuUs(ss);
       const t0 = performance.now();
-      const g: KvbenchResult = await runKvbench(goArgs(w, ss, pki), 600_000);
+      const g: KvbenchResult = await runKvbench(goArgs(w, ss, a.tls ? pki : null), 600_000);
       const sec = (performance.now() - t0) / 1000;
       const r: Run = {
         kind,
