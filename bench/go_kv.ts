@@ -194,6 +194,7 @@ async function startServers(kind: ServerKind, a: Args, pki: TestPki | null): Pro
   const ports = await Promise.all(Array.from({ length: 2 * a.members }, () => freePort()));
   const scheme = a.peerTls ? 'https' : 'http';
   const names = Array.from({ length: a.members }, (_, i) => `m${i + 1}`);
+  const token = `go-kv-${process.pid}-${Date.now()}`; // one for all members
   const initialCluster = names.map((n, i) => `${n}=${scheme}://127.0.0.1:${ports[a.members + i]}`).join(',');
   const peerArgs = peerPki
     ? [
@@ -215,7 +216,7 @@ async function startServers(kind: ServerKind, a: Args, pki: TestPki | null): Pro
         clientPort: ports[i],
         peerPort: ports[a.members + i],
         initialCluster,
-        token: `go-kv-${process.pid}-${Date.now()}`,
+        token,
         peerScheme: scheme,
       }),
     ),
