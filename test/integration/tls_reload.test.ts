@@ -190,7 +190,12 @@ describe('TLS reload: the uWebSockets.js port, for clients that send SNI', funct
       logLevel: 'info',
       extraArgs: ['--cert-file', cert, '--key-file', key, '--listen-client-http-urls', `https://127.0.0.1:${fastPort}`],
     });
-    const before = await connectTls(fastPort, pki, 'localhost');
+    // The established connection is one without SNI: a reload replaces the SNI contexts, and uWebSockets.js
+    // may close a connection made under the replaced one (seen twice in CI; README says so).
+    const first = await connectTls(fastPort, pki, 'localhost'); // registers the SNI name with the first files
+    assert.equal(first.cn, 'etcd-server');
+    first.sock.destroy();
+    const before = await connectTls(fastPort, pki);
     socks.push(before.sock);
     assert.equal(before.cn, 'etcd-server');
     assert.equal(await getVersion(before.sock), 'HTTP/1.1 200 OK');
