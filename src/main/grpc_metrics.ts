@@ -7,28 +7,9 @@
 //
 // The transport (net/grpc_h2.ts) asks method(path) once per call and counts on the returned object:
 // a few array increments per call, plus two clock reads with --metrics extensive.
-export type GrpcType = 'unary' | 'server_stream' | 'bidi_stream';
+import { GRPC_CODE_NAMES as CODE_NAMES } from '../shared/errors';
 
-/** grpc-go's codes.Code String() names, by code number. */
-const CODE_NAMES = [
-  'OK',
-  'Canceled',
-  'Unknown',
-  'InvalidArgument',
-  'DeadlineExceeded',
-  'NotFound',
-  'AlreadyExists',
-  'PermissionDenied',
-  'ResourceExhausted',
-  'FailedPrecondition',
-  'Aborted',
-  'OutOfRange',
-  'Unimplemented',
-  'Internal',
-  'Unavailable',
-  'DataLoss',
-  'Unauthenticated',
-] as const;
+export type GrpcType = 'unary' | 'server_stream' | 'bidi_stream';
 
 /** prometheus.DefBuckets, go-grpc-prometheus's default for the handling-time histogram. */
 export const HANDLING_BUCKETS_S: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

@@ -22,6 +22,27 @@ export const enum GrpcCode {
   Unauthenticated = 16,
 }
 
+/** grpc-go's codes.Code String() names, by code number (the audit log and the gRPC metrics print them). */
+export const GRPC_CODE_NAMES: readonly string[] = [
+  'OK',
+  'Canceled',
+  'Unknown',
+  'InvalidArgument',
+  'DeadlineExceeded',
+  'NotFound',
+  'AlreadyExists',
+  'PermissionDenied',
+  'ResourceExhausted',
+  'FailedPrecondition',
+  'Aborted',
+  'OutOfRange',
+  'Unimplemented',
+  'Internal',
+  'Unavailable',
+  'DataLoss',
+  'Unauthenticated',
+];
+
 export class EtcdError extends Error {
   readonly code: GrpcCode;
   constructor(code: GrpcCode, message: string) {

@@ -28,18 +28,16 @@
 //   npm run build && sh bench/go/build.sh && \
 //     npx mocha --no-config --exit --timeout 300000 dist/test/integration/double_write.test.js
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { RawGrpc } from '../support/grpc_raw';
 import { checkHistory, CheckResult, HistoryOp, PutEvent } from '../support/history_check';
 import { runEtcd3Workload } from '../support/etcd3_history';
+import { lincheckBin, putThrough, runLincheckProcess } from '../support/lin/run';
 import { Partition, partitionUnsupported } from '../support/partition';
 import { freePort, removeDataDir, Server, startKind, targetKind } from '../support/procs';
 import { etcdserverpb, mvccpb } from '../../src/shared/gen/etcd';
-
-const lincheckBin = path.resolve(__dirname, '..', '..', '..', 'bench', 'go', 'bin', 'lincheck');
 
 const CLIENTS = 8;
 const KEYS = 4;
@@ -77,64 +75,13 @@ async function partitionSchedule(part: Partition, members: number, log: string[]
   }
 }
 
-/** Runs lincheck; starts the schedule when it says "#phase start"; stderr goes to stderrPath. */
-function runLincheck(args: string[], stderrPath: string, onStart: () => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(lincheckBin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    const errOut = fs.createWriteStream(stderrPath);
-    let started = false;
-    let pending = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), WORKLOAD_MS + 60_000);
-    child.stderr.on('data', (d: Buffer) => {
-      errOut.write(d);
-      if (started) return;
-      pending += d.toString();
-      if (pending.includes('#phase start\n')) {
-        started = true;
-        onStart();
-      }
-    });
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      errOut.end();
-      if (code === 0) resolve();
-      else reject(new Error(`lincheck exited with ${code ?? signal}; stderr in ${stderrPath}`));
-    });
-  });
-}
-
-/** One put through a member, retried (the member may still be catching up after its heal). */
-async function putThrough(s: Server, key: string, value: string): Promise<void> {
-  const until = Date.now() + 30_000;
-  let last = '';
-  while (Date.now() < until) {
-    const c = new RawGrpc(s.endpoint);
-    try {
-      const body = etcdserverpb.PutRequest.encode({ key: Buffer.from(key), value: Buffer.from(value) }).finish();
-      const r = await c.unary('/etcdserverpb.KV/Put', body, { cancelAfterMs: 3000 });
-      if (r.status === 0) return;
-      last = `status ${r.status} ${r.message}`;
-    } catch (e) {
-      last = (e as Error).message;
-    } finally {
-      c.close();
-    }
-    await sleep(200);
-  }
-  throw new Error(`put through ${s.endpoint} kept failing: ${last}`);
-}
-
 /**
  * Every PUT event under prefix, from a watch at revision 1. First a put through each member (after
  * anything that member still had queued for the leader), then the watch runs until it has shown all three.
  */
 async function putEvents(members: Server[], prefix: string): Promise<PutEvent[]> {
   const endKeys = members.map((_, i) => `${prefix}end/m${i + 1}`);
-  for (let i = 0; i < members.length; i++) await putThrough(members[i], endKeys[i], 'end');
+  for (let i = 0; i < members.length; i++) await putThrough(members[i].endpoint, endKeys[i]);
   const c = new RawGrpc(members[0].endpoint);
   try {
     const w = c.stream('/etcdserverpb.Watch/Watch');
@@ -251,7 +198,7 @@ describe('issue 13: no write applied twice when a member is cut off from its pee
     const schedule: string[] = [];
     let scheduled: Promise<void> = Promise.resolve();
     try {
-      await runLincheck(
+      await runLincheckProcess(
         [
           '--endpoints',
           members.map((m) => m.endpoint).join(','),
@@ -271,6 +218,7 @@ describe('issue 13: no write applied twice when a member is cut off from its pee
           out,
         ],
         stderrPath,
+        WORKLOAD_MS + 60_000,
         () => {
           scheduled = partitionSchedule(part!, members.length, schedule);
         },

@@ -9,31 +9,10 @@
 // UserChangePassword, so they are never printed) or a token (the metadata is only handed to the auth
 // gate, which returns the user).
 import type { AuthGate } from '../auth/auth_gate';
-import { EtcdError, GrpcCode } from '../../shared/errors';
+import { EtcdError, GrpcCode, GRPC_CODE_NAMES as CODE_NAMES } from '../../shared/errors';
 import { limits } from '../../shared/limits';
 import { CallAudit, CallContext, failureStatus, MethodKind, UnaryHandler } from '../net/rpc';
 import type { AuditLog } from './audit_log';
-
-/** grpc-go's codes.Code.String(). */
-const CODE_NAMES = [
-  'OK',
-  'Canceled',
-  'Unknown',
-  'InvalidArgument',
-  'DeadlineExceeded',
-  'NotFound',
-  'AlreadyExists',
-  'PermissionDenied',
-  'ResourceExhausted',
-  'FailedPrecondition',
-  'Aborted',
-  'OutOfRange',
-  'Unimplemented',
-  'Internal',
-  'Unavailable',
-  'DataLoss',
-  'Unauthenticated',
-];
 
 const PERM_TYPES = ['READ', 'WRITE', 'READWRITE'];
 

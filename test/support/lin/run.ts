@@ -62,8 +62,16 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Runs lincheck; calls onStart when it prints "#phase start"; its stderr goes to stderrPath. */
-function runLincheck(args: string[], stderrPath: string, killAfterMs: number, onStart: () => void): Promise<LinOp[]> {
+/** Runs lincheck and returns the operations it wrote to its --out file (see runLincheckProcess). */
+async function runLincheck(args: string[], stderrPath: string, killAfterMs: number, onStart: () => void): Promise<LinOp[]> {
+  await runLincheckProcess(args, stderrPath, killAfterMs, onStart);
+  const out = args[args.indexOf('--out') + 1];
+  return (JSON.parse(fs.readFileSync(out, 'utf8')) as { ops: LinOp[] }).ops;
+}
+
+/** Runs lincheck (killed after killAfterMs); calls onStart when it prints "#phase start"; its stderr goes
+ * to stderrPath. Resolves when it exits 0. */
+export function runLincheckProcess(args: string[], stderrPath: string, killAfterMs: number, onStart: () => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(lincheckBin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const errOut = fs.createWriteStream(stderrPath);
@@ -86,15 +94,14 @@ function runLincheck(args: string[], stderrPath: string, killAfterMs: number, on
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       errOut.end();
-      if (code !== 0) return reject(new Error(`lincheck exited with ${code ?? signal}; stderr in ${stderrPath}`));
-      const out = args[args.indexOf('--out') + 1];
-      resolve((JSON.parse(fs.readFileSync(out, 'utf8')) as { ops: LinOp[] }).ops);
+      if (code === 0) resolve();
+      else reject(new Error(`lincheck exited with ${code ?? signal}; stderr in ${stderrPath}`));
     });
   });
 }
 
-/** A put through one member, retried while it catches up; returns the response's header revision. */
-async function putThrough(endpoint: string, key: string): Promise<number> {
+/** A put of 'end' through one member, retried while it catches up; returns the response's header revision. */
+export async function putThrough(endpoint: string, key: string): Promise<number> {
   const until = Date.now() + 30_000;
   let last = '';
   while (Date.now() < until) {
